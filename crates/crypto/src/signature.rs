@@ -9,6 +9,7 @@ use crate::format::algorithm::{AlgorithmId, HashAlg};
 use crate::format::signature::VirgilSignature;
 use crate::keys::{PrivateKey, PublicKey};
 use rand_core::CryptoRngCore;
+use sha2::Digest;
 
 /// Signs `data`, returning the Virgil signature DER (83 bytes for Ed25519).
 ///
