@@ -412,8 +412,10 @@ def main():
     bulk_bytes = 4 * MIB if args.quick else 64 * MIB
 
     try:
-        import virgil_crypto  # noqa: F401  (the SDK; proves the pinned package is what is installed)
+        import importlib
         from importlib.metadata import version
+
+        importlib.import_module("virgil_crypto")  # the SDK itself must be importable too
 
         versions = "virgil-crypto %s, virgil-crypto-lib %s" % (version("virgil-crypto"), version("virgil-crypto-lib"))
         f = Foundation()

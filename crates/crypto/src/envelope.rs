@@ -686,6 +686,12 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
         let (gcm, source) = match &info.footer_info {
             Some(footer) => {
                 let keys = SaeKeys::derive(&secret);
+                // The nonce in the message info is redundant here (the derived one is used), and
+                // every writer stores the derived one. Requiring that leaves no byte of the
+                // message info malleable without detection.
+                if !bool::from(info.nonce.ct_eq(&keys.data_nonce)) {
+                    return Err(Error::DecryptionFailed);
+                }
                 let mut gcm = Gcm::new((&*keys.data_key).into(), &keys.data_nonce);
                 let digest = match &footer.signed_data_digest {
                     Some(d) => {

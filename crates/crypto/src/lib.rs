@@ -44,6 +44,8 @@ mod keys;
 pub mod manual;
 mod padding;
 mod signature;
+#[cfg(test)]
+mod vector_tests;
 
 pub use envelope::{
     Crypto, DecryptInfo, Decryptor, Encryptor, MessageKind, Signing, Stage,

@@ -23,6 +23,9 @@ pub mod differences {
     //!   agreement that yields the all-zero secret, is rejected.
     //! * **Either key id matches.** A recipient entry is found by the 8-byte id or the SHA-256 id
     //!   of the key, so one private key opens messages from both configurations.
+    //! * **No malleable bytes in sign-and-encrypt.** The AES-GCM nonce stored in the message info
+    //!   of a sign-and-encrypt message is ignored by the reference (the derived nonce is used);
+    //!   Sealkit requires it to equal the derived nonce, which every writer stores.
     //! * **Footer signatures.** Any signer info whose id and algorithm match one of the given keys
     //!   may carry the valid signature (the reference checks only the first signer info).
     //! * **Group messages.** Plaintext is capped at [`crate::MAX_GROUP_PLAINTEXT`] bytes so that
