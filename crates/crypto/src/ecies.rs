@@ -45,7 +45,9 @@ fn x25519_agree(
 ) -> Result<Zeroizing<[u8; 32]>> {
     let shared = secret.diffie_hellman(public);
     if !shared.was_contributory() {
-        return Err(Error::InvalidKey("key agreement produced the all-zero secret"));
+        return Err(Error::InvalidKey(
+            "key agreement produced the all-zero secret",
+        ));
     }
     Ok(Zeroizing::new(shared.to_bytes()))
 }
@@ -111,8 +113,7 @@ pub(crate) fn unwrap(envelope: &[u8], key: &PrivateKey) -> Result<Zeroizing<[u8;
     })?;
     let z = agree(key, &originator).map_err(|_| Error::DecryptionFailed)?;
     let k = kdf2_sha384(z.as_ref());
-    let mut mac =
-        HmacSha384::new_from_slice(&k[32..80]).map_err(|_| Error::DecryptionFailed)?;
+    let mut mac = HmacSha384::new_from_slice(&k[32..80]).map_err(|_| Error::DecryptionFailed)?;
     mac.update(&env.ciphertext);
     // Constant-time comparison inside `verify_slice`.
     mac.verify_slice(&env.mac)

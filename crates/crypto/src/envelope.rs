@@ -307,7 +307,10 @@ impl Crypto {
         if let Signing::SignThenEncrypt { signer, signature } = &signing {
             VirgilSignature::decode(signature)?;
             info.custom_params = Some(vec![
-                (DATA_SIGNATURE.to_owned(), ParamValue::Data(signature.to_vec())),
+                (
+                    DATA_SIGNATURE.to_owned(),
+                    ParamValue::Data(signature.to_vec()),
+                ),
                 (
                     DATA_SIGNER_ID.to_owned(),
                     ParamValue::Data(self.key_id(signer.public_key()).as_bytes().to_vec()),
@@ -599,9 +602,15 @@ impl<S: Stage> core::fmt::Debug for Decryptor<'_, S> {
 impl<'a, S: Stage> Decryptor<'a, S> {
     /// Starts decrypting with `key`. With `verify_with`, a valid signature by one of those keys
     /// is required (an empty list is an error).
-    pub fn new(key: &'a PrivateKey, verify_with: Option<&'a [PublicKey]>, stage: S) -> Result<Self> {
+    pub fn new(
+        key: &'a PrivateKey,
+        verify_with: Option<&'a [PublicKey]>,
+        stage: S,
+    ) -> Result<Self> {
         if verify_with.is_some_and(<[PublicKey]>::is_empty) {
-            return Err(Error::InvalidArgument("no keys given to verify the signature with"));
+            return Err(Error::InvalidArgument(
+                "no keys given to verify the signature with",
+            ));
         }
         Ok(Self {
             key,
@@ -654,7 +663,6 @@ impl<'a, S: Stage> Decryptor<'a, S> {
             State::Poisoned => Err(Error::InvalidArgument("decryptor used after an error")),
         }
     }
-
 }
 
 /// Parses the message info, finds the recipient entry of `key` and sets up the body decryption.
@@ -729,9 +737,12 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
         };
         let hasher = match (&source, verify_with) {
             (_, None) => None,
-            (SignatureSource::Params { signature: Some(s), .. }, Some(_)) => {
-                Some(Hasher::new(s.hash()))
-            }
+            (
+                SignatureSource::Params {
+                    signature: Some(s), ..
+                },
+                Some(_),
+            ) => Some(Hasher::new(s.hash())),
             (SignatureSource::Footer { digest, .. }, Some(_)) => Some(Hasher::new(*digest)),
             _ => None,
         };
@@ -746,7 +757,6 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
             hasher,
         })
     }
-
 }
 
 impl<S: Stage> Decryptor<'_, S> {
@@ -757,9 +767,7 @@ impl<S: Stage> Decryptor<'_, S> {
             State::Header(buf) => {
                 return Err(FormatError::truncated("message_info", buf.len()).into());
             }
-            State::Poisoned => {
-                return Err(Error::InvalidArgument("decryptor used after an error"))
-            }
+            State::Poisoned => return Err(Error::InvalidArgument("decryptor used after an error")),
         };
         let info = body.finish(&mut self.stage, self.verify_with)?;
         self.stage.flush()?;
@@ -772,7 +780,9 @@ impl Body {
         match &self.source {
             SignatureSource::Footer { data_size, .. } => {
                 let remaining = data_size.saturating_sub(self.body_ct_len);
-                let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(input.len());
+                let take = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len());
                 let (body, rest) = input.split_at(take);
                 self.decrypt_ct(body, stage)?;
                 if self.held_ct.len() + rest.len() > MAX_FOOTER + 2 * TAG_LEN {
@@ -1000,7 +1010,10 @@ mod tests {
                 for key in [&a, &b, &c] {
                     let signer = [a.public_key().clone()];
                     assert_eq!(
-                        plain.as_ref().ok().and_then(|m| crypto.decrypt(m, key).ok()),
+                        plain
+                            .as_ref()
+                            .ok()
+                            .and_then(|m| crypto.decrypt(m, key).ok()),
                         Some(pt.clone())
                     );
                     assert_eq!(
@@ -1045,9 +1058,15 @@ mod tests {
         let other = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
         let crypto = Crypto::new();
         let to = [b.public_key().clone()];
-        let plain = crypto.encrypt(&mut OsRng, b"x", &to, false).unwrap_or_default();
-        let sae = crypto.sign_and_encrypt(&mut OsRng, b"x", &a, &to, false).unwrap_or_default();
-        let ste = crypto.sign_then_encrypt(&mut OsRng, b"x", &a, &to, false).unwrap_or_default();
+        let plain = crypto
+            .encrypt(&mut OsRng, b"x", &to, false)
+            .unwrap_or_default();
+        let sae = crypto
+            .sign_and_encrypt(&mut OsRng, b"x", &a, &to, false)
+            .unwrap_or_default();
+        let ste = crypto
+            .sign_then_encrypt(&mut OsRng, b"x", &a, &to, false)
+            .unwrap_or_default();
         let wrong = [other.public_key().clone()];
         assert!(matches!(
             crypto.decrypt_verified(&plain, &b, Some(&wrong)),
@@ -1064,10 +1083,16 @@ mod tests {
         // A card chain: the old key first, the current one second.
         let chain = [other.public_key().clone(), a.public_key().clone()];
         assert_eq!(
-            crypto.decrypt_verified(&sae, &b, Some(&chain)).ok().map(|(_, i)| i.verified_by),
+            crypto
+                .decrypt_verified(&sae, &b, Some(&chain))
+                .ok()
+                .map(|(_, i)| i.verified_by),
             Some(Some(1))
         );
-        assert!(matches!(crypto.decrypt(&plain, &other), Err(Error::RecipientNotFound)));
+        assert!(matches!(
+            crypto.decrypt(&plain, &other),
+            Err(Error::RecipientNotFound)
+        ));
     }
 
     #[test]

@@ -84,7 +84,9 @@ impl GroupSession {
             let t = match GroupMessage::decode(ticket.as_ref())? {
                 GroupMessage::Ticket(t) => t,
                 GroupMessage::Regular(_) => {
-                    return Err(Error::InvalidArgument("an encrypted message is not a ticket"))
+                    return Err(Error::InvalidArgument(
+                        "an encrypted message is not a ticket",
+                    ))
                 }
             };
             let s = session.get_or_insert_with(|| Self {
@@ -169,11 +171,13 @@ impl GroupSession {
         plaintext: &[u8],
         sender: &PrivateKey,
     ) -> Result<Vec<u8>> {
-        let signing = sender
-            .ed25519()
-            .ok_or(Error::Unsupported("group messages are signed with Ed25519 keys only"))?;
+        let signing = sender.ed25519().ok_or(Error::Unsupported(
+            "group messages are signed with Ed25519 keys only",
+        ))?;
         if plaintext.len() > MAX_PLAINTEXT {
-            return Err(Error::InvalidArgument("group message plaintext is too long"));
+            return Err(Error::InvalidArgument(
+                "group message plaintext is too long",
+            ));
         }
         let epoch = self.current_epoch();
         let epoch_key = self.epochs.get(&epoch).ok_or(Error::Group("no epoch"))?;
@@ -228,11 +232,18 @@ impl GroupSession {
             .ok_or(Error::Group("the message's epoch is not known"))?;
         let verifying = match sender {
             PublicKey::Ed25519(k) => k,
-            _ => return Err(Error::Unsupported("group messages are signed with Ed25519 keys only")),
+            _ => {
+                return Err(Error::Unsupported(
+                    "group messages are signed with Ed25519 keys only",
+                ))
+            }
         };
         use ed25519_dalek::Verifier as _;
         verifying
-            .verify(&r.cipher_text, &ed25519_dalek::Signature::from_bytes(&r.signature))
+            .verify(
+                &r.cipher_text,
+                &ed25519_dalek::Signature::from_bytes(&r.signature),
+            )
             .map_err(|_| Error::SignatureInvalid)?;
 
         let (key, nonce) = derive(epoch_key, &r.header.salt);
@@ -281,26 +292,45 @@ mod tests {
     #[test]
     fn epochs_round_trip_and_old_sessions_cannot_read_new_epochs() {
         let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
-        let mut s = GroupSession::create(b"a-group-id-123", &mut OsRng).unwrap_or_else(|_| panic!());
+        let mut s =
+            GroupSession::create(b"a-group-id-123", &mut OsRng).unwrap_or_else(|_| panic!());
         let old = GroupSession::from_tickets(&s.tickets()).unwrap_or_else(|_| panic!());
-        let m0 = s.encrypt(&mut OsRng, b"epoch 0", &alice).unwrap_or_default();
+        let m0 = s
+            .encrypt(&mut OsRng, b"epoch 0", &alice)
+            .unwrap_or_default();
         assert!(s.add_epoch(&mut OsRng).is_ok());
         let m1 = s.encrypt(&mut OsRng, b"", &alice).unwrap_or_default();
-        assert_eq!(GroupSession::message_info(&m1).map(|i| i.epoch).ok(), Some(1));
-        assert_eq!(s.decrypt(&m0, alice.public_key()).ok(), Some(b"epoch 0".to_vec()));
+        assert_eq!(
+            GroupSession::message_info(&m1).map(|i| i.epoch).ok(),
+            Some(1)
+        );
+        assert_eq!(
+            s.decrypt(&m0, alice.public_key()).ok(),
+            Some(b"epoch 0".to_vec())
+        );
         assert_eq!(s.decrypt(&m1, alice.public_key()).ok(), Some(Vec::new()));
-        assert!(matches!(old.decrypt(&m1, alice.public_key()), Err(Error::Group(_))));
+        assert!(matches!(
+            old.decrypt(&m1, alice.public_key()),
+            Err(Error::Group(_))
+        ));
         let bob = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
-        assert!(matches!(s.decrypt(&m0, bob.public_key()), Err(Error::SignatureInvalid)));
+        assert!(matches!(
+            s.decrypt(&m0, bob.public_key()),
+            Err(Error::SignatureInvalid)
+        ));
     }
 
     #[test]
     fn size_limits() {
         let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
         let s = GroupSession::create(b"a-group-id-123", &mut OsRng).unwrap_or_else(|_| panic!());
-        let max = s.encrypt(&mut OsRng, &vec![1; MAX_PLAINTEXT], &alice).unwrap_or_default();
+        let max = s
+            .encrypt(&mut OsRng, &vec![1; MAX_PLAINTEXT], &alice)
+            .unwrap_or_default();
         assert!(max.len() <= 30188);
-        assert!(s.encrypt(&mut OsRng, &vec![1; MAX_PLAINTEXT + 1], &alice).is_err());
+        assert!(s
+            .encrypt(&mut OsRng, &vec![1; MAX_PLAINTEXT + 1], &alice)
+            .is_err());
         assert!(GroupSession::create(b"short", &mut OsRng).is_err());
     }
 }

@@ -433,17 +433,28 @@ mod tests {
             assert_eq!(again.ok().as_deref(), Some(&*der));
             let b64 = key.to_base64();
             assert_eq!(
-                PrivateKey::import(b64.as_bytes()).map(|k| k.to_der()).ok().as_deref(),
+                PrivateKey::import(b64.as_bytes())
+                    .map(|k| k.to_der())
+                    .ok()
+                    .as_deref(),
                 Some(&*der)
             );
             let pem = pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der)
                 .unwrap_or_default();
             assert_eq!(
-                PrivateKey::import(pem.as_bytes()).map(|k| k.to_der()).ok().as_deref(),
+                PrivateKey::import(pem.as_bytes())
+                    .map(|k| k.to_der())
+                    .ok()
+                    .as_deref(),
                 Some(&*der)
             );
             let public = key.public_key();
-            assert_eq!(PublicKey::import(public.to_base64().as_bytes()).ok().as_ref(), Some(public));
+            assert_eq!(
+                PublicKey::import(public.to_base64().as_bytes())
+                    .ok()
+                    .as_ref(),
+                Some(public)
+            );
         }
     }
 
@@ -453,7 +464,10 @@ mod tests {
         let shown = format!("{key:?}");
         assert_eq!(
             shown,
-            format!("PrivateKey {{ type: Ed25519, key_id: {:?}, .. }}", key.public_key().key_id())
+            format!(
+                "PrivateKey {{ type: Ed25519, key_id: {:?}, .. }}",
+                key.public_key().key_id()
+            )
         );
     }
 }

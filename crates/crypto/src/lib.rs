@@ -47,9 +47,7 @@ mod signature;
 #[cfg(test)]
 mod vector_tests;
 
-pub use envelope::{
-    Crypto, DecryptInfo, Decryptor, Encryptor, MessageKind, Signing, Stage,
-};
+pub use envelope::{Crypto, DecryptInfo, Decryptor, Encryptor, MessageKind, Signing, Stage};
 pub use error::{Error, FormatError, FormatErrorKind, Result};
 pub use group::{GroupMessageInfo, GroupSession, MAX_EPOCHS, MAX_PLAINTEXT as MAX_GROUP_PLAINTEXT};
 pub use keys::{KeyId, KeyIdScheme, KeyType, PrivateKey, PublicKey};

@@ -173,7 +173,8 @@ pub(crate) fn sign_digest(
 pub(crate) fn verify_digest(digest: &[u8], raw: &[u8], key: &PublicKey) -> Result<()> {
     match key {
         PublicKey::Ed25519(k) => {
-            let sig = ed25519_dalek::Signature::from_slice(raw).map_err(|_| Error::SignatureInvalid)?;
+            let sig =
+                ed25519_dalek::Signature::from_slice(raw).map_err(|_| Error::SignatureInvalid)?;
             // `verify`, not `verify_strict`: the reference (ref10) accepts what `verify` accepts
             // for honest signatures, and strictness could reject data the reference made.
             use ed25519_dalek::Verifier as _;
@@ -212,6 +213,9 @@ mod tests {
     #[test]
     fn x25519_cannot_sign() {
         let key = PrivateKey::generate(KeyType::Curve25519, &mut OsRng);
-        assert!(matches!(sign(b"x", &key, &mut OsRng), Err(Error::Unsupported(_))));
+        assert!(matches!(
+            sign(b"x", &key, &mut OsRng),
+            Err(Error::Unsupported(_))
+        ));
     }
 }

@@ -117,7 +117,11 @@ impl<'a> DerReader<'a> {
     }
 
     /// Reads an optional element with the given tag.
-    pub fn optional(&mut self, tag: u8, field: &'static str) -> Result<Option<Tlv<'a>>, FormatError> {
+    pub fn optional(
+        &mut self,
+        tag: u8,
+        field: &'static str,
+    ) -> Result<Option<Tlv<'a>>, FormatError> {
         if self.peek_tag() == Some(tag) {
             self.read(tag, field).map(Some)
         } else {
@@ -320,7 +324,20 @@ mod tests {
         assert_eq!(int(160), [0x02, 0x02, 0x00, 0xa0]);
         assert_eq!(int(-1), [0x02, 0x01, 0xff]);
         assert_eq!(int(-129), [0x02, 0x02, 0xff, 0x7f]);
-        for v in [0i64, 1, 127, 128, 255, 256, 65535, i64::MAX, -1, -128, -129, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            i64::MAX,
+            -1,
+            -128,
+            -129,
+            i64::MIN,
+        ] {
             let enc = int(v);
             assert_eq!(DerReader::new(&enc).int("x").ok(), Some(v), "{v}");
         }
@@ -351,7 +368,9 @@ mod tests {
         // Indefinite length.
         assert!(DerReader::new(&[0x30, 0x80, 0, 0]).read_any("x").is_err());
         // Leading zero length byte.
-        assert!(DerReader::new(&[0x04, 0x82, 0x00, 0x80]).read_any("x").is_err());
+        assert!(DerReader::new(&[0x04, 0x82, 0x00, 0x80])
+            .read_any("x")
+            .is_err());
     }
 
     #[test]

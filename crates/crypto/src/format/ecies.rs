@@ -89,7 +89,10 @@ impl EciesEnvelope {
 
     pub fn encode(&self) -> Vec<u8> {
         let kdf = der::sequence(&[&der::oid(oid::KDF2), &AlgorithmId::sha384().encode()]);
-        let hmac = der::sequence(&[&AlgorithmId::sha384().encode(), &der::octet_string(&self.mac)]);
+        let hmac = der::sequence(&[
+            &AlgorithmId::sha384().encode(),
+            &der::octet_string(&self.mac),
+        ]);
         let cipher = der::sequence(&[&der::oid(oid::AES256_CBC), &der::octet_string(&self.iv)]);
         let content = der::sequence(&[&cipher, &der::octet_string(&self.ciphertext)]);
         der::sequence(&[&der::int(0), &self.originator, &kdf, &hmac, &content])

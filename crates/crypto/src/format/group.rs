@@ -31,7 +31,10 @@ enum Value<'a> {
 }
 
 /// Reads `(field number, value)` pairs, rejecting duplicates of fields in `1..=3`.
-fn fields<'a>(data: &'a [u8], what: &'static str) -> Result<[Option<(Value<'a>, usize)>; 3], FormatError> {
+fn fields<'a>(
+    data: &'a [u8],
+    what: &'static str,
+) -> Result<[Option<(Value<'a>, usize)>; 3], FormatError> {
     let mut out: [Option<(Value<'a>, usize)>; 3] = [None, None, None];
     let mut pos = 0;
     while pos < data.len() {
@@ -78,7 +81,10 @@ fn read_varint(data: &[u8], pos: &mut usize, what: &'static str) -> Result<u64, 
             return Ok(value);
         }
     }
-    Err(FormatError::new(FormatErrorKind::InvalidLength { field: what }, *pos))
+    Err(FormatError::new(
+        FormatErrorKind::InvalidLength { field: what },
+        *pos,
+    ))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -102,7 +108,9 @@ fn put_bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
 
 fn take_u32(slot: &Option<(Value<'_>, usize)>, field: &'static str) -> Result<u32, FormatError> {
     match slot {
-        Some((Value::Varint(v), at)) => u32::try_from(*v).map_err(|_| FormatError::invalid(field, *at)),
+        Some((Value::Varint(v), at)) => {
+            u32::try_from(*v).map_err(|_| FormatError::invalid(field, *at))
+        }
         Some((_, at)) => Err(FormatError::invalid(field, *at)),
         None => Err(FormatError::truncated(field, 0)),
     }
@@ -262,7 +270,9 @@ mod tests {
         assert!(GroupMessage::decode(&[0x08, 0x00, 0x08, 0x00]).is_err());
         assert!(GroupMessage::decode(&[0x08, 0x00, 0x20, 0x00]).is_err());
         assert!(GroupMessage::decode(&[0x08, 0x00]).is_err());
-        let over = [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        let over = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
         assert!(GroupMessage::decode(&over).is_err());
     }
 }

@@ -87,7 +87,10 @@ pub(crate) fn decode_private(data: &[u8]) -> Result<RawPrivateKey, FormatError> 
         (oid::EC_PUBLIC_KEY, Some(params)) if params == der::oid(oid::SECP256R1).as_slice() => {
             let mut sec1 = inner_reader.nested(TAG_SEQUENCE, "ec_private_key")?;
             if sec1.uint("ec_private_key.version")? != 1 {
-                return Err(FormatError::invalid("ec_private_key.version", inner.value_offset));
+                return Err(FormatError::invalid(
+                    "ec_private_key.version",
+                    inner.value_offset,
+                ));
             }
             let key = decode_sec1_body(&mut sec1)?;
             sec1.finish("ec_private_key")?;
@@ -127,10 +130,7 @@ fn decode_sec1_body(seq: &mut DerReader<'_>) -> Result<RawPrivateKey, FormatErro
         }
         None => None,
     };
-    Ok(RawPrivateKey::P256 {
-        d: d_bytes,
-        public,
-    })
+    Ok(RawPrivateKey::P256 { d: d_bytes, public })
 }
 
 /// Reads a BIT STRING with no unused bits and returns its bytes.

@@ -27,7 +27,9 @@
 //! re-encodes canonically.
 
 use super::algorithm::AlgorithmId;
-use super::der::{self, context, DerReader, Tlv, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET};
+use super::der::{
+    self, context, DerReader, Tlv, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET,
+};
 use super::oid;
 use crate::error::{FormatError, FormatErrorKind};
 
@@ -66,12 +68,16 @@ impl RecipientInfo {
         }
         let mut seq = DerReader::at(tlv.value, tlv.value_offset);
         if seq.uint("recipient_info.version")? != 2 {
-            return Err(FormatError::invalid("recipient_info.version", tlv.value_offset));
+            return Err(FormatError::invalid(
+                "recipient_info.version",
+                tlv.value_offset,
+            ));
         }
         let mut rid_wrapper = seq.nested(context(0), "recipient_info.rid")?;
         let rid = rid_wrapper.octet_string("recipient_info.rid")?.to_vec();
         rid_wrapper.finish("recipient_info.rid")?;
-        let algorithm = AlgorithmId::decode_from(&mut seq, "recipient_info.key_encryption_algorithm")?;
+        let algorithm =
+            AlgorithmId::decode_from(&mut seq, "recipient_info.key_encryption_algorithm")?;
         let encrypted_key = seq.octet_string("recipient_info.encrypted_key")?.to_vec();
         seq.finish("recipient_info")?;
         Ok(Self::KeyTrans {
@@ -211,14 +217,18 @@ impl MessageInfo {
         explicit.finish("content_info.content")?;
         content_info.finish("content_info")?;
 
-        let enveloped_version = enveloped.clone().read(TAG_INTEGER, "enveloped_data.version")?;
+        let enveloped_version = enveloped
+            .clone()
+            .read(TAG_INTEGER, "enveloped_data.version")?;
         let ev = enveloped.uint("enveloped_data.version")?;
         let mut set = enveloped.nested(TAG_SET, "enveloped_data.recipient_infos")?;
         let mut recipients = Vec::new();
         while !set.is_empty() {
             recipients.push(RecipientInfo::decode(set.read_any("recipient_info")?)?);
         }
-        let has_password = recipients.iter().any(|r| matches!(r, RecipientInfo::Other(_)));
+        let has_password = recipients
+            .iter()
+            .any(|r| matches!(r, RecipientInfo::Other(_)));
         if ev != if has_password { 3 } else { 2 } {
             return Err(FormatError::invalid(
                 "enveloped_data.version",
@@ -266,7 +276,9 @@ impl MessageInfo {
             r.finish("cipher_kdf")?;
             if kdf != AlgorithmId::bare(oid::HKDF_SHA512) {
                 return Err(FormatError::new(
-                    FormatErrorKind::UnknownOid { field: "cipher_kdf" },
+                    FormatErrorKind::UnknownOid {
+                        field: "cipher_kdf",
+                    },
                     tlv.offset,
                 ));
             }
@@ -291,7 +303,10 @@ impl MessageInfo {
         }
         seq.finish("message_info")?;
         if version != info.version() {
-            return Err(FormatError::invalid("message_info.version", version_tlv.offset));
+            return Err(FormatError::invalid(
+                "message_info.version",
+                version_tlv.offset,
+            ));
         }
         // A footer without the HKDF (or the reverse) cannot be decrypted as either mode.
         if info.cipher_kdf.is_some() != info.footer_info.is_some() {
@@ -301,8 +316,7 @@ impl MessageInfo {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let recipients =
-            der::set_of(self.recipients.iter().map(RecipientInfo::encode).collect());
+        let recipients = der::set_of(self.recipients.iter().map(RecipientInfo::encode).collect());
         let has_password = self
             .recipients
             .iter()
@@ -319,7 +333,10 @@ impl MessageInfo {
         ]);
         let mut parts = vec![der::uint(self.version()), content_info];
         if let Some(params) = &self.custom_params {
-            parts.push(der::constructed(context(0), &[&encode_custom_params(params)]));
+            parts.push(der::constructed(
+                context(0),
+                &[&encode_custom_params(params)],
+            ));
         }
         if let Some(kdf) = &self.cipher_kdf {
             parts.push(der::constructed(context(1), &[&kdf.encode()]));
@@ -344,10 +361,13 @@ impl MessageInfo {
 
     /// Looks up a custom parameter holding bytes.
     pub fn param_data(&self, name: &str) -> Option<&[u8]> {
-        self.custom_params.as_ref()?.iter().find_map(|(k, v)| match v {
-            ParamValue::Data(d) if k == name => Some(d.as_slice()),
-            _ => None,
-        })
+        self.custom_params
+            .as_ref()?
+            .iter()
+            .find_map(|(k, v)| match v {
+                ParamValue::Data(d) if k == name => Some(d.as_slice()),
+                _ => None,
+            })
     }
 }
 
@@ -436,7 +456,10 @@ fn decode_footer_info(tlv: Tlv<'_>) -> Result<FooterInfo, FormatError> {
     let mut seq = wrapper.nested(TAG_SEQUENCE, "footer_info")?;
     wrapper.finish("footer_info")?;
     if seq.uint("footer_info.version")? != 0 {
-        return Err(FormatError::invalid("footer_info.version", tlv.value_offset));
+        return Err(FormatError::invalid(
+            "footer_info.version",
+            tlv.value_offset,
+        ));
     }
     let data_size = seq.uint("footer_info.data_size")?;
     let signed_data_digest = match seq.optional(context(0), "signed_data_info")? {
@@ -510,10 +533,15 @@ mod tests {
         let dec = MessageInfo::decode(&enc);
         let dec = dec.ok();
         assert_eq!(dec.as_ref().map(MessageInfo::encode), Some(enc.clone()));
-        assert_eq!(MessageInfo::encoded_len(&enc).ok().flatten(), Some(enc.len()));
+        assert_eq!(
+            MessageInfo::encoded_len(&enc).ok().flatten(),
+            Some(enc.len())
+        );
         assert_eq!(MessageInfo::encoded_len(&enc[..1]).ok().flatten(), None);
         // SET OF sorted: the rid 0101.. entry is written before the 0202.. one.
-        if let Some(RecipientInfo::KeyTrans { rid, .. }) = dec.and_then(|d| d.recipients.first().cloned()) {
+        if let Some(RecipientInfo::KeyTrans { rid, .. }) =
+            dec.and_then(|d| d.recipients.first().cloned())
+        {
             assert_eq!(rid, vec![1; 8]);
         } else {
             panic!("no recipients");
@@ -541,7 +569,9 @@ mod tests {
         enc[6] = 3;
         assert!(matches!(
             MessageInfo::decode(&enc).map_err(|e| e.kind),
-            Err(FormatErrorKind::InvalidValue { field: "message_info.version" })
+            Err(FormatErrorKind::InvalidValue {
+                field: "message_info.version"
+            })
         ));
     }
 }
