@@ -1,0 +1,222 @@
+//! Input and output plumbing: rereadable inputs, staged outputs that appear only when complete,
+//! and a progress bar on terminals.
+
+use anyhow::{Context, Result};
+use sealkit_crypto::Stage;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+const CHUNK: usize = 64 << 10;
+/// Inputs smaller than this finish too quickly for a progress bar to be useful.
+const PROGRESS_MIN: u64 = 8 << 20;
+
+/// Where the data comes from.
+pub enum Input {
+    /// A regular file, read as many times as needed.
+    File(PathBuf, u64),
+    /// Standard input copied to an anonymous temporary file, so it can be read twice.
+    Spooled(File, u64),
+    /// Standard input, read once.
+    Stdin,
+}
+
+impl Input {
+    /// Opens `path` (or stdin). With `rereadable`, a non-seekable input is spooled to disk (the
+    /// memory use stays constant whatever the size).
+    pub fn open(path: Option<&Path>, rereadable: bool) -> Result<Self> {
+        match path {
+            Some(p) => {
+                let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+                if meta.is_file() {
+                    return Ok(Self::File(p.to_owned(), meta.len()));
+                }
+                if !rereadable {
+                    return Ok(Self::File(p.to_owned(), 0));
+                }
+                let mut src = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+                Self::spool(&mut src)
+            }
+            None if rereadable => Self::spool(&mut io::stdin().lock()),
+            None => Ok(Self::Stdin),
+        }
+    }
+
+    fn spool(src: &mut impl Read) -> Result<Self> {
+        let mut file = tempfile::tempfile().context("cannot create a temporary file")?;
+        let len = io::copy(src, &mut file).context("cannot read the input")?;
+        Ok(Self::Spooled(file, len))
+    }
+
+    /// A fresh reader from the start of the input.
+    pub fn reader(&self) -> Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Self::File(p, _) => {
+                Box::new(File::open(p).with_context(|| format!("cannot read {}", p.display()))?)
+            }
+            Self::Spooled(f, _) => {
+                let mut f = f.try_clone()?;
+                f.rewind()?;
+                Box::new(f)
+            }
+            Self::Stdin => Box::new(io::stdin().lock()),
+        })
+    }
+
+    /// The input's length, when it is known without reading it.
+    pub fn known_len(&self) -> Option<u64> {
+        match self {
+            Self::File(_, len) | Self::Spooled(_, len) => Some(*len),
+            Self::Stdin => None,
+        }
+    }
+
+    /// The input's length; only for rereadable inputs.
+    pub fn len(&self) -> Result<u64> {
+        self.known_len()
+            .context("the input length is needed but unknown")
+    }
+}
+
+/// Calls `f` with every chunk of a file (or stdin).
+pub fn for_each_chunk(path: Option<&Path>, f: impl FnMut(&[u8])) -> Result<()> {
+    let input = Input::open(path, false)?;
+    let reader = input.reader()?;
+    for_each_chunk_of(reader, f)
+}
+
+/// Calls `f` with every chunk a reader yields.
+pub fn for_each_chunk_of(mut reader: impl Read, mut f: impl FnMut(&[u8])) -> Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read the input"),
+        };
+        f(&buf[..n]);
+    }
+}
+
+/// Wraps a reader in a progress bar when stderr is a terminal and the input is large or of
+/// unknown size.
+pub fn with_progress<'a>(reader: Box<dyn Read + 'a>, len: Option<u64>) -> Box<dyn Read + 'a> {
+    if !io::stderr().is_terminal() || len.is_some_and(|l| l < PROGRESS_MIN) {
+        return reader;
+    }
+    let bar = match len {
+        Some(l) => indicatif::ProgressBar::new(l),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Box::new(bar.wrap_read(reader))
+}
+
+/// Runs `f` on the output: stdout, or a temporary file beside `path` that replaces `path` only
+/// once `f` succeeded (so a failed run leaves no partial file).
+pub fn write_output(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    match path {
+        None => {
+            let stdout = io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            f(&mut w)?;
+            w.flush().context("cannot write to stdout")
+        }
+        Some(p) => {
+            let tmp = temp_beside(p)?;
+            let mut w = BufWriter::new(tmp);
+            f(&mut w)?;
+            let tmp = w.into_inner().map_err(|e| e.into_error())?;
+            tmp.persist(p)
+                .map(drop)
+                .with_context(|| format!("cannot write {}", p.display()))
+        }
+    }
+}
+
+fn temp_beside(p: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".sealkit-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
+}
+
+/// A decryption stage: plaintext goes to a temporary file (mode 0600) that becomes `--out`, or is
+/// copied to stdout, only on commit. Dropping it uncommitted deletes the file.
+pub struct StagedOutput {
+    target: Option<PathBuf>,
+    file: BufWriter<tempfile::NamedTempFile>,
+}
+
+impl StagedOutput {
+    pub fn new(target: Option<&Path>) -> Result<Self> {
+        let tmp = match target {
+            Some(p) => temp_beside(p)?,
+            None => tempfile::NamedTempFile::new().context("cannot create a temporary file")?,
+        };
+        Ok(Self {
+            target: target.map(Path::to_owned),
+            file: BufWriter::new(tmp),
+        })
+    }
+}
+
+impl Write for StagedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Stage for StagedOutput {
+    type Output = ();
+
+    fn commit(self) -> io::Result<()> {
+        let tmp = self.file.into_inner().map_err(|e| e.into_error())?;
+        match self.target {
+            Some(p) => tmp.persist(p).map(drop).map_err(|e| e.error),
+            None => {
+                let mut f = tmp.reopen()?;
+                let stdout = io::stdout();
+                let mut out = stdout.lock();
+                io::copy(&mut f, &mut out)?;
+                out.flush()
+            }
+        }
+    }
+}
+
+/// Creates `path` with mode 0600 and writes a secret into it; refuses to replace a file.
+pub fn write_secret_file(path: &Path, data: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| {
+        if path.exists() {
+            "the file exists (not overwriting a key)".to_owned()
+        } else {
+            "cannot create it".to_owned()
+        }
+    })?;
+    file.write_all(data)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Builds the seed corpora of the cargo-fuzz targets from the crate's test vectors.
+
+    python3 fuzz/seed.py [--vectors DIR] [--out DIR]
+
+Reads every JSON file in crates/crypto/tests/data/ (hex strings, see its README.md) and writes one
+file per seed into fuzz/corpus/<target>/, named after the SHA-1 of its content, the way libFuzzer
+names corpus entries (so re-running is idempotent and does not clash with entries the fuzzer adds).
+
+    decrypt        whole ciphertexts (every `ciphertext_hex`)
+    message_info   the message-info prefix of each ciphertext (outer DER SEQUENCE, spec §4.1)
+    ecies          the encryptedKey OCTET STRING of every recipient info that holds a DER
+                   ECIES envelope (spec §4.4), plus a few hand-made ones
+    key_der        private_key_der / public_key_der
+    key_text       those keys as base64, wrapped base64 and PEM
+    signature      signature_der / signature_of_plaintext_der and the VIRGIL-DATA-SIGNATURE
+                   custom params of signThenEncrypt messages (spec §3, §5)
+    footer         hand-made sign-and-encrypt footers (spec §6 step 6)
+    group_message  epoch tickets and regular group messages (spec §8.1)
+
+Standard library only.
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import sys
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_VECTORS = os.path.join(HERE, '..', 'crates', 'crypto', 'tests', 'data')
+DEFAULT_OUT = os.path.join(HERE, 'corpus')
+TARGETS = ['message_info', 'decrypt', 'key_der', 'key_text', 'signature', 'footer', 'ecies',
+           'group_message']
+
+# OID content bytes (spec §1).
+OID_ED25519 = bytes.fromhex('2b6570')
+OID_EC_PUBLIC_KEY = bytes.fromhex('2a8648ce3d0201')
+OID_SECP256R1 = bytes.fromhex('2a8648ce3d030107')
+OID_KDF2 = bytes.fromhex('28818c71020502')
+OID_SHA384 = bytes.fromhex('608648016503040202')
+OID_AES256_CBC = bytes.fromhex('60864801650304012a')
+
+
+# ----------------------------------------------------------------------------- minimal DER
+
+def read_tlv(buf, pos=0):
+    """Parses one DER element at `pos`: (tag, content start, end). Raises ValueError."""
+    if pos + 2 > len(buf):
+        raise ValueError('truncated header')
+    tag, first = buf[pos], buf[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7f
+        if count == 0 or count > 4 or pos + count > len(buf):
+            raise ValueError('bad length')
+        length = int.from_bytes(buf[pos:pos + count], 'big')
+        pos += count
+    end = pos + length
+    if end > len(buf):
+        raise ValueError('truncated content')
+    return tag, pos, end
+
+
+def children(buf, start, end):
+    """The (tag, content start, end, element start) of every element in buf[start:end]."""
+    out = []
+    pos = start
+    while pos < end:
+        tag, cstart, cend = read_tlv(buf[:end], pos)
+        out.append((tag, cstart, cend, pos))
+        pos = cend
+    return out
+
+
+def der_len(n):
+    if n < 0x80:
+        return bytes([n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, 'big')
+    return bytes([0x80 | len(b)]) + b
+
+
+def tlv(tag, content):
+    return bytes([tag]) + der_len(len(content)) + content
+
+
+def seq(*items):
+    return tlv(0x30, b''.join(items))
+
+
+def set_of(*items):
+    return tlv(0x31, b''.join(sorted(items)))
+
+
+def octets(b):
+    return tlv(0x04, b)
+
+
+def oid(b):
+    return tlv(0x06, b)
+
+
+def integer(v):
+    return tlv(0x02, v.to_bytes(max(1, (v.bit_length() + 8) // 8), 'big'))
+
+
+# ----------------------------------------------------------------------------- extraction
+
+def message_info_prefix(ct):
+    """The outer SEQUENCE of a message (tag 0x30 + DER length), or None."""
+    if not ct or ct[0] != 0x30:
+        return None
+    try:
+        _, _, end = read_tlv(ct)
+    except ValueError:
+        return None
+    return ct[:end]
+
+
+def recipient_infos(mi):
+    """Yields the children (tag, start, end, element start) of every KeyTransRecipientInfo."""
+    _, s, e = read_tlv(mi)                                   # VirgilMessageInfo
+    top = children(mi, s, e)
+    content_info = top[1]                                    # version, ContentInfo, ...
+    ci = children(mi, content_info[1], content_info[2])      # OID, [0]
+    explicit = ci[1]
+    enveloped = children(mi, explicit[1], explicit[2])[0]    # EnvelopedData
+    ed = children(mi, enveloped[1], enveloped[2])            # version, SET, EncryptedContentInfo
+    rset = ed[1]
+    if rset[0] != 0x31:
+        raise ValueError('no recipient SET')
+    for ri in children(mi, rset[1], rset[2]):
+        if ri[0] == 0x30:
+            yield children(mi, ri[1], ri[2])
+
+
+def ecies_envelopes(mi):
+    """The encryptedKey contents that are DER SEQUENCEs (ECIES; RSA-OAEP blocks are skipped)."""
+    out = []
+    try:
+        for fields in recipient_infos(mi):
+            tag, s, e, _ = fields[-1]
+            if tag == 0x04 and e > s and mi[s] == 0x30:
+                out.append(mi[s:e])
+    except (ValueError, IndexError):
+        pass
+    return out
+
+
+def custom_param_signatures(mi):
+    """The `data` values of the VIRGIL-DATA-SIGNATURE custom params (spec §5)."""
+    out = []
+    try:
+        _, s, e = read_tlv(mi)
+        for tag, cs, ce, _ in children(mi, s, e):
+            if tag != 0xa0:
+                continue
+            params = children(mi, cs, ce)[0]                 # SET OF KeyValue
+            for kv in children(mi, params[1], params[2]):
+                key, val = children(mi, kv[1], kv[2])[:2]
+                if mi[key[1]:key[2]] == b'VIRGIL-DATA-SIGNATURE' and val[0] == 0xa2:
+                    inner = children(mi, val[1], val[2])[0]
+                    out.append(mi[inner[1]:inner[2]])
+    except (ValueError, IndexError):
+        pass
+    return out
+
+
+def walk(node, path=()):
+    """Yields (key path, value) for every scalar in a JSON document."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from walk(v, path + (k,))
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk(v, path)
+    else:
+        yield path, node
+
+
+def unhex(v):
+    try:
+        return bytes.fromhex(v) if isinstance(v, str) else None
+    except ValueError:
+        return None
+
+
+# ----------------------------------------------------------------------------- hand-made seeds
+
+def pem(label, der):
+    body = '\n'.join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f'-----BEGIN {label}-----\n{body}\n-----END {label}-----\n'.encode()
+
+
+def signer_info(signer_id, alg, sig):
+    return seq(integer(0), octets(signer_id), alg, octets(sig))
+
+
+def footer(*signers):
+    return seq(integer(0), tlv(0xa0, set_of(*signers)))
+
+
+def ecies_envelope(originator_spki, mac, iv, ct):
+    sha384 = seq(oid(OID_SHA384), b'\x05\x00')
+    return seq(integer(0), originator_spki,
+               seq(oid(OID_KDF2), sha384),
+               seq(sha384, octets(mac)),
+               seq(seq(oid(OID_AES256_CBC), octets(iv)), octets(ct)))
+
+
+def group_ticket(session_id, epoch, key):
+    info = b'\x0a\x20' + session_id + b'\x10' + bytes([epoch]) + b'\x1a\x20' + key
+    return b'\x08\x00\x12' + bytes([len(info)]) + info
+
+
+# ----------------------------------------------------------------------------- main
+
+def collect(vectors_dir):
+    seeds = {t: [] for t in TARGETS}
+    keys = {}            # name -> dict from keys.json
+    raw_ed_sigs = []
+    files = sorted(f for f in os.listdir(vectors_dir) if f.endswith('.json'))
+    if not files:
+        sys.exit(f'seed.py: no JSON vectors in {vectors_dir}')
+    for name in files:
+        with open(os.path.join(vectors_dir, name), encoding='utf-8') as fh:
+            doc = json.load(fh)
+        if name == 'keys.json':
+            keys = {k['name']: k for k in doc.get('keys', [])}
+        for path, value in walk(doc):
+            field = path[-1] if path else ''
+            data = unhex(value)
+            if data is None:
+                if field == 'data' and 'add_new_epoch_result' in path:     # base64 ticket
+                    try:
+                        seeds['group_message'].append(base64.b64decode(value))
+                    except ValueError:
+                        pass
+                continue
+            if field == 'ciphertext_hex':
+                seeds['decrypt'].append(data)
+                mi = message_info_prefix(data)
+                if mi is not None:
+                    seeds['message_info'].append(mi)
+                    seeds['ecies'].extend(ecies_envelopes(mi))
+                    seeds['signature'].extend(custom_param_signatures(mi))
+            elif field in ('private_key_der', 'public_key_der'):
+                seeds['key_der'].append(data)
+                b64 = base64.b64encode(data)
+                seeds['key_text'].append(b64)
+                seeds['key_text'].append(b64 + b'\n')
+                wrapped = '\n'.join(textwrap.wrap(b64.decode(), 20)).encode()
+                seeds['key_text'].append(wrapped)
+                label = 'PRIVATE KEY' if field == 'private_key_der' else 'PUBLIC KEY'
+                seeds['key_text'].append(pem(label, data))
+            elif field in ('signature_der', 'signature_of_plaintext_der'):
+                seeds['signature'].append(data)
+                # Ed25519 VirgilSignature: SEQUENCE { DigestInfo, OCTET STRING(64) } (spec §3).
+                if len(data) == 83 and data[-66:-64] == b'\x04\x40':
+                    raw_ed_sigs.append(data[-64:])
+            elif field in ('epoch_messages_hex', 'message_hex'):
+                seeds['group_message'].append(data)
+
+    # Footers (spec §6 step 6): one Ed25519 signer (97 bytes), two signers, one P-256 signer.
+    ed_alg = seq(oid(OID_ED25519))
+    p256_alg = seq(oid(OID_EC_PUBLIC_KEY), oid(OID_SECP256R1))
+    alice_id = unhex(keys.get('alice', {}).get('key_id')) or bytes(range(1, 9))
+    bob_id = unhex(keys.get('bob', {}).get('key_id')) or bytes(range(9, 17))
+    erin_id = unhex(keys.get('erin', {}).get('key_id')) or bytes(range(17, 25))
+    sig = raw_ed_sigs[0] if raw_ed_sigs else bytes(range(64))
+    one = footer(signer_info(alice_id, ed_alg, sig))
+    assert len(one) == 97 and one[:8] == bytes.fromhex('305f020100a05a31'), one.hex()
+    seeds['footer'].append(one)
+    seeds['footer'].append(footer(signer_info(alice_id, ed_alg, sig),
+                                  signer_info(bob_id, ed_alg, bytes(reversed(sig)))))
+    ecdsa = seq(integer(int.from_bytes(sig[:32], 'big')), integer(int.from_bytes(sig[32:], 'big')))
+    seeds['footer'].append(footer(signer_info(erin_id, p256_alg, ecdsa)))
+
+    # ECIES: if no envelope could be extracted, hand-made ones with the library's layout.
+    envelopes = seeds['ecies']
+    if not envelopes:
+        ed_spki = seq(seq(oid(OID_ED25519)), tlv(0x03, b'\x00' + bytes(range(32))))
+        envelopes.append(ecies_envelope(ed_spki, bytes(48), bytes(16), bytes(48)))
+    if not any(len(e) == 274 for e in envelopes):        # a P-256 originator, if none was seen
+        point = b'\x04' + bytes(range(1, 65))
+        p256_spki = seq(p256_alg, tlv(0x03, b'\x00' + point))
+        envelopes.append(ecies_envelope(p256_spki, bytes(48), bytes(16), bytes(48)))
+
+    # Group: a ticket for epoch 1 and a minimal one, in case the vectors change.
+    seeds['group_message'].append(group_ticket(bytes(32), 1, bytes(range(32))))
+
+    # Each target also gets the empty input and the single byte 0x30.
+    for t in TARGETS:
+        seeds[t].extend([b'', b'\x30'])
+    return seeds
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--vectors', default=DEFAULT_VECTORS, help='directory of JSON test vectors')
+    ap.add_argument('--out', default=DEFAULT_OUT, help='corpus root (one directory per target)')
+    args = ap.parse_args()
+    seeds = collect(args.vectors)
+    for target in TARGETS:
+        d = os.path.join(args.out, target)
+        os.makedirs(d, exist_ok=True)
+        unique = {hashlib.sha1(s).hexdigest(): s for s in seeds[target]}
+        for digest, data in unique.items():
+            path = os.path.join(d, digest)
+            if not os.path.exists(path):
+                with open(path, 'wb') as fh:
+                    fh.write(data)
+        print(f'seed.py: {target:14} {len(unique):3} seeds -> {os.path.relpath(d)}')
+
+
+if __name__ == '__main__':
+    main()
