@@ -5,13 +5,13 @@
 //! HMAC-SHA-384 over the CBC ciphertext.
 
 use crate::error::{Error, Result};
-use crate::format::ecies::EciesEnvelope;
+use crate::format::ecies::{EciesEnvelope, KeyCipher};
 use crate::keys::{KeyType, PrivateKey, PublicKey};
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hmac::Mac;
 use rand_core::CryptoRngCore;
 use sha2::Digest;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 type HmacSha384 = hmac::Hmac<sha2::Sha384>;
 
@@ -80,7 +80,7 @@ pub(crate) fn wrap(
     Ok(EciesEnvelope {
         originator: ephemeral.public_key().to_der(),
         mac: mac.finalize().into_bytes().into(),
-        iv,
+        cipher: KeyCipher::Cbc { iv },
         ciphertext,
     }
     .encode())
@@ -118,12 +118,27 @@ pub(crate) fn unwrap(envelope: &[u8], key: &PrivateKey) -> Result<Zeroizing<[u8;
     // Constant-time comparison inside `verify_slice`.
     mac.verify_slice(&env.mac)
         .map_err(|_| Error::DecryptionFailed)?;
-    let plain = Zeroizing::new(
-        cbc::Decryptor::<aes::Aes256>::new_from_slices(&k[..32], &env.iv)
+    let plain = Zeroizing::new(match &env.cipher {
+        KeyCipher::Cbc { iv } => cbc::Decryptor::<aes::Aes256>::new_from_slices(&k[..32], iv)
             .map_err(|_| Error::DecryptionFailed)?
             .decrypt_padded_vec_mut::<Pkcs7>(&env.ciphertext)
             .map_err(|_| Error::DecryptionFailed)?,
-    );
+        KeyCipher::Gcm { nonce } => {
+            let split = env.ciphertext.len().checked_sub(16).ok_or(Error::DecryptionFailed)?;
+            let (ct, tag) = env.ciphertext.split_at(split);
+            let mut plain = ct.to_vec();
+            let mut key = aes::cipher::generic_array::GenericArray::default();
+            key.copy_from_slice(&k[..32]);
+            let mut gcm = aead_gcm_stream::AesGcm::<aes::Aes256>::new(&key, nonce);
+            key.zeroize();
+            gcm.decrypt(&mut plain);
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(gcm.finish().as_slice(), tag)) {
+                plain.zeroize();
+                return Err(Error::DecryptionFailed);
+            }
+            plain
+        }
+    });
     let mut secret = Zeroizing::new([0u8; 32]);
     if plain.len() != 32 {
         return Err(Error::DecryptionFailed);

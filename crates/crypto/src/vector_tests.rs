@@ -263,6 +263,11 @@ fn python_made_vectors() {
 }
 
 #[test]
+fn native_c_vectors_with_gcm_key_wrap() {
+    assert_eq!(check_file("native", include_str!("../tests/data/native_c_0_23.json")), 4);
+}
+
+#[test]
 fn stream_vectors_decrypt_in_their_original_chunks_and_bytewise() {
     let keys = keys();
     let doc = json(include_str!("../tests/data/stream.json"));

@@ -10,6 +10,11 @@
 //! }
 //! ```
 //! 226 bytes for an Ed25519 or X25519 recipient, 274 for P-256.
+//!
+//! The native virgil-crypto-c 0.23 (PyPI `virgil-crypto-lib`) writes AES-256-GCM instead of CBC
+//! here: `SEQUENCE { OID aes-256-gcm, OCTET STRING nonce(12) }` and a 48-byte `ct` (the 32-byte
+//! secret and the GCM tag), a 222-byte envelope. Both forms are read; CBC is written, as by the
+//! JS libraries (not in the spec; found by testing against that package).
 
 use super::algorithm::AlgorithmId;
 use super::der::{self, DerReader, TAG_SEQUENCE};
@@ -23,8 +28,17 @@ pub(crate) struct EciesEnvelope {
     /// The ephemeral public key, as SPKI DER.
     pub originator: Vec<u8>,
     pub mac: [u8; 48],
-    pub iv: [u8; 16],
+    pub cipher: KeyCipher,
     pub ciphertext: Vec<u8>,
+}
+
+/// The symmetric cipher of the envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KeyCipher {
+    /// AES-256-CBC with PKCS#7 (the JS libraries).
+    Cbc { iv: [u8; 16] },
+    /// AES-256-GCM, tag appended to the ciphertext (native virgil-crypto-c 0.23).
+    Gcm { nonce: [u8; 12] },
 }
 
 fn unsupported(field: &'static str, offset: usize) -> FormatError {
@@ -66,23 +80,27 @@ impl EciesEnvelope {
         hmac.finish("ecies.hmac")?;
 
         let mut content = seq.nested(TAG_SEQUENCE, "ecies.encrypted_content")?;
-        let mut cipher = content.nested(TAG_SEQUENCE, "ecies.cipher")?;
-        if cipher.oid("ecies.cipher")? != oid::AES256_CBC {
-            return Err(unsupported("ecies.cipher", mac_tlv.offset));
-        }
-        let iv_tlv = cipher.read(der::TAG_OCTET_STRING, "ecies.cipher.iv")?;
-        let iv = iv_tlv
-            .value
-            .try_into()
-            .map_err(|_| FormatError::invalid("ecies.cipher.iv", iv_tlv.offset))?;
-        cipher.finish("ecies.cipher")?;
+        let mut cipher_seq = content.nested(TAG_SEQUENCE, "ecies.cipher")?;
+        let cipher_oid = cipher_seq.oid("ecies.cipher")?;
+        let iv_tlv = cipher_seq.read(der::TAG_OCTET_STRING, "ecies.cipher.iv")?;
+        let bad_iv = || FormatError::invalid("ecies.cipher.iv", iv_tlv.offset);
+        let cipher = match cipher_oid {
+            oid::AES256_CBC => KeyCipher::Cbc {
+                iv: iv_tlv.value.try_into().map_err(|_| bad_iv())?,
+            },
+            oid::AES256_GCM => KeyCipher::Gcm {
+                nonce: iv_tlv.value.try_into().map_err(|_| bad_iv())?,
+            },
+            _ => return Err(unsupported("ecies.cipher", mac_tlv.offset)),
+        };
+        cipher_seq.finish("ecies.cipher")?;
         let ciphertext = content.octet_string("ecies.ciphertext")?.to_vec();
         content.finish("ecies.encrypted_content")?;
         seq.finish("ecies")?;
         Ok(Self {
             originator: originator_tlv.raw.to_vec(),
             mac,
-            iv,
+            cipher,
             ciphertext,
         })
     }
@@ -93,7 +111,12 @@ impl EciesEnvelope {
             &AlgorithmId::sha384().encode(),
             &der::octet_string(&self.mac),
         ]);
-        let cipher = der::sequence(&[&der::oid(oid::AES256_CBC), &der::octet_string(&self.iv)]);
+        let cipher = match &self.cipher {
+            KeyCipher::Cbc { iv } => der::sequence(&[&der::oid(oid::AES256_CBC), &der::octet_string(iv)]),
+            KeyCipher::Gcm { nonce } => {
+                der::sequence(&[&der::oid(oid::AES256_GCM), &der::octet_string(nonce)])
+            }
+        };
         let content = der::sequence(&[&cipher, &der::octet_string(&self.ciphertext)]);
         der::sequence(&[&der::int(0), &self.originator, &kdf, &hmac, &content])
     }
