@@ -92,6 +92,22 @@ fn agree(private: &PrivateKey, public: &PublicKey) -> Result<Zeroizing<[u8; 32]>
             let secret = private.p256().ok_or(Error::InvalidKey("not a P-256 key"))?;
             Ok(p256_agree(secret, p))
         }
+        (KeyType::Ed25519 | KeyType::Curve25519, PublicKey::Ed25519(edwards)) => {
+            // X25519(k, u(P)) is the u-coordinate of clamp(k)·P. Computing it on the Edwards form
+            // uses curve25519-dalek's vectorised (and still constant-time) variable-base
+            // multiplication, about twice as fast as the Montgomery ladder, with the same result.
+            let secret = private
+                .x25519_secret()
+                .ok_or(Error::InvalidKey("key cannot agree over Curve25519"))?;
+            let scalar = Zeroizing::new(secret.to_bytes());
+            let shared = Zeroizing::new(
+                edwards.to_edwards().mul_clamped(*scalar).to_montgomery().to_bytes(),
+            );
+            if bool::from(subtle::ConstantTimeEq::ct_eq(&shared[..], &[0u8; 32][..])) {
+                return Err(Error::InvalidKey("key agreement produced the all-zero secret"));
+            }
+            Ok(shared)
+        }
         (KeyType::Ed25519 | KeyType::Curve25519, _) => {
             let secret = private
                 .x25519_secret()

@@ -206,8 +206,8 @@ impl Crypto {
     }
 
     /// `decryptThenVerify` / e3kit `decrypt`: decrypts a sign-then-encrypt message and requires a
-    /// valid signature by one of `signers` (spec §5). With one key it is used directly; with
-    /// several, the one whose id is the message's `VIRGIL-DATA-SIGNER-ID`.
+    /// valid signature by one of `signers` (spec §5): the one whose id is the message's
+    /// `VIRGIL-DATA-SIGNER-ID` (any of them if the message names no signer).
     pub fn decrypt_then_verify(
         &self,
         message: &[u8],
@@ -933,21 +933,18 @@ fn matches_id(key: &PublicKey, id: &[u8]) -> bool {
         .any(|&s| key.key_id_with(s).as_bytes() == id)
 }
 
-/// Sign-then-encrypt selection (spec §5): one key is used as given; of several, those whose id is
-/// the claimed signer id (all of them if the message names none).
+/// Sign-then-encrypt selection (spec §5): the keys whose id is the claimed signer id, or all of
+/// them when the message names none. The reference uses a single key even when the id names
+/// another key; Sealkit requires the id to match, so that the id cannot be altered unnoticed.
 fn verify_params(
     keys: &[PublicKey],
     sig: &VirgilSignature,
     signer_id: Option<&[u8]>,
     digest: &[u8],
 ) -> Result<usize> {
-    let candidates: Vec<usize> = if keys.len() == 1 {
-        vec![0]
-    } else {
-        (0..keys.len())
-            .filter(|&i| signer_id.is_none_or(|id| matches_id(&keys[i], id)))
-            .collect()
-    };
+    let candidates: Vec<usize> = (0..keys.len())
+        .filter(|&i| signer_id.is_none_or(|id| matches_id(&keys[i], id)))
+        .collect();
     if candidates.is_empty() {
         return Err(Error::SignerNotFound);
     }
@@ -1078,7 +1075,7 @@ mod tests {
         ));
         assert!(matches!(
             crypto.decrypt_verified(&ste, &b, Some(&wrong)),
-            Err(Error::SignatureInvalid)
+            Err(Error::SignerNotFound)
         ));
         // A card chain: the old key first, the current one second.
         let chain = [other.public_key().clone(), a.public_key().clone()];

@@ -26,6 +26,11 @@ pub mod differences {
     //! * **No malleable bytes in sign-and-encrypt.** The AES-GCM nonce stored in the message info
     //!   of a sign-and-encrypt message is ignored by the reference (the derived nonce is used);
     //!   Sealkit requires it to equal the derived nonce, which every writer stores.
+    //! * **The sign-then-encrypt signer id must match.** With a single verification key the
+    //!   reference ignores `VIRGIL-DATA-SIGNER-ID`; Sealkit requires it (when present) to be that
+    //!   key's id. The message info of sign-then-encrypt messages is otherwise unauthenticated by
+    //!   design of the format (the signature covers the plaintext only): renaming a custom
+    //!   parameter makes it unknown, and unknown parameters are ignored, as by the reference.
     //! * **Footer signatures.** Any signer info whose id and algorithm match one of the given keys
     //!   may carry the valid signature (the reference checks only the first signer info).
     //! * **Group messages.** Plaintext is capped at [`crate::MAX_GROUP_PLAINTEXT`] bytes so that
