@@ -6,7 +6,9 @@
 # SECONDS defaults to 30 per target; with no TARGET every target runs, one after the other
 # (one libFuzzer process at a time). Installs cargo-fuzz if missing, regenerates the seed corpora
 # (fuzz/seed.py), builds all targets once, then runs each with
-#   cargo +nightly fuzz run <t> -- -max_total_time=SECONDS -rss_limit_mb=2048
+#   cargo +nightly fuzz run <t> -- -max_total_time=SECONDS -rss_limit_mb=2048 -timeout=10
+# (-timeout: one input running longer than FUZZ_TIMEOUT seconds, default 10, is reported as a
+# crash; libFuzzer's own default of 1200 s would let a hang stall the whole run.)
 # Logs go to fuzz/artifacts/logs/<t>.log, crash inputs to fuzz/artifacts/<t>/.
 # Exits non-zero if any target crashed (or failed to build/run); the others still run.
 set -euo pipefail
@@ -23,6 +25,7 @@ ROOT="$(dirname "$FUZZ_DIR")"
 cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FUZZ_DIR/target}"
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
+TIMEOUT="${FUZZ_TIMEOUT:-10}"
 
 ALL_TARGETS=(message_info decrypt key_der key_text signature footer ecies group_message)
 if [ "$#" -gt 0 ]; then
@@ -54,7 +57,8 @@ for t in "${TARGETS[@]}"; do
     echo "=== $t: ${SECONDS_PER_TARGET}s (log: ${log#"$ROOT"/})"
     status=0
     cargo "+$TOOLCHAIN" fuzz run "$t" -- \
-        -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 >"$log" 2>&1 || status=$?
+        -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -timeout="$TIMEOUT" \
+        >"$log" 2>&1 || status=$?
     # The last libFuzzer status line: "#runs DONE cov: … ft: … corp: … exec/s: …".
     last="$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)"
     done_line="$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1 || true)"
@@ -62,7 +66,7 @@ for t in "${TARGETS[@]}"; do
         failed+=("$t")
         summary+=("$t: FAILED (exit $status) $last")
         echo "--- $t FAILED (exit $status); end of log:"
-        grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written|^error' "$log" | head -n 20 || true
+        grep -E -A1 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written|^error' "$log" | head -n 20 || true
     else
         summary+=("$t: ok $last | $done_line")
         echo "$last"

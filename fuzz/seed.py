@@ -7,7 +7,10 @@ Reads every JSON file in crates/crypto/tests/data/ (hex strings, see its README.
 file per seed into fuzz/corpus/<target>/, named after the SHA-1 of its content, the way libFuzzer
 names corpus entries (so re-running is idempotent and does not clash with entries the fuzzer adds).
 
-    decrypt        whole ciphertexts (every `ciphertext_hex`)
+    decrypt        whole ciphertexts (every `ciphertext_hex`), plus messages made here for the
+                   target's own key (Ed25519 seed [7; 32]) so that it gets past the recipient
+                   lookup and the ECIES MAC: encrypt, signThenEncrypt and signAndEncrypt, each
+                   with and without padding (seed_crypto.py: pure-Python Ed25519/X25519/AES)
     message_info   the message-info prefix of each ciphertext (outer DER SEQUENCE, spec §4.1)
     ecies          the encryptedKey OCTET STRING of every recipient info that holds a DER
                    ECIES envelope (spec §4.4), plus a few hand-made ones
@@ -18,15 +21,20 @@ names corpus entries (so re-running is idempotent and does not clash with entrie
     footer         hand-made sign-and-encrypt footers (spec §6 step 6)
     group_message  epoch tickets and regular group messages (spec §8.1)
 
-Standard library only.
+Standard library only. Deterministic: the same vectors give the same files.
 """
 import argparse
 import base64
 import hashlib
+import hmac
 import json
 import os
 import sys
+import struct
 import textwrap
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import seed_crypto as sc  # noqa: E402  (next to this file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_VECTORS = os.path.join(HERE, '..', 'crates', 'crypto', 'tests', 'data')
@@ -41,6 +49,15 @@ OID_SECP256R1 = bytes.fromhex('2a8648ce3d030107')
 OID_KDF2 = bytes.fromhex('28818c71020502')
 OID_SHA384 = bytes.fromhex('608648016503040202')
 OID_AES256_CBC = bytes.fromhex('60864801650304012a')
+OID_AES256_GCM = bytes.fromhex('60864801650304012e')
+OID_SHA512 = bytes.fromhex('608648016503040203')
+OID_CMS_DATA = bytes.fromhex('2a864886f70d010701')
+OID_CMS_ENVELOPED = bytes.fromhex('2a864886f70d010703')
+OID_HKDF_SHA512 = bytes.fromhex('2a864886f70d010910031e')
+OID_RANDOM_PADDING = bytes.fromhex('2b0601040183ac1b0103')
+
+# The private key of the `decrypt` target (crates/crypto/src/fuzzing.rs): Ed25519 seed [7; 32].
+FUZZ_KEY_SEED = bytes([7]) * 32
 
 
 # ----------------------------------------------------------------------------- minimal DER
@@ -216,6 +233,104 @@ def group_ticket(session_id, epoch, key):
     return b'\x08\x00\x12' + bytes([len(info)]) + info
 
 
+# ----------------------------------------------------------------------------- messages for the fuzz key
+
+def _det(label, n):
+    """Deterministic stand-in for random bytes."""
+    out = b''
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(b'sealkit-fuzz-seed/%s/%d' % (label.encode(), i)).digest()
+        i += 1
+    return out[:n]
+
+
+def ed25519_spki(pub):
+    return seq(seq(oid(OID_ED25519)), tlv(0x03, b'\x00' + pub))
+
+
+def ecies_wrap_ed25519(recipient_pub, secret, label):
+    """ECIES envelope of `secret` for an Ed25519 recipient (spec §4.4)."""
+    eph = _det(label + '/eph', 32)
+    z = sc.ed25519_shared(eph, recipient_pub)
+    k = sc.kdf2_sha384(z)
+    iv = _det(label + '/iv', 16)
+    ct = sc.aes256_cbc_encrypt(k[:32], iv, secret)
+    mac = hmac.new(k[32:80], ct, hashlib.sha384).digest()
+    return ecies_envelope(ed25519_spki(sc.ed25519_public(eph)), mac, iv, ct)
+
+
+def virgil_signature(seed, data):
+    """The 83-byte VirgilSignature of spec §3."""
+    digest = hashlib.sha512(data).digest()
+    return seq(seq(oid(OID_SHA512), b'\x05\x00'), octets(sc.ed25519_sign(seed, digest)))
+
+
+def message_info(recipients, nonce, custom=(), kdf=False, footer_size=None, padding=False):
+    """VirgilMessageInfo (spec §4.2); recipients: (rid, alg DER, encrypted key)."""
+    ktri = [seq(integer(2), tlv(0xa0, octets(rid)), alg, octets(ek)) for rid, alg, ek in recipients]
+    eci = seq(oid(OID_CMS_DATA), seq(oid(OID_AES256_GCM), octets(nonce)))
+    content_info = seq(oid(OID_CMS_ENVELOPED), tlv(0xa0, seq(integer(2), set_of(*ktri), eci)))
+    version = 3 if padding else 2 if kdf and footer_size is not None else 1 if kdf else 0
+    parts = [integer(version), content_info]
+    if custom:
+        kvs = [seq(tlv(0x0c, k.encode()), tlv(0xa2, octets(v))) for k, v in custom]
+        parts.append(tlv(0xa0, set_of(*kvs)))
+    if kdf:
+        parts.append(tlv(0xa1, seq(oid(OID_HKDF_SHA512))))
+    if footer_size is not None:
+        sdi = seq(integer(0), seq(oid(OID_SHA512), b'\x05\x00'))
+        parts.append(tlv(0xa2, seq(integer(0), integer(footer_size), tlv(0xa0, sdi))))
+    if padding:
+        parts.append(tlv(0xa3, seq(oid(OID_RANDOM_PADDING))))
+    return seq(*parts)
+
+
+def random_padding(data, label):
+    n = 160 - (len(data) + 4) % 160
+    return data + _det(label + '/pad', n) + struct.pack('<I', n)
+
+
+def fuzz_key_messages(extra_recipient=None):
+    """Messages the `decrypt` target's key can open, signed by that same key where signed."""
+    seed = FUZZ_KEY_SEED
+    pub = sc.ed25519_public(seed)
+    key_id = hashlib.sha512(ed25519_spki(pub)).digest()[:8]
+    ed_alg = seq(oid(OID_ED25519))
+    out = []
+    for mode in ('encrypt', 'ste', 'sae'):
+        for padded in (False, True):
+            for size in ((0, 45) if mode == 'encrypt' and not padded else (45,)):
+                label = f'{mode}/{padded}/{size}'
+                pt = _det(label + '/pt', size)
+                body = random_padding(pt, label) if padded else pt
+                secret = _det(label + '/secret', 32)
+                recipients = [(key_id, ed_alg, ecies_wrap_ed25519(pub, secret, label))]
+                if extra_recipient is not None and size:
+                    rid, rpub = extra_recipient
+                    recipients.append((rid, ed_alg, ecies_wrap_ed25519(rpub, secret, label + '/2')))
+                if mode == 'sae':
+                    okm = sc.hkdf_sha512(secret, 88)
+                    data_key, nonce = okm[:32], okm[32:44]
+                    footer_key, footer_nonce = okm[44:76], okm[76:88]
+                    mi = message_info(recipients, nonce, kdf=True, footer_size=len(body),
+                                      padding=padded)
+                    sdi = seq(integer(0), seq(oid(OID_SHA512), b'\x05\x00'))
+                    raw_sig = sc.ed25519_sign(seed, hashlib.sha512(pt).digest())
+                    foot = footer(signer_info(key_id, ed_alg, raw_sig))
+                    out.append(mi + sc.aes256_gcm_encrypt(data_key, nonce, body, sdi)
+                               + sc.aes256_gcm_encrypt(footer_key, footer_nonce, foot))
+                else:
+                    nonce = _det(label + '/nonce', 12)
+                    custom = ()
+                    if mode == 'ste':
+                        custom = (('VIRGIL-DATA-SIGNATURE', virgil_signature(seed, pt)),
+                                  ('VIRGIL-DATA-SIGNER-ID', key_id))
+                    mi = message_info(recipients, nonce, custom=custom, padding=padded)
+                    out.append(mi + sc.aes256_gcm_encrypt(secret, nonce, body))
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 def collect(vectors_dir):
@@ -263,6 +378,16 @@ def collect(vectors_dir):
                     raw_ed_sigs.append(data[-64:])
             elif field in ('epoch_messages_hex', 'message_hex'):
                 seeds['group_message'].append(data)
+
+    # Messages that the `decrypt` target's own key opens (one also to bob, from the vectors).
+    bob = keys.get('bob', {})
+    bob_spki = unhex(bob.get('public_key_der')) or b''
+    extra = (unhex(bob['key_id']), bob_spki[-32:]) if len(bob_spki) == 44 else None
+    made = fuzz_key_messages(extra)
+    seeds['decrypt'].extend(made)
+    for m in made:
+        seeds['message_info'].append(message_info_prefix(m))
+        seeds['ecies'].extend(ecies_envelopes(message_info_prefix(m))[:1])
 
     # Footers (spec §6 step 6): one Ed25519 signer (97 bytes), two signers, one P-256 signer.
     ed_alg = seq(oid(OID_ED25519))
