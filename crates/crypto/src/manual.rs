@@ -19,6 +19,11 @@ pub mod differences {
     //!   message-info versions that do not match the fields present are errors. The lenient forms
     //!   the reference's reader accepts and that are harmless (unsorted SETs, hash identifiers
     //!   without NULL parameters, the RFC 5084 GCM parameter form) are accepted.
+    //! * **X25519 keys cannot verify.** virgil-crypto 4.2.2 and 5.1.2 `verifySignature` return
+    //!   `true` for *any* signature, over any data, when given an X25519 (`CURVE25519`) public key
+    //!   (found while testing; `decryptThenVerify` inherits it). Sealkit answers
+    //!   [`crate::Error::Unsupported`], and a message whose signer is looked up among X25519 keys
+    //!   does not verify.
     //! * **Public keys are validated.** An Ed25519 key that is not a curve point, or an X25519
     //!   agreement that yields the all-zero secret, is rejected.
     //! * **Either key id matches.** A recipient entry is found by the 8-byte id or the SHA-256 id
