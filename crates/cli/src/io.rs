@@ -27,14 +27,16 @@ impl Input {
     pub fn open(path: Option<&Path>, rereadable: bool) -> Result<Self> {
         match path {
             Some(p) => {
-                let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let meta =
+                    std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
                 if meta.is_file() {
                     return Ok(Self::File(p.to_owned(), meta.len()));
                 }
                 if !rereadable {
                     return Ok(Self::File(p.to_owned(), 0));
                 }
-                let mut src = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let mut src =
+                    File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
                 Self::spool(&mut src)
             }
             None if rereadable => Self::spool(&mut io::stdin().lock()),
@@ -120,7 +122,10 @@ pub fn with_progress<'a>(reader: Box<dyn Read + 'a>, len: Option<u64>) -> Box<dy
 
 /// Runs `f` on the output: stdout, or a temporary file beside `path` that replaces `path` only
 /// once `f` succeeded (so a failed run leaves no partial file).
-pub fn write_output(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+pub fn write_output(
+    path: Option<&Path>,
+    f: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     match path {
         None => {
             let stdout = io::stdout();

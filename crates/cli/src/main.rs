@@ -238,15 +238,20 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
 }
 
 fn encrypt(a: EncryptArgs) -> Result<()> {
-    let recipients = a
-        .to
-        .iter()
-        .map(|k| keyarg::public_key(k))
-        .collect::<Result<Vec<_>>>()?;
-    let signer = a.sign_with.as_deref().map(keyarg::private_key).transpose()?;
-    let mode = a
-        .mode
-        .unwrap_or(if signer.is_some() { Mode::Auth } else { Mode::Plain });
+    let recipients =
+        a.to.iter()
+            .map(|k| keyarg::public_key(k))
+            .collect::<Result<Vec<_>>>()?;
+    let signer = a
+        .sign_with
+        .as_deref()
+        .map(keyarg::private_key)
+        .transpose()?;
+    let mode = a.mode.unwrap_or(if signer.is_some() {
+        Mode::Auth
+    } else {
+        Mode::Plain
+    });
     let crypto = if a.sha256_ids {
         Crypto::with_key_ids(KeyIdScheme::Sha256)
     } else {

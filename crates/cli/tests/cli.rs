@@ -15,7 +15,13 @@ fn sealkit(dir: &Path) -> Command {
 }
 
 fn stdout(dir: &Path, args: &[&str]) -> String {
-    let out = sealkit(dir).args(args).assert().success().get_output().stdout.clone();
+    let out = sealkit(dir)
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     String::from_utf8(out).unwrap().trim().to_owned()
 }
 
@@ -23,7 +29,10 @@ fn stdout(dir: &Path, args: &[&str]) -> String {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    sealkit(d).args(["key", "generate", "--out", "alice.key"]).assert().success();
+    sealkit(d)
+        .args(["key", "generate", "--out", "alice.key"])
+        .assert()
+        .success();
     let bob = stdout(d, &["key", "generate", "--type", "curve25519"]);
     fs::write(d.join("bob.key"), &bob).unwrap();
     let erin = stdout(d, &["key", "generate", "--type", "secp256r1"]);
@@ -59,24 +68,41 @@ fn keys_are_base64_der_and_the_private_file_is_private() {
     let dir = setup();
     let d = dir.path();
     let text = fs::read_to_string(d.join("alice.key")).unwrap();
-    let der = base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap();
     assert_eq!(der.len(), 48, "Ed25519 PKCS#8 as virgil-crypto exports it");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(d.join("alice.key")).unwrap().permissions().mode();
+        let mode = fs::metadata(d.join("alice.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // Never overwrite a key.
-    sealkit(d).args(["key", "generate", "--out", "alice.key"]).assert().failure();
+    sealkit(d)
+        .args(["key", "generate", "--out", "alice.key"])
+        .assert()
+        .failure();
     assert_eq!(fs::read_to_string(d.join("alice.key")).unwrap(), text);
     let public = fs::read_to_string(d.join("erin.pub")).unwrap();
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(public.trim()).unwrap().len(), 91);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(public.trim())
+            .unwrap()
+            .len(),
+        91
+    );
     // Key ids: private and public key give the same; --sha256 is 32 bytes.
     let id = stdout(d, &["key", "id", "--key", "alice.key"]);
     assert_eq!(id.len(), 16);
     assert_eq!(stdout(d, &["key", "id", "--key", "alice.pub"]), id);
-    assert_eq!(stdout(d, &["key", "id", "--key", "alice.pub", "--sha256"]).len(), 64);
+    assert_eq!(
+        stdout(d, &["key", "id", "--key", "alice.pub", "--sha256"]).len(),
+        64
+    );
     // DER and PEM key files are accepted too.
     fs::write(d.join("alice.der"), &der).unwrap();
     let pem = format!(
@@ -89,7 +115,10 @@ fn keys_are_base64_der_and_the_private_file_is_private() {
     // A key given inline.
     assert_eq!(stdout(d, &["key", "id", "--key", text.trim()]), id);
     // Garbage is a one-line error, not a panic.
-    let out = sealkit(d).args(["key", "id", "--key", "not-a-key"]).assert().failure();
+    let out = sealkit(d)
+        .args(["key", "id", "--key", "not-a-key"])
+        .assert()
+        .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("sealkit: error:"), "{err}");
@@ -101,7 +130,18 @@ fn sign_and_verify_exit_codes() {
     let d = dir.path();
     fs::write(d.join("doc"), b"the document").unwrap();
     let sig = stdout(d, &["sign", "--key", "alice.key", "--in", "doc"]);
-    sealkit(d).args(["verify", "--key", "alice.pub", "--signature", &sig, "--in", "doc"]).assert().code(0);
+    sealkit(d)
+        .args([
+            "verify",
+            "--key",
+            "alice.pub",
+            "--signature",
+            &sig,
+            "--in",
+            "doc",
+        ])
+        .assert()
+        .code(0);
     sealkit(d)
         .args(["verify", "--key", "alice.pub", "--signature", &sig])
         .write_stdin("the document")
@@ -113,8 +153,30 @@ fn sign_and_verify_exit_codes() {
         .assert()
         .code(1);
     let erin_sig = stdout(d, &["sign", "--key", "erin.key", "--in", "doc"]);
-    sealkit(d).args(["verify", "--key", "erin.pub", "--signature", &erin_sig, "--in", "doc"]).assert().code(0);
-    sealkit(d).args(["verify", "--key", "erin.pub", "--signature", &sig, "--in", "doc"]).assert().code(1);
+    sealkit(d)
+        .args([
+            "verify",
+            "--key",
+            "erin.pub",
+            "--signature",
+            &erin_sig,
+            "--in",
+            "doc",
+        ])
+        .assert()
+        .code(0);
+    sealkit(d)
+        .args([
+            "verify",
+            "--key",
+            "erin.pub",
+            "--signature",
+            &sig,
+            "--in",
+            "doc",
+        ])
+        .assert()
+        .code(1);
 }
 
 #[test]
@@ -132,7 +194,15 @@ fn every_mode_round_trips_and_failures_write_nothing() {
     ];
     for (i, mode) in modes.iter().enumerate() {
         let ct = format!("ct{i}");
-        let mut args = vec!["encrypt", "--to", "bob.pub", "--to", "erin.pub", "--to", "alice.pub"];
+        let mut args = vec![
+            "encrypt",
+            "--to",
+            "bob.pub",
+            "--to",
+            "erin.pub",
+            "--to",
+            "alice.pub",
+        ];
         args.extend_from_slice(mode);
         args.extend_from_slice(&["--in", "pt", "--out", &ct]);
         sealkit(d).args(&args).assert().success();
@@ -144,7 +214,10 @@ fn every_mode_round_trips_and_failures_write_nothing() {
                 args.extend_from_slice(&["--verify-with", "alice.pub"]);
             }
             sealkit(d).args(&args).assert().success();
-            assert!(fs::read(d.join(&out)).unwrap() == data, "mode {mode:?} for {key}");
+            assert!(
+                fs::read(d.join(&out)).unwrap() == data,
+                "mode {mode:?} for {key}"
+            );
         }
         // Through pipes as well (stdin spools when the mode needs two passes).
         let piped = sealkit(d)
@@ -161,7 +234,13 @@ fn every_mode_round_trips_and_failures_write_nothing() {
         if signed {
             dec.args(["--verify-with", "alice.pub"]);
         }
-        let back = dec.write_stdin(piped).assert().success().get_output().stdout.clone();
+        let back = dec
+            .write_stdin(piped)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         assert!(back == data, "piped mode {mode:?}");
     }
 
@@ -176,30 +255,73 @@ fn every_mode_round_trips_and_failures_write_nothing() {
     let outsider_pub = stdout(d, &["key", "public", "--key", "outsider.key"]);
     let failures: [&[&str]; 4] = [
         &["decrypt", "--key", "outsider.key", "--in", "ct0"],
-        &["decrypt", "--key", "bob.key", "--verify-with", "alice.pub", "--in", "ct3"],
-        &["decrypt", "--key", "bob.key", "--verify-with", &outsider_pub, "--in", "ct0"],
+        &[
+            "decrypt",
+            "--key",
+            "bob.key",
+            "--verify-with",
+            "alice.pub",
+            "--in",
+            "ct3",
+        ],
+        &[
+            "decrypt",
+            "--key",
+            "bob.key",
+            "--verify-with",
+            &outsider_pub,
+            "--in",
+            "ct0",
+        ],
         &["decrypt", "--key", "bob.key", "--in", "tampered"],
     ];
     for args in failures {
-        let out = sealkit(d).args(args).args(["--out", "must-not-exist"]).assert().failure();
+        let out = sealkit(d)
+            .args(args)
+            .args(["--out", "must-not-exist"])
+            .assert()
+            .failure();
         let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(!d.join("must-not-exist").exists(), "{args:?} left a partial file");
+        assert!(
+            !d.join("must-not-exist").exists(),
+            "{args:?} left a partial file"
+        );
         // Nor does a failure print plaintext to stdout.
         let out = sealkit(d).args(args).assert().failure();
-        assert!(out.get_output().stdout.is_empty(), "{args:?} printed plaintext");
+        assert!(
+            out.get_output().stdout.is_empty(),
+            "{args:?} printed plaintext"
+        );
     }
     // No temporary files left behind either.
     let leftovers: Vec<PathBuf> = fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".sealkit-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".sealkit-")
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // Bad combinations are refused.
-    sealkit(d).args(["encrypt", "--to", "bob.pub", "--mode", "auth"]).write_stdin("x").assert().failure();
     sealkit(d)
-        .args(["encrypt", "--to", "bob.pub", "--mode", "plain", "--sign-with", "alice.key"])
+        .args(["encrypt", "--to", "bob.pub", "--mode", "auth"])
+        .write_stdin("x")
+        .assert()
+        .failure();
+    sealkit(d)
+        .args([
+            "encrypt",
+            "--to",
+            "bob.pub",
+            "--mode",
+            "plain",
+            "--sign-with",
+            "alice.key",
+        ])
         .write_stdin("x")
         .assert()
         .failure();
@@ -214,7 +336,13 @@ fn oracle(args: &[&str]) -> Option<std::process::Output> {
         root.join("interop/node_modules/virgil-crypto").is_dir(),
         "run `npm ci --prefix interop` (or set SEALKIT_SKIP_INTEROP=1)"
     );
-    Some(std::process::Command::new("node").arg(root.join("interop/oracle.js")).args(args).output().unwrap())
+    Some(
+        std::process::Command::new("node")
+            .arg(root.join("interop/oracle.js"))
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
 
 /// The CLI opens what virgil-crypto 5.1.2 made, and virgil-crypto 5.1.2 and 4.2.2 open what the
@@ -222,7 +350,9 @@ fn oracle(args: &[&str]) -> Option<std::process::Output> {
 #[test]
 fn cli_interoperates_with_virgil_crypto() {
     let made = tempfile::tempdir().unwrap();
-    let Some(out) = oracle(&["make", "--lib", "5", "--out", made.path().to_str().unwrap()]) else { return };
+    let Some(out) = oracle(&["make", "--lib", "5", "--out", made.path().to_str().unwrap()]) else {
+        return;
+    };
     assert!(out.status.success());
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(made.path().join("manifest.json")).unwrap()).unwrap();
@@ -246,12 +376,19 @@ fn cli_interoperates_with_virgil_crypto() {
         let ct = made.path().join(case["ciphertext_file"].as_str().unwrap());
         let out = made.path().join(format!("{name}.out"));
         let mut cmd = sealkit(made.path());
-        cmd.arg("decrypt").arg("--key").arg(&key).arg("--in").arg(&ct).arg("--out").arg(&out);
+        cmd.arg("decrypt")
+            .arg("--key")
+            .arg(&key)
+            .arg("--in")
+            .arg(&ct)
+            .arg("--out")
+            .arg(&out);
         if case["signer"] == "alice" {
             cmd.arg("--verify-with").arg(&alice_pub);
         }
         cmd.assert().success();
-        let expected = fs::read(made.path().join(case["plaintext_file"].as_str().unwrap())).unwrap();
+        let expected =
+            fs::read(made.path().join(case["plaintext_file"].as_str().unwrap())).unwrap();
         assert!(fs::read(&out).unwrap() == expected, "{name}");
         opened += 1;
     }
@@ -267,7 +404,12 @@ fn cli_interoperates_with_virgil_crypto() {
     let carol_pub = stdout(d, &["key", "public", "--key", "carol.key"]);
     fs::write(d.join("carol.pub"), carol_pub).unwrap();
     let mut keys = serde_json::Map::new();
-    for (name, t) in [("alice", "ED25519"), ("bob", "CURVE25519"), ("erin", "SECP256R1"), ("carol", "ED25519")] {
+    for (name, t) in [
+        ("alice", "ED25519"),
+        ("bob", "CURVE25519"),
+        ("erin", "SECP256R1"),
+        ("carol", "ED25519"),
+    ] {
         keys.insert(name.into(), serde_json::json!({
             "type": t,
             "private_key_der_b64": fs::read_to_string(d.join(format!("{name}.key"))).unwrap().trim(),
@@ -278,12 +420,22 @@ fn cli_interoperates_with_virgil_crypto() {
     let data: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
     fs::write(d.join("data.pt"), &data).unwrap();
     for (name, mode, extra) in [
-        ("cli_auth", "sign_and_encrypt", vec!["--sign-with", "alice.key"]),
-        ("cli_legacy", "sign_then_encrypt", vec!["--sign-with", "alice.key", "--mode", "legacy"]),
+        (
+            "cli_auth",
+            "sign_and_encrypt",
+            vec!["--sign-with", "alice.key"],
+        ),
+        (
+            "cli_legacy",
+            "sign_then_encrypt",
+            vec!["--sign-with", "alice.key", "--mode", "legacy"],
+        ),
         ("cli_plain_padded", "encrypt", vec!["--padding"]),
     ] {
         let ct = format!("{name}.ct");
-        let mut args = vec!["encrypt", "--to", "bob.pub", "--to", "erin.pub", "--in", "data.pt", "--out", &ct];
+        let mut args = vec![
+            "encrypt", "--to", "bob.pub", "--to", "erin.pub", "--in", "data.pt", "--out", &ct,
+        ];
         args.extend(extra.iter().copied());
         sealkit(d).args(&args).assert().success();
         cases.push(serde_json::json!({
@@ -293,8 +445,13 @@ fn cli_interoperates_with_virgil_crypto() {
             "recipients": ["bob", "erin"], "plaintext_file": "data.pt", "ciphertext_file": ct,
         }));
     }
-    let manifest = serde_json::json!({"producer": "sealkit CLI", "keys": keys, "cases": cases, "groups": []});
-    fs::write(d.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let manifest =
+        serde_json::json!({"producer": "sealkit CLI", "keys": keys, "cases": cases, "groups": []});
+    fs::write(
+        d.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
     for lib in ["5", "4"] {
         let out = oracle(&["check", "--lib", lib, "--dir", d.to_str().unwrap()]).unwrap();
         let summary = String::from_utf8_lossy(&out.stdout);

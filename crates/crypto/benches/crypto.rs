@@ -10,8 +10,9 @@ use sealkit_crypto::{Crypto, KeyType, PrivateKey, PublicKey};
 use std::hint::black_box;
 
 fn keys(n: usize) -> (Vec<PrivateKey>, Vec<PublicKey>) {
-    let private: Vec<PrivateKey> =
-        (0..n).map(|_| PrivateKey::generate(KeyType::Ed25519, &mut OsRng)).collect();
+    let private: Vec<PrivateKey> = (0..n)
+        .map(|_| PrivateKey::generate(KeyType::Ed25519, &mut OsRng))
+        .collect();
     let public = private.iter().map(|k| k.public_key().clone()).collect();
     (private, public)
 }
@@ -28,10 +29,16 @@ fn auth(c: &mut Criterion) {
         group.bench_function(format!("encrypt_{n}r"), |b| {
             b.iter(|| crypto.sign_and_encrypt(&mut OsRng, black_box(&data), &alice, &public, true))
         });
-        let message = crypto.sign_and_encrypt(&mut OsRng, &data, &alice, &public, true).unwrap();
+        let message = crypto
+            .sign_and_encrypt(&mut OsRng, &data, &alice, &public, true)
+            .unwrap();
         let last = &private[n - 1];
         group.bench_function(format!("decrypt_{n}r"), |b| {
-            b.iter(|| crypto.decrypt_and_verify(black_box(&message), last, &alice_pub).unwrap())
+            b.iter(|| {
+                crypto
+                    .decrypt_and_verify(black_box(&message), last, &alice_pub)
+                    .unwrap()
+            })
         });
     }
     group.finish();
@@ -46,7 +53,11 @@ fn bulk(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.bench_function("encrypt", |b| {
-        b.iter(|| crypto.encrypt(&mut OsRng, black_box(&data), &public, false).unwrap())
+        b.iter(|| {
+            crypto
+                .encrypt(&mut OsRng, black_box(&data), &public, false)
+                .unwrap()
+        })
     });
     let message = crypto.encrypt(&mut OsRng, &data, &public, false).unwrap();
     group.bench_function("decrypt", |b| {

@@ -48,7 +48,9 @@ impl Bench {
     fn report(&self, imp: &str, op: &str, ns: f64, bytes: Option<usize>) {
         if self.json {
             match bytes {
-                Some(b) => println!(r#"{{"impl":"{imp}","op":"{op}","ns_per_op":{ns:.1},"bytes":{b}}}"#),
+                Some(b) => {
+                    println!(r#"{{"impl":"{imp}","op":"{op}","ns_per_op":{ns:.1},"bytes":{b}}}"#)
+                }
                 None => println!(r#"{{"impl":"{imp}","op":"{op}","ns_per_op":{ns:.1}}}"#),
             }
         } else {
@@ -68,7 +70,9 @@ fn main() {
     let crypto = Crypto::new();
     let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
     let bob = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
-    let many: Vec<PrivateKey> = (0..100).map(|_| PrivateKey::generate(KeyType::Ed25519, &mut OsRng)).collect();
+    let many: Vec<PrivateKey> = (0..100)
+        .map(|_| PrivateKey::generate(KeyType::Ed25519, &mut OsRng))
+        .collect();
     let many_pub: Vec<PublicKey> = many.iter().map(|k| k.public_key().clone()).collect();
     let alice_pub = [alice.public_key().clone()];
     let bob_pub = [bob.public_key().clone()];
@@ -88,13 +92,17 @@ fn main() {
 
     let s = bench.time(|| sink(crypto.sign_and_encrypt(&mut OsRng, &kib, &alice, &bob_pub, true)));
     bench.report("sealkit", "auth_encrypt_1k_1r", s, None);
-    let msg = crypto.sign_and_encrypt(&mut OsRng, &kib, &alice, &bob_pub, true).unwrap();
+    let msg = crypto
+        .sign_and_encrypt(&mut OsRng, &kib, &alice, &bob_pub, true)
+        .unwrap();
     let s = bench.time(|| sink(crypto.decrypt_and_verify(&msg, &bob, &alice_pub).unwrap()));
     bench.report("sealkit", "auth_decrypt_1k_1r", s, None);
 
     let s = bench.time(|| sink(crypto.sign_and_encrypt(&mut OsRng, &kib, &alice, &many_pub, true)));
     bench.report("sealkit", "auth_encrypt_1k_100r", s, None);
-    let msg = crypto.sign_and_encrypt(&mut OsRng, &kib, &alice, &many_pub, true).unwrap();
+    let msg = crypto
+        .sign_and_encrypt(&mut OsRng, &kib, &alice, &many_pub, true)
+        .unwrap();
     let last = &many[99];
     let s = bench.time(|| sink(crypto.decrypt_and_verify(&msg, last, &alice_pub).unwrap()));
     bench.report("sealkit", "auth_decrypt_1k_100r", s, None);
@@ -153,7 +161,9 @@ fn main() {
     bench.report("primitive", "aes256gcm_64m", gcm_bulk, Some(bulk_len));
     let hkdf = bench.time(|| {
         let mut okm = [0u8; 88];
-        hkdf::Hkdf::<sha2::Sha512>::new(None, &gcm_key).expand(&[], &mut okm).unwrap();
+        hkdf::Hkdf::<sha2::Sha512>::new(None, &gcm_key)
+            .expand(&[], &mut okm)
+            .unwrap();
         black_box(okm);
     });
     bench.report("primitive", "hkdf_sha512", hkdf, None);
@@ -178,9 +188,24 @@ fn main() {
     // --- Floors: the sum of the primitives each operation needs.
     let floor_enc_1 = sha512_1k + ed_sign + x_keygen_dh + gcm_1k;
     bench.report("floor", "auth_encrypt_1k_1r", floor_enc_1, None);
-    bench.report("floor", "auth_decrypt_1k_1r", sha512_1k + ed_verify + x_dh + gcm_1k, None);
-    bench.report("floor", "auth_encrypt_1k_100r", sha512_1k + ed_sign + 100.0 * x_keygen_dh + gcm_1k, None);
-    bench.report("floor", "auth_decrypt_1k_100r", sha512_1k + ed_verify + x_dh + gcm_1k, None);
+    bench.report(
+        "floor",
+        "auth_decrypt_1k_1r",
+        sha512_1k + ed_verify + x_dh + gcm_1k,
+        None,
+    );
+    bench.report(
+        "floor",
+        "auth_encrypt_1k_100r",
+        sha512_1k + ed_sign + 100.0 * x_keygen_dh + gcm_1k,
+        None,
+    );
+    bench.report(
+        "floor",
+        "auth_decrypt_1k_100r",
+        sha512_1k + ed_verify + x_dh + gcm_1k,
+        None,
+    );
     bench.report("floor", "bulk_encrypt_64m", gcm_bulk, Some(bulk_len));
     bench.report("floor", "bulk_decrypt_64m", gcm_bulk, Some(bulk_len));
 }

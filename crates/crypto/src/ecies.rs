@@ -101,10 +101,16 @@ fn agree(private: &PrivateKey, public: &PublicKey) -> Result<Zeroizing<[u8; 32]>
                 .ok_or(Error::InvalidKey("key cannot agree over Curve25519"))?;
             let scalar = Zeroizing::new(secret.to_bytes());
             let shared = Zeroizing::new(
-                edwards.to_edwards().mul_clamped(*scalar).to_montgomery().to_bytes(),
+                edwards
+                    .to_edwards()
+                    .mul_clamped(*scalar)
+                    .to_montgomery()
+                    .to_bytes(),
             );
             if bool::from(subtle::ConstantTimeEq::ct_eq(&shared[..], &[0u8; 32][..])) {
-                return Err(Error::InvalidKey("key agreement produced the all-zero secret"));
+                return Err(Error::InvalidKey(
+                    "key agreement produced the all-zero secret",
+                ));
             }
             Ok(shared)
         }
@@ -140,7 +146,11 @@ pub(crate) fn unwrap(envelope: &[u8], key: &PrivateKey) -> Result<Zeroizing<[u8;
             .decrypt_padded_vec_mut::<Pkcs7>(&env.ciphertext)
             .map_err(|_| Error::DecryptionFailed)?,
         KeyCipher::Gcm { nonce } => {
-            let split = env.ciphertext.len().checked_sub(16).ok_or(Error::DecryptionFailed)?;
+            let split = env
+                .ciphertext
+                .len()
+                .checked_sub(16)
+                .ok_or(Error::DecryptionFailed)?;
             let (ct, tag) = env.ciphertext.split_at(split);
             let mut plain = ct.to_vec();
             let mut key = aes::cipher::generic_array::GenericArray::default();

@@ -630,16 +630,9 @@ impl<'a, S: Stage> Decryptor<'a, S> {
     }
 
     fn update_inner(&mut self, input: &mut &[u8]) -> Result<()> {
-        if let State::Header(buf) = &mut self.state {
-            let needed = MessageInfo::encoded_len(buf).ok().flatten();
-            let take = match needed {
-                Some(n) => n.saturating_sub(buf.len()).min(input.len()),
-                // The header's own length is in its first few bytes.
-                None => (6usize.saturating_sub(buf.len())).min(input.len()),
-            };
-            buf.extend_from_slice(&input[..take]);
-            *input = &input[take..];
-            match MessageInfo::encoded_len(buf)? {
+        while let State::Header(buf) = &mut self.state {
+            // Never read past the message info: first its DER header, then exactly its length.
+            let wanted = match MessageInfo::encoded_len(buf)? {
                 Some(n) if n > MAX_MESSAGE_INFO => {
                     return Err(FormatError::new(
                         FormatErrorKind::InvalidLength {
@@ -649,12 +642,17 @@ impl<'a, S: Stage> Decryptor<'a, S> {
                     )
                     .into())
                 }
-                Some(n) if n == buf.len() => {
-                    let body = open(self.key, self.verify_with, buf)?;
-                    self.state = State::Body(Box::new(body));
-                }
-                Some(_) | None if input.is_empty() => return Ok(()),
-                _ => return self.update_inner(input),
+                Some(n) => n,
+                None => der_header_len(buf),
+            };
+            let take = wanted.saturating_sub(buf.len()).min(input.len());
+            buf.extend_from_slice(&input[..take]);
+            *input = &input[take..];
+            if MessageInfo::encoded_len(buf)? == Some(buf.len()) {
+                let body = open(self.key, self.verify_with, buf)?;
+                self.state = State::Body(Box::new(body));
+            } else if input.is_empty() {
+                return Ok(());
             }
         }
         match &mut self.state {
@@ -662,6 +660,15 @@ impl<'a, S: Stage> Decryptor<'a, S> {
             State::Header(_) => Ok(()),
             State::Poisoned => Err(Error::InvalidArgument("decryptor used after an error")),
         }
+    }
+}
+
+/// Bytes needed to read a DER header that starts `prefix`: the tag and the first length byte, then
+/// the long-form length bytes.
+fn der_header_len(prefix: &[u8]) -> usize {
+    match prefix.get(1) {
+        Some(&first) if first >= 0x80 => 2 + usize::from(first & 0x7f),
+        _ => 2,
     }
 }
 
@@ -1090,6 +1097,24 @@ mod tests {
             crypto.decrypt(&plain, &other),
             Err(Error::RecipientNotFound)
         ));
+    }
+
+    #[test]
+    fn short_message_info_fed_in_pieces_terminates() {
+        // Found by the decrypt fuzz target: a tiny message info followed by more bytes.
+        let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+        for input in [
+            &[0x30u8, 0x01, 0x00, 0xff, 0xff, 0xff, 0xff][..],
+            &[0x30, 0x00, 1, 2, 3, 4, 5],
+        ] {
+            for split in 0..input.len() {
+                let mut dec = Decryptor::new(&key, None, Vec::new()).unwrap_or_else(|_| panic!());
+                let r = dec
+                    .update(&input[..split])
+                    .and_then(|()| dec.update(&input[split..]));
+                assert!(r.is_err() || dec.finish().is_err());
+            }
+        }
     }
 
     #[test]

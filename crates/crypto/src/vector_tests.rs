@@ -264,7 +264,10 @@ fn python_made_vectors() {
 
 #[test]
 fn native_c_vectors_with_gcm_key_wrap() {
-    assert_eq!(check_file("native", include_str!("../tests/data/native_c_0_23.json")), 4);
+    assert_eq!(
+        check_file("native", include_str!("../tests/data/native_c_0_23.json")),
+        4
+    );
 }
 
 #[test]

@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Runs the oracle; `None` when interop is deliberately skipped.
@@ -42,13 +45,18 @@ fn oracle(args: &[&str]) -> Option<(bool, String)> {
         .expect("node must be installed");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        eprintln!("oracle {args:?} stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "oracle {args:?} stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Some((out.status.success(), stdout))
 }
 
 fn b64(s: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(s.as_str().unwrap()).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(s.as_str().unwrap())
+        .unwrap()
 }
 
 /// Opens every case of an oracle-made directory. Returns the number of decryptions checked.
@@ -60,8 +68,16 @@ fn open_all(dir: &Path) -> usize {
         let der = b64(&k["private_key_der_b64"]);
         match PrivateKey::from_der(&der) {
             Ok(key) => {
-                assert_eq!(key.public_key().to_der(), b64(&k["public_key_der_b64"]), "{name}");
-                assert_eq!(*key.to_der(), der, "{name}: private export is byte-identical");
+                assert_eq!(
+                    key.public_key().to_der(),
+                    b64(&k["public_key_der_b64"]),
+                    "{name}"
+                );
+                assert_eq!(
+                    *key.to_der(),
+                    der,
+                    "{name}: private export is byte-identical"
+                );
                 keys.insert(name.clone(), key);
             }
             Err(e) => assert_eq!(k["type"], "RSA_2048", "{name} failed to import: {e}"),
@@ -73,11 +89,15 @@ fn open_all(dir: &Path) -> usize {
         let name = case["name"].as_str().unwrap();
         let message = std::fs::read(dir.join(case["ciphertext_file"].as_str().unwrap())).unwrap();
         let plaintext = std::fs::read(dir.join(case["plaintext_file"].as_str().unwrap())).unwrap();
-        let signer = case["signer"].as_str().map(|s| vec![keys[s].public_key().clone()]);
+        let signer = case["signer"]
+            .as_str()
+            .map(|s| vec![keys[s].public_key().clone()]);
         let mode = case["mode"].as_str().unwrap();
         let mut opened = 0;
         for r in case["recipients"].as_array().unwrap() {
-            let Some(key) = keys.get(r.as_str().unwrap()) else { continue };
+            let Some(key) = keys.get(r.as_str().unwrap()) else {
+                continue;
+            };
             let result = match (mode, &signer) {
                 ("sign_and_encrypt", Some(s)) => crypto.decrypt_and_verify(&message, key, s),
                 ("sign_then_encrypt", Some(s)) => crypto.decrypt_then_verify(&message, key, s),
@@ -86,18 +106,25 @@ fn open_all(dir: &Path) -> usize {
             let result = result.unwrap_or_else(|e| panic!("{name} for {r}: {e}"));
             assert!(result == plaintext, "{name} for {r}: wrong plaintext");
             // The same through the streaming decryptor, in odd pieces.
-            let mut dec = sealkit_crypto::Decryptor::new(key, signer.as_deref(), Vec::new()).unwrap();
+            let mut dec =
+                sealkit_crypto::Decryptor::new(key, signer.as_deref(), Vec::new()).unwrap();
             for piece in message.chunks(65_521) {
                 dec.update(piece).unwrap();
             }
-            assert!(dec.finish().unwrap().0 == plaintext, "{name} streamed for {r}");
+            assert!(
+                dec.finish().unwrap().0 == plaintext,
+                "{name} streamed for {r}"
+            );
             opened += 1;
             checked += 1;
         }
         assert!(opened > 0, "{name}: no recipient Sealkit can use");
         // A key that is not a recipient fails.
         let outsider = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
-        assert!(crypto.decrypt(&message, &outsider).is_err(), "{name}: outsider");
+        assert!(
+            crypto.decrypt(&message, &outsider).is_err(),
+            "{name}: outsider"
+        );
         // A wrong signer fails.
         if let Some(s) = &signer {
             let recipient = case["recipients"]
@@ -107,21 +134,42 @@ fn open_all(dir: &Path) -> usize {
                 .find_map(|r| keys.get(r.as_str().unwrap()))
                 .unwrap();
             let wrong = vec![outsider.public_key().clone()];
-            assert!(crypto.decrypt_verified(&message, recipient, Some(&wrong)).is_err(), "{name}");
-            assert!(crypto.decrypt_verified(&message, recipient, Some(s)).is_ok(), "{name}");
+            assert!(
+                crypto
+                    .decrypt_verified(&message, recipient, Some(&wrong))
+                    .is_err(),
+                "{name}"
+            );
+            assert!(
+                crypto
+                    .decrypt_verified(&message, recipient, Some(s))
+                    .is_ok(),
+                "{name}"
+            );
         }
     }
     for group in manifest["groups"].as_array().unwrap() {
-        let tickets: Vec<Vec<u8>> = group["tickets_b64"].as_array().unwrap().iter().map(b64).collect();
+        let tickets: Vec<Vec<u8>> = group["tickets_b64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(b64)
+            .collect();
         let session = GroupSession::from_tickets(&tickets).unwrap();
         let id = group["group_id_utf8"].as_str().unwrap().as_bytes();
-        assert_eq!(session.session_id(), GroupSession::session_id_for(id).unwrap());
+        assert_eq!(
+            session.session_id(),
+            GroupSession::session_id_for(id).unwrap()
+        );
         for m in group["messages"].as_array().unwrap() {
             let message = std::fs::read(dir.join(m["message_file"].as_str().unwrap())).unwrap();
             let plaintext = std::fs::read(dir.join(m["plaintext_file"].as_str().unwrap())).unwrap();
             let sender = keys[m["sender"].as_str().unwrap()].public_key();
             assert_eq!(session.decrypt(&message, sender).unwrap(), plaintext);
-            assert_eq!(GroupSession::message_info(&message).unwrap().epoch as u64, m["epoch"].as_u64().unwrap());
+            assert_eq!(
+                GroupSession::message_info(&message).unwrap().epoch as u64,
+                m["epoch"].as_u64().unwrap()
+            );
             checked += 1;
         }
     }
@@ -129,7 +177,9 @@ fn open_all(dir: &Path) -> usize {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
     if len > 64 {
         OsRng.fill_bytes(&mut v[len / 2..]);
     }
@@ -140,15 +190,33 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 fn make_all(dir: &Path) -> usize {
     let mut rng = OsRng;
     let mut keys: BTreeMap<String, PrivateKey> = BTreeMap::new();
-    keys.insert("alice".into(), PrivateKey::generate(KeyType::Ed25519, &mut rng));
-    keys.insert("bob".into(), PrivateKey::generate(KeyType::Ed25519, &mut rng));
-    keys.insert("dave".into(), PrivateKey::generate(KeyType::Curve25519, &mut rng));
-    keys.insert("erin".into(), PrivateKey::generate(KeyType::Secp256r1, &mut rng));
+    keys.insert(
+        "alice".into(),
+        PrivateKey::generate(KeyType::Ed25519, &mut rng),
+    );
+    keys.insert(
+        "bob".into(),
+        PrivateKey::generate(KeyType::Ed25519, &mut rng),
+    );
+    keys.insert(
+        "dave".into(),
+        PrivateKey::generate(KeyType::Curve25519, &mut rng),
+    );
+    keys.insert(
+        "erin".into(),
+        PrivateKey::generate(KeyType::Secp256r1, &mut rng),
+    );
     for i in 0..20 {
-        keys.insert(format!("r{i:02}"), PrivateKey::generate(KeyType::Ed25519, &mut rng));
+        keys.insert(
+            format!("r{i:02}"),
+            PrivateKey::generate(KeyType::Ed25519, &mut rng),
+        );
     }
     let pubs = |names: &[&str]| -> Vec<PublicKey> {
-        names.iter().map(|n| keys[*n].public_key().clone()).collect()
+        names
+            .iter()
+            .map(|n| keys[*n].public_key().clone())
+            .collect()
     };
     let sets: Vec<(&str, Vec<String>)> = vec![
         ("r1", vec!["bob".into()]),
@@ -185,8 +253,12 @@ fn make_all(dir: &Path) -> usize {
                 let signing = match mode {
                     "encrypt" => Signing::None,
                     "sign_then_encrypt" => {
-                        sig = sealkit_crypto::sign(plaintext, signer_key.unwrap(), &mut OsRng).unwrap();
-                        Signing::SignThenEncrypt { signer: signer_key.unwrap(), signature: &sig }
+                        sig = sealkit_crypto::sign(plaintext, signer_key.unwrap(), &mut OsRng)
+                            .unwrap();
+                        Signing::SignThenEncrypt {
+                            signer: signer_key.unwrap(),
+                            signature: &sig,
+                        }
                     }
                     _ => Signing::SignAndEncrypt {
                         signer: signer_key.unwrap(),
@@ -212,22 +284,82 @@ fn make_all(dir: &Path) -> usize {
             "ciphertext_file": format!("{name}.ct"),
         }));
     };
-    for (mode, signer) in [("encrypt", None), ("sign_then_encrypt", Some("alice")), ("sign_and_encrypt", Some("alice"))] {
+    for (mode, signer) in [
+        ("encrypt", None),
+        ("sign_then_encrypt", Some("alice")),
+        ("sign_and_encrypt", Some("alice")),
+    ] {
         for padding in [false, true] {
             let p = if padding { "pad" } else { "nopad" };
             for (set_name, set) in &sets {
-                add(format!("{mode}_{p}_{set_name}"), mode, "oneshot", padding, signer, set, &pattern(1000, 3));
+                add(
+                    format!("{mode}_{p}_{set_name}"),
+                    mode,
+                    "oneshot",
+                    padding,
+                    signer,
+                    set,
+                    &pattern(1000, 3),
+                );
             }
-            add(format!("{mode}_{p}_empty"), mode, "oneshot", padding, signer, &sets[0].1, &[]);
-            add(format!("{mode}_{p}_3mib_stream"), mode, "stream", padding, signer, &sets[1].1, &pattern(3 << 20, 9));
+            add(
+                format!("{mode}_{p}_empty"),
+                mode,
+                "oneshot",
+                padding,
+                signer,
+                &sets[0].1,
+                &[],
+            );
+            add(
+                format!("{mode}_{p}_3mib_stream"),
+                mode,
+                "stream",
+                padding,
+                signer,
+                &sets[1].1,
+                &pattern(3 << 20, 9),
+            );
             for len in [0usize, 1, 156, 157, 159, 160, 161] {
-                add(format!("{mode}_{p}_edge{len}"), mode, "oneshot", padding, signer, &sets[0].1, &pattern(len, 5));
+                add(
+                    format!("{mode}_{p}_edge{len}"),
+                    mode,
+                    "oneshot",
+                    padding,
+                    signer,
+                    &sets[0].1,
+                    &pattern(len, 5),
+                );
             }
         }
-        add(format!("{mode}_3mib_oneshot"), mode, "oneshot", true, signer, &sets[1].1, &pattern(3 << 20, 1));
+        add(
+            format!("{mode}_3mib_oneshot"),
+            mode,
+            "oneshot",
+            true,
+            signer,
+            &sets[1].1,
+            &pattern(3 << 20, 1),
+        );
     }
-    add("ste_p256_signer".into(), "sign_then_encrypt", "oneshot", false, Some("erin"), &sets[0].1, b"signed with P-256");
-    add("sae_p256_signer".into(), "sign_and_encrypt", "oneshot", true, Some("erin"), &sets[0].1, b"signed with P-256");
+    add(
+        "ste_p256_signer".into(),
+        "sign_then_encrypt",
+        "oneshot",
+        false,
+        Some("erin"),
+        &sets[0].1,
+        b"signed with P-256",
+    );
+    add(
+        "sae_p256_signer".into(),
+        "sign_and_encrypt",
+        "oneshot",
+        true,
+        Some("erin"),
+        &sets[0].1,
+        b"signed with P-256",
+    );
 
     // A group across two epochs, two senders, one empty message.
     let group_id = format!("sealkit-rust-group-{}", OsRng.next_u64());
@@ -237,8 +369,10 @@ fn make_all(dir: &Path) -> usize {
         let m = session.encrypt(&mut OsRng, text, &keys[sender]).unwrap();
         std::fs::write(dir.join(format!("g{i}.pt")), text).unwrap();
         std::fs::write(dir.join(format!("g{i}.gm")), &m).unwrap();
-        messages.push(json!({"name": format!("g{i}"), "sender": sender, "epoch": session.current_epoch(),
-            "plaintext_file": format!("g{i}.pt"), "message_file": format!("g{i}.gm")}));
+        messages.push(
+            json!({"name": format!("g{i}"), "sender": sender, "epoch": session.current_epoch(),
+            "plaintext_file": format!("g{i}.pt"), "message_file": format!("g{i}.gm")}),
+        );
     };
     group_msg(&session, 0, "alice", b"epoch 0 from Sealkit");
     group_msg(&session, 1, "alice", b"");
@@ -259,11 +393,14 @@ fn make_all(dir: &Path) -> usize {
     let key_json: serde_json::Map<String, Value> = keys
         .iter()
         .map(|(n, k)| {
-            (n.clone(), json!({
-                "type": key_types(k),
-                "private_key_der_b64": k.to_base64().as_str(),
-                "public_key_der_b64": k.public_key().to_base64(),
-            }))
+            (
+                n.clone(),
+                json!({
+                    "type": key_types(k),
+                    "private_key_der_b64": k.to_base64().as_str(),
+                    "public_key_der_b64": k.public_key().to_base64(),
+                }),
+            )
         })
         .collect();
     let count = cases.len();
@@ -273,7 +410,11 @@ fn make_all(dir: &Path) -> usize {
         "cases": cases,
         "groups": [{"name": "g", "group_id_utf8": group_id, "tickets_b64": tickets, "messages": messages}],
     });
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     count
 }
 
@@ -282,11 +423,16 @@ fn virgil_crypto_messages_open_in_sealkit() {
     for lib in ["5", "4"] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().to_str().unwrap();
-        let Some((ok, _)) = oracle(&["make", "--lib", lib, "--out", out]) else { return };
+        let Some((ok, _)) = oracle(&["make", "--lib", lib, "--out", out]) else {
+            return;
+        };
         assert!(ok, "oracle make --lib {lib} failed");
         let checked = open_all(dir.path());
         eprintln!("virgil-crypto {lib}: {checked} decryptions checked");
-        assert!(checked > 100, "the matrix is smaller than expected: {checked}");
+        assert!(
+            checked > 100,
+            "the matrix is smaller than expected: {checked}"
+        );
     }
 }
 
@@ -296,12 +442,17 @@ fn sealkit_messages_open_in_virgil_crypto() {
     let cases = make_all(dir.path());
     assert!(cases >= 50, "{cases}");
     for lib in ["5", "4"] {
-        let Some((ok, summary)) = oracle(&["check", "--lib", lib, "--dir", dir.path().to_str().unwrap()]) else {
+        let Some((ok, summary)) =
+            oracle(&["check", "--lib", lib, "--dir", dir.path().to_str().unwrap()])
+        else {
             return;
         };
         eprintln!("virgil-crypto {lib}: {summary}");
         let summary: Value = serde_json::from_str(summary.trim()).unwrap();
-        assert!(ok && summary["failed"] == 0, "virgil-crypto {lib} rejected Sealkit output: {summary}");
+        assert!(
+            ok && summary["failed"] == 0,
+            "virgil-crypto {lib} rejected Sealkit output: {summary}"
+        );
         assert!(summary["passed"].as_u64().unwrap() > 300);
     }
 }

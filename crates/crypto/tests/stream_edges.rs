@@ -762,9 +762,14 @@ fn sign_then_encrypt_signer_id_value_is_not_malleable() {
     for pos in param.clone() {
         let mut bad = msg.clone();
         bad[pos] ^= 0x01;
-        let r = fx.crypto.decrypt_then_verify(&bad, &fx.recipient, &fx.signers);
+        let r = fx
+            .crypto
+            .decrypt_then_verify(&bad, &fx.recipient, &fx.signers);
         if id_value.contains(&pos) {
-            assert!(r.is_err(), "flip in the signer id value at {pos} went undetected");
+            assert!(
+                r.is_err(),
+                "flip in the signer id value at {pos} went undetected"
+            );
         } else if let Ok(out) = r {
             assert_eq!(out, pt, "an accepted flip at {pos} changed the plaintext");
         }

@@ -112,7 +112,9 @@ impl EciesEnvelope {
             &der::octet_string(&self.mac),
         ]);
         let cipher = match &self.cipher {
-            KeyCipher::Cbc { iv } => der::sequence(&[&der::oid(oid::AES256_CBC), &der::octet_string(iv)]),
+            KeyCipher::Cbc { iv } => {
+                der::sequence(&[&der::oid(oid::AES256_CBC), &der::octet_string(iv)])
+            }
             KeyCipher::Gcm { nonce } => {
                 der::sequence(&[&der::oid(oid::AES256_GCM), &der::octet_string(nonce)])
             }
