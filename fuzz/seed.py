@@ -33,6 +33,7 @@ import sys
 import struct
 import textwrap
 
+sys.dont_write_bytecode = True   # no fuzz/__pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seed_crypto as sc  # noqa: E402  (next to this file)
 
