@@ -1,1 +1,48 @@
-//! Sealkit proto: not built yet. See the project's open issues for its scope.
+//! # sealkit-proto
+//!
+//! The wire formats of the Virgil services that e3kit talks to, defined once for Sealkit's
+//! server, SDK and CLI. Section numbers refer to `virgil-services-api.md`.
+//!
+//! * [`jwt`]: the Virgil JWT that authenticates every request (spec §2): strict parsing that
+//!   keeps the received bytes, verification, and a generator byte-compatible with the JS SDK's.
+//! * [`cards`]: Cards v5 (spec §3): [`RawSignedModel`], [`CardContent`], [`CardId`], search
+//!   bodies and the endpoints' paths.
+//! * [`error`]: the `{"code", "message"}` error body (spec §1).
+//!
+//! Like the crypto core it builds on, this crate does no I/O and reads no clock: times are
+//! arguments. Signed data (JWT segments, card snapshots) is verified as received, never
+//! re-serialized (spec §8.1).
+//!
+//! ```
+//! use rand_core::OsRng;
+//! use sealkit_crypto::{KeyType, PrivateKey};
+//! use sealkit_proto::{CardContent, Jwt, JwtGenerator, RawSignedModel};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = 1_795_801_646;
+//! let app_key = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+//! let app_public = app_key.public_key().clone();
+//! let tokens = JwtGenerator::new("my-app", "key-1", app_key, 3600);
+//! let jwt: Jwt = tokens.generate("alice", now)?.to_string().parse()?;
+//! jwt.verify(&app_public, "my-app", now, 30)?;
+//!
+//! let user_key = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+//! let content = CardContent { identity: jwt.identity()?.to_owned(), previous_card_id: None,
+//!     created_at: now, version: "5.0".into(), public_key: user_key.public_key().to_base64() };
+//! let card = RawSignedModel::from_content(&content, &user_key)?;
+//! card.verify_self_signature()?;
+//! assert_eq!(card.card_id()?.to_string().len(), 64);
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod cards;
+pub mod error;
+pub mod jwt;
+mod text;
+
+pub use cards::{CardContent, CardError, CardId, RawSignature, RawSignedModel, SearchRequest};
+pub use error::ErrorBody;
+pub use jwt::{validate_identity, Jwt, JwtClaims, JwtError, JwtGenerator, JwtHeader};

@@ -1,0 +1,291 @@
+//! `sealkit serve` as a process, with the official e3kit-node 2.5.1 as the client
+//! (`interop/e3kit_cards.js`): on SQLite, on PostgreSQL, and as two servers sharing one
+//! PostgreSQL. Plus durability: kill -9 during a burst of publishes loses no acknowledged card.
+//!
+//! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! each run creates its own database there. `SEALKIT_SKIP_INTEROP=1` skips the e3kit runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("sealkit")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(storage: &[&str]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(storage)
+            .env("SEALKIT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(resp) = ureq::get(&format!("{url}/healthz")).call() {
+                if resp.status() == 200 {
+                    return Self { child, url };
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(e) = child.stderr.take() {
+                    for line in BufReader::new(e).lines().map_while(Result::ok) {
+                        err.push_str(&line);
+                        err.push('\n');
+                    }
+                }
+                panic!("server exited with {status}: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not become healthy");
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn create_app(storage: &[&str], dir: &Path) -> PathBuf {
+    let out = Command::new(bin())
+        .args(["app", "create", "--name", "e2e", "--json"])
+        .args(storage)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("app.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// A fresh PostgreSQL database for this test.
+fn fresh_pg_database(tag: &str) -> String {
+    let base = std::env::var("SEALKIT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("sealkit_{tag}_{}_{}", std::process::id(), rand_suffix());
+    let status = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql must be installed to create test databases");
+    assert!(status.success(), "cannot create database {name} on {base}");
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000
+}
+
+fn run_e3kit(urls: &[&str], creds: &Path, dir: &Path) {
+    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+        return;
+    }
+    let root = repo_root();
+    assert!(
+        root.join("interop/node_modules/@virgilsecurity/e3kit-node")
+            .is_dir(),
+        "run `npm ci --prefix interop`"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(root.join("interop/e3kit_cards.js"));
+    for url in urls {
+        cmd.args(["--api-url", url]);
+    }
+    let out = cmd
+        .arg("--app-credentials")
+        .arg(creds)
+        .arg("--storage")
+        .arg(dir.join("e3kit"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "e3kit-node scenario failed against {urls:?}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with(" 0 failed")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn e3kit_node_against_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    run_e3kit(&[&server.url], &creds, dir.path());
+}
+
+#[test]
+fn e3kit_node_against_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_pg_database("single");
+    let storage = ["--database-url", url.as_str()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    run_e3kit(&[&server.url], &creds, dir.path());
+}
+
+#[test]
+fn e3kit_node_against_two_servers_on_one_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_pg_database("pair");
+    let storage = ["--database-url", url.as_str()];
+    let creds = create_app(&storage, dir.path());
+    // Both start at once: the service key and schema must come out the same on both.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Server::start(&storage));
+        let b = s.spawn(|| Server::start(&storage));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    run_e3kit(&[&a.url, &b.url], &creds, dir.path());
+}
+
+/// Publishes a fresh card for `identity`; true when the server acknowledged it.
+fn publish(url: &str, token: &str, identity: &str) -> bool {
+    use base64::Engine as _;
+    let key = sealkit_crypto::PrivateKey::generate(
+        sealkit_crypto::KeyType::Ed25519,
+        &mut rand_core::OsRng,
+    );
+    let snapshot = serde_json::json!({
+        "identity": identity, "created_at": 1_800_000_000, "version": "5.0", "public_key": key.public_key().to_base64(),
+    })
+    .to_string();
+    let sig = sealkit_crypto::sign(snapshot.as_bytes(), &key, &mut rand_core::OsRng).unwrap();
+    let body = serde_json::json!({
+        "content_snapshot": base64::engine::general_purpose::STANDARD.encode(&snapshot),
+        "signatures": [{"signer": "self", "signature": base64::engine::general_purpose::STANDARD.encode(sig)}],
+    });
+    ureq::post(&format!("{url}/card/v5"))
+        .set("Authorization", &format!("Virgil {token}"))
+        .timeout(Duration::from_secs(5))
+        .send_json(body)
+        .is_ok_and(|r| r.status() == 200)
+}
+
+#[test]
+fn kill_9_during_publishes_loses_no_acknowledged_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let mut server = Server::start(&storage);
+    // One identity per card, so every publish is a first publish.
+    let identities: Vec<String> = (0..400).map(|i| format!("durable-{i}")).collect();
+    let tokens: Vec<String> = identities.iter().map(|id| mint_fast(&creds, id)).collect();
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let url = server.url.clone();
+    std::thread::scope(|s| {
+        for worker in 0..8 {
+            let (url, ids, tokens, acknowledged) = (&url, &identities, &tokens, &acknowledged);
+            s.spawn(move || {
+                for i in (worker..ids.len()).step_by(8) {
+                    if publish(url, &tokens[i], &ids[i]) {
+                        acknowledged.lock().unwrap().push(ids[i].clone());
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        server.kill9();
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was published before the kill"
+    );
+    let server = Server::start(&storage);
+    let reader = mint_fast(&creds, "reader");
+    for chunk in acknowledged.chunks(200) {
+        let found: serde_json::Value =
+            ureq::post(&format!("{}/card/v5/actions/search", server.url))
+                .set("Authorization", &format!("Virgil {reader}"))
+                .send_json(serde_json::json!({"identities": chunk}))
+                .unwrap()
+                .into_json()
+                .unwrap();
+        assert_eq!(
+            found.as_array().unwrap().len(),
+            chunk.len(),
+            "an acknowledged card was lost"
+        );
+    }
+    eprintln!(
+        "{} of {} publishes were acknowledged before kill -9; all survived",
+        acknowledged.len(),
+        identities.len()
+    );
+}
+
+/// Mints in-process (spawning the CLI 400 times would dominate the test).
+fn mint_fast(creds: &Path, identity: &str) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(creds).unwrap()).unwrap();
+    let key = sealkit_crypto::PrivateKey::import(v["api_private_key"].as_str().unwrap().as_bytes())
+        .unwrap();
+    let gen = sealkit_proto::jwt::JwtGenerator::new(
+        v["app_id"].as_str().unwrap(),
+        v["api_key_id"].as_str().unwrap(),
+        key,
+        3600,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    gen.generate(identity, now).unwrap().to_string()
+}

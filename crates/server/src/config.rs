@@ -1,0 +1,41 @@
+//! Server configuration: command-line options over an optional TOML file over defaults.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `sealkit serve` can be told.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded SQLite database (used when no `database_url` is set).
+    pub data_dir: PathBuf,
+    /// `postgres://...` to store everything in PostgreSQL (several replicas may share it).
+    pub database_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Allowed clock skew when checking token times, in seconds.
+    pub jwt_leeway_secs: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./sealkit-data"),
+            database_url: None,
+            body_limit: 4 << 20,
+            jwt_leeway_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML configuration file; absent keys keep their defaults.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}

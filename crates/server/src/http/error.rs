@@ -1,0 +1,138 @@
+//! `ApiError`: every failure a client can see, with its HTTP status and its Virgil-style `code`,
+//! rendered as `{"code": <int>, "message": "<text>"}` (spec §1, §1.2).
+//!
+//! The codes the e3kit clients react to are fixed by the spec: 20304 with 401 for an expired token
+//! (the cards client then retries once), 50010 for a Keyknox hash mismatch, 60007 for brainkey
+//! throttling. The others follow the ranges of the reference stub: 2030x auth, 400xx validation,
+//! 10001 card not found. Server errors are answered generically; their cause goes to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sealkit_proto::error::ErrorBody;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No `Authorization: Virgil <jwt>` header.
+    #[error("missing or malformed Authorization header (expected: Virgil <jwt>)")]
+    MissingToken,
+    /// The token cannot be parsed, or its algorithm, type or subject is wrong.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// The token's key id is unknown or revoked.
+    #[error("unknown or revoked API key id")]
+    UnknownKey,
+    /// Wrong issuer or signature.
+    #[error("token signature or issuer is not valid")]
+    BadSignature,
+    /// The token has expired (the client refreshes on this code).
+    #[error("token expired")]
+    Expired,
+    /// The token's `iat` lies in the future.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// The request body is not the expected JSON.
+    #[error("invalid request body: {0}")]
+    BadJson(String),
+    /// The body exceeds the configured limit.
+    #[error("request body too large")]
+    TooLarge,
+    /// A card failed validation.
+    #[error("invalid card: {0}")]
+    InvalidCard(String),
+    /// The card's self signature does not verify.
+    #[error("the card's self signature is not valid")]
+    BadSelfSignature,
+    /// Publishing or revoking for another identity.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A rule of the directory forbids this write (duplicate, stale previous card, ...).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// An invalid argument (identity, card id, too many identities).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The card does not exist.
+    #[error("card not found")]
+    CardNotFound,
+    /// No such route.
+    #[error("no such endpoint")]
+    NoRoute,
+    /// Wrong method for the route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Something failed on our side; details are logged, not sent.
+    #[error("internal server error")]
+    Internal,
+}
+
+impl ApiError {
+    /// HTTP status and Virgil error code.
+    pub fn status_and_code(&self) -> (StatusCode, u32) {
+        match self {
+            Self::MissingToken => (StatusCode::UNAUTHORIZED, 20300),
+            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, 20301),
+            Self::UnknownKey => (StatusCode::UNAUTHORIZED, 20302),
+            Self::BadSignature => (StatusCode::UNAUTHORIZED, 20303),
+            Self::Expired => (StatusCode::UNAUTHORIZED, 20304),
+            Self::NotYetValid => (StatusCode::UNAUTHORIZED, 20305),
+            Self::BadJson(_) => (StatusCode::BAD_REQUEST, 40000),
+            Self::InvalidCard(_) => (StatusCode::BAD_REQUEST, 40001),
+            Self::BadSelfSignature => (StatusCode::BAD_REQUEST, 40003),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, 40007),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, 40300),
+            Self::Conflict(_) => (StatusCode::CONFLICT, 40900),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41300),
+            Self::CardNotFound => (StatusCode::NOT_FOUND, 10001),
+            Self::NoRoute => (StatusCode::NOT_FOUND, 40400),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 40500),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
+        }
+    }
+
+    /// Logs a server-side failure and returns the generic error.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::Internal
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = ErrorBody {
+            code,
+            message: self.to_string(),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound => Self::CardNotFound,
+            StoreError::Conflict(why) => Self::Conflict(why),
+            StoreError::Forbidden(why) => Self::Forbidden(why),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Maps axum's JSON rejections (malformed JSON, wrong content type, body limit) to [`ApiError`].
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::TooLarge
+        } else {
+            Self::BadJson(r.body_text())
+        }
+    }
+}
+
+/// A JSON body extractor whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);

@@ -1,0 +1,124 @@
+//! The HTTP surface: one router per resource, merged here, with the cross-cutting layers (CORS
+//! for browser e3kit, body limit, JSON errors for unknown routes, metrics and logs).
+
+pub mod auth;
+pub mod cards;
+pub mod error;
+
+use crate::metrics::Metrics;
+use crate::service::auth::Authenticator;
+use crate::store::Store;
+use crate::Config;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use error::ApiError;
+use sealkit_crypto::PrivateKey;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The service's own keys.
+pub struct ServiceKeys {
+    /// Signs every published card as signer `"virgil"`.
+    pub card_signer: PrivateKey,
+}
+
+impl std::fmt::Debug for ServiceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceKeys")
+            .field("card_signer", &self.card_signer)
+            .finish()
+    }
+}
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Service keys.
+    pub keys: Arc<ServiceKeys>,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// JWT verification.
+    pub auth: Arc<Authenticator>,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds the application router.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("virgil-agent"),
+            HeaderName::from_static("virgil-keyknox-previous-hash"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("virgil-keyknox-hash"),
+            HeaderName::from_static("x-virgil-is-superseeded"),
+        ]);
+    Router::new()
+        .merge(cards::routes())
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.body_limit,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.list_apps().await {
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: storage unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "storage unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts and times every request and logs it (never its body or token).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .record(&route, method.as_str(), status, elapsed);
+    tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    response
+}

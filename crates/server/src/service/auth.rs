@@ -1,0 +1,97 @@
+//! JWT verification with a bounded cache of verified tokens.
+//!
+//! Verifying an Ed25519 signature and looking up the API key costs far more than the rest of a
+//! card search, and clients send the same token for minutes. A verified token is remembered under
+//! the SHA-256 of its text until it expires, for at most [`CACHE_TTL`] seconds (so a revoked API
+//! key stops working within that time on every replica).
+
+use crate::http::auth::VirgilAuth;
+use crate::http::error::ApiError;
+use crate::store::Store;
+use sealkit_crypto::PublicKey;
+use sealkit_proto::jwt::{Jwt, JwtError};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How long a verified token is trusted without checking its key again.
+pub const CACHE_TTL: i64 = 60;
+/// Most tokens remembered; the cache is cleared when full.
+const CACHE_MAX: usize = 50_000;
+
+/// Verifies tokens against the applications' API keys.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    leeway: i64,
+    cache: Mutex<HashMap<[u8; 32], (VirgilAuth, i64)>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator allowing `leeway` seconds of clock skew.
+    pub fn new(store: Arc<dyn Store>, leeway: i64) -> Self {
+        Self {
+            store,
+            leeway,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Verifies a token at time `now` (Unix seconds).
+    pub async fn verify(&self, token: &str, now: i64) -> Result<VirgilAuth, ApiError> {
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cached(&digest, now) {
+            return Ok(hit);
+        }
+        let jwt = Jwt::parse(token).map_err(map_jwt_error)?;
+        let key = self
+            .store
+            .app_key(&jwt.header().kid)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or(ApiError::UnknownKey)?;
+        let public = PublicKey::from_der(&key.public_key).map_err(ApiError::internal)?;
+        jwt.verify(&public, &key.app_id, now, self.leeway)
+            .map_err(map_jwt_error)?;
+        let auth = VirgilAuth {
+            app_id: key.app_id,
+            identity: jwt.identity().map_err(map_jwt_error)?.to_owned(),
+        };
+        let until = (jwt.claims().exp + self.leeway).min(now + CACHE_TTL);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(digest, (auth.clone(), until));
+        }
+        Ok(auth)
+    }
+
+    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<VirgilAuth> {
+        let mut cache = self.cache.lock().ok()?;
+        match cache.get(digest) {
+            Some((auth, until)) if *until >= now => Some(auth.clone()),
+            Some(_) => {
+                cache.remove(digest);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+fn map_jwt_error(e: JwtError) -> ApiError {
+    match e {
+        JwtError::Expired => ApiError::Expired,
+        JwtError::NotYetValid => ApiError::NotYetValid,
+        JwtError::SignatureInvalid | JwtError::WrongIssuer => ApiError::BadSignature,
+        other => ApiError::InvalidToken(other.to_string()),
+    }
+}

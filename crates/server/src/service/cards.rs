@@ -1,0 +1,107 @@
+//! The card directory's rules (spec §3), callable without HTTP.
+
+use crate::http::error::ApiError;
+use crate::store::{CardRecord, NewCard, Store};
+use sealkit_crypto::PrivateKey;
+use sealkit_proto::cards::{CardId, RawSignedModel};
+
+/// The signer name of the service's own card signature.
+pub const SERVICE_SIGNER: &str = "virgil";
+/// Most identities accepted in one search (e3kit sends at most 50; `lookupPublicKeys` does not
+/// chunk, hence the margin).
+pub const MAX_SEARCH_IDENTITIES: usize = 1000;
+
+/// Validates a card sent by `identity` of `app_id`, adds the service signature and stores it.
+/// Returns the stored card JSON, which is what clients receive from now on.
+pub async fn publish(
+    store: &dyn Store,
+    service_key: &PrivateKey,
+    app_id: &str,
+    identity: &str,
+    mut card: RawSignedModel,
+) -> Result<Vec<u8>, ApiError> {
+    let content = card
+        .content()
+        .map_err(|e| ApiError::InvalidCard(e.to_string()))?;
+    if content.identity != identity {
+        return Err(ApiError::Forbidden(
+            "a card can only be published for the token's own identity",
+        ));
+    }
+    sealkit_proto::jwt::validate_identity(&content.identity)
+        .map_err(|why| ApiError::InvalidCard(why.to_owned()))?;
+    if card.signatures.iter().any(|s| s.signer == SERVICE_SIGNER) {
+        return Err(ApiError::InvalidCard(
+            "the \"virgil\" signature is added by the service".into(),
+        ));
+    }
+    card.public_key()
+        .map_err(|e| ApiError::InvalidCard(e.to_string()))?;
+    card.verify_self_signature()
+        .map_err(|_| ApiError::BadSelfSignature)?;
+    let previous_card_id = match &content.previous_card_id {
+        Some(p) => Some(
+            p.parse::<CardId>()
+                .map_err(|_| ApiError::InvalidCard("previous_card_id is not a card id".into()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let id = card
+        .card_id()
+        .map_err(|e| ApiError::InvalidCard(e.to_string()))?;
+    card.add_signature(SERVICE_SIGNER, service_key)
+        .map_err(ApiError::internal)?;
+    let raw = serde_json::to_vec(&card).map_err(ApiError::internal)?;
+    store
+        .publish_card(NewCard {
+            id: id.to_string(),
+            app_id: app_id.to_owned(),
+            identity: content.identity,
+            previous_card_id,
+            raw: raw.clone(),
+            created_at: content.created_at,
+        })
+        .await?;
+    Ok(raw)
+}
+
+/// Searches the cards of `identities` (deduplicated, validated) and returns the JSON array.
+pub async fn search(
+    store: &dyn Store,
+    app_id: &str,
+    identities: Vec<String>,
+) -> Result<Vec<u8>, ApiError> {
+    if identities.len() > MAX_SEARCH_IDENTITIES {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_SEARCH_IDENTITIES} identities per search"
+        )));
+    }
+    let mut unique = identities;
+    unique.sort();
+    unique.dedup();
+    for identity in &unique {
+        sealkit_proto::jwt::validate_identity(identity)
+            .map_err(|why| ApiError::BadRequest(format!("invalid identity: {why}")))?;
+    }
+    let cards = if unique.is_empty() {
+        Vec::new()
+    } else {
+        store.search_cards(app_id, &unique).await?
+    };
+    Ok(json_array(&cards))
+}
+
+/// Joins stored card JSON into an array without re-serializing any card.
+fn json_array(cards: &[CardRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + cards.iter().map(|c| c.raw.len() + 1).sum::<usize>());
+    out.push(b'[');
+    for (i, card) in cards.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&card.raw);
+    }
+    out.push(b']');
+    out
+}

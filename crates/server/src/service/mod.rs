@@ -1,0 +1,4 @@
+//! The service logic behind the HTTP handlers, callable without HTTP.
+
+pub mod auth;
+pub mod cards;

@@ -1,0 +1,170 @@
+//! Storage: one object-safe trait for everything the service keeps, implemented by SQLite
+//! (embedded, the default) and PostgreSQL (for several replicas), and checked by one conformance
+//! suite (`conformance.rs`) that runs against both.
+//!
+//! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
+//! Keyknox compare-and-swap) is one method, implemented as one database transaction, so several
+//! server processes on one PostgreSQL behave as one service. No backend type crosses the trait.
+
+use async_trait::async_trait;
+
+pub mod conformance;
+pub mod postgres;
+pub mod sqlite;
+
+/// Errors of a [`Store`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The write conflicts with the current state (duplicate id, card already superseded,
+    /// identity already has a card, ...). The text says which rule.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The caller may not do this (revoking another identity's card).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The database failed; the text is for logs, never for clients.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An application (tenant): its data is isolated from every other application's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppRecord {
+    /// Application id (32 lowercase hex characters), `iss = "virgil-" + app_id` in its JWTs.
+    pub app_id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// An application's API key: verifies the JWTs the application's backend mints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppKeyRecord {
+    /// Key id, the JWT header's `kid`. Unique across all applications.
+    pub key_id: String,
+    /// The application the key belongs to.
+    pub app_id: String,
+    /// The public key, SubjectPublicKeyInfo DER (the private key is never stored).
+    pub public_key: Vec<u8>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// When the key was revoked, Unix seconds; tokens signed by it are then rejected.
+    pub revoked_at: Option<i64>,
+}
+
+/// A card to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCard {
+    /// Card id: 64 lowercase hex characters (SHA-512 of the snapshot, first 32 bytes).
+    pub id: String,
+    /// Owning application.
+    pub app_id: String,
+    /// The card's identity (equals the publisher's JWT identity).
+    pub identity: String,
+    /// The card this one replaces (key rotation), if any.
+    pub previous_card_id: Option<String>,
+    /// The complete card as served to clients (RawSignedModel JSON, the service signature
+    /// included); stored and returned byte for byte.
+    pub raw: Vec<u8>,
+    /// `created_at` from the snapshot, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A stored card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardRecord {
+    /// Card id (64 lowercase hex characters).
+    pub id: String,
+    /// Owning application.
+    pub app_id: String,
+    /// The card's identity.
+    pub identity: String,
+    /// The card it replaced, if any.
+    pub previous_card_id: Option<String>,
+    /// The card that replaced this one, if any.
+    pub superseded_by: Option<String>,
+    /// Whether the owner revoked it.
+    pub revoked: bool,
+    /// The RawSignedModel JSON exactly as published (plus the service signature).
+    pub raw: Vec<u8>,
+    /// `created_at` from the snapshot.
+    pub created_at: i64,
+}
+
+impl CardRecord {
+    /// Superseded or revoked: `X-Virgil-Is-Superseeded: true` on `GET /card/v5/{id}`.
+    pub fn is_outdated(&self) -> bool {
+        self.revoked || self.superseded_by.is_some()
+    }
+}
+
+/// Everything the service stores. Implementations must be safe to share between tasks and, for
+/// PostgreSQL, between processes: all invariants are enforced inside the database transaction of
+/// the method that writes.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an application with its first API key. `Conflict` if the app id or key id exists.
+    async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()>;
+
+    /// All applications, oldest first.
+    async fn list_apps(&self) -> StoreResult<Vec<AppRecord>>;
+
+    /// The API keys of one application, oldest first (revoked ones included).
+    async fn app_keys(&self, app_id: &str) -> StoreResult<Vec<AppKeyRecord>>;
+
+    /// Looks up an API key by its id (the JWT `kid`), revoked or not.
+    async fn app_key(&self, key_id: &str) -> StoreResult<Option<AppKeyRecord>>;
+
+    /// Adds another API key to an existing application (`NotFound` if the app does not exist,
+    /// `Conflict` if the key id exists).
+    async fn add_app_key(&self, key: AppKeyRecord) -> StoreResult<()>;
+
+    /// Revokes an API key at time `at`. `NotFound` if it does not exist; revoking twice keeps the
+    /// first time.
+    async fn revoke_app_key(&self, key_id: &str, at: i64) -> StoreResult<()>;
+
+    /// Returns the value stored under `name`, storing `value` first if there is none. Used for
+    /// per-deployment secrets (the service's card-signing key) that every replica must share:
+    /// concurrent callers all get the same, first-written value.
+    async fn setting_or_insert(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Publishes a card, atomically:
+    /// * the id must be new (`Conflict("card id exists")`);
+    /// * with `previous_card_id`: that card must be of the same app and identity, not revoked and
+    ///   not yet superseded (else `Conflict("previous card is not the identity's current card")`);
+    ///   it becomes superseded by the new card;
+    /// * without: the identity must have no current (non-superseded, non-revoked) card in this app
+    ///   (`Conflict("identity already has a card")`), so concurrent first publishes have exactly
+    ///   one winner.
+    async fn publish_card(&self, card: NewCard) -> StoreResult<()>;
+
+    /// The cards of the given identities in `app_id`: every current card (neither superseded nor
+    /// revoked) plus its chain of predecessors, following `previous_card_id` while the predecessor
+    /// exists and is not revoked. Unknown identities contribute nothing. Order is unspecified.
+    async fn search_cards(
+        &self,
+        app_id: &str,
+        identities: &[String],
+    ) -> StoreResult<Vec<CardRecord>>;
+
+    /// One card by id, in `app_id` only.
+    async fn get_card(&self, app_id: &str, card_id: &str) -> StoreResult<Option<CardRecord>>;
+
+    /// Revokes a card. `NotFound` if it is not a card of `app_id`; `Forbidden` if its identity is
+    /// not `identity`. Revoking a revoked card succeeds again.
+    async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()>;
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
