@@ -44,7 +44,8 @@ CREATE INDEX cards_by_identity ON cards (app_id, identity);
 -- At most one current (neither superseded nor revoked) card per identity and application: the
 -- database itself decides concurrent first publishes, across processes. Revoked cards leave the
 -- index, so after `unregister` (revoking the head) the identity can publish a new first card.
-
+CREATE UNIQUE INDEX cards_one_current ON cards (app_id, identity)
+    WHERE superseded_by IS NULL AND NOT revoked;
 -- A card is replaced at most once (NULLs are distinct): second line of defence for concurrent
 -- rotations, and the index for the predecessor foreign key.
 CREATE UNIQUE INDEX cards_one_successor ON cards (previous_card_id);

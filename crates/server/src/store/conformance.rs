@@ -748,48 +748,65 @@ fn winners(step: &str, results: Vec<StoreResult<()>>) -> Vec<usize> {
     won
 }
 
+/// Rounds of each race in the concurrency tests: a lost race shows only sometimes.
+const RACE_ROUNDS: usize = 5;
+
 /// 20 concurrent first publishes (different cards) for one identity: exactly one wins, the
-/// others get `Conflict`, and search returns the winner only.
+/// others get `Conflict`, and search returns the winner only (repeated for several identities).
 pub async fn concurrent_first_publishes(store: &dyn Store) {
     let app = new_app(store, "a").await;
     warm_up(store, &app).await;
-    let cards: Vec<NewCard> = (0..20)
-        .map(|i| new_card(&app, "alice", &format!("first {i}"), None))
-        .collect();
-    let results = join_all(cards.iter().map(|c| store.publish_card(c.clone()))).await;
-    let won = winners("first publish", results);
-    assert_eq!(won.len(), 1, "exactly one first publish wins: {won:?}");
-    let winner = &cards[won[0]].id;
-    assert_eq!(search_ids(store, &app, &["alice"]).await, set(&[winner]));
-    for (i, card) in cards.iter().enumerate() {
-        let stored = ok("get", store.get_card(&app, &card.id).await);
-        assert_eq!(stored.is_some(), i == won[0], "only the winner is stored");
+    for round in 0..RACE_ROUNDS {
+        let identity = format!("alice-{round}");
+        let cards: Vec<NewCard> = (0..20)
+            .map(|i| new_card(&app, &identity, &format!("{round} first {i}"), None))
+            .collect();
+        let results = join_all(cards.iter().map(|c| store.publish_card(c.clone()))).await;
+        let won = winners("first publish", results);
+        assert_eq!(won.len(), 1, "exactly one first publish wins: {won:?}");
+        let winner = &cards[won[0]].id;
+        assert_eq!(search_ids(store, &app, &[&identity]).await, set(&[winner]));
+        for (i, card) in cards.iter().enumerate() {
+            let stored = ok("get", store.get_card(&app, &card.id).await);
+            assert_eq!(stored.is_some(), i == won[0], "only the winner is stored");
+        }
     }
 }
 
-/// 20 concurrent rotations of one card: exactly one wins; the chain is previous → winner.
+/// 20 concurrent rotations of one card: exactly one wins; the chain is previous → winner
+/// (repeated along the chain).
 pub async fn concurrent_rotations(store: &dyn Store) {
     let app = new_app(store, "a").await;
     warm_up(store, &app).await;
-    let c1 = publish(store, new_card(&app, "alice", "c1", None)).await;
-    let cards: Vec<NewCard> = (0..20)
-        .map(|i| new_card(&app, "alice", &format!("rotation {i}"), Some(&c1)))
-        .collect();
-    let results = join_all(cards.iter().map(|c| store.publish_card(c.clone()))).await;
-    let won = winners("rotation", results);
-    assert_eq!(won.len(), 1, "exactly one rotation wins: {won:?}");
-    let winner = &cards[won[0]].id;
-    assert_eq!(
-        get(store, &app, &c1).await.superseded_by.as_ref(),
-        Some(winner)
-    );
-    assert_eq!(
-        search_ids(store, &app, &["alice"]).await,
-        set(&[&c1, winner])
-    );
-    for (i, card) in cards.iter().enumerate() {
-        let stored = ok("get", store.get_card(&app, &card.id).await);
-        assert_eq!(stored.is_some(), i == won[0], "only the winner is stored");
+    let first = publish(store, new_card(&app, "alice", "c1", None)).await;
+    let mut chain = vec![first];
+    for round in 0..RACE_ROUNDS {
+        let previous = chain[chain.len() - 1].clone();
+        let cards: Vec<NewCard> = (0..20)
+            .map(|i| {
+                new_card(
+                    &app,
+                    "alice",
+                    &format!("{round} rotation {i}"),
+                    Some(&previous),
+                )
+            })
+            .collect();
+        let results = join_all(cards.iter().map(|c| store.publish_card(c.clone()))).await;
+        let won = winners("rotation", results);
+        assert_eq!(won.len(), 1, "exactly one rotation wins: {won:?}");
+        let winner = cards[won[0]].id.clone();
+        assert_eq!(
+            get(store, &app, &previous).await.superseded_by.as_ref(),
+            Some(&winner)
+        );
+        for (i, card) in cards.iter().enumerate() {
+            let stored = ok("get", store.get_card(&app, &card.id).await);
+            assert_eq!(stored.is_some(), i == won[0], "only the winner is stored");
+        }
+        chain.push(winner);
+        let expected: Vec<&String> = chain.iter().collect();
+        assert_eq!(search_ids(store, &app, &["alice"]).await, set(&expected));
     }
 }
 

@@ -313,13 +313,6 @@ impl Store for PostgresStore {
                 return Err(StoreError::Conflict(NOT_CURRENT));
             }
         }
-        if card.previous_card_id.is_none() {
-            let cur: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cards WHERE app_id = $1 AND identity = $2 AND superseded_by IS NULL AND NOT revoked")
-                .bind(&card.app_id).bind(&card.identity).fetch_optional(&mut *tx).await.map_err(backend)?;
-            if cur.is_some() {
-                return Err(StoreError::Conflict(IDENTITY_HAS_CARD));
-            }
-        }
         sqlx::query(
             "INSERT INTO cards (id, app_id, identity, previous_card_id, raw, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
