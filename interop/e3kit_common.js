@@ -238,6 +238,94 @@ function rawRequest(method, url, { headers = {}, body } = {}) {
   });
 }
 
+// ------------------------------------------------------------------------------------------ scenario runners
+// (added for e3kit_backup_groups.js; e3kit_cards.js keeps its own copies of the argument parsing and abort path)
+
+// Requires `id` the way `from` (a package e3kit-node depends on, or e3kit-node itself) resolves it, so the
+// module instance (and any wasm it initialised, or a patch applied to it) is the one e3kit really uses.
+// e.g. requireAsE3kit('virgil-pythia', '@virgilsecurity/e3kit-base'),
+//      requireAsE3kit('@virgilsecurity/pythia-crypto/dist/node.cjs.js').
+function requireAsE3kit(id, from = '@virgilsecurity/e3kit-node') {
+  const e3kitDir = path.dirname(require.resolve('@virgilsecurity/e3kit-node/package.json', { paths: [__dirname] }));
+  const fromDir = from === '@virgilsecurity/e3kit-node'
+    ? e3kitDir
+    : path.dirname(require.resolve(`${from}/package.json`, { paths: [e3kitDir] }));
+  return require(require.resolve(id, { paths: [fromDir] }));
+}
+
+// The common CLI of the scenario runners:
+// --api-url URL (repeatable) --app-credentials FILE --storage DIR [--prefix STR]. Throws UsageError.
+function parseScenarioArgs(argv) {
+  const a = parseArgs(argv, {
+    '--api-url': 'list', '--app-credentials': 'string', '--storage': 'string', '--prefix': 'string', '--help': 'flag',
+  });
+  if (a.help) throw new UsageError('');
+  if (a.apiUrl.length === 0) throw new UsageError('--api-url is required');
+  if (!a.appCredentials) throw new UsageError('--app-credentials is required');
+  if (!a.storage) throw new UsageError('--storage is required');
+  for (const u of a.apiUrl) {
+    let p;
+    try {
+      p = new URL(u);
+    } catch (_) {
+      throw new UsageError(`bad --api-url: ${u}`);
+    }
+    if (p.protocol !== 'http:' && p.protocol !== 'https:') throw new UsageError(`bad --api-url: ${u}`);
+  }
+  a.apiUrl = a.apiUrl.map((u) => u.replace(/\/+$/, ''));
+  a.creds = loadCredentials(a.appCredentials);
+  if (a.prefix !== undefined && !/^[A-Za-z0-9._-]*$/.test(a.prefix)) {
+    throw new UsageError('--prefix: ASCII letters, digits, ".", "_", "-" only');
+  }
+  return a;
+}
+
+// Runs `main(args, checks)` (which returns the exit code, normally checks.summary()) with the common CLI:
+// exit 2 on a usage error; on a crash or after `timeoutMs` one `FAIL scenario: ...` line, the summary and exit 1.
+function runScenario(main, { usage, timeoutMs }) {
+  const checks = new Checks();
+  const abort = (message) => {
+    checks.failed++;
+    process.stdout.write(`FAIL scenario: ${String(message).replace(/\s*\n\s*/g, ' | ')}\n`);
+    checks.summary();
+    process.exit(1);
+  };
+  let args;
+  try {
+    args = parseScenarioArgs(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      if (e.message) process.stderr.write(`${e.message}\n`);
+      process.stderr.write(`${usage}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  setTimeout(() => abort(`timed out after ${timeoutMs / 1000} s`), timeoutMs).unref();
+  Promise.resolve()
+    .then(() => main(args, checks))
+    .then((code) => process.exit(code), (e) => abort((e && e.stack) || e));
+}
+
+// Runs fn(item, index) over items with at most `limit` calls in flight; resolves to the results in order.
+// A rejection is stored as { error } in its slot (the other items still run).
+async function mapLimit(items, limit, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i], i);
+      } catch (error) {
+        results[i] = { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 module.exports = {
   UsageError,
   parseArgs,
@@ -253,4 +341,8 @@ module.exports = {
   errText,
   sleep,
   rawRequest,
+  requireAsE3kit,
+  parseScenarioArgs,
+  runScenario,
+  mapLimit,
 };

@@ -26,8 +26,14 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: Option<SocketAddr>,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
+    /// The brainkey (Pythia) master secret [default: DATA_DIR/pythia.secret, created on first
+    /// start]. Every replica must use the same file, and it must never change: key backups
+    /// depend on it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pythia_secret_file: Option<PathBuf>,
     /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
-    /// jwt_leeway_secs); command-line options win.
+    /// jwt_leeway_secs, pythia_secret_file, brainkey_burst, brainkey_per_second); command-line
+    /// options win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 }
@@ -125,6 +131,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let mut config = config(&args.storage, args.config.as_ref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if args.pythia_secret_file.is_some() {
+        config.pythia_secret_file = args.pythia_secret_file.clone();
     }
     runtime()?.block_on(async {
         let shutdown = async {

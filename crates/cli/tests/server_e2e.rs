@@ -1,6 +1,7 @@
 //! `sealkit serve` as a process, with the official e3kit-node 2.5.1 as the client
-//! (`interop/e3kit_cards.js`): on SQLite, on PostgreSQL, and as two servers sharing one
-//! PostgreSQL. Plus durability: kill -9 during a burst of publishes loses no acknowledged card.
+//! (`interop/e3kit_cards.js`: cards and auth; `interop/e3kit_backup_groups.js`: key backup with
+//! Keyknox and brainkey, groups, throttling): on SQLite, on PostgreSQL, and as two servers sharing
+//! one PostgreSQL. Plus durability: kill -9 during a burst of publishes loses no acknowledged card.
 //!
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! each run creates its own database there. `SEALKIT_SKIP_INTEROP=1` skips the e3kit runs.
@@ -123,6 +124,12 @@ fn rand_suffix() -> u128 {
 }
 
 fn run_e3kit(urls: &[&str], creds: &Path, dir: &Path) {
+    for script in ["e3kit_cards.js", "e3kit_backup_groups.js"] {
+        run_scenario(script, urls, creds, dir);
+    }
+}
+
+fn run_scenario(script: &str, urls: &[&str], creds: &Path, dir: &Path) {
     if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
         eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
         return;
@@ -134,7 +141,7 @@ fn run_e3kit(urls: &[&str], creds: &Path, dir: &Path) {
         "run `npm ci --prefix interop`"
     );
     let mut cmd = Command::new("node");
-    cmd.arg(root.join("interop/e3kit_cards.js"));
+    cmd.arg(root.join("interop").join(script));
     for url in urls {
         cmd.args(["--api-url", url]);
     }
@@ -142,7 +149,7 @@ fn run_e3kit(urls: &[&str], creds: &Path, dir: &Path) {
         .arg("--app-credentials")
         .arg(creds)
         .arg("--storage")
-        .arg(dir.join("e3kit"))
+        .arg(dir.join(script))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -41,6 +41,8 @@
 pub mod cards;
 pub mod error;
 pub mod jwt;
+pub mod keyknox;
+pub mod pythia;
 mod text;
 
 pub use cards::{CardContent, CardError, CardId, RawSignature, RawSignedModel, SearchRequest};

@@ -19,6 +19,13 @@ pub struct Config {
     pub body_limit: usize,
     /// Allowed clock skew when checking token times, in seconds.
     pub jwt_leeway_secs: i64,
+    /// The brainkey master secret (default: `pythia.secret` in `data_dir`, created on first
+    /// start). Every replica must use the same file; changing it breaks every key backup.
+    pub pythia_secret_file: Option<PathBuf>,
+    /// Brainkey requests an identity may make at once (e3kit's changePassword makes three).
+    pub brainkey_burst: u32,
+    /// Brainkey requests per second an identity regains after the burst.
+    pub brainkey_per_second: f64,
 }
 
 impl Default for Config {
@@ -29,6 +36,9 @@ impl Default for Config {
             database_url: None,
             body_limit: 4 << 20,
             jwt_leeway_secs: 30,
+            pythia_secret_file: None,
+            brainkey_burst: 10,
+            brainkey_per_second: 0.5,
         }
     }
 }

@@ -35,6 +35,12 @@ pub enum ServerError {
     /// A stored service key cannot be read.
     #[error("service key: {0}")]
     Key(#[from] sealkit_crypto::Error),
+    /// The brainkey secret cannot be loaded.
+    #[error("brainkey secret: {0}")]
+    Secret(#[from] service::pythia::SecretError),
+    /// The brainkey secret cannot be used.
+    #[error("brainkey: {0}")]
+    Pythia(#[from] sealkit_pythia::Error),
 }
 
 /// The current time, Unix seconds. The only clock read of the server; cores take time as input.
@@ -42,6 +48,13 @@ pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The current time, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Opens the configured store: PostgreSQL when `database_url` is set, else SQLite in `data_dir`.
@@ -74,6 +87,9 @@ pub async fn service_keys(store: &dyn Store) -> Result<ServiceKeys, ServerError>
 /// Builds the application state and router for `store`.
 pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, ServerError> {
     let keys = service_keys(store.as_ref()).await?;
+    let secret = service::pythia::load_secret(&config, store.as_ref()).await?;
+    let brainkey =
+        service::pythia::Brainkey::new(&secret, config.brainkey_burst, config.brainkey_per_second)?;
     tracing::info!(
         card_signer = %keys.card_signer.public_key().to_base64(),
         "service card-signing key (signer \"virgil\")"
@@ -87,6 +103,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         keys: Arc::new(keys),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
+        brainkey: Arc::new(brainkey),
     };
     Ok(http::router(state))
 }

@@ -3,160 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
 use base64::Engine as _;
-use http_body_util::BodyExt;
+use common::*;
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
-use sealkit_proto::cards::{CardContent, RawSignedModel};
-use sealkit_proto::jwt::JwtGenerator;
-use sealkit_server::admin::AppCredentials;
-use sealkit_server::store::sqlite::SqliteStore;
-use sealkit_server::store::Store;
-use sealkit_server::Config;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use tower::ServiceExt;
-
-struct Harness {
-    router: Router,
-    _dir: tempfile::TempDir,
-    app: AppCredentials,
-    other_app: AppCredentials,
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("db.sqlite"))
-            .await
-            .unwrap(),
-    );
-    let now = sealkit_server::now();
-    let app = sealkit_server::admin::create_app(store.as_ref(), "test", now)
-        .await
-        .unwrap();
-    let other_app = sealkit_server::admin::create_app(store.as_ref(), "other", now)
-        .await
-        .unwrap();
-    let config = Config::default();
-    let router = sealkit_server::app(config, store).await.unwrap();
-    Harness {
-        router,
-        _dir: dir,
-        app,
-        other_app,
-    }
-}
-
-fn generator(creds: &AppCredentials) -> JwtGenerator {
-    let key = PrivateKey::import(creds.api_private_key.as_bytes()).unwrap();
-    JwtGenerator::new(creds.app_id.clone(), creds.api_key_id.clone(), key, 3600)
-}
-
-fn token(creds: &AppCredentials, identity: &str) -> String {
-    generator(creds)
-        .generate(identity, sealkit_server::now())
-        .unwrap()
-        .to_string()
-}
-
-fn b64url(data: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
-}
-
-/// A hand-made token: any header and payload, signed with `key`.
-fn craft(header: &Value, payload: &Value, key: &PrivateKey) -> String {
-    let signed = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(payload.to_string().as_bytes())
-    );
-    let sig = sealkit_crypto::sign(signed.as_bytes(), key, &mut OsRng).unwrap();
-    format!("{signed}.{}", b64url(&sig))
-}
-
-impl Harness {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Virgil {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header("Content-Type", "application/json")
-                .body(Body::from(b))
-                .unwrap(),
-            None => req.body(Body::empty()).unwrap(),
-        };
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        (status, headers, bytes)
-    }
-
-    async fn json(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let (status, _, bytes) = self
-            .call(
-                method,
-                path,
-                token,
-                body.map(|b| b.to_string().into_bytes()),
-            )
-            .await;
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
-        };
-        (status, value)
-    }
-}
-
-fn card(identity: &str, key: &PrivateKey, previous: Option<&str>) -> RawSignedModel {
-    let content = CardContent {
-        identity: identity.to_owned(),
-        previous_card_id: previous.map(str::to_owned),
-        created_at: sealkit_server::now(),
-        version: "5.0".to_owned(),
-        public_key: key.public_key().to_base64(),
-    };
-    RawSignedModel::from_content(&content, key).unwrap()
-}
-
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
-    assert_eq!(status, expected, "{body}");
-    assert!(
-        body["code"].as_u64().is_some_and(|c| c > 0),
-        "no code: {body}"
-    );
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "no message: {body}"
-    );
-}
 
 #[tokio::test]
 async fn publish_search_rotate_revoke() {

@@ -62,6 +62,12 @@ pub enum ApiError {
     /// Wrong method for the route.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The Keyknox previous hash does not match the stored one (or is missing).
+    #[error("the Keyknox entry changed since it was read (previous hash mismatch)")]
+    KeyknoxMismatch,
+    /// Too many brainkey requests for this identity.
+    #[error("too many requests; try again later")]
+    Throttled,
     /// Something failed on our side; details are logged, not sent.
     #[error("internal server error")]
     Internal,
@@ -87,6 +93,14 @@ impl ApiError {
             Self::CardNotFound => (StatusCode::NOT_FOUND, 10001),
             Self::NoRoute => (StatusCode::NOT_FOUND, 40400),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 40500),
+            Self::KeyknoxMismatch => (
+                StatusCode::CONFLICT,
+                sealkit_proto::keyknox::HASH_MISMATCH_CODE,
+            ),
+            Self::Throttled => (
+                StatusCode::TOO_MANY_REQUESTS,
+                sealkit_proto::pythia::THROTTLED_CODE,
+            ),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
         }
     }

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod cards;
 pub mod error;
+pub mod keyknox;
+pub mod pythia;
 
 use crate::metrics::Metrics;
 use crate::service::auth::Authenticator;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
+    /// Pythia brainkey.
+    pub brainkey: Arc<crate::service::pythia::Brainkey>,
 }
 
 /// Builds the application router.
@@ -67,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         ]);
     Router::new()
         .merge(cards::routes())
+        .merge(keyknox::routes())
+        .merge(pythia::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })

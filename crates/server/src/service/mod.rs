@@ -2,3 +2,5 @@
 
 pub mod auth;
 pub mod cards;
+pub mod keyknox;
+pub mod pythia;

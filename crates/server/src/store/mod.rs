@@ -110,7 +110,7 @@ impl CardRecord {
 /// PostgreSQL, between processes: all invariants are enforced inside the database transaction of
 /// the method that writes.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: KeyknoxStore + RateLimitStore + Send + Sync + 'static {
     /// Creates an application with its first API key. `Conflict` if the app id or key id exists.
     async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()>;
 
@@ -161,6 +161,159 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a card. `NotFound` if it is not a card of `app_id`; `Forbidden` if its identity is
     /// not `identity`. Revoking a revoked card succeeds again.
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()>;
+}
+
+/// The hash of Keyknox storage that was never written (spec §4: a fixed "empty hash", here the
+/// base64 of SHA-256 of nothing). Clients echo it back as the previous hash of a first push.
+pub const KEYKNOX_EMPTY_HASH: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
+/// A Keyknox v1 blob (spec §4): one per (app, identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyknoxV1 {
+    /// Base64 text, opaque to the server (empty after a reset).
+    pub meta: String,
+    /// Base64 text, opaque to the server (empty after a reset).
+    pub value: String,
+    /// 1 for the first write, +1 for every write or reset.
+    pub version: i64,
+    /// Changes on every write; clients send it back as the previous hash.
+    pub hash: String,
+}
+
+/// The address of a Keyknox v2 entry (spec §5.1); `owner` is the identity that pushed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyknoxAddress {
+    /// Owning application.
+    pub app_id: String,
+    /// Identity of the entry's owner.
+    pub owner: String,
+    /// First path component (e.g. `e3kit`, `group-sessions`).
+    pub root: String,
+    /// Second path component.
+    pub path: String,
+    /// Entry key.
+    pub key: String,
+}
+
+/// One recipient's copy of a Keyknox v2 entry, with the entry's recipients and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyknoxV2Copy {
+    /// Base64 text, opaque to the server.
+    pub meta: String,
+    /// Base64 text, opaque to the server.
+    pub value: String,
+    /// Every identity that holds a copy of the entry (sorted).
+    pub identities: Vec<String>,
+    /// The entry's hash.
+    pub hash: String,
+}
+
+/// A Keyknox v2 push (spec §5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyknoxV2Push {
+    /// The entry, owned by the caller.
+    pub address: KeyknoxAddress,
+    /// The identities that receive this (meta, value) as their copy; others keep theirs.
+    pub identities: Vec<String>,
+    /// Base64 text.
+    pub meta: String,
+    /// Base64 text.
+    pub value: String,
+    /// The hash the client last saw (`Virgil-Keyknox-Previous-Hash`).
+    pub previous_hash: Option<String>,
+    /// The entry's hash after this push.
+    pub new_hash: String,
+}
+
+/// What a Keyknox v2 reset removes (spec §5.5): the caller's entries, filtered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyknoxV2Reset {
+    /// Owning application.
+    pub app_id: String,
+    /// The caller; only its own entries are touched.
+    pub owner: String,
+    /// Only entries under this root, if given.
+    pub root: Option<String>,
+    /// Only entries under this path, if given.
+    pub path: Option<String>,
+    /// Only this key, if given.
+    pub key: Option<String>,
+    /// Remove only this recipient's copy (entries left without copies disappear; hashes do not
+    /// change); without it, whole entries are deleted.
+    pub identity: Option<String>,
+}
+
+/// Keyknox storage, part of [`Store`] (spec §4, §5). Every write is one transaction with a
+/// compare-and-swap on the hash, so concurrent writers on any replica: one wins, the others get
+/// `Conflict("keyknox hash mismatch")`, and nothing is lost or torn.
+#[async_trait]
+pub trait KeyknoxStore: Send + Sync {
+    /// The v1 blob of an identity, if it was ever written (a reset blob has empty meta/value).
+    async fn keyknox_v1_get(&self, app_id: &str, identity: &str) -> StoreResult<Option<KeyknoxV1>>;
+
+    /// Writes the v1 blob. When the stored value is non-empty, `previous_hash` must equal the
+    /// stored hash; when it is empty or missing, `previous_hash` may be absent or equal to the
+    /// current hash ([`KEYKNOX_EMPTY_HASH`] when missing). Otherwise
+    /// `Conflict("keyknox hash mismatch")`. Version: 1 on first write, else +1.
+    async fn keyknox_v1_put(
+        &self,
+        app_id: &str,
+        identity: &str,
+        meta: &str,
+        value: &str,
+        previous_hash: Option<&str>,
+        new_hash: &str,
+    ) -> StoreResult<KeyknoxV1>;
+
+    /// Empties the v1 blob (version +1, hash `new_hash`). A never-written blob is not created:
+    /// the result is version 1 with the empty hash.
+    async fn keyknox_v1_reset(
+        &self,
+        app_id: &str,
+        identity: &str,
+        new_hash: &str,
+    ) -> StoreResult<KeyknoxV1>;
+
+    /// Pushes a v2 entry: if it exists, `previous_hash` must equal its hash (a missing header is a
+    /// mismatch); if not, `previous_hash` may be absent or [`KEYKNOX_EMPTY_HASH`]. Writes the copy of
+    /// every listed identity (others untouched) and sets the hash. Returns the pusher's view: the
+    /// pushed meta/value, all copy holders, the new hash.
+    async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy>;
+
+    /// The copy of `reader` in the entry at `address`, if both exist.
+    async fn keyknox_v2_pull(
+        &self,
+        address: &KeyknoxAddress,
+        reader: &str,
+    ) -> StoreResult<Option<KeyknoxV2Copy>>;
+
+    /// Keys of the entries of `owner` under (root, path) in which `reader` holds a copy.
+    async fn keyknox_v2_keys(
+        &self,
+        app_id: &str,
+        owner: &str,
+        root: &str,
+        path: &str,
+        reader: &str,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Removes entries or copies of the caller (see [`KeyknoxV2Reset`]).
+    async fn keyknox_v2_reset(&self, reset: KeyknoxV2Reset) -> StoreResult<()>;
+}
+
+/// Limits the rate of an action per key (brainkey requests per identity), with a token bucket
+/// kept in the database so that every replica shares it.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Takes one token from the bucket `key` (capacity `burst`, refilled at `per_second`) at time
+    /// `now_ms` (Unix milliseconds). True when a token was available.
+    async fn rate_limit_take(
+        &self,
+        key: &str,
+        now_ms: i64,
+        burst: u32,
+        per_second: f64,
+    ) -> StoreResult<bool>;
 }
 
 impl std::fmt::Debug for dyn Store {

@@ -10,9 +10,14 @@
 //!   loser of two concurrent rotations blocks on the row lock, re-checks the condition after the
 //!   winner commits, updates nothing and gets `Conflict` (the unique index on `previous_card_id`
 //!   backs this up);
-//! * settings: `INSERT … ON CONFLICT DO NOTHING`, then read what won.
+//! * settings: `INSERT … ON CONFLICT DO NOTHING`, then read what won;
+//! * Keyknox compare-and-swap (v1 blob, v2 entry) and rate-limit buckets: the writer locks the
+//!   row (`SELECT … FOR UPDATE`) and compares against what the previous writer committed; a
+//!   missing row is created with `INSERT … ON CONFLICT DO NOTHING`, and the loser of a creation
+//!   race locks and compares the winner's row instead. A v2 reset locks the matching entries
+//!   first, so no push adds a copy between its deletions.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use sqlx::error::ErrorKind;
@@ -20,7 +25,11 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
-use super::{AppKeyRecord, AppRecord, CardRecord, NewCard, Store, StoreError, StoreResult};
+use super::{
+    AppKeyRecord, AppRecord, CardRecord, KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy,
+    KeyknoxV2Push, KeyknoxV2Reset, NewCard, RateLimitStore, Store, StoreError, StoreResult,
+    KEYKNOX_EMPTY_HASH,
+};
 
 /// The PostgreSQL schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -415,6 +424,459 @@ impl Store for PostgresStore {
             Some(_) => Err(StoreError::Forbidden("card belongs to another identity")),
         }
     }
+}
+
+/// The rule text of every failed Keyknox compare-and-swap (as in the SQLite backend).
+const HASH_MISMATCH: &str = "keyknox hash mismatch";
+
+/// How often a writer that lost a creation race (`INSERT … ON CONFLICT DO NOTHING` inserted
+/// nothing) looks at the row again before giving up with a conflict.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// Whether a v1 write with `previous` may replace `stored` (meta, value, hash): a non-empty blob
+/// needs its hash; an empty or missing one accepts no hash or its current one.
+fn v1_previous_matches(stored: Option<(&str, &str, &str)>, previous: Option<&str>) -> bool {
+    match stored {
+        None => previous.is_none_or(|p| p == KEYKNOX_EMPTY_HASH),
+        Some(("", "", hash)) => previous.is_none_or(|p| p == hash),
+        Some((_, _, hash)) => previous == Some(hash),
+    }
+}
+
+/// A token bucket after a refill up to `now_ms` and one attempt to take a token: the tokens left
+/// and whether one was taken. Time never runs backwards for a bucket (replicas' clocks differ).
+fn take_token(
+    tokens: f64,
+    updated_ms: i64,
+    now_ms: i64,
+    burst: u32,
+    per_second: f64,
+) -> (f64, bool) {
+    let elapsed_ms = now_ms.saturating_sub(updated_ms).max(0) as f64;
+    let rate = if per_second > 0.0 { per_second } else { 0.0 };
+    let available = (tokens + elapsed_ms * rate / 1000.0).min(f64::from(burst));
+    if available >= 1.0 {
+        (available - 1.0, true)
+    } else {
+        (available, false)
+    }
+}
+
+/// Every holder of a copy of an entry, sorted by Rust's string order (not the database
+/// collation's).
+async fn copy_holders(conn: &mut PgConnection, entry_id: i64) -> StoreResult<Vec<String>> {
+    let mut identities: Vec<String> =
+        sqlx::query_scalar("SELECT identity FROM keyknox_copies WHERE entry_id = $1")
+            .bind(entry_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+    identities.sort_unstable();
+    Ok(identities)
+}
+
+/// Compare-and-swap, PostgreSQL style: each writer locks the row it is about to change
+/// (`SELECT … FOR UPDATE`), so concurrent writers of one blob or entry queue on the row lock and
+/// each compares the hash the previous one committed. A missing row is created with
+/// `INSERT … ON CONFLICT DO NOTHING`; if a concurrent transaction created it first, the insert
+/// waits for that commit, inserts nothing, and the loop locks and compares the winner's row.
+#[async_trait]
+impl KeyknoxStore for PostgresStore {
+    async fn keyknox_v1_get(&self, app_id: &str, identity: &str) -> StoreResult<Option<KeyknoxV1>> {
+        let row = sqlx::query(
+            "SELECT meta, value, version, hash FROM keyknox_v1 \
+             WHERE app_id = $1 AND identity = $2",
+        )
+        .bind(app_id)
+        .bind(identity)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(v1_from_row).transpose().map_err(backend)
+    }
+
+    async fn keyknox_v1_put(
+        &self,
+        app_id: &str,
+        identity: &str,
+        meta: &str,
+        value: &str,
+        previous_hash: Option<&str>,
+        new_hash: &str,
+    ) -> StoreResult<KeyknoxV1> {
+        let mut tx = self.begin().await?;
+        let mut version = None;
+        for _ in 0..CREATE_ATTEMPTS {
+            let stored = sqlx::query(
+                "SELECT meta, value, version, hash FROM keyknox_v1 \
+                 WHERE app_id = $1 AND identity = $2 FOR UPDATE",
+            )
+            .bind(app_id)
+            .bind(identity)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(v1_from_row)
+            .transpose()
+            .map_err(backend)?;
+            let current = stored
+                .as_ref()
+                .map(|s| (s.meta.as_str(), s.value.as_str(), s.hash.as_str()));
+            if !v1_previous_matches(current, previous_hash) {
+                return Err(StoreError::Conflict(HASH_MISMATCH));
+            }
+            if let Some(stored) = stored {
+                sqlx::query(
+                    "UPDATE keyknox_v1 SET meta = $3, value = $4, version = $5, hash = $6 \
+                     WHERE app_id = $1 AND identity = $2",
+                )
+                .bind(app_id)
+                .bind(identity)
+                .bind(meta)
+                .bind(value)
+                .bind(stored.version + 1)
+                .bind(new_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                version = Some(stored.version + 1);
+                break;
+            }
+            let created = sqlx::query(
+                "INSERT INTO keyknox_v1 (app_id, identity, meta, value, version, hash) \
+                 VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (app_id, identity) DO NOTHING",
+            )
+            .bind(app_id)
+            .bind(identity)
+            .bind(meta)
+            .bind(value)
+            .bind(new_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if created.rows_affected() == 1 {
+                version = Some(1);
+                break;
+            }
+        }
+        let Some(version) = version else {
+            return Err(StoreError::Conflict(HASH_MISMATCH));
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(KeyknoxV1 {
+            meta: meta.to_owned(),
+            value: value.to_owned(),
+            version,
+            hash: new_hash.to_owned(),
+        })
+    }
+
+    async fn keyknox_v1_reset(
+        &self,
+        app_id: &str,
+        identity: &str,
+        new_hash: &str,
+    ) -> StoreResult<KeyknoxV1> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "UPDATE keyknox_v1 SET meta = '', value = '', version = version + 1, hash = $3 \
+             WHERE app_id = $1 AND identity = $2 RETURNING version",
+        )
+        .bind(app_id)
+        .bind(identity)
+        .bind(new_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(match version {
+            Some(version) => KeyknoxV1 {
+                meta: String::new(),
+                value: String::new(),
+                version,
+                hash: new_hash.to_owned(),
+            },
+            None => KeyknoxV1 {
+                meta: String::new(),
+                value: String::new(),
+                version: 1,
+                hash: KEYKNOX_EMPTY_HASH.to_owned(),
+            },
+        })
+    }
+
+    async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy> {
+        let a = &push.address;
+        let previous = push.previous_hash.as_deref();
+        let mut tx = self.begin().await?;
+        let mut entry_id = None;
+        for _ in 0..CREATE_ATTEMPTS {
+            let stored: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, hash FROM keyknox_entries \
+                 WHERE app_id = $1 AND owner = $2 AND root = $3 AND path = $4 AND key = $5 \
+                 FOR UPDATE",
+            )
+            .bind(&a.app_id)
+            .bind(&a.owner)
+            .bind(&a.root)
+            .bind(&a.path)
+            .bind(&a.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if let Some((id, hash)) = stored {
+                if previous != Some(hash.as_str()) {
+                    return Err(StoreError::Conflict(HASH_MISMATCH));
+                }
+                sqlx::query("UPDATE keyknox_entries SET hash = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(&push.new_hash)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                entry_id = Some(id);
+                break;
+            }
+            if previous.is_some_and(|p| p != KEYKNOX_EMPTY_HASH) {
+                return Err(StoreError::Conflict(HASH_MISMATCH));
+            }
+            entry_id = sqlx::query_scalar(
+                "INSERT INTO keyknox_entries (app_id, owner, root, path, key, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT ON CONSTRAINT keyknox_entries_address DO NOTHING RETURNING id",
+            )
+            .bind(&a.app_id)
+            .bind(&a.owner)
+            .bind(&a.root)
+            .bind(&a.path)
+            .bind(&a.key)
+            .bind(&push.new_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if entry_id.is_some() {
+                break;
+            }
+        }
+        let Some(entry_id) = entry_id else {
+            return Err(StoreError::Conflict(HASH_MISMATCH));
+        };
+        // Deduplicated first: one upsert may not touch a row twice.
+        let recipients: Vec<&str> = push
+            .identities
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        sqlx::query(
+            "INSERT INTO keyknox_copies (entry_id, identity, meta, value) \
+             SELECT $1, recipient, $3, $4 FROM UNNEST($2::text[]) AS recipient \
+             ON CONFLICT (entry_id, identity) DO UPDATE SET \
+               meta = EXCLUDED.meta, value = EXCLUDED.value",
+        )
+        .bind(entry_id)
+        .bind(&recipients)
+        .bind(&push.meta)
+        .bind(&push.value)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let identities = copy_holders(&mut tx, entry_id).await?;
+        if identities.is_empty() {
+            // A push for nobody: an entry exists only while someone holds a copy.
+            sqlx::query("DELETE FROM keyknox_entries WHERE id = $1")
+                .bind(entry_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(KeyknoxV2Copy {
+            meta: push.meta,
+            value: push.value,
+            identities,
+            hash: push.new_hash,
+        })
+    }
+
+    async fn keyknox_v2_pull(
+        &self,
+        address: &KeyknoxAddress,
+        reader: &str,
+    ) -> StoreResult<Option<KeyknoxV2Copy>> {
+        // One statement, so the copy and the list of holders come from one snapshot.
+        let row: Option<(String, String, String, Vec<String>)> = sqlx::query_as(
+            "SELECT e.hash, c.meta, c.value, \
+               ARRAY(SELECT h.identity FROM keyknox_copies AS h WHERE h.entry_id = e.id) \
+             FROM keyknox_entries AS e \
+             JOIN keyknox_copies AS c ON c.entry_id = e.id AND c.identity = $6 \
+             WHERE e.app_id = $1 AND e.owner = $2 AND e.root = $3 AND e.path = $4 AND e.key = $5",
+        )
+        .bind(&address.app_id)
+        .bind(&address.owner)
+        .bind(&address.root)
+        .bind(&address.path)
+        .bind(&address.key)
+        .bind(reader)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.map(|(hash, meta, value, mut identities)| {
+            identities.sort_unstable();
+            KeyknoxV2Copy {
+                meta,
+                value,
+                identities,
+                hash,
+            }
+        }))
+    }
+
+    async fn keyknox_v2_keys(
+        &self,
+        app_id: &str,
+        owner: &str,
+        root: &str,
+        path: &str,
+        reader: &str,
+    ) -> StoreResult<Vec<String>> {
+        let mut keys: Vec<String> = sqlx::query_scalar(
+            "SELECT e.key FROM keyknox_entries AS e \
+             WHERE e.app_id = $1 AND e.owner = $2 AND e.root = $3 AND e.path = $4 \
+               AND EXISTS (SELECT 1 FROM keyknox_copies AS c \
+                           WHERE c.entry_id = e.id AND c.identity = $5)",
+        )
+        .bind(app_id)
+        .bind(owner)
+        .bind(root)
+        .bind(path)
+        .bind(reader)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    async fn keyknox_v2_reset(&self, reset: KeyknoxV2Reset) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // Lock the matching entries (in id order, so concurrent resets cannot deadlock): a push
+        // to one of them waits for this transaction, and none can add a copy between the
+        // deletion of copies and the check for entries left without any.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM keyknox_entries \
+             WHERE app_id = $1 AND owner = $2 \
+               AND ($3::text IS NULL OR root = $3) AND ($4::text IS NULL OR path = $4) \
+               AND ($5::text IS NULL OR key = $5) \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(&reset.app_id)
+        .bind(&reset.owner)
+        .bind(&reset.root)
+        .bind(&reset.path)
+        .bind(&reset.key)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if ids.is_empty() {
+            return tx.commit().await.map_err(backend);
+        }
+        match &reset.identity {
+            None => {
+                // The copies go with their entries (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM keyknox_entries WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            Some(identity) => {
+                // Remove the copies, then the entries left without any; hashes stay.
+                sqlx::query(
+                    "DELETE FROM keyknox_copies WHERE entry_id = ANY($1) AND identity = $2",
+                )
+                .bind(&ids)
+                .bind(identity)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                sqlx::query(
+                    "DELETE FROM keyknox_entries AS e WHERE e.id = ANY($1) AND NOT EXISTS \
+                     (SELECT 1 FROM keyknox_copies AS c WHERE c.entry_id = e.id)",
+                )
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+/// One transaction per take: the bucket's row is locked (`SELECT … FOR UPDATE`), refilled and
+/// debited, so concurrent takes on any replica queue on the row; a new bucket is created with
+/// `INSERT … ON CONFLICT DO NOTHING`, and a loser of that race locks the winner's row instead.
+#[async_trait]
+impl RateLimitStore for PostgresStore {
+    async fn rate_limit_take(
+        &self,
+        key: &str,
+        now_ms: i64,
+        burst: u32,
+        per_second: f64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let stored: Option<(f64, i64)> = sqlx::query_as(
+                "SELECT tokens, updated_ms FROM rate_limits WHERE key = $1 FOR UPDATE",
+            )
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if let Some((tokens, updated_ms)) = stored {
+                let (left, taken) = take_token(tokens, updated_ms, now_ms, burst, per_second);
+                sqlx::query("UPDATE rate_limits SET tokens = $2, updated_ms = $3 WHERE key = $1")
+                    .bind(key)
+                    .bind(left)
+                    .bind(updated_ms.max(now_ms))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                return Ok(taken);
+            }
+            // A new bucket starts full.
+            let (left, taken) = take_token(f64::from(burst), now_ms, now_ms, burst, per_second);
+            let created = sqlx::query(
+                "INSERT INTO rate_limits (key, tokens, updated_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(left)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if created.rows_affected() == 1 {
+                tx.commit().await.map_err(backend)?;
+                return Ok(taken);
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "rate limit bucket {key:?} could neither be created nor locked"
+        )))
+    }
+}
+
+fn v1_from_row(row: &PgRow) -> Result<KeyknoxV1, sqlx::Error> {
+    Ok(KeyknoxV1 {
+        meta: row.try_get("meta")?,
+        value: row.try_get("value")?,
+        version: row.try_get("version")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 /// Inserts an API key inside a transaction.

@@ -5,8 +5,12 @@
 //! `BEGIN IMMEDIATE`: it takes the database's write lock before its first read, so its reads and
 //! writes see one state even if another process writes the same file (waiting up to the busy
 //! timeout). Reads use a separate pool and run concurrently with the writer (WAL).
+//!
+//! Keyknox compare-and-swap and rate-limit buckets rely on the same pattern: read the hash (or
+//! the bucket), compare, write, all in one `BEGIN IMMEDIATE` transaction. A v2 pull reads the
+//! copy and the list of holders in one read transaction (one WAL snapshot).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,9 +21,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{AppKeyRecord, AppRecord, CardRecord, NewCard, Store, StoreError, StoreResult};
+use super::{
+    AppKeyRecord, AppRecord, CardRecord, KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy,
+    KeyknoxV2Push, KeyknoxV2Reset, NewCard, RateLimitStore, Store, StoreError, StoreResult,
+    KEYKNOX_EMPTY_HASH,
+};
 
 /// The SQLite schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -373,6 +381,388 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
+}
+
+/// The rule text of every failed Keyknox compare-and-swap.
+const HASH_MISMATCH: &str = "keyknox hash mismatch";
+
+/// Whether a v1 write with `previous` may replace `stored` (meta, value, hash): a non-empty blob
+/// needs its hash; an empty or missing one accepts no hash or its current one.
+fn v1_previous_matches(stored: Option<(&str, &str, &str)>, previous: Option<&str>) -> bool {
+    match stored {
+        None => previous.is_none_or(|p| p == KEYKNOX_EMPTY_HASH),
+        Some(("", "", hash)) => previous.is_none_or(|p| p == hash),
+        Some((_, _, hash)) => previous == Some(hash),
+    }
+}
+
+/// A token bucket after a refill up to `now_ms` and one attempt to take a token: the tokens left
+/// and whether one was taken. Time never runs backwards for a bucket (replicas' clocks differ).
+fn take_token(
+    tokens: f64,
+    updated_ms: i64,
+    now_ms: i64,
+    burst: u32,
+    per_second: f64,
+) -> (f64, bool) {
+    let elapsed_ms = now_ms.saturating_sub(updated_ms).max(0) as f64;
+    let rate = if per_second > 0.0 { per_second } else { 0.0 };
+    let available = (tokens + elapsed_ms * rate / 1000.0).min(f64::from(burst));
+    if available >= 1.0 {
+        (available - 1.0, true)
+    } else {
+        (available, false)
+    }
+}
+
+/// Every holder of a copy of an entry, sorted by Rust's string order.
+async fn copy_holders(conn: &mut SqliteConnection, entry_id: i64) -> StoreResult<Vec<String>> {
+    let mut identities: Vec<String> =
+        sqlx::query_scalar("SELECT identity FROM keyknox_copies WHERE entry_id = ?")
+            .bind(entry_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+    identities.sort_unstable();
+    Ok(identities)
+}
+
+#[async_trait]
+impl KeyknoxStore for SqliteStore {
+    async fn keyknox_v1_get(&self, app_id: &str, identity: &str) -> StoreResult<Option<KeyknoxV1>> {
+        let row = sqlx::query(
+            "SELECT meta, value, version, hash FROM keyknox_v1 WHERE app_id = ? AND identity = ?",
+        )
+        .bind(app_id)
+        .bind(identity)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(v1_from_row).transpose().map_err(backend)
+    }
+
+    async fn keyknox_v1_put(
+        &self,
+        app_id: &str,
+        identity: &str,
+        meta: &str,
+        value: &str,
+        previous_hash: Option<&str>,
+        new_hash: &str,
+    ) -> StoreResult<KeyknoxV1> {
+        let mut tx = self.begin().await?;
+        let stored = sqlx::query(
+            "SELECT meta, value, version, hash FROM keyknox_v1 WHERE app_id = ? AND identity = ?",
+        )
+        .bind(app_id)
+        .bind(identity)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(v1_from_row)
+        .transpose()
+        .map_err(backend)?;
+        let current = stored
+            .as_ref()
+            .map(|s| (s.meta.as_str(), s.value.as_str(), s.hash.as_str()));
+        if !v1_previous_matches(current, previous_hash) {
+            return Err(StoreError::Conflict(HASH_MISMATCH));
+        }
+        let version = stored.map_or(1, |s| s.version + 1);
+        sqlx::query(
+            "INSERT INTO keyknox_v1 (app_id, identity, meta, value, version, hash) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (app_id, identity) DO UPDATE SET \
+               meta = excluded.meta, value = excluded.value, \
+               version = excluded.version, hash = excluded.hash",
+        )
+        .bind(app_id)
+        .bind(identity)
+        .bind(meta)
+        .bind(value)
+        .bind(version)
+        .bind(new_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(KeyknoxV1 {
+            meta: meta.to_owned(),
+            value: value.to_owned(),
+            version,
+            hash: new_hash.to_owned(),
+        })
+    }
+
+    async fn keyknox_v1_reset(
+        &self,
+        app_id: &str,
+        identity: &str,
+        new_hash: &str,
+    ) -> StoreResult<KeyknoxV1> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "UPDATE keyknox_v1 SET meta = '', value = '', version = version + 1, hash = ? \
+             WHERE app_id = ? AND identity = ? RETURNING version",
+        )
+        .bind(new_hash)
+        .bind(app_id)
+        .bind(identity)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(match version {
+            Some(version) => KeyknoxV1 {
+                meta: String::new(),
+                value: String::new(),
+                version,
+                hash: new_hash.to_owned(),
+            },
+            None => KeyknoxV1 {
+                meta: String::new(),
+                value: String::new(),
+                version: 1,
+                hash: KEYKNOX_EMPTY_HASH.to_owned(),
+            },
+        })
+    }
+
+    async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy> {
+        let a = &push.address;
+        let previous = push.previous_hash.as_deref();
+        let mut tx = self.begin().await?;
+        let stored: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, hash FROM keyknox_entries \
+             WHERE app_id = ? AND owner = ? AND root = ? AND path = ? AND key = ?",
+        )
+        .bind(&a.app_id)
+        .bind(&a.owner)
+        .bind(&a.root)
+        .bind(&a.path)
+        .bind(&a.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let entry_id = match stored {
+            Some((id, hash)) => {
+                if previous != Some(hash.as_str()) {
+                    return Err(StoreError::Conflict(HASH_MISMATCH));
+                }
+                sqlx::query("UPDATE keyknox_entries SET hash = ? WHERE id = ?")
+                    .bind(&push.new_hash)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                id
+            }
+            None => {
+                if previous.is_some_and(|p| p != KEYKNOX_EMPTY_HASH) {
+                    return Err(StoreError::Conflict(HASH_MISMATCH));
+                }
+                sqlx::query_scalar(
+                    "INSERT INTO keyknox_entries (app_id, owner, root, path, key, hash) \
+                     VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(&a.app_id)
+                .bind(&a.owner)
+                .bind(&a.root)
+                .bind(&a.path)
+                .bind(&a.key)
+                .bind(&push.new_hash)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?
+            }
+        };
+        // One statement for all recipients (deduplicated), binding meta and value once. The
+        // `WHERE true` resolves SQLite's parsing ambiguity of `SELECT … ON CONFLICT`.
+        let recipients: BTreeSet<&str> = push.identities.iter().map(String::as_str).collect();
+        let recipients = serde_json::to_string(&recipients)
+            .map_err(|e| StoreError::Backend(format!("encoding identities: {e}")))?;
+        sqlx::query(
+            "INSERT INTO keyknox_copies (entry_id, identity, meta, value) \
+             SELECT ?, j.value, ?, ? FROM json_each(?) AS j WHERE true \
+             ON CONFLICT (entry_id, identity) DO UPDATE SET \
+               meta = excluded.meta, value = excluded.value",
+        )
+        .bind(entry_id)
+        .bind(&push.meta)
+        .bind(&push.value)
+        .bind(&recipients)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let identities = copy_holders(&mut tx, entry_id).await?;
+        if identities.is_empty() {
+            // A push for nobody: an entry exists only while someone holds a copy.
+            sqlx::query("DELETE FROM keyknox_entries WHERE id = ?")
+                .bind(entry_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(KeyknoxV2Copy {
+            meta: push.meta,
+            value: push.value,
+            identities,
+            hash: push.new_hash,
+        })
+    }
+
+    async fn keyknox_v2_pull(
+        &self,
+        address: &KeyknoxAddress,
+        reader: &str,
+    ) -> StoreResult<Option<KeyknoxV2Copy>> {
+        // A read transaction: the copy and the list of holders come from one snapshot.
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let row: Option<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT e.id, e.hash, c.meta, c.value FROM keyknox_entries AS e \
+             JOIN keyknox_copies AS c ON c.entry_id = e.id AND c.identity = ? \
+             WHERE e.app_id = ? AND e.owner = ? AND e.root = ? AND e.path = ? AND e.key = ?",
+        )
+        .bind(reader)
+        .bind(&address.app_id)
+        .bind(&address.owner)
+        .bind(&address.root)
+        .bind(&address.path)
+        .bind(&address.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((entry_id, hash, meta, value)) = row else {
+            return Ok(None);
+        };
+        let identities = copy_holders(&mut tx, entry_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(KeyknoxV2Copy {
+            meta,
+            value,
+            identities,
+            hash,
+        }))
+    }
+
+    async fn keyknox_v2_keys(
+        &self,
+        app_id: &str,
+        owner: &str,
+        root: &str,
+        path: &str,
+        reader: &str,
+    ) -> StoreResult<Vec<String>> {
+        let mut keys: Vec<String> = sqlx::query_scalar(
+            "SELECT e.key FROM keyknox_entries AS e \
+             WHERE e.app_id = ? AND e.owner = ? AND e.root = ? AND e.path = ? \
+               AND EXISTS (SELECT 1 FROM keyknox_copies AS c \
+                           WHERE c.entry_id = e.id AND c.identity = ?)",
+        )
+        .bind(app_id)
+        .bind(owner)
+        .bind(root)
+        .bind(path)
+        .bind(reader)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    async fn keyknox_v2_reset(&self, reset: KeyknoxV2Reset) -> StoreResult<()> {
+        const MATCHING: &str = "app_id = ?1 AND owner = ?2 \
+             AND (?3 IS NULL OR root = ?3) AND (?4 IS NULL OR path = ?4) \
+             AND (?5 IS NULL OR key = ?5)";
+        let mut tx = self.begin().await?;
+        match &reset.identity {
+            None => {
+                // The copies go with their entries (ON DELETE CASCADE).
+                sqlx::query(&format!("DELETE FROM keyknox_entries WHERE {MATCHING}"))
+                    .bind(&reset.app_id)
+                    .bind(&reset.owner)
+                    .bind(&reset.root)
+                    .bind(&reset.path)
+                    .bind(&reset.key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            Some(identity) => {
+                // Remove the copies, then the entries left without any; hashes stay.
+                sqlx::query(&format!(
+                    "DELETE FROM keyknox_copies WHERE identity = ?6 \
+                     AND entry_id IN (SELECT id FROM keyknox_entries WHERE {MATCHING})"
+                ))
+                .bind(&reset.app_id)
+                .bind(&reset.owner)
+                .bind(&reset.root)
+                .bind(&reset.path)
+                .bind(&reset.key)
+                .bind(identity)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                sqlx::query(&format!(
+                    "DELETE FROM keyknox_entries WHERE {MATCHING} AND NOT EXISTS \
+                     (SELECT 1 FROM keyknox_copies WHERE entry_id = keyknox_entries.id)"
+                ))
+                .bind(&reset.app_id)
+                .bind(&reset.owner)
+                .bind(&reset.root)
+                .bind(&reset.path)
+                .bind(&reset.key)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for SqliteStore {
+    async fn rate_limit_take(
+        &self,
+        key: &str,
+        now_ms: i64,
+        burst: u32,
+        per_second: f64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let stored: Option<(f64, i64)> =
+            sqlx::query_as("SELECT tokens, updated_ms FROM rate_limits WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        // A new bucket starts full.
+        let (tokens, updated_ms) = stored.unwrap_or((f64::from(burst), now_ms));
+        let (left, taken) = take_token(tokens, updated_ms, now_ms, burst, per_second);
+        sqlx::query(
+            "INSERT INTO rate_limits (key, tokens, updated_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
+        )
+        .bind(key)
+        .bind(left)
+        .bind(updated_ms.max(now_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(taken)
+    }
+}
+
+fn v1_from_row(row: &SqliteRow) -> Result<KeyknoxV1, sqlx::Error> {
+    Ok(KeyknoxV1 {
+        meta: row.try_get("meta")?,
+        value: row.try_get("value")?,
+        version: row.try_get("version")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 /// Inserts an API key inside a write transaction.

@@ -1,0 +1,256 @@
+//! Keyknox rules (spec §4, §5): validation, empty answers for missing data, fresh hashes.
+
+use crate::http::error::ApiError;
+use crate::store::{
+    KeyknoxAddress, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, Store, StoreError,
+    KEYKNOX_EMPTY_HASH,
+};
+use base64::Engine as _;
+use rand_core::RngCore;
+use sealkit_proto::keyknox::{V1Value, V2Keys, V2Pull, V2Push, V2Reset, V2Value};
+
+/// Most identities in one v2 push (e3kit groups have at most 100 participants).
+pub const MAX_IDENTITIES: usize = 1000;
+/// Longest root, path or key.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// A fresh entry hash: random, so it changes on every write (clients treat it as opaque; the
+/// Swift/C clients base64-decode it, so it is standard base64).
+fn new_hash() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn mismatch(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => ApiError::KeyknoxMismatch,
+        other => other.into(),
+    }
+}
+
+fn v1_value(blob: &KeyknoxV1) -> V1Value {
+    V1Value {
+        meta: blob.meta.clone(),
+        value: blob.value.clone(),
+        version: format!("{}.0", blob.version),
+    }
+}
+
+fn check_name(what: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_blob(meta: &str, value: &str) -> Result<(), ApiError> {
+    if meta.is_empty() || value.is_empty() {
+        return Err(ApiError::BadRequest(
+            "meta and value must not be empty".into(),
+        ));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if b64.decode(meta).is_err() || b64.decode(value).is_err() {
+        return Err(ApiError::BadRequest("meta and value must be base64".into()));
+    }
+    Ok(())
+}
+
+fn check_identity(identity: &str) -> Result<(), ApiError> {
+    sealkit_proto::jwt::validate_identity(identity)
+        .map_err(|why| ApiError::BadRequest(format!("invalid identity: {why}")))
+}
+
+/// `GET /keyknox/v1`: the blob and its hash (empty, version 1, for never-written storage).
+pub async fn v1_get(
+    store: &dyn Store,
+    app_id: &str,
+    identity: &str,
+) -> Result<(V1Value, String), ApiError> {
+    Ok(match store.keyknox_v1_get(app_id, identity).await? {
+        Some(blob) => (v1_value(&blob), blob.hash),
+        None => (
+            V1Value {
+                meta: String::new(),
+                value: String::new(),
+                version: "1.0".into(),
+            },
+            KEYKNOX_EMPTY_HASH.into(),
+        ),
+    })
+}
+
+/// `PUT /keyknox/v1`.
+pub async fn v1_put(
+    store: &dyn Store,
+    app_id: &str,
+    identity: &str,
+    meta: &str,
+    value: &str,
+    previous_hash: Option<&str>,
+) -> Result<(V1Value, String), ApiError> {
+    check_blob(meta, value)?;
+    let blob = store
+        .keyknox_v1_put(app_id, identity, meta, value, previous_hash, &new_hash())
+        .await
+        .map_err(mismatch)?;
+    Ok((v1_value(&blob), blob.hash))
+}
+
+/// `POST /keyknox/v1/reset`.
+pub async fn v1_reset(
+    store: &dyn Store,
+    app_id: &str,
+    identity: &str,
+) -> Result<(V1Value, String), ApiError> {
+    let blob = store
+        .keyknox_v1_reset(app_id, identity, &new_hash())
+        .await?;
+    Ok((v1_value(&blob), blob.hash))
+}
+
+fn v2_value(
+    owner: &str,
+    root: &str,
+    path: &str,
+    key: &str,
+    copy: Option<KeyknoxV2Copy>,
+) -> (V2Value, String) {
+    let (identities, meta, value, hash) = match copy {
+        Some(c) => (c.identities, c.meta, c.value, c.hash),
+        None => (
+            Vec::new(),
+            String::new(),
+            String::new(),
+            KEYKNOX_EMPTY_HASH.to_owned(),
+        ),
+    };
+    let answer = V2Value {
+        owner: owner.to_owned(),
+        root: root.to_owned(),
+        path: path.to_owned(),
+        key: key.to_owned(),
+        identities,
+        meta,
+        value,
+    };
+    (answer, hash)
+}
+
+/// `POST /keyknox/v2/push`: the caller writes its entry for the listed identities.
+pub async fn v2_push(
+    store: &dyn Store,
+    app_id: &str,
+    caller: &str,
+    request: V2Push,
+    previous_hash: Option<&str>,
+) -> Result<(V2Value, String), ApiError> {
+    check_name("root", &request.root)?;
+    check_name("path", &request.path)?;
+    check_name("key", &request.key)?;
+    check_blob(&request.meta, &request.value)?;
+    let mut identities = request.identities;
+    identities.sort();
+    identities.dedup();
+    if identities.is_empty() || identities.len() > MAX_IDENTITIES {
+        return Err(ApiError::BadRequest(format!(
+            "identities must list 1 to {MAX_IDENTITIES} identities"
+        )));
+    }
+    for identity in &identities {
+        check_identity(identity)?;
+    }
+    let copy = store
+        .keyknox_v2_push(KeyknoxV2Push {
+            address: KeyknoxAddress {
+                app_id: app_id.to_owned(),
+                owner: caller.to_owned(),
+                root: request.root.clone(),
+                path: request.path.clone(),
+                key: request.key.clone(),
+            },
+            identities,
+            meta: request.meta,
+            value: request.value,
+            previous_hash: previous_hash.map(str::to_owned),
+            new_hash: new_hash(),
+        })
+        .await
+        .map_err(mismatch)?;
+    Ok(v2_value(
+        caller,
+        &request.root,
+        &request.path,
+        &request.key,
+        Some(copy),
+    ))
+}
+
+/// `POST /keyknox/v2/pull`: the caller's copy of `identity`'s entry (empty when there is none).
+pub async fn v2_pull(
+    store: &dyn Store,
+    app_id: &str,
+    caller: &str,
+    request: V2Pull,
+) -> Result<(V2Value, String), ApiError> {
+    let owner = request.identity.unwrap_or_else(|| caller.to_owned());
+    check_identity(&owner)?;
+    let address = KeyknoxAddress {
+        app_id: app_id.to_owned(),
+        owner: owner.clone(),
+        root: request.root.clone(),
+        path: request.path.clone(),
+        key: request.key.clone(),
+    };
+    let copy = store.keyknox_v2_pull(&address, caller).await?;
+    Ok(v2_value(
+        &owner,
+        &request.root,
+        &request.path,
+        &request.key,
+        copy,
+    ))
+}
+
+/// `POST /keyknox/v2/keys`: keys of `identity`'s entries the caller can read.
+pub async fn v2_keys(
+    store: &dyn Store,
+    app_id: &str,
+    caller: &str,
+    request: V2Keys,
+) -> Result<Vec<String>, ApiError> {
+    let owner = request.identity.unwrap_or_else(|| caller.to_owned());
+    check_identity(&owner)?;
+    Ok(store
+        .keyknox_v2_keys(app_id, &owner, &request.root, &request.path, caller)
+        .await?)
+}
+
+/// `POST /keyknox/v2/reset`: deletes the caller's entries or one recipient's copies.
+pub async fn v2_reset(
+    store: &dyn Store,
+    app_id: &str,
+    caller: &str,
+    request: V2Reset,
+) -> Result<(V2Value, String), ApiError> {
+    store
+        .keyknox_v2_reset(KeyknoxV2Reset {
+            app_id: app_id.to_owned(),
+            owner: caller.to_owned(),
+            root: request.root.clone(),
+            path: request.path.clone(),
+            key: request.key.clone(),
+            identity: request.identity.clone(),
+        })
+        .await?;
+    Ok(v2_value(
+        caller,
+        request.root.as_deref().unwrap_or_default(),
+        request.path.as_deref().unwrap_or_default(),
+        request.key.as_deref().unwrap_or_default(),
+        None,
+    ))
+}

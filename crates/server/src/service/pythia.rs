@@ -1,0 +1,169 @@
+//! Pythia brainkey (spec §6): the per-deployment secret, the per-identity rate limit and the
+//! transform, which runs on the blocking pool (a pairing costs milliseconds of CPU).
+//!
+//! The secret turns a user's password into their backup key together with the client's
+//! blinding, so it must never be stored beside the backups: it lives in a file (mode 0600) that
+//! every replica reads, and the database keeps only its SHA-256 fingerprint, so a replica started
+//! with a different secret refuses to run instead of silently breaking every restore.
+
+use crate::http::error::ApiError;
+use crate::store::{Store, StoreError};
+use crate::Config;
+use base64::Engine as _;
+use rand_core::RngCore;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Length of a generated master secret.
+const SECRET_LEN: usize = 32;
+/// Name of the setting holding the secret's fingerprint.
+const FINGERPRINT_SETTING: &str = "pythia.secret.sha256";
+
+/// Errors loading the brainkey secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// Reading or creating the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The secret file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is too short to be a secret.
+    #[error("{0}: the brainkey secret must hold at least 32 bytes")]
+    TooShort(PathBuf),
+    /// The file differs from the secret the database was set up with.
+    #[error("{0} is not the brainkey secret this database was set up with; every replica must use the same secret file (existing backups depend on it)")]
+    Mismatch(PathBuf),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The secret file: `--pythia-secret-file`, else `pythia.secret` in the data directory.
+pub fn secret_path(config: &Config) -> PathBuf {
+    config
+        .pythia_secret_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("pythia.secret"))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
+    move |source| SecretError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Reads the secret, creating it (random, mode 0600) on first start, and checks it against the
+/// fingerprint in the database.
+pub async fn load_secret(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    let path = secret_path(config);
+    let secret = match std::fs::read(&path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(&path)?,
+        Err(e) => return Err(io(&path)(e)),
+    };
+    if secret.len() < SECRET_LEN {
+        return Err(SecretError::TooShort(path));
+    }
+    let fingerprint = sha2::Sha256::digest(&secret[..]).to_vec();
+    let stored = store
+        .setting_or_insert(FINGERPRINT_SETTING, &fingerprint)
+        .await?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&stored[..], &fingerprint[..])) {
+        return Err(SecretError::Mismatch(path));
+    }
+    Ok(secret)
+}
+
+fn create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(path))?;
+    }
+    let mut secret = Zeroizing::new(vec![0u8; SECRET_LEN]);
+    rand_core::OsRng.fill_bytes(&mut secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io(path))?;
+    std::io::Write::write_all(&mut file, &secret).map_err(io(path))?;
+    file.sync_all().map_err(io(path))?;
+    tracing::warn!(path = %path.display(), "created the brainkey secret: back it up; losing or changing it makes every key backup unrecoverable");
+    Ok(secret)
+}
+
+/// The brainkey service: transform plus rate limit.
+pub struct Brainkey {
+    server: Arc<sealkit_pythia::BrainkeyServer>,
+    burst: u32,
+    per_second: f64,
+}
+
+impl std::fmt::Debug for Brainkey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Brainkey")
+            .field("burst", &self.burst)
+            .field("per_second", &self.per_second)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Brainkey {
+    /// A brainkey service over the master secret.
+    pub fn new(secret: &[u8], burst: u32, per_second: f64) -> Result<Self, sealkit_pythia::Error> {
+        Ok(Self {
+            server: Arc::new(sealkit_pythia::BrainkeyServer::new(secret)?),
+            burst,
+            per_second,
+        })
+    }
+
+    /// Transforms a blinded password for `identity` of `app_id`, after taking a token from the
+    /// identity's bucket (shared by every replica through the database).
+    pub async fn transform(
+        &self,
+        store: &dyn Store,
+        app_id: &str,
+        identity: &str,
+        blinded_b64: &str,
+        brainkey_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<String, ApiError> {
+        let blinded = base64::engine::general_purpose::STANDARD
+            .decode(blinded_b64)
+            .map_err(|_| ApiError::BadRequest("blinded_password is not base64".into()))?;
+        let bucket = format!("brainkey\u{1f}{app_id}\u{1f}{identity}");
+        if !store
+            .rate_limit_take(&bucket, now_ms, self.burst, self.per_second)
+            .await?
+        {
+            tracing::info!(app = %app_id, identity = %identity, "brainkey throttled");
+            return Err(ApiError::Throttled);
+        }
+        let server = self.server.clone();
+        let (app, id, key_id) = (
+            app_id.to_owned(),
+            identity.to_owned(),
+            brainkey_id.map(str::to_owned),
+        );
+        let seed = tokio::task::spawn_blocking(move || {
+            server.transform_with_brainkey_id(&blinded, &app, &id, key_id.as_deref())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::BadRequest(format!("blinded_password: {e}")))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(seed))
+    }
+}
