@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_VECTORS = os.path.join(HERE, '..', 'crates', 'crypto', 'tests', 'data')
 DEFAULT_OUT = os.path.join(HERE, 'corpus')
 TARGETS = ['message_info', 'decrypt', 'key_der', 'key_text', 'signature', 'footer', 'ecies',
-           'group_message']
+           'group_message', 'pythia_g1', 'pythia_g2', 'pythia_gt', 'pythia_proof']
 
 # OID content bytes (spec §1).
 OID_ED25519 = bytes.fromhex('2b6570')
@@ -417,6 +417,16 @@ def collect(vectors_dir):
 
     # Group: a ticket for epoch 1 and a minimal one, in case the vectors change.
     seeds['group_message'].append(group_ticket(bytes(32), 1, bytes(range(32))))
+
+    # Pythia: relic encodings from the official WASM build's sample vectors.
+    pythia = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'crates', 'pythia', 'tests', 'data', 'pythia_brainkey.json')
+    if os.path.exists(pythia):
+        for v in json.load(open(pythia)):
+            seeds['pythia_g1'] += [unhex(v['blinded']), unhex(v['pk'])]
+            seeds['pythia_g2'].append(unhex(v['t_tilde']))
+            seeds['pythia_gt'] += [unhex(v[k]) for k in ('y', 'y_kw1', 'deblinded', 'deblinded_kw1')]
+            c, u = unhex(v['proof_c']), unhex(v['proof_u'])
+            seeds['pythia_proof'].append(bytes([len(c)]) + c + u)
 
     # Each target also gets the empty input and the single byte 0x30.
     for t in TARGETS:

@@ -39,6 +39,8 @@ struct Server {
 }
 
 impl Server {
+    // The child is waited for in `kill9`/`Drop`; on the panic paths the test is over anyway.
+    #[allow(clippy::zombie_processes)]
     fn start(storage: &[&str]) -> Self {
         let port = free_port();
         let mut child = Command::new(bin())

@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// Length of a generated master secret.
+/// Length of a generated master secret (and the shortest accepted).
 const SECRET_LEN: usize = 32;
+/// Longest master secret accepted (HMAC key limit of the derivation).
+const MAX_SECRET_LEN: usize = 128;
 /// Name of the setting holding the secret's fingerprint.
 const FINGERPRINT_SETTING: &str = "pythia.secret.sha256";
 
@@ -33,9 +35,9 @@ pub enum SecretError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is too short to be a secret.
-    #[error("{0}: the brainkey secret must hold at least 32 bytes")]
-    TooShort(PathBuf),
+    /// The file is too short or too long to be a secret.
+    #[error("{0}: the brainkey secret must hold 32 to 128 bytes")]
+    BadLength(PathBuf),
     /// The file differs from the secret the database was set up with.
     #[error("{0} is not the brainkey secret this database was set up with; every replica must use the same secret file (existing backups depend on it)")]
     Mismatch(PathBuf),
@@ -71,8 +73,8 @@ pub async fn load_secret(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(&path)?,
         Err(e) => return Err(io(&path)(e)),
     };
-    if secret.len() < SECRET_LEN {
-        return Err(SecretError::TooShort(path));
+    if !(SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
+        return Err(SecretError::BadLength(path));
     }
     let fingerprint = sha2::Sha256::digest(&secret[..]).to_vec();
     let stored = store
