@@ -1483,7 +1483,7 @@ pub async fn keyknox_v1_concurrent_puts(store: &dyn Store) {
 }
 
 /// An e3kit group's lifecycle on Keyknox v2 (spec §5, root `group-sessions`): create for
-/// [alice, bob]; "group exists" detection; add charles (a push for [charles] with the previous
+/// `[alice, bob]`; "group exists" detection; add charles (a push for `[charles]` with the previous
 /// hash) — everyone reads their own copy and sees all three; a second epoch; remove bob (reset
 /// of his copy: no keys, no pull, hash unchanged so the old hash still pushes); reAdd; and
 /// deleteGroup.
