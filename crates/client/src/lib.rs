@@ -1,1 +1,81 @@
-//! Sealkit client: not built yet. See the project's open issues for its scope.
+//! # sealkit
+//!
+//! The Sealkit client SDK: e3kit's end-to-end encryption API in async Rust. It talks to a
+//! Sealkit server (`sealkit serve`) or any server that speaks the Virgil cards API, and its
+//! messages are byte-compatible with e3kit's, so a Rust program and e3kit users (JS, Swift,
+//! Kotlin) can exchange them through the same server.
+//!
+//! The flow is e3kit's: [`EThree::initialize`] with a token provider (your backend mints Virgil
+//! JWTs), [`EThree::register`] once per user and device, [`EThree::find_users`] to get the
+//! recipients' cards, then [`EThree::auth_encrypt`] / [`EThree::auth_decrypt`].
+//!
+//! ```no_run
+//! use sealkit::{EThree, EThreeOptions};
+//!
+//! # async fn get_jwt_from_backend() -> Result<String, std::io::Error> { todo!() }
+//! # async fn run() -> Result<(), sealkit::Error> {
+//! let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit");
+//! let alice = EThree::initialize(|| get_jwt_from_backend(), options).await?;
+//! if !alice.has_local_private_key().await? {
+//!     alice.register(None).await?;
+//! }
+//! let users = alice.find_users(&["bob", "carol"]).await?;
+//! let recipients: Vec<_> = users.values().collect();
+//! let message = alice.auth_encrypt_text("hello", &recipients).await?;
+//!
+//! // On Bob's side, with Alice's card from bob.find_user("alice"):
+//! # let bob = alice.clone(); let alice_card = bob.find_user("alice").await?;
+//! let text = bob.auth_decrypt_text(&message, &alice_card, None).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is where
+//! * [`EThree`]: the client. Own key: [`EThree::register`], [`EThree::rotate_private_key`],
+//!   [`EThree::unregister`], [`EThree::cleanup`]. Users: [`EThree::find_users`] (server),
+//!   [`EThree::find_cached_users`] (local), [`EThree::update_cached_users`]. Messages:
+//!   [`EThree::auth_encrypt`] / [`EThree::auth_decrypt`] (bytes, `_text`, `_stream`, `_file`)
+//!   and the legacy [`EThree::encrypt`] / [`EThree::decrypt`].
+//! * [`Card`]: a verified user card with its predecessor chain (spec §3.1).
+//! * [`TokenProvider`]: where tokens come from; cached until 5 s before expiry and refreshed on
+//!   HTTP 401 / code 20304 (spec §1.2).
+//! * [`Error`]: e3kit's errors as one `#[non_exhaustive]` enum.
+//!
+//! ## Local storage
+//! The storage directory ([`EThreeOptions::new`]) holds `keys/`, one private key file per
+//! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
+//! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable.
+//!
+//! ## Differences from e3kit
+//! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
+//!   [`Error::Network`] rather than hanging.
+//! * On an expired-token answer the provider is asked for a new token; e3kit's caching provider
+//!   re-sends the cached one unless it expires within 5 s.
+//! * Cards are always verified (self signature), also with a custom API URL, where e3kit
+//!   verifies none.
+//! * Overlapping `register`/`rotate_private_key`/`unregister` calls wait for each other instead
+//!   of failing.
+//! * `auth_decrypt_stream` never releases unverified plaintext (see [`FileStage`]).
+//!
+//! Section numbers (spec §N) refer to `virgil-services-api.md`.
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod cache;
+mod card;
+mod error;
+mod ethree;
+mod keystore;
+mod options;
+mod stream;
+mod token;
+
+pub use card::Card;
+pub use error::{BoxError, Error, Result};
+pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
+pub use options::{EThreeOptions, KeyChangedCallback, DEFAULT_REQUEST_TIMEOUT};
+pub use stream::FileStage;
+pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};
+
+pub use sealkit_crypto::{KeyType, PrivateKey, PublicKey, Stage};
+pub use sealkit_proto::{CardError, CardId, JwtError, RawSignedModel};

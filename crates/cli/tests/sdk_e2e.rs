@@ -1,0 +1,1098 @@
+//! The Rust SDK (`sealkit` crate) against `sealkit serve` as a process: three and more Rust users
+//! on SQLite and on PostgreSQL (register, find, auth/legacy encryption, streams, rotation with
+//! `encrypted_at`, unregister, token refresh on 20304, offline use of the card cache), and
+//! interop with the official e3kit-node 2.5.1 through one server (`interop/e3kit_peer.js`).
+//!
+//! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! each run creates its own database there. `SEALKIT_SKIP_INTEROP=1` skips the e3kit-node test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use sealkit::{Card, EThree, EThreeOptions, Error, KeyType, PrivateKey};
+use sealkit_proto::JwtGenerator;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// ------------------------------------------------------------------------------------------ server
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("sealkit")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    #[allow(clippy::zombie_processes)]
+    fn start(storage: &[&str]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(storage)
+            .env("SEALKIT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(resp) = ureq::get(&format!("{url}/healthz")).call() {
+                if resp.status() == 200 {
+                    return Self { child, url };
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(e) = child.stderr.take() {
+                    for line in BufReader::new(e).lines().map_while(Result::ok) {
+                        err.push_str(&line);
+                        err.push('\n');
+                    }
+                }
+                panic!("server exited with {status}: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not become healthy");
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn create_app(storage: &[&str], dir: &Path) -> PathBuf {
+    let out = Command::new(bin())
+        .args(["app", "create", "--name", "sdk-e2e", "--json"])
+        .args(storage)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("app.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// A fresh PostgreSQL database for this test.
+fn fresh_pg_database(tag: &str) -> String {
+    let base = std::env::var("SEALKIT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000;
+    let name = format!("sealkit_{tag}_{}_{nanos}", std::process::id());
+    let status = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql must be installed to create test databases");
+    assert!(status.success(), "cannot create database {name} on {base}");
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+// ------------------------------------------------------------------------------------------ tokens
+
+/// The app backend: mints tokens from `sealkit app create --json` output.
+fn backend(creds: &Path) -> JwtGenerator {
+    let v: Value = serde_json::from_slice(&std::fs::read(creds).unwrap()).unwrap();
+    let key = PrivateKey::import(v["api_private_key"].as_str().unwrap().as_bytes()).unwrap();
+    JwtGenerator::new(
+        v["app_id"].as_str().unwrap(),
+        v["api_key_id"].as_str().unwrap(),
+        key,
+        3600,
+    )
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token provider for `identity` that counts its calls and returns tokens that expired an
+/// hour ago for the first `expired_calls` calls.
+fn provider(
+    backend: &JwtGenerator,
+    identity: &str,
+    expired_calls: usize,
+) -> (
+    impl Fn() -> std::future::Ready<Result<String, sealkit::JwtError>> + Send + Sync + 'static,
+    Arc<AtomicUsize>,
+) {
+    let backend = backend.clone();
+    let identity = identity.to_owned();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let f = move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let issued = if n < expired_calls {
+            now() - 7200
+        } else {
+            now()
+        };
+        std::future::ready(backend.generate(&identity, issued).map(|j| j.to_string()))
+    };
+    (f, calls)
+}
+
+async fn user(url: &str, backend: &JwtGenerator, identity: &str, storage: &Path) -> EThree {
+    user_with(EThreeOptions::new(url, storage), backend, identity).await
+}
+
+async fn user_with(options: EThreeOptions, backend: &JwtGenerator, identity: &str) -> EThree {
+    let (p, _) = provider(backend, identity, 0);
+    EThree::initialize(p, options).await.unwrap()
+}
+
+fn at_millis(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn values(map: &BTreeMap<String, Card>) -> Vec<&Card> {
+    map.values().collect()
+}
+
+fn is_crypto(e: &Error) -> bool {
+    matches!(e, Error::Crypto(_))
+}
+
+// ------------------------------------------------------------------------------------------ scenario
+
+/// Everything a Rust app does against one server. Stops the server at the end (offline part).
+async fn sdk_scenario(server: &mut Server, creds: &Path, dir: &Path) {
+    let url = server.url.clone();
+    let backend = backend(creds);
+    let started = Instant::now();
+    let storage = dir.join("storage");
+    let changed = Arc::new(Mutex::new(Vec::<String>::new()));
+
+    // --- initialize, errors before registration
+    let alice = {
+        let changed = changed.clone();
+        let options = EThreeOptions::new(&url, &storage).on_key_changed(move |identity| {
+            changed.lock().unwrap().push(identity.to_owned());
+        });
+        user_with(options, &backend, "alice").await
+    };
+    let bob = user(&url, &backend, "bob", &storage).await;
+    let carol = user(&url, &backend, "carol", &dir.join("carol-device")).await;
+    assert_eq!(alice.identity(), "alice");
+    assert!(!alice.has_local_private_key().await.unwrap());
+    assert!(matches!(
+        alice.auth_encrypt(b"x", &[]).await,
+        Err(Error::MissingPrivateKey)
+    ));
+    match alice.find_users(&["bob"]).await {
+        Err(Error::UsersNotFound { identities }) => assert_eq!(identities, ["bob"]),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        alice.rotate_private_key().await,
+        Err(Error::RegisterRequired)
+    ));
+    assert!(matches!(
+        alice.unregister().await,
+        Err(Error::RegisterRequired)
+    ));
+
+    // --- register
+    let alice_card = alice.register(None).await.unwrap();
+    let bob_card = bob.register(None).await.unwrap();
+    let carol_key = PrivateKey::generate(KeyType::Ed25519, &mut rand_core::OsRng);
+    let carol_public = carol_key.public_key().clone();
+    let carol_card = carol.register(Some(carol_key)).await.unwrap();
+    assert_eq!(carol_card.public_key(), &carol_public);
+    assert!(alice.has_local_private_key().await.unwrap());
+    assert!(matches!(
+        alice.register(None).await,
+        Err(Error::IdentityAlreadyExists)
+    ));
+    assert!(matches!(
+        alice.rotate_private_key().await,
+        Err(Error::PrivateKeyAlreadyExists)
+    ));
+    // Only signing keys make cards.
+    let dave = user(&url, &backend, "dave", &storage).await;
+    let x25519 = PrivateKey::generate(KeyType::Curve25519, &mut rand_core::OsRng);
+    assert!(matches!(
+        dave.register(Some(x25519)).await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    // --- find users
+    let found = alice.find_users(&["bob", "carol", "bob"]).await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found["bob"].id(), bob_card.id());
+    assert_eq!(found["carol"].public_key(), &carol_public);
+    assert!(found["bob"].previous_card().is_none() && !found["bob"].is_outdated());
+    match alice
+        .find_users(&["bob", "nobody-1", "carol", "nobody-2"])
+        .await
+    {
+        Err(Error::UsersNotFound { identities }) => {
+            assert_eq!(identities, ["nobody-1", "nobody-2"])
+        }
+        other => panic!("{other:?}"),
+    }
+    let bob_found = bob.find_users(&["alice", "carol"]).await.unwrap();
+    let carol_found = carol.find_users(&["alice", "bob"]).await.unwrap();
+    let alice_seen_by_bob = &bob_found["alice"];
+    assert_eq!(alice_seen_by_bob.id(), alice_card.id());
+
+    // --- auth encryption: one recipient, three, text, own messages, wrong sender / recipient
+    let msg = alice
+        .auth_encrypt(b"to bob", &[&found["bob"]])
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.auth_decrypt(&msg, alice_seen_by_bob, None)
+            .await
+            .unwrap(),
+        b"to bob"
+    );
+    assert!(is_crypto(
+        &carol
+            .auth_decrypt(&msg, &carol_found["alice"], None)
+            .await
+            .unwrap_err()
+    ));
+    // The sender is always a recipient too (e3kit adds the own key).
+    let own = alice.find_cached_user("alice").await.unwrap();
+    assert_eq!(own.id(), alice_card.id());
+    assert_eq!(
+        alice.auth_decrypt(&msg, &own, None).await.unwrap(),
+        b"to bob"
+    );
+    // Checked against the wrong sender.
+    assert!(is_crypto(
+        &bob.auth_decrypt(&msg, &bob_found["carol"], None)
+            .await
+            .unwrap_err()
+    ));
+
+    let text = "to bob and carol, ünïcødé ✓";
+    let msg3 = alice
+        .auth_encrypt_text(text, &values(&found))
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.auth_decrypt_text(&msg3, alice_seen_by_bob, None)
+            .await
+            .unwrap(),
+        text
+    );
+    assert_eq!(
+        carol
+            .auth_decrypt_text(&msg3, &carol_found["alice"], None)
+            .await
+            .unwrap(),
+        text
+    );
+    assert!(matches!(
+        bob.auth_decrypt_text("not base64!", alice_seen_by_bob, None)
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    // Large one-shot input (runs on the blocking pool).
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let big_msg = bob
+        .auth_encrypt(&big, &[&bob_found["carol"]])
+        .await
+        .unwrap();
+    assert_eq!(
+        carol
+            .auth_decrypt(&big_msg, &carol_found["bob"], None)
+            .await
+            .unwrap(),
+        big
+    );
+
+    // --- legacy encrypt / decrypt
+    let legacy = alice.encrypt_text("legacy", &values(&found)).await.unwrap();
+    assert_eq!(
+        carol
+            .decrypt_text(&legacy, &carol_found["alice"], None)
+            .await
+            .unwrap(),
+        "legacy"
+    );
+    // Modes are not interchangeable in the one-shot API.
+    assert!(is_crypto(
+        &carol
+            .auth_decrypt_text(&legacy, &carol_found["alice"], None)
+            .await
+            .unwrap_err()
+    ));
+    assert!(is_crypto(
+        &carol
+            .decrypt_text(&msg3, &carol_found["alice"], None)
+            .await
+            .unwrap_err()
+    ));
+
+    // --- streams and files
+    let plain_path = dir.join("plain.bin");
+    let data: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&plain_path, &data).unwrap();
+    let enc_path = dir.join("plain.bin.enc");
+    let seen = Arc::new(AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    alice
+        .auth_encrypt_file(&plain_path, &enc_path, &[&found["bob"]], move |n| {
+            seen2.store(n as usize, Ordering::SeqCst)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), data.len());
+    let out_path = dir.join("plain.bin.out");
+    bob.auth_decrypt_file(&enc_path, &out_path, alice_seen_by_bob, None, |_| ())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&out_path).unwrap(), data);
+    // The stream output opens with the one-shot API, and the reverse.
+    let ct = std::fs::read(&enc_path).unwrap();
+    assert_eq!(
+        bob.auth_decrypt(&ct, alice_seen_by_bob, None)
+            .await
+            .unwrap(),
+        data
+    );
+    let one_shot = alice.auth_encrypt(&data, &[&found["bob"]]).await.unwrap();
+    let staged: Vec<u8> = bob
+        .auth_decrypt_stream(
+            std::io::Cursor::new(one_shot),
+            Vec::new(),
+            alice_seen_by_bob,
+            None,
+            |_| (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(staged, data);
+    // Tampered: an error and no output file at all.
+    let mut bad = ct.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    let bad_path = dir.join("bad.enc");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let none_path = dir.join("never.out");
+    assert!(is_crypto(
+        &bob.auth_decrypt_file(&bad_path, &none_path, alice_seen_by_bob, None, |_| ())
+            .await
+            .unwrap_err()
+    ));
+    assert!(!none_path.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".sealkit-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // A wrong declared length is an error.
+    assert!(alice
+        .auth_encrypt_stream(
+            std::io::Cursor::new(vec![1u8; 10]),
+            11,
+            Vec::new(),
+            &[],
+            |_| ()
+        )
+        .await
+        .is_err());
+
+    // --- find_users in batches of 50
+    let crowd: Vec<String> = (0..55).map(|i| format!("crowd-{i:02}")).collect();
+    for identity in &crowd {
+        let u = user(&url, &backend, identity, &dir.join("crowd")).await;
+        u.register(None).await.unwrap();
+    }
+    let mut wanted: Vec<&str> = crowd.iter().map(String::as_str).collect();
+    wanted.push("bob");
+    let many = alice.find_users(&wanted).await.unwrap();
+    assert_eq!(many.len(), 56);
+    wanted.insert(3, "ghost-a");
+    wanted.push("ghost-b");
+    match alice.find_users(&wanted).await {
+        Err(Error::UsersNotFound { identities }) => assert_eq!(identities, ["ghost-a", "ghost-b"]),
+        other => panic!("{other:?}"),
+    }
+    let many_msg = alice
+        .auth_encrypt(b"to 56 users", &values(&many))
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.auth_decrypt(&many_msg, alice_seen_by_bob, None)
+            .await
+            .unwrap(),
+        b"to 56 users"
+    );
+
+    // --- rotation: a message sent before, decrypted after with encrypted_at
+    let before_first_card = UNIX_EPOCH + Duration::from_secs(carol_card.created_at_secs() as u64)
+        - Duration::from_millis(1);
+    let sent_at = SystemTime::now();
+    let old_auth = carol
+        .auth_encrypt(b"before rotation", &[&carol_found["alice"]])
+        .await
+        .unwrap();
+    let old_legacy = carol
+        .encrypt(b"legacy before rotation", &[&carol_found["alice"]])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(matches!(
+        carol.rotate_private_key().await,
+        Err(Error::PrivateKeyAlreadyExists)
+    ));
+    carol.cleanup().await.unwrap();
+    assert!(!carol.has_local_private_key().await.unwrap());
+    assert!(matches!(
+        carol.auth_encrypt(b"x", &[]).await,
+        Err(Error::MissingPrivateKey)
+    ));
+    let carol_rotated = carol.rotate_private_key().await.unwrap();
+    assert_eq!(carol_rotated.previous_card_id(), Some(carol_card.id()));
+    assert_eq!(carol_rotated.previous_card().unwrap().id(), carol_card.id());
+    assert!(carol_rotated.previous_card().unwrap().is_outdated());
+
+    assert!(changed.lock().unwrap().is_empty());
+    let carol_now = alice.find_user("carol").await.unwrap();
+    assert_eq!(carol_now.id(), carol_rotated.id());
+    assert_eq!(carol_now.previous_card().unwrap().id(), carol_card.id());
+    assert_eq!(*changed.lock().unwrap(), ["carol"], "key-changed callback");
+    assert!(is_crypto(
+        &alice
+            .auth_decrypt(&old_auth, &carol_now, None)
+            .await
+            .unwrap_err()
+    ));
+    assert_eq!(
+        alice
+            .auth_decrypt(&old_auth, &carol_now, Some(sent_at))
+            .await
+            .unwrap(),
+        b"before rotation"
+    );
+    assert_eq!(
+        alice
+            .decrypt(&old_legacy, &carol_now, Some(sent_at))
+            .await
+            .unwrap(),
+        b"legacy before rotation"
+    );
+    assert!(matches!(
+        alice
+            .auth_decrypt(&old_auth, &carol_now, Some(before_first_card))
+            .await,
+        Err(Error::SenderCardNewerThanMessage)
+    ));
+    let new_msg = carol
+        .auth_encrypt(b"after rotation", &[&carol_found["alice"]])
+        .await
+        .unwrap();
+    assert_eq!(
+        alice
+            .auth_decrypt(&new_msg, &carol_now, Some(SystemTime::now()))
+            .await
+            .unwrap(),
+        b"after rotation"
+    );
+    // Bob's cache still has carol's old card until it is updated.
+    assert_eq!(
+        bob.find_cached_user("carol").await.unwrap().id(),
+        carol_card.id()
+    );
+    let updated = bob.update_cached_users().await.unwrap();
+    assert_eq!(updated, ["carol"]);
+    assert_eq!(
+        bob.find_cached_user("carol").await.unwrap().id(),
+        carol_rotated.id()
+    );
+    assert!(bob.update_cached_users().await.unwrap().is_empty());
+
+    // --- unregister, register again
+    bob.unregister().await.unwrap();
+    assert!(!bob.has_local_private_key().await.unwrap());
+    assert!(matches!(
+        alice.find_user("bob").await,
+        Err(Error::UsersNotFound { .. })
+    ));
+    assert!(matches!(
+        bob.unregister().await,
+        Err(Error::RegisterRequired)
+    ));
+    assert!(matches!(
+        bob.rotate_private_key().await,
+        Err(Error::RegisterRequired)
+    ));
+    let bob_again = bob.register(None).await.unwrap();
+    assert!(bob_again.previous_card().is_none());
+    let bob_now = alice.find_user("bob").await.unwrap();
+    assert_eq!(bob_now.id(), bob_again.id());
+    assert!(bob_now.previous_card().is_none());
+    let msg = alice
+        .auth_encrypt(b"welcome back", &[&bob_now])
+        .await
+        .unwrap();
+    let alice_for_bob = bob.find_user("alice").await.unwrap();
+    assert_eq!(
+        bob.auth_decrypt(&msg, &alice_for_bob, None).await.unwrap(),
+        b"welcome back"
+    );
+    // P-256 keys; an unregistered user leaves the caches of those who update.
+    let erin = user_with(
+        EThreeOptions::new(&url, dir.join("erin")).key_type(KeyType::Secp256r1),
+        &backend,
+        "erin",
+    )
+    .await;
+    let erin_card = erin.register(None).await.unwrap();
+    assert_eq!(erin_card.public_key().key_type(), KeyType::Secp256r1);
+    let for_erin = alice.find_user("erin").await.unwrap();
+    let to_erin = alice
+        .auth_encrypt_text("p-256", &[&for_erin])
+        .await
+        .unwrap();
+    let alice_for_erin = erin.find_user("alice").await.unwrap();
+    assert_eq!(
+        erin.auth_decrypt_text(&to_erin, &alice_for_erin, None)
+            .await
+            .unwrap(),
+        "p-256"
+    );
+    let from_erin = erin
+        .auth_encrypt_text("from p-256", &[&alice_for_erin])
+        .await
+        .unwrap();
+    assert_eq!(
+        alice
+            .auth_decrypt_text(&from_erin, &for_erin, None)
+            .await
+            .unwrap(),
+        "from p-256"
+    );
+    erin.unregister().await.unwrap();
+    let gone = alice.update_cached_users().await.unwrap();
+    assert!(gone.contains(&"erin".to_owned()), "{gone:?}");
+    assert!(matches!(
+        alice.find_cached_user("erin").await,
+        Err(Error::UsersNotFound { .. })
+    ));
+    // SHA-256 key ids in messages are read by everyone.
+    let sha = user_with(
+        EThreeOptions::new(&url, &storage).sha256_identifiers(true),
+        &backend,
+        "alice",
+    )
+    .await;
+    let sha_msg = sha.auth_encrypt(b"sha256 ids", &[&bob_now]).await.unwrap();
+    let long_id = bob_now
+        .public_key()
+        .key_id_with(sealkit_crypto::KeyIdScheme::Sha256);
+    assert!(sha_msg.windows(32).any(|w| w == long_id.as_bytes()));
+    assert_eq!(
+        bob.auth_decrypt(&sha_msg, &alice_for_bob, None)
+            .await
+            .unwrap(),
+        b"sha256 ids"
+    );
+
+    // --- token refresh on 401 / 20304
+    // Calls 1 (initialize) and 2 (the cached token is stale, so a new one is asked for) return
+    // expired tokens: the server answers 20304, the provider is asked once more, the request is
+    // repeated and succeeds.
+    let (p, calls) = provider(&backend, "tom", 2);
+    let tom = EThree::initialize(p, EThreeOptions::new(&url, dir.join("tom")))
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    tom.register(None).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    tom.find_user("alice").await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the fresh token is cached");
+    // A provider that only has expired tokens: exactly one retry, then the server's error.
+    let (p, calls) = provider(&backend, "tim", usize::MAX);
+    let tim = EThree::initialize(p, EThreeOptions::new(&url, dir.join("tim")))
+        .await
+        .unwrap();
+    match tim.find_user("alice").await {
+        Err(Error::Api {
+            status: 401,
+            code: 20304,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    // --- offline: the server is gone
+    let frank = user(&url, &backend, "frank", &dir.join("frank")).await;
+    let grace = user(&url, &backend, "grace", &dir.join("grace")).await;
+    frank.register(None).await.unwrap();
+    grace.register(None).await.unwrap();
+    frank.find_users(&["grace", "alice"]).await.unwrap();
+    grace.find_users(&["frank"]).await.unwrap();
+    drop((frank, grace));
+    server.stop();
+    eprintln!("online part: {:.1} s", started.elapsed().as_secs_f64());
+
+    // New instances (as after an app restart), no server.
+    let short = |name: &str| {
+        EThreeOptions::new(&url, dir.join(name)).request_timeout(Duration::from_secs(2))
+    };
+    let frank = user_with(short("frank"), &backend, "frank").await;
+    let grace = user_with(short("grace"), &backend, "grace").await;
+    let cached = frank.find_cached_users(&["grace", "alice"]).await.unwrap();
+    match frank.find_cached_users(&["grace", "bob"]).await {
+        Err(Error::UsersNotFound { identities }) => assert_eq!(identities, ["bob"]),
+        other => panic!("{other:?}"),
+    }
+    let offline_msg = frank
+        .auth_encrypt_text("sent offline", &values(&cached))
+        .await
+        .unwrap();
+    let frank_for_grace = grace.find_cached_user("frank").await.unwrap();
+    assert_eq!(
+        grace
+            .auth_decrypt_text(&offline_msg, &frank_for_grace, None)
+            .await
+            .unwrap(),
+        "sent offline"
+    );
+    let t = Instant::now();
+    match frank.find_users(&["grace"]).await {
+        Err(Error::Network(text)) => eprintln!("offline find_users: {text}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(frank.unregister().await, Err(Error::Network(_))));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    // A server that accepts connections but never answers: the request timeout applies.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let stuck = user_with(
+        EThreeOptions::new(&silent_url, dir.join("frank")).request_timeout(Duration::from_secs(1)),
+        &backend,
+        "frank",
+    )
+    .await;
+    let t = Instant::now();
+    match stuck.find_users(&["grace"]).await {
+        Err(Error::Network(text)) => assert!(text.contains("no answer within"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    drop(silent);
+    eprintln!("whole scenario: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_against_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let mut server = Server::start(&storage);
+    sdk_scenario(&mut server, &creds, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_against_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_pg_database("sdk");
+    let storage = ["--database-url", url.as_str()];
+    let creds = create_app(&storage, dir.path());
+    let mut server = Server::start(&storage);
+    sdk_scenario(&mut server, &creds, dir.path()).await;
+}
+
+// ------------------------------------------------------------------------------------------ e3kit-node
+
+/// `interop/e3kit_peer.js`: e3kit-node users driven one command per line.
+struct NodePeer {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    next_id: u64,
+}
+
+impl NodePeer {
+    fn start(url: &str, creds: &Path, dir: &Path) -> Self {
+        let mut child = Command::new("node")
+            .arg(repo_root().join("interop/e3kit_peer.js"))
+            .args(["--api-url", url])
+            .arg("--app-credentials")
+            .arg(creds)
+            .arg("--storage")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node must be installed");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rpc) = line.strip_prefix("@@ ") {
+                    if tx.send(rpc.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut peer = Self {
+            child,
+            stdin,
+            lines,
+            next_id: 0,
+        };
+        let ready = peer.receive();
+        assert_eq!(ready["result"]["e3kit"], "2.5.1", "{ready}");
+        peer
+    }
+
+    fn receive(&mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(90))
+            .expect("e3kit peer did not answer");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Runs a command; `Err((error class, text))` when e3kit threw.
+    fn try_call(&mut self, mut request: Value) -> Result<Value, (String, String)> {
+        self.next_id += 1;
+        request["id"] = json!(self.next_id);
+        writeln!(self.stdin, "{request}").unwrap();
+        self.stdin.flush().unwrap();
+        let answer = self.receive();
+        assert_eq!(answer["id"], json!(self.next_id), "{answer}");
+        if answer["ok"] == json!(true) {
+            Ok(answer["result"].clone())
+        } else {
+            Err((
+                answer["name"].as_str().unwrap_or_default().to_owned(),
+                answer["error"].as_str().unwrap_or_default().to_owned(),
+            ))
+        }
+    }
+
+    fn call(&mut self, request: Value) -> Value {
+        let shown = request.to_string();
+        self.try_call(request)
+            .unwrap_or_else(|(name, e)| panic!("e3kit {shown}: {name}: {e}"))
+    }
+
+    /// Encrypts `text` from `user` to `to`; returns (base64, time in ms).
+    fn encrypt(&mut self, user: &str, mode: &str, to: &[&str], text: &str) -> (String, u64) {
+        let r = self
+            .call(json!({"cmd": "encrypt", "user": user, "mode": mode, "to": to, "text": text}));
+        (
+            r["data"].as_str().unwrap().to_owned(),
+            r["at"].as_u64().unwrap(),
+        )
+    }
+
+    fn decrypt(
+        &mut self,
+        user: &str,
+        mode: &str,
+        from: &str,
+        data: &str,
+        at: Option<u64>,
+    ) -> Result<String, (String, String)> {
+        self.try_call(json!({"cmd": "decrypt", "user": user, "mode": mode, "from": from, "data": data, "at": at}))
+            .map(|r| r["text"].as_str().unwrap().to_owned())
+    }
+}
+
+impl Drop for NodePeer {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit", "id": 0}));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn rust_decrypt(
+    user: &EThree,
+    mode: &str,
+    data: &str,
+    sender: &Card,
+    at: Option<SystemTime>,
+) -> sealkit::Result<String> {
+    match mode {
+        "auth" => user.auth_decrypt_text(data, sender, at).await,
+        _ => user.decrypt_text(data, sender, at).await,
+    }
+}
+
+async fn rust_encrypt(user: &EThree, mode: &str, text: &str, to: &[&Card]) -> String {
+    match mode {
+        "auth" => user.auth_encrypt_text(text, to).await.unwrap(),
+        _ => user.encrypt_text(text, to).await.unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_interop_with_e3kit_node() {
+    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+        return;
+    }
+    assert!(
+        repo_root()
+            .join("interop/node_modules/@virgilsecurity/e3kit-node")
+            .is_dir(),
+        "run `npm ci --prefix interop`"
+    );
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    let url = server.url.clone();
+    let backend = backend(&creds);
+    let mut js = NodePeer::start(&url, &creds, &dir.path().join("js"));
+    eprintln!("e3kit peer ready: {:.1} s", started.elapsed().as_secs_f64());
+
+    // j1, j2 in e3kit-node; r1, r2 in Rust.
+    for (name, identity) in [("j1", "js-one"), ("j2", "js-two")] {
+        js.call(json!({"cmd": "init", "user": name, "identity": identity}));
+        js.call(json!({"cmd": "register", "user": name}));
+    }
+    let r1 = user(&url, &backend, "rust-one", &dir.path().join("r1")).await;
+    let r2 = user(&url, &backend, "rust-two", &dir.path().join("r2")).await;
+    r1.register(None).await.unwrap();
+    r2.register(None).await.unwrap();
+    let everyone = ["js-one", "js-two", "rust-one", "rust-two"];
+    js.call(json!({"cmd": "find", "user": "j1", "identities": everyone}));
+    js.call(json!({"cmd": "find", "user": "j2", "identities": everyone}));
+    let mut r1_cards = r1.find_users(&everyone).await.unwrap();
+    let r2_cards = r2.find_users(&everyone).await.unwrap();
+
+    for mode in ["auth", "legacy"] {
+        // JS -> Rust, one recipient.
+        let text = format!("{mode}: js-one to rust-one");
+        let (msg, _) = js.encrypt("j1", mode, &["rust-one"], &text);
+        assert_eq!(
+            rust_decrypt(&r1, mode, &msg, &r1_cards["js-one"], None)
+                .await
+                .unwrap(),
+            text
+        );
+        // JS -> Rust, three recipients (two Rust, one JS).
+        let text = format!("{mode}: js-one to three ✓");
+        let (msg, _) = js.encrypt("j1", mode, &["rust-one", "rust-two", "js-two"], &text);
+        assert_eq!(
+            rust_decrypt(&r1, mode, &msg, &r1_cards["js-one"], None)
+                .await
+                .unwrap(),
+            text
+        );
+        assert_eq!(
+            rust_decrypt(&r2, mode, &msg, &r2_cards["js-one"], None)
+                .await
+                .unwrap(),
+            text
+        );
+        assert_eq!(js.decrypt("j2", mode, "js-one", &msg, None).unwrap(), text);
+        // Rust -> JS, one recipient.
+        let text = format!("{mode}: rust-one to js-one");
+        let msg = rust_encrypt(&r1, mode, &text, &[&r1_cards["js-one"]]).await;
+        assert_eq!(
+            js.decrypt("j1", mode, "rust-one", &msg, None).unwrap(),
+            text
+        );
+        // Rust -> JS, three recipients (two JS, one Rust).
+        let text = format!("{mode}: rust-one to three ✓");
+        let to = [
+            &r1_cards["js-one"],
+            &r1_cards["js-two"],
+            &r1_cards["rust-two"],
+        ];
+        let msg = rust_encrypt(&r1, mode, &text, &to).await;
+        assert_eq!(
+            js.decrypt("j1", mode, "rust-one", &msg, None).unwrap(),
+            text
+        );
+        assert_eq!(
+            js.decrypt("j2", mode, "rust-one", &msg, None).unwrap(),
+            text
+        );
+        assert_eq!(
+            rust_decrypt(&r2, mode, &msg, &r2_cards["rust-one"], None)
+                .await
+                .unwrap(),
+            text
+        );
+        // e3kit rejects a Rust message checked against the wrong sender, and the reverse.
+        let (name, _) = js.decrypt("j1", mode, "rust-two", &msg, None).unwrap_err();
+        assert!(!name.is_empty());
+        let (msg, _) = js.encrypt("j1", mode, &["rust-one"], "x");
+        assert!(rust_decrypt(&r1, mode, &msg, &r1_cards["js-two"], None)
+            .await
+            .is_err());
+    }
+
+    // A JS message sent before the JS user rotated their key, decrypted by Rust afterwards.
+    let (old_auth, at_auth) = js.encrypt("j1", "auth", &["rust-one"], "js before rotation");
+    let (old_legacy, at_legacy) = js.encrypt("j1", "legacy", &["rust-one"], "js legacy before");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    js.call(json!({"cmd": "rotate", "user": "j1"}));
+    r1_cards = r1.find_users(&everyone).await.unwrap();
+    let j1_now = &r1_cards["js-one"];
+    assert!(j1_now.previous_card().is_some());
+    assert!(rust_decrypt(&r1, "auth", &old_auth, j1_now, None)
+        .await
+        .is_err());
+    assert_eq!(
+        rust_decrypt(&r1, "auth", &old_auth, j1_now, Some(at_millis(at_auth)))
+            .await
+            .unwrap(),
+        "js before rotation"
+    );
+    assert_eq!(
+        rust_decrypt(
+            &r1,
+            "legacy",
+            &old_legacy,
+            j1_now,
+            Some(at_millis(at_legacy))
+        )
+        .await
+        .unwrap(),
+        "js legacy before"
+    );
+    // And after the rotation, with the new key.
+    let (new_msg, at_new) = js.encrypt("j1", "auth", &["rust-one"], "js after rotation");
+    assert_eq!(
+        rust_decrypt(&r1, "auth", &new_msg, j1_now, Some(at_millis(at_new)))
+            .await
+            .unwrap(),
+        "js after rotation"
+    );
+
+    // The reverse: a Rust message from before a Rust rotation, decrypted by e3kit with a date.
+    let j1_for_r2 = r2.find_user("js-one").await.unwrap();
+    let sent = SystemTime::now();
+    let old_rust = r2
+        .auth_encrypt_text("rust before rotation", &[&j1_for_r2])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    r2.cleanup().await.unwrap();
+    r2.rotate_private_key().await.unwrap();
+    js.call(json!({"cmd": "find", "user": "j1", "identities": ["rust-two"]}));
+    let sent_ms = sent.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(js
+        .decrypt("j1", "auth", "rust-two", &old_rust, None)
+        .is_err());
+    assert_eq!(
+        js.decrypt("j1", "auth", "rust-two", &old_rust, Some(sent_ms))
+            .unwrap(),
+        "rust before rotation"
+    );
+
+    // Key files are e3kit-node key entries: e3kit-node uses the key Rust stored, and the reverse.
+    let r2_keys = dir.path().join("r2/keys");
+    let loaded = js.call(
+        json!({"cmd": "init", "user": "r2-in-js", "identity": "rust-two",
+        "keys_dir": r2_keys.to_str().unwrap()}),
+    );
+    assert_eq!(loaded["has_local_private_key"], json!(true), "{loaded}");
+    js.call(json!({"cmd": "find", "user": "r2-in-js", "identities": ["js-one"]}));
+    let (msg, _) = js.encrypt("j1", "auth", &["rust-two"], "read with the Rust key file");
+    assert_eq!(
+        js.decrypt("r2-in-js", "auth", "js-one", &msg, None)
+            .unwrap(),
+        "read with the Rust key file"
+    );
+    let j1_in_rust = user(&url, &backend, "js-one", &dir.path().join("js/j1")).await;
+    assert!(j1_in_rust.has_local_private_key().await.unwrap());
+    let msg = r2
+        .auth_encrypt_text("read with the e3kit key file", &[&j1_for_r2])
+        .await
+        .unwrap();
+    let r2_for_j1 = j1_in_rust.find_user("rust-two").await.unwrap();
+    assert_eq!(
+        j1_in_rust
+            .auth_decrypt_text(&msg, &r2_for_j1, None)
+            .await
+            .unwrap(),
+        "read with the e3kit key file"
+    );
+
+    // Unregister on either side is seen by the other.
+    js.call(json!({"cmd": "unregister", "user": "j2"}));
+    match r1.find_user("js-two").await {
+        Err(Error::UsersNotFound { identities }) => assert_eq!(identities, ["js-two"]),
+        other => panic!("{other:?}"),
+    }
+    r1.unregister().await.unwrap();
+    let (name, _) = js
+        .try_call(json!({"cmd": "find", "user": "j1", "identities": ["rust-one"]}))
+        .unwrap_err();
+    assert_eq!(name, "UsersNotFoundError");
+    drop(js);
+    drop(server);
+    eprintln!("interop: {:.1} s", started.elapsed().as_secs_f64());
+}

@@ -1,0 +1,206 @@
+//! HTTP glue for the Virgil service APIs (spec §1): one client, one token cache, one error
+//! mapping. Each service has its own module with its endpoints (`cards` now; Keyknox and Pythia
+//! for key backup come next), built on [`ApiClient::send`].
+
+pub(crate) mod cards;
+
+use crate::error::{Error, Result};
+use crate::token::TokenCache;
+use sealkit_proto::ErrorBody;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The Virgil error code of an expired token, answered with HTTP 401 (spec §1.2).
+pub(crate) const TOKEN_EXPIRED: u32 = 20304;
+
+/// The HTTP methods the services use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    #[allow(dead_code)] // Keyknox v1 pull.
+    Get,
+    Post,
+    #[allow(dead_code)] // Keyknox v1 push.
+    Put,
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug)]
+pub(crate) struct ApiResponse {
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// The body as JSON of type `T`.
+    pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::InvalidResponse(format!("{what}: the body is not the expected JSON ({e})"))
+        })
+    }
+
+    /// A response header as text.
+    #[allow(dead_code)] // Used by the Keyknox endpoints (hash headers).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Talks to one server for one identity.
+pub(crate) struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    tokens: TokenCache,
+    agent: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("identity", &self.tokens.identity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now_secs() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+impl ApiClient {
+    /// A client for the server at `base_url` (paths are appended verbatim, spec §1).
+    pub(crate) fn new(base_url: &str, timeout: Duration, tokens: TokenCache) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| Error::InvalidInput(format!("api_url {base_url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::InvalidInput(format!(
+                "api_url {base_url:?} must start with https:// (or http:// for a local server)"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| Error::Network(format!("cannot set up the HTTP client: {}", chain(&e))))?;
+        let agent = format!(
+            "sealkit;rust;{}/{};{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            env!("CARGO_PKG_VERSION")
+        );
+        Ok(Self {
+            http,
+            base,
+            tokens,
+            agent,
+            timeout,
+        })
+    }
+
+    /// Sends a request with the current token and a JSON body (if any). On HTTP 401 with code
+    /// 20304 the token provider is asked for a new token and the request is repeated once
+    /// (spec §1.2). Non-2xx answers become [`Error::Api`].
+    pub(crate) async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<ApiResponse> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?;
+        let token = self.tokens.get(now_secs(), false).await?;
+        match self.send_once(method, path, body.as_deref(), &token).await {
+            Err(Error::Api {
+                status: 401,
+                code: TOKEN_EXPIRED,
+                ..
+            }) => {
+                let token = self.tokens.get(now_secs(), true).await?;
+                self.send_once(method, path, body.as_deref(), &token).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        token: &sealkit_proto::Jwt,
+    ) -> Result<ApiResponse> {
+        let url = format!("{}{path}", self.base);
+        let mut request = match method {
+            Method::Get => self.http.get(&url),
+            Method::Post => self.http.post(&url),
+            Method::Put => self.http.put(&url),
+        }
+        .header(reqwest::header::AUTHORIZATION, token.authorization())
+        .header("Virgil-Agent", &self.agent);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let response = request.send().await.map_err(|e| self.network(&url, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.network(&url, &e))?
+            .to_vec();
+        if status.is_success() {
+            return Ok(ApiResponse { headers, body });
+        }
+        let reason = status.canonical_reason().unwrap_or("error").to_owned();
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) if status.is_client_error() => (e.code, e.message),
+            _ => (0, reason),
+        };
+        Err(Error::Api {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    fn network(&self, url: &str, e: &reqwest::Error) -> Error {
+        if e.is_timeout() {
+            Error::Network(format!(
+                "{url}: no answer within {} s",
+                self.timeout.as_secs_f32()
+            ))
+        } else {
+            // reqwest's own message repeats the URL; its causes say what happened.
+            let cause = match std::error::Error::source(e) {
+                Some(source) => chain(source),
+                None => e.to_string(),
+            };
+            Error::Network(format!("{url}: {cause}"))
+        }
+    }
+}
+
+/// An error and its causes, joined (reqwest's own message alone says little).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,318 @@
+//! Cards as the SDK hands them out (spec §3.1): a verified [`RawSignedModel`] with its parsed
+//! content and the chain of the cards it replaced.
+
+use crate::error::{Error, Result};
+use sealkit_crypto::PublicKey;
+use sealkit_proto::{CardId, RawSignedModel};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A user's card: identity, public key and, after key rotations, the cards it replaced.
+///
+/// Built only from a [`RawSignedModel`] whose self signature verifies (spec §3.1), so the public
+/// key is the one its owner proved to hold. The raw model is kept byte for byte
+/// ([`Card::raw`]); nothing is re-serialized.
+///
+/// Like e3kit's `ICard`, the card returned by [`crate::EThree::find_users`] is the user's
+/// actual card, and [`Card::previous_card`] links to the card it replaced (marked
+/// [`Card::is_outdated`]), and so on down the chain. The chain is what lets
+/// [`crate::EThree::auth_decrypt`] verify messages signed before a rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    raw: RawSignedModel,
+    id: CardId,
+    identity: String,
+    public_key: PublicKey,
+    created_at: i64,
+    previous_card_id: Option<CardId>,
+    previous_card: Option<Box<Card>>,
+    is_outdated: bool,
+}
+
+impl Card {
+    /// Parses and verifies one card: its content (spec §3.1), its id (SHA-512 of the snapshot)
+    /// and its self signature. The result has no previous card linked and is not outdated.
+    pub fn from_raw(raw: RawSignedModel) -> Result<Self, sealkit_proto::CardError> {
+        let content = raw.content()?;
+        raw.verify_self_signature()?;
+        let public_key = content.decode_public_key()?;
+        let previous_card_id = content
+            .previous_card_id
+            .as_deref()
+            .map(str::parse::<CardId>)
+            .transpose()?;
+        Ok(Self {
+            id: raw.card_id()?,
+            identity: content.identity,
+            public_key,
+            created_at: content.created_at,
+            previous_card_id,
+            previous_card: None,
+            is_outdated: false,
+            raw,
+        })
+    }
+
+    /// The card id (64 lowercase hex characters when printed).
+    pub fn id(&self) -> &CardId {
+        &self.id
+    }
+
+    /// The owner's identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The owner's public key: encrypt to it, verify signatures with it.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    /// When the card was created, as written in it (Unix seconds).
+    pub fn created_at_secs(&self) -> i64 {
+        self.created_at
+    }
+
+    /// When the card was created, as written in it.
+    pub fn created_at(&self) -> SystemTime {
+        match u64::try_from(self.created_at) {
+            Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+            Err(_) => UNIX_EPOCH - Duration::from_secs(self.created_at.unsigned_abs()),
+        }
+    }
+
+    /// The id of the card this one replaced, when it was made by a key rotation.
+    pub fn previous_card_id(&self) -> Option<&CardId> {
+        self.previous_card_id.as_ref()
+    }
+
+    /// The card this one replaced, when the server returned it (it does while that card is not
+    /// revoked).
+    pub fn previous_card(&self) -> Option<&Card> {
+        self.previous_card.as_deref()
+    }
+
+    /// `true` for a card that was replaced by a newer one (every card reached through
+    /// [`Card::previous_card`]).
+    pub fn is_outdated(&self) -> bool {
+        self.is_outdated
+    }
+
+    /// The card as received from the server (spec §3.1), with every signature.
+    pub fn raw(&self) -> &RawSignedModel {
+        &self.raw
+    }
+
+    /// This card followed by its predecessors, newest first.
+    pub fn chain(&self) -> impl Iterator<Item = &Card> {
+        std::iter::successors(Some(self), |c| c.previous_card())
+    }
+
+    /// The card of this chain that was valid at `moment`, exactly like e3kit's
+    /// `getCardActiveAtMoment`: starting from this card, steps back while the card was created
+    /// after `moment` (compared in milliseconds, card times being whole seconds).
+    ///
+    /// [`Error::SenderCardNewerThanMessage`] when every card of the chain is newer.
+    pub fn active_at(&self, moment: SystemTime) -> Result<&Card> {
+        let moment_ms = unix_millis(moment);
+        self.chain()
+            .find(|c| i128::from(c.created_at) * 1000 <= moment_ms)
+            .ok_or(Error::SenderCardNewerThanMessage)
+    }
+
+    /// The raw models of this card and its predecessors, newest first (what the cache stores).
+    pub(crate) fn raw_chain(&self) -> Vec<RawSignedModel> {
+        self.chain().map(|c| c.raw.clone()).collect()
+    }
+}
+
+/// Milliseconds since the Unix epoch (negative before it).
+fn unix_millis(t: SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i128,
+        Err(e) => -(e.duration().as_millis() as i128),
+    }
+}
+
+/// Turns a search result into top-level cards with their predecessor chains, like virgil-sdk's
+/// `linkedCardList`: a card that another card names as `previous_card_id` is removed from the
+/// top level, marked outdated and linked under it.
+pub(crate) fn link(cards: Vec<Card>) -> Vec<Card> {
+    // Only a card of the same identity can be a predecessor (virgil-sdk does not check this).
+    let referenced: std::collections::HashSet<(String, CardId)> = cards
+        .iter()
+        .filter_map(|c| c.previous_card_id.map(|id| (c.identity.clone(), id)))
+        .collect();
+    let mut by_id: HashMap<CardId, Card> = HashMap::with_capacity(cards.len());
+    let mut heads = Vec::new();
+    for card in cards {
+        if referenced.contains(&(card.identity.clone(), card.id)) {
+            by_id.insert(card.id, card);
+        } else {
+            heads.push(card);
+        }
+    }
+    for head in &mut heads {
+        let mut slot = head;
+        // Each predecessor is taken out of the map once, so this ends even on a cycle.
+        while let Some(mut previous) = slot.previous_card_id.and_then(|id| by_id.remove(&id)) {
+            previous.is_outdated = true;
+            slot.previous_card = Some(Box::new(previous));
+            let Some(next) = slot.previous_card.as_deref_mut() else {
+                break;
+            };
+            slot = next;
+        }
+    }
+    heads
+}
+
+/// Parses, verifies and links the cards of a search for `requested` identities. Every card must
+/// belong to a requested identity (virgil-sdk rejects the whole answer otherwise).
+pub(crate) fn from_search(
+    raw: Vec<RawSignedModel>,
+    requested: &std::collections::HashSet<&str>,
+) -> Result<Vec<Card>> {
+    let mut cards = Vec::with_capacity(raw.len());
+    for model in raw {
+        let claimed = model.content().map(|c| c.identity);
+        let card = Card::from_raw(model).map_err(|source| Error::InvalidCard {
+            identity: claimed.unwrap_or_else(|_| "(unreadable card)".to_owned()),
+            source,
+        })?;
+        if !requested.contains(card.identity()) {
+            return Err(Error::InvalidResponse(format!(
+                "the search returned a card of {:?}, which was not asked for",
+                card.identity()
+            )));
+        }
+        cards.push(card);
+    }
+    Ok(link(cards))
+}
+
+/// Rebuilds a chain stored newest first (see [`Card::raw_chain`]).
+pub(crate) fn from_chain(identity: &str, raw: Vec<RawSignedModel>) -> Result<Card> {
+    let mut cards = Vec::with_capacity(raw.len());
+    for model in raw {
+        let card = Card::from_raw(model).map_err(|source| Error::InvalidCard {
+            identity: identity.to_owned(),
+            source,
+        })?;
+        if card.identity() != identity {
+            return Err(Error::Storage(format!(
+                "the cached card of {identity:?} belongs to {:?}",
+                card.identity()
+            )));
+        }
+        cards.push(card);
+    }
+    let mut heads = link(cards);
+    match (heads.pop(), heads.is_empty()) {
+        (Some(head), true) => Ok(head),
+        _ => Err(Error::Storage(format!(
+            "the cached cards of {identity:?} do not form one chain"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use sealkit_crypto::PrivateKey;
+    use sealkit_proto::CardContent;
+
+    fn card(identity: &str, seed: u8, created_at: i64, previous: Option<&Card>) -> Card {
+        let key = PrivateKey::ed25519_from_seed(&[seed; 32]);
+        let content = CardContent {
+            identity: identity.to_owned(),
+            previous_card_id: previous.map(|p| p.id().to_string()),
+            created_at,
+            version: "5.0".to_owned(),
+            public_key: key.public_key().to_base64(),
+        };
+        Card::from_raw(RawSignedModel::from_content(&content, &key).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn links_chains_like_virgil_sdk() {
+        let a1 = card("alice", 1, 100, None);
+        let a2 = card("alice", 2, 200, Some(&a1));
+        let a3 = card("alice", 3, 300, Some(&a2));
+        let b1 = card("bob", 4, 150, None);
+        let linked = link(vec![a1.clone(), b1.clone(), a3.clone(), a2.clone()]);
+        assert_eq!(linked.len(), 2);
+        let alice = linked.iter().find(|c| c.identity() == "alice").unwrap();
+        assert_eq!(alice.id(), a3.id());
+        assert!(!alice.is_outdated());
+        let ids: Vec<_> = alice.chain().map(|c| *c.id()).collect();
+        assert_eq!(ids, [*a3.id(), *a2.id(), *a1.id()]);
+        assert!(alice.chain().skip(1).all(Card::is_outdated));
+        let bob = linked.iter().find(|c| c.identity() == "bob").unwrap();
+        assert!(bob.previous_card().is_none());
+        // A predecessor missing from the answer (revoked) just ends the chain.
+        let partial = link(vec![a3.clone()]);
+        assert_eq!(partial.len(), 1);
+        assert_eq!(partial[0].previous_card_id(), Some(a2.id()));
+        assert!(partial[0].previous_card().is_none());
+        // A card of another identity is never linked as a predecessor.
+        let key = PrivateKey::ed25519_from_seed(&[9; 32]);
+        let content = CardContent {
+            identity: "mallory".to_owned(),
+            previous_card_id: Some(b1.id().to_string()),
+            created_at: 300,
+            version: "5.0".to_owned(),
+            public_key: key.public_key().to_base64(),
+        };
+        let mallory =
+            Card::from_raw(RawSignedModel::from_content(&content, &key).unwrap()).unwrap();
+        let linked = link(vec![mallory, b1.clone()]);
+        assert_eq!(linked.len(), 2);
+        assert!(linked.iter().all(|c| c.previous_card().is_none()));
+        // Round trip through the cache form.
+        let back = from_chain("alice", alice.raw_chain()).unwrap();
+        assert_eq!(&back, alice);
+        assert!(matches!(
+            from_chain("bob", alice.raw_chain()),
+            Err(Error::Storage(_))
+        ));
+    }
+
+    #[test]
+    fn active_at_matches_get_card_active_at_moment() {
+        let a1 = card("alice", 1, 100, None);
+        let a2 = card("alice", 2, 200, Some(&a1));
+        let head = link(vec![a2, a1]).pop().unwrap();
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(head.active_at(at(200_000)).unwrap().created_at_secs(), 200);
+        assert_eq!(head.active_at(at(199_999)).unwrap().created_at_secs(), 100);
+        assert_eq!(head.active_at(at(100_000)).unwrap().created_at_secs(), 100);
+        assert!(matches!(
+            head.active_at(at(99_999)),
+            Err(Error::SenderCardNewerThanMessage)
+        ));
+        assert!(matches!(
+            head.active_at(UNIX_EPOCH - Duration::from_secs(5)),
+            Err(Error::SenderCardNewerThanMessage)
+        ));
+        assert_eq!(head.created_at(), at(200_000));
+    }
+
+    #[test]
+    fn search_results_must_be_requested_and_valid() {
+        let a1 = card("alice", 1, 100, None);
+        let requested = ["bob"].into_iter().collect();
+        assert!(matches!(
+            from_search(vec![a1.raw().clone()], &requested),
+            Err(Error::InvalidResponse(_))
+        ));
+        let mut forged = a1.raw().clone();
+        forged.signatures.clear();
+        let requested = ["alice"].into_iter().collect();
+        assert!(matches!(
+            from_search(vec![forged], &requested),
+            Err(Error::InvalidCard { .. })
+        ));
+    }
+}

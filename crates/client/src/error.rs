@@ -1,0 +1,161 @@
+//! The SDK's error type, mirroring e3kit's error classes.
+
+use sealkit_proto::{CardError, JwtError};
+
+/// An error raised by a user's token provider (see [`crate::TokenProvider`]).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in the SDK.
+///
+/// The variants that exist in e3kit keep e3kit's names (`UsersNotFoundError` is
+/// [`Error::UsersNotFound`], `IdentityAlreadyExistsError` is [`Error::IdentityAlreadyExists`],
+/// ...), so code ported from e3kit can match on the same cases. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `find_users`: no card was found for these identities (e3kit `UsersNotFoundError`). They are
+    /// not registered, or unregistered; for `find_cached_users`, they are not in the local cache.
+    #[error(
+        "no card found for {}: the user(s) must register first (or, for cached lookups, be found \
+         with find_users while online)",
+        identities.join(", ")
+    )]
+    UsersNotFound {
+        /// The identities without a card, in the order they were asked for.
+        identities: Vec<String>,
+    },
+    /// `find_users`: these identities have more than one actual card, which e3kit does not
+    /// support (e3kit `UsersFoundWithMultipleCardsError`).
+    #[error(
+        "several cards are registered for {}: e3kit-compatible clients need exactly one per \
+         identity; the user should unregister and register again",
+        identities.join(", ")
+    )]
+    UsersFoundWithMultipleCards {
+        /// The identities with several cards.
+        identities: Vec<String>,
+    },
+    /// `register`: the identity already has a card (e3kit `IdentityAlreadyExistsError`).
+    #[error(
+        "this identity is already registered: restore the private key from a backup, or call \
+         rotate_private_key() if it is lost"
+    )]
+    IdentityAlreadyExists,
+    /// `rotate_private_key`: a private key is stored locally (e3kit `PrivateKeyAlreadyExistsError`).
+    #[error(
+        "a private key is already stored on this device: call cleanup() first if you really want \
+         to replace it (messages encrypted for it can then no longer be decrypted here)"
+    )]
+    PrivateKeyAlreadyExists,
+    /// No private key is stored locally for this identity (e3kit `MissingPrivateKeyError`).
+    #[error("no private key found on this device: call register() (or restore a backup) first")]
+    MissingPrivateKey,
+    /// `unregister` / `rotate_private_key`: the identity has no card (e3kit `RegisterRequiredError`).
+    #[error("this identity is not registered: call register() first")]
+    RegisterRequired,
+    /// `register` / `rotate_private_key`: the identity has several cards (e3kit `MultipleCardsError`).
+    #[error(
+        "several cards are registered for {identity}, which is not supported: call unregister() \
+         and register again"
+    )]
+    MultipleCards {
+        /// The identity with several cards.
+        identity: String,
+    },
+    /// Decryption with `encrypted_at`: every card of the sender's chain is newer than that moment
+    /// (e3kit throws a plain `Error` here).
+    #[error(
+        "the sender's card is newer than the encrypted data: the sender may have unregistered and \
+         registered again since; fetch the card that was valid then"
+    )]
+    SenderCardNewerThanMessage,
+    /// The server answered with an error (`{"code", "message"}` body, spec §1).
+    #[error("the server answered HTTP {status}, code {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Virgil error code (0 when the body had none, e.g. on a 5xx).
+        code: u32,
+        /// The server's message (or the HTTP reason phrase).
+        message: String,
+    },
+    /// The server could not be reached, or did not answer within the request timeout.
+    #[error("cannot reach the server: {0} (check the API URL and the network; the timeout is EThreeOptions::request_timeout)")]
+    Network(String),
+    /// The server's answer is not what the protocol prescribes.
+    #[error("unexpected answer from the server: {0}")]
+    InvalidResponse(String),
+    /// A card from the server or the local cache does not verify (bad self signature,
+    /// malformed content, unexpected identity).
+    #[error("invalid card for {identity}: {source}")]
+    InvalidCard {
+        /// The identity the card claims or was requested for.
+        identity: String,
+        /// Why it was rejected.
+        #[source]
+        source: CardError,
+    },
+    /// The token provider failed.
+    #[error("the token provider failed: {0}")]
+    TokenProvider(#[source] BoxError),
+    /// The token provider returned something that is not a Virgil JWT.
+    #[error("the token provider returned an invalid JWT: {0}")]
+    InvalidToken(#[source] JwtError),
+    /// The token provider returned a token for another identity than the one this instance was
+    /// initialized with.
+    #[error(
+        "the token provider returned a token for {actual:?}, but this EThree instance belongs to \
+         {expected:?}: create a new instance for the other identity"
+    )]
+    TokenIdentityChanged {
+        /// The identity of the instance.
+        expected: String,
+        /// The identity in the new token.
+        actual: String,
+    },
+    /// Encryption, decryption or verification failed; see [`sealkit_crypto::Error`]. A message
+    /// that is not signed by the given sender gives `SignatureInvalid` or `SignerNotFound`.
+    #[error("crypto: {0}")]
+    Crypto(#[from] sealkit_crypto::Error),
+    /// The local key file or card cache cannot be read or written, or is corrupt.
+    #[error("local storage: {0}")]
+    Storage(String),
+    /// An argument is not acceptable (not base64, not UTF-8, a key that cannot sign, ...).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A background task (streaming encryption or decryption) was cancelled or panicked.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    pub(crate) fn storage(what: impl std::fmt::Display, cause: impl std::fmt::Display) -> Self {
+        Self::Storage(format!("{what}: {cause}"))
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_identities_and_the_next_step() {
+        let e = Error::UsersNotFound {
+            identities: vec!["bob".into(), "carol".into()],
+        };
+        assert!(e.to_string().contains("bob, carol"));
+        assert!(Error::MissingPrivateKey.to_string().contains("register()"));
+        let api = Error::Api {
+            status: 401,
+            code: 20304,
+            message: "JWT is expired".into(),
+        };
+        assert_eq!(
+            api.to_string(),
+            "the server answered HTTP 401, code 20304: JWT is expired"
+        );
+    }
+}

@@ -1,0 +1,659 @@
+//! [`EThree`]: e3kit's API. Each method is glue: look up keys and cards, call the crypto core or
+//! one service endpoint, map the error.
+
+use crate::api::{now_secs, ApiClient};
+use crate::cache::CardCache;
+use crate::card::{self, Card};
+use crate::error::{Error, Result};
+use crate::keystore::{create_private_dir, KeyStore};
+use crate::options::{EThreeOptions, KeyChangedCallback};
+use crate::token::{TokenCache, TokenProvider};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rand_core::OsRng;
+use sealkit_crypto::{Crypto, KeyIdScheme, KeyType, PrivateKey, PublicKey};
+use sealkit_proto::{CardContent, RawSignedModel};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+/// e3kit searches at most this many identities per request (`MAX_IDENTITIES_TO_SEARCH`).
+pub const MAX_IDENTITIES_PER_SEARCH: usize = 50;
+
+/// One-shot inputs larger than this are encrypted and decrypted on the blocking thread pool
+/// rather than on the async worker.
+const INLINE_LIMIT: usize = 64 << 10;
+
+/// An end-to-end encryption client for one identity: e3kit's `EThree`.
+///
+/// Cheap to clone (all clones share one token cache, key and card cache), `Send` and `Sync`.
+/// See the [crate documentation](crate) for a walkthrough.
+#[derive(Clone)]
+pub struct EThree {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) identity: String,
+    pub(crate) api: ApiClient,
+    pub(crate) crypto: Crypto,
+    keys: KeyStore,
+    cache: CardCache,
+    key_type: KeyType,
+    key_changed: Option<KeyChangedCallback>,
+    /// The private key once loaded (e3kit's `cachedPrivateKey`).
+    private_key: Mutex<Option<Arc<PrivateKey>>>,
+    /// Serializes register / rotate / unregister / cleanup (e3kit refuses overlapping calls;
+    /// here they wait for each other).
+    ops: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for EThree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EThree")
+            .field("identity", &self.inner.identity)
+            .field("api", &self.inner.api)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs blocking work (file I/O, bulk crypto) on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// Runs `f` inline for small inputs, on the blocking pool for large ones.
+async fn cpu<T: Send + 'static>(
+    len: usize,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if len <= INLINE_LIMIT {
+        f()
+    } else {
+        blocking(f).await
+    }
+}
+
+impl EThree {
+    /// Creates the client for the identity of `token_provider`'s tokens (e3kit
+    /// `EThree.initialize`): calls the provider once and takes the identity from the token's
+    /// `sub` (spec §2), opens (or creates) the storage directory and the card cache. Makes no
+    /// HTTP request, so it works offline when the provider does.
+    ///
+    /// See [`TokenProvider`] for how tokens are cached and refreshed.
+    pub async fn initialize(
+        token_provider: impl TokenProvider,
+        options: EThreeOptions,
+    ) -> Result<Self> {
+        let tokens = TokenCache::new(Arc::new(token_provider)).await?;
+        let identity = tokens.identity().to_owned();
+        let api = ApiClient::new(options.api_url(), options.timeout(), tokens)?;
+        let dir = options.storage_dir().to_owned();
+        {
+            let dir = dir.clone();
+            blocking(move || create_private_dir(&dir)).await?;
+        }
+        let cache = CardCache::open(&dir.join("cards.sqlite3"), &identity).await?;
+        let crypto = if options.sha256_ids() {
+            Crypto::with_key_ids(KeyIdScheme::Sha256)
+        } else {
+            Crypto::new()
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                identity,
+                api,
+                crypto,
+                keys: KeyStore::new(dir.join("keys")),
+                cache,
+                key_type: options.new_key_type(),
+                key_changed: options.key_changed().cloned(),
+                private_key: Mutex::new(None),
+                ops: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The identity this client acts for (the tokens' `sub` without `identity-`).
+    pub fn identity(&self) -> &str {
+        &self.inner.identity
+    }
+
+    // ------------------------------------------------------------------------------ own key
+
+    /// Registers the user (e3kit `register`): checks that the identity has no card
+    /// ([`Error::IdentityAlreadyExists`], [`Error::MultipleCards`]), publishes a card for `key`
+    /// (or a new key of the configured type) and stores the key locally, replacing a local key
+    /// left from before. Returns the published card.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// match ethree.register(None).await {
+    ///     Ok(card) => println!("registered, card {}", card.id()),
+    ///     // Registered from another device: restore the key from a backup, or, if it is lost:
+    ///     Err(sealkit::Error::IdentityAlreadyExists) => {
+    ///         ethree.rotate_private_key().await?;
+    ///     }
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn register(&self, key: Option<PrivateKey>) -> Result<Card> {
+        let _op = self.inner.ops.lock().await;
+        let cards = self.search_own().await?;
+        match cards.len() {
+            0 => {}
+            1 => return Err(Error::IdentityAlreadyExists),
+            _ => {
+                return Err(Error::MultipleCards {
+                    identity: self.inner.identity.clone(),
+                })
+            }
+        }
+        let key = key.unwrap_or_else(|| PrivateKey::generate(self.inner.key_type, &mut OsRng));
+        self.publish_then_save(key, None, true).await
+    }
+
+    /// Replaces the user's key (e3kit `rotatePrivateKey`), for when the private key is lost:
+    /// requires exactly one card ([`Error::RegisterRequired`], [`Error::MultipleCards`]) and no
+    /// local key ([`Error::PrivateKeyAlreadyExists`]; call [`EThree::cleanup`] first), then
+    /// publishes a new card that replaces the old one and stores the new key. Returns the new
+    /// card, with the old one as its [`Card::previous_card`].
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// ethree.cleanup().await?; // only if a (compromised) key is still stored
+    /// let card = ethree.rotate_private_key().await?;
+    /// assert!(card.previous_card_id().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn rotate_private_key(&self) -> Result<Card> {
+        let _op = self.inner.ops.lock().await;
+        let mut cards = self.search_own().await?;
+        let previous = match (cards.pop(), cards.is_empty()) {
+            (None, _) => return Err(Error::RegisterRequired),
+            (Some(card), true) => card,
+            (Some(_), false) => {
+                return Err(Error::MultipleCards {
+                    identity: self.inner.identity.clone(),
+                })
+            }
+        };
+        if self.load_private_key().await?.is_some() {
+            return Err(Error::PrivateKeyAlreadyExists);
+        }
+        let key = PrivateKey::generate(self.inner.key_type, &mut OsRng);
+        self.publish_then_save(key, Some(previous), false).await
+    }
+
+    /// Unregisters the user (e3kit `unregister`): revokes every card of the identity
+    /// ([`Error::RegisterRequired`] when there is none), deletes the local private key and
+    /// empties this identity's card cache.
+    pub async fn unregister(&self) -> Result<()> {
+        let _op = self.inner.ops.lock().await;
+        let cards = self.search_own().await?;
+        if cards.is_empty() {
+            return Err(Error::RegisterRequired);
+        }
+        for card in &cards {
+            self.inner.api.revoke_card(card.id()).await?;
+        }
+        self.delete_private_key().await
+    }
+
+    /// Whether a private key for this identity is stored on this device (e3kit
+    /// `hasLocalPrivateKey`). A corrupt or foreign key file is an [`Error::Storage`].
+    pub async fn has_local_private_key(&self) -> Result<bool> {
+        Ok(self.load_private_key().await?.is_some())
+    }
+
+    /// Deletes the local private key (e3kit `cleanup`), and this identity's card cache as e3kit
+    /// does when the key is deleted. Without a backup, messages encrypted for the key can no
+    /// longer be decrypted. Succeeds when there is no key.
+    pub async fn cleanup(&self) -> Result<()> {
+        let _op = self.inner.ops.lock().await;
+        self.delete_private_key().await
+    }
+
+    /// The local private key; [`Error::MissingPrivateKey`] when there is none.
+    pub(crate) async fn private_key(&self) -> Result<Arc<PrivateKey>> {
+        self.load_private_key()
+            .await?
+            .ok_or(Error::MissingPrivateKey)
+    }
+
+    async fn load_private_key(&self) -> Result<Option<Arc<PrivateKey>>> {
+        if let Some(key) = self.cached_key().as_ref() {
+            return Ok(Some(key.clone()));
+        }
+        let keys = self.inner.keys.clone();
+        let identity = self.inner.identity.clone();
+        let loaded = blocking(move || keys.load(&identity)).await?.map(Arc::new);
+        if let Some(key) = &loaded {
+            *self.cached_key() = Some(key.clone());
+        }
+        Ok(loaded)
+    }
+
+    fn cached_key(&self) -> std::sync::MutexGuard<'_, Option<Arc<PrivateKey>>> {
+        self.inner
+            .private_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn delete_private_key(&self) -> Result<()> {
+        *self.cached_key() = None;
+        let keys = self.inner.keys.clone();
+        let identity = self.inner.identity.clone();
+        blocking(move || keys.delete(&identity)).await?;
+        self.inner.cache.clear().await
+    }
+
+    /// The identity's actual cards.
+    async fn search_own(&self) -> Result<Vec<Card>> {
+        let identity = self.inner.identity.clone();
+        let raw = self
+            .inner
+            .api
+            .search_cards(std::slice::from_ref(&identity))
+            .await?;
+        card::from_search(raw, &[identity.as_str()].into_iter().collect())
+    }
+
+    /// Publishes a card for `key` (replacing `previous`), then stores the key locally
+    /// (e3kit `publishCardThenSavePrivateKeyLocal`).
+    async fn publish_then_save(
+        &self,
+        key: PrivateKey,
+        previous: Option<Card>,
+        replace_local: bool,
+    ) -> Result<Card> {
+        if !matches!(key.key_type(), KeyType::Ed25519 | KeyType::Secp256r1) {
+            return Err(Error::InvalidInput(format!(
+                "a {} key cannot sign its card: use Ed25519 (the default) or P-256",
+                key.key_type()
+            )));
+        }
+        let now = now_secs();
+        let content = CardContent {
+            identity: self.inner.identity.clone(),
+            previous_card_id: previous.as_ref().map(|c| c.id().to_string()),
+            created_at: now,
+            version: sealkit_proto::cards::CARD_VERSION.to_owned(),
+            public_key: key.public_key().to_base64(),
+        };
+        let invalid = |source| Error::InvalidCard {
+            identity: self.inner.identity.clone(),
+            source,
+        };
+        let raw = RawSignedModel::from_content(&content, &key).map_err(invalid)?;
+        let stored = self.inner.api.publish_card(&raw).await?;
+        let published = Card::from_raw(stored).map_err(invalid)?;
+        let mut linked = card::link(previous.into_iter().chain([published]).collect());
+        let Some(own) = linked.pop() else {
+            return Err(Error::InvalidResponse(
+                "the published card does not replace the previous one".to_owned(),
+            ));
+        };
+        let key = Arc::new(key);
+        {
+            let keys = self.inner.keys.clone();
+            let identity = self.inner.identity.clone();
+            let key = key.clone();
+            blocking(move || {
+                if replace_local {
+                    keys.delete(&identity)?;
+                }
+                keys.store(&identity, &key, now)
+            })
+            .await?;
+        }
+        *self.cached_key() = Some(key);
+        self.inner.cache.put(&own, now).await?;
+        Ok(own)
+    }
+
+    // ------------------------------------------------------------------------------ users
+
+    /// Finds the cards of `identities` on the server (e3kit `findUsers`), in searches of at most
+    /// [`MAX_IDENTITIES_PER_SEARCH`] identities. Duplicates are looked up once.
+    ///
+    /// Every card is verified (self signature, identity) and comes with its predecessor chain.
+    /// The cards found are stored in the local card cache; when a cached card is replaced by a
+    /// different one, the [`EThreeOptions::on_key_changed`] callback is called.
+    ///
+    /// Errors: [`Error::UsersNotFound`] listing every identity without a card,
+    /// [`Error::UsersFoundWithMultipleCards`], and network or server errors.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// match ethree.find_users(&["bob", "carol"]).await {
+    ///     Ok(cards) => println!("bob's card: {}", cards["bob"].id()),
+    ///     Err(sealkit::Error::UsersNotFound { identities }) => println!("not registered: {identities:?}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_users(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
+        let unique = dedup(identities)?;
+        let mut found: BTreeMap<String, Card> = BTreeMap::new();
+        let mut multiple = Vec::new();
+        for chunk in unique.chunks(MAX_IDENTITIES_PER_SEARCH) {
+            let requested: HashSet<&str> = chunk.iter().map(String::as_str).collect();
+            let raw = self.inner.api.search_cards(chunk).await?;
+            for card in card::from_search(raw, &requested)? {
+                let identity = card.identity().to_owned();
+                if found.insert(identity.clone(), card).is_some() && !multiple.contains(&identity) {
+                    multiple.push(identity);
+                }
+            }
+        }
+        let missing: Vec<String> = unique
+            .iter()
+            .filter(|i| !found.contains_key(i.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::UsersNotFound {
+                identities: missing,
+            });
+        }
+        if !multiple.is_empty() {
+            return Err(Error::UsersFoundWithMultipleCards {
+                identities: multiple,
+            });
+        }
+        let now = now_secs();
+        for card in found.values() {
+            let before = self.inner.cache.put(card, now).await?;
+            if before.is_some_and(|id| id != card.id().to_string()) {
+                self.notify(card.identity());
+            }
+        }
+        Ok(found)
+    }
+
+    /// The card of one user, see [`EThree::find_users`].
+    pub async fn find_user(&self, identity: &str) -> Result<Card> {
+        let mut found = self.find_users(&[identity]).await?;
+        found.remove(identity).ok_or_else(|| Error::UsersNotFound {
+            identities: vec![identity.to_owned()],
+        })
+    }
+
+    /// The cards of `identities` from the local cache only (e3kit Swift/Kotlin
+    /// `findCachedUsers`), without the server: what [`EThree::find_users`] found last.
+    /// [`Error::UsersNotFound`] lists the identities that are not cached.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // Online first, offline later:
+    /// let cards = match ethree.find_users(&["bob"]).await {
+    ///     Err(sealkit::Error::Network(_)) => ethree.find_cached_users(&["bob"]).await?,
+    ///     other => other?,
+    /// };
+    /// let message = ethree.auth_encrypt(b"works offline", &[&cards["bob"]]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_cached_users(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
+        let unique = dedup(identities)?;
+        let refs: Vec<&str> = unique.iter().map(String::as_str).collect();
+        let found = self.inner.cache.get(&refs).await?;
+        let missing: Vec<String> = unique
+            .into_iter()
+            .filter(|i| !found.contains_key(i))
+            .collect();
+        if missing.is_empty() {
+            Ok(found)
+        } else {
+            Err(Error::UsersNotFound {
+                identities: missing,
+            })
+        }
+    }
+
+    /// The cached card of one user, see [`EThree::find_cached_users`].
+    pub async fn find_cached_user(&self, identity: &str) -> Result<Card> {
+        let mut found = self.find_cached_users(&[identity]).await?;
+        found.remove(identity).ok_or_else(|| Error::UsersNotFound {
+            identities: vec![identity.to_owned()],
+        })
+    }
+
+    /// Fetches the current card of every cached user (e3kit Swift/Kotlin `updateCachedUsers`).
+    /// A user whose card changed gets the new card in the cache; a user who unregistered is
+    /// removed from it. For each of them the [`EThreeOptions::on_key_changed`] callback is
+    /// called, and their identities are returned. Users that now have several cards are left
+    /// as cached.
+    pub async fn update_cached_users(&self) -> Result<Vec<String>> {
+        let cached = self.inner.cache.identities().await?;
+        let mut changed = Vec::new();
+        let now = now_secs();
+        for chunk in cached.chunks(MAX_IDENTITIES_PER_SEARCH) {
+            let requested: HashSet<&str> = chunk.iter().map(String::as_str).collect();
+            let raw = self.inner.api.search_cards(chunk).await?;
+            let mut by_identity: BTreeMap<String, Vec<Card>> = BTreeMap::new();
+            for card in card::from_search(raw, &requested)? {
+                by_identity
+                    .entry(card.identity().to_owned())
+                    .or_default()
+                    .push(card);
+            }
+            for identity in chunk {
+                match by_identity.remove(identity) {
+                    None => {
+                        if self.inner.cache.remove(identity).await? {
+                            changed.push(identity.clone());
+                        }
+                    }
+                    Some(mut cards) if cards.len() == 1 => {
+                        if let Some(card) = cards.pop() {
+                            let before = self.inner.cache.put(&card, now).await?;
+                            if before.is_none_or(|id| id != card.id().to_string()) {
+                                changed.push(identity.clone());
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for identity in &changed {
+            self.notify(identity);
+        }
+        Ok(changed)
+    }
+
+    fn notify(&self, identity: &str) {
+        if let Some(callback) = &self.inner.key_changed {
+            callback(identity);
+        }
+    }
+
+    // ------------------------------------------------------------------------------ messages
+
+    /// The public keys to encrypt for: the recipients' plus the user's own, added when missing,
+    /// as e3kit does (so the sender can read what they sent).
+    pub(crate) fn recipient_keys(&self, own: &PrivateKey, recipients: &[&Card]) -> Vec<PublicKey> {
+        let mut keys: Vec<PublicKey> = recipients.iter().map(|c| c.public_key().clone()).collect();
+        if !keys.contains(own.public_key()) {
+            keys.push(own.public_key().clone());
+        }
+        keys
+    }
+
+    /// The key that must have signed a message from `sender`: the card's, or with
+    /// `encrypted_at` the key of the card of the chain valid then (e3kit
+    /// `getCardActiveAtMoment`).
+    pub(crate) fn sender_key(sender: &Card, encrypted_at: Option<SystemTime>) -> Result<PublicKey> {
+        Ok(match encrypted_at {
+            None => sender.public_key().clone(),
+            Some(moment) => sender.active_at(moment)?.public_key().clone(),
+        })
+    }
+
+    /// Signs and encrypts `data` for `recipients` and the user (e3kit `authEncrypt`):
+    /// sign-and-encrypt with the signature in the encrypted footer, padded (spec §6). An empty
+    /// `recipients` encrypts for the user only. Works offline with cached cards.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let users = ethree.find_users(&["bob", "carol"]).await?;
+    /// let recipients: Vec<&sealkit::Card> = users.values().collect();
+    /// let message = ethree.auth_encrypt(b"hello", &recipients).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn auth_encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
+        let key = self.private_key().await?;
+        let keys = self.recipient_keys(&key, recipients);
+        let crypto = self.inner.crypto;
+        let data = data.to_vec();
+        cpu(data.len(), move || {
+            Ok(crypto.sign_and_encrypt(&mut OsRng, &data, &key, &keys, true)?)
+        })
+        .await
+    }
+
+    /// Decrypts `data` and verifies that `sender` signed it (e3kit `authDecrypt`). Without
+    /// `encrypted_at` the signature must be by `sender`'s current key; with it, by the key of the
+    /// card of `sender`'s chain that was valid at that moment, so a message sent before the
+    /// sender rotated their key still verifies (pass the time the message was sent).
+    ///
+    /// A message that is not sign-and-encrypt, or not signed by that key, is an
+    /// [`Error::Crypto`] (`SignerNotFound` / `SignatureInvalid`).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, message: Vec<u8>, sent_at: std::time::SystemTime)
+    /// #     -> sealkit::Result<()> {
+    /// let alice = ethree.find_user("alice").await?;
+    /// // A message sent before Alice rotated her key needs the time it was sent:
+    /// let plaintext = ethree.auth_decrypt(&message, &alice, Some(sent_at)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn auth_decrypt(
+        &self,
+        data: &[u8],
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<Vec<u8>> {
+        let key = self.private_key().await?;
+        let signer = Self::sender_key(sender, encrypted_at)?;
+        let crypto = self.inner.crypto;
+        let data = data.to_vec();
+        cpu(data.len(), move || {
+            Ok(crypto.decrypt_and_verify(&data, &key, std::slice::from_ref(&signer))?)
+        })
+        .await
+    }
+
+    /// [`EThree::auth_encrypt`] for text: encrypts the UTF-8 bytes and returns standard base64
+    /// (what e3kit returns for a string).
+    pub async fn auth_encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
+        Ok(STANDARD.encode(self.auth_encrypt(text.as_bytes(), recipients).await?))
+    }
+
+    /// [`EThree::auth_decrypt`] for text: decodes base64, decrypts, and requires UTF-8.
+    pub async fn auth_decrypt_text(
+        &self,
+        base64: &str,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<String> {
+        let data = decode_base64(base64)?;
+        utf8(self.auth_decrypt(&data, sender, encrypted_at).await?)
+    }
+
+    /// e3kit's legacy `encrypt`: sign-then-encrypt, the signature in the (cleartext) message
+    /// info, no padding (spec §5), for `recipients` and the user. Prefer
+    /// [`EThree::auth_encrypt`], which hides the signature and the length.
+    pub async fn encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
+        let key = self.private_key().await?;
+        let keys = self.recipient_keys(&key, recipients);
+        let crypto = self.inner.crypto;
+        let data = data.to_vec();
+        cpu(data.len(), move || {
+            Ok(crypto.sign_then_encrypt(&mut OsRng, &data, &key, &keys, false)?)
+        })
+        .await
+    }
+
+    /// e3kit's legacy `decrypt`: decrypts a sign-then-encrypt message and verifies `sender`'s
+    /// signature, choosing the key like [`EThree::auth_decrypt`].
+    pub async fn decrypt(
+        &self,
+        data: &[u8],
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<Vec<u8>> {
+        let key = self.private_key().await?;
+        let signer = Self::sender_key(sender, encrypted_at)?;
+        let crypto = self.inner.crypto;
+        let data = data.to_vec();
+        cpu(data.len(), move || {
+            Ok(crypto.decrypt_then_verify(&data, &key, std::slice::from_ref(&signer))?)
+        })
+        .await
+    }
+
+    /// [`EThree::encrypt`] for text, returning base64.
+    pub async fn encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
+        Ok(STANDARD.encode(self.encrypt(text.as_bytes(), recipients).await?))
+    }
+
+    /// [`EThree::decrypt`] for base64 text.
+    pub async fn decrypt_text(
+        &self,
+        base64: &str,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<String> {
+        let data = decode_base64(base64)?;
+        utf8(self.decrypt(&data, sender, encrypted_at).await?)
+    }
+}
+
+/// The identities without duplicates, in order; an empty list is an error (as in e3kit).
+fn dedup(identities: &[&str]) -> Result<Vec<String>> {
+    if identities.is_empty() {
+        return Err(Error::InvalidInput(
+            "the list of identities is empty".to_owned(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    Ok(identities
+        .iter()
+        .filter(|i| seen.insert(**i))
+        .map(|i| (*i).to_owned())
+        .collect())
+}
+
+fn decode_base64(text: &str) -> Result<Vec<u8>> {
+    STANDARD
+        .decode(text.trim())
+        .map_err(|e| Error::InvalidInput(format!("the encrypted text is not base64: {e}")))
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| {
+        Error::InvalidInput(
+            "the decrypted message is not UTF-8 text: use the byte API (auth_decrypt)".to_owned(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn dedup_keeps_order_and_rejects_empty() {
+        assert_eq!(dedup(&["b", "a", "b", "c", "a"]).unwrap(), ["b", "a", "c"]);
+        assert!(matches!(dedup(&[]), Err(Error::InvalidInput(_))));
+    }
+}

@@ -1,0 +1,122 @@
+//! [`EThreeOptions`]: where the server and the local storage are, and how keys are made.
+
+use sealkit_crypto::KeyType;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Called with an identity whose card changed, see [`EThreeOptions::on_key_changed`].
+pub type KeyChangedCallback = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The default for [`EThreeOptions::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of an [`crate::EThree`] instance (e3kit's `EThreeInitializeOptions`).
+///
+/// ```
+/// use sealkit::EThreeOptions;
+/// use std::time::Duration;
+///
+/// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+///     .request_timeout(Duration::from_secs(10))
+///     .on_key_changed(|identity| eprintln!("{identity} has a new key"));
+/// assert_eq!(options.api_url(), "https://sealkit.example.com");
+/// ```
+#[derive(Clone)]
+pub struct EThreeOptions {
+    api_url: String,
+    storage_dir: PathBuf,
+    key_type: KeyType,
+    sha256_identifiers: bool,
+    request_timeout: Duration,
+    key_changed: Option<KeyChangedCallback>,
+}
+
+impl EThreeOptions {
+    /// Options for the server at `api_url` (e3kit's `apiUrl`; request paths are appended to it,
+    /// spec §1) and the local storage directory `storage_dir` (e3kit's `storageName`), which
+    /// holds the private key files (`keys/`) and the card cache (`cards.sqlite3`). Several
+    /// identities may share one directory.
+    pub fn new(api_url: impl Into<String>, storage_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            api_url: api_url.into(),
+            storage_dir: storage_dir.into(),
+            key_type: KeyType::Ed25519,
+            sha256_identifiers: false,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            key_changed: None,
+        }
+    }
+
+    /// The type of the key pairs `register` and `rotate_private_key` generate (e3kit's
+    /// `keyPairType`). Default: Ed25519. Cards are signed with the key, so it must be able to sign
+    /// (Ed25519 or P-256).
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// Writes 32-byte SHA-256 key identifiers into messages instead of the default 8-byte ones
+    /// (e3kit's `useSha256Identifiers`). Decryption accepts both either way; recipients running
+    /// old virgil-crypto versions may need the default.
+    pub fn sha256_identifiers(mut self, enabled: bool) -> Self {
+        self.sha256_identifiers = enabled;
+        self
+    }
+
+    /// How long one HTTP request (connection included) may take before it fails with
+    /// [`crate::Error::Network`]. Default: [`DEFAULT_REQUEST_TIMEOUT`].
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Calls `callback` with the identity of each user whose cached card changed (a rotation,
+    /// or an unregistration) when [`crate::EThree::update_cached_users`] or
+    /// [`crate::EThree::find_users`] notices it (e3kit Swift/Kotlin `keyChangedCallback`).
+    /// The cache already holds the new card (or none) when it is called.
+    pub fn on_key_changed(mut self, callback: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.key_changed = Some(Arc::new(callback));
+        self
+    }
+
+    /// The server URL.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The local storage directory.
+    pub fn storage_dir(&self) -> &std::path::Path {
+        &self.storage_dir
+    }
+
+    pub(crate) fn new_key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    pub(crate) fn sha256_ids(&self) -> bool {
+        self.sha256_identifiers
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    pub(crate) fn key_changed(&self) -> Option<&KeyChangedCallback> {
+        self.key_changed.as_ref()
+    }
+}
+
+impl fmt::Debug for EThreeOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EThreeOptions")
+            .field("api_url", &self.api_url)
+            .field("storage_dir", &self.storage_dir)
+            .field("key_type", &self.key_type)
+            .field("sha256_identifiers", &self.sha256_identifiers)
+            .field("request_timeout", &self.request_timeout)
+            .field("on_key_changed", &self.key_changed.is_some())
+            .finish()
+    }
+}
