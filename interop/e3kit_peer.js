@@ -25,6 +25,23 @@ delete globalThis.fetch; // the emscripten loader of virgil-crypto breaks on Nod
 //                                                         `to` (found before) -> {data: base64, at: ms}
 //   decrypt     {user, mode, from, data: base64, at?: ms} authDecrypt / decrypt with the card of `from`
 //                                                         (found before), optionally at Date(at) -> {text}
+//   backup      {user, password, key_name?}               backupPrivateKey(password, key_name)
+//   restore     {user, password, key_name?}               restorePrivateKey(password, key_name)
+//   change_password {user, old, new, key_name?}           changePassword(old, new, key_name)
+//   reset_backup {user, key_name?}                        resetPrivateKeyBackup() or
+//                                                         resetPrivateKeyBackupWithKeyName(key_name)
+//   derive_passwords {password}                           EThree.derivePasswords -> {login, backup} (base64)
+//   (a password given as {"base64": "..."} is passed as a Buffer of those bytes, as derivePasswords
+//   returns it; a string is passed as is)
+//   create_group {user, group_id, with: [..]}             createGroup(group_id, cards of `with` found before)
+//                                                         -> {participants}
+//   load_group  {user, group_id, initiator}               loadGroup(group_id, card of initiator) -> {participants}
+//   group_encrypt {user, group_id, text}                  group.encrypt(text) -> {data: base64}
+//   group_decrypt {user, group_id, from, data, at?: ms}   group.decrypt(data, card of from) -> {text}
+//   group_add / group_remove {user, group_id, members: [..]}  group.add / group.remove(cards of members)
+//   group_readd {user, group_id, member}                  group.reAdd(card of member)
+//   group_update {user, group_id}                         group.update() -> {participants}
+//   delete_group {user, group_id}                         deleteGroup(group_id)
 //   quit        {}                                        exits 0 after answering
 // Exit codes: 0 after quit or end of input, 2 on a usage error.
 
@@ -81,6 +98,24 @@ async function main() {
     return out;
   };
 
+  const groupOf = async (name, gid) => {
+    const group = await user(name).ethree.getGroup(gid);
+    if (!group) throw new Error(`group ${gid} is not stored for ${name}: create or load it first`);
+    return group;
+  };
+  // e3kit's GroupManager does not await its local store in createGroup / loadGroup / update, so a
+  // getGroup right after them can miss the group: wait until the write has landed.
+  const settle = async (name, gid, epoch) => {
+    for (let i = 0; i < 100; i += 1) {
+      const group = await user(name).ethree.getGroup(gid);
+      if (group && (epoch === undefined || group._session.getCurrentEpochNumber() >= epoch)) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`group ${gid} did not reach the local storage of ${name}`);
+  };
+  const pwd = (p) => (p && typeof p === 'object' ? Buffer.from(p.base64, 'base64') : p);
+  const keyName = (k) => (k === undefined || k === null ? undefined : k);
+
   const commands = {
     async init({ user: name, identity, keys_dir: keysDir }) {
       if (users.has(name)) throw new Error(`user ${name} exists`);
@@ -126,6 +161,77 @@ async function main() {
       else if (mode === 'legacy') data = await u.ethree.encrypt(text, cards);
       else throw new Error(`bad mode ${mode}`);
       return { data, at };
+    },
+    async backup({ user: name, password, key_name: k }) {
+      await user(name).ethree.backupPrivateKey(pwd(password), keyName(k));
+      return {};
+    },
+    async restore({ user: name, password, key_name: k }) {
+      const u = user(name);
+      await u.ethree.restorePrivateKey(pwd(password), keyName(k));
+      return { has_local_private_key: await u.ethree.hasLocalPrivateKey() };
+    },
+    async change_password({ user: name, old, new: newPassword, key_name: k }) {
+      await user(name).ethree.changePassword(pwd(old), pwd(newPassword), keyName(k));
+      return {};
+    },
+    async reset_backup({ user: name, key_name: k }) {
+      const u = user(name);
+      if (keyName(k) === undefined) await u.ethree.resetPrivateKeyBackup();
+      else await u.ethree.resetPrivateKeyBackupWithKeyName(k);
+      return {};
+    },
+    async derive_passwords({ password }) {
+      const { loginPassword, backupPassword } = await EThree.derivePasswords(password);
+      return { login: loginPassword.toString('base64'), backup: backupPassword.toString('base64') };
+    },
+    async create_group({ user: name, group_id: gid, with: members }) {
+      const u = user(name);
+      const group = await u.ethree.createGroup(gid, cardsOf(u, members || []));
+      await settle(name, gid);
+      return { participants: group.participants };
+    },
+    async load_group({ user: name, group_id: gid, initiator }) {
+      const u = user(name);
+      const group = await u.ethree.loadGroup(gid, cardsOf(u, [initiator])[initiator]);
+      await settle(name, gid, group._session.getCurrentEpochNumber());
+      return { participants: group.participants };
+    },
+    async group_encrypt({ user: name, group_id: gid, text }) {
+      const group = await groupOf(name, gid);
+      return { data: await group.encrypt(text) };
+    },
+    async group_decrypt({ user: name, group_id: gid, from, data, at }) {
+      const u = user(name);
+      const group = await groupOf(name, gid);
+      const date = at === undefined || at === null ? undefined : new Date(at);
+      return { text: await group.decrypt(data, cardsOf(u, [from])[from], date) };
+    },
+    async group_add({ user: name, group_id: gid, members }) {
+      const group = await groupOf(name, gid);
+      await group.add(cardsOf(user(name), members));
+      return { participants: group.participants };
+    },
+    async group_remove({ user: name, group_id: gid, members }) {
+      const group = await groupOf(name, gid);
+      await group.remove(cardsOf(user(name), members));
+      await settle(name, gid, group._session.getCurrentEpochNumber());
+      return { participants: group.participants };
+    },
+    async group_readd({ user: name, group_id: gid, member }) {
+      const group = await groupOf(name, gid);
+      await group.reAdd(cardsOf(user(name), [member])[member]);
+      return {};
+    },
+    async group_update({ user: name, group_id: gid }) {
+      const group = await groupOf(name, gid);
+      await group.update();
+      await settle(name, gid, group._session.getCurrentEpochNumber());
+      return { participants: group.participants };
+    },
+    async delete_group({ user: name, group_id: gid }) {
+      await user(name).ethree.deleteGroup(gid);
+      return {};
     },
     async decrypt({ user: name, mode, from, data, at }) {
       const u = user(name);

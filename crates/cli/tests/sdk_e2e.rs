@@ -1,7 +1,8 @@
 //! The Rust SDK (`sealkit` crate) against `sealkit serve` as a process: three and more Rust users
 //! on SQLite and on PostgreSQL (register, find, auth/legacy encryption, streams, rotation with
-//! `encrypted_at`, unregister, token refresh on 20304, offline use of the card cache), and
-//! interop with the official e3kit-node 2.5.1 through one server (`interop/e3kit_peer.js`).
+//! `encrypted_at`, unregister, token refresh on 20304, offline use of the card cache), key
+//! backup across devices (v1 and named), and interop with the official e3kit-node 2.5.1 through
+//! one server (`interop/e3kit_peer.js`): messages, backups both ways, groups both ways.
 //!
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! each run creates its own database there. `SEALKIT_SKIP_INTEROP=1` skips the e3kit-node test.
@@ -1095,4 +1096,645 @@ async fn sdk_interop_with_e3kit_node() {
     drop(js);
     drop(server);
     eprintln!("interop: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+// ------------------------------------------------------------------------------------------ backup
+
+/// A user's own card must verify what the device's key signs: proves the key is the user's.
+async fn assert_holds_key_of(device: &EThree, original: &EThree) {
+    let own = original.find_user(original.identity()).await.unwrap();
+    let msg = device.auth_encrypt_text("mine", &[&own]).await.unwrap();
+    assert_eq!(
+        original.auth_decrypt_text(&msg, &own, None).await.unwrap(),
+        "mine"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_key_backup_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    backup_scenario(&server.url, &creds, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_key_backup_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_pg_database("backup");
+    let storage = ["--database-url", url.as_str()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    backup_scenario(&server.url, &creds, dir.path()).await;
+}
+
+/// Backup, restore on other devices, wrong passwords, password change, reset; v1 and named.
+async fn backup_scenario(url: &str, creds: &Path, dir: &Path) {
+    let started = Instant::now();
+    let url = url.to_owned();
+    let backend = backend(creds);
+    let devices = AtomicUsize::new(0);
+    let device = |identity: &'static str| {
+        let n = devices.fetch_add(1, Ordering::SeqCst);
+        let path = dir.join(format!("device-{n}"));
+        let url = url.clone();
+        let backend = backend.clone();
+        async move { user(&url, &backend, identity, &path).await }
+    };
+
+    // --- v1 (no key name), Alice. At most 10 brainkey requests (the server's burst).
+    let alice = device("alice").await;
+    assert!(matches!(
+        alice.backup_private_key("pw1", None).await,
+        Err(Error::MissingPrivateKey)
+    ));
+    alice.register(None).await.unwrap();
+    alice.backup_private_key("pw1", None).await.unwrap();
+    match alice.backup_private_key("pw1", None).await {
+        Err(Error::CloudEntryExists { name }) => assert_eq!(name, "alice"),
+        other => panic!("{other:?}"),
+    }
+    let b = device("alice").await;
+    assert!(matches!(
+        b.restore_private_key("wrong", None).await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    assert!(!b.has_local_private_key().await.unwrap());
+    b.restore_private_key("pw1", None).await.unwrap();
+    assert!(b.has_local_private_key().await.unwrap());
+    assert_holds_key_of(&b, &alice).await;
+    assert!(matches!(
+        b.restore_private_key("pw1", None).await,
+        Err(Error::PrivateKeyAlreadyExists)
+    ));
+    assert!(matches!(
+        alice.change_password("wrong", "pw2", None).await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    alice.change_password("pw1", "pw2", None).await.unwrap();
+    let c = device("alice").await;
+    assert!(matches!(
+        c.restore_private_key("pw1", None).await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    c.restore_private_key("pw2", None).await.unwrap();
+    assert_holds_key_of(&c, &alice).await;
+    alice.reset_private_key_backup().await.unwrap();
+    alice.reset_private_key_backup().await.unwrap();
+    let d = device("alice").await;
+    assert!(matches!(
+        d.restore_private_key("pw2", None).await,
+        Err(Error::PrivateKeyNoBackup)
+    ));
+    eprintln!("v1 backup: {:.1} s", started.elapsed().as_secs_f64());
+
+    // --- v2 (named backups), Bob, with derived passwords.
+    let bob = device("bob").await;
+    bob.register(None).await.unwrap();
+    let p1 = EThree::derive_passwords("bob's password");
+    let p2 = EThree::derive_passwords("bob's new password");
+    bob.backup_private_key(&*p1.backup_password, Some("laptop"))
+        .await
+        .unwrap();
+    // Same name, same password: replaced (as in e3kit); another password: refused.
+    bob.backup_private_key(&*p1.backup_password, Some("laptop"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        bob.backup_private_key("other", Some("laptop")).await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    let b = device("bob").await;
+    assert!(matches!(
+        b.restore_private_key(&*p1.backup_password, Some("phone"))
+            .await,
+        Err(Error::PrivateKeyNoBackup)
+    ));
+    // No v1 backup for Bob.
+    assert!(matches!(
+        b.restore_private_key(&*p1.backup_password, None).await,
+        Err(Error::PrivateKeyNoBackup)
+    ));
+    assert!(matches!(
+        b.restore_private_key(&*p2.backup_password, Some("laptop"))
+            .await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    b.restore_private_key(&*p1.backup_password, Some("laptop"))
+        .await
+        .unwrap();
+    assert_holds_key_of(&b, &bob).await;
+    bob.change_password(&*p1.backup_password, &*p2.backup_password, Some("laptop"))
+        .await
+        .unwrap();
+    eprintln!("v2 backup (part): {:.1} s", started.elapsed().as_secs_f64());
+
+    // Bob's third device, after the password change (past the burst of 10 brainkey requests:
+    // the throttled one is retried after 2 s), then reset.
+    let c = device("bob").await;
+    assert!(matches!(
+        c.restore_private_key(&*p1.backup_password, Some("laptop"))
+            .await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    c.restore_private_key(&*p2.backup_password, Some("laptop"))
+        .await
+        .unwrap();
+    assert_holds_key_of(&c, &bob).await;
+    bob.reset_private_key_backup_with_key_name("laptop")
+        .await
+        .unwrap();
+    let d = device("bob").await;
+    assert!(matches!(
+        d.restore_private_key(&*p2.backup_password, Some("laptop"))
+            .await,
+        Err(Error::PrivateKeyNoBackup)
+    ));
+    eprintln!("key backup: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The JS user `user` (who knows `identity`'s card) decrypts a message that `device` (holding a
+/// restored key of `identity`) encrypted for itself: proves the restored key is the registered
+/// one.
+async fn assert_js_reads_from(js: &mut NodePeer, user: &str, device: &EThree) {
+    let identity = device.identity().to_owned();
+    let own = device.find_user(&identity).await.unwrap();
+    let msg = device.auth_encrypt_text("restored", &[&own]).await.unwrap();
+    js.call(json!({"cmd": "find", "user": user, "identities": [identity]}));
+    assert_eq!(
+        js.decrypt(user, "auth", &identity, &msg, None).unwrap(),
+        "restored"
+    );
+}
+
+/// The reverse: a JS user holding a restored key of `original`'s identity encrypts for itself,
+/// and `original` (Rust) decrypts with its own card.
+async fn assert_rust_reads_from(js: &mut NodePeer, user: &str, original: &EThree) {
+    let identity = original.identity().to_owned();
+    js.call(json!({"cmd": "find", "user": user, "identities": [identity]}));
+    let (msg, _) = js.encrypt(user, "auth", &[&identity], "restored in js");
+    let own = original.find_user(&identity).await.unwrap();
+    assert_eq!(
+        original.auth_decrypt_text(&msg, &own, None).await.unwrap(),
+        "restored in js"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_backup_interop_with_e3kit_node() {
+    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    let url = server.url.clone();
+    let backend = backend(&creds);
+    let mut js = NodePeer::start(&url, &creds, &dir.path().join("js"));
+    let devices = AtomicUsize::new(0);
+    let device = |identity: &'static str| {
+        let n = devices.fetch_add(1, Ordering::SeqCst);
+        let path = dir.path().join(format!("device-{n}"));
+        let url = url.clone();
+        let backend = backend.clone();
+        async move { user(&url, &backend, identity, &path).await }
+    };
+
+    // derivePasswords gives the same bytes.
+    let derived = js.call(json!({"cmd": "derive_passwords", "password": "pässword ✓"}));
+    let p = EThree::derive_passwords("pässword ✓");
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    assert_eq!(derived["login"], json!(b64(&p.login_password)));
+    assert_eq!(derived["backup"], json!(b64(&p.backup_password)));
+
+    // --- e3kit-node backs up, Rust restores: v1, named (v2), after changePassword.
+    js.call(json!({"cmd": "init", "user": "jb", "identity": "js-b"}));
+    js.call(json!({"cmd": "register", "user": "jb"}));
+    js.call(json!({"cmd": "backup", "user": "jb", "password": "js pw"}));
+    js.call(json!({"cmd": "backup", "user": "jb", "password": "js named", "key_name": "phone"}));
+    let r = device("js-b").await;
+    assert!(matches!(
+        r.restore_private_key("not it", None).await,
+        Err(Error::WrongKeyknoxPassword)
+    ));
+    r.restore_private_key("js pw", None).await.unwrap();
+    assert_js_reads_from(&mut js, "jb", &r).await;
+    let r = device("js-b").await;
+    r.restore_private_key("js named", Some("phone"))
+        .await
+        .unwrap();
+    assert_js_reads_from(&mut js, "jb", &r).await;
+    js.call(json!({"cmd": "change_password", "user": "jb", "old": "js pw", "new": "js pw2"}));
+    let r = device("js-b").await;
+    r.restore_private_key("js pw2", None).await.unwrap();
+    assert_js_reads_from(&mut js, "jb", &r).await;
+    // A Rust backup next to e3kit's in the same v1 storage is refused like e3kit refuses it.
+    assert!(matches!(
+        r.backup_private_key("js pw2", None).await,
+        Err(Error::CloudEntryExists { .. })
+    ));
+    eprintln!("e3kit -> rust: {:.1} s", started.elapsed().as_secs_f64());
+
+    // With derived (binary) backup passwords, passed as e3kit-node passes the Buffer.
+    js.call(json!({"cmd": "init", "user": "jd", "identity": "js-d"}));
+    js.call(json!({"cmd": "register", "user": "jd"}));
+    js.call(json!({"cmd": "backup", "user": "jd", "password": {"base64": derived["backup"]}}));
+    let r = device("js-d").await;
+    r.restore_private_key(&*p.backup_password, None)
+        .await
+        .unwrap();
+    assert_js_reads_from(&mut js, "jd", &r).await;
+
+    // --- Rust backs up, e3kit-node restores.
+    let rb = device("rust-b").await;
+    rb.register(None).await.unwrap();
+    rb.backup_private_key("rust pw", None).await.unwrap();
+    rb.backup_private_key("rust named", Some("tablet"))
+        .await
+        .unwrap();
+    let r1 = dir.path().join("rb1-keys");
+    js.call(json!({"cmd": "init", "user": "rb1", "identity": "rust-b", "keys_dir": r1.to_str().unwrap()}));
+    let (name, _) = js
+        .try_call(json!({"cmd": "restore", "user": "rb1", "password": "wrong"}))
+        .unwrap_err();
+    assert_eq!(name, "WrongKeyknoxPasswordError");
+    let restored = js.call(json!({"cmd": "restore", "user": "rb1", "password": "rust pw"}));
+    assert_eq!(restored["has_local_private_key"], json!(true));
+    assert_rust_reads_from(&mut js, "rb1", &rb).await;
+    let r2 = dir.path().join("rb2-keys");
+    js.call(json!({"cmd": "init", "user": "rb2", "identity": "rust-b", "keys_dir": r2.to_str().unwrap()}));
+    js.call(
+        json!({"cmd": "restore", "user": "rb2", "password": "rust named", "key_name": "tablet"}),
+    );
+    assert_rust_reads_from(&mut js, "rb2", &rb).await;
+    // After Rust changes both passwords.
+    rb.change_password("rust pw", "rust pw2", None)
+        .await
+        .unwrap();
+    rb.change_password("rust named", "rust named2", Some("tablet"))
+        .await
+        .unwrap();
+    let r3 = dir.path().join("rb3-keys");
+    js.call(json!({"cmd": "init", "user": "rb3", "identity": "rust-b", "keys_dir": r3.to_str().unwrap()}));
+    js.call(
+        json!({"cmd": "restore", "user": "rb3", "password": "rust named2", "key_name": "tablet"}),
+    );
+    assert_rust_reads_from(&mut js, "rb3", &rb).await;
+    // e3kit changes the named backup's password again; Rust reads it.
+    js.call(json!({"cmd": "change_password", "user": "rb3", "old": "rust named2", "new": "js named3", "key_name": "tablet"}));
+    let r = device("rust-b").await;
+    r.restore_private_key("js named3", Some("tablet"))
+        .await
+        .unwrap();
+    assert_holds_key_of(&r, &rb).await;
+    // e3kit's reset empties what Rust wrote.
+    js.call(json!({"cmd": "reset_backup", "user": "rb3"}));
+    let r = device("rust-b").await;
+    assert!(matches!(
+        r.restore_private_key("rust pw2", None).await,
+        Err(Error::PrivateKeyNoBackup)
+    ));
+    drop(js);
+    drop(server);
+    eprintln!("backup interop: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+// ------------------------------------------------------------------------------------------ groups
+
+fn group_code(e: &Error) -> Option<sealkit::GroupErrorCode> {
+    match e {
+        Error::Group { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn sorted_strs(v: &[String]) -> Vec<String> {
+    let mut out = v.to_vec();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_groups_with_e3kit_node() {
+    use sealkit::GroupErrorCode as Code;
+    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    let url = server.url.clone();
+    let backend = backend(&creds);
+    let mut js = NodePeer::start(&url, &creds, &dir.path().join("js"));
+    for (name, identity) in [("ja", "js-a"), ("jb", "js-b")] {
+        js.call(json!({"cmd": "init", "user": name, "identity": identity}));
+        js.call(json!({"cmd": "register", "user": name}));
+    }
+    let ra = user(&url, &backend, "rust-a", &dir.path().join("ra")).await;
+    let rb = user(&url, &backend, "rust-b", &dir.path().join("rb")).await;
+    ra.register(None).await.unwrap();
+    rb.register(None).await.unwrap();
+    let everyone = ["js-a", "js-b", "rust-a", "rust-b"];
+    js.call(json!({"cmd": "find", "user": "ja", "identities": everyone}));
+    js.call(json!({"cmd": "find", "user": "jb", "identities": everyone}));
+    let ra_cards = ra.find_users(&everyone).await.unwrap();
+    let rb_cards = rb.find_users(&everyone).await.unwrap();
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let unb64 = |s: &Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_str().unwrap())
+            .unwrap()
+    };
+    let group_encrypt = |js: &mut NodePeer, user: &str, gid: &str, text: &str| {
+        unb64(
+            &js.call(json!({"cmd": "group_encrypt", "user": user, "group_id": gid, "text": text}))
+                ["data"],
+        )
+    };
+    let group_decrypt = |js: &mut NodePeer, user: &str, gid: &str, from: &str, data: &[u8]| {
+        js.try_call(json!({"cmd": "group_decrypt", "user": user, "group_id": gid, "from": from, "data": b64(data)}))
+            .map(|r| r["text"].as_str().unwrap().to_owned())
+    };
+
+    // --- A group created by e3kit-node, used by Rust members.
+    let g1 = "group-created-by-js";
+    let created = js.call(
+        json!({"cmd": "create_group", "user": "ja", "group_id": g1, "with": ["rust-a", "js-b"]}),
+    );
+    assert_eq!(sorted(&created["participants"]), ["js-a", "js-b", "rust-a"]);
+    let mut ra_g1 = ra.load_group(g1, &ra_cards["js-a"]).await.unwrap();
+    assert_eq!(ra_g1.initiator(), "js-a");
+    assert_eq!(
+        sorted_strs(ra_g1.participants()),
+        ["js-a", "js-b", "rust-a"]
+    );
+    let m0 = group_encrypt(&mut js, "ja", g1, "from js, epoch 0");
+    assert_eq!(
+        ra_g1.decrypt(&m0, &ra_cards["js-a"], None).await.unwrap(),
+        b"from js, epoch 0"
+    );
+    let r0 = ra_g1.encrypt(b"from rust in a js group").await.unwrap();
+    assert_eq!(
+        group_decrypt(&mut js, "ja", g1, "rust-a", &r0).unwrap(),
+        "from rust in a js group"
+    );
+    js.call(json!({"cmd": "load_group", "user": "jb", "group_id": g1, "initiator": "js-a"}));
+    assert_eq!(
+        group_decrypt(&mut js, "jb", g1, "rust-a", &r0).unwrap(),
+        "from rust in a js group"
+    );
+    // Wrong sender: verification fails.
+    let err = ra_g1
+        .decrypt(&m0, &ra_cards["js-b"], None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        group_code(&err),
+        Some(Code::DataVerificationFailed),
+        "{err}"
+    );
+    // Only the initiator edits.
+    let err = ra_g1.add(&[&ra_cards["rust-b"]]).await.unwrap_err();
+    assert_eq!(group_code(&err), Some(Code::PermissionDenied), "{err}");
+    // Rust-b is not a participant yet.
+    let err = rb.load_group(g1, &rb_cards["js-a"]).await.unwrap_err();
+    assert_eq!(group_code(&err), Some(Code::NoAccess), "{err}");
+    // JS adds Rust-b (who reads the epoch-0 message), then removes Rust-a.
+    js.call(json!({"cmd": "group_add", "user": "ja", "group_id": g1, "members": ["rust-b"]}));
+    let mut rb_g1 = rb.load_group(g1, &rb_cards["js-a"]).await.unwrap();
+    assert_eq!(
+        rb_g1.decrypt(&m0, &rb_cards["js-a"], None).await.unwrap(),
+        b"from js, epoch 0"
+    );
+    js.call(json!({"cmd": "group_remove", "user": "ja", "group_id": g1, "members": ["rust-a"]}));
+    let m1 = group_encrypt(&mut js, "ja", g1, "epoch 1, without rust-a");
+    let err = rb_g1
+        .decrypt(&m1, &rb_cards["js-a"], None)
+        .await
+        .unwrap_err();
+    assert_eq!(group_code(&err), Some(Code::GroupIsOutdated), "{err}");
+    rb_g1.update().await.unwrap();
+    assert_eq!(rb_g1.epoch(), 1);
+    assert_eq!(
+        sorted_strs(rb_g1.participants()),
+        ["js-a", "js-b", "rust-b"]
+    );
+    assert_eq!(
+        rb_g1.decrypt(&m1, &rb_cards["js-a"], None).await.unwrap(),
+        b"epoch 1, without rust-a"
+    );
+    let err = ra_g1.update().await.unwrap_err();
+    assert_eq!(group_code(&err), Some(Code::NoAccess), "{err}");
+    assert!(ra.get_group(g1).await.unwrap().is_none());
+    eprintln!("js-created group: {:.1} s", started.elapsed().as_secs_f64());
+
+    // --- A group created by Rust, used by e3kit-node members.
+    let g2 = "group-created-by-rust";
+    let mut ra_g2 = ra
+        .create_group(
+            g2,
+            &[&ra_cards["js-a"], &ra_cards["rust-b"], &ra_cards["rust-a"]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_strs(ra_g2.participants()),
+        ["js-a", "rust-a", "rust-b"]
+    );
+    let loaded =
+        js.call(json!({"cmd": "load_group", "user": "ja", "group_id": g2, "initiator": "rust-a"}));
+    assert_eq!(
+        sorted(&loaded["participants"]),
+        ["js-a", "rust-a", "rust-b"]
+    );
+    let r0 = ra_g2.encrypt(b"from rust, epoch 0").await.unwrap();
+    assert_eq!(
+        group_decrypt(&mut js, "ja", g2, "rust-a", &r0).unwrap(),
+        "from rust, epoch 0"
+    );
+    let j0 = group_encrypt(&mut js, "ja", g2, "from js in a rust group");
+    assert_eq!(
+        ra_g2.decrypt(&j0, &ra_cards["js-a"], None).await.unwrap(),
+        b"from js in a rust group"
+    );
+    let rb_g2 = rb.load_group(g2, &rb_cards["rust-a"]).await.unwrap();
+    assert_eq!(
+        rb_g2.decrypt(&j0, &rb_cards["js-a"], None).await.unwrap(),
+        b"from js in a rust group"
+    );
+    // Rust adds js-b, who reads the epoch-0 message.
+    let err = ra_g2.add(&[&ra_cards["js-a"]]).await.unwrap_err();
+    assert_eq!(
+        group_code(&err),
+        Some(Code::ParticipantAlreadyAdded),
+        "{err}"
+    );
+    ra_g2.add(&[&ra_cards["js-b"]]).await.unwrap();
+    assert_eq!(ra_g2.participants().len(), 4);
+    js.call(json!({"cmd": "load_group", "user": "jb", "group_id": g2, "initiator": "rust-a"}));
+    assert_eq!(
+        group_decrypt(&mut js, "jb", g2, "rust-a", &r0).unwrap(),
+        "from rust, epoch 0"
+    );
+    // Rust removes js-a: js-a loses access, js-b updates and reads epoch 1.
+    ra_g2.remove(&[&ra_cards["js-a"]]).await.unwrap();
+    assert_eq!(ra_g2.epoch(), 1);
+    assert_eq!(
+        sorted_strs(ra_g2.participants()),
+        ["js-b", "rust-a", "rust-b"]
+    );
+    let r1 = ra_g2.encrypt(b"epoch 1, without js-a").await.unwrap();
+    let (name, text) = js
+        .try_call(json!({"cmd": "group_update", "user": "ja", "group_id": g2}))
+        .unwrap_err();
+    assert_eq!(name, "GroupError", "{text}");
+    let updated = js.call(json!({"cmd": "group_update", "user": "jb", "group_id": g2}));
+    assert_eq!(
+        sorted(&updated["participants"]),
+        ["js-b", "rust-a", "rust-b"]
+    );
+    assert_eq!(
+        group_decrypt(&mut js, "jb", g2, "rust-a", &r1).unwrap(),
+        "epoch 1, without js-a"
+    );
+    // js-b rotates their key; Rust re-adds them, and they load the group again.
+    js.call(json!({"cmd": "rotate", "user": "jb"}));
+    let jb_new = ra.find_user("js-b").await.unwrap();
+    ra_g2.re_add(&jb_new).await.unwrap();
+    js.call(json!({"cmd": "load_group", "user": "jb", "group_id": g2, "initiator": "rust-a"}));
+    assert_eq!(
+        group_decrypt(&mut js, "jb", g2, "rust-a", &r1).unwrap(),
+        "epoch 1, without js-a"
+    );
+    // Stored locally: get_group works without the server round trip; delete removes it.
+    let again = ra.get_group(g2).await.unwrap().unwrap();
+    assert_eq!(again.epoch(), 1);
+    assert_eq!(
+        again.decrypt(&r0, &ra_cards["rust-a"], None).await.unwrap(),
+        b"from rust, epoch 0"
+    );
+    ra.delete_group(g2).await.unwrap();
+    assert!(ra.get_group(g2).await.unwrap().is_none());
+    let err = rb.load_group(g2, &rb_cards["rust-a"]).await.unwrap_err();
+    assert_eq!(group_code(&err), Some(Code::NoAccess), "{err}");
+    drop(js);
+    drop(server);
+    eprintln!("groups interop: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Rust-only groups: a member reads a message from more than 50 epochs ago through the tickets
+/// stored on the device (e3kit keeps 50 epochs in a session), errors for wrong groups and ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_groups_many_epochs() {
+    use sealkit::GroupErrorCode as Code;
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    let backend = backend(&creds);
+    let alice = user(&server.url, &backend, "alice", &dir.path().join("a")).await;
+    let bob = user(&server.url, &backend, "bob", &dir.path().join("b")).await;
+    let carol = user(&server.url, &backend, "carol", &dir.path().join("c")).await;
+    for u in [&alice, &bob, &carol] {
+        u.register(None).await.unwrap();
+    }
+    let cards = alice.find_users(&["bob", "carol"]).await.unwrap();
+    let alice_card = bob.find_user("alice").await.unwrap();
+    let err = alice
+        .create_group("short", &[&cards["bob"]])
+        .await
+        .unwrap_err();
+    assert_eq!(group_code(&err), Some(Code::GroupIdTooShort), "{err}");
+    let mut group = alice
+        .create_group("many-epochs-group", &[&cards["bob"], &cards["carol"]])
+        .await
+        .unwrap();
+    let old = group.encrypt(b"epoch 0").await.unwrap();
+    // Bob loads now (epoch 0), so his device stores the epoch-0 ticket.
+    let mut bobs = bob
+        .load_group("many-epochs-group", &alice_card)
+        .await
+        .unwrap();
+    for _ in 0..26 {
+        group.remove(&[&cards["carol"]]).await.unwrap();
+        group.add(&[&cards["carol"]]).await.unwrap();
+    }
+    assert_eq!(group.epoch(), 26);
+    for _ in 0..26 {
+        group.remove(&[&cards["carol"]]).await.unwrap();
+        group.add(&[&cards["carol"]]).await.unwrap();
+    }
+    assert_eq!(group.epoch(), 52);
+    eprintln!("52 epochs: {:.1} s", started.elapsed().as_secs_f64());
+    let new = group.encrypt(b"epoch 52").await.unwrap();
+    bobs.update().await.unwrap();
+    assert_eq!(bobs.epoch(), 52);
+    assert_eq!(
+        bobs.decrypt(&new, &alice_card, None).await.unwrap(),
+        b"epoch 52"
+    );
+    assert_eq!(
+        bobs.decrypt(&old, &alice_card, None).await.unwrap(),
+        b"epoch 0"
+    );
+    // The same from storage only.
+    let stored = bob.get_group("many-epochs-group").await.unwrap().unwrap();
+    assert_eq!(
+        stored.decrypt(&old, &alice_card, None).await.unwrap(),
+        b"epoch 0"
+    );
+    // Carol was re-added each time: she reads both too.
+    let carols = carol
+        .load_group("many-epochs-group", &alice_card)
+        .await
+        .unwrap();
+    assert_eq!(
+        carols.decrypt(&old, &alice_card, None).await.unwrap(),
+        b"epoch 0"
+    );
+    // A message of another group.
+    let other = alice
+        .create_group("another-group-id", &[&cards["bob"]])
+        .await
+        .unwrap();
+    let foreign = other.encrypt(b"x").await.unwrap();
+    let err = bobs.decrypt(&foreign, &alice_card, None).await.unwrap_err();
+    assert_eq!(
+        group_code(&err),
+        Some(Code::MessageNotFromThisGroup),
+        "{err}"
+    );
+    // cleanup() forgets local groups.
+    bob.cleanup().await.unwrap();
+    assert!(bob.get_group("many-epochs-group").await.unwrap().is_none());
+    drop(server);
+    eprintln!("many epochs: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -2,10 +2,13 @@
 //! encryption works without the server.
 //!
 //! ```text
-//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 1
+//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 2
 //! cards(owner TEXT, identity TEXT, card_id TEXT, chain TEXT, cached_at INTEGER,
 //!       PRIMARY KEY (owner, identity))
 //! chain = JSON array of the RawSignedModels (spec §3.1), newest first
+//! groups(owner, session_id TEXT (hex), initiator TEXT, participants TEXT (JSON array))
+//! group_tickets(owner, session_id, epoch INTEGER, ticket BLOB)
+//! ticket = the epoch ticket encrypted for the owner's key (it holds the epoch key)
 //! ```
 //!
 //! `owner` is the identity of the [`crate::EThree`] instance, so several identities can share a
@@ -21,14 +24,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The card cache of one identity.
 #[derive(Clone, Debug)]
 pub(crate) struct CardCache {
-    pool: SqlitePool,
-    owner: String,
-    path: PathBuf,
+    pub(crate) pool: SqlitePool,
+    pub(crate) owner: String,
+    pub(crate) path: PathBuf,
 }
 
 impl CardCache {
@@ -78,6 +81,28 @@ impl CardCache {
         .execute(&self.pool)
         .await
         .map_err(|e| corrupt(&self.path, e))?;
+        // Schema 2: group tickets (see crate::group).
+        for table in [
+            "CREATE TABLE IF NOT EXISTS groups (
+                owner TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                initiator TEXT NOT NULL,
+                participants TEXT NOT NULL,
+                PRIMARY KEY (owner, session_id)
+            )",
+            "CREATE TABLE IF NOT EXISTS group_tickets (
+                owner TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                epoch INTEGER NOT NULL,
+                ticket BLOB NOT NULL,
+                PRIMARY KEY (owner, session_id, epoch)
+            )",
+        ] {
+            sqlx::query(table)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| corrupt(&self.path, e))?;
+        }
         sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&self.pool)
             .await
@@ -166,17 +191,20 @@ impl CardCache {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Forgets every card cached for this owner.
+    /// Forgets every card cached for this owner, and its groups (e3kit deletes local groups
+    /// with the private key).
     pub(crate) async fn clear(&self) -> Result<()> {
-        sqlx::query("DELETE FROM cards WHERE owner = ?1")
-            .bind(&self.owner)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.failed(e))?;
+        for table in ["cards", "groups", "group_tickets"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE owner = ?1"))
+                .bind(&self.owner)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
         Ok(())
     }
 
-    fn failed(&self, e: sqlx::Error) -> Error {
+    pub(crate) fn failed(&self, e: sqlx::Error) -> Error {
         Error::storage(format!("card cache {}", self.path.display()), e)
     }
 }

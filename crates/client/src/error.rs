@@ -69,6 +69,35 @@ pub enum Error {
          registered again since; fetch the card that was valid then"
     )]
     SenderCardNewerThanMessage,
+    /// `backup_private_key` (without a key name): the backup storage already holds a backup of
+    /// this identity (e3kit `CloudEntryExistsError`).
+    #[error(
+        "a backup of {name:?} already exists: call reset_private_key_backup() first to replace          it, or change_password() to re-encrypt it"
+    )]
+    CloudEntryExists {
+        /// The name of the existing entry (the identity).
+        name: String,
+    },
+    /// The backup password is wrong: the backup cannot be decrypted with the key derived from it
+    /// (e3kit `WrongKeyknoxPasswordError`).
+    #[error(
+        "the backup password is wrong (the stored backup does not decrypt with it): retry with          the password used for backup_private_key(), or reset the backup if it is lost"
+    )]
+    WrongKeyknoxPassword,
+    /// `restore_private_key` / `change_password`: there is no backup (with that key name)
+    /// (e3kit `PrivateKeyNoBackupError`).
+    #[error(
+        "no backup of the private key exists (under this key name): call backup_private_key()          on a device that has the key"
+    )]
+    PrivateKeyNoBackup,
+    /// A group operation failed (e3kit `GroupError`, with the same codes).
+    #[error("group: {message}")]
+    Group {
+        /// What went wrong (e3kit's `GroupErrorCode`).
+        code: GroupErrorCode,
+        /// What to do about it.
+        message: String,
+    },
     /// The server answered with an error (`{"code", "message"}` body, spec §1).
     #[error("the server answered HTTP {status}, code {code}: {message}")]
     Api {
@@ -131,6 +160,45 @@ pub enum Error {
 impl Error {
     pub(crate) fn storage(what: impl std::fmt::Display, cause: impl std::fmt::Display) -> Self {
         Self::Storage(format!("{what}: {cause}"))
+    }
+}
+
+/// e3kit's `GroupErrorCode`, with the same numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupErrorCode {
+    /// The group is not stored on this device: load it with `load_group` first.
+    LocalGroupNotFound = 1,
+    /// Only the group's initiator can change its participants.
+    PermissionDenied = 2,
+    /// No group with this id and initiator on the server.
+    RemoteGroupNotFound = 3,
+    /// The group's tickets are unusable.
+    InvalidGroup = 4,
+    /// The change would leave fewer than 1 or more than 100 participants, or removes nobody.
+    InvalidChangeParticipants = 5,
+    /// A group has 1 to 100 participants.
+    InvalidParticipantsCount = 6,
+    /// The message is not signed by the given sender.
+    DataVerificationFailed = 7,
+    /// A group id has at least 10 bytes.
+    GroupIdTooShort = 8,
+    /// The message belongs to another group.
+    MessageNotFromThisGroup = 9,
+    /// The message uses an epoch newer than this device knows: call `Group::update`.
+    GroupIsOutdated = 10,
+    /// The user has no copy of the group's tickets (not a participant, or removed).
+    NoAccess = 11,
+    /// Every card given to `add` is already a participant.
+    ParticipantAlreadyAdded = 12,
+}
+
+impl Error {
+    pub(crate) fn group(code: GroupErrorCode, message: impl Into<String>) -> Self {
+        Self::Group {
+            code,
+            message: message.into(),
+        }
     }
 }
 

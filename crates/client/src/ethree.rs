@@ -37,15 +37,15 @@ pub(crate) struct Inner {
     pub(crate) identity: String,
     pub(crate) api: ApiClient,
     pub(crate) crypto: Crypto,
-    keys: KeyStore,
-    cache: CardCache,
+    pub(crate) keys: KeyStore,
+    pub(crate) cache: CardCache,
     key_type: KeyType,
     key_changed: Option<KeyChangedCallback>,
     /// The private key once loaded (e3kit's `cachedPrivateKey`).
     private_key: Mutex<Option<Arc<PrivateKey>>>,
     /// Serializes register / rotate / unregister / cleanup (e3kit refuses overlapping calls;
     /// here they wait for each other).
-    ops: tokio::sync::Mutex<()>,
+    pub(crate) ops: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EThree {
@@ -226,7 +226,7 @@ impl EThree {
             .ok_or(Error::MissingPrivateKey)
     }
 
-    async fn load_private_key(&self) -> Result<Option<Arc<PrivateKey>>> {
+    pub(crate) async fn load_private_key(&self) -> Result<Option<Arc<PrivateKey>>> {
         if let Some(key) = self.cached_key().as_ref() {
             return Ok(Some(key.clone()));
         }
@@ -237,6 +237,20 @@ impl EThree {
             *self.cached_key() = Some(key.clone());
         }
         Ok(loaded)
+    }
+
+    /// Stores `key` as this identity's local key ([`Error::PrivateKeyAlreadyExists`] if there is
+    /// one) and caches it.
+    pub(crate) async fn save_private_key(&self, key: PrivateKey) -> Result<()> {
+        let key = Arc::new(key);
+        {
+            let keys = self.inner.keys.clone();
+            let identity = self.inner.identity.clone();
+            let key = key.clone();
+            blocking(move || keys.store(&identity, &key, now_secs())).await?;
+        }
+        *self.cached_key() = Some(key);
+        Ok(())
     }
 
     fn cached_key(&self) -> std::sync::MutexGuard<'_, Option<Arc<PrivateKey>>> {

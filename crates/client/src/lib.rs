@@ -35,6 +35,13 @@
 //!   [`EThree::find_cached_users`] (local), [`EThree::update_cached_users`]. Messages:
 //!   [`EThree::auth_encrypt`] / [`EThree::auth_decrypt`] (bytes, `_text`, `_stream`, `_file`)
 //!   and the legacy [`EThree::encrypt`] / [`EThree::decrypt`].
+//! * Key backup (Keyknox + Pythia brainkey, e3kit's format): [`EThree::backup_private_key`],
+//!   [`EThree::restore_private_key`], [`EThree::change_password`],
+//!   [`EThree::reset_private_key_backup`], [`EThree::reset_private_key_backup_with_key_name`],
+//!   [`EThree::derive_passwords`] (read its warning).
+//! * Groups (e3kit's tickets in Keyknox v2): [`EThree::create_group`], [`EThree::load_group`],
+//!   [`EThree::get_group`], [`EThree::delete_group`], and [`Group`] with `encrypt`, `decrypt`,
+//!   `add`, `remove`, `re_add`, `update`.
 //! * [`Card`]: a verified user card with its predecessor chain (spec §3.1).
 //! * [`TokenProvider`]: where tokens come from; cached until 5 s before expiry and refreshed on
 //!   HTTP 401 / code 20304 (spec §1.2).
@@ -43,7 +50,8 @@
 //! ## Local storage
 //! The storage directory ([`EThreeOptions::new`]) holds `keys/`, one private key file per
 //! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
-//! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable.
+//! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable,
+//! and the group tickets (each encrypted for the user's key).
 //!
 //! ## Differences from e3kit
 //! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
@@ -55,24 +63,35 @@
 //! * Overlapping `register`/`rotate_private_key`/`unregister` calls wait for each other instead
 //!   of failing.
 //! * `auth_decrypt_stream` never releases unverified plaintext (see [`FileStage`]).
+//! * `change_password` reports [`Error::PrivateKeyNoBackup`] when there is nothing to
+//!   re-encrypt (e3kit does nothing), and a wrong password for a named backup is
+//!   [`Error::WrongKeyknoxPassword`] everywhere (e3kit throws a raw crypto error in
+//!   `backupPrivateKey(pwd, keyName)` and `restorePrivateKey(pwd, keyName)`).
+//! * Group errors are one variant, [`Error::Group`], with e3kit's [`GroupErrorCode`]s; e3kit's
+//!   swapped `NoAccess` / `RemoteGroupNotFound` messages are not reproduced (no copy of the
+//!   tickets for this user is always `NoAccess`).
 //!
 //! Section numbers (spec §N) refer to `virgil-services-api.md`.
 
 #![forbid(unsafe_code)]
 
 mod api;
+mod backup;
 mod cache;
 mod card;
 mod error;
 mod ethree;
+mod group;
 mod keystore;
 mod options;
 mod stream;
 mod token;
 
+pub use backup::DerivedPasswords;
 pub use card::Card;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, GroupErrorCode, Result};
 pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
+pub use group::{Group, MAX_GROUP_PARTICIPANTS};
 pub use options::{EThreeOptions, KeyChangedCallback, DEFAULT_REQUEST_TIMEOUT};
 pub use stream::FileStage;
 pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};

@@ -1,8 +1,9 @@
 //! HTTP glue for the Virgil service APIs (spec §1): one client, one token cache, one error
-//! mapping. Each service has its own module with its endpoints (`cards` now; Keyknox and Pythia
-//! for key backup come next), built on [`ApiClient::send`].
+//! mapping. Each service has its own module with its endpoints (`cards`; `keyknox` with Pythia's
+//! brainkey), built on [`ApiClient::send`].
 
 pub(crate) mod cards;
+pub(crate) mod keyknox;
 
 use crate::error::{Error, Result};
 use crate::token::TokenCache;
@@ -17,10 +18,8 @@ pub(crate) const TOKEN_EXPIRED: u32 = 20304;
 /// The HTTP methods the services use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Method {
-    #[allow(dead_code)] // Keyknox v1 pull.
     Get,
     Post,
-    #[allow(dead_code)] // Keyknox v1 push.
     Put,
 }
 
@@ -40,7 +39,6 @@ impl ApiResponse {
     }
 
     /// A response header as text.
-    #[allow(dead_code)] // Used by the Keyknox endpoints (hash headers).
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -112,19 +110,34 @@ impl ApiClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<ApiResponse> {
+        self.send_with(method, path, body, None).await
+    }
+
+    /// [`ApiClient::send`] with one extra request header (Keyknox's previous hash).
+    pub(crate) async fn send_with<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        header: Option<(&str, &str)>,
+    ) -> Result<ApiResponse> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?;
         let token = self.tokens.get(now_secs(), false).await?;
-        match self.send_once(method, path, body.as_deref(), &token).await {
+        match self
+            .send_once(method, path, body.as_deref(), header, &token)
+            .await
+        {
             Err(Error::Api {
                 status: 401,
                 code: TOKEN_EXPIRED,
                 ..
             }) => {
                 let token = self.tokens.get(now_secs(), true).await?;
-                self.send_once(method, path, body.as_deref(), &token).await
+                self.send_once(method, path, body.as_deref(), header, &token)
+                    .await
             }
             other => other,
         }
@@ -135,6 +148,7 @@ impl ApiClient {
         method: Method,
         path: &str,
         body: Option<&[u8]>,
+        header: Option<(&str, &str)>,
         token: &sealkit_proto::Jwt,
     ) -> Result<ApiResponse> {
         let url = format!("{}{path}", self.base);
@@ -145,6 +159,9 @@ impl ApiClient {
         }
         .header(reqwest::header::AUTHORIZATION, token.authorization())
         .header("Virgil-Agent", &self.agent);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
