@@ -7,6 +7,7 @@
 mod crypto_cmds;
 mod io;
 mod keyarg;
+mod sdk_cmds;
 mod server_cmds;
 
 use anyhow::Result;
@@ -49,6 +50,12 @@ enum Command {
     App(AppCommand),
     /// Mint a JWT for an identity from `sealkit app create --json` output (development, tests).
     Token(TokenArgs),
+    /// Your identity on a Sealkit server: register, find users, back up and restore the key.
+    User(sdk_cmds::UserArgs),
+    /// Encrypt and decrypt messages between registered users (e3kit authEncrypt/authDecrypt).
+    Msg(sdk_cmds::MsgArgs),
+    /// Group chats: create, load, manage participants, encrypt and decrypt.
+    Group(sdk_cmds::GroupArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +203,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => server_cmds::serve(a)?,
         Command::App(a) => server_cmds::app(a)?,
         Command::Token(a) => server_cmds::token(a)?,
+        Command::User(a) => sdk_cmds::user(a)?,
+        Command::Msg(a) => sdk_cmds::msg(a)?,
+        Command::Group(a) => sdk_cmds::group(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
