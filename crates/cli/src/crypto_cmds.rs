@@ -14,7 +14,10 @@ pub(crate) fn sign(a: SignArgs) -> Result<()> {
     let mut signer = sealkit_crypto::Signer::new();
     io::for_each_chunk(a.input.input.as_deref(), |c| signer.update(c))?;
     let sig = signer.finish(&key, &mut OsRng)?;
-    println!("{}", base64::engine::general_purpose::STANDARD.encode(sig));
+    crate::print_line(format_args!(
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(sig)
+    ));
     Ok(())
 }
 
@@ -26,11 +29,14 @@ pub(crate) fn key_command(cmd: KeyCommand) -> Result<()> {
             match out {
                 Some(path) => io::write_secret_file(&path, text.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?,
-                None => println!("{}", text.as_str()),
+                None => crate::print_line(format_args!("{}", text.as_str())),
             }
         }
         KeyCommand::Public { key } => {
-            println!("{}", keyarg::private_key(&key)?.public_key().to_base64());
+            crate::print_line(format_args!(
+                "{}",
+                keyarg::private_key(&key)?.public_key().to_base64()
+            ));
         }
         KeyCommand::Id { key, sha256 } => {
             let scheme = if sha256 {
@@ -38,7 +44,10 @@ pub(crate) fn key_command(cmd: KeyCommand) -> Result<()> {
             } else {
                 KeyIdScheme::Sha512Truncated
             };
-            println!("{}", keyarg::any_public_key(&key)?.key_id_with(scheme));
+            crate::print_line(format_args!(
+                "{}",
+                keyarg::any_public_key(&key)?.key_id_with(scheme)
+            ));
         }
     }
     Ok(())

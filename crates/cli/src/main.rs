@@ -180,6 +180,20 @@ pub(crate) struct DecryptArgs {
     pub(crate) output: Option<PathBuf>,
 }
 
+/// Prints a line on stdout. A closed pipe (`sealkit ... | head`) ends the program quietly
+/// instead of panicking like `println!`.
+pub(crate) fn print_line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("sealkit: error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

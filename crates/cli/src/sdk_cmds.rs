@@ -453,12 +453,12 @@ pub(crate) fn user(args: UserArgs) -> Result<()> {
         match args.cmd {
             UserCommand::Register => {
                 let card = ethree.register(None).await?;
-                println!("{}", card.id());
+                crate::print_line(format_args!("{}", card.id()));
             }
             UserCommand::Unregister => ethree.unregister().await?,
             UserCommand::Rotate => {
                 let card = ethree.rotate_private_key().await?;
-                println!("{}", card.id());
+                crate::print_line(format_args!("{}", card.id()));
             }
             UserCommand::Cleanup => ethree.cleanup().await?,
             UserCommand::Find { identities } => {
@@ -470,7 +470,7 @@ pub(crate) fn user(args: UserArgs) -> Result<()> {
                         out.push(card_json(card));
                     }
                 }
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                crate::print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
             }
             UserCommand::Backup { key_name, .. } => {
                 ethree

@@ -173,12 +173,12 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 let store = sealkit_server::open_store(&config(&storage, None)?).await?;
                 let creds = sealkit_server::admin::create_app(store.as_ref(), &name, sealkit_server::now()).await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&creds)?);
+                    crate::print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
                 } else {
-                    println!("app_id:          {}", creds.app_id);
-                    println!("api_key_id:      {}", creds.api_key_id);
-                    println!("api_public_key:  {}", creds.api_public_key);
-                    println!("api_private_key: {}", creds.api_private_key);
+                    crate::print_line(format_args!("app_id:          {}", creds.app_id));
+                    crate::print_line(format_args!("api_key_id:      {}", creds.api_key_id));
+                    crate::print_line(format_args!("api_public_key:  {}", creds.api_public_key));
+                    crate::print_line(format_args!("api_private_key: {}", creds.api_private_key));
                     eprintln!("Keep api_private_key secret: it mints tokens for any identity. Use --json to save it to a file.");
                 }
             }
@@ -195,13 +195,13 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                     }));
                 }
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&out)?);
+                    crate::print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
                 } else {
                     for app in &out {
-                        println!("{}  {}", app["app_id"].as_str().unwrap_or_default(), app["name"].as_str().unwrap_or_default());
+                        crate::print_line(format_args!("{}  {}", app["app_id"].as_str().unwrap_or_default(), app["name"].as_str().unwrap_or_default()));
                         for k in app["keys"].as_array().into_iter().flatten() {
                             let state = if k["revoked_at"].is_null() { "active" } else { "revoked" };
-                            println!("    key {}  {state}", k["api_key_id"].as_str().unwrap_or_default());
+                            crate::print_line(format_args!("    key {}  {state}", k["api_key_id"].as_str().unwrap_or_default()));
                         }
                     }
                 }
@@ -211,7 +211,7 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 let creds = sealkit_server::admin::add_key(store.as_ref(), &app_id, sealkit_server::now())
                     .await
                     .with_context(|| format!("cannot add a key to app {app_id}"))?;
-                println!("{}", serde_json::to_string_pretty(&creds)?);
+                crate::print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
             }
             AppCommand::RevokeKey { key_id, storage } => {
                 let store = sealkit_server::open_store(&config(&storage, None)?).await?;
@@ -248,6 +248,6 @@ pub(crate) fn token(args: TokenArgs) -> Result<()> {
     let jwt = generator
         .generate(&args.identity, sealkit_server::now())
         .map_err(|e| anyhow::anyhow!("cannot mint a token: {e}"))?;
-    println!("{jwt}");
+    crate::print_line(format_args!("{jwt}"));
     Ok(())
 }
