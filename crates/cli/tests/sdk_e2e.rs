@@ -751,7 +751,15 @@ async fn sdk_against_postgresql() {
     let url = fresh_pg_database("sdk");
     let storage = ["--database-url", url.as_str()];
     let creds = create_app(&storage, dir.path());
-    let mut server = Server::start(&storage);
+    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
+    let secret = dir.path().join("pythia.secret");
+    let serve = [
+        storage[0],
+        storage[1],
+        "--pythia-secret-file",
+        secret.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&serve);
     sdk_scenario(&mut server, &creds, dir.path()).await;
 }
 
@@ -1126,7 +1134,15 @@ async fn sdk_key_backup_postgresql() {
     let url = fresh_pg_database("backup");
     let storage = ["--database-url", url.as_str()];
     let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
+    let secret = dir.path().join("pythia.secret");
+    let serve = [
+        storage[0],
+        storage[1],
+        "--pythia-secret-file",
+        secret.to_str().unwrap(),
+    ];
+    let server = Server::start(&serve);
     backup_scenario(&server.url, &creds, dir.path()).await;
 }
 

@@ -185,7 +185,15 @@ fn e3kit_node_against_postgresql() {
     let url = fresh_pg_database("single");
     let storage = ["--database-url", url.as_str()];
     let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
+    let secret = dir.path().join("pythia.secret");
+    let serve = [
+        storage[0],
+        storage[1],
+        "--pythia-secret-file",
+        secret.to_str().unwrap(),
+    ];
+    let server = Server::start(&serve);
     run_e3kit(&[&server.url], &creds, dir.path());
 }
 
@@ -195,10 +203,18 @@ fn e3kit_node_against_two_servers_on_one_postgresql() {
     let url = fresh_pg_database("pair");
     let storage = ["--database-url", url.as_str()];
     let creds = create_app(&storage, dir.path());
+    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
+    let secret = dir.path().join("pythia.secret");
+    let serve = [
+        storage[0],
+        storage[1],
+        "--pythia-secret-file",
+        secret.to_str().unwrap(),
+    ];
     // Both start at once: the service key and schema must come out the same on both.
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| Server::start(&storage));
-        let b = s.spawn(|| Server::start(&storage));
+        let a = s.spawn(|| Server::start(&serve));
+        let b = s.spawn(|| Server::start(&serve));
         (a.join().unwrap(), b.join().unwrap())
     });
     run_e3kit(&[&a.url, &b.url], &creds, dir.path());
