@@ -45,8 +45,15 @@ fn main() {
             let _ = black_box(Bls12_381::pairing(black_box(p), black_box(q)));
         });
         let transform = rate(threads, budget, || {
-            let _ = black_box(server.transform(black_box(&blinded), "app", "alice").unwrap());
+            let _ = black_box(
+                server
+                    .transform(black_box(&blinded), "app", "alice")
+                    .unwrap(),
+            );
         });
-        println!("| {threads} | {pairing:.0} | {transform:.0} | {:.2}x |", transform / pairing);
+        println!(
+            "| {threads} | {pairing:.0} | {transform:.0} | {:.2}x |",
+            transform / pairing
+        );
     }
 }
