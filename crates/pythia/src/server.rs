@@ -97,7 +97,13 @@ pub fn brainkey_tweak(app_id: &str, identity: &str, brainkey_id: Option<&str>) -
 /// The master secret is zeroized on drop and never printed.
 pub struct BrainkeyServer {
     master_secret: Zeroizing<Vec<u8>>,
+    /// `H2(tweak)` per user: public values (the tweak is derived from the app and identity), and
+    /// the hash to G2 costs about a third of a transform.
+    tweak_points: std::sync::Mutex<std::collections::HashMap<Vec<u8>, G2Affine>>,
 }
+
+/// Most cached tweak points; the cache is cleared when full.
+const TWEAK_CACHE_MAX: usize = 100_000;
 
 impl fmt::Debug for BrainkeyServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,11 +121,12 @@ impl BrainkeyServer {
         }
         Ok(Self {
             master_secret: Zeroizing::new(master_secret.to_vec()),
+            tweak_points: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
     /// relic's `compute_kw`: `OS2IP(HMAC-SHA-384(master_secret, scope ‖ key_id)) mod r`.
-    fn compute_kw(&self, scope: &[u8], key_id: &[u8]) -> Result<TransformationKey> {
+    fn compute_kw_scalar(&self, scope: &[u8], key_id: &[u8]) -> Result<Zeroizing<Fr>> {
         let mut mac = <Hmac<Sha384> as Mac>::new_from_slice(&self.master_secret)
             .map_err(|_| Error::InvalidArgument("master secret"))?;
         mac.update(scope);
@@ -127,7 +134,15 @@ impl BrainkeyServer {
         let mut tag: [u8; 48] = mac.finalize().into_bytes().into();
         let kw = Zeroizing::new(fr_from_be_mod_order(&tag));
         tag.zeroize();
-        TransformationKey::from_scalar(kw)
+        if kw.is_zero() {
+            return Err(Error::DegenerateKey);
+        }
+        Ok(kw)
+    }
+
+    /// relic's `compute_kw` as a key pair (the public key costs one more multiplication).
+    fn compute_kw(&self, scope: &[u8], key_id: &[u8]) -> Result<TransformationKey> {
+        TransformationKey::from_scalar(self.compute_kw_scalar(scope, key_id)?)
     }
 
     /// The brain-key transformation key of one user (see the type's documentation).
@@ -137,26 +152,70 @@ impl BrainkeyServer {
         identity: &str,
         brainkey_id: Option<&str>,
     ) -> Result<TransformationKey> {
-        let mut scope = BRAINKEY_KW_LABEL.to_vec();
-        push_lp(
-            &mut scope,
-            app_id.as_bytes(),
-            "app id longer than 65535 bytes",
-        )?;
-        let mut key_id = Vec::new();
-        push_lp(
-            &mut key_id,
-            identity.as_bytes(),
-            "identity longer than 65535 bytes",
-        )?;
-        push_lp(
-            &mut key_id,
-            brainkey_id.unwrap_or("").as_bytes(),
-            "brainkey id longer than 65535 bytes",
-        )?;
+        let (scope, key_id) = brainkey_kw_input(app_id, identity, brainkey_id)?;
         self.compute_kw(&scope, &key_id)
     }
 
+    /// `H2(tweak)`, from the cache when this user was seen before.
+    fn tweak_point(&self, tweak: Vec<u8>) -> Result<G2Affine> {
+        if let Some(t) = self
+            .tweak_points
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&tweak).copied())
+        {
+            return Ok(t);
+        }
+        let t = transformed_tweak(&tweak)?.0;
+        if let Ok(mut cache) = self.tweak_points.lock() {
+            if cache.len() >= TWEAK_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(tweak, t);
+        }
+        Ok(t)
+    }
+
+    /// The `kw` of [`Self::brainkey_key`] without its public key (which the brainkey flow never
+    /// uses and which costs a second constant-time multiplication).
+    fn brainkey_kw(
+        &self,
+        app_id: &str,
+        identity: &str,
+        brainkey_id: Option<&str>,
+    ) -> Result<Zeroizing<Fr>> {
+        let (scope, key_id) = brainkey_kw_input(app_id, identity, brainkey_id)?;
+        self.compute_kw_scalar(&scope, &key_id)
+    }
+}
+
+/// The HMAC input of a user's brain-key `kw`: (scope, key id), see [`BrainkeyServer`].
+fn brainkey_kw_input(
+    app_id: &str,
+    identity: &str,
+    brainkey_id: Option<&str>,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut scope = BRAINKEY_KW_LABEL.to_vec();
+    push_lp(
+        &mut scope,
+        app_id.as_bytes(),
+        "app id longer than 65535 bytes",
+    )?;
+    let mut key_id = Vec::new();
+    push_lp(
+        &mut key_id,
+        identity.as_bytes(),
+        "identity longer than 65535 bytes",
+    )?;
+    push_lp(
+        &mut key_id,
+        brainkey_id.unwrap_or("").as_bytes(),
+        "brainkey id longer than 65535 bytes",
+    )?;
+    Ok((scope, key_id))
+}
+
+impl BrainkeyServer {
     /// The breach-proof-password transformation key of an application, key version `version`.
     pub fn password_key(&self, app_id: &str, version: u32) -> Result<TransformationKey> {
         let mut scope = PASSWORD_KW_LABEL.to_vec();
@@ -188,9 +247,11 @@ impl BrainkeyServer {
         identity: &str,
         brainkey_id: Option<&str>,
     ) -> Result<[u8; GT_LEN]> {
-        let key = self.brainkey_key(app_id, identity, brainkey_id)?;
-        let tweak = brainkey_tweak(app_id, identity, brainkey_id)?;
-        key.transform(blinded_password, &tweak)
+        let x = G1Point::from_relic(blinded_password)?;
+        let kw = self.brainkey_kw(app_id, identity, brainkey_id)?;
+        let t = self.tweak_point(brainkey_tweak(app_id, identity, brainkey_id)?)?;
+        let y = pairing(&ct::g1_mul(&x.0, &kw), &t);
+        Ok(gt_to_relic(&y))
     }
 }
 
