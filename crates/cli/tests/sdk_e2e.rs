@@ -9,126 +9,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
+use common::*;
+
 use sealkit::{Card, EThree, EThreeOptions, Error, KeyType, PrivateKey};
 use sealkit_proto::JwtGenerator;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ------------------------------------------------------------------------------------------ server
-
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("sealkit")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    #[allow(clippy::zombie_processes)]
-    fn start(storage: &[&str]) -> Self {
-        let port = free_port();
-        let mut child = Command::new(bin())
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(storage)
-            .env("SEALKIT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(resp) = ureq::get(&format!("{url}/healthz")).call() {
-                if resp.status() == 200 {
-                    return Self { child, url };
-                }
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(e) = child.stderr.take() {
-                    for line in BufReader::new(e).lines().map_while(Result::ok) {
-                        err.push_str(&line);
-                        err.push('\n');
-                    }
-                }
-                panic!("server exited with {status}: {err}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("server did not become healthy");
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn create_app(storage: &[&str], dir: &Path) -> PathBuf {
-    let out = Command::new(bin())
-        .args(["app", "create", "--name", "sdk-e2e", "--json"])
-        .args(storage)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = dir.join("app.json");
-    std::fs::write(&path, &out.stdout).unwrap();
-    path
-}
-
-/// A fresh PostgreSQL database for this test.
-fn fresh_pg_database(tag: &str) -> String {
-    let base = std::env::var("SEALKIT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        % 1_000_000;
-    let name = format!("sealkit_{tag}_{}_{nanos}", std::process::id());
-    let status = Command::new("psql")
-        .args([&base, "-q", "-c", &format!("CREATE DATABASE {name}")])
-        .status()
-        .expect("psql must be installed to create test databases");
-    assert!(status.success(), "cannot create database {name} on {base}");
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
 
 // ------------------------------------------------------------------------------------------ tokens
 
@@ -675,7 +572,7 @@ async fn sdk_scenario(server: &mut Server, creds: &Path, dir: &Path) {
     frank.find_users(&["grace", "alice"]).await.unwrap();
     grace.find_users(&["frank"]).await.unwrap();
     drop((frank, grace));
-    server.stop();
+    server.kill9();
     eprintln!("online part: {:.1} s", started.elapsed().as_secs_f64());
 
     // New instances (as after an app restart), no server.

@@ -1,0 +1,121 @@
+//! The harness shared by the tests that run `sealkit serve` as a process: the binary, free
+//! ports, a server that is killed when dropped, app creation and fresh PostgreSQL databases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("sealkit")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+}
+
+impl Server {
+    // The child is waited for in `kill9`/`Drop`; on the panic paths the test is over anyway.
+    #[allow(clippy::zombie_processes)]
+    pub fn start(storage: &[&str]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(storage)
+            .env("SEALKIT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(resp) = ureq::get(&format!("{url}/healthz")).call() {
+                if resp.status() == 200 {
+                    return Self { child, url };
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(e) = child.stderr.take() {
+                    for line in BufReader::new(e).lines().map_while(Result::ok) {
+                        err.push_str(&line);
+                        err.push('\n');
+                    }
+                }
+                panic!("server exited with {status}: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not become healthy");
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn create_app(storage: &[&str], dir: &Path) -> PathBuf {
+    let out = Command::new(bin())
+        .args(["app", "create", "--name", "e2e", "--json"])
+        .args(storage)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("app.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// A fresh PostgreSQL database for this test.
+pub fn fresh_pg_database(tag: &str) -> String {
+    let base = std::env::var("SEALKIT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("sealkit_{tag}_{}_{}", std::process::id(), rand_suffix());
+    let status = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql must be installed to create test databases");
+    assert!(status.success(), "cannot create database {name} on {base}");
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+pub fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000
+}
