@@ -645,17 +645,8 @@ async fn sdk_against_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_against_postgresql() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_pg_database("sdk");
-    let storage = ["--database-url", url.as_str()];
-    let creds = create_app(&storage, dir.path());
-    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
-    let secret = dir.path().join("pythia.secret");
-    let serve = [
-        storage[0],
-        storage[1],
-        "--pythia-secret-file",
-        secret.to_str().unwrap(),
-    ];
+    let (creds, serve) = pg_deployment("sdk", dir.path());
+    let serve = as_strs(&serve);
     let mut server = Server::start(&serve);
     sdk_scenario(&mut server, &creds, dir.path()).await;
 }
@@ -1028,17 +1019,8 @@ async fn sdk_key_backup_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_key_backup_postgresql() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_pg_database("backup");
-    let storage = ["--database-url", url.as_str()];
-    let creds = create_app(&storage, dir.path());
-    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
-    let secret = dir.path().join("pythia.secret");
-    let serve = [
-        storage[0],
-        storage[1],
-        "--pythia-secret-file",
-        secret.to_str().unwrap(),
-    ];
+    let (creds, serve) = pg_deployment("backup", dir.path());
+    let serve = as_strs(&serve);
     let server = Server::start(&serve);
     backup_scenario(&server.url, &creds, dir.path()).await;
 }

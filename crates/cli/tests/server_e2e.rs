@@ -73,17 +73,8 @@ fn e3kit_node_against_sqlite() {
 #[test]
 fn e3kit_node_against_postgresql() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_pg_database("single");
-    let storage = ["--database-url", url.as_str()];
-    let creds = create_app(&storage, dir.path());
-    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
-    let secret = dir.path().join("pythia.secret");
-    let serve = [
-        storage[0],
-        storage[1],
-        "--pythia-secret-file",
-        secret.to_str().unwrap(),
-    ];
+    let (creds, serve) = pg_deployment("single", dir.path());
+    let serve = as_strs(&serve);
     let server = Server::start(&serve);
     run_e3kit(&[&server.url], &creds, dir.path());
 }
@@ -91,17 +82,8 @@ fn e3kit_node_against_postgresql() {
 #[test]
 fn e3kit_node_against_two_servers_on_one_postgresql() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_pg_database("pair");
-    let storage = ["--database-url", url.as_str()];
-    let creds = create_app(&storage, dir.path());
-    // With PostgreSQL the brainkey secret would default to ./sealkit-data: keep it in the test dir.
-    let secret = dir.path().join("pythia.secret");
-    let serve = [
-        storage[0],
-        storage[1],
-        "--pythia-secret-file",
-        secret.to_str().unwrap(),
-    ];
+    let (creds, serve) = pg_deployment("pair", dir.path());
+    let serve = as_strs(&serve);
     // Both start at once: the service key and schema must come out the same on both.
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| Server::start(&serve));

@@ -119,3 +119,25 @@ pub fn rand_suffix() -> u128 {
         .as_nanos()
         % 1_000_000
 }
+
+/// A fresh PostgreSQL database with an application: the credentials file, and the `serve`
+/// arguments for it. With PostgreSQL the brainkey secret would default to `./sealkit-data` in
+/// the working directory, so the arguments keep it in `dir` (shared by every server started
+/// with them, as replicas must).
+pub fn pg_deployment(tag: &str, dir: &Path) -> (PathBuf, Vec<String>) {
+    let url = fresh_pg_database(tag);
+    let creds = create_app(&["--database-url", &url], dir);
+    let secret = dir.join("pythia.secret");
+    let serve = vec![
+        "--database-url".to_owned(),
+        url,
+        "--pythia-secret-file".to_owned(),
+        secret.to_str().unwrap().to_owned(),
+    ];
+    (creds, serve)
+}
+
+/// `&[String]` as the `&[&str]` that [`Server::start`] takes.
+pub fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
