@@ -110,7 +110,7 @@ impl CardRecord {
 /// PostgreSQL, between processes: all invariants are enforced inside the database transaction of
 /// the method that writes.
 #[async_trait]
-pub trait Store: KeyknoxStore + RateLimitStore + Send + Sync + 'static {
+pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static {
     /// Creates an application with its first API key. `Conflict` if the app id or key id exists.
     async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()>;
 
@@ -314,6 +314,181 @@ pub trait RateLimitStore: Send + Sync {
         burst: u32,
         per_second: f64,
     ) -> StoreResult<bool>;
+}
+
+/// A chat channel (see `sealkit_proto::chat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelRecord {
+    /// Owning application.
+    pub app_id: String,
+    /// Channel id, unique per application.
+    pub id: String,
+    /// `"direct"` or `"group"`.
+    pub kind: String,
+    /// Whether users may add themselves.
+    pub open: bool,
+    /// Creator's identity.
+    pub created_by: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Admins, sorted.
+    pub admins: Vec<String>,
+    /// Members, sorted (admins included).
+    pub members: Vec<String>,
+    /// Bumped (+1) by every membership change that changes something; 1 at creation.
+    pub member_version: i64,
+    /// Newest message's `seq`, 0 when none.
+    pub last_seq: i64,
+}
+
+/// A message to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewChatMessage {
+    /// Owning application.
+    pub app_id: String,
+    /// Channel id.
+    pub channel_id: String,
+    /// Sender identity (from the JWT).
+    pub sender: String,
+    /// The sender's idempotency id.
+    pub client_id: String,
+    /// The encrypted message bytes (opaque).
+    pub ciphertext: Vec<u8>,
+    /// The membership version the sender encrypted for.
+    pub member_version: i64,
+    /// Server time, Unix milliseconds.
+    pub sent_at_ms: i64,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessageRecord {
+    /// Channel id.
+    pub channel_id: String,
+    /// 1, 2, 3, ... per channel, in commit order, without gaps.
+    pub seq: i64,
+    /// Sender identity.
+    pub sender: String,
+    /// The sender's idempotency id.
+    pub client_id: String,
+    /// The encrypted bytes.
+    pub ciphertext: Vec<u8>,
+    /// Membership version it was encrypted for.
+    pub member_version: i64,
+    /// Server time, Unix milliseconds.
+    pub sent_at_ms: i64,
+}
+
+/// The outcome of [`ChatStore::chat_post`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// Stored now with a new `seq`.
+    New(ChatMessageRecord),
+    /// The sender had already posted this `client_id` to the channel: the stored message.
+    Duplicate(ChatMessageRecord),
+}
+
+/// Which history page [`ChatStore::chat_history`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryCursor {
+    /// The oldest `limit` messages with `seq > n`, ascending.
+    After(i64),
+    /// The newest `limit` messages with `seq < n`, ascending.
+    Before(i64),
+    /// The newest `limit` messages, ascending.
+    Latest,
+}
+
+/// A change other replicas must hear about, delivered by [`ChatStore::chat_events`] to every
+/// server process on the database (the one that made the change included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A message with this `seq` was committed.
+    Message {
+        /// Application.
+        app_id: String,
+        /// Channel id.
+        channel_id: String,
+        /// Its `seq`.
+        seq: i64,
+    },
+    /// Membership changed (now at `member_version`).
+    Members {
+        /// Application.
+        app_id: String,
+        /// Channel id.
+        channel_id: String,
+        /// The new version.
+        member_version: i64,
+    },
+    /// Events may have been missed (the listener reconnected): every subscriber must re-read
+    /// its channels from the store.
+    Resync,
+}
+
+/// A stream of [`ChatEvent`]s.
+pub type ChatEventStream = futures_util::stream::BoxStream<'static, ChatEvent>;
+
+/// Chat storage, part of [`Store`]. Every write is one transaction; membership rules that need
+/// the channel's current state (sender is a member, `member_version` is current, direct channels
+/// stay two) are checked inside it so concurrent replicas cannot break them.
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// Creates a channel (`member_version` 1, `last_seq` 0). `Conflict("channel exists")` if the
+    /// id is taken in the app.
+    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()>;
+
+    /// One channel.
+    async fn chat_channel(&self, app_id: &str, channel_id: &str)
+        -> StoreResult<Option<ChannelRecord>>;
+
+    /// The channels `identity` is a member of, by id.
+    async fn chat_channels_of(&self, app_id: &str, identity: &str)
+        -> StoreResult<Vec<ChannelRecord>>;
+
+    /// Adds `identity` (as admin when `admin`); `NotFound` for no channel,
+    /// `Conflict("channel is full")` beyond `sealkit_proto::chat::MAX_MEMBERS`. Adding a member
+    /// again changes nothing (version unchanged) unless it promotes to admin. Emits
+    /// [`ChatEvent::Members`] when the version changed. Returns the channel after the change.
+    async fn chat_add_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        admin: bool,
+    ) -> StoreResult<ChannelRecord>;
+
+    /// Removes `identity` (member and admin rights). `NotFound` for no channel or no such
+    /// member; `Conflict("the last admin cannot leave")` when it is the only admin and other
+    /// members remain. Emits [`ChatEvent::Members`]. Returns the channel after the change.
+    async fn chat_remove_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+    ) -> StoreResult<ChannelRecord>;
+
+    /// Stores a message, atomically: `NotFound` for no channel; `Forbidden("not a member")`
+    /// unless the sender is a member; a (channel, sender, client_id) already stored returns
+    /// [`Posted::Duplicate`] with the stored message (before the version check, so a retry of
+    /// a stored message succeeds); `Conflict("stale member version")` unless `member_version`
+    /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit.
+    async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted>;
+
+    /// A page of a channel's messages (see [`HistoryCursor`]), ascending by `seq`.
+    async fn chat_history(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessageRecord>>;
+
+    /// Subscribes to the events of every replica, from now on. SQLite: in-process; PostgreSQL:
+    /// `LISTEN`/`NOTIFY` (the notification is sent in the writing transaction, so it arrives only
+    /// if the write committed), reconnecting after a connection loss and then yielding
+    /// [`ChatEvent::Resync`].
+    async fn chat_events(&self) -> StoreResult<ChatEventStream>;
 }
 
 impl std::fmt::Debug for dyn Store {

@@ -1,0 +1,358 @@
+//! Sealkit's end-to-end encrypted chat (not a Virgil API; Sealkit's own, under `/chat/v1`).
+//!
+//! The server holds channels, their members and messages, and fans messages out over
+//! WebSocket. It never sees plaintext: a message's `ciphertext` is whatever the sender's SDK
+//! produced (an e3kit `authEncrypt` to every member's card, base64) and the only plaintext
+//! metadata is the sender, the channel, the server's timestamp and the sender's `client_id`.
+//!
+//! Every request carries the same `Authorization: Virgil <jwt>` as the other services; the
+//! WebSocket also accepts the token as `?token=<jwt>` (browsers cannot set headers there).
+//!
+//! Ordering and resume: each channel numbers its messages `seq = 1, 2, 3, ...` in the order the
+//! database committed them. A client remembers the last `seq` it saw per channel and subscribes
+//! with `after = seq`; the server first replays everything after it, then streams new messages,
+//! never skipping or repeating a number.
+//!
+//! Membership: changes bump the channel's `member_version`. A post names the version the sender
+//! encrypted for; a stale version is refused ([`codes::STALE_MEMBERS`], HTTP 409), so a sender
+//! always encrypts to the current members: a removed member cannot read later messages and an
+//! added one can.
+//!
+//! ```
+//! use sealkit_proto::chat::{validate_channel_id, ClientFrame, ServerFrame};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! validate_channel_id("general")?;
+//! assert!(validate_channel_id("no spaces").is_err());
+//! let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","channel":"general","after":41}"#)?;
+//! assert_eq!(frame, ClientFrame::Subscribe { channel: "general".into(), after: 41 });
+//! let pong = serde_json::to_string(&ServerFrame::Pong)?;
+//! assert_eq!(pong, r#"{"type":"pong"}"#);
+//! # Ok(())
+//! # }
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Endpoint paths.
+pub mod paths {
+    /// `POST`: create a channel ([`super::NewChannel`] → 201 [`super::Channel`]);
+    /// `GET`: the caller's channels (`{"channels": [...]}`, [`super::ChannelList`]).
+    pub const CHANNELS: &str = "/chat/v1/channels";
+    /// `GET` (Upgrade: websocket): realtime delivery ([`super::ClientFrame`] /
+    /// [`super::ServerFrame`] as JSON text frames).
+    pub const WS: &str = "/chat/v1/ws";
+
+    /// `GET`: one channel (members only).
+    pub fn channel(id: &str) -> String {
+        format!("{CHANNELS}/{id}")
+    }
+
+    /// `POST` [`super::AddMember`]: add a member (admins; anyone for themselves in an open
+    /// channel). Answers the updated [`super::Channel`].
+    pub fn members(id: &str) -> String {
+        format!("{CHANNELS}/{id}/members")
+    }
+
+    /// `DELETE`: remove a member (admins; any member for themselves = leave). Answers the
+    /// updated [`super::Channel`].
+    pub fn member(id: &str, identity: &str) -> String {
+        format!("{CHANNELS}/{id}/members/{identity}")
+    }
+
+    /// `POST` [`super::NewMessage`]: post (201 new, 200 when the `client_id` was already
+    /// posted: the stored message). `GET ?after=N&before=N&limit=N`: history
+    /// ([`super::MessagePage`]).
+    pub fn messages(id: &str) -> String {
+        format!("{CHANNELS}/{id}/messages")
+    }
+}
+
+/// Error codes of the chat API, in the `{"code", "message"}` body shared with the Virgil
+/// services. Authentication and body errors use the common codes (2030x, 40000, 41300).
+pub mod codes {
+    /// 404: no such channel in this application.
+    pub const CHANNEL_NOT_FOUND: u32 = 70001;
+    /// 403: the caller is not a member of the channel.
+    pub const NOT_A_MEMBER: u32 = 70002;
+    /// 403: only an admin of the channel may do this.
+    pub const NOT_AN_ADMIN: u32 = 70003;
+    /// 409: a channel with this id exists.
+    pub const CHANNEL_EXISTS: u32 = 70004;
+    /// 409: the post's `member_version` is not the channel's current one; re-read the channel
+    /// and encrypt for its members again.
+    pub const STALE_MEMBERS: u32 = 70005;
+    /// 413: the ciphertext exceeds the server's message limit.
+    pub const MESSAGE_TOO_LARGE: u32 = 70006;
+    /// 400: invalid channel id, member list, client id, cursor or ciphertext encoding.
+    pub const INVALID: u32 = 70007;
+    /// 409: the membership change is not allowed (a direct channel has exactly two members,
+    /// the last admin cannot leave, a channel is full).
+    pub const MEMBERSHIP_RULE: u32 = 70008;
+}
+
+/// Most members a channel may have.
+pub const MAX_MEMBERS: usize = 1000;
+/// Most messages one history page holds (`limit` is clamped to it).
+pub const MAX_PAGE: u32 = 500;
+/// Messages per history page when no `limit` is given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Longest `client_id`, in bytes.
+pub const MAX_CLIENT_ID: usize = 64;
+
+/// Direct (exactly two members, fixed) or group (admins add and remove members).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// A 1:1 conversation.
+    Direct,
+    /// A group conversation.
+    Group,
+}
+
+/// `POST /chat/v1/channels`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    /// The channel id, unique in the application (see [`validate_channel_id`]).
+    pub id: String,
+    /// Direct or group.
+    pub kind: ChannelKind,
+    /// The other members (the creator is always a member and the first admin). A direct
+    /// channel names exactly one other identity.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Whether any user of the application may add themselves (group channels only).
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// A channel as the API answers it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    /// The channel id.
+    pub id: String,
+    /// Direct or group.
+    pub kind: ChannelKind,
+    /// Whether users may add themselves.
+    pub open: bool,
+    /// The identity that created it.
+    pub created_by: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Identities allowed to add and remove members (sorted).
+    pub admins: Vec<String>,
+    /// Current members (sorted), admins included.
+    pub members: Vec<String>,
+    /// Bumped by every membership change; posts must name the current value.
+    pub member_version: i64,
+    /// The `seq` of the newest message (0 when there is none).
+    pub last_seq: i64,
+}
+
+/// `GET /chat/v1/channels`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChannelList {
+    /// The caller's channels, by id.
+    pub channels: Vec<Channel>,
+}
+
+/// `POST /chat/v1/channels/{id}/members`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// The identity to add.
+    pub identity: String,
+}
+
+/// `POST /chat/v1/channels/{id}/messages`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    /// The sender's id for this message (1 to [`MAX_CLIENT_ID`] bytes of `[A-Za-z0-9._-]`);
+    /// posting the same id again returns the stored message instead of a second copy, so a
+    /// retry after a lost answer is safe.
+    pub client_id: String,
+    /// Base64 (standard alphabet, padded) of the encrypted message.
+    pub ciphertext: String,
+    /// The channel's `member_version` the ciphertext was encrypted for.
+    pub member_version: i64,
+}
+
+/// A stored message.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Position in the channel: 1, 2, 3, ... without gaps.
+    pub seq: i64,
+    /// The channel id.
+    pub channel: String,
+    /// The sender's identity (from its token; not forgeable by other users).
+    pub sender: String,
+    /// The sender's `client_id`.
+    pub client_id: String,
+    /// When the server stored it, Unix milliseconds.
+    pub sent_at: i64,
+    /// The membership version it was encrypted for.
+    pub member_version: i64,
+    /// Base64 of the encrypted message, as posted.
+    pub ciphertext: String,
+}
+
+/// `GET /chat/v1/channels/{id}/messages` answer, oldest first.
+///
+/// Query: `after=N` (messages with `seq > N`, the oldest first), or `before=N` (the newest
+/// messages with `seq < N`), or neither (the newest messages); `limit` (default
+/// [`DEFAULT_PAGE`], at most [`MAX_PAGE`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MessagePage {
+    /// The messages, ascending by `seq`.
+    pub messages: Vec<Message>,
+    /// Whether more messages exist in the direction asked (after the last one for `after`,
+    /// before the first one otherwise).
+    pub more: bool,
+}
+
+/// A frame from client to server on the WebSocket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Start (or restart) delivery of a channel's messages with `seq > after`.
+    Subscribe {
+        /// The channel id.
+        channel: String,
+        /// The last `seq` the client has (0 for everything).
+        after: i64,
+    },
+    /// Stop delivery of a channel.
+    Unsubscribe {
+        /// The channel id.
+        channel: String,
+    },
+    /// Keep-alive; answered with [`ServerFrame::Pong`].
+    Ping,
+}
+
+/// A frame from server to client on the WebSocket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The subscription is active; every message after `after` follows, in order.
+    Subscribed {
+        /// The channel id.
+        channel: String,
+        /// The channel's newest `seq` when the subscription started.
+        last_seq: i64,
+    },
+    /// A message (each `seq` of a subscription exactly once, ascending).
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// The channel's membership changed (re-read it before the next post).
+    Members {
+        /// The channel id.
+        channel: String,
+        /// The new version.
+        member_version: i64,
+    },
+    /// The client is no longer a member; the subscription ended.
+    Removed {
+        /// The channel id.
+        channel: String,
+    },
+    /// A request failed (subscription to a channel the caller is not a member of, bad frame).
+    Error {
+        /// The channel concerned, if any.
+        channel: Option<String>,
+        /// One of [`codes`] or a common code.
+        code: u32,
+        /// What went wrong.
+        message: String,
+    },
+    /// Answer to [`ClientFrame::Ping`].
+    Pong,
+}
+
+/// Why a channel id, client id or member list is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidChatInput(pub String);
+
+/// A channel id is 1 to 128 bytes of `[A-Za-z0-9._:@-]` (safe in a URL path without escaping).
+pub fn validate_channel_id(id: &str) -> Result<(), InvalidChatInput> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-');
+    if id.is_empty() || id.len() > 128 || !id.chars().all(ok_char) {
+        return Err(InvalidChatInput(format!(
+            "channel id {id:?} must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -"
+        )));
+    }
+    Ok(())
+}
+
+/// A client message id is 1 to [`MAX_CLIENT_ID`] bytes of `[A-Za-z0-9._-]`.
+pub fn validate_client_id(id: &str) -> Result<(), InvalidChatInput> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.chars().all(ok_char) {
+        return Err(InvalidChatInput(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID} characters of A-Z a-z 0-9 . _ -"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_ids() {
+        for ok in ["general", "dm:alice@x.org:bob", "a", &"x".repeat(128)] {
+            assert!(validate_channel_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(129), "a?b", "a%2Fb"] {
+            assert!(validate_channel_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(validate_client_id("0190f3a2-7c1e").is_ok());
+        assert!(validate_client_id(&"x".repeat(MAX_CLIENT_ID)).is_ok());
+        for bad in ["", "a:b", &"x".repeat(MAX_CLIENT_ID + 1)] {
+            assert!(validate_client_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_wire_form() -> Result<(), serde_json::Error> {
+        let message = Message {
+            seq: 3,
+            channel: "general".into(),
+            sender: "alice".into(),
+            client_id: "c1".into(),
+            sent_at: 1_795_801_646_000,
+            member_version: 2,
+            ciphertext: "AAEC".into(),
+        };
+        let json = serde_json::to_string(&ServerFrame::Message {
+            message: message.clone(),
+        })?;
+        assert_eq!(
+            json,
+            r#"{"type":"message","message":{"seq":3,"channel":"general","sender":"alice","client_id":"c1","sent_at":1795801646000,"member_version":2,"ciphertext":"AAEC"}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerFrame>(&json)?,
+            ServerFrame::Message { message }
+        );
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe"}"#).is_err());
+        assert!(serde_json::from_str::<NewChannel>(
+            r#"{"id":"g","kind":"group","members":[],"admin":true}"#
+        )
+        .is_err());
+        let channel: NewChannel = serde_json::from_str(r#"{"id":"g","kind":"direct"}"#)?;
+        assert_eq!(channel.kind, ChannelKind::Direct);
+        assert!(!channel.open && channel.members.is_empty());
+        Ok(())
+    }
+}
