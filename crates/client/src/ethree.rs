@@ -382,9 +382,9 @@ impl EThree {
                 identities: multiple,
             });
         }
-        let now = now_secs();
-        for card in found.values() {
-            let before = self.inner.cache.put(card, now).await?;
+        let cards: Vec<&Card> = found.values().collect();
+        let before_ids = self.inner.cache.put_many(&cards, now_secs()).await?;
+        for (card, before) in cards.iter().zip(before_ids) {
             if before.is_some_and(|id| id != card.id().to_string()) {
                 self.notify(card.identity());
             }
@@ -452,6 +452,7 @@ impl EThree {
             let requested: HashSet<&str> = chunk.iter().map(String::as_str).collect();
             let raw = self.inner.api.search_cards(chunk).await?;
             let mut by_identity: BTreeMap<String, Vec<Card>> = BTreeMap::new();
+            let mut current = Vec::new();
             for card in card::from_search(raw, &requested)? {
                 by_identity
                     .entry(card.identity().to_owned())
@@ -467,13 +468,17 @@ impl EThree {
                     }
                     Some(mut cards) if cards.len() == 1 => {
                         if let Some(card) = cards.pop() {
-                            let before = self.inner.cache.put(&card, now).await?;
-                            if before.is_none_or(|id| id != card.id().to_string()) {
-                                changed.push(identity.clone());
-                            }
+                            current.push(card);
                         }
                     }
                     Some(_) => {}
+                }
+            }
+            let refs: Vec<&Card> = current.iter().collect();
+            let before_ids = self.inner.cache.put_many(&refs, now).await?;
+            for (card, before) in current.iter().zip(before_ids) {
+                if before.is_none_or(|id| id != card.id().to_string()) {
+                    changed.push(card.identity().to_owned());
                 }
             }
         }
