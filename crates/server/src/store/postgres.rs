@@ -26,9 +26,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
 use super::{
-    AppKeyRecord, AppRecord, CardRecord, KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy,
-    KeyknoxV2Push, KeyknoxV2Reset, NewCard, RateLimitStore, Store, StoreError, StoreResult,
-    KEYKNOX_EMPTY_HASH,
+    AppKeyRecord, AppRecord, CardRecord, ChannelRecord, ChatEventStream, ChatStore, HistoryCursor,
+    KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, NewCard,
+    NewChatMessage, Posted, RateLimitStore, Store, StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
 };
 
 /// The PostgreSQL schema, embedded at compile time.
@@ -879,6 +879,70 @@ impl RateLimitStore for PostgresStore {
         Err(StoreError::Backend(format!(
             "rate limit bucket {key:?} could neither be created nor locked"
         )))
+    }
+}
+
+fn chat_pending() -> StoreError {
+    StoreError::Backend("chat not implemented yet".into())
+}
+
+#[async_trait]
+impl ChatStore for PostgresStore {
+    async fn chat_create_channel(&self, _channel: ChannelRecord) -> StoreResult<()> {
+        Err(chat_pending())
+    }
+
+    async fn chat_channel(
+        &self,
+        _app_id: &str,
+        _channel_id: &str,
+    ) -> StoreResult<Option<ChannelRecord>> {
+        Err(chat_pending())
+    }
+
+    async fn chat_channels_of(
+        &self,
+        _app_id: &str,
+        _identity: &str,
+    ) -> StoreResult<Vec<ChannelRecord>> {
+        Err(chat_pending())
+    }
+
+    async fn chat_add_member(
+        &self,
+        _app_id: &str,
+        _channel_id: &str,
+        _identity: &str,
+        _admin: bool,
+    ) -> StoreResult<ChannelRecord> {
+        Err(chat_pending())
+    }
+
+    async fn chat_remove_member(
+        &self,
+        _app_id: &str,
+        _channel_id: &str,
+        _identity: &str,
+    ) -> StoreResult<ChannelRecord> {
+        Err(chat_pending())
+    }
+
+    async fn chat_post(&self, _message: NewChatMessage) -> StoreResult<Posted> {
+        Err(chat_pending())
+    }
+
+    async fn chat_history(
+        &self,
+        _app_id: &str,
+        _channel_id: &str,
+        _cursor: HistoryCursor,
+        _limit: u32,
+    ) -> StoreResult<Vec<crate::store::ChatMessageRecord>> {
+        Err(chat_pending())
+    }
+
+    async fn chat_events(&self) -> StoreResult<ChatEventStream> {
+        Err(chat_pending())
     }
 }
 

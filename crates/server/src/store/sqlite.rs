@@ -23,10 +23,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use tokio::sync::broadcast;
+
 use super::{
-    AppKeyRecord, AppRecord, CardRecord, KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy,
-    KeyknoxV2Push, KeyknoxV2Reset, NewCard, RateLimitStore, Store, StoreError, StoreResult,
-    KEYKNOX_EMPTY_HASH,
+    AppKeyRecord, AppRecord, CardRecord, ChannelRecord, ChatEvent, ChatEventStream,
+    ChatMessageRecord, ChatStore, HistoryCursor, KeyknoxAddress, KeyknoxStore, KeyknoxV1,
+    KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, NewCard, NewChatMessage, Posted, RateLimitStore,
+    Store, StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
 };
 
 /// The SQLite schema, embedded at compile time.
@@ -37,6 +40,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections of the read pool.
 const READERS: u32 = 4;
+
+/// Chat events buffered per subscriber; one that falls further behind gets
+/// [`ChatEvent::Resync`] and re-reads the store.
+const EVENT_BUFFER: usize = 4096;
 
 /// Identities bound per search statement (SQLite limits the number of bound parameters).
 const SEARCH_CHUNK: usize = 500;
@@ -56,6 +63,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only statements.
     reader: SqlitePool,
+    /// Chat events of this process (SQLite has no cross-process notification), sent after the
+    /// writing transaction commits.
+    events: broadcast::Sender<ChatEvent>,
 }
 
 impl SqliteStore {
@@ -91,7 +101,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Ok(Self { writer, reader })
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(Self {
+            writer,
+            reader,
+            events,
+        })
     }
 
     /// Closes both pools, waiting for the connections to finish (checkpointing the WAL).
@@ -105,6 +120,11 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
+    }
+
+    /// Publishes a committed change. Nobody listening is not an error.
+    fn emit(&self, event: ChatEvent) {
+        let _ = self.events.send(event);
     }
 }
 
@@ -753,6 +773,472 @@ impl RateLimitStore for SqliteStore {
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(taken)
+    }
+}
+
+/// Rule texts of chat [`StoreError`]s, shared with the PostgreSQL backend's wording.
+const CHANNEL_EXISTS: &str = "channel exists";
+const CHANNEL_FULL: &str = "channel is full";
+const LAST_ADMIN: &str = "the last admin cannot leave";
+const NOT_A_MEMBER: &str = "not a member";
+const STALE_VERSION: &str = "stale member version";
+
+const MESSAGE_COLUMNS: &str =
+    "channel_id, seq, sender, client_id, ciphertext, member_version, sent_at_ms";
+
+fn message_from_row(row: &SqliteRow) -> Result<ChatMessageRecord, sqlx::Error> {
+    Ok(ChatMessageRecord {
+        channel_id: row.try_get("channel_id")?,
+        seq: row.try_get("seq")?,
+        sender: row.try_get("sender")?,
+        client_id: row.try_get("client_id")?,
+        ciphertext: row.try_get("ciphertext")?,
+        member_version: row.try_get("member_version")?,
+        sent_at_ms: row.try_get("sent_at_ms")?,
+    })
+}
+
+/// A channel row without its members (filled in by [`add_members`]).
+fn channel_from_row(row: &SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
+    Ok(ChannelRecord {
+        app_id: row.try_get("app_id")?,
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        open: row.try_get("open")?,
+        created_by: row.try_get("created_by")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        admins: Vec::new(),
+        members: Vec::new(),
+        member_version: row.try_get("member_version")?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+const CHANNEL_COLUMNS: &str =
+    "app_id, id, kind, open, created_by, created_at_ms, member_version, last_seq";
+
+/// Fills in a channel's members and admins, sorted by Rust's string order (the same in both
+/// backends, whatever the database's collation).
+fn add_members(channel: &mut ChannelRecord, rows: impl IntoIterator<Item = (String, bool)>) {
+    for (identity, admin) in rows {
+        if admin {
+            channel.admins.push(identity.clone());
+        }
+        channel.members.push(identity);
+    }
+    channel.admins.sort_unstable();
+    channel.members.sort_unstable();
+}
+
+/// One channel with its members, read on `conn` (inside the caller's transaction, if any).
+async fn load_channel(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    channel_id: &str,
+) -> StoreResult<Option<ChannelRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CHANNEL_COLUMNS} FROM chat_channels WHERE app_id = ? AND id = ?"
+    ))
+    .bind(app_id)
+    .bind(channel_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut channel = channel_from_row(&row).map_err(backend)?;
+    let members: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT identity, admin FROM chat_members WHERE app_id = ? AND channel_id = ?",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    add_members(&mut channel, members);
+    Ok(Some(channel))
+}
+
+/// The channel's `member_version` and `last_seq`, `NotFound` if there is no such channel.
+async fn channel_versions(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    channel_id: &str,
+) -> StoreResult<(i64, i64)> {
+    sqlx::query_as("SELECT member_version, last_seq FROM chat_channels WHERE app_id = ? AND id = ?")
+        .bind(app_id)
+        .bind(channel_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Whether `identity` is a member (`Some(admin)`) of the channel.
+async fn membership(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    channel_id: &str,
+    identity: &str,
+) -> StoreResult<Option<bool>> {
+    sqlx::query_scalar(
+        "SELECT admin FROM chat_members WHERE app_id = ? AND channel_id = ? AND identity = ?",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .bind(identity)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+/// Bumps the channel's `member_version` and returns the new one.
+async fn bump_member_version(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    channel_id: &str,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "UPDATE chat_channels SET member_version = member_version + 1 \
+         WHERE app_id = ? AND id = ? RETURNING member_version",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+#[async_trait]
+impl ChatStore for SqliteStore {
+    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
+        let admins: BTreeSet<&str> = channel.admins.iter().map(String::as_str).collect();
+        let members: BTreeSet<&str> = channel
+            .members
+            .iter()
+            .map(String::as_str)
+            .chain(admins.iter().copied())
+            .collect();
+        if members.len() > sealkit_proto::chat::MAX_MEMBERS {
+            return Err(StoreError::Conflict(CHANNEL_FULL));
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO chat_channels \
+             (app_id, id, kind, open, created_by, created_at_ms, member_version, last_seq) \
+             VALUES (?, ?, ?, ?, ?, ?, 1, 0)",
+        )
+        .bind(&channel.app_id)
+        .bind(&channel.id)
+        .bind(&channel.kind)
+        .bind(channel.open)
+        .bind(&channel.created_by)
+        .bind(channel.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_or_backend(e, CHANNEL_EXISTS))?;
+        for identity in members {
+            sqlx::query(
+                "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&channel.app_id)
+            .bind(&channel.id)
+            .bind(identity)
+            .bind(admins.contains(identity))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn chat_channel(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+    ) -> StoreResult<Option<ChannelRecord>> {
+        // One read transaction: the channel row and its members from one snapshot.
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let channel = load_channel(&mut tx, app_id, channel_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(channel)
+    }
+
+    async fn chat_channels_of(
+        &self,
+        app_id: &str,
+        identity: &str,
+    ) -> StoreResult<Vec<ChannelRecord>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM chat_channels WHERE app_id = ? AND id IN \
+             (SELECT channel_id FROM chat_members WHERE app_id = ? AND identity = ?)"
+        ))
+        .bind(app_id)
+        .bind(app_id)
+        .bind(identity)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let members: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT channel_id, identity, admin FROM chat_members WHERE app_id = ? AND channel_id IN \
+             (SELECT channel_id FROM chat_members WHERE app_id = ? AND identity = ?)",
+        )
+        .bind(app_id)
+        .bind(app_id)
+        .bind(identity)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let mut by_id = std::collections::BTreeMap::new();
+        for row in &rows {
+            let channel = channel_from_row(row).map_err(backend)?;
+            by_id.insert(channel.id.clone(), (channel, Vec::new()));
+        }
+        for (channel_id, identity, admin) in members {
+            if let Some((_, list)) = by_id.get_mut(&channel_id) {
+                list.push((identity, admin));
+            }
+        }
+        Ok(by_id
+            .into_values()
+            .map(|(mut channel, list)| {
+                add_members(&mut channel, list);
+                channel
+            })
+            .collect())
+    }
+
+    async fn chat_add_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        admin: bool,
+    ) -> StoreResult<ChannelRecord> {
+        let mut tx = self.begin().await?;
+        channel_versions(&mut tx, app_id, channel_id).await?;
+        let changed = match membership(&mut tx, app_id, channel_id, identity).await? {
+            Some(was_admin) if was_admin || !admin => None,
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE chat_members SET admin = 1 \
+                     WHERE app_id = ? AND channel_id = ? AND identity = ?",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .bind(identity)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                Some(bump_member_version(&mut tx, app_id, channel_id).await?)
+            }
+            None => {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM chat_members WHERE app_id = ? AND channel_id = ?",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if count >= sealkit_proto::chat::MAX_MEMBERS as i64 {
+                    return Err(StoreError::Conflict(CHANNEL_FULL));
+                }
+                sqlx::query(
+                    "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .bind(identity)
+                .bind(admin)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                Some(bump_member_version(&mut tx, app_id, channel_id).await?)
+            }
+        };
+        let channel = load_channel(&mut tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        if let Some(member_version) = changed {
+            self.emit(ChatEvent::Members {
+                app_id: app_id.to_owned(),
+                channel_id: channel_id.to_owned(),
+                member_version,
+            });
+        }
+        Ok(channel)
+    }
+
+    async fn chat_remove_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+    ) -> StoreResult<ChannelRecord> {
+        let mut tx = self.begin().await?;
+        channel_versions(&mut tx, app_id, channel_id).await?;
+        let Some(admin) = membership(&mut tx, app_id, channel_id, identity).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if admin {
+            let (admins, members): (i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(admin), 0), COUNT(*) FROM chat_members \
+                 WHERE app_id = ? AND channel_id = ?",
+            )
+            .bind(app_id)
+            .bind(channel_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if admins == 1 && members > 1 {
+                return Err(StoreError::Conflict(LAST_ADMIN));
+            }
+        }
+        sqlx::query(
+            "DELETE FROM chat_members WHERE app_id = ? AND channel_id = ? AND identity = ?",
+        )
+        .bind(app_id)
+        .bind(channel_id)
+        .bind(identity)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let member_version = bump_member_version(&mut tx, app_id, channel_id).await?;
+        let channel = load_channel(&mut tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        self.emit(ChatEvent::Members {
+            app_id: app_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+            member_version,
+        });
+        Ok(channel)
+    }
+
+    async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {
+        let m = &message;
+        let mut tx = self.begin().await?;
+        let (member_version, last_seq) =
+            channel_versions(&mut tx, &m.app_id, &m.channel_id).await?;
+        if membership(&mut tx, &m.app_id, &m.channel_id, &m.sender)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::Forbidden(NOT_A_MEMBER));
+        }
+        let stored = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
+             WHERE app_id = ? AND channel_id = ? AND sender = ? AND client_id = ?"
+        ))
+        .bind(&m.app_id)
+        .bind(&m.channel_id)
+        .bind(&m.sender)
+        .bind(&m.client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = stored {
+            return Ok(Posted::Duplicate(message_from_row(&row).map_err(backend)?));
+        }
+        if m.member_version != member_version {
+            return Err(StoreError::Conflict(STALE_VERSION));
+        }
+        let seq = last_seq + 1;
+        sqlx::query("UPDATE chat_channels SET last_seq = ? WHERE app_id = ? AND id = ?")
+            .bind(seq)
+            .bind(&m.app_id)
+            .bind(&m.channel_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO chat_messages (app_id, channel_id, seq, sender, client_id, ciphertext, \
+             member_version, sent_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&m.app_id)
+        .bind(&m.channel_id)
+        .bind(seq)
+        .bind(&m.sender)
+        .bind(&m.client_id)
+        .bind(&m.ciphertext)
+        .bind(m.member_version)
+        .bind(m.sent_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        self.emit(ChatEvent::Message {
+            app_id: message.app_id.clone(),
+            channel_id: message.channel_id.clone(),
+            seq,
+        });
+        Ok(Posted::New(ChatMessageRecord {
+            channel_id: message.channel_id,
+            seq,
+            sender: message.sender,
+            client_id: message.client_id,
+            ciphertext: message.ciphertext,
+            member_version: message.member_version,
+            sent_at_ms: message.sent_at_ms,
+        }))
+    }
+
+    async fn chat_history(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessageRecord>> {
+        // Newest-first pages are read descending (to stop at `limit`) and turned around.
+        let (condition, order, bound) = match cursor {
+            HistoryCursor::After(n) => ("AND seq > ?", "ASC", Some(n)),
+            HistoryCursor::Before(n) => ("AND seq < ?", "DESC", Some(n)),
+            HistoryCursor::Latest => ("", "DESC", None),
+        };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE app_id = ? AND channel_id = ? \
+             {condition} ORDER BY seq {order} LIMIT ?"
+        );
+        let mut query = sqlx::query(&sql).bind(app_id).bind(channel_id);
+        if let Some(n) = bound {
+            query = query.bind(n);
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        if order == "DESC" {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn chat_events(&self) -> StoreResult<ChatEventStream> {
+        let receiver = self.events.subscribe();
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            match receiver.recv().await {
+                Ok(event) => Some((event, receiver)),
+                // Missed events: subscribers must re-read, then carry on from here.
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((ChatEvent::Resync, receiver)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        Ok(Box::pin(stream))
     }
 }
 
