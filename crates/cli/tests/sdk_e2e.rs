@@ -1404,6 +1404,23 @@ async fn sdk_groups_with_e3kit_node() {
         group_decrypt(&mut js, "jb", g1, "rust-a", &r0).unwrap(),
         "from rust in a js group"
     );
+    // Text variants speak e3kit's base64 strings both ways.
+    let text = ra_g1.encrypt_text("text from rust").await.unwrap();
+    assert_eq!(
+        group_decrypt(&mut js, "ja", g1, "rust-a", &unb64(&json!(text))).unwrap(),
+        "text from rust"
+    );
+    assert_eq!(
+        ra_g1
+            .decrypt_text(&b64(&m0), &ra_cards["js-a"], None)
+            .await
+            .unwrap(),
+        "from js, epoch 0"
+    );
+    assert!(ra_g1
+        .decrypt_text("not base64!", &ra_cards["js-a"], None)
+        .await
+        .is_err());
     // Wrong sender: verification fails.
     let err = ra_g1
         .decrypt(&m0, &ra_cards["js-b"], None)

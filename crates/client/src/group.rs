@@ -20,6 +20,8 @@ use crate::backup::{open_with, seal};
 use crate::card::Card;
 use crate::error::{Error, GroupErrorCode, Result};
 use crate::ethree::EThree;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use rand_core::OsRng;
 use sealkit_crypto::{GroupSession, PublicKey};
 use sealkit_proto::keyknox::{V2Keys, V2Pull, V2Push, V2Reset};
@@ -31,12 +33,31 @@ use zeroize::Zeroizing;
 /// Keyknox v2 root of group tickets.
 const GROUP_ROOT: &str = "group-sessions";
 /// A group has 1 to this many participants.
+///
+/// ```
+/// use sealkit::MAX_GROUP_PARTICIPANTS;
+///
+/// // The initiator is a participant too, so at most 99 others fit in one group:
+/// let team: Vec<String> = (0..150).map(|i| format!("member{i}")).collect();
+/// let invited = &team[..team.len().min(MAX_GROUP_PARTICIPANTS - 1)];
+/// assert_eq!(invited.len(), 99);
+/// ```
 pub const MAX_GROUP_PARTICIPANTS: usize = 100;
 /// e3kit keeps this many epochs in a session; older messages need the stored tickets.
 const MAX_EPOCHS: u32 = 50;
 
 /// A group of up to 100 users sharing a symmetric key per epoch (e3kit `Group`). Get one from
 /// [`EThree::create_group`], [`EThree::load_group`] or [`EThree::get_group`].
+///
+/// ```no_run
+/// # async fn run(bob: sealkit::EThree, message: Vec<u8>) -> sealkit::Result<()> {
+/// // Bob, a participant of the group Alice created with create_group:
+/// let alice = bob.find_user("alice").await?;
+/// let group = bob.load_group("chat-2026-team", &alice).await?;
+/// let plaintext = group.decrypt(&message, &alice, None).await?;
+/// let reply = group.encrypt(b"got it").await?;
+/// # Ok(()) }
+/// ```
 pub struct Group {
     ethree: EThree,
     initiator: String,
@@ -153,6 +174,19 @@ impl EThree {
     /// Downloads the group `group_id` created by the owner of `initiator` and stores it on this
     /// device (e3kit `loadGroup`). [`GroupErrorCode::NoAccess`] if this user is not a participant
     /// (or the group does not exist).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// use sealkit::{Error, GroupErrorCode};
+    ///
+    /// let alice = ethree.find_user("alice").await?;
+    /// match ethree.load_group("chat-2026-team", &alice).await {
+    ///     Ok(group) => println!("{} participants", group.participants().len()),
+    ///     Err(Error::Group { code: GroupErrorCode::NoAccess, .. }) => println!("not invited"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn load_group(&self, group_id: impl AsRef<[u8]>, initiator: &Card) -> Result<Group> {
         let session_id = session_id_of(group_id.as_ref())?;
         self.pull_group(&session_id, initiator).await
@@ -160,6 +194,19 @@ impl EThree {
 
     /// The group `group_id` as stored on this device by an earlier create or load, without the
     /// server (e3kit `getGroup`); `None` if it is not stored.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // From this device first, from the server only the first time:
+    /// let group = match ethree.get_group("chat-2026-team").await? {
+    ///     Some(group) => group,
+    ///     None => {
+    ///         let alice = ethree.find_user("alice").await?;
+    ///         ethree.load_group("chat-2026-team", &alice).await?
+    ///     }
+    /// };
+    /// # Ok(()) }
+    /// ```
     pub async fn get_group(&self, group_id: impl AsRef<[u8]>) -> Result<Option<Group>> {
         let session_id = session_id_of(group_id.as_ref())?;
         let Some((initiator, participants)) = self.local_group(&session_id).await? else {
@@ -180,6 +227,13 @@ impl EThree {
 
     /// Deletes the group's tickets on the server (for everyone, when called by the initiator)
     /// and on this device (e3kit `deleteGroup`).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// ethree.delete_group("chat-2026-team").await?;
+    /// assert!(ethree.get_group("chat-2026-team").await?.is_none());
+    /// # Ok(()) }
+    /// ```
     pub async fn delete_group(&self, group_id: impl AsRef<[u8]>) -> Result<()> {
         let session_id = session_id_of(group_id.as_ref())?;
         self.inner
@@ -469,21 +523,55 @@ impl EThree {
 
 impl Group {
     /// The identity of the user who created the group.
+    ///
+    /// ```no_run
+    /// # fn run(ethree: sealkit::EThree, group: sealkit::Group) {
+    /// // Only the initiator may add or remove participants:
+    /// if group.initiator() == ethree.identity() {
+    ///     println!("you manage this group");
+    /// }
+    /// # }
+    /// ```
     pub fn initiator(&self) -> &str {
         &self.initiator
     }
 
     /// The participants' identities (the initiator included).
+    ///
+    /// ```no_run
+    /// # fn run(group: sealkit::Group) {
+    /// assert!(group.participants().iter().any(|p| p == group.initiator()));
+    /// println!("members: {}", group.participants().join(", "));
+    /// # }
+    /// ```
     pub fn participants(&self) -> &[String] {
         &self.participants
     }
 
     /// The session id (lowercase hex, as e3kit shows it).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // The same for every participant and every SDK: a key for local data about the group.
+    /// if let Some(group) = ethree.get_group("chat-2026-team").await? {
+    ///     println!("session {}", group.session_id());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn session_id(&self) -> String {
         hex(&self.session.session_id())
     }
 
     /// The current epoch number (0 at creation, +1 per `remove`).
+    ///
+    /// ```no_run
+    /// # async fn run(mut group: sealkit::Group, bob: sealkit::Card) -> sealkit::Result<()> {
+    /// let before = group.epoch();
+    /// group.remove(&[&bob]).await?;
+    /// // Messages from now on use a key that Bob never gets:
+    /// assert_eq!(group.epoch(), before + 1);
+    /// # Ok(()) }
+    /// ```
     pub fn epoch(&self) -> u32 {
         self.session.current_epoch()
     }
@@ -494,6 +582,13 @@ impl Group {
 
     /// Encrypts `data` for the group and signs it with this user's key (e3kit `group.encrypt`).
     /// At most 29915 bytes; the user's key must be Ed25519.
+    ///
+    /// ```no_run
+    /// # async fn run(group: sealkit::Group) -> sealkit::Result<()> {
+    /// let message = group.encrypt(b"meeting moved to 3pm").await?;
+    /// // Store or send `message`; every participant reads it with Group::decrypt.
+    /// # Ok(()) }
+    /// ```
     pub async fn encrypt(&self, data: &[u8]) -> Result<Vec<u8>> {
         let key = self.ethree.private_key().await?;
         Ok(self.session.encrypt(&mut OsRng, data, &key)?)
@@ -501,6 +596,15 @@ impl Group {
 
     /// Decrypts a group message from the owner of `sender` (e3kit `group.decrypt`); with
     /// `encrypted_at`, verified with the sender's card valid at that moment.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, group: sealkit::Group, message: Vec<u8>,
+    /// #     sent_at: std::time::SystemTime) -> sealkit::Result<()> {
+    /// let carol = ethree.find_user("carol").await?;
+    /// // With the time it was sent, in case Carol has rotated her key since:
+    /// let plaintext = group.decrypt(&message, &carol, Some(sent_at)).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn decrypt(
         &self,
         data: &[u8],
@@ -547,8 +651,49 @@ impl Group {
         })
     }
 
+    /// [`Group::encrypt`] for text: encrypts the UTF-8 bytes and returns standard base64, what
+    /// e3kit's `group.encrypt(string)` returns.
+    ///
+    /// ```no_run
+    /// # async fn run(group: sealkit::Group, ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let message = group.encrypt_text("meeting moved to 3pm").await?;
+    /// // ... sent through any channel; each participant decrypts with the sender's card:
+    /// let sender = ethree.find_user("alice").await?;
+    /// assert_eq!(group.decrypt_text(&message, &sender, None).await?, "meeting moved to 3pm");
+    /// # Ok(()) }
+    /// ```
+    pub async fn encrypt_text(&self, text: &str) -> Result<String> {
+        Ok(STANDARD.encode(self.encrypt(text.as_bytes()).await?))
+    }
+
+    /// [`Group::decrypt`] for text: decodes base64 (what e3kit's `group.encrypt(string)`
+    /// returns), decrypts, verifies, and requires UTF-8.
+    pub async fn decrypt_text(
+        &self,
+        base64: &str,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<String> {
+        let data = STANDARD
+            .decode(base64.trim())
+            .map_err(|e| Error::InvalidInput(format!("the group message is not base64: {e}")))?;
+        String::from_utf8(self.decrypt(&data, sender, encrypted_at).await?).map_err(|_| {
+            Error::InvalidInput(
+                "the decrypted group message is not UTF-8 text: use Group::decrypt".to_owned(),
+            )
+        })
+    }
+
     /// Fetches the group's newest tickets and participants from the server (e3kit
     /// `group.update`), e.g. after a message was [`GroupErrorCode::GroupIsOutdated`].
+    ///
+    /// ```no_run
+    /// # async fn run(mut group: sealkit::Group) -> sealkit::Result<()> {
+    /// // Before showing the member list, pick up the initiator's latest changes:
+    /// group.update().await?;
+    /// println!("epoch {}, members {:?}", group.epoch(), group.participants());
+    /// # Ok(()) }
+    /// ```
     pub async fn update(&mut self) -> Result<()> {
         let initiator = self.ethree.find_user(&self.initiator).await?;
         let group = self
@@ -573,6 +718,19 @@ impl Group {
 
     /// Shares the group with the owners of `cards` (e3kit `group.add`): every epoch ticket is
     /// stored for them too, so they can read past and future messages. Initiator only.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, mut group: sealkit::Group) -> sealkit::Result<()> {
+    /// use sealkit::{Error, GroupErrorCode};
+    ///
+    /// let dave = ethree.find_user("dave").await?;
+    /// match group.add(&[&dave]).await {
+    ///     Ok(()) | Err(Error::Group { code: GroupErrorCode::ParticipantAlreadyAdded, .. }) => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// // Dave now calls load_group with the group id and the initiator's card.
+    /// # Ok(()) }
+    /// ```
     pub async fn add(&mut self, cards: &[&Card]) -> Result<()> {
         self.editable("add participants")?;
         let new: Vec<&Card> = self
@@ -656,6 +814,14 @@ impl Group {
     /// Removes the owners of `cards` (e3kit `group.remove`): starts a new epoch shared with the
     /// remaining participants only and deletes the removed ones' copies of every ticket, so they
     /// cannot read later messages. Initiator only.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, mut group: sealkit::Group) -> sealkit::Result<()> {
+    /// let bob = ethree.find_user("bob").await?;
+    /// group.remove(&[&bob]).await?;
+    /// assert!(!group.participants().iter().any(|p| p == "bob"));
+    /// # Ok(()) }
+    /// ```
     pub async fn remove(&mut self, cards: &[&Card]) -> Result<()> {
         self.editable("remove participants")?;
         let removed: BTreeSet<&str> = cards.iter().map(|c| c.identity()).collect();
@@ -732,6 +898,17 @@ impl Group {
 
     /// Shares every ticket again with the owner of `card`, replacing their copies (e3kit
     /// `group.reAdd`): for a participant who rotated their key. Initiator only.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, group: sealkit::Group) -> sealkit::Result<()> {
+    /// // Bob lost his key and rotated it: his copies of the tickets are encrypted for the old one.
+    /// let changed = ethree.update_cached_users().await?;
+    /// if changed.iter().any(|who| who == "bob") {
+    ///     let bob = ethree.find_user("bob").await?;
+    ///     group.re_add(&bob).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn re_add(&self, card: &Card) -> Result<()> {
         self.editable("re-add participants")?;
         self.share_epochs(&[card], true).await
