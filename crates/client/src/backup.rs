@@ -58,6 +58,21 @@ struct CloudEntry {
 type CloudEntries = BTreeMap<String, CloudEntry>;
 
 /// The two passwords [`EThree::derive_passwords`] derives from one user password.
+///
+/// ```no_run
+/// # async fn log_in(user: &str, password: &[u8]) -> std::io::Result<String> { todo!() }
+/// # async fn run(ethree: sealkit::EThree, typed: String)
+/// #     -> Result<(), Box<dyn std::error::Error>> {
+/// let passwords = sealkit::EThree::derive_passwords(&typed);
+/// // The backend only ever sees the login half...
+/// let session = log_in("alice", &passwords.login_password).await?;
+/// // ...and the backup half never leaves the device (only blinded, through Pythia).
+/// match ethree.backup_private_key(&passwords.backup_password[..], None).await {
+///     Ok(()) | Err(sealkit::Error::CloudEntryExists { .. }) => {}
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok(()) }
+/// ```
 pub struct DerivedPasswords {
     /// The first 32 bytes: for logging in to the application's backend.
     pub login_password: Zeroizing<Vec<u8>>,
@@ -328,6 +343,29 @@ impl EThree {
     /// [`Error::PrivateKeyAlreadyExists`] if a key is stored locally, [`Error::PrivateKeyNoBackup`]
     /// if there is no backup (under `key_name`), [`Error::WrongKeyknoxPassword`] for a wrong
     /// password.
+    ///
+    /// ```no_run
+    /// # fn ask_password() -> String { todo!() }
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// // A new device of an existing user:
+    /// if !ethree.has_local_private_key().await? {
+    ///     loop {
+    ///         match ethree.restore_private_key(ask_password(), None).await {
+    ///             Ok(()) => break,
+    ///             Err(Error::WrongKeyknoxPassword) => eprintln!("wrong password, try again"),
+    ///             // Never backed up: the old key is lost, replace it.
+    ///             Err(Error::PrivateKeyNoBackup) => {
+    ///                 ethree.rotate_private_key().await?;
+    ///                 break;
+    ///             }
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn restore_private_key(
         &self,
         password: impl AsRef<[u8]>,
@@ -365,6 +403,16 @@ impl EThree {
     /// [`Error::WrongKeyknoxPassword`] when `old_password` is wrong, [`Error::PrivateKeyNoBackup`]
     /// when there is no backup (e3kit silently does nothing for an empty v1 storage). Without
     /// `key_name` the whole v1 storage is re-encrypted, as in e3kit.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// match ethree.change_password("old passphrase", "new passphrase", None).await {
+    ///     Ok(()) => println!("backup re-encrypted"),
+    ///     Err(sealkit::Error::WrongKeyknoxPassword) => println!("the old password is wrong"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn change_password(
         &self,
         old_password: impl AsRef<[u8]>,
@@ -407,11 +455,27 @@ impl EThree {
 
     /// Deletes the Keyknox v1 storage, and with it the backup made without a key name (e3kit
     /// `resetPrivateKeyBackup()`). Needs no password; succeeds when there is no backup.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // The backup password is forgotten, but this device still has the key: back it up anew.
+    /// ethree.reset_private_key_backup().await?;
+    /// ethree.backup_private_key("new passphrase", None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn reset_private_key_backup(&self) -> Result<()> {
         self.inner.api.keyknox_v1_reset().await
     }
 
     /// Deletes the backup made under `key_name` (e3kit `resetPrivateKeyBackupWithKeyName`).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// ethree.backup_private_key("work passphrase", Some("work-laptop")).await?;
+    /// // Later, when that backup is no longer wanted (the unnamed backup is left alone):
+    /// ethree.reset_private_key_backup_with_key_name("work-laptop").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn reset_private_key_backup_with_key_name(&self, key_name: &str) -> Result<()> {
         let reset = V2Reset {
             root: Some(BACKUP_ROOT.to_owned()),

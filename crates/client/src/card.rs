@@ -17,6 +17,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// actual card, and [`Card::previous_card`] links to the card it replaced (marked
 /// [`Card::is_outdated`]), and so on down the chain. The chain is what lets
 /// [`crate::EThree::auth_decrypt`] verify messages signed before a rotation.
+///
+/// ```no_run
+/// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+/// let bob = ethree.find_user("bob").await?;
+/// println!("{}: card {} since {:?}", bob.identity(), bob.id(), bob.created_at());
+/// // Encrypt to the actual card; auth_decrypt uses the older ones for older messages.
+/// let message = ethree.auth_encrypt(b"hi Bob", &[&bob]).await?;
+/// assert!(bob.chain().skip(1).all(|old| old.is_outdated()));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Card {
     raw: RawSignedModel,
@@ -32,6 +42,35 @@ pub struct Card {
 impl Card {
     /// Parses and verifies one card: its content (spec §3.1), its id (SHA-512 of the snapshot)
     /// and its self signature. The result has no previous card linked and is not outdated.
+    ///
+    /// ```
+    /// use sealkit::{Card, CardError, PrivateKey, RawSignedModel};
+    /// use sealkit_proto::CardContent;
+    ///
+    /// // What register() publishes: a card signed by its own key.
+    /// let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// let content = CardContent {
+    ///     identity: "alice".to_owned(),
+    ///     previous_card_id: None,
+    ///     created_at: 1_700_000_000,
+    ///     version: "5.0".to_owned(),
+    ///     public_key: key.public_key().to_base64(),
+    /// };
+    /// let raw = RawSignedModel::from_content(&content, &key)?;
+    ///
+    /// // A card received as JSON (from a server, or forwarded by a user) is verified before use:
+    /// let json = serde_json::to_string(&raw)?;
+    /// let card = Card::from_raw(serde_json::from_str(&json)?)?;
+    /// assert_eq!(card.identity(), "alice");
+    ///
+    /// // The same content with another key's signature is rejected.
+    /// let mallory = PrivateKey::ed25519_from_seed(&[8; 32]);
+    /// let other = CardContent { public_key: mallory.public_key().to_base64(), ..content };
+    /// let mut forged = raw.clone();
+    /// forged.signatures = RawSignedModel::from_content(&other, &mallory)?.signatures;
+    /// assert_eq!(Card::from_raw(forged), Err(CardError::SelfSignatureInvalid));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_raw(raw: RawSignedModel) -> Result<Self, sealkit_proto::CardError> {
         let content = raw.content()?;
         raw.verify_self_signature()?;
@@ -54,26 +93,117 @@ impl Card {
     }
 
     /// The card id (64 lowercase hex characters when printed).
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// use sealkit::CardId;
+    ///
+    /// // Remember which card a contact had, to notice later that it changed:
+    /// let known = card.id().to_string();
+    /// assert_eq!(known.len(), 64);
+    /// let parsed: CardId = known.parse()?;
+    /// assert_eq!(&parsed, card.id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id(&self) -> &CardId {
         &self.id
     }
 
     /// The owner's identity.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// // A card only ever speaks for its own identity: check it before trusting it for someone.
+    /// assert_eq!(card.identity(), "alice");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity(&self) -> &str {
         &self.identity
     }
 
     /// The owner's public key: encrypt to it, verify signatures with it.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let alice_key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: alice_key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &alice_key)?)?;
+    /// use sealkit::KeyType;
+    ///
+    /// // The key Alice proved to hold when publishing (alice_key stays on her device):
+    /// assert_eq!(card.public_key(), alice_key.public_key());
+    /// assert_eq!(card.public_key().key_type(), KeyType::Ed25519);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn public_key(&self) -> &PublicKey {
         &self.public_key
     }
 
     /// When the card was created, as written in it (Unix seconds).
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// // Unix seconds, e.g. to store next to a message in a database column:
+    /// assert_eq!(card.created_at_secs(), 1_700_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn created_at_secs(&self) -> i64 {
         self.created_at
     }
 
     /// When the card was created, as written in it.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    ///
+    /// assert_eq!(card.created_at(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    /// let age = SystemTime::now().duration_since(card.created_at())?;
+    /// println!("key in use for {} days", age.as_secs() / 86_400);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn created_at(&self) -> SystemTime {
         match u64::try_from(self.created_at) {
             Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
@@ -82,28 +212,114 @@ impl Card {
     }
 
     /// The id of the card this one replaced, when it was made by a key rotation.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let first = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// use sealkit_proto::CardContent;
+    ///
+    /// // What rotate_private_key publishes: a card naming the one it replaces.
+    /// let new_key = PrivateKey::ed25519_from_seed(&[8; 32]);
+    /// let content = CardContent {
+    ///     identity: "alice".to_owned(),
+    ///     previous_card_id: Some(first.id().to_string()),
+    ///     created_at: 1_800_000_000,
+    ///     version: "5.0".to_owned(),
+    ///     public_key: new_key.public_key().to_base64(),
+    /// };
+    /// let second = Card::from_raw(RawSignedModel::from_content(&content, &new_key)?)?;
+    /// assert_eq!(second.previous_card_id(), Some(first.id()));
+    /// assert_eq!(first.previous_card_id(), None);
+    /// // Card::from_raw links nothing: the card itself comes with find_users (see previous_card).
+    /// assert!(second.previous_card().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn previous_card_id(&self) -> Option<&CardId> {
         self.previous_card_id.as_ref()
     }
 
     /// The card this one replaced, when the server returned it (it does while that card is not
     /// revoked).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let bob = ethree.find_user("bob").await?;
+    /// if let Some(old) = bob.previous_card() {
+    ///     assert!(old.is_outdated());
+    ///     assert_eq!(bob.previous_card_id(), Some(old.id()));
+    ///     println!("bob replaced key {} on {:?}", old.id(), bob.created_at());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn previous_card(&self) -> Option<&Card> {
         self.previous_card.as_deref()
     }
 
     /// `true` for a card that was replaced by a newer one (every card reached through
     /// [`Card::previous_card`]).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let bob = ethree.find_user("bob").await?;
+    /// assert!(!bob.is_outdated()); // find_users returns actual cards
+    /// let replaced = bob.chain().filter(|c| c.is_outdated()).count();
+    /// println!("bob replaced his key {replaced} time(s)");
+    /// # Ok(()) }
+    /// ```
     pub fn is_outdated(&self) -> bool {
         self.is_outdated
     }
 
     /// The card as received from the server (spec §3.1), with every signature.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// // Store or forward a card as the server sent it; it is verified again when read back.
+    /// let json = serde_json::to_string(card.raw())?;
+    /// let back = Card::from_raw(serde_json::from_str(&json)?)?;
+    /// assert_eq!(back, card);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn raw(&self) -> &RawSignedModel {
         &self.raw
     }
 
     /// This card followed by its predecessors, newest first.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// // The ids of every key the user had, newest first. A card parsed on its own is a chain of
+    /// // one; cards from find_users bring their predecessors.
+    /// let history: Vec<String> = card.chain().map(|c| c.id().to_string()).collect();
+    /// assert_eq!(history, [card.id().to_string()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn chain(&self) -> impl Iterator<Item = &Card> {
         std::iter::successors(Some(self), |c| c.previous_card())
     }
@@ -113,6 +329,29 @@ impl Card {
     /// after `moment` (compared in milliseconds, card times being whole seconds).
     ///
     /// [`Error::SenderCardNewerThanMessage`] when every card of the chain is newer.
+    ///
+    /// ```
+    /// # use sealkit::{Card, PrivateKey, RawSignedModel};
+    /// # let key = PrivateKey::ed25519_from_seed(&[7; 32]);
+    /// # let content = sealkit_proto::CardContent {
+    /// #     identity: "alice".to_owned(),
+    /// #     previous_card_id: None,
+    /// #     created_at: 1700000000,
+    /// #     version: "5.0".to_owned(),
+    /// #     public_key: key.public_key().to_base64(),
+    /// # };
+    /// # let card = Card::from_raw(RawSignedModel::from_content(&content, &key)?)?;
+    /// use sealkit::Error;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// // The card was created at 1_700_000_000: a message sent after that was signed with it...
+    /// let sent_at = UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+    /// assert_eq!(card.active_at(sent_at)?.id(), card.id());
+    /// // ...while one dated before it cannot have been.
+    /// let too_early = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    /// assert!(matches!(card.active_at(too_early), Err(Error::SenderCardNewerThanMessage)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn active_at(&self, moment: SystemTime) -> Result<&Card> {
         let moment_ms = unix_millis(moment);
         self.chain()

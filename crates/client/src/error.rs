@@ -3,6 +3,25 @@
 use sealkit_proto::{CardError, JwtError};
 
 /// An error raised by a user's token provider (see [`crate::TokenProvider`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use sealkit::{EThree, EThreeOptions, Error};
+///
+/// let backend_down = || async { Err::<String, _>(std::io::Error::other("backend down")) };
+/// # let dir = tempfile::tempdir()?;
+/// let options = EThreeOptions::new("https://sealkit.example.com", dir.path());
+/// match EThree::initialize(backend_down, options).await {
+///     // The provider's own error, boxed: downcast it to tell its causes apart.
+///     Err(Error::TokenProvider(e)) => {
+///         let io = e.downcast_ref::<std::io::Error>();
+///         assert_eq!(io.map(|e| e.to_string()).as_deref(), Some("backend down"));
+///     }
+///     other => panic!("expected a provider error, got {other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in the SDK.
@@ -10,6 +29,24 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The variants that exist in e3kit keep e3kit's names (`UsersNotFoundError` is
 /// [`Error::UsersNotFound`], `IdentityAlreadyExistsError` is [`Error::IdentityAlreadyExists`],
 /// ...), so code ported from e3kit can match on the same cases. Each message says what to do next.
+///
+/// ```no_run
+/// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+/// use sealkit::Error;
+///
+/// match ethree.find_users(&["bob"]).await {
+///     Ok(cards) => println!("bob's card: {}", cards["bob"].id()),
+///     Err(Error::UsersNotFound { identities }) => println!("invite {identities:?} first"),
+///     // Offline: the cache still has whoever was found before.
+///     Err(Error::Network(_)) => {
+///         ethree.find_cached_users(&["bob"]).await?;
+///     }
+///     Err(Error::Api { status, code, .. }) => eprintln!("server error {status}, code {code}"),
+///     // The enum is non_exhaustive: there is always a catch-all arm.
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -164,6 +201,23 @@ impl Error {
 }
 
 /// e3kit's `GroupErrorCode`, with the same numbers.
+///
+/// ```no_run
+/// # async fn run(ethree: sealkit::EThree, mut group: sealkit::Group, message: Vec<u8>)
+/// #     -> sealkit::Result<()> {
+/// use sealkit::{Error, GroupErrorCode};
+///
+/// let alice = ethree.find_user("alice").await?;
+/// let plaintext = match group.decrypt(&message, &alice, None).await {
+///     // Alice started a new epoch (removed someone) since this device last looked:
+///     Err(Error::Group { code: GroupErrorCode::GroupIsOutdated, .. }) => {
+///         group.update().await?;
+///         group.decrypt(&message, &alice, None).await?
+///     }
+///     other => other?,
+/// };
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GroupErrorCode {
@@ -203,6 +257,18 @@ impl Error {
 }
 
 /// Shorthand for results of this crate.
+///
+/// ```no_run
+/// use sealkit::{Card, EThree, Error};
+///
+/// // A contact's card, from the local cache when the server is unreachable.
+/// async fn contact_card(ethree: &EThree, who: &str) -> sealkit::Result<Card> {
+///     match ethree.find_user(who).await {
+///         Err(Error::Network(_)) => ethree.find_cached_user(who).await,
+///         other => other,
+///     }
+/// }
+/// ```
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 #[cfg(test)]

@@ -18,6 +18,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 /// e3kit searches at most this many identities per request (`MAX_IDENTITIES_TO_SEARCH`).
+///
+/// ```
+/// use sealkit::MAX_IDENTITIES_PER_SEARCH;
+///
+/// // find_users splits long lists itself; splitting by hand allows progress reports in between
+/// // (`for batch in &batches { ethree.find_users(batch).await?; ... }`):
+/// let contacts: Vec<String> = (0..120).map(|i| format!("user{i}")).collect();
+/// let batches: Vec<Vec<&str>> = contacts
+///     .chunks(MAX_IDENTITIES_PER_SEARCH)
+///     .map(|batch| batch.iter().map(String::as_str).collect())
+///     .collect();
+/// assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [50, 50, 20]);
+/// ```
 pub const MAX_IDENTITIES_PER_SEARCH: usize = 50;
 
 /// One-shot inputs larger than this are encrypted and decrypted on the blocking thread pool
@@ -28,6 +41,18 @@ const INLINE_LIMIT: usize = 64 << 10;
 ///
 /// Cheap to clone (all clones share one token cache, key and card cache), `Send` and `Sync`.
 /// See the [crate documentation](crate) for a walkthrough.
+///
+/// ```no_run
+/// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+/// // Clones share the key, the tokens and the cache: give one to each task.
+/// let background = ethree.clone();
+/// let refresh = tokio::spawn(async move { background.update_cached_users().await });
+/// let bob = ethree.find_user("bob").await?;
+/// if let Ok(Ok(changed)) = refresh.await {
+///     println!("keys changed: {changed:?}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct EThree {
     pub(crate) inner: Arc<Inner>,
@@ -85,6 +110,33 @@ impl EThree {
     /// HTTP request, so it works offline when the provider does.
     ///
     /// See [`TokenProvider`] for how tokens are cached and refreshed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn now() -> i64 {
+    /// #     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    /// #     since.map_or(0, |d| d.as_secs() as i64)
+    /// # }
+    /// use sealkit::{EThree, EThreeOptions, PrivateKey};
+    /// use sealkit_proto::JwtGenerator;
+    ///
+    /// // Normally the provider calls your backend; here an in-process "backend" mints the tokens,
+    /// // as in tests.
+    /// let api_key = PrivateKey::ed25519_from_seed(&[1; 32]);
+    /// let backend = JwtGenerator::new("my-app-id", "my-api-key-id", api_key, 3600);
+    /// let provider = move || {
+    ///     let jwt = backend.generate("alice", now());
+    ///     async move { jwt.map(|jwt| jwt.to_string()) }
+    /// };
+    /// let dir = tempfile::tempdir()?; // the app's data directory in real use
+    /// let options = EThreeOptions::new("https://sealkit.example.com", dir.path());
+    /// let alice = EThree::initialize(provider, options).await?;
+    /// assert_eq!(alice.identity(), "alice");
+    /// // No request was made; a new user has no key yet and must register.
+    /// assert!(!alice.has_local_private_key().await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn initialize(
         token_provider: impl TokenProvider,
         options: EThreeOptions,
@@ -119,6 +171,14 @@ impl EThree {
     }
 
     /// The identity this client acts for (the tokens' `sub` without `identity-`).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // Taken from the token: use it to label local data, or to find the user's own card.
+    /// println!("signed in as {}", ethree.identity());
+    /// let own = ethree.find_user(ethree.identity()).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn identity(&self) -> &str {
         &self.inner.identity
     }
@@ -193,6 +253,19 @@ impl EThree {
     /// Unregisters the user (e3kit `unregister`): revokes every card of the identity
     /// ([`Error::RegisterRequired`] when there is none), deletes the local private key and
     /// empties this identity's card cache.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // Deleting the account: the backup first (needs no card), then the card and the local key.
+    /// ethree.reset_private_key_backup().await?;
+    /// match ethree.unregister().await {
+    ///     Ok(()) => println!("account deleted"),
+    ///     // No card (already unregistered): only forget the local key.
+    ///     Err(sealkit::Error::RegisterRequired) => ethree.cleanup().await?,
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn unregister(&self) -> Result<()> {
         let _op = self.inner.ops.lock().await;
         let cards = self.search_own().await?;
@@ -207,6 +280,22 @@ impl EThree {
 
     /// Whether a private key for this identity is stored on this device (e3kit
     /// `hasLocalPrivateKey`). A corrupt or foreign key file is an [`Error::Storage`].
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, password: String) -> sealkit::Result<()> {
+    /// // At start-up: register on first use, restore the backup on a new device.
+    /// if !ethree.has_local_private_key().await? {
+    ///     match ethree.register(None).await {
+    ///         Err(sealkit::Error::IdentityAlreadyExists) => {
+    ///             ethree.restore_private_key(&password, None).await?
+    ///         }
+    ///         other => {
+    ///             other?;
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn has_local_private_key(&self) -> Result<bool> {
         Ok(self.load_private_key().await?.is_some())
     }
@@ -214,6 +303,18 @@ impl EThree {
     /// Deletes the local private key (e3kit `cleanup`), and this identity's card cache as e3kit
     /// does when the key is deleted. Without a backup, messages encrypted for the key can no
     /// longer be decrypted. Succeeds when there is no key.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // Signing out of a shared computer: keep a backup, forget the key here.
+    /// match ethree.backup_private_key("a long passphrase", None).await {
+    ///     Ok(()) | Err(sealkit::Error::CloudEntryExists { .. }) => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// ethree.cleanup().await?;
+    /// assert!(!ethree.has_local_private_key().await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn cleanup(&self) -> Result<()> {
         let _op = self.inner.ops.lock().await;
         self.delete_private_key().await
@@ -393,6 +494,18 @@ impl EThree {
     }
 
     /// The card of one user, see [`EThree::find_users`].
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// match ethree.find_user("bob").await {
+    ///     Ok(bob) => {
+    ///         let message = ethree.auth_encrypt_text("hi Bob", &[&bob]).await?;
+    ///     }
+    ///     Err(sealkit::Error::UsersNotFound { .. }) => println!("bob has not registered yet"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn find_user(&self, identity: &str) -> Result<Card> {
         let mut found = self.find_users(&[identity]).await?;
         found.remove(identity).ok_or_else(|| Error::UsersNotFound {
@@ -432,6 +545,18 @@ impl EThree {
     }
 
     /// The cached card of one user, see [`EThree::find_cached_users`].
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, message: String) -> sealkit::Result<()> {
+    /// // No round trip when Alice's card is already cached:
+    /// let alice = match ethree.find_cached_user("alice").await {
+    ///     Ok(card) => card,
+    ///     Err(sealkit::Error::UsersNotFound { .. }) => ethree.find_user("alice").await?,
+    ///     Err(e) => return Err(e),
+    /// };
+    /// let text = ethree.auth_decrypt_text(&message, &alice, None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn find_cached_user(&self, identity: &str) -> Result<Card> {
         let mut found = self.find_cached_users(&[identity]).await?;
         found.remove(identity).ok_or_else(|| Error::UsersNotFound {
@@ -444,6 +569,15 @@ impl EThree {
     /// removed from it. For each of them the [`EThreeOptions::on_key_changed`] callback is
     /// called, and their identities are returned. Users that now have several cards are left
     /// as cached.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // E.g. at start-up, or once a day:
+    /// for identity in ethree.update_cached_users().await? {
+    ///     println!("{identity} has a new key (or left): ask the user to verify them again");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn update_cached_users(&self) -> Result<Vec<String>> {
         let cached = self.inner.cache.identities().await?;
         let mut changed = Vec::new();
@@ -572,11 +706,31 @@ impl EThree {
 
     /// [`EThree::auth_encrypt`] for text: encrypts the UTF-8 bytes and returns standard base64
     /// (what e3kit returns for a string).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let bob = ethree.find_user("bob").await?;
+    /// let base64 = ethree.auth_encrypt_text("see you at 10", &[&bob]).await?;
+    /// // Send `base64` to Bob through any text channel (JSON, a chat message, e-mail).
+    /// # Ok(()) }
+    /// ```
     pub async fn auth_encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
         Ok(STANDARD.encode(self.auth_encrypt(text.as_bytes(), recipients).await?))
     }
 
     /// [`EThree::auth_decrypt`] for text: decodes base64, decrypts, and requires UTF-8.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, base64: String) -> sealkit::Result<()> {
+    /// let alice = ethree.find_user("alice").await?;
+    /// match ethree.auth_decrypt_text(&base64, &alice, None).await {
+    ///     Ok(text) => println!("alice: {text}"),
+    ///     // Not from Alice, or altered on the way:
+    ///     Err(sealkit::Error::Crypto(e)) => eprintln!("rejected: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn auth_decrypt_text(
         &self,
         base64: &str,
@@ -590,6 +744,14 @@ impl EThree {
     /// e3kit's legacy `encrypt`: sign-then-encrypt, the signature in the (cleartext) message
     /// info, no padding (spec §5), for `recipients` and the user. Prefer
     /// [`EThree::auth_encrypt`], which hides the signature and the length.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// // Only for peers whose app still calls e3kit's legacy `decrypt`:
+    /// let bob = ethree.find_user("bob").await?;
+    /// let message = ethree.encrypt(b"legacy format", &[&bob]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
         let key = self.private_key().await?;
         let keys = self.recipient_keys(&key, recipients);
@@ -603,6 +765,14 @@ impl EThree {
 
     /// e3kit's legacy `decrypt`: decrypts a sign-then-encrypt message and verifies `sender`'s
     /// signature, choosing the key like [`EThree::auth_decrypt`].
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, message: Vec<u8>) -> sealkit::Result<()> {
+    /// // A message from an app that still uses e3kit's legacy `encrypt`:
+    /// let alice = ethree.find_user("alice").await?;
+    /// let plaintext = ethree.decrypt(&message, &alice, None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn decrypt(
         &self,
         data: &[u8],
@@ -620,11 +790,25 @@ impl EThree {
     }
 
     /// [`EThree::encrypt`] for text, returning base64.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let bob = ethree.find_user("bob").await?;
+    /// let base64 = ethree.encrypt_text("legacy format", &[&bob]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
         Ok(STANDARD.encode(self.encrypt(text.as_bytes(), recipients).await?))
     }
 
     /// [`EThree::decrypt`] for base64 text.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, base64: String) -> sealkit::Result<()> {
+    /// let alice = ethree.find_user("alice").await?;
+    /// let text = ethree.decrypt_text(&base64, &alice, None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn decrypt_text(
         &self,
         base64: &str,

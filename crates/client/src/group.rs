@@ -901,7 +901,7 @@ impl Group {
     ///
     /// ```no_run
     /// # async fn run(ethree: sealkit::EThree, group: sealkit::Group) -> sealkit::Result<()> {
-    /// // Bob lost his key and rotated it: his copies of the tickets are encrypted for the old one.
+    /// // Bob lost his key and rotated it: his copies of the tickets are for the old one.
     /// let changed = ethree.update_cached_users().await?;
     /// if changed.iter().any(|who| who == "bob") {
     ///     let bob = ethree.find_user("bob").await?;

@@ -7,9 +7,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Called with an identity whose card changed, see [`EThreeOptions::on_key_changed`].
+///
+/// ```
+/// use sealkit::{EThreeOptions, KeyChangedCallback};
+/// use std::sync::{Arc, Mutex};
+///
+/// // One callback shared by the instances of several identities:
+/// let changed = Arc::new(Mutex::new(Vec::<String>::new()));
+/// let callback: KeyChangedCallback = {
+///     let changed = changed.clone();
+///     Arc::new(move |identity: &str| {
+///         if let Ok(mut list) = changed.lock() {
+///             list.push(identity.to_owned());
+///         }
+///     })
+/// };
+/// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+///     .on_key_changed({
+///         let callback = callback.clone();
+///         move |identity| callback(identity)
+///     });
+/// callback("bob"); // what the SDK does when it notices that bob's card changed
+/// assert_eq!(changed.lock().unwrap().as_slice(), ["bob"]);
+/// ```
 pub type KeyChangedCallback = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The default for [`EThreeOptions::request_timeout`].
+///
+/// ```
+/// use sealkit::{EThreeOptions, DEFAULT_REQUEST_TIMEOUT};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_REQUEST_TIMEOUT, Duration::from_secs(30));
+/// // On a slow mobile link, allow more than the default:
+/// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+///     .request_timeout(DEFAULT_REQUEST_TIMEOUT * 2);
+/// assert!(format!("{options:?}").contains("request_timeout: 60s"));
+/// ```
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of an [`crate::EThree`] instance (e3kit's `EThreeInitializeOptions`).
@@ -38,6 +72,15 @@ impl EThreeOptions {
     /// spec §1) and the local storage directory `storage_dir` (e3kit's `storageName`), which
     /// holds the private key files (`keys/`) and the card cache (`cards.sqlite3`). Several
     /// identities may share one directory.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    /// use std::path::Path;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit");
+    /// assert_eq!(options.api_url(), "https://sealkit.example.com");
+    /// assert_eq!(options.storage_dir(), Path::new("/var/lib/myapp/e3kit"));
+    /// ```
     pub fn new(api_url: impl Into<String>, storage_dir: impl Into<PathBuf>) -> Self {
         Self {
             api_url: api_url.into(),
@@ -52,6 +95,21 @@ impl EThreeOptions {
     /// The type of the key pairs `register` and `rotate_private_key` generate (e3kit's
     /// `keyPairType`). Default: Ed25519. Cards are signed with the key, so it must be able to sign
     /// (Ed25519 or P-256).
+    ///
+    /// ```no_run
+    /// # async fn get_jwt() -> Result<String, std::io::Error> { todo!() }
+    /// # async fn run() -> sealkit::Result<()> {
+    /// use sealkit::{EThree, EThreeOptions, KeyType};
+    ///
+    /// // P-256 (ECDSA) instead of Ed25519, e.g. where policy requires NIST curves (groups need
+    /// // Ed25519, though):
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .key_type(KeyType::Secp256r1);
+    /// let ethree = EThree::initialize(get_jwt, options).await?;
+    /// let card = ethree.register(None).await?;
+    /// assert_eq!(card.public_key().key_type(), KeyType::Secp256r1);
+    /// # Ok(()) }
+    /// ```
     pub fn key_type(mut self, key_type: KeyType) -> Self {
         self.key_type = key_type;
         self
@@ -60,6 +118,15 @@ impl EThreeOptions {
     /// Writes 32-byte SHA-256 key identifiers into messages instead of the default 8-byte ones
     /// (e3kit's `useSha256Identifiers`). Decryption accepts both either way; recipients running
     /// old virgil-crypto versions may need the default.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    ///
+    /// // When every recipient runs a recent e3kit (or this SDK):
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .sha256_identifiers(true);
+    /// assert!(format!("{options:?}").contains("sha256_identifiers: true"));
+    /// ```
     pub fn sha256_identifiers(mut self, enabled: bool) -> Self {
         self.sha256_identifiers = enabled;
         self
@@ -67,6 +134,16 @@ impl EThreeOptions {
 
     /// How long one HTTP request (connection included) may take before it fails with
     /// [`crate::Error::Network`]. Default: [`DEFAULT_REQUEST_TIMEOUT`].
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    /// use std::time::Duration;
+    ///
+    /// // Fail fast in an interactive app (then fall back to find_cached_users on Error::Network):
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .request_timeout(Duration::from_secs(5));
+    /// assert!(format!("{options:?}").contains("request_timeout: 5s"));
+    /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -76,17 +153,48 @@ impl EThreeOptions {
     /// or an unregistration) when [`crate::EThree::update_cached_users`] or
     /// [`crate::EThree::find_users`] notices it (e3kit Swift/Kotlin `keyChangedCallback`).
     /// The cache already holds the new card (or none) when it is called.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    /// use std::sync::mpsc;
+    ///
+    /// // Hand the identities to the UI thread, which asks the user to verify them again:
+    /// let (changed, to_verify) = mpsc::channel::<String>();
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .on_key_changed(move |identity| {
+    ///         // An error means the UI is gone: nobody left to tell.
+    ///         let _ = changed.send(identity.to_owned());
+    ///     });
+    /// assert!(format!("{options:?}").contains("on_key_changed: true"));
+    /// ```
     pub fn on_key_changed(mut self, callback: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.key_changed = Some(Arc::new(callback));
         self
     }
 
     /// The server URL.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit");
+    /// assert_eq!(options.api_url(), "https://sealkit.example.com");
+    /// ```
     pub fn api_url(&self) -> &str {
         &self.api_url
     }
 
     /// The local storage directory.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    /// use std::path::Path;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit");
+    /// // The card cache lives there, next to the keys/ directory:
+    /// let cache = options.storage_dir().join("cards.sqlite3");
+    /// assert_eq!(cache, Path::new("/var/lib/myapp/e3kit/cards.sqlite3"));
+    /// ```
     pub fn storage_dir(&self) -> &std::path::Path {
         &self.storage_dir
     }

@@ -36,6 +36,20 @@ impl<R: Read, P: FnMut(u64)> Read for Progress<R, P> {
 /// A [`Stage`] backed by a temporary file (mode 0600) in the destination's directory. On
 /// [`Stage::commit`] the file is flushed, synced and renamed to the destination (replacing it);
 /// dropped uncommitted, it is deleted.
+///
+/// ```no_run
+/// # async fn run(ethree: sealkit::EThree) -> Result<(), Box<dyn std::error::Error>> {
+/// use sealkit::FileStage;
+/// use std::fs::File;
+///
+/// let alice = ethree.find_user("alice").await?;
+/// let input = File::open("photo.jpg.enc")?;
+/// // photo.jpg appears only if the whole message is authentic:
+/// let path = ethree
+///     .auth_decrypt_stream(input, FileStage::new("photo.jpg")?, &alice, None, |_| ())
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct FileStage {
     target: PathBuf,
@@ -44,6 +58,27 @@ pub struct FileStage {
 
 impl FileStage {
     /// A stage whose committed output becomes `target`.
+    ///
+    /// ```
+    /// use sealkit::{FileStage, Stage};
+    /// use std::io::Write;
+    ///
+    /// // auth_decrypt_stream normally writes and commits; by hand:
+    /// let dir = tempfile::tempdir()?;
+    /// let target = dir.path().join("report.pdf");
+    /// let mut stage = FileStage::new(target.clone())?;
+    /// stage.write_all(b"verified bytes")?;
+    /// assert!(!target.exists()); // nothing visible before the commit
+    /// assert_eq!(stage.commit()?, target);
+    /// assert_eq!(std::fs::read(&target)?, b"verified bytes");
+    ///
+    /// // Dropped without a commit (a failed decryption): no file, nothing left behind.
+    /// let mut stage = FileStage::new(dir.path().join("forged.pdf"))?;
+    /// stage.write_all(b"unverified bytes")?;
+    /// drop(stage);
+    /// assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(target: impl Into<PathBuf>) -> Result<Self> {
         let target = target.into();
         let dir = match target.parent() {
@@ -92,6 +127,23 @@ impl EThree {
     /// (spec §6); a reader that yields a different number of bytes is an error. The output is
     /// byte-compatible with e3kit's `authEncrypt` (and virgil-crypto's
     /// `createStreamSignAndEncrypt` with padding).
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, upload: std::net::TcpStream)
+    /// #     -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::fs::File;
+    ///
+    /// let bob = ethree.find_user("bob").await?;
+    /// let video = File::open("talk.mp4")?;
+    /// let len = video.metadata()?.len();
+    /// // Straight into a network connection, in constant memory:
+    /// let upload = ethree
+    ///     .auth_encrypt_stream(video, len, upload, &[&bob], move |done| {
+    ///         eprint!("\r{}%", done * 100 / len.max(1))
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn auth_encrypt_stream<R, W, P>(
         &self,
         input: R,
@@ -230,6 +282,22 @@ impl EThree {
     /// Decrypts the file `input` into the file `output` with [`EThree::auth_decrypt_stream`]
     /// through a [`FileStage`]: `output` appears (or is replaced) only after verification, and a
     /// failed decryption leaves nothing behind.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, sent_at: std::time::SystemTime)
+/// #     -> sealkit::Result<()> {
+    /// use std::path::Path;
+    ///
+    /// let alice = ethree.find_user("alice").await?;
+    /// let (input, output) = (Path::new("report.pdf.enc"), Path::new("report.pdf"));
+    /// match ethree.auth_decrypt_file(input, output, &alice, Some(sent_at), |_| ()).await {
+    ///     Ok(()) => println!("report.pdf is from alice"),
+    ///     // Altered, or not from Alice: report.pdf was neither created nor replaced.
+    ///     Err(sealkit::Error::Crypto(e)) => eprintln!("rejected: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn auth_decrypt_file<P>(
         &self,
         input: &Path,

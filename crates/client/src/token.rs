@@ -7,10 +7,44 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// A boxed, sendable future, as returned by [`TokenProvider::get_token`].
+///
+/// ```no_run
+/// use sealkit::{BoxError, BoxFuture, TokenProvider};
+///
+/// // A provider with state, where a closure is not enough:
+/// struct Backend {
+///     session_cookie: String,
+/// }
+///
+/// impl Backend {
+///     async fn fetch_jwt(&self) -> std::io::Result<String> {
+///         // e.g. GET https://myapp.example.com/virgil-jwt with self.session_cookie
+/// #       todo!()
+///     }
+/// }
+///
+/// impl TokenProvider for Backend {
+///     fn get_token(&self) -> BoxFuture<'_, Result<String, BoxError>> {
+///         Box::pin(async move { Ok(self.fetch_jwt().await?) })
+///     }
+/// }
+/// ```
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Seconds before `exp` at which a cached token is considered stale, as in e3kit's
 /// `CachingJwtProvider`.
+///
+/// ```
+/// use sealkit::TOKEN_EXPIRATION_MARGIN_SECS;
+///
+/// // The SDK asks for a new token this long before `exp`; a provider that keeps its own copy of
+/// // the token can use the same rule:
+/// fn needs_refresh(exp: i64, now: i64) -> bool {
+///     exp < now + TOKEN_EXPIRATION_MARGIN_SECS
+/// }
+/// assert!(!needs_refresh(1_000, 995));
+/// assert!(needs_refresh(1_000, 996));
+/// ```
 pub const TOKEN_EXPIRATION_MARGIN_SECS: i64 = 5;
 
 /// Where the SDK gets its Virgil JWTs from: usually a call to the application's backend, which
