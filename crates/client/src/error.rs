@@ -135,6 +135,66 @@ pub enum Error {
         /// What to do about it.
         message: String,
     },
+    /// Chat: no channel with this id exists (code 70001).
+    #[error("chat channel {channel:?} does not exist: create it, or check the id")]
+    ChannelNotFound {
+        /// The channel id.
+        channel: String,
+    },
+    /// Chat: this user is not a member of the channel (code 70002): ask an admin to add them,
+    /// or `join` it if it is open.
+    #[error(
+        "not a member of chat channel {channel:?}: ask one of its admins to add you (or join it \
+         if it is open)"
+    )]
+    NotAMember {
+        /// The channel id.
+        channel: String,
+    },
+    /// Chat: only an admin of the channel may do this (code 70003).
+    #[error("only an admin of chat channel {channel:?} may change its members")]
+    NotAnAdmin {
+        /// The channel id.
+        channel: String,
+    },
+    /// Chat: a channel with this id exists already (code 70004).
+    #[error("chat channel {channel:?} exists already: pick another id, or join it")]
+    ChannelExists {
+        /// The channel id.
+        channel: String,
+    },
+    /// Chat: the membership change breaks a rule (code 70008): a direct channel keeps its two
+    /// members, the last admin cannot leave, a channel holds at most 1000 members.
+    #[error("chat channel {channel:?}: {message}")]
+    MembershipRule {
+        /// The channel id.
+        channel: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// Chat: the encrypted message is larger than the server accepts (code 70006, HTTP 413).
+    #[error(
+        "the message for chat channel {channel:?} is too large for the server ({message}): send \
+         large content as an encrypted file and post a reference to it"
+    )]
+    MessageTooLarge {
+        /// The channel id.
+        channel: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// Chat: the channel's members kept changing while the message was being encrypted for
+    /// them (code 70005 after several re-reads); nothing was posted, so sending again is safe.
+    #[error(
+        "the members of chat channel {channel:?} changed {attempts} times while sending: nothing \
+         was posted; send again"
+    )]
+    MembersChanging {
+        /// The channel id.
+        channel: String,
+        /// How many times the message was encrypted.
+        attempts: u32,
+    },
     /// The server answered with an error (`{"code", "message"}` body, spec §1).
     #[error("the server answered HTTP {status}, code {code}: {message}")]
     Api {

@@ -79,6 +79,7 @@ mod api;
 mod backup;
 mod cache;
 mod card;
+pub mod chat;
 mod error;
 mod ethree;
 mod group;
@@ -89,6 +90,7 @@ mod token;
 
 pub use backup::DerivedPasswords;
 pub use card::Card;
+pub use chat::Chat;
 pub use error::{BoxError, Error, GroupErrorCode, Result};
 pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
 pub use group::{Group, MAX_GROUP_PARTICIPANTS};

@@ -3,6 +3,7 @@
 //! brainkey), built on [`ApiClient::send`].
 
 pub(crate) mod cards;
+pub(crate) mod chat;
 pub(crate) mod keyknox;
 
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ pub(crate) enum Method {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 /// A successful (2xx) answer.
@@ -156,6 +158,7 @@ impl ApiClient {
             Method::Get => self.http.get(&url),
             Method::Post => self.http.post(&url),
             Method::Put => self.http.put(&url),
+            Method::Delete => self.http.delete(&url),
         }
         .header(reqwest::header::AUTHORIZATION, token.authorization())
         .header("Virgil-Agent", &self.agent);

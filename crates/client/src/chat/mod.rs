@@ -1,0 +1,761 @@
+//! End-to-end encrypted chat over a Sealkit server's `/chat/v1` API (Sealkit's own, not a
+//! Virgil service): channels with members, ordered history, realtime delivery over WebSocket.
+//!
+//! # Security model
+//!
+//! * Every message is [`EThree::auth_encrypt`]ed (signed, then encrypted, e3kit's format) to
+//!   the cards of the channel's members **at the moment it is sent**, the sender included so
+//!   their other devices can read their own history. The server stores and forwards only that
+//!   ciphertext; what it sees in clear is the channel, the sender (from the token), the time and
+//!   the sender's random `client_id`, as well as the size rounded up by the padding.
+//! * A member who is removed cannot read anything sent after the removal: the server refuses a
+//!   post encrypted for an outdated member list (`member_version`), and the sender re-reads the
+//!   members and encrypts again. Likewise a member who joins cannot read what was sent before
+//!   (those messages come back as [`Verification::NotForMe`]).
+//! * Each received message is decrypted and its signature checked against the sender's card
+//!   that was valid when the server stored it (`sent_at`, with a small allowance for clock skew,
+//!   [`CLOCK_SKEW`]), so messages sent before a key rotation still verify. Only a verified
+//!   message has a [`ReceivedMessage::body`]; anything else carries its [`Verification`] and
+//!   no plaintext.
+//! * What the server is trusted with: the member list. A malicious server could list an extra
+//!   (registered) identity as a member and senders would encrypt to it; it cannot read messages
+//!   without such a key, forge a sender, or change a message unnoticed. Show members to users
+//!   ([`Chat::channel`]) where that matters.
+//!
+//! Why not e3kit's group sessions ([`crate::Group`])? Those share one epoch key per group:
+//! removing someone needs a new epoch and its tickets distributed before the next message, and a
+//! device must fetch tickets before it can read. Encrypting each message to the members costs
+//! one key agreement per member and a few dozen bytes of header each, which is fine for
+//! channels of up to a few hundred members and gives immediate removal with no shared state.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use sealkit::chat::{ChannelKind, ChatEvent, HistoryCursor};
+//!
+//! # async fn run(alice: sealkit::EThree) -> sealkit::Result<()> {
+//! let chat = alice.chat(); // keep it: it caches members and cards between sends
+//! chat.create_channel("team", ChannelKind::Group, &["bob", "carol"], false).await?;
+//! chat.send_text("team", "hello both").await?;
+//!
+//! let page = chat.history("team", HistoryCursor::Latest, 50).await?;
+//! for m in &page.messages {
+//!     println!("{}: {}", m.message.sender, m.text().unwrap_or("(unreadable)"));
+//! }
+//!
+//! let mut stream = chat.subscribe().await?;
+//! stream.subscribe("team", page.messages.last().map_or(0, |m| m.message.seq)).await?;
+//! while let Some(event) = stream.next().await {
+//!     match event? {
+//!         ChatEvent::Message(m) => println!("{}: {:?}", m.message.sender, m.text()),
+//!         ChatEvent::Removed { channel } => println!("removed from {channel}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod stream;
+
+pub use sealkit_proto::chat::{Channel, ChannelKind, Message};
+pub use stream::{ChatEvent, ChatStream};
+
+use crate::api::chat::Page;
+use crate::card::Card;
+use crate::error::{Error, Result};
+use crate::ethree::EThree;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rand_core::{OsRng, RngCore};
+use sealkit_crypto::PublicKey;
+use sealkit_proto::chat::{codes, validate_channel_id, NewMessage};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How far a message's `sent_at` (the server's clock) may be from the creation time of the
+/// sender's card (the sender's clock) for that card to count as valid then. Around a key
+/// rotation, a message is accepted if signed by either key within this window.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// How many times [`Chat::send`] encrypts again when the members changed meanwhile.
+const STALE_RETRIES: u32 = 5;
+
+/// How many times a post is repeated (with the same `client_id`) after a network error or a
+/// 5xx answer.
+const POST_RETRIES: u32 = 2;
+
+/// How long a card found on the server is used without asking again.
+const CARD_TTL: Duration = Duration::from_secs(300);
+
+/// Ciphertexts (base64) longer than this are decrypted on the blocking pool.
+const INLINE_LIMIT: usize = 96 << 10;
+
+/// What checking a received message found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verification {
+    /// Decrypted, and signed by the sender's card valid when it was sent.
+    Verified,
+    /// Not encrypted for this user's key: the user was not a member when it was sent (joined
+    /// later, or had been removed), or has replaced their key since.
+    NotForMe,
+    /// Decrypted, but not signed by the claimed sender: the plaintext is withheld.
+    BadSignature,
+    /// The sender has no card (not registered, or none that was valid when it was sent).
+    UnknownSender,
+    /// Not a message this SDK can read (bad base64, not an e3kit `authEncrypt` envelope,
+    /// damaged).
+    Malformed,
+}
+
+/// A message as received: the server's metadata, and the plaintext if it verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The stored message (seq, channel, sender, time, client id, ciphertext).
+    pub message: Message,
+    /// The plaintext, present only when [`ReceivedMessage::status`] is
+    /// [`Verification::Verified`]: unverified bytes are never handed out.
+    pub body: Option<Vec<u8>>,
+    /// Whether, and why not, the message could be read.
+    pub status: Verification,
+}
+
+impl ReceivedMessage {
+    /// The verified body as UTF-8 text (`None` when unverified or not UTF-8).
+    pub fn text(&self) -> Option<&str> {
+        self.body
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// Whether the message decrypted and verified.
+    pub fn is_verified(&self) -> bool {
+        self.status == Verification::Verified
+    }
+
+    /// When the server stored it.
+    pub fn sent_at(&self) -> SystemTime {
+        millis_to_time(self.message.sent_at)
+    }
+}
+
+/// Which page of a channel's history [`Chat::history`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryCursor {
+    /// The newest messages.
+    Latest,
+    /// The oldest messages with `seq` greater than this (0 for the start of the channel).
+    After(i64),
+    /// The newest messages with `seq` less than this (scrolling back).
+    Before(i64),
+}
+
+/// One page of history, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The messages, ascending by `seq`.
+    pub messages: Vec<ReceivedMessage>,
+    /// Whether more messages exist in the direction asked (after the last one for
+    /// [`HistoryCursor::After`], before the first one otherwise).
+    pub more: bool,
+}
+
+/// The chat client of one [`EThree`] user; see the [module documentation](self).
+///
+/// Cheap to clone; clones share the caches of channel members and cards, so keep one `Chat`
+/// (or clones of it) rather than calling [`EThree::chat`] for every message.
+#[derive(Clone)]
+pub struct Chat {
+    ethree: EThree,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("identity", &self.ethree.identity())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Channels as last read, for their members and `member_version`.
+    channels: Mutex<HashMap<String, Channel>>,
+    /// Cards found on the server, with when.
+    cards: Mutex<HashMap<String, (Card, Instant)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Chat {
+    pub(crate) fn new(ethree: EThree) -> Self {
+        Self {
+            ethree,
+            shared: Arc::default(),
+        }
+    }
+
+    /// The user this client acts for.
+    pub fn identity(&self) -> &str {
+        self.ethree.identity()
+    }
+
+    fn api(&self) -> &crate::api::ApiClient {
+        &self.ethree.inner.api
+    }
+
+    // ------------------------------------------------------------------------------ channels
+
+    /// Creates a channel with `members` besides the user (who becomes its first admin).
+    /// `open` lets any user of the application [`Chat::join`] it (group channels only).
+    ///
+    /// Errors: [`Error::ChannelExists`], [`Error::InvalidInput`] (bad id or member list),
+    /// [`Error::MembershipRule`].
+    pub async fn create_channel(
+        &self,
+        id: &str,
+        kind: ChannelKind,
+        members: &[&str],
+        open: bool,
+    ) -> Result<Channel> {
+        check_id(id)?;
+        let members = members.iter().map(|m| (*m).to_owned()).collect();
+        let channel = self
+            .api()
+            .chat_create(id, kind, members, open)
+            .await
+            .map_err(|e| chat_error(e, id))?;
+        Ok(self.remember(channel))
+    }
+
+    /// The direct (1:1) channel with `other`: created on first use, the existing one after.
+    /// Its id is [`direct_channel_id`], the same whoever of the two asks first.
+    pub async fn direct_channel(&self, other: &str) -> Result<Channel> {
+        let id = direct_channel_id(self.identity(), other);
+        let channel = match self
+            .create_channel(&id, ChannelKind::Direct, &[other], false)
+            .await
+        {
+            Err(Error::ChannelExists { .. }) => self.channel(&id).await?,
+            other => other?,
+        };
+        // The id is public, so someone else could have taken it for another channel.
+        let mut expected = vec![self.identity().to_owned(), other.to_owned()];
+        expected.sort();
+        if channel.kind != ChannelKind::Direct || channel.members != expected {
+            return Err(Error::InvalidResponse(format!(
+                "channel {id:?} is not the direct channel of {} and {other}",
+                self.identity()
+            )));
+        }
+        Ok(channel)
+    }
+
+    /// The channels the user is a member of.
+    pub async fn channels(&self) -> Result<Vec<Channel>> {
+        let list = self.api().chat_channels().await?;
+        Ok(list.into_iter().map(|c| self.remember(c)).collect())
+    }
+
+    /// One channel, read from the server (members only: [`Error::NotAMember`],
+    /// [`Error::ChannelNotFound`]).
+    pub async fn channel(&self, id: &str) -> Result<Channel> {
+        check_id(id)?;
+        match self.api().chat_channel(id).await {
+            Ok(channel) => Ok(self.remember(channel)),
+            Err(e) => {
+                self.forget(id);
+                Err(chat_error(e, id))
+            }
+        }
+    }
+
+    /// Adds the user to an open channel ([`Error::NotAnAdmin`] if it is not open).
+    pub async fn join(&self, id: &str) -> Result<Channel> {
+        let me = self.identity().to_owned();
+        self.add_member(id, &me).await
+    }
+
+    /// Removes the user from a channel ([`Error::MembershipRule`] for the last admin, or in a
+    /// direct channel). Messages sent afterwards are not encrypted for them.
+    pub async fn leave(&self, id: &str) -> Result<()> {
+        let me = self.identity().to_owned();
+        self.remove_member(id, &me).await?;
+        self.forget(id);
+        Ok(())
+    }
+
+    /// Adds `identity` to a channel (admins only, [`Error::NotAnAdmin`]).
+    pub async fn add_member(&self, id: &str, identity: &str) -> Result<Channel> {
+        check_id(id)?;
+        let channel = self
+            .api()
+            .chat_add_member(id, identity)
+            .await
+            .map_err(|e| chat_error(e, id))?;
+        Ok(self.remember(channel))
+    }
+
+    /// Removes `identity` from a channel (admins; anyone for themselves).
+    pub async fn remove_member(&self, id: &str, identity: &str) -> Result<Channel> {
+        check_id(id)?;
+        let channel = self
+            .api()
+            .chat_remove_member(id, identity)
+            .await
+            .map_err(|e| chat_error(e, id))?;
+        Ok(self.remember(channel))
+    }
+
+    fn remember(&self, channel: Channel) -> Channel {
+        lock(&self.shared.channels).insert(channel.id.clone(), channel.clone());
+        channel
+    }
+
+    fn forget(&self, id: &str) {
+        lock(&self.shared.channels).remove(id);
+    }
+
+    /// Drops the cached members of `id` unless they are at least `member_version`.
+    pub(crate) fn members_changed(&self, id: &str, member_version: i64) {
+        let mut channels = lock(&self.shared.channels);
+        if channels
+            .get(id)
+            .is_some_and(|c| c.member_version < member_version)
+        {
+            channels.remove(id);
+        }
+    }
+
+    // ------------------------------------------------------------------------------ sending
+
+    /// Encrypts `data` for the channel's members (and the user) and posts it. Returns the
+    /// stored message (its `seq` and `sent_at`).
+    ///
+    /// Uses the members and cards cached from earlier calls, so a send is usually a single
+    /// request. When the members changed, the server refuses the post and the message is
+    /// encrypted again for the new members ([`Error::MembersChanging`] after several tries).
+    /// After a network error the same post is repeated: the server stores it at most once.
+    /// Members who have no card yet (not registered) are left out: they cannot read it.
+    ///
+    /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::MessageTooLarge`],
+    /// [`Error::Network`].
+    pub async fn send(&self, channel: &str, data: &[u8]) -> Result<Message> {
+        check_id(channel)?;
+        let client_id = hex::encode(random_bytes::<16>());
+        let cached = lock(&self.shared.channels).get(channel).cloned();
+        let mut info = match cached {
+            Some(c) => c,
+            None => self.channel(channel).await?,
+        };
+        for _ in 0..STALE_RETRIES {
+            let cards = self.member_cards(&info.members).await?;
+            let recipients: Vec<&Card> = cards.iter().collect();
+            let ciphertext = self.ethree.auth_encrypt(data, &recipients).await?;
+            let post = NewMessage {
+                client_id: client_id.clone(),
+                ciphertext: STANDARD.encode(ciphertext),
+                member_version: info.member_version,
+            };
+            match self.post(channel, &post).await {
+                Ok(message) => {
+                    if message.client_id != client_id || message.sender != self.identity() {
+                        return Err(Error::InvalidResponse(
+                            "the posted message came back with another sender or client_id"
+                                .to_owned(),
+                        ));
+                    }
+                    return Ok(message);
+                }
+                Err(Error::Api {
+                    code: codes::STALE_MEMBERS,
+                    ..
+                }) => info = self.channel(channel).await?,
+                Err(e) => {
+                    self.forget(channel);
+                    return Err(chat_error(e, channel));
+                }
+            }
+        }
+        Err(Error::MembersChanging {
+            channel: channel.to_owned(),
+            attempts: STALE_RETRIES,
+        })
+    }
+
+    /// [`Chat::send`] for text.
+    pub async fn send_text(&self, channel: &str, text: &str) -> Result<Message> {
+        self.send(channel, text.as_bytes()).await
+    }
+
+    /// Posts, repeating the same post after network errors and 5xx answers.
+    async fn post(&self, channel: &str, post: &NewMessage) -> Result<Message> {
+        let mut delay = Duration::from_millis(200);
+        for _ in 0..POST_RETRIES {
+            match self.api().chat_post(channel, post).await {
+                Err(Error::Network(_)) => {}
+                Err(Error::Api { status, .. }) if status >= 500 => {}
+                other => return other,
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        self.api().chat_post(channel, post).await
+    }
+
+    /// The cards to encrypt for: every member's but the user's own (which `auth_encrypt`
+    /// adds), from memory while fresh, else from the server, else from the local card cache
+    /// when the server is unreachable. Members without a card are skipped.
+    async fn member_cards(&self, members: &[String]) -> Result<Vec<Card>> {
+        let me = self.identity();
+        let mut cards = Vec::with_capacity(members.len());
+        let mut missing: Vec<&str> = Vec::new();
+        {
+            let cached = lock(&self.shared.cards);
+            for member in members.iter().filter(|m| *m != me) {
+                match cached.get(member) {
+                    Some((card, at)) if at.elapsed() < CARD_TTL => cards.push(card.clone()),
+                    _ => missing.push(member),
+                }
+            }
+        }
+        while !missing.is_empty() {
+            match self.ethree.find_users(&missing).await {
+                Ok(found) => {
+                    let now = Instant::now();
+                    let mut cached = lock(&self.shared.cards);
+                    for (identity, card) in found {
+                        cached.insert(identity, (card.clone(), now));
+                        cards.push(card);
+                    }
+                    break;
+                }
+                Err(Error::UsersNotFound { identities }) => {
+                    missing.retain(|m| !identities.iter().any(|i| i == m));
+                }
+                Err(Error::Network(e)) => {
+                    let found = self
+                        .ethree
+                        .find_cached_users(&missing)
+                        .await
+                        .map_err(|_| Error::Network(e))?;
+                    cards.extend(found.into_values());
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cards)
+    }
+
+    // ------------------------------------------------------------------------------ reading
+
+    /// A page of a channel's history, decrypted and verified, oldest first. `limit` is at most
+    /// 500 (the server clamps it).
+    ///
+    /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::Network`].
+    pub async fn history(
+        &self,
+        channel: &str,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> Result<HistoryPage> {
+        check_id(channel)?;
+        let page = match cursor {
+            HistoryCursor::Latest => Page::Latest,
+            HistoryCursor::After(seq) => Page::After(seq),
+            HistoryCursor::Before(seq) => Page::Before(seq),
+        };
+        let page = self
+            .api()
+            .chat_history(channel, page, limit)
+            .await
+            .map_err(|e| chat_error(e, channel))?;
+        let mut messages = Vec::with_capacity(page.messages.len());
+        for message in page.messages {
+            messages.push(self.open(message).await?);
+        }
+        Ok(HistoryPage {
+            messages,
+            more: page.more,
+        })
+    }
+
+    /// Decrypts and verifies one message. Errors only when the check could not be made
+    /// (network, no local key); a message that fails the check is a [`Verification`].
+    pub async fn open(&self, message: Message) -> Result<ReceivedMessage> {
+        let verdict = |message: Message, status| ReceivedMessage {
+            message,
+            body: None,
+            status,
+        };
+        let Ok(data) = STANDARD.decode(message.ciphertext.as_bytes()) else {
+            return Ok(verdict(message, Verification::Malformed));
+        };
+        let key = self.ethree.private_key().await?;
+        let mut fetched = false;
+        loop {
+            let card = match self.sender_card(&message.sender, fetched).await {
+                Ok(card) => card,
+                Err(Error::UsersNotFound { .. } | Error::UsersFoundWithMultipleCards { .. }) => {
+                    return Ok(verdict(message, Verification::UnknownSender))
+                }
+                Err(e) => return Err(e),
+            };
+            let signers = signers_at(&card, message.sent_at);
+            if signers.is_empty() {
+                if !fetched {
+                    fetched = true;
+                    continue;
+                }
+                return Ok(verdict(message, Verification::UnknownSender));
+            }
+            let crypto = self.ethree.inner.crypto;
+            let (key, data) = (key.clone(), data.clone());
+            let run = move || crypto.decrypt_and_verify(&data, &key, &signers);
+            // Large messages would stall the async worker (the SDK's rule, see `EThree`).
+            let outcome = if message.ciphertext.len() <= INLINE_LIMIT {
+                run()
+            } else {
+                tokio::task::spawn_blocking(run)
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))?
+            };
+            use sealkit_crypto::Error as C;
+            return Ok(match outcome {
+                Ok(body) => ReceivedMessage {
+                    message,
+                    body: Some(body),
+                    status: Verification::Verified,
+                },
+                Err(C::RecipientNotFound) => verdict(message, Verification::NotForMe),
+                Err(C::SignatureInvalid | C::SignerNotFound) if !fetched => {
+                    // The cached card may predate a rotation: ask the server once.
+                    fetched = true;
+                    continue;
+                }
+                Err(C::SignatureInvalid | C::SignerNotFound) => {
+                    verdict(message, Verification::BadSignature)
+                }
+                Err(_) => verdict(message, Verification::Malformed),
+            });
+        }
+    }
+
+    /// The sender's card: from memory while fresh (unless `refresh`), else from the server,
+    /// else from the local card cache when the server is unreachable.
+    async fn sender_card(&self, identity: &str, refresh: bool) -> Result<Card> {
+        if !refresh {
+            if let Some((card, at)) = lock(&self.shared.cards).get(identity) {
+                if at.elapsed() < CARD_TTL {
+                    return Ok(card.clone());
+                }
+            }
+        }
+        let card = match self.ethree.find_user(identity).await {
+            Err(Error::Network(e)) => self
+                .ethree
+                .find_cached_user(identity)
+                .await
+                .map_err(|_| Error::Network(e))?,
+            other => other?,
+        };
+        lock(&self.shared.cards).insert(identity.to_owned(), (card.clone(), Instant::now()));
+        Ok(card)
+    }
+
+    /// Opens a realtime stream (connects the WebSocket now, so a wrong URL or token fails
+    /// here); then [`ChatStream::subscribe`] to channels and read [`ChatStream::next`].
+    pub async fn subscribe(&self) -> Result<ChatStream> {
+        ChatStream::connect(self.clone()).await
+    }
+}
+
+impl EThree {
+    /// The chat client of this user (see [`Chat`]); keep it, it caches members and cards.
+    pub fn chat(&self) -> Chat {
+        Chat::new(self.clone())
+    }
+}
+
+/// The id of the direct channel of two identities, the same in either order: `dm:` and the
+/// first 32 hex digits of SHA-256 over both identities, sorted, each preceded by its length
+/// (4 bytes, big endian) so that no two pairs collide by concatenation.
+pub fn direct_channel_id(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let mut hash = Sha256::new();
+    for identity in [first, second] {
+        hash.update(
+            u32::try_from(identity.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        hash.update(identity.as_bytes());
+    }
+    let digest = hash.finalize();
+    format!("dm:{}", hex::encode(digest.get(..16).unwrap_or_default()))
+}
+
+/// The keys that may have signed a message stored at `sent_at_ms`: those of the sender's cards
+/// that were current at some moment within [`CLOCK_SKEW`] of it.
+fn signers_at(card: &Card, sent_at_ms: i64) -> Vec<PublicKey> {
+    let created: Vec<i64> = card.chain().map(Card::created_at_secs).collect();
+    let keys: Vec<&PublicKey> = card.chain().map(Card::public_key).collect();
+    active_within(&created, sent_at_ms, skew_ms())
+        .into_iter()
+        .filter_map(|i| keys.get(i).map(|k| (*k).clone()))
+        .collect()
+}
+
+fn skew_ms() -> i64 {
+    i64::try_from(CLOCK_SKEW.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Indexes into a chain (newest first, creation times in seconds) of the cards current at
+/// some moment of `[at - skew, at + skew]` (milliseconds): created before its end, and not
+/// replaced before its start.
+fn active_within(created_secs: &[i64], at_ms: i64, skew_ms: i64) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut replaced_at: Option<i64> = None;
+    for (i, &created) in created_secs.iter().enumerate() {
+        let created_ms = created.saturating_mul(1000);
+        let started = created_ms <= at_ms.saturating_add(skew_ms);
+        let not_yet_replaced = replaced_at.is_none_or(|r| r > at_ms.saturating_sub(skew_ms));
+        if started && not_yet_replaced {
+            out.push(i);
+        }
+        replaced_at = Some(created_ms);
+    }
+    out
+}
+
+fn check_id(id: &str) -> Result<()> {
+    validate_channel_id(id).map_err(|e| Error::InvalidInput(e.to_string()))
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+fn millis_to_time(ms: i64) -> SystemTime {
+    match u64::try_from(ms) {
+        Ok(ms) => UNIX_EPOCH + Duration::from_millis(ms),
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
+/// The server's chat codes as the SDK's errors.
+pub(crate) fn chat_error(e: Error, channel: &str) -> Error {
+    let channel = channel.to_owned();
+    match e {
+        Error::Api {
+            status,
+            code,
+            message,
+        } => match code {
+            codes::CHANNEL_NOT_FOUND => Error::ChannelNotFound { channel },
+            codes::NOT_A_MEMBER => Error::NotAMember { channel },
+            codes::NOT_AN_ADMIN => Error::NotAnAdmin { channel },
+            codes::CHANNEL_EXISTS => Error::ChannelExists { channel },
+            codes::MEMBERSHIP_RULE => Error::MembershipRule { channel, message },
+            codes::MESSAGE_TOO_LARGE => Error::MessageTooLarge { channel, message },
+            codes::INVALID => Error::InvalidInput(message),
+            _ => Error::Api {
+                status,
+                code,
+                message,
+            },
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn direct_ids_are_symmetric_and_unambiguous() {
+        let ab = direct_channel_id("alice", "bob");
+        assert_eq!(ab, direct_channel_id("bob", "alice"));
+        assert!(ab.starts_with("dm:"));
+        assert_eq!(ab.len(), 3 + 32);
+        assert!(validate_channel_id(&ab).is_ok());
+        // Length prefixes: "ab"+"c" and "a"+"bc" differ.
+        assert_ne!(direct_channel_id("ab", "c"), direct_channel_id("a", "bc"));
+        assert_ne!(ab, direct_channel_id("alice", "carol"));
+        // Independent of this implementation: SHA-256 of 00000005 "alice" 00000003 "bob".
+        let mut input = vec![0, 0, 0, 5];
+        input.extend_from_slice(b"alice");
+        input.extend_from_slice(&[0, 0, 0, 3]);
+        input.extend_from_slice(b"bob");
+        let digest = Sha256::digest(&input);
+        assert_eq!(ab, format!("dm:{}", hex::encode(&digest[..16])));
+    }
+
+    #[test]
+    fn signer_window_around_rotations() {
+        // Chain newest first: rotated at 2000 s, registered at 1000 s.
+        let chain = [2000, 1000];
+        let skew = 5000;
+        assert_eq!(active_within(&chain, 1_500_000, skew), [1]);
+        assert_eq!(active_within(&chain, 2_500_000, skew), [0]);
+        // Within the skew of the rotation, either key.
+        assert_eq!(active_within(&chain, 1_999_000, skew), [0, 1]);
+        assert_eq!(active_within(&chain, 2_004_000, skew), [0, 1]);
+        assert_eq!(active_within(&chain, 2_006_000, skew), [0]);
+        // Before the first card (beyond the skew): nobody.
+        assert!(active_within(&chain, 990_000, skew).is_empty());
+        // A sender clock slightly ahead of the server's: still the first card.
+        assert_eq!(active_within(&chain, 997_000, skew), [1]);
+    }
+
+    #[test]
+    fn server_codes_become_typed_errors() {
+        let api = |code| Error::Api {
+            status: 403,
+            code,
+            message: "m".into(),
+        };
+        assert!(matches!(
+            chat_error(api(codes::NOT_A_MEMBER), "c"),
+            Error::NotAMember { channel } if channel == "c"
+        ));
+        assert!(matches!(
+            chat_error(api(codes::CHANNEL_NOT_FOUND), "c"),
+            Error::ChannelNotFound { .. }
+        ));
+        assert!(matches!(
+            chat_error(api(codes::NOT_AN_ADMIN), "c"),
+            Error::NotAnAdmin { .. }
+        ));
+        assert!(matches!(
+            chat_error(api(codes::CHANNEL_EXISTS), "c"),
+            Error::ChannelExists { .. }
+        ));
+        assert!(matches!(
+            chat_error(api(codes::MEMBERSHIP_RULE), "c"),
+            Error::MembershipRule { .. }
+        ));
+        assert!(matches!(
+            chat_error(api(codes::MESSAGE_TOO_LARGE), "c"),
+            Error::MessageTooLarge { .. }
+        ));
+        assert!(matches!(
+            chat_error(api(codes::INVALID), "c"),
+            Error::InvalidInput(_)
+        ));
+        assert!(matches!(
+            chat_error(Error::Network("x".into()), "c"),
+            Error::Network(_)
+        ));
+    }
+}

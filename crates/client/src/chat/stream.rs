@@ -1,0 +1,480 @@
+//! [`ChatStream`]: realtime delivery over the chat WebSocket, with reconnection and resume.
+
+use super::{chat_error, check_id, Chat, ReceivedMessage};
+use crate::error::{Error, Result};
+use futures_util::{SinkExt, StreamExt};
+use sealkit_proto::chat::{ClientFrame, Message, ServerFrame};
+use sealkit_proto::ErrorBody;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message as Frame};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How often the stream pings the server when nothing else is sent.
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// Silence after which the connection is taken for dead and replaced.
+const DEAD_AFTER: Duration = Duration::from_secs(30);
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Pause before retrying a message whose check failed (e.g. its sender's card could not be
+/// fetched), so that a caller looping on errors does not spin.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What a [`ChatStream`] delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChatEvent {
+    /// A message of a subscribed channel, decrypted and checked. Each `seq` of a channel comes
+    /// once, in ascending order, also across reconnections.
+    Message(ReceivedMessage),
+    /// The members of a channel changed (the next send encrypts for the new ones).
+    Members {
+        /// The channel id.
+        channel: String,
+        /// The new membership version.
+        member_version: i64,
+    },
+    /// The user was removed from the channel; its subscription ended, nothing more comes.
+    Removed {
+        /// The channel id.
+        channel: String,
+    },
+    /// The connection was lost and is back; the subscriptions resumed where they stopped
+    /// (what was sent meanwhile follows).
+    Reconnected,
+}
+
+/// What is waiting to be handed out, in the order the server sent it.
+enum Item {
+    /// A message to decrypt before it is handed out.
+    Message(Message),
+    Event(ChatEvent),
+    Error(Error),
+}
+
+struct Conn {
+    socket: Socket,
+    last_heard: Instant,
+    next_ping: Instant,
+}
+
+/// A realtime chat connection (from [`Chat::subscribe`]): subscribe to channels, then read
+/// [`ChatStream::next`].
+///
+/// The stream remembers the last `seq` it handed out per channel. Whenever the connection
+/// drops (server restart, network change, a dead connection found by its pings), it connects
+/// again with growing pauses (at most 2 s apart, with a fresh token), subscribes again from
+/// those positions and drops anything already delivered: no message is lost or repeated.
+/// Messages are decrypted in order, inside `next`. Dropping the stream closes the connection.
+pub struct ChatStream {
+    chat: Chat,
+    conn: Option<Conn>,
+    /// Subscribed channels and the last `seq` queued for each.
+    subs: BTreeMap<String, i64>,
+    queue: VecDeque<Item>,
+    /// Consecutive failed connection attempts.
+    failures: u32,
+    /// Ask the token provider for a new token at the next connection.
+    fresh_token: bool,
+    /// The last `next` failed to check the message at the head of the queue.
+    retrying: bool,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("identity", &self.chat.identity())
+            .field("connected", &self.conn.is_some())
+            .field("subscriptions", &self.subs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    pub(crate) async fn connect(chat: Chat) -> Result<Self> {
+        let mut stream = Self {
+            chat,
+            conn: None,
+            subs: BTreeMap::new(),
+            queue: VecDeque::new(),
+            failures: 0,
+            fresh_token: false,
+            retrying: false,
+        };
+        let socket = match stream.open_socket().await {
+            Err(Error::Api { status: 401, .. }) => {
+                stream.fresh_token = true;
+                stream.open_socket().await?
+            }
+            other => other?,
+        };
+        stream.conn = Some(Conn::new(socket));
+        Ok(stream)
+    }
+
+    /// Subscribes to `channel`, delivering its messages with `seq > after` (0 for all, or the
+    /// last `seq` the application has, e.g. from [`Chat::history`]); subscribing again moves
+    /// the position. Waits for the server's answer: [`Error::NotAMember`] or
+    /// [`Error::ChannelNotFound`] when refused. When the connection is down, the subscription
+    /// is made once it is back (and a refusal comes out of [`ChatStream::next`]).
+    pub async fn subscribe(&mut self, channel: &str, after: i64) -> Result<()> {
+        check_id(channel)?;
+        self.subs.insert(channel.to_owned(), after);
+        self.queue
+            .retain(|i| !matches!(i, Item::Message(m) if m.channel == channel && m.seq > after));
+        let frame = ClientFrame::Subscribe {
+            channel: channel.to_owned(),
+            after,
+        };
+        if !self.send_frame(&frame).await {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.chat.api().timeout();
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(());
+            };
+            let frame = match tokio::time::timeout_at(deadline, conn.socket.next()).await {
+                Err(_) => {
+                    return Err(Error::Network(format!(
+                        "no answer to the subscription of {channel:?}"
+                    )))
+                }
+                Ok(frame) => frame,
+            };
+            let Some(frame) = self.receive(frame) else {
+                continue;
+            };
+            match frame {
+                ServerFrame::Subscribed { channel: c, .. } if c == channel => return Ok(()),
+                ServerFrame::Error {
+                    channel: Some(c),
+                    code,
+                    message,
+                } if c == channel => {
+                    self.subs.remove(channel);
+                    return Err(frame_error(code, message, channel));
+                }
+                other => self.handle(other),
+            }
+        }
+    }
+
+    /// Stops delivery of `channel` (messages of it still queued are dropped).
+    pub async fn unsubscribe(&mut self, channel: &str) -> Result<()> {
+        check_id(channel)?;
+        self.subs.remove(channel);
+        self.queue
+            .retain(|i| !matches!(i, Item::Message(m) if m.channel == channel));
+        let frame = ClientFrame::Unsubscribe {
+            channel: channel.to_owned(),
+        };
+        self.send_frame(&frame).await;
+        Ok(())
+    }
+
+    /// The channels subscribed to, with the last `seq` received of each.
+    pub fn subscriptions(&self) -> &BTreeMap<String, i64> {
+        &self.subs
+    }
+
+    /// Drops the connection as if the network had failed; the next [`ChatStream::next`]
+    /// reconnects and resumes. For tests, and for applications that know the network changed.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    /// Closes the connection politely (a WebSocket close frame) and ends the stream.
+    pub async fn close(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.socket.close(None)).await;
+        }
+    }
+
+    /// The next event. Waits as long as it takes (reconnecting as needed), so wrap it in a
+    /// timeout where that matters. An error is either a subscription the server refused (the
+    /// subscription is dropped) or a message that could not be checked yet (its sender's card
+    /// could not be fetched): the next call tries that message again. Never returns `None`
+    /// (the `Option` is for symmetry with streams).
+    pub async fn next(&mut self) -> Option<Result<ChatEvent>> {
+        loop {
+            match self.queue.front() {
+                Some(Item::Message(message)) => {
+                    if self.retrying {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                    let message = message.clone();
+                    match self.chat.open(message).await {
+                        Ok(received) => {
+                            self.retrying = false;
+                            self.queue.pop_front();
+                            return Some(Ok(ChatEvent::Message(received)));
+                        }
+                        Err(e) => {
+                            self.retrying = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                Some(_) => {
+                    return match self.queue.pop_front() {
+                        Some(Item::Event(event)) => Some(Ok(event)),
+                        Some(Item::Error(e)) => Some(Err(e)),
+                        _ => continue,
+                    }
+                }
+                None => {}
+            }
+            if self.conn.is_none() {
+                self.reconnect().await;
+                continue;
+            }
+            self.pump().await;
+        }
+    }
+
+    /// Waits for one frame (or the ping timer) and handles it.
+    async fn pump(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let next_ping = conn.next_ping;
+        tokio::select! {
+            frame = conn.socket.next() => {
+                if let Some(frame) = self.receive(frame) {
+                    self.handle(frame);
+                }
+            }
+            _ = tokio::time::sleep_until(next_ping) => {
+                if conn.last_heard.elapsed() >= DEAD_AFTER {
+                    self.conn = None;
+                } else {
+                    conn.next_ping = Instant::now() + PING_EVERY;
+                    self.send_frame(&ClientFrame::Ping).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt to connect again, after a pause that grows with the failures; on success
+    /// subscribes to every channel again from its last `seq`.
+    async fn reconnect(&mut self) {
+        if self.failures > 0 {
+            let exp = self.failures.saturating_sub(1).min(5);
+            let pause = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
+            tokio::time::sleep(pause).await;
+        }
+        match self.open_socket().await {
+            Ok(socket) => {
+                self.conn = Some(Conn::new(socket));
+                let frames: Vec<ClientFrame> = self
+                    .subs
+                    .iter()
+                    .map(|(channel, after)| ClientFrame::Subscribe {
+                        channel: channel.clone(),
+                        after: *after,
+                    })
+                    .collect();
+                for frame in &frames {
+                    if !self.send_frame(frame).await {
+                        self.failures = self.failures.saturating_add(1);
+                        return;
+                    }
+                }
+                self.queue.push_back(Item::Event(ChatEvent::Reconnected));
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                match e {
+                    Error::Api { status: 401, .. } => self.fresh_token = true,
+                    // Refusals other than an expired token will not go away by themselves:
+                    // let the application see them (still retrying).
+                    Error::Api { .. } | Error::TokenProvider(_) | Error::InvalidToken(_) => {
+                        self.queue.push_back(Item::Error(e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    async fn open_socket(&mut self) -> Result<Socket> {
+        let (url, authorization, agent) = self.chat.api().chat_ws_target(self.fresh_token).await?;
+        self.fresh_token = false;
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::InvalidInput(format!("chat WebSocket URL {url:?}: {e}")))?;
+        let header = |v: &str| {
+            HeaderValue::from_str(v)
+                .map_err(|_| Error::InvalidInput("a header value is not ASCII".to_owned()))
+        };
+        request
+            .headers_mut()
+            .insert("Authorization", header(&authorization)?);
+        request
+            .headers_mut()
+            .insert("Virgil-Agent", header(&agent)?);
+        let timeout = self.chat.api().timeout();
+        match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+            Err(_) => Err(Error::Network(format!(
+                "{url}: no answer within {} s",
+                timeout.as_secs_f32()
+            ))),
+            Ok(Err(e)) => Err(handshake_error(&url, e)),
+            Ok(Ok((socket, _))) => Ok(socket),
+        }
+    }
+
+    /// Sends a frame; a failure drops the connection (to be replaced) and returns `false`.
+    async fn send_frame(&mut self, frame: &ClientFrame) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let Ok(text) = serde_json::to_string(frame) else {
+            return false;
+        };
+        let sent =
+            tokio::time::timeout(PING_EVERY, conn.socket.send(Frame::Text(text.into()))).await;
+        if matches!(sent, Ok(Ok(()))) {
+            true
+        } else {
+            self.conn = None;
+            false
+        }
+    }
+
+    /// Turns what the socket gave into a server frame; ends the connection on errors, close
+    /// and end of stream. Unparseable text is queued as an error.
+    fn receive(
+        &mut self,
+        frame: Option<std::result::Result<Frame, tungstenite::Error>>,
+    ) -> Option<ServerFrame> {
+        let Some(Ok(frame)) = frame else {
+            self.conn = None;
+            return None;
+        };
+        if let Some(conn) = self.conn.as_mut() {
+            conn.last_heard = Instant::now();
+        }
+        self.failures = 0;
+        match frame {
+            Frame::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
+                Ok(frame) => Some(frame),
+                Err(e) => {
+                    self.queue
+                        .push_back(Item::Error(Error::InvalidResponse(format!(
+                            "chat WebSocket frame: {e}"
+                        ))));
+                    None
+                }
+            },
+            Frame::Close(_) => {
+                self.conn = None;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn handle(&mut self, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Message { message } => {
+                let Some(last) = self.subs.get_mut(&message.channel) else {
+                    return;
+                };
+                if message.seq > *last {
+                    *last = message.seq;
+                    self.queue.push_back(Item::Message(message));
+                }
+            }
+            ServerFrame::Members {
+                channel,
+                member_version,
+            } => {
+                self.chat.members_changed(&channel, member_version);
+                self.queue.push_back(Item::Event(ChatEvent::Members {
+                    channel,
+                    member_version,
+                }));
+            }
+            ServerFrame::Removed { channel } => {
+                self.chat.members_changed(&channel, i64::MAX);
+                if self.subs.remove(&channel).is_some() {
+                    self.queue
+                        .push_back(Item::Event(ChatEvent::Removed { channel }));
+                }
+            }
+            ServerFrame::Error {
+                channel,
+                code,
+                message,
+            } => {
+                let error = match channel {
+                    Some(channel) => {
+                        self.subs.remove(&channel);
+                        frame_error(code, message, &channel)
+                    }
+                    None => Error::Api {
+                        status: 0,
+                        code,
+                        message,
+                    },
+                };
+                self.queue.push_back(Item::Error(error));
+            }
+            ServerFrame::Subscribed { .. } | ServerFrame::Pong => {}
+        }
+    }
+}
+
+impl Conn {
+    fn new(socket: Socket) -> Self {
+        let now = Instant::now();
+        Self {
+            socket,
+            last_heard: now,
+            next_ping: now + PING_EVERY,
+        }
+    }
+}
+
+fn frame_error(code: u32, message: String, channel: &str) -> Error {
+    chat_error(
+        Error::Api {
+            status: 0,
+            code,
+            message,
+        },
+        channel,
+    )
+}
+
+/// A failed WebSocket handshake: an HTTP refusal (with the server's `{code, message}` body
+/// when there is one) or a network error.
+fn handshake_error(url: &str, e: tungstenite::Error) -> Error {
+    match e {
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok());
+            let (code, message) = match body {
+                Some(b) => (b.code, b.message),
+                None => (0, status.canonical_reason().unwrap_or("error").to_owned()),
+            };
+            Error::Api {
+                status: status.as_u16(),
+                code,
+                message,
+            }
+        }
+        other => Error::Network(format!("{url}: {other}")),
+    }
+}
