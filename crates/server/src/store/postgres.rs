@@ -17,18 +17,22 @@
 //!   race locks and compares the winner's row instead. A v2 reset locks the matching entries
 //!   first, so no push adds a copy between its deletions.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
 use super::{
-    AppKeyRecord, AppRecord, CardRecord, ChannelRecord, ChatEventStream, ChatStore, HistoryCursor,
-    KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, NewCard,
-    NewChatMessage, Posted, RateLimitStore, Store, StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
+    AppKeyRecord, AppRecord, CardRecord, ChannelRecord, ChatEvent, ChatEventStream,
+    ChatMessageRecord, ChatStore, HistoryCursor, KeyknoxAddress, KeyknoxStore, KeyknoxV1,
+    KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, NewCard, NewChatMessage, Posted, RateLimitStore,
+    Store, StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
 };
 
 /// The PostgreSQL schema, embedded at compile time.
@@ -54,6 +58,8 @@ const CARD_COLUMNS: &str =
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The `NOTIFY` channel of chat events (one per schema: notifications are database-wide).
+    events_channel: String,
 }
 
 impl PostgresStore {
@@ -71,7 +77,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        Self::migrated(pool, EVENTS_CHANNEL.to_owned()).await
     }
 
     /// Creates the schema `schema` (lowercase ASCII letters, digits and `_`, not starting with
@@ -107,7 +113,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        Self::migrated(pool, schema_events_channel(schema)).await
     }
 
     /// Drops a schema made by [`Self::connect_fresh_schema`] with everything in it. Close the
@@ -126,12 +132,15 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    async fn migrated(pool: PgPool) -> Result<Self, StoreError> {
+    async fn migrated(pool: PgPool, events_channel: String) -> Result<Self, StoreError> {
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating the PostgreSQL schema: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            events_channel,
+        })
     }
 
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
@@ -882,67 +891,593 @@ impl RateLimitStore for PostgresStore {
     }
 }
 
-fn chat_pending() -> StoreError {
-    StoreError::Backend("chat not implemented yet".into())
+/// Rule texts of chat [`StoreError`]s, worded as in the SQLite backend.
+const CHANNEL_EXISTS: &str = "channel exists";
+const CHANNEL_FULL: &str = "channel is full";
+const LAST_ADMIN: &str = "the last admin cannot leave";
+const NOT_A_MEMBER: &str = "not a member";
+const STALE_VERSION: &str = "stale member version";
+
+/// The `NOTIFY` channel of a deployment in the connection's default schema.
+const EVENTS_CHANNEL: &str = "sealkit_chat";
+
+/// Waits between attempts to re-establish a lost `LISTEN` connection.
+const LISTEN_RETRY_FIRST: Duration = Duration::from_millis(100);
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
+
+const MESSAGE_COLUMNS: &str =
+    "channel_id, seq, sender, client_id, ciphertext, member_version, sent_at_ms";
+
+/// The `NOTIFY` channel of a deployment in schema `schema`: notifications are database-wide,
+/// so deployments (and tests) in different schemas of one database must not hear each other.
+/// Hashed because channel names are identifiers of at most 63 bytes.
+fn schema_events_channel(schema: &str) -> String {
+    let digest = Sha256::digest(schema.as_bytes());
+    format!("{EVENTS_CHANNEL}_{}", hex::encode(&digest[..8]))
+}
+
+/// A [`ChatEvent`] as a `NOTIFY` payload: short JSON (ids are at most 128 + 32 bytes, far
+/// below PostgreSQL's 8000-byte payload limit).
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    app: String,
+    channel: String,
+    /// `"message"` (then `n` is the seq) or `"members"` (then `n` is the member version).
+    kind: String,
+    n: i64,
+}
+
+impl Notice {
+    fn into_event(self) -> Option<ChatEvent> {
+        match self.kind.as_str() {
+            "message" => Some(ChatEvent::Message {
+                app_id: self.app,
+                channel_id: self.channel,
+                seq: self.n,
+            }),
+            "members" => Some(ChatEvent::Members {
+                app_id: self.app,
+                channel_id: self.channel,
+                member_version: self.n,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Queues a notification in the caller's transaction: PostgreSQL delivers it on commit only.
+async fn notify(
+    conn: &mut PgConnection,
+    events_channel: &str,
+    app_id: &str,
+    channel_id: &str,
+    kind: &str,
+    n: i64,
+) -> StoreResult<()> {
+    let payload = serde_json::to_string(&Notice {
+        app: app_id.to_owned(),
+        channel: channel_id.to_owned(),
+        kind: kind.to_owned(),
+        n,
+    })
+    .map_err(|e| StoreError::Backend(format!("encoding a chat notice: {e}")))?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(events_channel)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn message_from_row(row: &PgRow) -> Result<ChatMessageRecord, sqlx::Error> {
+    Ok(ChatMessageRecord {
+        channel_id: row.try_get("channel_id")?,
+        seq: row.try_get("seq")?,
+        sender: row.try_get("sender")?,
+        client_id: row.try_get("client_id")?,
+        ciphertext: row.try_get("ciphertext")?,
+        member_version: row.try_get("member_version")?,
+        sent_at_ms: row.try_get("sent_at_ms")?,
+    })
+}
+
+/// Channels with their members, one row per member (`identity` NULL for a channel without
+/// members), from one statement, hence one snapshot. Filters follow in the caller's query.
+const CHANNEL_WITH_MEMBERS: &str = "SELECT c.app_id, c.id, c.kind, c.open, c.created_by, \
+     c.created_at_ms, c.member_version, c.last_seq, m.identity, m.admin \
+     FROM chat_channels AS c \
+     LEFT JOIN chat_members AS m ON m.app_id = c.app_id AND m.channel_id = c.id";
+
+/// Groups the rows of a [`CHANNEL_WITH_MEMBERS`] query into channels, by id, with members and
+/// admins sorted by Rust's string order (as in the SQLite backend, whatever the collation).
+fn channels_from_rows(rows: &[PgRow]) -> Result<Vec<ChannelRecord>, sqlx::Error> {
+    let mut by_id: BTreeMap<String, ChannelRecord> = BTreeMap::new();
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let channel = match by_id.entry(id) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let id = entry.key().clone();
+                entry.insert(ChannelRecord {
+                    app_id: row.try_get("app_id")?,
+                    id,
+                    kind: row.try_get("kind")?,
+                    open: row.try_get("open")?,
+                    created_by: row.try_get("created_by")?,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                    admins: Vec::new(),
+                    members: Vec::new(),
+                    member_version: row.try_get("member_version")?,
+                    last_seq: row.try_get("last_seq")?,
+                })
+            }
+        };
+        let identity: Option<String> = row.try_get("identity")?;
+        if let Some(identity) = identity {
+            let admin: bool = row.try_get("admin")?;
+            if admin {
+                channel.admins.push(identity.clone());
+            }
+            channel.members.push(identity);
+        }
+    }
+    Ok(by_id
+        .into_values()
+        .map(|mut channel| {
+            channel.admins.sort_unstable();
+            channel.members.sort_unstable();
+            channel
+        })
+        .collect())
+}
+
+/// One channel with its members, read on `conn`.
+async fn load_channel(
+    conn: &mut PgConnection,
+    app_id: &str,
+    channel_id: &str,
+) -> StoreResult<Option<ChannelRecord>> {
+    let rows = sqlx::query(&format!(
+        "{CHANNEL_WITH_MEMBERS} WHERE c.app_id = $1 AND c.id = $2"
+    ))
+    .bind(app_id)
+    .bind(channel_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(channels_from_rows(&rows).map_err(backend)?.pop())
+}
+
+/// Locks the channel row for the rest of the transaction (membership changes and posts to one
+/// channel queue here, across replicas) and returns its `member_version`; `NotFound` if there
+/// is no such channel.
+async fn lock_channel(conn: &mut PgConnection, app_id: &str, channel_id: &str) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "SELECT member_version FROM chat_channels WHERE app_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?
+    .ok_or(StoreError::NotFound)
+}
+
+/// Whether `identity` is a member (`Some(admin)`) of the channel.
+async fn membership(
+    conn: &mut PgConnection,
+    app_id: &str,
+    channel_id: &str,
+    identity: &str,
+) -> StoreResult<Option<bool>> {
+    sqlx::query_scalar(
+        "SELECT admin FROM chat_members \
+         WHERE app_id = $1 AND channel_id = $2 AND identity = $3",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .bind(identity)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+/// Bumps the channel's `member_version` and returns the new one.
+async fn bump_member_version(
+    conn: &mut PgConnection,
+    app_id: &str,
+    channel_id: &str,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "UPDATE chat_channels SET member_version = member_version + 1 \
+         WHERE app_id = $1 AND id = $2 RETURNING member_version",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+/// A listener on its own one-connection pool: it must not hold one of the store's connections
+/// (closing the store waits for those) and it lives as long as the event stream.
+async fn listen(
+    options: &PgConnectOptions,
+    events_channel: &str,
+) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(events_channel).await?;
+    Ok(listener)
+}
+
+/// The state of a [`ChatStore::chat_events`] stream.
+struct Listening {
+    options: PgConnectOptions,
+    events_channel: String,
+    /// `None` after an error: the next event is a reconnection, then [`ChatEvent::Resync`].
+    listener: Option<PgListener>,
+}
+
+/// The next event of a `LISTEN` stream; never ends.
+async fn next_event(mut state: Listening) -> Option<(ChatEvent, Listening)> {
+    loop {
+        let Some(listener) = state.listener.as_mut() else {
+            let mut delay = LISTEN_RETRY_FIRST;
+            loop {
+                tokio::time::sleep(delay).await;
+                match listen(&state.options, &state.events_channel).await {
+                    Ok(listener) => {
+                        state.listener = Some(listener);
+                        // Whatever was notified while disconnected is lost.
+                        return Some((ChatEvent::Resync, state));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "chat events: reconnecting LISTEN failed");
+                        delay = (delay * 2).min(LISTEN_RETRY_MAX);
+                    }
+                }
+            }
+        };
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                match serde_json::from_str::<Notice>(notification.payload())
+                    .ok()
+                    .and_then(Notice::into_event)
+                {
+                    Some(event) => return Some((event, state)),
+                    None => tracing::warn!(
+                        payload = notification.payload(),
+                        "chat events: ignoring an unknown notification"
+                    ),
+                }
+            }
+            // The listener lost its connection and has already listened again on a new one.
+            Ok(None) => return Some((ChatEvent::Resync, state)),
+            Err(e) => {
+                tracing::warn!(error = %e, "chat events: LISTEN connection failed");
+                state.listener = None;
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl ChatStore for PostgresStore {
-    async fn chat_create_channel(&self, _channel: ChannelRecord) -> StoreResult<()> {
-        Err(chat_pending())
+    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
+        let admins: BTreeSet<&str> = channel.admins.iter().map(String::as_str).collect();
+        let members: BTreeSet<&str> = channel
+            .members
+            .iter()
+            .map(String::as_str)
+            .chain(admins.iter().copied())
+            .collect();
+        if members.len() > sealkit_proto::chat::MAX_MEMBERS {
+            return Err(StoreError::Conflict(CHANNEL_FULL));
+        }
+        let is_admin: Vec<bool> = members.iter().map(|m| admins.contains(m)).collect();
+        let members: Vec<&str> = members.into_iter().collect();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO chat_channels \
+             (app_id, id, kind, open, created_by, created_at_ms, member_version, last_seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 0)",
+        )
+        .bind(&channel.app_id)
+        .bind(&channel.id)
+        .bind(&channel.kind)
+        .bind(channel.open)
+        .bind(&channel.created_by)
+        .bind(channel.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_or_backend(e, CHANNEL_EXISTS))?;
+        sqlx::query(
+            "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
+             SELECT $1, $2, m.identity, m.admin \
+             FROM UNNEST($3::text[], $4::boolean[]) AS m (identity, admin)",
+        )
+        .bind(&channel.app_id)
+        .bind(&channel.id)
+        .bind(&members)
+        .bind(&is_admin)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn chat_channel(
         &self,
-        _app_id: &str,
-        _channel_id: &str,
+        app_id: &str,
+        channel_id: &str,
     ) -> StoreResult<Option<ChannelRecord>> {
-        Err(chat_pending())
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        load_channel(&mut conn, app_id, channel_id).await
     }
 
     async fn chat_channels_of(
         &self,
-        _app_id: &str,
-        _identity: &str,
+        app_id: &str,
+        identity: &str,
     ) -> StoreResult<Vec<ChannelRecord>> {
-        Err(chat_pending())
+        let rows = sqlx::query(&format!(
+            "{CHANNEL_WITH_MEMBERS} WHERE c.app_id = $1 AND EXISTS (SELECT 1 FROM chat_members \
+             AS me WHERE me.app_id = c.app_id AND me.channel_id = c.id AND me.identity = $2)"
+        ))
+        .bind(app_id)
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        channels_from_rows(&rows).map_err(backend)
     }
 
     async fn chat_add_member(
         &self,
-        _app_id: &str,
-        _channel_id: &str,
-        _identity: &str,
-        _admin: bool,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        admin: bool,
     ) -> StoreResult<ChannelRecord> {
-        Err(chat_pending())
+        let mut tx = self.begin().await?;
+        lock_channel(&mut tx, app_id, channel_id).await?;
+        let changed = match membership(&mut tx, app_id, channel_id, identity).await? {
+            Some(was_admin) if was_admin || !admin => None,
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE chat_members SET admin = TRUE \
+                     WHERE app_id = $1 AND channel_id = $2 AND identity = $3",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .bind(identity)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                Some(bump_member_version(&mut tx, app_id, channel_id).await?)
+            }
+            None => {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM chat_members WHERE app_id = $1 AND channel_id = $2",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if count >= sealkit_proto::chat::MAX_MEMBERS as i64 {
+                    return Err(StoreError::Conflict(CHANNEL_FULL));
+                }
+                sqlx::query(
+                    "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .bind(identity)
+                .bind(admin)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                Some(bump_member_version(&mut tx, app_id, channel_id).await?)
+            }
+        };
+        if let Some(version) = changed {
+            notify(
+                &mut tx,
+                &self.events_channel,
+                app_id,
+                channel_id,
+                "members",
+                version,
+            )
+            .await?;
+        }
+        let channel = load_channel(&mut tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(channel)
     }
 
     async fn chat_remove_member(
         &self,
-        _app_id: &str,
-        _channel_id: &str,
-        _identity: &str,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
     ) -> StoreResult<ChannelRecord> {
-        Err(chat_pending())
+        let mut tx = self.begin().await?;
+        lock_channel(&mut tx, app_id, channel_id).await?;
+        let Some(admin) = membership(&mut tx, app_id, channel_id, identity).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if admin {
+            let (admins, members): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE admin), COUNT(*) FROM chat_members \
+                 WHERE app_id = $1 AND channel_id = $2",
+            )
+            .bind(app_id)
+            .bind(channel_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if admins == 1 && members > 1 {
+                return Err(StoreError::Conflict(LAST_ADMIN));
+            }
+        }
+        sqlx::query(
+            "DELETE FROM chat_members WHERE app_id = $1 AND channel_id = $2 AND identity = $3",
+        )
+        .bind(app_id)
+        .bind(channel_id)
+        .bind(identity)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let version = bump_member_version(&mut tx, app_id, channel_id).await?;
+        notify(
+            &mut tx,
+            &self.events_channel,
+            app_id,
+            channel_id,
+            "members",
+            version,
+        )
+        .await?;
+        let channel = load_channel(&mut tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(channel)
     }
 
-    async fn chat_post(&self, _message: NewChatMessage) -> StoreResult<Posted> {
-        Err(chat_pending())
+    async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {
+        let m = &message;
+        let mut tx = self.begin().await?;
+        // The row lock orders the posts to this channel (and membership changes) across
+        // replicas; every read below sees what the previous holder committed.
+        let member_version = lock_channel(&mut tx, &m.app_id, &m.channel_id).await?;
+        if membership(&mut tx, &m.app_id, &m.channel_id, &m.sender)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::Forbidden(NOT_A_MEMBER));
+        }
+        let stored = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
+             WHERE app_id = $1 AND channel_id = $2 AND sender = $3 AND client_id = $4"
+        ))
+        .bind(&m.app_id)
+        .bind(&m.channel_id)
+        .bind(&m.sender)
+        .bind(&m.client_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = stored {
+            return Ok(Posted::Duplicate(message_from_row(&row).map_err(backend)?));
+        }
+        if m.member_version != member_version {
+            return Err(StoreError::Conflict(STALE_VERSION));
+        }
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE chat_channels SET last_seq = last_seq + 1 \
+             WHERE app_id = $1 AND id = $2 RETURNING last_seq",
+        )
+        .bind(&m.app_id)
+        .bind(&m.channel_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO chat_messages (app_id, channel_id, seq, sender, client_id, ciphertext, \
+             member_version, sent_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&m.app_id)
+        .bind(&m.channel_id)
+        .bind(seq)
+        .bind(&m.sender)
+        .bind(&m.client_id)
+        .bind(&m.ciphertext)
+        .bind(m.member_version)
+        .bind(m.sent_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        notify(
+            &mut tx,
+            &self.events_channel,
+            &m.app_id,
+            &m.channel_id,
+            "message",
+            seq,
+        )
+        .await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Posted::New(ChatMessageRecord {
+            channel_id: message.channel_id,
+            seq,
+            sender: message.sender,
+            client_id: message.client_id,
+            ciphertext: message.ciphertext,
+            member_version: message.member_version,
+            sent_at_ms: message.sent_at_ms,
+        }))
     }
 
     async fn chat_history(
         &self,
-        _app_id: &str,
-        _channel_id: &str,
-        _cursor: HistoryCursor,
-        _limit: u32,
-    ) -> StoreResult<Vec<crate::store::ChatMessageRecord>> {
-        Err(chat_pending())
+        app_id: &str,
+        channel_id: &str,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessageRecord>> {
+        // Newest-first pages are read descending (to stop at `limit`) and turned around.
+        let (condition, descending, bound) = match cursor {
+            HistoryCursor::After(n) => ("seq > $4", false, n),
+            HistoryCursor::Before(n) => ("seq < $4", true, n),
+            HistoryCursor::Latest => ("$4::bigint IS NOT NULL", true, 0),
+        };
+        let order = if descending { "DESC" } else { "ASC" };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE app_id = $1 AND channel_id = $2 \
+             AND {condition} ORDER BY seq {order} LIMIT $3"
+        ))
+        .bind(app_id)
+        .bind(channel_id)
+        .bind(i64::from(limit))
+        .bind(bound)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        if descending {
+            messages.reverse();
+        }
+        Ok(messages)
     }
 
     async fn chat_events(&self) -> StoreResult<ChatEventStream> {
-        Err(chat_pending())
+        let options = (*self.pool.connect_options()).clone();
+        let listener = listen(&options, &self.events_channel)
+            .await
+            .map_err(backend)?;
+        let state = Listening {
+            options,
+            events_channel: self.events_channel.clone(),
+            listener: Some(listener),
+        };
+        Ok(Box::pin(futures_util::stream::unfold(state, next_event)))
     }
 }
 
