@@ -4,6 +4,8 @@
 //! stderr and an exit code. Input/output plumbing (staged output, spooling, progress) lives in
 //! `io.rs`, key arguments in `keyarg.rs`.
 
+mod backend_cmd;
+mod chat_cmd;
 mod crypto_cmds;
 mod io;
 mod keyarg;
@@ -28,6 +30,10 @@ pub(crate) use server_cmds::{AppCommand, ServeArgs, TokenArgs};
 struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Options of the commands that act as a user (`user`, `msg`, `group`, `chat`, `token`,
+    /// `backend`); accepted before or after the subcommand.
+    #[command(flatten)]
+    pub(crate) client: sdk_cmds::SdkOptions,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,8 +54,12 @@ enum Command {
     /// Manage applications and their API keys (directly in the database).
     #[command(subcommand)]
     App(AppCommand),
-    /// Mint a JWT for an identity from `sealkit app create --json` output (development, tests).
+    /// Mint a JWT for --identity from --app-credentials (development, tests).
     Token(TokenArgs),
+    /// DEMO app backend (Virgil's e3kit sample backend): password-less login, then Virgil JWTs.
+    Backend(backend_cmd::BackendArgs),
+    /// End-to-end encrypted chat in the terminal (line mode; scriptable through stdin/stdout).
+    Chat(chat_cmd::ChatArgs),
     /// Your identity on a Sealkit server: register, find users, back up and restore the key.
     User(sdk_cmds::UserArgs),
     /// Encrypt and decrypt messages between registered users (e3kit authEncrypt/authDecrypt).
@@ -216,10 +226,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Decrypt(a) => crypto_cmds::decrypt(a)?,
         Command::Serve(a) => server_cmds::serve(a)?,
         Command::App(a) => server_cmds::app(a)?,
-        Command::Token(a) => server_cmds::token(a)?,
-        Command::User(a) => sdk_cmds::user(a)?,
-        Command::Msg(a) => sdk_cmds::msg(a)?,
-        Command::Group(a) => sdk_cmds::group(a)?,
+        Command::Token(a) => server_cmds::token(&cli.client, a)?,
+        Command::Backend(a) => backend_cmd::backend(&cli.client, a)?,
+        Command::Chat(a) => chat_cmd::chat(&cli.client, a)?,
+        Command::User(a) => sdk_cmds::user(&cli.client, a)?,
+        Command::Msg(a) => sdk_cmds::msg(&cli.client, a)?,
+        Command::Group(a) => sdk_cmds::group(&cli.client, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use sealkit::{Card, EThree, EThreeOptions, Group, GroupErrorCode};
+use sealkit::{Card, EThree, EThreeOptions, Group, GroupErrorCode, TokenProvider};
 use sealkit_crypto::PrivateKey;
 use sealkit_proto::jwt::JwtGenerator;
 use std::collections::BTreeMap;
@@ -20,10 +20,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 /// Lifetime of the tokens minted from `--app-credentials`.
-const TOKEN_TTL_SECS: u64 = 3600;
+pub(crate) const TOKEN_TTL_SECS: u64 = 3600;
 
-/// Who acts, against which server, with which local key store and tokens.
+/// Who acts, against which server, with which local key store and tokens. Global: accepted
+/// before the subcommand (`sealkit --identity alice user register`) and after it.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Client options")]
 pub(crate) struct SdkOptions {
     /// URL of the Sealkit server.
     #[arg(
@@ -33,15 +35,15 @@ pub(crate) struct SdkOptions {
         env = "SEALKIT_SERVER",
         default_value = "http://127.0.0.1:8080"
     )]
-    server: String,
+    pub(crate) server: String,
     /// The identity to act as (required with --app-credentials; with --token-command it is
     /// checked against the token's, and passed to the command as $SEALKIT_IDENTITY).
     #[arg(long, global = true, value_name = "ID", env = "SEALKIT_IDENTITY")]
-    identity: Option<String>,
+    pub(crate) identity: Option<String>,
     /// Local key store: private keys, card cache, group tickets [default:
     /// $XDG_DATA_HOME/sealkit, else ~/.local/share/sealkit].
     #[arg(long, global = true, value_name = "DIR", env = "SEALKIT_HOME")]
-    home: Option<PathBuf>,
+    pub(crate) home: Option<PathBuf>,
     /// Development: mint tokens locally from `sealkit app create --json` output.
     #[arg(
         long,
@@ -50,17 +52,15 @@ pub(crate) struct SdkOptions {
         env = "SEALKIT_APP_CREDENTIALS",
         conflicts_with = "token_command"
     )]
-    app_credentials: Option<PathBuf>,
+    pub(crate) app_credentials: Option<PathBuf>,
     /// Production: run CMD with `sh -c` whenever a token is needed; it prints the JWT on stdout.
     #[arg(long, global = true, value_name = "CMD", env = "SEALKIT_TOKEN_COMMAND")]
-    token_command: Option<String>,
+    pub(crate) token_command: Option<String>,
 }
 
 /// `sealkit user ...`
 #[derive(Args, Debug)]
 pub(crate) struct UserArgs {
-    #[command(flatten)]
-    opts: SdkOptions,
     #[command(subcommand)]
     cmd: UserCommand,
 }
@@ -139,8 +139,6 @@ struct InOut {
 /// `sealkit msg ...`
 #[derive(Args, Debug)]
 pub(crate) struct MsgArgs {
-    #[command(flatten)]
-    opts: SdkOptions,
     #[command(subcommand)]
     cmd: MsgCommand,
 }
@@ -178,8 +176,6 @@ enum MsgCommand {
 /// `sealkit group ...`
 #[derive(Args, Debug)]
 pub(crate) struct GroupArgs {
-    #[command(flatten)]
-    opts: SdkOptions,
     #[command(subcommand)]
     cmd: GroupCommand,
 }
@@ -269,14 +265,14 @@ enum GroupCommand {
 
 // ------------------------------------------------------------------------------------- setup
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-fn default_home() -> Result<PathBuf> {
+pub(crate) fn default_home() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
         if dir.is_absolute() {
             return Ok(dir.join("sealkit"));
@@ -288,7 +284,7 @@ fn default_home() -> Result<PathBuf> {
     }
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -301,7 +297,8 @@ struct Credentials {
     api_private_key: String,
 }
 
-fn generator(path: &Path) -> Result<JwtGenerator> {
+/// A token generator from `sealkit app create --json` output.
+pub(crate) fn generator(path: &Path, ttl_secs: u64) -> Result<JwtGenerator> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let creds: Credentials = serde_json::from_str(&text).with_context(|| {
@@ -316,7 +313,7 @@ fn generator(path: &Path) -> Result<JwtGenerator> {
         creds.app_id,
         creds.api_key_id,
         key,
-        TOKEN_TTL_SECS,
+        ttl_secs,
     ))
 }
 
@@ -351,34 +348,36 @@ fn run_token_command(cmd: &str, identity: Option<&str>) -> Result<String, sealki
     Ok(token.to_owned())
 }
 
-/// Initializes the SDK for the identity of the options.
-async fn ethree(opts: &SdkOptions) -> Result<EThree> {
-    let home = match &opts.home {
-        Some(h) => h.clone(),
-        None => default_home()?,
-    };
-    let options = EThreeOptions::new(opts.server.trim_end_matches('/'), home);
-    let ethree = match (&opts.app_credentials, &opts.token_command) {
+/// A token provider shared between the CLI's token sources.
+pub(crate) type Provider = Arc<dyn TokenProvider>;
+
+/// Tokens minted locally by `generator` for `identity`.
+pub(crate) fn minting_provider(generator: JwtGenerator, identity: String) -> Provider {
+    let generator = Arc::new(generator);
+    Arc::new(move || {
+        let generator = generator.clone();
+        let identity = identity.clone();
+        async move {
+            generator
+                .generate(&identity, now_secs())
+                .map(|jwt| jwt.to_string())
+        }
+    })
+}
+
+/// The token source of the options: `--app-credentials`, else `--token-command`, else `None`.
+pub(crate) fn options_provider(opts: &SdkOptions) -> Result<Option<Provider>> {
+    Ok(match (&opts.app_credentials, &opts.token_command) {
         (Some(path), _) => {
             let Some(identity) = opts.identity.clone() else {
                 bail!("--app-credentials needs --identity ID");
             };
-            let generator = Arc::new(generator(path)?);
-            let provider = move || {
-                let generator = generator.clone();
-                let identity = identity.clone();
-                async move {
-                    generator
-                        .generate(&identity, now_secs())
-                        .map(|jwt| jwt.to_string())
-                }
-            };
-            EThree::initialize(provider, options).await?
+            Some(minting_provider(generator(path, TOKEN_TTL_SECS)?, identity))
         }
         (None, Some(cmd)) => {
             let cmd = cmd.clone();
             let identity = opts.identity.clone();
-            let provider = move || {
+            Some(Arc::new(move || {
                 let cmd = cmd.clone();
                 let identity = identity.clone();
                 async move {
@@ -388,13 +387,25 @@ async fn ethree(opts: &SdkOptions) -> Result<EThree> {
                     .await
                     .map_err(|e| -> sealkit::BoxError { e.to_string().into() })?
                 }
-            };
-            EThree::initialize(provider, options).await?
+            }))
         }
-        (None, None) => bail!(
-            "no way to get tokens: pass --app-credentials FILE (development) or --token-command CMD"
-        ),
+        (None, None) => None,
+    })
+}
+
+/// Initializes the SDK with tokens from `provider` and keys in `home`, and checks that the
+/// tokens are for `--identity` when one is given.
+pub(crate) async fn initialize(
+    opts: &SdkOptions,
+    provider: Provider,
+    home: PathBuf,
+) -> Result<EThree> {
+    let options = EThreeOptions::new(opts.server.trim_end_matches('/'), home);
+    let provider = move || {
+        let provider = provider.clone();
+        async move { provider.get_token().await }
     };
+    let ethree = EThree::initialize(provider, options).await?;
     if let Some(identity) = &opts.identity {
         if ethree.identity() != identity {
             bail!(
@@ -404,6 +415,20 @@ async fn ethree(opts: &SdkOptions) -> Result<EThree> {
         }
     }
     Ok(ethree)
+}
+
+/// Initializes the SDK for the identity of the options.
+async fn ethree(opts: &SdkOptions) -> Result<EThree> {
+    let home = match &opts.home {
+        Some(h) => h.clone(),
+        None => default_home()?,
+    };
+    let Some(provider) = options_provider(opts)? else {
+        bail!(
+            "no way to get tokens: pass --app-credentials FILE (development) or --token-command CMD"
+        )
+    };
+    initialize(opts, provider, home).await
 }
 
 /// The users' cards from the server, or from the local cache when the server is unreachable.
@@ -427,7 +452,7 @@ async fn card(ethree: &EThree, identity: &str) -> Result<Card> {
 
 // ------------------------------------------------------------------------------------- user
 
-pub(crate) fn user(args: UserArgs) -> Result<()> {
+pub(crate) fn user(opts: &SdkOptions, args: UserArgs) -> Result<()> {
     // Passwords are read before anything else, so prompts come first.
     let passwords = match &args.cmd {
         UserCommand::Backup { password, .. } => {
@@ -449,7 +474,7 @@ pub(crate) fn user(args: UserArgs) -> Result<()> {
         _ => Vec::new(),
     };
     runtime()?.block_on(async {
-        let ethree = ethree(&args.opts).await?;
+        let ethree = ethree(opts).await?;
         match args.cmd {
             UserCommand::Register => {
                 let card = ethree.register(None).await?;
@@ -698,9 +723,9 @@ fn input_file(path: Option<&Path>) -> Result<(File, u64)> {
     }
 }
 
-pub(crate) fn msg(args: MsgArgs) -> Result<()> {
+pub(crate) fn msg(opts: &SdkOptions, args: MsgArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let ethree = ethree(&args.opts).await?;
+        let ethree = ethree(opts).await?;
         match args.cmd {
             MsgCommand::Encrypt { to, io } => {
                 let found = cards(&ethree, &to).await?;
@@ -771,9 +796,9 @@ async fn local_group(ethree: &EThree, id: &str) -> Result<Group> {
     })
 }
 
-pub(crate) fn group(args: GroupArgs) -> Result<()> {
+pub(crate) fn group(opts: &SdkOptions, args: GroupArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let ethree = ethree(&args.opts).await?;
+        let ethree = ethree(opts).await?;
         match args.cmd {
             GroupCommand::Create { id, with } => {
                 let found = cards(&ethree, &with).await?;

@@ -2,8 +2,6 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use sealkit_crypto::PrivateKey;
-use sealkit_proto::jwt::JwtGenerator;
 use sealkit_server::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +34,15 @@ pub(crate) struct ServeArgs {
     /// options win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// Do not create the demo application on first start (SQLite only: when the database has
+    /// no application yet, `serve` creates one named "demo" and writes its credentials to
+    /// DATA_DIR/demo-app.json for `sealkit chat`).
+    #[arg(long)]
+    pub(crate) no_demo_app: bool,
 }
+
+/// The demo application's credentials, in the data directory.
+pub(crate) const DEMO_APP_FILE: &str = "demo-app.json";
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AppCommand {
@@ -79,12 +85,6 @@ pub(crate) enum AppCommand {
 
 #[derive(Args, Debug)]
 pub(crate) struct TokenArgs {
-    /// JSON credentials from `sealkit app create --json`.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) app_credentials: PathBuf,
-    /// The user identity the token is for.
-    #[arg(long, value_name = "ID")]
-    pub(crate) identity: String,
     /// Lifetime in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub(crate) ttl: u64,
@@ -117,7 +117,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEALKIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -135,7 +135,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     if args.pythia_secret_file.is_some() {
         config.pythia_secret_file = args.pythia_secret_file.clone();
     }
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    if !args.no_demo_app && config.database_url.is_none() {
+        runtime.block_on(demo_app(&config))?;
+    }
+    runtime.block_on(async {
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]
@@ -163,6 +167,117 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         sealkit_server::serve(config, shutdown).await
     })?;
     Ok(())
+}
+
+/// On the first start of a SQLite deployment (no application at all), creates the "demo" app
+/// and writes its credentials next to the database, so `sealkit chat` works without setup.
+/// PostgreSQL deployments are left alone: their data directory need not exist or be shared
+/// with the clients, and operators create their apps themselves.
+async fn demo_app(config: &Config) -> Result<()> {
+    let path = config.data_dir.join(DEMO_APP_FILE);
+    if path.exists() {
+        eprintln!(
+            "sealkit: demo app credentials in {} (try `sealkit chat --identity alice --channel \
+             general`)",
+            path.display()
+        );
+        return Ok(());
+    }
+    let store = sealkit_server::open_store(config).await?;
+    if !store.list_apps().await?.is_empty() {
+        return Ok(());
+    }
+    let creds = sealkit_server::admin::create_app(store.as_ref(), "demo", sealkit_server::now())
+        .await
+        .context("cannot create the demo app")?;
+    drop(store);
+    let json = serde_json::to_string_pretty(&creds)?;
+    write_secret_file(&path, json.as_bytes()).with_context(|| {
+        format!(
+            "cannot write the demo app credentials to {}",
+            path.display()
+        )
+    })?;
+    print_demo_instructions(config, &path);
+    Ok(())
+}
+
+/// Writes a new file readable by its owner only; never replaces an existing one.
+fn write_secret_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(data)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Quotes `s` for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-:=@%+,".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// How the user can run this same binary from the current directory: `sealkit` when that is
+/// what they typed, else its path (`./target/release/sealkit` after `cargo run --release`).
+fn self_command() -> String {
+    let typed = std::env::args_os().next().unwrap_or_default();
+    let typed = std::path::Path::new(&typed);
+    if typed.components().count() == 1 {
+        return typed.to_string_lossy().into_owned();
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return shell_quote(&typed.to_string_lossy());
+    };
+    let relative = std::env::current_dir().ok().and_then(|cwd| {
+        exe.strip_prefix(cwd)
+            .ok()
+            .map(|p| format!("./{}", p.display()))
+    });
+    shell_quote(&relative.unwrap_or_else(|| exe.display().to_string()))
+}
+
+fn print_demo_instructions(config: &Config, creds: &std::path::Path) {
+    let mut extra = String::new();
+    if config.listen != Config::default().listen {
+        let mut addr = config.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        extra.push_str(&format!(" --server http://{addr}"));
+    }
+    if config.data_dir != Config::default().data_dir {
+        extra.push_str(&format!(
+            " --app-credentials {}",
+            shell_quote(&creds.display().to_string())
+        ));
+    }
+    let exe = self_command();
+    let data = shell_quote(&config.data_dir.display().to_string());
+    eprintln!(
+        "\n\
+sealkit: first start: created the application \"demo\"; its credentials are in {creds}
+  (secret: they mint tokens for any user). Skip this with --no-demo-app.
+
+Try the end-to-end encrypted chat. In a second terminal:
+    {exe} chat{extra} --identity alice --channel general
+and in a third:
+    {exe} chat{extra} --identity bob --channel general
+Type \"hello bob\" as alice; bob sees it. Then check that the server stored only ciphertext:
+    grep -r -a -l \"hello bob\" {data} || echo \"no plaintext on the server\"
+",
+        creds = creds.display(),
+    );
 }
 
 pub(crate) fn app(cmd: AppCommand) -> Result<()> {
@@ -226,27 +341,16 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
     })
 }
 
-#[derive(serde::Deserialize)]
-struct Credentials {
-    app_id: String,
-    api_key_id: String,
-    api_private_key: String,
-}
-
-pub(crate) fn token(args: TokenArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.app_credentials)
-        .with_context(|| format!("cannot read {}", args.app_credentials.display()))?;
-    let creds: Credentials = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not `sealkit app create --json` output",
-            args.app_credentials.display()
-        )
-    })?;
-    let key = PrivateKey::import(creds.api_private_key.as_bytes())
-        .context("api_private_key is not a private key")?;
-    let generator = JwtGenerator::new(creds.app_id, creds.api_key_id, key, args.ttl);
+pub(crate) fn token(opts: &crate::sdk_cmds::SdkOptions, args: TokenArgs) -> Result<()> {
+    let Some(path) = &opts.app_credentials else {
+        anyhow::bail!("token needs --app-credentials FILE (`sealkit app create --json` output)");
+    };
+    let Some(identity) = &opts.identity else {
+        anyhow::bail!("token needs --identity ID");
+    };
+    let generator = crate::sdk_cmds::generator(path, args.ttl)?;
     let jwt = generator
-        .generate(&args.identity, sealkit_server::now())
+        .generate(identity, sealkit_server::now())
         .map_err(|e| anyhow::anyhow!("cannot mint a token: {e}"))?;
     crate::print_line(format_args!("{jwt}"));
     Ok(())

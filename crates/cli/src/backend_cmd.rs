@@ -1,0 +1,168 @@
+//! `sealkit backend`: the sample application backend of Virgil's e3kit tutorial ("Step 1: set
+//! up your backend"), so the tutorial's clients and `sealkit chat --backend` have something to
+//! get tokens from.
+//!
+//! Same endpoints and JSON as Virgil's sample backend (sample-backend-nodejs):
+//! `POST /authenticate {"identity"}` → `{"authToken"}`, then `GET /virgil-jwt` with
+//! `Authorization: Bearer <authToken>` → `{"virgilToken"}`. The login takes no password: it is
+//! a DEMO, and says so wherever it can.
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use rand_core::RngCore;
+use sealkit_proto::jwt::JwtGenerator;
+use sealkit_proto::ErrorBody;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Most live demo sessions; beyond it the oldest-looking one is dropped, so a flood of logins
+/// cannot grow memory without bound.
+const MAX_SESSIONS: usize = 100_000;
+
+/// `sealkit backend`.
+#[derive(Args, Debug)]
+pub(crate) struct BackendArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Lifetime of the Virgil JWTs it mints, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    token_ttl: u64,
+}
+
+/// The warning printed at startup (and repeated in `--help` and docs/chat.md).
+pub(crate) const DEMO_WARNING: &str = "\
+WARNING: DEMO LOGIN. `sealkit backend` hands an auth token to anyone who names an identity, \
+without a password: whoever can reach it can act as ANY user of the application. Use it for \
+tutorials and local tests only; in production, mint Virgil JWTs in your own backend after your \
+own login (see docs/chat.md).";
+
+struct Backend {
+    generator: JwtGenerator,
+    /// authToken → identity.
+    sessions: Mutex<HashMap<String, String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct AuthenticateRequest {
+    identity: String,
+}
+
+fn error(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
+    (status, Json(ErrorBody::new(code, message))).into_response()
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+async fn authenticate(State(backend): State<Arc<Backend>>, body: Bytes) -> Response {
+    // Parsed by hand so that every bad body gets the JSON error shape, not axum's plain text.
+    let request: AuthenticateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                40000,
+                format!("expected {{\"identity\": \"...\"}}: {e}"),
+            )
+        }
+    };
+    if let Err(e) = sealkit_proto::validate_identity(&request.identity) {
+        return error(StatusCode::BAD_REQUEST, 40000, e);
+    }
+    let token = random_token();
+    {
+        let Ok(mut sessions) = backend.sessions.lock() else {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, 50000, "internal error");
+        };
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(victim) = sessions.keys().next().cloned() {
+                sessions.remove(&victim);
+            }
+        }
+        sessions.insert(token.clone(), request.identity.clone());
+    }
+    tracing::info!(identity = %request.identity, "demo login");
+    Json(serde_json::json!({ "authToken": token })).into_response()
+}
+
+async fn virgil_jwt(State(backend): State<Arc<Backend>>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(bearer) = bearer.filter(|b| !b.is_empty()) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            20300,
+            "missing `Authorization: Bearer <authToken>` (POST /authenticate first)",
+        );
+    };
+    let identity = match backend.sessions.lock() {
+        Ok(sessions) => sessions.get(bearer).cloned(),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, 50000, "internal error"),
+    };
+    let Some(identity) = identity else {
+        return error(StatusCode::UNAUTHORIZED, 20301, "unknown authToken");
+    };
+    match backend.generator.generate(&identity, sealkit_server::now()) {
+        Ok(jwt) => Json(serde_json::json!({ "virgilToken": jwt.to_string() })).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50000,
+            format!("cannot mint a token: {e}"),
+        ),
+    }
+}
+
+fn router(generator: JwtGenerator) -> Router {
+    let backend = Arc::new(Backend {
+        generator,
+        sessions: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/authenticate", post(authenticate))
+        .route("/virgil-jwt", get(virgil_jwt))
+        // Open CORS: the tutorial's browser clients call it from another origin.
+        .layer(tower_http::cors::CorsLayer::permissive())
+        .with_state(backend)
+}
+
+pub(crate) fn backend(opts: &crate::sdk_cmds::SdkOptions, args: BackendArgs) -> Result<()> {
+    crate::server_cmds::init_logging();
+    let Some(path) = &opts.app_credentials else {
+        anyhow::bail!(
+            "backend needs --app-credentials FILE (`sealkit app create --json` output, or \
+             sealkit-data/demo-app.json)"
+        );
+    };
+    let generator = crate::sdk_cmds::generator(path, args.token_ttl)?;
+    eprintln!("{DEMO_WARNING}");
+    crate::sdk_cmds::runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        eprintln!(
+            "sealkit backend: app {} on http://{} (POST /authenticate, GET /virgil-jwt)",
+            generator.app_id(),
+            listener.local_addr()?
+        );
+        axum::serve(listener, router(generator))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("the backend failed")
+    })
+}
