@@ -26,6 +26,9 @@ pub struct Config {
     pub brainkey_burst: u32,
     /// Brainkey requests per second an identity regains after the burst.
     pub brainkey_per_second: f64,
+    /// Largest chat message, in bytes of decoded ciphertext (the request body may be a third
+    /// larger: it carries base64).
+    pub chat_message_limit: usize,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             pythia_secret_file: None,
             brainkey_burst: 10,
             brainkey_per_second: 0.5,
+            chat_message_limit: 64 << 10,
         }
     }
 }

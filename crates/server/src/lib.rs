@@ -94,7 +94,10 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         card_signer = %keys.card_signer.public_key().to_base64(),
         "service card-signing key (signer \"virgil\")"
     );
+    let events = store.chat_events().await?;
+    let chat = service::chat::ChatHub::start(store.clone(), events);
     let state = AppState {
+        chat,
         auth: Arc::new(service::auth::Authenticator::new(
             store.clone(),
             config.jwt_leeway_secs,

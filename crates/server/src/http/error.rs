@@ -8,6 +8,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sealkit_proto::chat::codes as chat;
 use sealkit_proto::error::ErrorBody;
 
 /// An error answered to a client.
@@ -71,6 +72,38 @@ pub enum ApiError {
     /// Something failed on our side; details are logged, not sent.
     #[error("internal server error")]
     Internal,
+    /// Chat: no such channel in the caller's application.
+    #[error("no such channel")]
+    ChannelNotFound,
+    /// Chat: the caller is not a member of the channel (or the named identity is not).
+    #[error("{0}")]
+    NotAMember(String),
+    /// Chat: only an admin of the channel may do this.
+    #[error("only an admin of the channel may do this")]
+    NotAnAdmin,
+    /// Chat: the channel id is taken.
+    #[error("a channel with this id exists")]
+    ChannelExists,
+    /// Chat: the post names a membership version that is not the channel's current one.
+    #[error("member_version {sent} is not current (the channel is at {current}); re-read the channel and encrypt for its members")]
+    StaleMembers {
+        /// The version the post named.
+        sent: i64,
+        /// The channel's current version.
+        current: i64,
+    },
+    /// Chat: the decoded ciphertext exceeds the server's limit.
+    #[error("the ciphertext is larger than the limit of {limit} bytes")]
+    MessageTooLarge {
+        /// The limit, in bytes of decoded ciphertext.
+        limit: usize,
+    },
+    /// Chat: an invalid channel id, member list, client id, cursor or ciphertext encoding.
+    #[error("{0}")]
+    ChatInvalid(String),
+    /// Chat: the membership change breaks a rule of the channel.
+    #[error("{0}")]
+    MembershipRule(String),
 }
 
 impl ApiError {
@@ -102,6 +135,16 @@ impl ApiError {
                 sealkit_proto::pythia::THROTTLED_CODE,
             ),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
+            Self::ChannelNotFound => (StatusCode::NOT_FOUND, chat::CHANNEL_NOT_FOUND),
+            Self::NotAMember(_) => (StatusCode::FORBIDDEN, chat::NOT_A_MEMBER),
+            Self::NotAnAdmin => (StatusCode::FORBIDDEN, chat::NOT_AN_ADMIN),
+            Self::ChannelExists => (StatusCode::CONFLICT, chat::CHANNEL_EXISTS),
+            Self::StaleMembers { .. } => (StatusCode::CONFLICT, chat::STALE_MEMBERS),
+            Self::MessageTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, chat::MESSAGE_TOO_LARGE)
+            }
+            Self::ChatInvalid(_) => (StatusCode::BAD_REQUEST, chat::INVALID),
+            Self::MembershipRule(_) => (StatusCode::CONFLICT, chat::MEMBERSHIP_RULE),
         }
     }
 
@@ -145,6 +188,30 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         }
     }
 }
+
+/// Chat paths carry ids in their segments; a segment that does not decode is an invalid id.
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        Self::ChatInvalid(r.body_text())
+    }
+}
+
+/// The chat history cursor is the only query string parsed into a struct.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        Self::ChatInvalid(r.body_text())
+    }
+}
+
+/// A path extractor whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// A query-string extractor whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
 
 /// A JSON body extractor whose rejections are [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]

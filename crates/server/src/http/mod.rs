@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cards;
+pub mod chat;
 pub mod error;
 pub mod keyknox;
 pub mod pythia;
@@ -52,13 +53,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Pythia brainkey.
     pub brainkey: Arc<crate::service::pythia::Brainkey>,
+    /// Chat fan-out to this process's WebSocket subscribers.
+    pub chat: Arc<crate::service::chat::ChatHub>,
 }
 
 /// Builds the application router.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -73,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .merge(cards::routes())
         .merge(keyknox::routes())
         .merge(pythia::routes())
+        .merge(chat::routes(
+            state.config.body_limit,
+            state.config.chat_message_limit,
+        ))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })

@@ -2,5 +2,6 @@
 
 pub mod auth;
 pub mod cards;
+pub mod chat;
 pub mod keyknox;
 pub mod pythia;

@@ -1,0 +1,297 @@
+//! Chat (`sealkit_proto::chat`): channels, members and history over REST, live delivery over a
+//! WebSocket. The rules are in `service::chat`; this file parses, authenticates and answers.
+
+use super::auth::VirgilAuth;
+use super::error::{ApiError, Json, Path, Query};
+use super::AppState;
+use crate::service::chat::{self, HistoryQuery};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use sealkit_proto::chat::{
+    codes, paths, AddMember, ChannelList, ClientFrame, NewChannel, NewMessage, ServerFrame,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+
+/// How often the server pings an idle WebSocket, so proxies keep it open.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Most channels one WebSocket may follow at once.
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
+/// Frames queued for a slow WebSocket before its subscriptions wait (and, if the broadcast
+/// runs ahead of them, catch up from the store).
+const OUT_QUEUE: usize = 256;
+
+/// The chat routes. `body_limit` is the global request limit; the post route allows at least
+/// what a message of `message_limit` bytes needs once base64-encoded in JSON.
+pub fn routes(body_limit: usize, message_limit: usize) -> Router<AppState> {
+    let post_limit = body_limit.max(message_limit.div_ceil(3) * 4 + 4096);
+    Router::new()
+        .route(paths::CHANNELS, get(list_channels).post(create_channel))
+        .route("/chat/v1/channels/{id}", get(get_channel))
+        .route("/chat/v1/channels/{id}/members", post(add_member))
+        .route(
+            "/chat/v1/channels/{id}/members/{identity}",
+            delete(remove_member),
+        )
+        .route(
+            "/chat/v1/channels/{id}/messages",
+            get(history)
+                .post(post_message)
+                .layer(DefaultBodyLimit::max(post_limit)),
+        )
+        .route(paths::WS, get(websocket))
+}
+
+async fn create_channel(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+    Json(new): Json<NewChannel>,
+) -> Result<Response, ApiError> {
+    let channel = chat::create_channel(
+        state.store.as_ref(),
+        &auth.app_id,
+        &auth.identity,
+        new,
+        crate::now_ms(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
+}
+
+async fn list_channels(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+) -> Result<Response, ApiError> {
+    let channels = chat::channels_of(state.store.as_ref(), &auth.app_id, &auth.identity).await?;
+    Ok(axum::Json(ChannelList { channels }).into_response())
+}
+
+async fn get_channel(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let channel = chat::channel(state.store.as_ref(), &auth.app_id, &auth.identity, &id).await?;
+    Ok(axum::Json(channel).into_response())
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+    Path(id): Path<String>,
+    Json(add): Json<AddMember>,
+) -> Result<Response, ApiError> {
+    let channel = chat::add_member(
+        state.store.as_ref(),
+        &auth.app_id,
+        &auth.identity,
+        &id,
+        &add.identity,
+    )
+    .await?;
+    Ok(axum::Json(channel).into_response())
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+    Path((id, identity)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let channel = chat::remove_member(
+        state.store.as_ref(),
+        &auth.app_id,
+        &auth.identity,
+        &id,
+        &identity,
+    )
+    .await?;
+    Ok(axum::Json(channel).into_response())
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+    Path(id): Path<String>,
+    Json(new): Json<NewMessage>,
+) -> Result<Response, ApiError> {
+    let (message, fresh) = chat::post(
+        state.store.as_ref(),
+        &auth.app_id,
+        &auth.identity,
+        &id,
+        new,
+        state.config.chat_message_limit,
+        crate::now_ms(),
+    )
+    .await?;
+    let status = if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(message)).into_response())
+}
+
+async fn history(
+    State(state): State<AppState>,
+    auth: VirgilAuth,
+    Path(id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let page = chat::history(
+        state.store.as_ref(),
+        &auth.app_id,
+        &auth.identity,
+        &id,
+        &query,
+    )
+    .await?;
+    Ok(axum::Json(page).into_response())
+}
+
+/// The WebSocket's query string: browsers cannot set `Authorization` on a WebSocket.
+#[derive(Debug, Default, serde::Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+/// Authenticates before upgrading, so a bad token is an ordinary 401 JSON answer.
+async fn websocket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let from_header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Virgil "))
+        .map(str::trim);
+    let token = from_header
+        .or(query.token.as_deref())
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::MissingToken)?;
+    let auth = state.auth.verify(token, crate::now()).await?;
+    let upgrade = upgrade.map_err(|e| ApiError::ChatInvalid(e.body_text()))?;
+    let hub = state.chat.clone();
+    Ok(upgrade.on_upgrade(move |socket| connection(socket, hub, auth)))
+}
+
+/// One WebSocket: reads client frames, runs one task per subscribed channel, and writes what
+/// they queue. Ends when the client closes or the socket fails; the subscriptions end with it.
+async fn connection(mut socket: WebSocket, hub: std::sync::Arc<chat::ChatHub>, auth: VirgilAuth) {
+    let (out_tx, mut out_rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
+    let mut tasks = JoinSet::new();
+    let mut subscriptions: HashMap<String, AbortHandle> = HashMap::new();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.reset();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(incoming)) = incoming else { break };
+                let reply = match incoming {
+                    WsMessage::Text(text) => handle_frame(
+                        text.as_str(),
+                        &hub,
+                        &auth,
+                        &out_tx,
+                        &mut tasks,
+                        &mut subscriptions,
+                    ),
+                    WsMessage::Binary(_) => Some(error_frame(None, codes::INVALID, "frames are JSON text".into())),
+                    WsMessage::Close(_) => break,
+                    // tungstenite answers pings itself.
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => None,
+                };
+                if let Some(reply) = reply {
+                    if socket.send(WsMessage::Text(reply)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Some(frame) = out_rx.recv() => {
+                if socket.send(WsMessage::Text(frame)).await.is_err() {
+                    break;
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                subscriptions.retain(|_, handle| !handle.is_finished());
+            }
+            _ = ping.tick() => {
+                if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // Dropping the JoinSet aborts every subscription, which leaves its feed.
+    tasks.shutdown().await;
+}
+
+fn error_frame(channel: Option<String>, code: u32, message: String) -> Utf8Bytes {
+    let frame = ServerFrame::Error {
+        channel,
+        code,
+        message,
+    };
+    Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default())
+}
+
+/// Acts on one client frame; returns the immediate reply, if any.
+fn handle_frame(
+    text: &str,
+    hub: &std::sync::Arc<chat::ChatHub>,
+    auth: &VirgilAuth,
+    out: &mpsc::Sender<Utf8Bytes>,
+    tasks: &mut JoinSet<()>,
+    subscriptions: &mut HashMap<String, AbortHandle>,
+) -> Option<Utf8Bytes> {
+    let frame = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            return Some(error_frame(
+                None,
+                codes::INVALID,
+                format!("not a client frame: {e}"),
+            ))
+        }
+    };
+    match frame {
+        ClientFrame::Ping => Some(Utf8Bytes::from(
+            serde_json::to_string(&ServerFrame::Pong).unwrap_or_default(),
+        )),
+        ClientFrame::Unsubscribe { channel } => {
+            if let Some(handle) = subscriptions.remove(&channel) {
+                handle.abort();
+            }
+            None
+        }
+        ClientFrame::Subscribe { channel, after } => {
+            if let Some(previous) = subscriptions.remove(&channel) {
+                previous.abort();
+            }
+            if subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                return Some(error_frame(
+                    Some(channel),
+                    codes::INVALID,
+                    format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+                ));
+            }
+            let task = hub.clone().subscribe(
+                auth.app_id.clone(),
+                auth.identity.clone(),
+                channel.clone(),
+                after,
+                out.clone(),
+            );
+            subscriptions.insert(channel, tasks.spawn(task));
+            None
+        }
+    }
+}
