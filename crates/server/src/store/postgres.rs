@@ -1588,6 +1588,19 @@ mod tests {
         b.close().await;
     }
 
+    /// Two replicas number posts to one channel together and hear each other's events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_share_chat() {
+        let (a, guard) = fresh_store().await;
+        let b = PostgresStore::connect_in_schema(&guard.url, &guard.schema)
+            .await
+            .expect("second replica");
+        conformance::chat_replicas_agree(&a, &b).await;
+        conformance::chat_events_cross_replicas(&a, &b).await;
+        a.close().await;
+        b.close().await;
+    }
+
     #[tokio::test]
     async fn schema_names_are_checked() {
         for bad in ["", "1abc", "a\"b", "Abc", "a;drop", &"x".repeat(64)] {

@@ -1323,6 +1323,18 @@ mod tests {
         b.close().await;
     }
 
+    /// Two handles on one file number posts to one channel without gaps or repeats.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_number_chat_posts_together() {
+        let (a, dir) = temp_store().await;
+        let b = SqliteStore::open(&dir.path().join("nested/dir/sealkit.db"))
+            .await
+            .expect("second handle");
+        conformance::chat_replicas_agree(&a, &b).await;
+        a.close().await;
+        b.close().await;
+    }
+
     #[tokio::test]
     async fn reopening_keeps_data_and_migrations_are_idempotent() {
         let (store, dir) = temp_store().await;
