@@ -161,3 +161,33 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
         "no message: {body}"
     );
 }
+
+/// Like [`harness_with`], on a store the test opened (PostgreSQL, or a second replica's view of
+/// one database). The two applications are created in it; `dir` holds the brainkey secret.
+pub async fn harness_on(mut config: Config, store: Arc<dyn Store>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let now = sealkit_server::now();
+    let app = sealkit_server::admin::create_app(store.as_ref(), "test", now)
+        .await
+        .unwrap();
+    let other_app = sealkit_server::admin::create_app(store.as_ref(), "other", now)
+        .await
+        .unwrap();
+    config.data_dir = dir.path().to_owned();
+    let router = sealkit_server::app(config, store).await.unwrap();
+    Harness {
+        router,
+        dir,
+        app,
+        other_app,
+    }
+}
+
+/// Serves `router` on a local port (for clients that need a socket, like WebSockets); the
+/// server runs until the test's runtime ends.
+pub async fn listen(router: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
