@@ -160,7 +160,7 @@ impl EThree {
                 identity,
                 api,
                 crypto,
-                keys: KeyStore::new(dir.join("keys")),
+                keys: KeyStore::for_storage(dir.join("keys"), options.key_storage_kind()),
                 cache,
                 key_type: options.new_key_type(),
                 key_changed: options.key_changed().cloned(),

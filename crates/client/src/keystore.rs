@@ -11,7 +11,11 @@
 //! base64), so a key directory of e3kit-node (`storageName`) can be read and the reverse. Unlike
 //! e3kit-node, files are created with mode 0600 and written atomically.
 //!
-//! These functions do blocking file I/O; the SDK calls them on the blocking thread pool.
+//! With the `os-keyring` feature and [`crate::KeyStorage::OsKeyring`], the same JSON entry is
+//! kept in the operating system's keyring instead (service name chosen by the app, account =
+//! identity), so a key can be moved between the two by re-storing it.
+//!
+//! These functions do blocking I/O; the SDK calls them on the blocking thread pool.
 
 use crate::error::{Error, Result};
 use sealkit_crypto::PrivateKey;
@@ -35,15 +39,43 @@ struct KeyEntry {
     modification_date: Option<String>,
 }
 
-/// The key directory of one storage dir.
+/// Where the private keys of one [`crate::EThree`] live.
 #[derive(Clone, Debug)]
 pub(crate) struct KeyStore {
     dir: PathBuf,
+    #[cfg(feature = "os-keyring")]
+    keyring: Option<keyring_store::Keyring>,
 }
 
 impl KeyStore {
+    /// Key files in `dir`.
     pub(crate) fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            #[cfg(feature = "os-keyring")]
+            keyring: None,
+        }
+    }
+
+    /// The key store `storage` selects, files in `dir` by default.
+    pub(crate) fn for_storage(dir: PathBuf, storage: &crate::options::KeyStorage) -> Self {
+        match storage {
+            crate::options::KeyStorage::Files => Self::new(dir),
+            #[cfg(feature = "os-keyring")]
+            other => Self {
+                dir,
+                keyring: keyring_store::Keyring::from_storage(other),
+            },
+        }
+    }
+
+    /// Where `identity`'s key is, for messages.
+    fn location(&self, identity: &str) -> String {
+        #[cfg(feature = "os-keyring")]
+        if let Some(keyring) = &self.keyring {
+            return keyring.describe(identity);
+        }
+        self.path(identity).display().to_string()
     }
 
     /// The file that holds `identity`'s key.
@@ -56,42 +88,51 @@ impl KeyStore {
         self.dir.join(name)
     }
 
-    /// Loads `identity`'s key; `None` when there is no file.
+    /// Loads `identity`'s key; `None` when there is none.
     pub(crate) fn load(&self, identity: &str) -> Result<Option<PrivateKey>> {
+        #[cfg(feature = "os-keyring")]
+        if let Some(keyring) = &self.keyring {
+            return match keyring.get(identity)? {
+                Some(bytes) => self.parse(identity, &bytes).map(Some),
+                None => Ok(None),
+            };
+        }
         let path = self.path(identity);
         let bytes = match std::fs::read(&path) {
             Ok(b) => Zeroizing::new(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::storage(format!("cannot read {}", path.display()), e)),
         };
-        let entry: KeyEntry = serde_json::from_slice(&bytes).map_err(|e| {
+        self.parse(identity, &bytes).map(Some)
+    }
+
+    /// A key entry's JSON, checked to be `identity`'s usable key.
+    fn parse(&self, identity: &str, bytes: &[u8]) -> Result<PrivateKey> {
+        let path = self.location(identity);
+        let entry: KeyEntry = serde_json::from_slice(bytes).map_err(|e| {
             Error::Storage(format!(
-                "{} is not a key entry (JSON with \"name\" and \"value\"): {e}; move it away \
-                 (it may be corrupt) and restore the key from a backup",
-                path.display()
+                "{path} is not a key entry (JSON with \"name\" and \"value\"): {e}; move it away \
+                 (it may be corrupt) and restore the key from a backup"
             ))
         })?;
         if entry.name != identity {
             return Err(Error::Storage(format!(
-                "{} holds the key of {:?}, not of {identity:?}: it was copied or renamed; move it \
-                 away",
-                path.display(),
+                "{path} holds the key of {:?}, not of {identity:?}: it was copied or renamed; move \
+                 it away",
                 entry.name
             )));
         }
         let key = PrivateKey::import(entry.value.as_bytes()).map_err(|e| {
             Error::Storage(format!(
-                "{} does not hold a usable private key ({e}); move it away (it may be corrupt) \
-                 and restore the key from a backup",
-                path.display()
+                "{path} does not hold a usable private key ({e}); move it away (it may be \
+                 corrupt) and restore the key from a backup"
             ))
         })?;
-        Ok(Some(key))
+        Ok(key)
     }
 
     /// Stores `identity`'s key; an existing file is an error ([`Error::PrivateKeyAlreadyExists`]).
     pub(crate) fn store(&self, identity: &str, key: &PrivateKey, now: i64) -> Result<()> {
-        create_private_dir(&self.dir)?;
         let date = iso8601(now);
         let entry = KeyEntry {
             name: identity.to_owned(),
@@ -103,6 +144,11 @@ impl KeyStore {
         let json = Zeroizing::new(
             serde_json::to_vec(&entry).map_err(|e| Error::storage("cannot encode the key", e))?,
         );
+        #[cfg(feature = "os-keyring")]
+        if let Some(keyring) = &self.keyring {
+            return keyring.add(identity, &json);
+        }
+        create_private_dir(&self.dir)?;
         let path = self.path(identity);
         let cannot = |e: &dyn std::fmt::Display| {
             Error::storage(format!("cannot write {}", path.display()), e)
@@ -126,6 +172,10 @@ impl KeyStore {
 
     /// Deletes `identity`'s key file; `false` when there was none.
     pub(crate) fn delete(&self, identity: &str) -> Result<bool> {
+        #[cfg(feature = "os-keyring")]
+        if let Some(keyring) = &self.keyring {
+            return keyring.delete(identity);
+        }
         let path = self.path(identity);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
@@ -134,6 +184,99 @@ impl KeyStore {
                 format!("cannot delete {}", path.display()),
                 e,
             )),
+        }
+    }
+}
+
+#[cfg(feature = "os-keyring")]
+mod keyring_store {
+    //! The key entries in the OS keyring (feature `os-keyring`).
+
+    use crate::error::{Error, Result};
+    use crate::options::KeyStorage;
+    use zeroize::Zeroizing;
+
+    /// A keyring and the service name the entries are filed under.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Keyring {
+        service: String,
+        #[cfg(target_os = "linux")]
+        kernel_only: bool,
+    }
+
+    impl Keyring {
+        pub(crate) fn from_storage(storage: &KeyStorage) -> Option<Self> {
+            match storage {
+                KeyStorage::Files => None,
+                KeyStorage::OsKeyring { service } => Some(Self {
+                    service: service.clone(),
+                    #[cfg(target_os = "linux")]
+                    kernel_only: false,
+                }),
+                #[cfg(target_os = "linux")]
+                KeyStorage::LinuxKernelKeyring { service } => Some(Self {
+                    service: service.clone(),
+                    kernel_only: true,
+                }),
+            }
+        }
+
+        pub(crate) fn describe(&self, identity: &str) -> String {
+            format!(
+                "the OS keyring entry (service {:?}, account {identity:?})",
+                self.service
+            )
+        }
+
+        fn entry(&self, identity: &str) -> Result<keyring::Entry> {
+            #[cfg(target_os = "linux")]
+            if self.kernel_only {
+                let credential = keyring::keyutils::KeyutilsCredential::new_with_target(
+                    None,
+                    &self.service,
+                    identity,
+                )
+                .map_err(|e| self.failed(identity, e))?;
+                return Ok(keyring::Entry::new_with_credential(Box::new(credential)));
+            }
+            keyring::Entry::new(&self.service, identity).map_err(|e| self.failed(identity, e))
+        }
+
+        fn failed(&self, identity: &str, e: keyring::Error) -> Error {
+            let hint = match e {
+                keyring::Error::NoStorageAccess(_) | keyring::Error::PlatformFailure(_) => {
+                    "; is the keyring service running and unlocked (on Linux: a Secret Service \
+                     such as GNOME Keyring or KWallet on the session D-Bus)?"
+                }
+                _ => "",
+            };
+            Error::Storage(format!("{}: {e}{hint}", self.describe(identity)))
+        }
+
+        pub(crate) fn get(&self, identity: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+            match self.entry(identity)?.get_secret() {
+                Ok(secret) => Ok(Some(Zeroizing::new(secret))),
+                Err(keyring::Error::NoEntry) => Ok(None),
+                Err(e) => Err(self.failed(identity, e)),
+            }
+        }
+
+        /// Adds the entry; an existing one is [`Error::PrivateKeyAlreadyExists`], as for files.
+        pub(crate) fn add(&self, identity: &str, json: &[u8]) -> Result<()> {
+            if self.get(identity)?.is_some() {
+                return Err(Error::PrivateKeyAlreadyExists);
+            }
+            self.entry(identity)?
+                .set_secret(json)
+                .map_err(|e| self.failed(identity, e))
+        }
+
+        pub(crate) fn delete(&self, identity: &str) -> Result<bool> {
+            match self.entry(identity)?.delete_credential() {
+                Ok(()) => Ok(true),
+                Err(keyring::Error::NoEntry) => Ok(false),
+                Err(e) => Err(self.failed(identity, e)),
+            }
         }
     }
 }
@@ -224,6 +367,67 @@ mod tests {
         assert!(store.delete("alice").unwrap());
         assert!(!store.delete("alice").unwrap());
         assert!(store.load("alice").unwrap().is_none());
+    }
+
+    /// The kernel keyring is reachable wherever keyutils is (CI included): the same entry
+    /// semantics as files, nothing written to the storage directory.
+    #[cfg(all(feature = "os-keyring", target_os = "linux"))]
+    #[test]
+    fn kernel_keyring_store_load_delete() {
+        use crate::options::KeyStorage;
+        let dir = tempfile::tempdir().unwrap();
+        let service = format!("sealkit-test-{}", std::process::id());
+        let store = KeyStore::for_storage(
+            dir.path().join("keys"),
+            &KeyStorage::LinuxKernelKeyring {
+                service: service.clone(),
+            },
+        );
+        let identity = format!("alice-{}", rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+        assert!(store.load(&identity).unwrap().is_none());
+        let key = PrivateKey::generate(KeyType::Ed25519, &mut rand_core::OsRng);
+        store.store(&identity, &key, 1_795_801_646).unwrap();
+        assert!(!dir.path().join("keys").exists(), "no key file may be written");
+        let loaded = store.load(&identity).unwrap().unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
+        assert!(matches!(
+            store.store(&identity, &key, 0),
+            Err(Error::PrivateKeyAlreadyExists)
+        ));
+        // Another service name is another keyring namespace.
+        let other = KeyStore::for_storage(
+            dir.path().join("keys"),
+            &KeyStorage::LinuxKernelKeyring {
+                service: format!("{service}-other"),
+            },
+        );
+        assert!(other.load(&identity).unwrap().is_none());
+        assert!(store.delete(&identity).unwrap());
+        assert!(!store.delete(&identity).unwrap());
+        assert!(store.load(&identity).unwrap().is_none());
+    }
+
+    /// Without a Secret Service on the session bus (as on this CI machine), the OS keyring
+    /// gives a storage error that says what is missing, never a panic or a silent file.
+    #[cfg(all(feature = "os-keyring", target_os = "linux"))]
+    #[test]
+    fn os_keyring_without_secret_service_is_a_clear_error() {
+        use crate::options::KeyStorage;
+        if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+            return; // a desktop session: the keyring may well work
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::for_storage(
+            dir.path().join("keys"),
+            &KeyStorage::OsKeyring {
+                service: "sealkit-test".to_owned(),
+            },
+        );
+        let key = PrivateKey::generate(KeyType::Ed25519, &mut rand_core::OsRng);
+        let err = store.store("alice", &key, 0).unwrap_err();
+        assert!(matches!(err, Error::Storage(_)), "{err}");
+        assert!(err.to_string().contains("OS keyring"), "{err}");
+        assert!(!dir.path().join("keys").exists());
     }
 
     #[test]

@@ -46,6 +46,40 @@ pub type KeyChangedCallback = Arc<dyn Fn(&str) + Send + Sync>;
 /// ```
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where [`crate::EThree`] keeps the user's private key (see
+/// [`EThreeOptions::key_storage`]).
+///
+/// ```
+/// use sealkit::{EThreeOptions, KeyStorage};
+///
+/// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit");
+/// assert_eq!(options.key_storage_kind(), &KeyStorage::Files);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyStorage {
+    /// A file per identity in `<storage_dir>/keys/`, mode 0600, in e3kit-node's key entry
+    /// format (the default).
+    Files,
+    /// The operating system's keyring (feature `os-keyring`): the Keychain on macOS and iOS,
+    /// the Credential Manager on Windows, the Secret Service (GNOME Keyring, KWallet) on Linux
+    /// and the BSDs. `service` names the application's entries; the account is the identity.
+    #[cfg(feature = "os-keyring")]
+    OsKeyring {
+        /// The service name the entries are filed under, e.g. your app's name.
+        service: String,
+    },
+    /// The Linux kernel's keyring (keyutils; feature `os-keyring`), for headless machines
+    /// without a Secret Service. The kernel keeps keys in memory only: they survive logouts for
+    /// a few days but not a reboot, so pair it with a key backup
+    /// ([`crate::EThree::backup_private_key`]).
+    #[cfg(all(feature = "os-keyring", target_os = "linux"))]
+    LinuxKernelKeyring {
+        /// The service name the entries are filed under.
+        service: String,
+    },
+}
+
 /// Settings of an [`crate::EThree`] instance (e3kit's `EThreeInitializeOptions`).
 ///
 /// ```
@@ -65,6 +99,7 @@ pub struct EThreeOptions {
     sha256_identifiers: bool,
     request_timeout: Duration,
     key_changed: Option<KeyChangedCallback>,
+    key_storage: KeyStorage,
 }
 
 impl EThreeOptions {
@@ -89,7 +124,39 @@ impl EThreeOptions {
             sha256_identifiers: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             key_changed: None,
+            key_storage: KeyStorage::Files,
         }
+    }
+
+    /// Where the private key is kept; default [`KeyStorage::Files`]. The card cache and group
+    /// tickets stay in `storage_dir` either way (they are not secret on their own).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "os-keyring")]
+    /// # fn options() -> sealkit::EThreeOptions {
+    /// use sealkit::{EThreeOptions, KeyStorage};
+    ///
+    /// // In the macOS Keychain / Windows Credential Manager / GNOME Keyring:
+    /// EThreeOptions::new("https://sealkit.example.com", "/home/me/.local/share/myapp")
+    ///     .key_storage(KeyStorage::OsKeyring { service: "myapp".into() })
+    /// # }
+    /// ```
+    pub fn key_storage(mut self, storage: KeyStorage) -> Self {
+        self.key_storage = storage;
+        self
+    }
+
+    /// The configured [`KeyStorage`].
+    ///
+    /// ```
+    /// use sealkit::{EThreeOptions, KeyStorage};
+    ///
+    /// let options = EThreeOptions::new("http://127.0.0.1:8080", "/tmp/e3kit")
+    ///     .key_storage(KeyStorage::Files);
+    /// assert_eq!(options.key_storage_kind(), &KeyStorage::Files);
+    /// ```
+    pub fn key_storage_kind(&self) -> &KeyStorage {
+        &self.key_storage
     }
 
     /// The type of the key pairs `register` and `rotate_private_key` generate (e3kit's
@@ -225,6 +292,7 @@ impl fmt::Debug for EThreeOptions {
             .field("sha256_identifiers", &self.sha256_identifiers)
             .field("request_timeout", &self.request_timeout)
             .field("on_key_changed", &self.key_changed.is_some())
+            .field("key_storage", &self.key_storage)
             .finish()
     }
 }
