@@ -109,7 +109,7 @@ pub enum Error {
     /// `backup_private_key` (without a key name): the backup storage already holds a backup of
     /// this identity (e3kit `CloudEntryExistsError`).
     #[error(
-        "a backup of {name:?} already exists: call reset_private_key_backup() first to replace          it, or change_password() to re-encrypt it"
+        "a backup of {name:?} already exists: call reset_private_key_backup() first to replace it, or change_password() to re-encrypt it"
     )]
     CloudEntryExists {
         /// The name of the existing entry (the identity).
@@ -118,13 +118,13 @@ pub enum Error {
     /// The backup password is wrong: the backup cannot be decrypted with the key derived from it
     /// (e3kit `WrongKeyknoxPasswordError`).
     #[error(
-        "the backup password is wrong (the stored backup does not decrypt with it): retry with          the password used for backup_private_key(), or reset the backup if it is lost"
+        "the backup password is wrong (the stored backup does not decrypt with it): retry with the password used for backup_private_key(), or reset the backup if it is lost"
     )]
     WrongKeyknoxPassword,
     /// `restore_private_key` / `change_password`: there is no backup (with that key name)
     /// (e3kit `PrivateKeyNoBackupError`).
     #[error(
-        "no backup of the private key exists (under this key name): call backup_private_key()          on a device that has the key"
+        "no backup of the private key exists (under this key name): call backup_private_key() on a device that has the key"
     )]
     PrivateKeyNoBackup,
     /// A group operation failed (e3kit `GroupError`, with the same codes).
