@@ -122,7 +122,7 @@ fn hex_id(label: &str, n: usize) -> String {
 }
 
 /// A 32-hex-character application id.
-fn app_id(label: &str) -> String {
+pub(crate) fn app_id(label: &str) -> String {
     hex_id(&format!("app {label}"), 32)
 }
 
@@ -2294,7 +2294,7 @@ fn strings_of(items: &[&str]) -> Vec<String> {
 }
 
 /// A group channel created by `creator` (its only admin) with `others` as further members.
-fn group(app_id: &str, id: &str, creator: &str, others: &[&str]) -> ChannelRecord {
+pub(crate) fn group(app_id: &str, id: &str, creator: &str, others: &[&str]) -> ChannelRecord {
     ChannelRecord {
         app_id: app_id.to_owned(),
         id: id.to_owned(),
@@ -2309,7 +2309,7 @@ fn group(app_id: &str, id: &str, creator: &str, others: &[&str]) -> ChannelRecor
     }
 }
 
-fn chat_message(
+pub(crate) fn chat_message(
     app_id: &str,
     channel_id: &str,
     sender: &str,
@@ -2328,7 +2328,7 @@ fn chat_message(
 }
 
 /// Posts and expects a new message; returns it.
-async fn post_new(store: &dyn Store, message: NewChatMessage) -> ChatMessageRecord {
+pub(crate) async fn post_new(store: &dyn Store, message: NewChatMessage) -> ChatMessageRecord {
     let step = format!("post {} by {}", message.client_id, message.sender);
     match ok(&step, store.chat_post(message).await) {
         Posted::New(stored) => stored,
@@ -2360,7 +2360,7 @@ async fn seqs(
 }
 
 /// The next event of `app_id` (others' are skipped), or a panic after [`EVENT_TIMEOUT`].
-async fn next_event(events: &mut ChatEventStream, app_id: &str) -> ChatEvent {
+pub(crate) async fn next_event(events: &mut ChatEventStream, app_id: &str) -> ChatEvent {
     loop {
         let event = match tokio::time::timeout(EVENT_TIMEOUT, events.next()).await {
             Ok(Some(event)) => event,
@@ -2375,7 +2375,7 @@ async fn next_event(events: &mut ChatEventStream, app_id: &str) -> ChatEvent {
     }
 }
 
-fn message_event(app_id: &str, channel_id: &str, seq: i64) -> ChatEvent {
+pub(crate) fn message_event(app_id: &str, channel_id: &str, seq: i64) -> ChatEvent {
     ChatEvent::Message {
         app_id: app_id.to_owned(),
         channel_id: channel_id.to_owned(),

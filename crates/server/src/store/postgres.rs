@@ -1601,6 +1601,40 @@ mod tests {
         b.close().await;
     }
 
+    /// When the `LISTEN` connection dies, the stream reconnects, says `Resync` and goes on
+    /// delivering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chat_events_survive_a_lost_connection() {
+        use crate::store::{ChatEvent, ChatStore};
+        use conformance::{app_id, group, message_event, next_event, post_new};
+
+        let (store, _guard) = fresh_store().await;
+        let app = app_id("lost listener");
+        let mut events = store.chat_events().await.unwrap();
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+        )
+        .bind(format!(r#"LISTEN "{}""#, store.events_channel))
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(killed, vec![true], "exactly the listener's backend");
+        assert_eq!(next_event(&mut events, &app).await, ChatEvent::Resync);
+        store
+            .chat_create_channel(group(&app, "g", "alice", &[]))
+            .await
+            .unwrap();
+        post_new(
+            &store,
+            conformance::chat_message(&app, "g", "alice", "c1", 1),
+        )
+        .await;
+        assert_eq!(
+            next_event(&mut events, &app).await,
+            message_event(&app, "g", 1)
+        );
+    }
+
     #[tokio::test]
     async fn schema_names_are_checked() {
         for bad in ["", "1abc", "a\"b", "Abc", "a;drop", &"x".repeat(64)] {

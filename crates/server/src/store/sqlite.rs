@@ -1335,6 +1335,33 @@ mod tests {
         b.close().await;
     }
 
+    /// A subscriber that falls behind the buffer gets `Resync`, then the newest events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lagging_chat_subscriber_resyncs() {
+        use crate::store::{ChatEvent, ChatStore};
+        use conformance::{app_id, group, message_event, next_event, post_new};
+
+        let (mut store, _dir) = temp_store().await;
+        store.events = tokio::sync::broadcast::channel(4).0;
+        let app = app_id("lagging");
+        let mut events = store.chat_events().await.unwrap();
+        store
+            .chat_create_channel(group(&app, "g", "alice", &[]))
+            .await
+            .unwrap();
+        for n in 1..=6 {
+            let message = conformance::chat_message(&app, "g", "alice", &format!("c{n}"), 1);
+            post_new(&store, message).await;
+        }
+        assert_eq!(next_event(&mut events, &app).await, ChatEvent::Resync);
+        for seq in 3..=6 {
+            assert_eq!(
+                next_event(&mut events, &app).await,
+                message_event(&app, "g", seq)
+            );
+        }
+    }
+
     #[tokio::test]
     async fn reopening_keeps_data_and_migrations_are_idempotent() {
         let (store, dir) = temp_store().await;
