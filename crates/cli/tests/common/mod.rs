@@ -37,7 +37,12 @@ impl Server {
     // The child is waited for in `kill9`/`Drop`; on the panic paths the test is over anyway.
     #[allow(clippy::zombie_processes)]
     pub fn start(storage: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_at(free_port(), storage)
+    }
+
+    /// A server on a given port, e.g. to bring a killed replica back where its clients look.
+    #[allow(clippy::zombie_processes)]
+    pub fn start_at(port: u16, storage: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
