@@ -393,7 +393,7 @@ impl Session {
                     ("add", [who]) => self.add(who).await,
                     ("remove", [who]) => self.remove(who).await,
                     ("leave", []) => self.leave().await,
-                    _ => Err(anyhow::anyhow!("unknown command /{verb}: /help lists them")),
+                    _ => Err(usage(verb)),
                 }
             }
             // "//text" sends "/text".
@@ -696,6 +696,18 @@ impl Session {
             ),
             (status, _) => format!("[{channel}] {sender} ⚠ UNVERIFIED ({})", reason(status)),
         }
+    }
+}
+
+/// The error for a command used wrongly: its help line, or "unknown".
+fn usage(verb: &str) -> anyhow::Error {
+    let name = format!("/{verb}");
+    match HELP
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+    {
+        Some(line) => anyhow::anyhow!("usage: {}", line.trim_end()),
+        None => anyhow::anyhow!("unknown command {name}: /help lists them"),
     }
 }
 
