@@ -2773,7 +2773,16 @@ pub async fn chat_post_rules(store: &dyn Store) {
 /// 8 concurrent posters × 25 messages to one channel: seqs 1..=200, each exactly once, and
 /// each poster's messages in its own order.
 pub async fn chat_concurrent_posts(store: &dyn Store) {
+    let app = app_id("chat concurrent");
+    let mut events = ok("subscribe", store.chat_events().await);
     chat_concurrent_posts_on(&[store], "chat concurrent").await;
+    // Events come in commit order, which is seq order.
+    for seq in 1..=200 {
+        assert_eq!(
+            next_event(&mut events, &app).await,
+            message_event(&app, "busy", seq)
+        );
+    }
 }
 
 async fn chat_concurrent_posts_on(handles: &[&dyn Store], label: &str) {

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use tokio::sync::broadcast;
 
@@ -123,6 +123,10 @@ impl SqliteStore {
     }
 
     /// Publishes a committed change. Nobody listening is not an error.
+    ///
+    /// Chat writes hold the (only) writer connection from `BEGIN` until after this call instead
+    /// of letting the transaction return it on commit, so the next write of this process cannot
+    /// commit and announce itself first: events come in commit order, as with PostgreSQL.
     fn emit(&self, event: ChatEvent) {
         let _ = self.events.send(event);
     }
@@ -1019,7 +1023,11 @@ impl ChatStore for SqliteStore {
         identity: &str,
         admin: bool,
     ) -> StoreResult<ChannelRecord> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writer.acquire().await.map_err(backend)?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         channel_versions(&mut tx, app_id, channel_id).await?;
         let changed = match membership(&mut tx, app_id, channel_id, identity).await? {
             Some(was_admin) if was_admin || !admin => None,
@@ -1082,7 +1090,11 @@ impl ChatStore for SqliteStore {
         channel_id: &str,
         identity: &str,
     ) -> StoreResult<ChannelRecord> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writer.acquire().await.map_err(backend)?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         channel_versions(&mut tx, app_id, channel_id).await?;
         let Some(admin) = membership(&mut tx, app_id, channel_id, identity).await? else {
             return Err(StoreError::NotFound);
@@ -1125,7 +1137,11 @@ impl ChatStore for SqliteStore {
 
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {
         let m = &message;
-        let mut tx = self.begin().await?;
+        let mut writer = self.writer.acquire().await.map_err(backend)?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let (member_version, last_seq) =
             channel_versions(&mut tx, &m.app_id, &m.channel_id).await?;
         if membership(&mut tx, &m.app_id, &m.channel_id, &m.sender)
