@@ -10,7 +10,7 @@
 //! the bucket), compare, write, all in one `BEGIN IMMEDIATE` transaction. A v2 pull reads the
 //! copy and the list of holders in one read transaction (one WAL snapshot).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -997,7 +997,7 @@ impl ChatStore for SqliteStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        let mut by_id = std::collections::BTreeMap::new();
+        let mut by_id = BTreeMap::new();
         for row in &rows {
             let channel = channel_from_row(row).map_err(backend)?;
             by_id.insert(channel.id.clone(), (channel, Vec::new()));
@@ -1215,11 +1215,12 @@ impl ChatStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<ChatMessageRecord>> {
         // Newest-first pages are read descending (to stop at `limit`) and turned around.
-        let (condition, order, bound) = match cursor {
-            HistoryCursor::After(n) => ("AND seq > ?", "ASC", Some(n)),
-            HistoryCursor::Before(n) => ("AND seq < ?", "DESC", Some(n)),
-            HistoryCursor::Latest => ("", "DESC", None),
+        let (condition, descending, bound) = match cursor {
+            HistoryCursor::After(n) => ("AND seq > ?", false, Some(n)),
+            HistoryCursor::Before(n) => ("AND seq < ?", true, Some(n)),
+            HistoryCursor::Latest => ("", true, None),
         };
+        let order = if descending { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE app_id = ? AND channel_id = ? \
              {condition} ORDER BY seq {order} LIMIT ?"
@@ -1238,7 +1239,7 @@ impl ChatStore for SqliteStore {
             .map(message_from_row)
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
-        if order == "DESC" {
+        if descending {
             messages.reverse();
         }
         Ok(messages)
