@@ -57,8 +57,22 @@ enum Command {
     /// Mint a JWT for --identity from --app-credentials (development, tests).
     Token(TokenArgs),
     /// DEMO app backend (Virgil's e3kit sample backend): password-less login, then Virgil JWTs.
+    ///
+    /// POST /authenticate {"identity"} answers {"authToken"}; GET /virgil-jwt with
+    /// `Authorization: Bearer <authToken>` answers {"virgilToken"}, minted with
+    /// --app-credentials.
+    ///
+    /// WARNING: DEMO LOGIN, NO PASSWORD. Anyone who can reach it gets a token for ANY identity
+    /// of the application. Tutorials and local tests only; in production your own backend mints
+    /// the tokens after your own login (docs/chat.md).
     Backend(backend_cmd::BackendArgs),
     /// End-to-end encrypted chat in the terminal (line mode; scriptable through stdin/stdout).
+    ///
+    /// Registers --identity on first use and opens --channel. Tokens come from --backend,
+    /// --app-credentials or --token-command, else from ./sealkit-data/demo-app.json (written by
+    /// `sealkit serve` on first start). Keys are kept per application and identity under the
+    /// default home unless --home is given. Type a line to send it; /help lists the commands.
+    /// At the end of stdin it finishes its sends and exits.
     Chat(chat_cmd::ChatArgs),
     /// Your identity on a Sealkit server: register, find users, back up and restore the key.
     User(sdk_cmds::UserArgs),

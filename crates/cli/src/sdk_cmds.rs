@@ -41,7 +41,8 @@ pub(crate) struct SdkOptions {
     #[arg(long, global = true, value_name = "ID", env = "SEALKIT_IDENTITY")]
     pub(crate) identity: Option<String>,
     /// Local key store: private keys, card cache, group tickets [default:
-    /// $XDG_DATA_HOME/sealkit, else ~/.local/share/sealkit].
+    /// $XDG_DATA_HOME/sealkit, else ~/.local/share/sealkit; for `chat`, its
+    /// chat/APP_ID/IDENTITY subdirectory].
     #[arg(long, global = true, value_name = "DIR", env = "SEALKIT_HOME")]
     pub(crate) home: Option<PathBuf>,
     /// Development: mint tokens locally from `sealkit app create --json` output.

@@ -516,3 +516,73 @@ fn two_users_chat_through_stdin_and_stdout() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--backend URL"), "{err}");
 }
+
+// The Rust snippet of docs/chat.md ("Virgil JWTs in your backend"), verbatim: the test below
+// checks that the page still shows this code and that its tokens work.
+mod docs_snippet {
+    use sealkit_crypto::PrivateKey;
+    use sealkit_proto::JwtGenerator;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// Once at startup, from the app's credentials (`sealkit app create --json`).
+    pub fn virgil_jwt_generator(
+        app_id: &str,
+        api_key_id: &str,
+        api_private_key: &str,
+    ) -> Result<JwtGenerator, Box<dyn std::error::Error>> {
+        let key = PrivateKey::import(api_private_key.as_bytes())?;
+        Ok(JwtGenerator::new(app_id, api_key_id, key, 3600)) // tokens live one hour
+    }
+
+    /// In your GET /virgil-jwt handler, after YOUR login check, for the logged-in user (never for
+    /// an identity taken from the request).
+    pub fn virgil_jwt_for(
+        generator: &JwtGenerator,
+        logged_in_user: &str,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
+        Ok(generator.generate(logged_in_user, now)?.to_string())
+    }
+}
+
+#[test]
+fn docs_backend_snippet_is_current_and_its_tokens_work() {
+    let page = std::fs::read_to_string(common::repo_root().join("docs/chat.md")).unwrap();
+    let start = page
+        .find("```rust\n")
+        .expect("docs/chat.md has a Rust snippet")
+        + 8;
+    let end = start + page[start..].find("```").unwrap();
+    let this_file = include_str!("chat_cli.rs");
+    for line in page[start..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        assert!(
+            this_file.lines().any(|l| l.trim() == line),
+            "docs/chat.md shows a line this test does not compile: {line}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, url) = serve(dir.path(), &["--data-dir", data.to_str().unwrap()]);
+    let creds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("demo-app.json")).unwrap()).unwrap();
+    let generator = docs_snippet::virgil_jwt_generator(
+        creds["app_id"].as_str().unwrap(),
+        creds["api_key_id"].as_str().unwrap(),
+        creds["api_private_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let jwt = docs_snippet::virgil_jwt_for(&generator, "alice").unwrap();
+    let found: serde_json::Value = ureq::post(&format!("{url}/card/v5/actions/search"))
+        .set("Authorization", &format!("Virgil {jwt}"))
+        .send_json(serde_json::json!({ "identities": ["alice"] }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(found, serde_json::json!([]));
+    assert!(docs_snippet::virgil_jwt_generator("a", "b", "not a key").is_err());
+}
