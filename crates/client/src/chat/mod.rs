@@ -87,7 +87,7 @@ const STALE_RETRIES: u32 = 5;
 const POST_RETRIES: u32 = 2;
 
 /// How long a card found on the server is used without asking again.
-const CARD_TTL: Duration = Duration::from_secs(300);
+const CARD_TTL: Duration = Duration::from_secs(60);
 
 /// Ciphertexts (base64) longer than this are decrypted on the blocking pool.
 const INLINE_LIMIT: usize = 96 << 10;
@@ -342,6 +342,9 @@ impl Chat {
     /// encrypted again for the new members ([`Error::MembersChanging`] after several tries).
     /// After a network error the same post is repeated: the server stores it at most once.
     /// Members who have no card yet (not registered) are left out: they cannot read it.
+    /// Cards are reused for a minute (and refreshed when a message from that user does not
+    /// verify with the cached one), so a member who replaced their key within the last minute
+    /// may get a message for their old key, which they see as [`Verification::NotForMe`].
     ///
     /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::MessageTooLarge`],
     /// [`Error::Network`].

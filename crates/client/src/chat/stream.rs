@@ -3,7 +3,7 @@
 use super::{chat_error, check_id, Chat, ReceivedMessage};
 use crate::error::{Error, Result};
 use futures_util::{SinkExt, StreamExt};
-use sealkit_proto::chat::{ClientFrame, Message, ServerFrame};
+use sealkit_proto::chat::{codes, ClientFrame, Message, ServerFrame};
 use sealkit_proto::ErrorBody;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -39,7 +39,8 @@ pub enum ChatEvent {
         /// The new membership version.
         member_version: i64,
     },
-    /// The user was removed from the channel; its subscription ended, nothing more comes.
+    /// The user was removed from the channel (now, or while the connection was down); its
+    /// subscription ended and nothing more comes. Subscribe again if the user is added back.
     Removed {
         /// The channel id.
         channel: String,
@@ -124,9 +125,7 @@ impl ChatStream {
     /// is made once it is back (and a refusal comes out of [`ChatStream::next`]).
     pub async fn subscribe(&mut self, channel: &str, after: i64) -> Result<()> {
         check_id(channel)?;
-        self.subs.insert(channel.to_owned(), after);
-        self.queue
-            .retain(|i| !matches!(i, Item::Message(m) if m.channel == channel && m.seq > after));
+        self.reposition(channel, after);
         let frame = ClientFrame::Subscribe {
             channel: channel.to_owned(),
             after,
@@ -163,6 +162,14 @@ impl ChatStream {
                 other => self.handle(other),
             }
         }
+    }
+
+    /// Delivery of `channel` restarts after `after`: queued messages past it are dropped, as
+    /// the server sends them again.
+    fn reposition(&mut self, channel: &str, after: i64) {
+        self.subs.insert(channel.to_owned(), after);
+        self.queue
+            .retain(|i| !matches!(i, Item::Message(m) if m.channel == channel && m.seq > after));
     }
 
     /// Stops delivery of `channel` (messages of it still queued are dropped).
@@ -416,6 +423,17 @@ impl ChatStream {
                 message,
             } => {
                 let error = match channel {
+                    // Refused when subscribing again after a reconnection: the user was
+                    // removed while the connection was down.
+                    Some(channel)
+                        if code == codes::NOT_A_MEMBER && self.subs.contains_key(&channel) =>
+                    {
+                        self.subs.remove(&channel);
+                        self.chat.members_changed(&channel, i64::MAX);
+                        self.queue
+                            .push_back(Item::Event(ChatEvent::Removed { channel }));
+                        return;
+                    }
                     Some(channel) => {
                         self.subs.remove(&channel);
                         frame_error(code, message, &channel)
@@ -429,6 +447,22 @@ impl ChatStream {
                 self.queue.push_back(Item::Error(error));
             }
             ServerFrame::Subscribed { .. } | ServerFrame::Pong => {}
+        }
+    }
+}
+
+#[cfg(test)]
+impl ChatStream {
+    /// A stream that never connected, to feed frames to by hand.
+    fn offline(chat: Chat) -> Self {
+        Self {
+            chat,
+            conn: None,
+            subs: BTreeMap::new(),
+            queue: VecDeque::new(),
+            failures: 0,
+            fresh_token: false,
+            retrying: false,
         }
     }
 }
@@ -476,5 +510,126 @@ fn handshake_error(url: &str, e: tungstenite::Error) -> Error {
             }
         }
         other => Error::Network(format!("{url}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::{EThree, EThreeOptions};
+    use sealkit_crypto::PrivateKey;
+    use sealkit_proto::JwtGenerator;
+
+    async fn offline_stream(dir: &std::path::Path) -> ChatStream {
+        let generator =
+            JwtGenerator::new("app", "kid", PrivateKey::ed25519_from_seed(&[7; 32]), 3600);
+        let provider =
+            move || std::future::ready(generator.generate("alice", 1000).map(|j| j.to_string()));
+        // Nothing is sent: initialize makes no request.
+        let options = EThreeOptions::new("http://127.0.0.1:9", dir);
+        let ethree = EThree::initialize(provider, options).await.unwrap();
+        ChatStream::offline(ethree.chat())
+    }
+
+    fn message(channel: &str, seq: i64) -> ServerFrame {
+        ServerFrame::Message {
+            message: Message {
+                seq,
+                channel: channel.into(),
+                sender: "bob".into(),
+                client_id: format!("c{seq}"),
+                sent_at: 1_795_801_646_000,
+                member_version: 1,
+                ciphertext: "AAEC".into(),
+            },
+        }
+    }
+
+    fn queued(stream: &ChatStream) -> Vec<String> {
+        stream
+            .queue
+            .iter()
+            .map(|i| match i {
+                Item::Message(m) => format!("{}#{}", m.channel, m.seq),
+                Item::Event(e) => format!("{e:?}"),
+                Item::Error(e) => format!("error: {e}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_seq_once_and_only_for_subscribed_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = offline_stream(dir.path()).await;
+        stream.subs.insert("a".into(), 2);
+        stream.subs.insert("b".into(), 0);
+        // A replay after a reconnect overlaps what was delivered: 1 and 2 are dropped, and
+        // so is anything repeated or for a channel not subscribed.
+        for frame in [
+            message("a", 1),
+            message("a", 2),
+            message("a", 3),
+            message("b", 1),
+            message("a", 3),
+            message("c", 1),
+            message("a", 4),
+            message("b", 1),
+        ] {
+            stream.handle(frame);
+        }
+        assert_eq!(queued(&stream), ["a#3", "b#1", "a#4"]);
+        assert_eq!(stream.subs["a"], 4);
+        assert_eq!(stream.subs["b"], 1);
+        // Subscribing again from an earlier point drops the queued copies (they come again).
+        stream.reposition("a", 2);
+        assert_eq!(queued(&stream), ["b#1"]);
+        stream.handle(message("a", 3));
+        assert_eq!(queued(&stream), ["b#1", "a#3"]);
+    }
+
+    #[tokio::test]
+    async fn removal_and_refusals_end_subscriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = offline_stream(dir.path()).await;
+        for channel in ["a", "b", "c"] {
+            stream.subs.insert(channel.into(), 0);
+        }
+        stream.handle(ServerFrame::Removed {
+            channel: "a".into(),
+        });
+        stream.handle(message("a", 1));
+        // Refused on re-subscription: removed while disconnected.
+        stream.handle(ServerFrame::Error {
+            channel: Some("b".into()),
+            code: codes::NOT_A_MEMBER,
+            message: "not a member".into(),
+        });
+        stream.handle(ServerFrame::Error {
+            channel: Some("c".into()),
+            code: codes::CHANNEL_NOT_FOUND,
+            message: "gone".into(),
+        });
+        stream.handle(ServerFrame::Members {
+            channel: "x".into(),
+            member_version: 3,
+        });
+        assert!(stream.subs.is_empty());
+        let q = queued(&stream);
+        assert_eq!(q.len(), 4, "{q:?}");
+        assert!(q[0].contains("Removed") && q[0].contains("\"a\""));
+        assert!(q[1].contains("Removed") && q[1].contains("\"b\""));
+        assert!(
+            q[2].starts_with("error: chat channel \"c\" does not exist"),
+            "{q:?}"
+        );
+        assert!(q[3].contains("Members"));
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(
+            first,
+            ChatEvent::Removed {
+                channel: "a".into()
+            }
+        );
     }
 }
