@@ -662,6 +662,17 @@ async fn websocket_delivery(h: &Harness) {
     assert_eq!(next_seq(&mut bob).await, 8);
     assert_quiet(&mut bob).await;
     bob.close(None).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(msg)) = bob.next().await {
+            if msg.is_close() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(closed, "the server completes the closing handshake");
 
     // Bad credentials are refused before the upgrade, as HTTP 401.
     for url in [
@@ -721,6 +732,15 @@ async fn concurrent_fan_out(h: &Harness) {
             }
         });
     }
+    // A late subscriber joins while the posts flow: its backlog and the live broadcast
+    // overlap, and it must still see every seq once.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut late = connect(addr, &u.alice, true).await;
+    assert!(matches!(
+        subscribe(&mut late, "busy", 0).await,
+        ServerFrame::Subscribed { .. }
+    ));
+    subscribers.push(late);
     while let Some(done) = posts.join_next().await {
         done.unwrap();
     }

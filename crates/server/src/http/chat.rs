@@ -205,7 +205,12 @@ async fn connection(mut socket: WebSocket, hub: std::sync::Arc<chat::ChatHub>, a
                         &mut subscriptions,
                     ),
                     WsMessage::Binary(_) => Some(error_frame(None, codes::INVALID, "frames are JSON text".into())),
-                    WsMessage::Close(_) => break,
+                    WsMessage::Close(_) => {
+                        // tungstenite queued the close reply; reading once more writes it and
+                        // ends the stream, completing the closing handshake.
+                        let _ = socket.recv().await;
+                        break;
+                    }
                     // tungstenite answers pings itself.
                     WsMessage::Ping(_) | WsMessage::Pong(_) => None,
                 };
