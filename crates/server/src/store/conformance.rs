@@ -76,6 +76,7 @@ macro_rules! store_conformance_tests {
             chat_concurrent_posts,
             chat_history_cursors,
             chat_events_delivered,
+            chat_concurrent_membership,
         );
     };
     (@each $factory:expr; $($name:ident),+ $(,)?) => {
@@ -3038,4 +3039,60 @@ pub async fn chat_events_cross_replicas(a: &dyn Store, b: &dyn Store) {
         next_event(&mut at_b, &app).await,
         message_event(&app, "g", 2)
     );
+}
+
+/// Concurrent membership changes keep the rules: 20 joins racing for the last 5 places give
+/// exactly 5 members more and one version per change; two admins leaving at once while others
+/// stay: one of them must remain.
+pub async fn chat_concurrent_membership(store: &dyn Store) {
+    let app = app_id("chat concurrent membership");
+    let others: Vec<String> = (1..MAX_MEMBERS - 5)
+        .map(|i| format!("user{i:04}"))
+        .collect();
+    let refs: Vec<&str> = others.iter().map(String::as_str).collect();
+    ok(
+        "create",
+        store
+            .chat_create_channel(group(&app, "almost-full", "alice", &refs))
+            .await,
+    );
+    let joiners: Vec<String> = (0..20).map(|i| format!("joiner{i:02}")).collect();
+    let results = join_all(
+        joiners
+            .iter()
+            .map(|j| store.chat_add_member(&app, "almost-full", j, false)),
+    )
+    .await;
+    let mut versions = Vec::new();
+    for result in results {
+        match result {
+            Ok(channel) => versions.push(channel.member_version),
+            Err(StoreError::Conflict("channel is full")) => {}
+            Err(e) => panic!("concurrent join: {e:?}"),
+        }
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, vec![2, 3, 4, 5, 6]);
+    let channel = channel_of(store, &app, "almost-full").await;
+    assert_eq!(channel.members.len(), MAX_MEMBERS);
+    assert_eq!(channel.member_version, 6);
+
+    let mut two_admins = group(&app, "two-admins", "alice", &["carol"]);
+    two_admins.admins.push("bob".to_owned());
+    ok("create", store.chat_create_channel(two_admins).await);
+    let results =
+        join_all(["alice", "bob"].map(|admin| store.chat_remove_member(&app, "two-admins", admin)))
+            .await;
+    let left = results
+        .iter()
+        .filter(|r| match r {
+            Ok(_) => true,
+            Err(StoreError::Conflict("the last admin cannot leave")) => false,
+            Err(e) => panic!("concurrent leave: {e:?}"),
+        })
+        .count();
+    assert_eq!(left, 1, "{results:?}");
+    let channel = channel_of(store, &app, "two-admins").await;
+    assert_eq!(channel.admins.len(), 1);
+    assert_eq!(channel.members.len(), 2);
 }
