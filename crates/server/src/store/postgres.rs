@@ -16,6 +16,13 @@
 //!   missing row is created with `INSERT … ON CONFLICT DO NOTHING`, and the loser of a creation
 //!   race locks and compares the winner's row instead. A v2 reset locks the matching entries
 //!   first, so no push adds a copy between its deletions.
+//! * chat: every membership change and post first locks its channel's row
+//!   (`SELECT … FOR UPDATE`), so they queue per channel across replicas (different channels do
+//!   not contend) and see what the previous one committed: membership, `member_version`, the
+//!   member limit, the last admin and idempotent `client_id`s are checked under the lock, and
+//!   `seq` is `last_seq + 1` from the same row. Events are `NOTIFY`s sent in the writing
+//!   transaction (delivered on commit only, in commit order); each event stream `LISTEN`s on a
+//!   connection of its own and says [`ChatEvent::Resync`] after losing it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;

@@ -9,6 +9,10 @@
 //! Keyknox compare-and-swap and rate-limit buckets rely on the same pattern: read the hash (or
 //! the bucket), compare, write, all in one `BEGIN IMMEDIATE` transaction. A v2 pull reads the
 //! copy and the list of holders in one read transaction (one WAL snapshot).
+//!
+//! Chat writes follow the same pattern (the post's seq is the channel's `last_seq + 1`, read and
+//! written in one `BEGIN IMMEDIATE` transaction). Their events go to a broadcast channel of this
+//! process only: two processes sharing one file do not hear each other's chat events.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
