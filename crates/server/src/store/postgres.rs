@@ -1449,7 +1449,8 @@ impl ChatStore for PostgresStore {
         let (condition, descending, bound) = match cursor {
             HistoryCursor::After(n) => ("seq > $4", false, n),
             HistoryCursor::Before(n) => ("seq < $4", true, n),
-            HistoryCursor::Latest => ("$4::bigint IS NOT NULL", true, 0),
+            // One statement shape for both newest-first pages (no seq reaches i64::MAX).
+            HistoryCursor::Latest => ("seq < $4", true, i64::MAX),
         };
         let order = if descending { "DESC" } else { "ASC" };
         let rows = sqlx::query(&format!(
