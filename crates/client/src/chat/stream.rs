@@ -276,6 +276,9 @@ impl ChatStream {
             let pause = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
             tokio::time::sleep(pause).await;
         }
+        // Reset by the first frame received: a server that accepts and then drops connections
+        // is retried with the same growing pauses as one that refuses them.
+        self.failures = self.failures.saturating_add(1);
         match self.open_socket().await {
             Ok(socket) => {
                 self.conn = Some(Conn::new(socket));
@@ -289,14 +292,12 @@ impl ChatStream {
                     .collect();
                 for frame in &frames {
                     if !self.send_frame(frame).await {
-                        self.failures = self.failures.saturating_add(1);
                         return;
                     }
                 }
                 self.queue.push_back(Item::Event(ChatEvent::Reconnected));
             }
             Err(e) => {
-                self.failures = self.failures.saturating_add(1);
                 match e {
                     Error::Api { status: 401, .. } => self.fresh_token = true,
                     // Refusals other than an expired token will not go away by themselves:
