@@ -292,6 +292,10 @@ async fn scenario(url: &str, creds: &Path, dir: &Path) -> Vec<Sent> {
         Err(Error::ChannelNotFound { .. })
     ));
     assert!(matches!(
+        users[0].1.send(&group, &vec![7u8; 100 << 10]).await,
+        Err(Error::MessageTooLarge { .. })
+    ));
+    assert!(matches!(
         lou.send_text("bad id!", "x").await,
         Err(Error::InvalidInput(_))
     ));

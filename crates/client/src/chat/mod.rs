@@ -668,7 +668,10 @@ pub(crate) fn chat_error(e: Error, channel: &str) -> Error {
             codes::NOT_AN_ADMIN => Error::NotAnAdmin { channel },
             codes::CHANNEL_EXISTS => Error::ChannelExists { channel },
             codes::MEMBERSHIP_RULE => Error::MembershipRule { channel, message },
-            codes::MESSAGE_TOO_LARGE => Error::MessageTooLarge { channel, message },
+            // 413 without the chat code: the server's overall body limit came first.
+            _ if code == codes::MESSAGE_TOO_LARGE || status == 413 => {
+                Error::MessageTooLarge { channel, message }
+            }
             codes::INVALID => Error::InvalidInput(message),
             _ => Error::Api {
                 status,
@@ -750,6 +753,15 @@ mod tests {
         ));
         assert!(matches!(
             chat_error(api(codes::MESSAGE_TOO_LARGE), "c"),
+            Error::MessageTooLarge { .. }
+        ));
+        let too_large = Error::Api {
+            status: 413,
+            code: 41300,
+            message: "body too large".into(),
+        };
+        assert!(matches!(
+            chat_error(too_large, "c"),
             Error::MessageTooLarge { .. }
         ));
         assert!(matches!(
