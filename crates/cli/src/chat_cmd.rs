@@ -221,6 +221,8 @@ struct Session {
     current: Option<String>,
     /// The channels this user is in, as last read.
     channels: BTreeMap<String, Channel>,
+    /// The channel list was read once: channels found later are new to this session.
+    started: bool,
     /// Own messages already printed when sent, by (channel, seq), so the stream's copy is not
     /// printed again.
     echoed: HashSet<(String, i64)>,
@@ -238,12 +240,14 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
         stream,
         current: None,
         channels: BTreeMap::new(),
+        started: false,
         echoed: HashSet::new(),
     };
-    session.refresh_channels().await?;
+    // The --channel first, so that its recent messages are shown; then the others, from now.
     if let Some(name) = &args.channel {
         session.open_or_create(name).await?;
     }
+    session.refresh_channels().await?;
     notice(format_args!(
         "{} is in: {}. Type a message, or /help.",
         session.chat.identity(),
@@ -438,7 +442,8 @@ impl Session {
     /// message on (or the last few, for one created after this session started).
     async fn refresh_channels(&mut self) -> Result<()> {
         let list = self.chat.channels().await?;
-        let first = self.channels.is_empty();
+        let first = !self.started;
+        self.started = true;
         for channel in list {
             if !self.stream.subscriptions().contains_key(&channel.id) {
                 let after = if first {
@@ -463,13 +468,15 @@ impl Session {
         }
     }
 
-    /// Makes `channel` current and shows its last messages (through the stream, so that each
-    /// message is printed once, in order).
+    /// Makes `channel` current; when it is new to this session, shows its last messages
+    /// (through the stream, so that each message is printed once, in order).
     async fn enter(&mut self, channel: Channel) -> Result<()> {
         let id = channel.id.clone();
-        let after = (channel.last_seq - RECENT).max(0);
+        if !self.stream.subscriptions().contains_key(&id) {
+            let after = (channel.last_seq - RECENT).max(0);
+            self.stream.subscribe(&id, after).await?;
+        }
         self.channels.insert(id.clone(), channel);
-        self.stream.subscribe(&id, after).await?;
         self.current = Some(id);
         Ok(())
     }

@@ -464,6 +464,21 @@ fn two_users_chat_through_stdin_and_stdout() {
     bob.send("thanks");
     alice.expect("[backroom] bob ✔ thanks");
 
+    // carol starts in no channel; a direct channel alice opens with her shows up by itself.
+    let mut carol = chat("carol", &[]);
+    carol.expect("carol is in: no channel yet");
+    alice.send("/dm carol");
+    alice.expect("* now in @carol");
+    alice.send("psst carol");
+    alice.expect("[@carol] alice ✔ psst carol (#1)");
+    carol.expect("* you are in @alice");
+    carol.expect("[@alice] alice ✔ psst carol");
+    carol.send("/switch @alice");
+    carol.send("hi, alice");
+    alice.expect("[@carol] carol ✔ hi, alice");
+    let (status, _) = carol.finish();
+    assert!(status.success());
+
     // Bad commands are reported and the session goes on.
     bob.send("/add");
     bob.send("/frobnicate");
@@ -493,6 +508,14 @@ fn two_users_chat_through_stdin_and_stdout() {
             path.display()
         );
     }
+
+    // Coming back shows the channel's recent messages.
+    let mut again = chat("alice", &["--channel", "general"]);
+    again.expect("alice is in: general");
+    again.expect("[general] alice ✔ hello bob, the secret word is heliotrope");
+    again.expect("[general] bob ✔ hi alice");
+    let (status, _) = again.finish();
+    assert!(status.success());
 
     // A registered identity without its key here: a clear error, no second card.
     let out = sealkit(dir.path())
