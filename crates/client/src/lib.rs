@@ -42,6 +42,9 @@
 //! * Groups (e3kit's tickets in Keyknox v2): [`EThree::create_group`], [`EThree::load_group`],
 //!   [`EThree::get_group`], [`EThree::delete_group`], and [`Group`] with `encrypt`, `decrypt`,
 //!   `add`, `remove`, `re_add`, `update`.
+//! * Chat (Sealkit's `/chat/v1`, not in e3kit): [`EThree::chat`] gives a [`Chat`] for channels,
+//!   [`Chat::send`], [`Chat::history`] and the realtime [`chat::ChatStream`]; each message is
+//!   encrypted for the channel's members of the moment (see [`chat`] for the security model).
 //! * [`Card`]: a verified user card with its predecessor chain (spec §3.1).
 //! * [`TokenProvider`]: where tokens come from; cached until 5 s before expiry and refreshed on
 //!   HTTP 401 / code 20304 (spec §1.2).
