@@ -29,6 +29,9 @@ pub struct Config {
     /// Largest chat message, in bytes of decoded ciphertext (the request body may be a third
     /// larger: it carries base64).
     pub chat_message_limit: usize,
+    /// Messages a channel's live feed holds for a subscriber that has not sent them yet; one
+    /// further behind (a slow client) re-reads them from the database instead.
+    pub chat_feed_capacity: usize,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             brainkey_burst: 10,
             brainkey_per_second: 0.5,
             chat_message_limit: 64 << 10,
+            chat_feed_capacity: 1024,
         }
     }
 }

@@ -95,7 +95,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         "service card-signing key (signer \"virgil\")"
     );
     let events = store.chat_events().await?;
-    let chat = service::chat::ChatHub::start(store.clone(), events);
+    let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
     let state = AppState {
         chat,
         auth: Arc::new(service::auth::Authenticator::new(

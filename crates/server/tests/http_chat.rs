@@ -844,3 +844,170 @@ async fn replicas_deliver_each_others_messages() {
     drop(a);
     let _ = PostgresStore::drop_schema(&pg_url(), &schema).await;
 }
+
+/// Feeds that hold only two messages per subscriber: subscribers fall behind the broadcast
+/// under concurrent posts and must catch up from the store without gaps or repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_subscribers_catch_up_from_the_store() {
+    let mut config = Config::default();
+    config.chat_feed_capacity = 2;
+    let h = common::harness_with(config).await;
+    concurrent_fan_out(&h).await;
+
+    // A client that stops reading: the server's socket buffer and queue fill, its subscription
+    // falls behind the feed, and once the client reads again it gets everything, in order.
+    let u = users(&h);
+    let addr = listen(h.router.clone()).await;
+    let (s, b) = create(
+        &h,
+        &u.alice,
+        json!({"id": "slow", "kind": "group", "members": ["bob"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = format!("ws://{addr}/chat/v1/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Virgil {}", u.bob).parse().unwrap(),
+    );
+    let (mut bob, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    assert!(matches!(
+        subscribe(&mut bob, "slow", 0).await,
+        ServerFrame::Subscribed { .. }
+    ));
+    const N: i64 = 400;
+    let ciphertext = b64(&[9u8; 16 << 10]);
+    for i in 1..=N {
+        let body =
+            json!({"client_id": format!("s{i}"), "ciphertext": ciphertext, "member_version": 1});
+        let (s, b) = post(&h, &u.alice, "slow", body).await;
+        assert_eq!(s, StatusCode::CREATED, "{}", code(&b));
+    }
+    for seq in 1..=N {
+        assert_eq!(next_seq(&mut bob).await, seq);
+    }
+    assert_quiet(&mut bob).await;
+}
+
+/// A fresh PostgreSQL database (not a schema: the test below ends connections by database).
+async fn fresh_database() -> (String, String) {
+    use sqlx::{Connection as _, Executor as _};
+    let base = pg_url();
+    let name = schema_name();
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    (format!("{prefix}/{name}"), name)
+}
+
+/// The replica's `LISTEN` connection dies and messages are posted right after: whether their
+/// notifications were lost (then the store's `Resync` brings them) or arrive on the new
+/// connection, the subscriber gets them, and live delivery goes on. (That a resync alone
+/// recovers lost events is shown deterministically by the hub's unit test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_notifications_are_recovered_after_listen_reconnects() {
+    use sqlx::{Connection as _, Executor as _};
+    let (url, name) = fresh_database().await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let h = harness_on(Config::default(), store).await;
+    let addr = listen(h.router.clone()).await;
+    let u = users(&h);
+    let (s, b) = create(
+        &h,
+        &u.alice,
+        json!({"id": "r", "kind": "group", "members": ["bob"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let mut bob = connect(addr, &u.bob, false).await;
+    assert!(matches!(
+        subscribe(&mut bob, "r", 0).await,
+        ServerFrame::Subscribed { .. }
+    ));
+    let (s, _) = post(&h, &u.alice, "r", message("one", 1)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(next_seq(&mut bob).await, 1);
+
+    let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no LISTEN connection found");
+    // Post once the old connection is gone, before the listener's first reconnect attempt.
+    for _ in 0..100 {
+        let left: (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if left.0 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for i in 2..=3 {
+        let (s, b) = post(&h, &u.alice, "r", message(&format!("m{i}"), 1)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    // Nothing else is posted until both arrive.
+    assert_eq!(next_seq(&mut bob).await, 2);
+    assert_eq!(next_seq(&mut bob).await, 3);
+    // Live delivery works again afterwards.
+    let (s, _) = post(&h, &u.alice, "r", message("four", 1)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(next_seq(&mut bob).await, 4);
+    assert_quiet(&mut bob).await;
+
+    drop(bob);
+    drop(h);
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+}
+
+/// The global body limit does not cap chat messages: the post route allows what the chat
+/// message limit needs, while other routes keep the global limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_message_limit_is_independent_of_the_body_limit() {
+    let mut config = Config::default();
+    config.body_limit = 1024;
+    config.chat_message_limit = 8192;
+    let h = common::harness_with(config).await;
+    let u = users(&h);
+    let (s, b) = create(&h, &u.alice, json!({"id": "big", "kind": "group"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let body = |n: usize, id: &str| json!({"client_id": id, "ciphertext": b64(&vec![1u8; n]), "member_version": 1});
+    let (s, b) = post(&h, &u.alice, "big", body(8192, "fits")).await;
+    assert_eq!(s, StatusCode::CREATED, "{}", code(&b));
+    let (s, b) = post(&h, &u.alice, "big", body(8193, "over")).await;
+    assert_chat_error(
+        s,
+        &b,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::MESSAGE_TOO_LARGE,
+    );
+    let (s, b) = create(
+        &h,
+        &u.alice,
+        json!({"id": "x", "kind": "group", "members": vec!["m".repeat(100); 20]}),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE);
+}

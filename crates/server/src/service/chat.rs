@@ -29,9 +29,6 @@ use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Items a feed may hold unread per subscriber before that subscriber lags (and then catches up
-/// from the store).
-const FEED_CAPACITY: usize = 1024;
 /// Pause before a feed retries a failed store read.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
@@ -456,18 +453,22 @@ impl Feed {
 #[derive(Debug)]
 pub struct ChatHub {
     store: Arc<dyn Store>,
+    /// Items a feed holds per subscriber before that subscriber lags.
+    capacity: usize,
     /// Each feed with its number of subscribers.
     feeds: Mutex<HashMap<FeedKey, (Arc<Feed>, usize)>>,
 }
 
 impl ChatHub {
     /// Starts the hub: consumes `events` (the store's [`ChatStore::chat_events`]) until the
-    /// stream ends or the hub is dropped.
+    /// stream ends or the hub is dropped. A feed holds up to `capacity` messages per subscriber;
+    /// a subscriber further behind catches up from the store.
     ///
     /// [`ChatStore::chat_events`]: crate::store::ChatStore::chat_events
-    pub fn start(store: Arc<dyn Store>, events: ChatEventStream) -> Arc<Self> {
+    pub fn start(store: Arc<dyn Store>, events: ChatEventStream, capacity: usize) -> Arc<Self> {
         let hub = Arc::new(Self {
             store,
+            capacity: capacity.max(1),
             feeds: Mutex::new(HashMap::new()),
         });
         tokio::spawn(dispatch(Arc::downgrade(&hub), events));
@@ -496,7 +497,7 @@ impl ChatHub {
             .lock()
             .map_err(|_| ApiError::internal("chat hub lock poisoned"))?;
         let (feed, count) = feeds.entry(key.clone()).or_insert_with(|| {
-            let (tx, _) = broadcast::channel(FEED_CAPACITY);
+            let (tx, _) = broadcast::channel(self.capacity);
             let feed = Arc::new(Feed {
                 key,
                 tx,
@@ -898,5 +899,186 @@ async fn refresh_messages(store: &dyn Store, feed: &Feed, state: &mut FeedState)
         if !full {
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use sealkit_proto::chat::ChannelKind;
+
+    /// A hub whose events come from the test, not from the store: the test decides which
+    /// events are "lost".
+    struct Rig {
+        store: Arc<dyn Store>,
+        hub: Arc<ChatHub>,
+        events: mpsc::UnboundedSender<ChatEvent>,
+        app_id: String,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db.sqlite"))
+                .await
+                .unwrap(),
+        );
+        let app = crate::admin::create_app(store.as_ref(), "t", 0)
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })
+        .boxed();
+        let hub = ChatHub::start(store.clone(), events, 16);
+        let new = NewChannel {
+            id: "c".into(),
+            kind: ChannelKind::Group,
+            members: vec!["bob".into()],
+            open: false,
+        };
+        create_channel(store.as_ref(), &app.app_id, "alice", new, 0)
+            .await
+            .unwrap();
+        Rig {
+            store,
+            hub,
+            events: tx,
+            app_id: app.app_id,
+            _dir: dir,
+        }
+    }
+
+    async fn frame(out: &mut mpsc::Receiver<Utf8Bytes>) -> ServerFrame {
+        let text = tokio::time::timeout(Duration::from_secs(5), out.recv())
+            .await
+            .expect("a frame within 5 s")
+            .expect("subscription alive");
+        serde_json::from_str(text.as_str()).unwrap()
+    }
+
+    async fn quiet(out: &mut mpsc::Receiver<Utf8Bytes>) {
+        let got = tokio::time::timeout(Duration::from_millis(300), out.recv()).await;
+        assert!(got.is_err(), "unexpected frame: {got:?}");
+    }
+
+    async fn post_as(rig: &Rig, sender: &str, client_id: &str, version: i64) -> i64 {
+        let new = NewMessage {
+            client_id: client_id.into(),
+            ciphertext: B64.encode(client_id),
+            member_version: version,
+        };
+        let (message, fresh) = post(rig.store.as_ref(), &rig.app_id, sender, "c", new, 1024, 0)
+            .await
+            .unwrap();
+        assert!(fresh);
+        message.seq
+    }
+
+    fn seq_of(frame: ServerFrame) -> i64 {
+        match frame {
+            ServerFrame::Message { message } => message.seq,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_drive_delivery_and_resync_recovers_lost_ones() {
+        let rig = rig().await;
+        let (out, mut rx) = mpsc::channel(64);
+        let sub = tokio::spawn(rig.hub.clone().subscribe(
+            rig.app_id.clone(),
+            "bob".into(),
+            "c".into(),
+            0,
+            out,
+        ));
+        assert_eq!(
+            frame(&mut rx).await,
+            ServerFrame::Subscribed {
+                channel: "c".into(),
+                last_seq: 0
+            }
+        );
+
+        // (The backlog read that follows `Subscribed` is done once nothing came for a while.)
+        quiet(&mut rx).await;
+        // Without an event the hub does not know about a message ...
+        let seq = post_as(&rig, "alice", "m1", 1).await;
+        quiet(&mut rx).await;
+        // ... the event brings it ...
+        let event = |seq| ChatEvent::Message {
+            app_id: rig.app_id.clone(),
+            channel_id: "c".into(),
+            seq,
+        };
+        rig.events.send(event(seq)).unwrap();
+        assert_eq!(seq_of(frame(&mut rx).await), 1);
+        // ... a repeated or stale event repeats nothing ...
+        rig.events.send(event(seq)).unwrap();
+        quiet(&mut rx).await;
+        // ... and lost events are made good by a resync.
+        post_as(&rig, "alice", "m2", 1).await;
+        post_as(&rig, "bob", "m3", 1).await;
+        quiet(&mut rx).await;
+        rig.events.send(ChatEvent::Resync).unwrap();
+        assert_eq!(seq_of(frame(&mut rx).await), 2);
+        assert_eq!(seq_of(frame(&mut rx).await), 3);
+        quiet(&mut rx).await;
+
+        // Membership: an event for another channel or app changes nothing; the channel's own
+        // announces the version, and removal ends the subscription.
+        rig.store
+            .chat_add_member(&rig.app_id, "c", "carol", false)
+            .await
+            .unwrap();
+        rig.events
+            .send(ChatEvent::Members {
+                app_id: "other".into(),
+                channel_id: "c".into(),
+                member_version: 2,
+            })
+            .unwrap();
+        quiet(&mut rx).await;
+        rig.events
+            .send(ChatEvent::Members {
+                app_id: rig.app_id.clone(),
+                channel_id: "c".into(),
+                member_version: 2,
+            })
+            .unwrap();
+        assert_eq!(
+            frame(&mut rx).await,
+            ServerFrame::Members {
+                channel: "c".into(),
+                member_version: 2
+            }
+        );
+        rig.store
+            .chat_remove_member(&rig.app_id, "c", "bob")
+            .await
+            .unwrap();
+        // A message encrypted for the new membership arrives before the membership event:
+        // the feed announces the change first, so bob never receives it.
+        let seq = post_as(&rig, "alice", "m4", 3).await;
+        rig.events.send(event(seq)).unwrap();
+        assert_eq!(
+            frame(&mut rx).await,
+            ServerFrame::Removed {
+                channel: "c".into()
+            }
+        );
+        tokio::time::timeout(Duration::from_secs(5), sub)
+            .await
+            .expect("the subscription ends")
+            .unwrap();
+        assert!(rx.recv().await.is_none(), "nothing after Removed");
+        // The feed is gone with its last subscriber.
+        assert!(rig.hub.feed(&rig.app_id, "c").is_none());
     }
 }
