@@ -407,7 +407,76 @@ fn backend_hands_out_virgil_jwts_the_server_accepts() {
     carol.expect("[lobby] carol ✔ via the backend (#1)");
     let (status, _) = carol.finish();
     assert!(status.success());
+
+    // The e3kit tutorial's client code (fetch /authenticate, then /virgil-jwt in the token
+    // callback) with the real e3kit-node: it registers, and finds carol.
+    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+        return;
+    }
+    let interop = common::repo_root().join("interop");
+    assert!(
+        interop
+            .join("node_modules/@virgilsecurity/e3kit-node")
+            .is_dir(),
+        "run `npm ci --prefix interop`"
+    );
+    let out = Command::new("node")
+        .current_dir(&interop)
+        .arg("-e")
+        .arg(TUTORIAL_CLIENT)
+        .args([&backend_url, &url])
+        .arg(dir.path().join("erin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "erin registered, found carol"
+    );
 }
+
+/// The e3kit tutorial's client against `sealkit backend`, in e3kit-node. Arguments: the backend
+/// URL, the server URL, a storage directory.
+const TUTORIAL_CLIENT: &str = r#"
+const fetchBackend = globalThis.fetch;
+delete globalThis.fetch; // virgil-crypto's WebAssembly loader breaks when fetch exists
+const { EThree } = require('@virgilsecurity/e3kit-node');
+const [backend, apiUrl, dir] = process.argv.slice(1);
+(async () => {
+  const login = await fetchBackend(`${backend}/authenticate`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ identity: 'erin' }),
+  });
+  if (!login.ok) throw new Error(`authenticate: ${login.status}`);
+  const { authToken } = await login.json();
+  const getToken = async () => {
+    const r = await fetchBackend(`${backend}/virgil-jwt`, {
+      headers: { Authorization: `Bearer ${authToken}` },
+    });
+    if (!r.ok) throw new Error(`virgil-jwt: ${r.status}`);
+    return (await r.json()).virgilToken;
+  };
+  const e3 = await EThree.initialize(getToken, {
+    apiUrl,
+    storageName: `${dir}/keys`,
+    groupStorageName: `${dir}/groups`,
+  });
+  await e3.register();
+  const cards = await e3.findUsers(['carol']);
+  if (!cards.carol) throw new Error('carol not found');
+  console.log(`${e3.identity} registered, found carol`);
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
+"#;
 
 #[test]
 fn two_users_chat_through_stdin_and_stdout() {
