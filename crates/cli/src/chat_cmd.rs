@@ -34,7 +34,7 @@ pub(crate) struct ChatArgs {
     /// Get tokens from this app backend (`sealkit backend` or Virgil's sample backend): POST
     /// /authenticate, then GET /virgil-jwt. Without it, --app-credentials, --token-command, or
     /// ./sealkit-data/demo-app.json (written by `sealkit serve` on first start).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["app_credentials", "token_command"])]
+    #[arg(long, value_name = "URL")]
     backend: Option<String>,
     /// Open this channel: join it, or create it as an open group channel.
     #[arg(long, value_name = "NAME")]
@@ -145,6 +145,14 @@ impl BackendLogin {
 /// a `sealkit serve` started in this directory.
 fn provider(opts: &SdkOptions, args: &ChatArgs) -> Result<Provider> {
     if let Some(base) = &args.backend {
+        // Checked here rather than by clap, which misses the global options given before the
+        // subcommand.
+        if opts.app_credentials.is_some() || opts.token_command.is_some() {
+            bail!(
+                "--backend is a token source, and so are --app-credentials and --token-command \
+                 (or SEALKIT_APP_CREDENTIALS / SEALKIT_TOKEN_COMMAND): pass only one"
+            );
+        }
         let Some(identity) = opts.identity.clone() else {
             bail!("--backend needs --identity ID (the user to log in as)");
         };

@@ -305,6 +305,36 @@ fn client_options_before_the_subcommand() {
         let jwt = sealkit_proto::Jwt::parse(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
         assert_eq!(jwt.identity().unwrap(), "carol");
     }
+    // Two token sources for chat, in either position: refused, not silently picked.
+    for args in [
+        vec![
+            "--app-credentials",
+            creds,
+            "chat",
+            "--backend",
+            "http://127.0.0.1:9",
+        ],
+        vec![
+            "chat",
+            "--backend",
+            "http://127.0.0.1:9",
+            "--app-credentials",
+            creds,
+        ],
+    ] {
+        let out = sealkit(dir.path())
+            .args(&args)
+            .args(["--identity", "dave"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("pass only one"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = sealkit(dir.path())
         .args(["--app-credentials", creds, "token"])
         .output()
