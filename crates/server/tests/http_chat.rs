@@ -100,7 +100,11 @@ async fn post(h: &Harness, tok: &str, channel: &str, body: Value) -> (StatusCode
 }
 
 fn message(client_id: &str, version: i64) -> Value {
-    json!({"client_id": client_id, "ciphertext": b64(client_id.as_bytes()), "member_version": version})
+    json!({
+        "client_id": client_id,
+        "ciphertext": b64(client_id.as_bytes()),
+        "member_version": version,
+    })
 }
 
 async fn history(h: &Harness, tok: &str, channel: &str, query: &str) -> (StatusCode, Value) {
@@ -993,7 +997,10 @@ async fn chat_message_limit_is_independent_of_the_body_limit() {
     let u = users(&h);
     let (s, b) = create(&h, &u.alice, json!({"id": "big", "kind": "group"})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let body = |n: usize, id: &str| json!({"client_id": id, "ciphertext": b64(&vec![1u8; n]), "member_version": 1});
+    let body = |n: usize, id: &str| {
+        let ciphertext = b64(&vec![1u8; n]);
+        json!({"client_id": id, "ciphertext": ciphertext, "member_version": 1})
+    };
     let (s, b) = post(&h, &u.alice, "big", body(8192, "fits")).await;
     assert_eq!(s, StatusCode::CREATED, "{}", code(&b));
     let (s, b) = post(&h, &u.alice, "big", body(8193, "over")).await;

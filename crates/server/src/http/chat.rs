@@ -204,7 +204,9 @@ async fn connection(mut socket: WebSocket, hub: std::sync::Arc<chat::ChatHub>, a
                         &mut tasks,
                         &mut subscriptions,
                     ),
-                    WsMessage::Binary(_) => Some(error_frame(None, codes::INVALID, "frames are JSON text".into())),
+                    WsMessage::Binary(_) => {
+                        Some(error_frame(None, codes::INVALID, "frames are JSON text".into()))
+                    }
                     WsMessage::Close(_) => {
                         // tungstenite queued the close reply; reading once more writes it and
                         // ends the stream, completing the closing handshake.

@@ -85,7 +85,10 @@ pub enum ApiError {
     #[error("a channel with this id exists")]
     ChannelExists,
     /// Chat: the post names a membership version that is not the channel's current one.
-    #[error("member_version {sent} is not current (the channel is at {current}); re-read the channel and encrypt for its members")]
+    #[error(
+        "member_version {sent} is not current (the channel is at {current}); \
+         re-read the channel and encrypt for its members"
+    )]
     StaleMembers {
         /// The version the post named.
         sent: i64,

@@ -2,7 +2,8 @@
 //! the hub that fans committed messages out to WebSocket subscribers.
 //!
 //! The hub is what keeps delivery gap-free and duplicate-free across replicas without a message
-//! broker: every replica consumes [`ChatStore::chat_events`] (in-process for SQLite,
+//! broker: every replica consumes the store's events
+//! ([`ChatStore::chat_events`](crate::store::ChatStore::chat_events): in-process for SQLite,
 //! `LISTEN`/`NOTIFY` for PostgreSQL), and for every channel with local subscribers one feed
 //! reads the new messages from the store once and broadcasts them, serialized once, to all of
 //! them. Events only say "something after seq N exists"; the store stays the source of truth,
@@ -688,7 +689,7 @@ impl Subscriber<'_> {
                 {
                     Ok(page) => break page,
                     Err(e) => {
-                        tracing::warn!(error = %e, "chat: reading a subscriber's backlog failed; retrying");
+                        tracing::warn!(error = %e, "chat: reading a backlog failed; retrying");
                         if self.out.is_closed() {
                             return false;
                         }
