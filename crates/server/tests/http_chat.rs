@@ -284,6 +284,19 @@ async fn rest_rules(h: &Harness) {
     assert_eq!(b["members"], json!(["alice", "dave"]));
     let (s, b) = add(u.dave.clone(), "lobby", "carol").await;
     assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_AN_ADMIN);
+    let (s, b) = create(
+        h,
+        &u.alice,
+        json!({"id": "full", "kind": "group", "members": too_many[1..]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{}", code(&b));
+    assert_eq!(
+        b["members"].as_array().unwrap().len(),
+        sealkit_proto::chat::MAX_MEMBERS
+    );
+    let (s, b) = add(u.alice.clone(), "full", "one-more").await;
+    assert_chat_error(s, &b, StatusCode::CONFLICT, codes::MEMBERSHIP_RULE);
 
     // Posting.
     let (s, b) = post(h, &u.carol, "general", message("m1", 1)).await;
@@ -380,6 +393,22 @@ async fn rest_rules(h: &Harness) {
     let (s, b) = remove(u.alice.clone(), "alice").await;
     assert_chat_error(s, &b, StatusCode::CONFLICT, codes::MEMBERSHIP_RULE);
     let (s, b) = remove(u.alice.clone(), "bob").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["members"], json!(["alice"]));
+
+    // An identity that needs escaping in a path is removed by its percent-encoded form.
+    let odd = "bob smith/\u{fc}@x?";
+    let (s, b) = add(u.alice.clone(), "general", odd).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["members"], json!(["alice", odd]));
+    let (s, b) = h
+        .json(
+            "DELETE",
+            &format!("{CHANNELS}/general/members/bob%20smith%2F%C3%BC%40x%3F"),
+            Some(&u.alice),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["members"], json!(["alice"]));
 }
