@@ -57,3 +57,20 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn chat_options_have_defaults_and_read_from_toml() -> Result<(), String> {
+        let defaults = Config::from_toml("")?;
+        assert_eq!(defaults.chat_message_limit, 64 << 10);
+        assert_eq!(defaults.chat_feed_capacity, 1024);
+        let set = Config::from_toml("chat_message_limit = 1000\nchat_feed_capacity = 8")?;
+        assert_eq!(set.chat_message_limit, 1000);
+        assert_eq!(set.chat_feed_capacity, 8);
+        assert!(Config::from_toml("chat_message_limt = 1").is_err());
+        Ok(())
+    }
+}
