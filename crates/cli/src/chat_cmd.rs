@@ -234,6 +234,9 @@ struct Session {
     /// Own messages already printed when sent, by (channel, seq), so the stream's copy is not
     /// printed again.
     echoed: HashSet<(String, i64)>,
+    /// The last stream error printed: the stream retries a message it could not check, and the
+    /// same failure is worth one line, not one every half second.
+    last_error: Option<String>,
 }
 
 async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()> {
@@ -250,6 +253,7 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
         channels: BTreeMap::new(),
         started: false,
         echoed: HashSet::new(),
+        last_error: None,
     };
     // The --channel first, so that its recent messages are shown; then the others, from now.
     if let Some(name) = &args.channel {
@@ -696,9 +700,17 @@ impl Session {
             Some(Ok(ChatEvent::Members { .. })) => {}
             Some(Ok(ChatEvent::Reconnected)) => notice(format_args!("reconnected")),
             Some(Ok(_)) => {}
-            Some(Err(e)) => eprintln!("! {e}"),
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if self.last_error.as_ref() != Some(&text) {
+                    eprintln!("! {text}");
+                    self.last_error = Some(text);
+                }
+                return;
+            }
             None => {}
         }
+        self.last_error = None;
     }
 
     fn render(&self, m: &ReceivedMessage) -> String {

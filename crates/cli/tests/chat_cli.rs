@@ -591,11 +591,34 @@ fn two_users_chat_through_stdin_and_stdout() {
     assert!(errors.contains("positive number"), "{errors}");
     assert!(errors.contains("not in \"nowhere\""), "{errors}");
 
+    // Removal: bob is told, and what follows is not for him.
+    alice.send("/remove bob");
+    alice.send("/switch backroom");
+    alice.expect("* now in backroom");
+    alice.send("/remove bob");
+    alice.expect("* removed bob from backroom");
+    bob.expect("* you were removed from backroom");
+    alice.send("after bob left");
+    alice.expect("[backroom] alice ✔ after bob left");
+    bob.send("/members");
+    bob.send("/switch general");
+    bob.expect("* now in general");
+
     // End of input: both exit 0.
+    let alice_stderr = alice.stderr.clone();
     let (status, _) = alice.finish();
     assert!(status.success());
-    let (status, _) = bob.finish();
+    let bob_errors = bob.stderr.clone();
+    let (status, bob_out) = bob.finish();
     assert!(status.success());
+    assert!(!bob_out.contains("after bob left"), "{bob_out}");
+    let bob_errors = bob_errors.lock().unwrap().clone();
+    assert!(bob_errors.contains("no current channel"), "{bob_errors}");
+    let alice_errors = alice_stderr.lock().unwrap().clone();
+    assert!(
+        alice_errors.contains("a direct channel keeps its two members"),
+        "{alice_errors}"
+    );
 
     // The server's files hold ciphertext only.
     for entry in std::fs::read_dir(&data).unwrap() {
