@@ -307,9 +307,23 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
 }
 
 /// Registers the user on first use; refuses to make a second key for an identity that has a
-/// card but whose key is elsewhere.
+/// card but whose key is elsewhere, and to chat with a key the server has no card for.
 async fn ensure_registered(ethree: &EThree, home: &Path) -> Result<()> {
     if ethree.has_local_private_key().await? {
+        // A key from another server or application (a reset demo server, a shared --home)
+        // would encrypt and sign without anyone being able to check it. Other failures
+        // (network) show up at the first real request.
+        if let Err(sealkit::Error::UsersNotFound { .. }) = ethree.find_user(ethree.identity()).await
+        {
+            bail!(
+                "the key of {id} in {home} has no card on this server (it was made for another \
+                 server or application): discard it with `sealkit user cleanup --identity {id} \
+                 --home {home}` (plus the token option you use here) and start chat again to \
+                 register a new one",
+                id = ethree.identity(),
+                home = home.display()
+            );
+        }
         return Ok(());
     }
     match ethree.register(None).await {

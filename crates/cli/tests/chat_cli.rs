@@ -662,6 +662,48 @@ fn two_users_chat_through_stdin_and_stdout() {
     assert!(err.contains("--backend URL"), "{err}");
 }
 
+#[test]
+fn a_key_from_another_server_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("zed");
+    let run = |data: &Path, url: &str| {
+        sealkit(dir.path())
+            .args(["chat", "--server", url, "--identity", "zed", "--home"])
+            .arg(&home)
+            .arg("--app-credentials")
+            .arg(data.join("demo-app.json"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let first = dir.path().join("first");
+    let (server, url) = serve(dir.path(), &["--data-dir", first.to_str().unwrap()]);
+    let out = run(&first, &url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("registered zed"));
+    // Again on the same server: the key is known, no new registration.
+    let out = run(&first, &url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("registered"));
+    drop(server);
+
+    let second = dir.path().join("second");
+    let (_server, url) = serve(dir.path(), &["--data-dir", second.to_str().unwrap()]);
+    let out = run(&second, &url);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no card on this server"), "{err}");
+    assert!(err.contains("sealkit user cleanup"), "{err}");
+}
+
 // The Rust snippet of docs/chat.md ("Virgil JWTs in your backend"), verbatim: the test below
 // checks that the page still shows this code and that its tokens work.
 mod docs_snippet {
