@@ -707,6 +707,12 @@ async fn websocket_delivery(h: &Harness) {
     .unwrap();
     assert!(closed, "the server completes the closing handshake");
 
+    // A plain GET (no upgrade) is a typed error, after authentication.
+    let (s, b) = h.json("GET", "/chat/v1/ws", Some(&u.bob), None).await;
+    assert_chat_error(s, &b, StatusCode::BAD_REQUEST, codes::INVALID);
+    let (s, b) = h.json("GET", "/chat/v1/ws", None, None).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED);
+
     // Bad credentials are refused before the upgrade, as HTTP 401.
     for url in [
         format!("ws://{addr}/chat/v1/ws"),
@@ -1046,4 +1052,62 @@ async fn chat_message_limit_is_independent_of_the_body_limit() {
     )
     .await;
     assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// One channel, many sockets: every subscriber gets every message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_to_many_sockets() {
+    let h = harness().await;
+    let u = users(&h);
+    let addr = listen(h.router.clone()).await;
+    let (s, b) = create(
+        &h,
+        &u.alice,
+        json!({"id": "crowd", "kind": "group", "open": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = post(&h, &u.alice, "crowd", message("first", 1)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    const SOCKETS: usize = 200;
+    const MESSAGES: i64 = 20;
+    let mut sockets = Vec::new();
+    for i in 0..SOCKETS {
+        // Half as bob, half as the author herself; several sockets per identity.
+        let tok = if i % 2 == 0 { &u.bob } else { &u.alice };
+        if i == 0 {
+            let (s, b) = h
+                .json(
+                    "POST",
+                    &format!("{CHANNELS}/crowd/members"),
+                    Some(&u.bob),
+                    Some(json!({"identity": "bob"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+        let mut ws = connect(addr, tok, i % 3 == 0).await;
+        let after = i64::from(i % 2 == 0);
+        send(
+            &mut ws,
+            json!({"type": "subscribe", "channel": "crowd", "after": after}),
+        )
+        .await;
+        sockets.push((ws, after));
+    }
+    for (ws, _) in &mut sockets {
+        assert!(matches!(next(ws).await, ServerFrame::Subscribed { .. }));
+    }
+    for i in 2..=MESSAGES {
+        let (s, b) = post(&h, &u.alice, "crowd", message(&format!("m{i}"), 2)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    for (ws, after) in &mut sockets {
+        for seq in *after + 1..=MESSAGES {
+            assert_eq!(next_seq(ws).await, seq);
+        }
+    }
+    for (ws, _) in sockets.iter_mut().take(5) {
+        assert_quiet(ws).await;
+    }
 }
