@@ -1111,3 +1111,40 @@ async fn fan_out_to_many_sockets() {
         assert_quiet(ws).await;
     }
 }
+
+/// A WebSocket lasts only as long as its token: the server closes it (1008) at expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_closes_when_its_token_expires() {
+    let mut config = Config::default();
+    config.jwt_leeway_secs = 0;
+    let h = common::harness_with(config).await;
+    let addr = listen(h.router.clone()).await;
+    let key = sealkit_crypto::PrivateKey::import(h.app.api_private_key.as_bytes()).unwrap();
+    let short =
+        sealkit_proto::JwtGenerator::new(h.app.app_id.clone(), h.app.api_key_id.clone(), key, 2)
+            .generate("bob", sealkit_server::now())
+            .unwrap()
+            .to_string();
+    let mut ws = connect(addr, &short, false).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await, ServerFrame::Pong);
+    let started = std::time::Instant::now();
+    let close = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(6), ws.next())
+            .await
+            .expect("closed within 6 s")
+            .expect("a close frame before the end")
+            .unwrap();
+        if let WsMessage::Close(frame) = msg {
+            break frame;
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "token expired");
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -5,7 +5,7 @@ use super::auth::VirgilAuth;
 use super::error::{ApiError, Json, Path, Query};
 use super::AppState;
 use crate::service::chat::{self, HistoryQuery};
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -177,20 +177,36 @@ async fn websocket(
         .or(query.token.as_deref())
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::MissingToken)?;
-    let auth = state.auth.verify(token, crate::now()).await?;
+    let now = crate::now();
+    let auth = state.auth.verify(token, now).await?;
     let upgrade = upgrade.map_err(|e| ApiError::ChatInvalid(e.body_text()))?;
+    // The connection lives no longer than its token would be accepted, so an application that
+    // stops issuing tokens to a user also stops that user's live delivery.
+    let exp = sealkit_proto::Jwt::parse(token)
+        .map_err(|e| ApiError::InvalidToken(e.to_string()))?
+        .claims()
+        .exp;
+    let valid_for = (exp + state.config.jwt_leeway_secs - now).max(0);
+    let expires = tokio::time::Instant::now() + Duration::from_secs(valid_for as u64);
     let hub = state.chat.clone();
-    Ok(upgrade.on_upgrade(move |socket| connection(socket, hub, auth)))
+    Ok(upgrade.on_upgrade(move |socket| connection(socket, hub, auth, expires)))
 }
 
 /// One WebSocket: reads client frames, runs one task per subscribed channel, and writes what
 /// they queue. Ends when the client closes or the socket fails; the subscriptions end with it.
-async fn connection(mut socket: WebSocket, hub: std::sync::Arc<chat::ChatHub>, auth: VirgilAuth) {
+async fn connection(
+    mut socket: WebSocket,
+    hub: std::sync::Arc<chat::ChatHub>,
+    auth: VirgilAuth,
+    expires: tokio::time::Instant,
+) {
     let (out_tx, mut out_rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
     let mut tasks = JoinSet::new();
     let mut subscriptions: HashMap<String, AbortHandle> = HashMap::new();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.reset();
+    let expiry = tokio::time::sleep_until(expires);
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
             incoming = socket.recv() => {
@@ -229,6 +245,15 @@ async fn connection(mut socket: WebSocket, hub: std::sync::Arc<chat::ChatHub>, a
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {
                 subscriptions.retain(|_, handle| !handle.is_finished());
+            }
+            () = &mut expiry => {
+                // Policy violation (1008): the client reconnects with a fresh token.
+                let close = CloseFrame {
+                    code: 1008,
+                    reason: Utf8Bytes::from_static("token expired"),
+                };
+                let _ = socket.send(WsMessage::Close(Some(close))).await;
+                break;
             }
             _ = ping.tick() => {
                 if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
