@@ -68,11 +68,7 @@ pub async fn load_secret(
     store: &dyn Store,
 ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
     let path = secret_path(config);
-    let secret = match std::fs::read(&path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(&path)?,
-        Err(e) => return Err(io(&path)(e)),
-    };
+    let secret = read_or_create_secret(&path)?;
     if !(SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
         return Err(SecretError::BadLength(path));
     }
@@ -86,12 +82,45 @@ pub async fn load_secret(
     Ok(secret)
 }
 
-fn create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(path))?;
+/// Reads the secret file, creating it first if there is none. Replicas starting together on
+/// one shared file all end up with the first complete file: a new secret is written and synced
+/// under a temporary name, then hard-linked to `path`, which fails when another process got
+/// there first (whose file is then read: it was complete before it got its name).
+fn read_or_create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    match std::fs::read(path) {
+        Ok(bytes) => return Ok(Zeroizing::new(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(path)(e)),
     }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(path))?;
     let mut secret = Zeroizing::new(vec![0u8; SECRET_LEN]);
     rand_core::OsRng.fill_bytes(&mut secret);
+    let temp = dir.join(format!(
+        ".pythia-secret-{}-{:016x}",
+        std::process::id(),
+        rand_core::OsRng.next_u64()
+    ));
+    let published = write_new_file(&temp, &secret).and_then(|()| std::fs::hard_link(&temp, path));
+    // The temporary name is removed whatever happened; only `path` may keep the secret.
+    let _ = std::fs::remove_file(&temp);
+    match published {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "created the brainkey secret: back it up; losing or changing it makes every key backup unrecoverable");
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read(path).map(Zeroizing::new).map_err(io(path))
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Creates `path` (mode 0600, failing if it exists) holding `data`, synced to disk.
+fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -99,11 +128,9 @@ fn create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(io(path))?;
-    std::io::Write::write_all(&mut file, &secret).map_err(io(path))?;
-    file.sync_all().map_err(io(path))?;
-    tracing::warn!(path = %path.display(), "created the brainkey secret: back it up; losing or changing it makes every key backup unrecoverable");
-    Ok(secret)
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, data)?;
+    file.sync_all()
 }
 
 /// The brainkey service: transform plus rate limit.
@@ -167,5 +194,49 @@ impl Brainkey {
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::BadRequest(format!("blinded_password: {e}")))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(seed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Replicas started together on one shared (empty) secret path: all get the same, complete
+    /// secret and no temporary file is left behind.
+    #[test]
+    fn concurrent_first_starts_agree_on_one_secret() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("nested/pythia.secret");
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let secrets: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        let barrier = barrier.clone();
+                        let path = path.clone();
+                        scope.spawn(move || {
+                            barrier.wait();
+                            read_or_create_secret(&path).unwrap().to_vec()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(secrets[0].len(), SECRET_LEN);
+            assert!(secrets.iter().all(|s| s == &secrets[0]));
+            assert_eq!(std::fs::read(&path).unwrap(), secrets[0]);
+            let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["pythia.secret"]);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+        }
     }
 }
