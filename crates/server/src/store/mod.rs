@@ -439,12 +439,18 @@ pub trait ChatStore: Send + Sync {
     async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()>;
 
     /// One channel.
-    async fn chat_channel(&self, app_id: &str, channel_id: &str)
-        -> StoreResult<Option<ChannelRecord>>;
+    async fn chat_channel(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+    ) -> StoreResult<Option<ChannelRecord>>;
 
     /// The channels `identity` is a member of, by id.
-    async fn chat_channels_of(&self, app_id: &str, identity: &str)
-        -> StoreResult<Vec<ChannelRecord>>;
+    async fn chat_channels_of(
+        &self,
+        app_id: &str,
+        identity: &str,
+    ) -> StoreResult<Vec<ChannelRecord>>;
 
     /// Adds `identity` (as admin when `admin`); `NotFound` for no channel,
     /// `Conflict("channel is full")` beyond `sealkit_proto::chat::MAX_MEMBERS`. Adding a member
