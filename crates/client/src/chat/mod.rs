@@ -25,7 +25,7 @@
 //! Why not e3kit's group sessions ([`crate::Group`])? Those share one epoch key per group:
 //! removing someone needs a new epoch and its tickets distributed before the next message, and a
 //! device must fetch tickets before it can read. Encrypting each message to the members costs
-//! one key agreement per member and a few dozen bytes of header each, which is fine for
+//! one key agreement per member and about 250 bytes of header each, which is fine for
 //! channels of up to a few hundred members and gives immediate removal with no shared state.
 //!
 //! # Example
