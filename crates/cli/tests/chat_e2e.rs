@@ -2,7 +2,7 @@
 //! 1:1 and group channels on SQLite and on PostgreSQL (every message over the WebSocket exactly
 //! once, in order, verified, and the same in history), non-members and removed members, key
 //! rotation, no plaintext in the database, realtime across two replicas, resume after a replica
-//! is killed, and an e3kit-node user reading a Sealkit chat message.
+//! is killed, forged and malformed posts, and an e3kit-node user reading a Sealkit chat message.
 //!
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! `SEALKIT_SKIP_INTEROP=1` skips the e3kit-node test.
@@ -792,4 +792,116 @@ async fn e3kit_node_reads_a_chat_message() {
         "data": message["ciphertext"], "at": message["sent_at"],
     }));
     assert_eq!(result["text"], text);
+}
+
+/// Posts `ciphertext` (base64) as `identity` over plain HTTP, as any client holding a token can.
+async fn raw_post(
+    url: &str,
+    backend: &JwtGenerator,
+    identity: &str,
+    channel: &str,
+    ciphertext: String,
+    member_version: i64,
+) {
+    let url = format!("{url}/chat/v1/channels/{channel}/messages");
+    let token = backend.generate(identity, now()).unwrap();
+    let body = json!({
+        "client_id": format!("raw-{}", rand_suffix()),
+        "ciphertext": ciphertext,
+        "member_version": member_version,
+    });
+    tokio::task::spawn_blocking(move || {
+        ureq::post(&url)
+            .set("Authorization", &token.authorization())
+            .send_json(body)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// What members could try: re-posting another member's ciphertext as their own, posting without
+/// a card, posting garbage. None of it reads as a verified message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_flags_forgeries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    let url = server.url.clone();
+    let backend = backend(&creds);
+    let clients = dir.path().join("clients");
+    let (_a, alice) = member(&url, &backend, "alice", &clients).await;
+    let (_b, bob) = member(&url, &backend, "bob", &clients).await;
+    let (_m, mallory) = member(&url, &backend, "mallory", &clients).await;
+    // "ghost" has a token but never registered a card.
+    let channel = alice
+        .create_channel(
+            "room",
+            ChannelKind::Group,
+            &["bob", "mallory", "ghost"],
+            false,
+        )
+        .await
+        .unwrap();
+    let mut stream = bob.subscribe().await.unwrap();
+    stream.subscribe("room", 0).await.unwrap();
+
+    let genuine = alice
+        .send_text("room", "genuine, from alice")
+        .await
+        .unwrap();
+    let version = channel.member_version;
+    raw_post(
+        &url,
+        &backend,
+        "mallory",
+        "room",
+        genuine.ciphertext.clone(),
+        version,
+    )
+    .await;
+    raw_post(
+        &url,
+        &backend,
+        "ghost",
+        "room",
+        genuine.ciphertext.clone(),
+        version,
+    )
+    .await;
+    raw_post(
+        &url,
+        &backend,
+        "mallory",
+        "room",
+        STANDARD.encode(b"not an envelope at all"),
+        version,
+    )
+    .await;
+    mallory.send_text("room", "mallory's own").await.unwrap();
+
+    let expected = [
+        ("alice", Verification::Verified),
+        ("mallory", Verification::BadSignature),
+        ("ghost", Verification::UnknownSender),
+        ("mallory", Verification::Malformed),
+        ("mallory", Verification::Verified),
+    ];
+    let check = |got: &[ReceivedMessage]| {
+        let statuses: Vec<(&str, Verification)> = got
+            .iter()
+            .map(|m| (m.message.sender.as_str(), m.status))
+            .collect();
+        assert_eq!(statuses, expected);
+        for m in got {
+            assert_eq!(m.body.is_some(), m.is_verified(), "{m:?}");
+        }
+        assert_eq!(got[0].text(), Some("genuine, from alice"));
+        assert_eq!(got[4].text(), Some("mallory's own"));
+    };
+    let (live, _) = messages(&mut stream, 5).await;
+    check(&live);
+    check(&full_history(&bob, "room").await);
 }
