@@ -84,6 +84,9 @@ pub struct ChatStream {
     fresh_token: bool,
     /// The last `next` failed to check the message at the head of the queue.
     retrying: bool,
+    /// [`PING_EVERY`] and [`DEAD_AFTER`] (shorter in tests).
+    ping_every: Duration,
+    dead_after: Duration,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -106,6 +109,8 @@ impl ChatStream {
             failures: 0,
             fresh_token: false,
             retrying: false,
+            ping_every: PING_EVERY,
+            dead_after: DEAD_AFTER,
         };
         let socket = match stream.open_socket().await {
             Err(Error::Api { status: 401, .. }) => {
@@ -114,7 +119,7 @@ impl ChatStream {
             }
             other => other?,
         };
-        stream.conn = Some(Conn::new(socket));
+        stream.conn = Some(Conn::new(socket, stream.ping_every));
         Ok(stream)
     }
 
@@ -258,10 +263,10 @@ impl ChatStream {
                 }
             }
             _ = tokio::time::sleep_until(next_ping) => {
-                if conn.last_heard.elapsed() >= DEAD_AFTER {
+                if conn.last_heard.elapsed() >= self.dead_after {
                     self.conn = None;
                 } else {
-                    conn.next_ping = Instant::now() + PING_EVERY;
+                    conn.next_ping = Instant::now() + self.ping_every;
                     self.send_frame(&ClientFrame::Ping).await;
                 }
             }
@@ -281,7 +286,7 @@ impl ChatStream {
         self.failures = self.failures.saturating_add(1);
         match self.open_socket().await {
             Ok(socket) => {
-                self.conn = Some(Conn::new(socket));
+                self.conn = Some(Conn::new(socket, self.ping_every));
                 let frames: Vec<ClientFrame> = self
                     .subs
                     .iter()
@@ -348,7 +353,7 @@ impl ChatStream {
             return false;
         };
         let sent =
-            tokio::time::timeout(PING_EVERY, conn.socket.send(Frame::Text(text.into()))).await;
+            tokio::time::timeout(self.ping_every, conn.socket.send(Frame::Text(text.into()))).await;
         if matches!(sent, Ok(Ok(()))) {
             true
         } else {
@@ -464,17 +469,19 @@ impl ChatStream {
             failures: 0,
             fresh_token: false,
             retrying: false,
+            ping_every: PING_EVERY,
+            dead_after: DEAD_AFTER,
         }
     }
 }
 
 impl Conn {
-    fn new(socket: Socket) -> Self {
+    fn new(socket: Socket, ping_every: Duration) -> Self {
         let now = Instant::now();
         Self {
             socket,
             last_heard: now,
-            next_ping: now + PING_EVERY,
+            next_ping: now + ping_every,
         }
     }
 }
@@ -531,6 +538,103 @@ mod tests {
         let options = EThreeOptions::new("http://127.0.0.1:9", dir);
         let ethree = EThree::initialize(provider, options).await.unwrap();
         ChatStream::offline(ethree.chat())
+    }
+
+    /// A stand-in server: the first handshake is refused as expired (401, 20304), the second
+    /// accepted but then silent (no pongs), the third accepted; returns the `Authorization`
+    /// headers and the first client frame of each accepted connection.
+    async fn flaky_server(listener: tokio::net::TcpListener) -> (Vec<String>, Vec<String>) {
+        use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+        let mut auths = Vec::new();
+        let mut frames = Vec::new();
+        let mut sockets = Vec::new();
+        for attempt in 0..3 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut auth = String::new();
+            let callback = |request: &Request, response: Response| {
+                auth = request
+                    .headers()
+                    .get("Authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if attempt == 0 {
+                    let mut refusal = ErrorResponse::new(Some(
+                        r#"{"code":20304,"message":"JWT is expired"}"#.to_owned(),
+                    ));
+                    *refusal.status_mut() =
+                        tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
+                    Err(refusal)
+                } else {
+                    Ok(response)
+                }
+            };
+            let accepted = tokio_tungstenite::accept_hdr_async(tcp, callback).await;
+            auths.push(auth);
+            let Ok(mut socket) = accepted else { continue };
+            let Some(Ok(Frame::Text(first))) = socket.next().await else {
+                panic!("no subscribe frame");
+            };
+            frames.push(first.as_str().to_owned());
+            let subscribed = serde_json::to_string(&ServerFrame::Subscribed {
+                channel: "a".into(),
+                last_seq: 0,
+            })
+            .unwrap();
+            socket.send(Frame::Text(subscribed.into())).await.unwrap();
+            // Kept open, never read again: pings go unanswered.
+            sockets.push(socket);
+        }
+        (auths, frames)
+    }
+
+    #[tokio::test]
+    async fn refreshes_the_token_and_replaces_a_silent_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(flaky_server(listener));
+        let dir = tempfile::tempdir().unwrap();
+        let generator =
+            JwtGenerator::new("app", "kid", PrivateKey::ed25519_from_seed(&[7; 32]), 3600);
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let counter = calls.clone();
+        let provider = move || {
+            // Each token is distinct (issued a second later than the one before).
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let now = i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
+            )
+            .unwrap();
+            std::future::ready(generator.generate("alice", now + n).map(|j| j.to_string()))
+        };
+        let options = EThreeOptions::new(format!("http://127.0.0.1:{port}"), dir.path());
+        let ethree = EThree::initialize(provider, options).await.unwrap();
+        let mut stream = ethree.chat().subscribe().await.unwrap();
+        stream.subscribe("a", 7).await.unwrap();
+        stream.ping_every = Duration::from_millis(100);
+        stream.dead_after = Duration::from_millis(300);
+        if let Some(conn) = stream.conn.as_mut() {
+            conn.next_ping = Instant::now();
+        }
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the silent connection was not replaced")
+            .unwrap()
+            .unwrap();
+        assert_eq!(event, ChatEvent::Reconnected);
+        let (auths, frames) = server.await.unwrap();
+        // Refused token, then a fresh one from the provider (used for both connections).
+        assert_eq!(auths.len(), 3);
+        assert!(auths.iter().all(|a| a.starts_with("Virgil ")));
+        assert_ne!(auths[0], auths[1]);
+        assert_eq!(auths[1], auths[2]);
+        assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+        // The subscription resumed from the same position.
+        let subscribe = r#"{"type":"subscribe","channel":"a","after":7}"#;
+        assert_eq!(frames, [subscribe, subscribe]);
     }
 
     fn message(channel: &str, seq: i64) -> ServerFrame {
