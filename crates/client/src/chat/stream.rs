@@ -523,7 +523,8 @@ fn handshake_error(url: &str, e: tungstenite::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    // result_large_err: tungstenite's handshake callback type, not ours.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
     use super::*;
     use crate::{EThree, EThreeOptions};
     use sealkit_crypto::PrivateKey;
