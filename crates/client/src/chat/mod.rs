@@ -589,6 +589,14 @@ impl EThree {
 /// The id of the direct channel of two identities, the same in either order: `dm:` and the
 /// first 32 hex digits of SHA-256 over both identities, sorted, each preceded by its length
 /// (4 bytes, big endian) so that no two pairs collide by concatenation.
+///
+/// ```
+/// use sealkit::chat::direct_channel_id;
+///
+/// let id = direct_channel_id("alice", "bob");
+/// assert_eq!(id, direct_channel_id("bob", "alice"));
+/// assert_eq!(id, "dm:884a452152d3bf048cc051df8f708aff");
+/// ```
 pub fn direct_channel_id(a: &str, b: &str) -> String {
     let (first, second) = if a <= b { (a, b) } else { (b, a) };
     let mut hash = Sha256::new();
