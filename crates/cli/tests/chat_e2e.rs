@@ -602,7 +602,8 @@ async fn chat_stream_resumes_after_a_replica_dies() {
     assert!(reconnected);
 }
 
-/// Forcing reconnects while messages flow loses and repeats nothing.
+/// Forcing reconnects while messages flow, and abandoning `next` half-way, loses and repeats
+/// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_stream_survives_forced_reconnects() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,17 +630,33 @@ async fn chat_stream_survives_forced_reconnects() {
     let mut texts = Vec::new();
     let mut reconnects = 0;
     let mut dropped_at = None;
-    while texts.len() < 40 {
+    let mut cancelled = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        if texts.len() == 40 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stuck after {texts:?}");
         if texts.len() % 7 == 3 && dropped_at != Some(texts.len()) {
             dropped_at = Some(texts.len());
             stream.disconnect();
         }
-        match next_event(&mut stream).await {
-            ChatEvent::Message(m) => texts.push(m.text().unwrap().to_owned()),
-            ChatEvent::Reconnected => reconnects += 1,
-            _ => {}
+        // Every other call is abandoned almost at once, wherever it is (reconnecting,
+        // re-subscribing, decrypting), as a `select!` would: nothing may get lost.
+        let patience = if attempt % 2 == 0 {
+            Duration::from_micros(300)
+        } else {
+            EVENT_TIMEOUT
+        };
+        match tokio::time::timeout(patience, stream.next()).await {
+            Err(_) => cancelled += 1,
+            Ok(Some(Ok(ChatEvent::Message(m)))) => texts.push(m.text().unwrap().to_owned()),
+            Ok(Some(Ok(ChatEvent::Reconnected))) => reconnects += 1,
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("stream: {other:?}"),
         }
     }
+    assert!(cancelled > 0);
     posting.await.unwrap();
     assert_eq!(texts, (0..40).map(|i| format!("n{i}")).collect::<Vec<_>>());
     assert!(reconnects > 0);

@@ -213,6 +213,9 @@ impl ChatStream {
     /// subscription is dropped) or a message that could not be checked yet (its sender's card
     /// could not be fetched): the next call tries that message again. Never returns `None`
     /// (the `Option` is for symmetry with streams).
+    ///
+    /// Cancel safe: it may lose the race in a `tokio::select!` at any point without losing an
+    /// event (a message being decrypted stays queued, a half-made connection is made again).
     pub async fn next(&mut self) -> Option<Result<ChatEvent>> {
         loop {
             match self.queue.front() {
@@ -285,21 +288,26 @@ impl ChatStream {
         // is retried with the same growing pauses as one that refuses them.
         self.failures = self.failures.saturating_add(1);
         match self.open_socket().await {
-            Ok(socket) => {
-                self.conn = Some(Conn::new(socket, self.ping_every));
-                let frames: Vec<ClientFrame> = self
-                    .subs
-                    .iter()
-                    .map(|(channel, after)| ClientFrame::Subscribe {
+            Ok(mut socket) => {
+                // The connection becomes the stream's only once every subscription is sent,
+                // so a `next` cancelled in between (in a `select!`) leaves no channel behind.
+                for (channel, after) in &self.subs {
+                    let frame = ClientFrame::Subscribe {
                         channel: channel.clone(),
                         after: *after,
-                    })
-                    .collect();
-                for frame in &frames {
-                    if !self.send_frame(frame).await {
+                    };
+                    let Ok(text) = serde_json::to_string(&frame) else {
+                        return;
+                    };
+                    let sent = socket.send(Frame::Text(text.into()));
+                    if !matches!(
+                        tokio::time::timeout(self.ping_every, sent).await,
+                        Ok(Ok(()))
+                    ) {
                         return;
                     }
                 }
+                self.conn = Some(Conn::new(socket, self.ping_every));
                 self.queue.push_back(Item::Event(ChatEvent::Reconnected));
             }
             Err(e) => {
