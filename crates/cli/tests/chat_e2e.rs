@@ -921,4 +921,16 @@ async fn chat_flags_forgeries() {
     let (live, _) = messages(&mut stream, 5).await;
     check(&live);
     check(&full_history(&bob, "room").await);
+
+    // Nobody could read a direct message to someone without a card: refused, not posted.
+    let dm = alice.direct_channel("ghost").await.unwrap();
+    match alice.send_text(&dm.id, "anyone there?").await {
+        Err(Error::UsersNotFound { identities }) => assert_eq!(identities, ["ghost"]),
+        other => panic!("{other:?}"),
+    }
+    let page = alice
+        .history(&dm.id, HistoryCursor::Latest, 10)
+        .await
+        .unwrap();
+    assert!(page.messages.is_empty());
 }

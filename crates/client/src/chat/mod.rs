@@ -186,6 +186,8 @@ struct Shared {
     channels: Mutex<HashMap<String, Channel>>,
     /// Cards found on the server, with when.
     cards: Mutex<HashMap<String, (Card, Instant)>>,
+    /// Members found to have no card, with when.
+    cardless: Mutex<HashMap<String, Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -341,13 +343,14 @@ impl Chat {
     /// request. When the members changed, the server refuses the post and the message is
     /// encrypted again for the new members ([`Error::MembersChanging`] after several tries).
     /// After a network error the same post is repeated: the server stores it at most once.
-    /// Members who have no card yet (not registered) are left out: they cannot read it.
+    /// Members who have no card yet (not registered) are left out: they cannot read it; when
+    /// no member but the user has a card, nothing is posted ([`Error::UsersNotFound`]).
     /// Cards are reused for a minute (and refreshed when a message from that user does not
     /// verify with the cached one), so a member who replaced their key within the last minute
     /// may get a message for their old key, which they see as [`Verification::NotForMe`].
     ///
     /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::MessageTooLarge`],
-    /// [`Error::Network`].
+    /// [`Error::UsersNotFound`], [`Error::Network`].
     pub async fn send(&self, channel: &str, data: &[u8]) -> Result<Message> {
         check_id(channel)?;
         let client_id = hex::encode(random_bytes::<16>());
@@ -418,11 +421,14 @@ impl Chat {
         let me = self.identity();
         let mut cards = Vec::with_capacity(members.len());
         let mut missing: Vec<&str> = Vec::new();
+        let mut cardless: Vec<String> = Vec::new();
         {
             let cached = lock(&self.shared.cards);
+            let none = lock(&self.shared.cardless);
             for member in members.iter().filter(|m| *m != me) {
-                match cached.get(member) {
-                    Some((card, at)) if at.elapsed() < CARD_TTL => cards.push(card.clone()),
+                match (cached.get(member), none.get(member)) {
+                    (Some((card, at)), _) if at.elapsed() < CARD_TTL => cards.push(card.clone()),
+                    (_, Some(at)) if at.elapsed() < CARD_TTL => cardless.push(member.clone()),
                     _ => missing.push(member),
                 }
             }
@@ -439,7 +445,15 @@ impl Chat {
                     break;
                 }
                 Err(Error::UsersNotFound { identities }) => {
+                    // Remembered too, so that a channel with unregistered members does not
+                    // cost a search per message.
+                    let now = Instant::now();
+                    let mut none = lock(&self.shared.cardless);
+                    for identity in &identities {
+                        none.insert(identity.clone(), now);
+                    }
                     missing.retain(|m| !identities.iter().any(|i| i == m));
+                    cardless.extend(identities);
                 }
                 Err(Error::Network(e)) => {
                     let found = self
@@ -452,6 +466,13 @@ impl Chat {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        // Nobody but the sender could read it: in a direct channel with someone who has not
+        // registered yet, say so rather than post a message for the sender alone.
+        if cards.is_empty() && !cardless.is_empty() {
+            return Err(Error::UsersNotFound {
+                identities: cardless,
+            });
         }
         Ok(cards)
     }
