@@ -934,3 +934,68 @@ async fn chat_flags_forgeries() {
         .unwrap();
     assert!(page.messages.is_empty());
 }
+
+/// Open channels: anyone joins, reads what follows, leaves; the last admin cannot leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_channels_join_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let server = Server::start(&storage);
+    let backend = backend(&creds);
+    let clients = dir.path().join("clients");
+    let (_h, host) = member(&server.url, &backend, "host", &clients).await;
+    let (_g, guest) = member(&server.url, &backend, "guest", &clients).await;
+    host.create_channel("lobby", ChannelKind::Group, &[], true)
+        .await
+        .unwrap();
+    host.create_channel("closed", ChannelKind::Group, &[], false)
+        .await
+        .unwrap();
+    host.send_text("lobby", "before the guest").await.unwrap();
+    assert!(matches!(
+        guest.join("closed").await,
+        Err(Error::NotAnAdmin { .. } | Error::NotAMember { .. })
+    ));
+    let joined = guest.join("lobby").await.unwrap();
+    assert_eq!(joined.members, ["guest", "host"]);
+    assert!(guest
+        .channels()
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.id == "lobby"));
+    host.send_text("lobby", "after the guest").await.unwrap();
+    guest.send_text("lobby", "hi host").await.unwrap();
+    let history = full_history(&guest, "lobby").await;
+    let seen: Vec<_> = history.iter().map(|m| (m.status, m.text())).collect();
+    assert_eq!(
+        seen,
+        [
+            (Verification::NotForMe, None),
+            (Verification::Verified, Some("after the guest")),
+            (Verification::Verified, Some("hi host")),
+        ]
+    );
+    assert!(matches!(
+        host.leave("lobby").await,
+        Err(Error::MembershipRule { .. })
+    ));
+    guest.leave("lobby").await.unwrap();
+    assert!(matches!(
+        guest.send_text("lobby", "still here").await,
+        Err(Error::NotAMember { .. })
+    ));
+    assert!(!guest
+        .channels()
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.id == "lobby"));
+    let page = host
+        .history("lobby", HistoryCursor::Latest, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 3);
+}
