@@ -2,7 +2,8 @@
 //! 1:1 and group channels on SQLite and on PostgreSQL (every message over the WebSocket exactly
 //! once, in order, verified, and the same in history), non-members and removed members, key
 //! rotation, no plaintext in the database, realtime across two replicas, resume after a replica
-//! is killed, forged and malformed posts, and an e3kit-node user reading a Sealkit chat message.
+//! is killed, forced and abandoned reconnections, forged and malformed posts, open channels, and
+//! an e3kit-node user reading a Sealkit chat message.
 //!
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! `SEALKIT_SKIP_INTEROP=1` skips the e3kit-node test.
