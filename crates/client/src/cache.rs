@@ -79,7 +79,11 @@ impl CardCache {
         }
         // One transaction for the whole schema: a new cache costs one commit, and a crash in
         // the middle leaves the old version, migrated again at the next open.
-        let mut tx = self.pool.begin().await.map_err(|e| corrupt(&self.path, e))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| corrupt(&self.path, e))?;
         for statement in [
             "CREATE TABLE IF NOT EXISTS cards (
                 owner TEXT NOT NULL,

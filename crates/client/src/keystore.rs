@@ -383,11 +383,17 @@ mod tests {
                 service: service.clone(),
             },
         );
-        let identity = format!("alice-{}", rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+        let identity = format!(
+            "alice-{}",
+            rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+        );
         assert!(store.load(&identity).unwrap().is_none());
         let key = PrivateKey::generate(KeyType::Ed25519, &mut rand_core::OsRng);
         store.store(&identity, &key, 1_795_801_646).unwrap();
-        assert!(!dir.path().join("keys").exists(), "no key file may be written");
+        assert!(
+            !dir.path().join("keys").exists(),
+            "no key file may be written"
+        );
         let loaded = store.load(&identity).unwrap().unwrap();
         assert_eq!(loaded.public_key(), key.public_key());
         assert!(matches!(

@@ -285,7 +285,7 @@ impl EThree {
     ///
     /// ```no_run
     /// # async fn run(ethree: sealkit::EThree, sent_at: std::time::SystemTime)
-/// #     -> sealkit::Result<()> {
+    /// #     -> sealkit::Result<()> {
     /// use std::path::Path;
     ///
     /// let alice = ethree.find_user("alice").await?;
