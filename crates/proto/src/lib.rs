@@ -49,4 +49,7 @@ mod text;
 
 pub use cards::{CardContent, CardError, CardId, RawSignature, RawSignedModel, SearchRequest};
 pub use error::ErrorBody;
-pub use jwt::{validate_identity, Jwt, JwtClaims, JwtError, JwtGenerator, JwtHeader};
+pub use jwt::{
+    validate_identity, AppCredentials, CredentialsError, Jwt, JwtClaims, JwtError, JwtGenerator,
+    JwtHeader,
+};

@@ -10,12 +10,15 @@
 //!
 //! [`Jwt::parse`] keeps the received segments and verifies the signature over them: the JSON is
 //! never re-serialized (spec §8.1). [`JwtGenerator`] plays the app backend's role and emits the same
-//! bytes as the JS SDK's `JwtGenerator`.
+//! bytes as the JS SDK's `JwtGenerator`; [`AppCredentials`] builds one from `sealkit app create --json`
+//! output.
 
+mod credentials;
 mod generator;
 #[cfg(test)]
 mod tests;
 
+pub use credentials::{AppCredentials, CredentialsError};
 pub use generator::JwtGenerator;
 
 use crate::text::{decode_js_text, json_object, JsonObjectError};
