@@ -668,6 +668,27 @@ impl Group {
 
     /// [`Group::decrypt`] for text: decodes base64 (what e3kit's `group.encrypt(string)`
     /// returns), decrypts, verifies, and requires UTF-8.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree, mut group: sealkit::Group, message: String)
+    /// #     -> sealkit::Result<()> {
+    /// use sealkit::{Error, GroupErrorCode};
+    ///
+    /// let alice = ethree.find_user("alice").await?;
+    /// let text = match group.decrypt_text(&message, &alice, None).await {
+    ///     Ok(text) => text,
+    ///     // Alice removed someone since this device last looked: fetch the new epoch.
+    ///     Err(Error::Group { code: GroupErrorCode::GroupIsOutdated, .. }) => {
+    ///         group.update().await?;
+    ///         group.decrypt_text(&message, &alice, None).await?
+    ///     }
+    ///     // Not base64, or binary content: not something to show as text.
+    ///     Err(Error::InvalidInput(why)) => format!("(unreadable: {why})"),
+    ///     Err(e) => return Err(e),
+    /// };
+    /// println!("alice: {text}");
+    /// # Ok(()) }
+    /// ```
     pub async fn decrypt_text(
         &self,
         base64: &str,

@@ -77,6 +77,27 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How far a message's `sent_at` (the server's clock) may be from the creation time of the
 /// sender's card (the sender's clock) for that card to count as valid then. Around a key
 /// rotation, a message is accepted if signed by either key within this window.
+///
+/// So a device whose clock is off by more than this may sign messages, right after rotating
+/// its key, that others see as [`Verification::BadSignature`]. An application can warn about
+/// it by comparing the `sent_at` of a message it just sent (the server's clock, plus the
+/// request's round trip) with the device's clock:
+///
+/// ```
+/// use sealkit::chat::CLOCK_SKEW;
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+///
+/// fn clock_is_off(sent_at_ms: i64, now: SystemTime) -> bool {
+///     let server = UNIX_EPOCH + Duration::from_millis(sent_at_ms.max(0).unsigned_abs());
+///     let diff = now.duration_since(server).unwrap_or_else(|e| e.duration());
+///     diff > CLOCK_SKEW
+/// }
+///
+/// // The device's clock against a message stored 2 s, then 60 s, before it (server clock).
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_002);
+/// assert!(!clock_is_off(1_700_000_000_000, now));
+/// assert!(clock_is_off(1_699_999_942_000, now));
+/// ```
 pub const CLOCK_SKEW: Duration = Duration::from_secs(5);
 
 /// How many times [`Chat::send`] encrypts again when the members changed meanwhile.
@@ -93,6 +114,27 @@ const CARD_TTL: Duration = Duration::from_secs(60);
 const INLINE_LIMIT: usize = 96 << 10;
 
 /// What checking a received message found.
+///
+/// ```
+/// use sealkit::chat::Verification;
+///
+/// // What to show instead of a message that did not verify.
+/// fn placeholder(status: Verification) -> Option<&'static str> {
+///     match status {
+///         Verification::Verified => None,
+///         Verification::NotForMe => Some("(sent before you joined)"),
+///         Verification::BadSignature | Verification::UnknownSender => {
+///             Some("(could not verify the sender: hidden)")
+///         }
+///         Verification::Malformed => Some("(damaged message)"),
+///         // The enum is non_exhaustive: later versions may add reasons.
+///         _ => Some("(unreadable)"),
+///     }
+/// }
+///
+/// assert_eq!(placeholder(Verification::Verified), None);
+/// assert_eq!(placeholder(Verification::NotForMe), Some("(sent before you joined)"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Verification {
@@ -111,6 +153,30 @@ pub enum Verification {
 }
 
 /// A message as received: the server's metadata, and the plaintext if it verified.
+///
+/// Returned by [`Chat::history`], [`Chat::open`] and [`ChatEvent::Message`]. Its fields are
+/// public, so tests of an application's own display code can build one:
+///
+/// ```
+/// use sealkit::chat::{Message, ReceivedMessage, Verification};
+///
+/// let message = Message {
+///     seq: 7,
+///     channel: "team".into(),
+///     sender: "bob".into(),
+///     client_id: "9f2c".into(),
+///     sent_at: 1_700_000_000_000,
+///     member_version: 1,
+///     ciphertext: String::new(), // not looked at by the helpers
+/// };
+/// let joined_later = ReceivedMessage {
+///     message,
+///     body: None,
+///     status: Verification::NotForMe,
+/// };
+/// assert!(!joined_later.is_verified());
+/// assert_eq!(joined_later.text(), None);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedMessage {
     /// The stored message (seq, channel, sender, time, client id, ciphertext).
@@ -124,6 +190,25 @@ pub struct ReceivedMessage {
 
 impl ReceivedMessage {
     /// The verified body as UTF-8 text (`None` when unverified or not UTF-8).
+    ///
+    /// ```
+    /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
+    /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
+    /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
+    /// #     ciphertext: String::new() };
+    /// let verified = ReceivedMessage {
+    ///     message,
+    ///     body: Some(b"lunch at 1?".to_vec()),
+    ///     status: Verification::Verified,
+    /// };
+    /// let text = verified.text().unwrap_or("(unreadable)");
+    /// assert_eq!(format!("{}: {text}", verified.message.sender), "bob: lunch at 1?");
+    ///
+    /// // A verified body that is not text (e.g. an application's own binary format):
+    /// let binary = ReceivedMessage { body: Some(vec![0xff, 0x00]), ..verified };
+    /// assert!(binary.is_verified());
+    /// assert_eq!(binary.text(), None);
+    /// ```
     pub fn text(&self) -> Option<&str> {
         self.body
             .as_deref()
@@ -131,17 +216,62 @@ impl ReceivedMessage {
     }
 
     /// Whether the message decrypted and verified.
+    ///
+    /// ```
+    /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
+    /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
+    /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
+    /// #     ciphertext: String::new() };
+    /// # let verified = ReceivedMessage { message: message.clone(), body: Some(b"hi".to_vec()),
+    /// #     status: Verification::Verified };
+    /// # let forged = ReceivedMessage { message, body: None, status: Verification::BadSignature };
+    /// // Count only what is known to come from its sender, e.g. for an unread badge:
+    /// let page = vec![verified, forged];
+    /// assert_eq!(page.iter().filter(|m| m.is_verified()).count(), 1);
+    /// ```
     pub fn is_verified(&self) -> bool {
         self.status == Verification::Verified
     }
 
     /// When the server stored it.
+    ///
+    /// ```
+    /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
+    /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
+    /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
+    /// #     ciphertext: String::new() };
+    /// # let received = ReceivedMessage { message, body: None, status: Verification::NotForMe };
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// // The server's time (Unix milliseconds in `message.sent_at`) as a SystemTime:
+    /// let at = received.sent_at();
+    /// assert_eq!(at, UNIX_EPOCH + Duration::from_millis(1_700_000_000_000));
+    /// let age = std::time::SystemTime::now().duration_since(at).unwrap_or_default();
+    /// println!("sent {} min ago", age.as_secs() / 60);
+    /// ```
     pub fn sent_at(&self) -> SystemTime {
         millis_to_time(self.message.sent_at)
     }
 }
 
 /// Which page of a channel's history [`Chat::history`] returns.
+///
+/// ```
+/// use sealkit::chat::HistoryCursor;
+///
+/// // Opening a channel: catch up from the last message seen, or show the newest page.
+/// fn on_open(last_seen: Option<i64>) -> HistoryCursor {
+///     last_seen.map_or(HistoryCursor::Latest, HistoryCursor::After)
+/// }
+/// // Scrolling back: the page before the oldest message on screen.
+/// fn on_scroll_up(oldest_shown: i64) -> HistoryCursor {
+///     HistoryCursor::Before(oldest_shown)
+/// }
+///
+/// assert_eq!(on_open(None), HistoryCursor::Latest);
+/// assert_eq!(on_open(Some(57)), HistoryCursor::After(57));
+/// assert_eq!(on_scroll_up(41), HistoryCursor::Before(41));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HistoryCursor {
     /// The newest messages.
@@ -153,6 +283,25 @@ pub enum HistoryCursor {
 }
 
 /// One page of history, oldest first.
+///
+/// ```no_run
+/// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+/// use sealkit::chat::HistoryCursor;
+///
+/// // Export a whole channel, oldest first, page by page.
+/// let mut after = 0;
+/// loop {
+///     let page = chat.history("team", HistoryCursor::After(after), 500).await?;
+///     for m in &page.messages {
+///         println!("#{} {}: {}", m.message.seq, m.message.sender, m.text().unwrap_or("-"));
+///     }
+///     match page.messages.last() {
+///         Some(last) if page.more => after = last.message.seq,
+///         _ => break,
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryPage {
     /// The messages, ascending by `seq`.
@@ -166,6 +315,19 @@ pub struct HistoryPage {
 ///
 /// Cheap to clone; clones share the caches of channel members and cards, so keep one `Chat`
 /// (or clones of it) rather than calling [`EThree::chat`] for every message.
+///
+/// ```no_run
+/// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+/// let chat = ethree.chat();
+/// // A clone for a background task: it shares what `chat` has already looked up.
+/// let notifier = chat.clone();
+/// let task = tokio::spawn(async move { notifier.send_text("alerts", "backup done").await });
+/// chat.send_text("team", "hello").await?;
+/// if let Ok(Err(e)) = task.await {
+///     eprintln!("alert not sent: {e}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Chat {
     ethree: EThree,
@@ -203,6 +365,18 @@ impl Chat {
     }
 
     /// The user this client acts for.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let page = chat.history("team", sealkit::chat::HistoryCursor::Latest, 50).await?;
+    /// // Tell the user's own messages (from any of their devices) from the others':
+    /// for m in &page.messages {
+    ///     let mine = m.message.sender == chat.identity();
+    ///     let who = if mine { "me" } else { m.message.sender.as_str() };
+    ///     println!("{who}: {}", m.text().unwrap_or("(unreadable)"));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn identity(&self) -> &str {
         self.ethree.identity()
     }
@@ -218,6 +392,21 @@ impl Chat {
     ///
     /// Errors: [`Error::ChannelExists`], [`Error::InvalidInput`] (bad id or member list),
     /// [`Error::MembershipRule`].
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// use sealkit::chat::ChannelKind;
+    /// use sealkit::Error;
+    ///
+    /// let chat = ethree.chat();
+    /// match chat.create_channel("team", ChannelKind::Group, &["bob", "carol"], false).await {
+    ///     Ok(channel) => println!("created; admins {:?}", channel.admins),
+    ///     Err(Error::ChannelExists { channel }) => println!("{channel} exists: pick another id"),
+    ///     Err(Error::InvalidInput(why)) => println!("cannot create it: {why}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn create_channel(
         &self,
         id: &str,
@@ -237,6 +426,21 @@ impl Chat {
 
     /// The direct (1:1) channel with `other`: created on first use, the existing one after.
     /// Its id is [`direct_channel_id`], the same whoever of the two asks first.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// let chat = ethree.chat();
+    /// let dm = chat.direct_channel("bob").await?; // the same channel on Bob's side
+    /// match chat.send_text(&dm.id, "hi Bob").await {
+    ///     Ok(_) => {}
+    ///     // Bob has no card yet: nobody but the sender could read it, so nothing was posted.
+    ///     Err(Error::UsersNotFound { .. }) => println!("Bob has not registered yet"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn direct_channel(&self, other: &str) -> Result<Channel> {
         let id = direct_channel_id(self.identity(), other);
         let channel = match self
@@ -259,6 +463,17 @@ impl Chat {
     }
 
     /// The channels the user is a member of.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # fn last_read(_channel: &str) -> i64 { 0 }
+    /// // A channel list with unread counts (`last_read` is what the application stored):
+    /// for channel in chat.channels().await? {
+    ///     let unread = channel.last_seq - last_read(&channel.id);
+    ///     println!("{} ({} members): {unread} new", channel.id, channel.members.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn channels(&self) -> Result<Vec<Channel>> {
         let list = self.api().chat_channels().await?;
         Ok(list.into_iter().map(|c| self.remember(c)).collect())
@@ -266,6 +481,19 @@ impl Chat {
 
     /// One channel, read from the server (members only: [`Error::NotAMember`],
     /// [`Error::ChannelNotFound`]).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// // Show who a message will be encrypted for (the server chooses the member list).
+    /// match chat.channel("team").await {
+    ///     Ok(channel) => println!("members: {}", channel.members.join(", ")),
+    ///     Err(Error::NotAMember { .. } | Error::ChannelNotFound { .. }) => println!("no access"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn channel(&self, id: &str) -> Result<Channel> {
         check_id(id)?;
         match self.api().chat_channel(id).await {
@@ -278,6 +506,22 @@ impl Chat {
     }
 
     /// Adds the user to an open channel ([`Error::NotAnAdmin`] if it is not open).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// match chat.join("lobby").await {
+    ///     // Only what is sent from now on is encrypted for the user: start reading there.
+    ///     Ok(channel) => {
+    ///         let mut stream = chat.subscribe().await?;
+    ///         stream.subscribe(&channel.id, channel.last_seq).await?;
+    ///     }
+    ///     Err(Error::NotAnAdmin { .. }) => println!("lobby is invite-only"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn join(&self, id: &str) -> Result<Channel> {
         let me = self.identity().to_owned();
         self.add_member(id, &me).await
@@ -285,6 +529,19 @@ impl Chat {
 
     /// Removes the user from a channel ([`Error::MembershipRule`] for the last admin, or in a
     /// direct channel). Messages sent afterwards are not encrypted for them.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// match chat.leave("team").await {
+    ///     Ok(()) => {}
+    ///     // The last admin, or a direct channel:
+    ///     Err(Error::MembershipRule { message, .. }) => println!("cannot leave: {message}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn leave(&self, id: &str) -> Result<()> {
         let me = self.identity().to_owned();
         self.remove_member(id, &me).await?;
@@ -293,6 +550,19 @@ impl Chat {
     }
 
     /// Adds `identity` to a channel (admins only, [`Error::NotAnAdmin`]).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// match chat.add_member("team", "dave").await {
+    ///     // Dave reads what is sent from now on; earlier messages stay unreadable to him.
+    ///     Ok(channel) => println!("now {} members", channel.members.len()),
+    ///     Err(Error::NotAnAdmin { .. }) => println!("ask an admin to add dave"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn add_member(&self, id: &str, identity: &str) -> Result<Channel> {
         check_id(id)?;
         let channel = self
@@ -304,6 +574,15 @@ impl Chat {
     }
 
     /// Removes `identity` from a channel (admins; anyone for themselves).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// let channel = chat.remove_member("team", "bob").await?;
+    /// assert!(!channel.members.iter().any(|m| m == "bob"));
+    /// // Encrypted for the remaining members only:
+    /// chat.send_text("team", "bob has left the project").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn remove_member(&self, id: &str, identity: &str) -> Result<Channel> {
         check_id(id)?;
         let channel = self
@@ -351,6 +630,21 @@ impl Chat {
     ///
     /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::MessageTooLarge`],
     /// [`Error::UsersNotFound`], [`Error::Network`].
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// let data = br#"{"type":"location","lat":52.52,"lon":13.40}"#;
+    /// match chat.send("team", data).await {
+    ///     Ok(message) => println!("stored as #{}", message.seq),
+    ///     // Nothing was posted in these cases:
+    ///     Err(Error::MessageTooLarge { .. }) => println!("send it as an encrypted file instead"),
+    ///     Err(Error::MembersChanging { .. }) => println!("members kept changing: try again"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&self, channel: &str, data: &[u8]) -> Result<Message> {
         check_id(channel)?;
         let client_id = hex::encode(random_bytes::<16>());
@@ -395,6 +689,14 @@ impl Chat {
     }
 
     /// [`Chat::send`] for text.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// let message = chat.send_text("team", "standup in 5").await?;
+    /// // Remember its position, e.g. to mark everything up to it as read:
+    /// println!("sent #{} at {} ms", message.seq, message.sent_at);
+    /// # Ok(()) }
+    /// ```
     pub async fn send_text(&self, channel: &str, text: &str) -> Result<Message> {
         self.send(channel, text.as_bytes()).await
     }
@@ -483,6 +785,30 @@ impl Chat {
     /// 500 (the server clamps it).
     ///
     /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::Network`].
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::chat::HistoryCursor;
+    /// use sealkit::Error;
+    ///
+    /// // The newest 50 messages, then the 50 before them.
+    /// let latest = match chat.history("team", HistoryCursor::Latest, 50).await {
+    ///     Ok(page) => page,
+    ///     Err(Error::NotAMember { .. }) => return Ok(()), // removed meanwhile
+    ///     Err(e) => return Err(e),
+    /// };
+    /// for m in &latest.messages {
+    ///     match m.text() {
+    ///         Some(text) => println!("{}: {text}", m.message.sender),
+    ///         None => println!("{}: ({:?})", m.message.sender, m.status),
+    ///     }
+    /// }
+    /// if let (true, Some(first)) = (latest.more, latest.messages.first()) {
+    ///     let older = chat.history("team", HistoryCursor::Before(first.message.seq), 50).await?;
+    ///     println!("{} older messages", older.messages.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn history(
         &self,
         channel: &str,
@@ -512,6 +838,21 @@ impl Chat {
 
     /// Decrypts and verifies one message. Errors only when the check could not be made
     /// (network, no local key); a message that fails the check is a [`Verification`].
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::chat::{HistoryCursor, Verification};
+    ///
+    /// // Messages from a sender who had not registered yet: check them again later.
+    /// let page = chat.history("team", HistoryCursor::Latest, 50).await?;
+    /// for m in page.messages.iter().filter(|m| m.status == Verification::UnknownSender) {
+    ///     let again = chat.open(m.message.clone()).await?;
+    ///     if let Some(text) = again.text() {
+    ///         println!("{}: {text}", again.message.sender);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn open(&self, message: Message) -> Result<ReceivedMessage> {
         let verdict = |message: Message, status| ReceivedMessage {
             message,
@@ -595,6 +936,24 @@ impl Chat {
 
     /// Opens a realtime stream (connects the WebSocket now, so a wrong URL or token fails
     /// here); then [`ChatStream::subscribe`] to channels and read [`ChatStream::next`].
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// let mut stream = match chat.subscribe().await {
+    ///     Ok(stream) => stream,
+    ///     Err(Error::Network(why)) => {
+    ///         println!("offline ({why}): try again when the network is back");
+    ///         return Ok(());
+    ///     }
+    ///     Err(e) => return Err(e),
+    /// };
+    /// // Only what comes after the messages already shown:
+    /// let shown = chat.channel("team").await?.last_seq;
+    /// stream.subscribe("team", shown).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn subscribe(&self) -> Result<ChatStream> {
         ChatStream::connect(self.clone()).await
     }
@@ -602,6 +961,13 @@ impl Chat {
 
 impl EThree {
     /// The chat client of this user (see [`Chat`]); keep it, it caches members and cards.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let chat = ethree.chat();
+    /// assert_eq!(chat.identity(), ethree.identity());
+    /// # Ok(()) }
+    /// ```
     pub fn chat(&self) -> Chat {
         Chat::new(self.clone())
     }

@@ -26,6 +26,26 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// What a [`ChatStream`] delivers.
+///
+/// ```no_run
+/// # async fn run(mut stream: sealkit::chat::ChatStream) -> sealkit::Result<()> {
+/// use sealkit::chat::ChatEvent;
+///
+/// while let Some(event) = stream.next().await {
+///     match event? {
+///         ChatEvent::Message(m) => match m.text() {
+///             Some(text) => println!("[{}] {}: {text}", m.message.channel, m.message.sender),
+///             None => println!("[{}] ({:?})", m.message.channel, m.status),
+///         },
+///         ChatEvent::Members { channel, .. } => println!("[{channel}] the members changed"),
+///         ChatEvent::Removed { channel } => println!("[{channel}] you were removed"),
+///         ChatEvent::Reconnected => println!("(back online)"),
+///         // The enum is non_exhaustive: later versions may add events.
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChatEvent {
@@ -72,6 +92,29 @@ struct Conn {
 /// again with growing pauses (at most 2 s apart, with a fresh token), subscribes again from
 /// those positions and drops anything already delivered: no message is lost or repeated.
 /// Messages are decrypted in order, inside `next`. Dropping the stream closes the connection.
+///
+/// ```no_run
+/// # async fn run(chat: sealkit::Chat, mut shutdown: tokio::sync::oneshot::Receiver<()>)
+/// #     -> sealkit::Result<()> {
+/// use sealkit::chat::ChatEvent;
+///
+/// let mut stream = chat.subscribe().await?;
+/// stream.subscribe("team", 0).await?;
+/// loop {
+///     tokio::select! {
+///         event = stream.next() => match event {
+///             Some(Ok(ChatEvent::Message(m))) => println!("{}: {:?}", m.message.sender, m.text()),
+///             Some(Ok(_)) => {}
+///             // A refused subscription, or a message to check again: the stream goes on.
+///             Some(Err(e)) => eprintln!("chat: {e}"),
+///             None => break,
+///         },
+///         _ = &mut shutdown => break,
+///     }
+/// }
+/// stream.close().await;
+/// # Ok(()) }
+/// ```
 pub struct ChatStream {
     chat: Chat,
     conn: Option<Conn>,
@@ -128,6 +171,24 @@ impl ChatStream {
     /// the position. Waits for the server's answer: [`Error::NotAMember`] or
     /// [`Error::ChannelNotFound`] when refused. When the connection is down, the subscription
     /// is made once it is back (and a refusal comes out of [`ChatStream::next`]).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::chat::HistoryCursor;
+    /// use sealkit::Error;
+    ///
+    /// // Show the latest page, then follow what comes after it, with nothing lost in between.
+    /// let page = chat.history("team", HistoryCursor::Latest, 50).await?;
+    /// let last = page.messages.last().map_or(0, |m| m.message.seq);
+    /// let mut stream = chat.subscribe().await?;
+    /// match stream.subscribe("team", last).await {
+    ///     Ok(()) => {}
+    ///     // Removed (or the channel deleted) since the history was read:
+    ///     Err(Error::NotAMember { .. } | Error::ChannelNotFound { .. }) => return Ok(()),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn subscribe(&mut self, channel: &str, after: i64) -> Result<()> {
         check_id(channel)?;
         self.reposition(channel, after);
@@ -178,6 +239,16 @@ impl ChatStream {
     }
 
     /// Stops delivery of `channel` (messages of it still queued are dropped).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let mut stream = chat.subscribe().await?;
+    /// # stream.subscribe("team", 0).await?;
+    /// // The user closed the channel's window:
+    /// stream.unsubscribe("team").await?;
+    /// assert!(!stream.subscriptions().contains_key("team"));
+    /// # Ok(()) }
+    /// ```
     pub async fn unsubscribe(&mut self, channel: &str) -> Result<()> {
         check_id(channel)?;
         self.subs.remove(channel);
@@ -191,17 +262,51 @@ impl ChatStream {
     }
 
     /// The channels subscribed to, with the last `seq` received of each.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let mut stream = chat.subscribe().await?;
+    /// # fn save_position(_: &str, _: i64) {}
+    /// // Before quitting: store where each channel was read up to, to subscribe from there next
+    /// // time (or to read the gap with `Chat::history` and `HistoryCursor::After`).
+    /// for (channel, seq) in stream.subscriptions() {
+    ///     save_position(channel, *seq);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn subscriptions(&self) -> &BTreeMap<String, i64> {
         &self.subs
     }
 
     /// Drops the connection as if the network had failed; the next [`ChatStream::next`]
     /// reconnects and resumes. For tests, and for applications that know the network changed.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let mut stream = chat.subscribe().await?;
+    /// use sealkit::chat::ChatEvent;
+    ///
+    /// // The OS reports a new network (Wi-Fi to mobile): no need to wait for the pings to fail.
+    /// stream.disconnect();
+    /// // Reconnects and resumes; what was sent meanwhile follows this event.
+    /// if let Some(Ok(ChatEvent::Reconnected)) = stream.next().await {
+    ///     println!("back online");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn disconnect(&mut self) {
         self.conn = None;
     }
 
     /// Closes the connection politely (a WebSocket close frame) and ends the stream.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let mut stream = chat.subscribe().await?;
+    /// // On sign-out: the server sees a clean close rather than a connection that went silent.
+    /// stream.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(mut self) {
         if let Some(mut conn) = self.conn.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.socket.close(None)).await;
@@ -216,6 +321,20 @@ impl ChatStream {
     ///
     /// Cancel safe: it may lose the race in a `tokio::select!` at any point without losing an
     /// event (a message being decrypted stays queued, a half-made connection is made again).
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let mut stream = chat.subscribe().await?;
+    /// use std::time::Duration;
+    ///
+    /// // Wait at most 30 s, e.g. in a job that checks for new messages now and then.
+    /// match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+    ///     Ok(Some(Ok(event))) => println!("{event:?}"),
+    ///     Ok(Some(Err(e))) => eprintln!("chat: {e}"), // call next() again: it retries
+    ///     Ok(None) | Err(_) => println!("nothing new"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn next(&mut self) -> Option<Result<ChatEvent>> {
         loop {
             match self.queue.front() {
