@@ -9,8 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use sealkit::{Card, EThree, EThreeOptions, Group, GroupErrorCode, TokenProvider};
-use sealkit_crypto::PrivateKey;
-use sealkit_proto::jwt::JwtGenerator;
+use sealkit_proto::jwt::{AppCredentials, JwtGenerator};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
@@ -291,31 +290,13 @@ pub(crate) fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-#[derive(serde::Deserialize)]
-struct Credentials {
-    app_id: String,
-    api_key_id: String,
-    api_private_key: String,
-}
-
 /// A token generator from `sealkit app create --json` output.
 pub(crate) fn generator(path: &Path, ttl_secs: u64) -> Result<JwtGenerator> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let creds: Credentials = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not `sealkit app create --json` output",
-            path.display()
-        )
-    })?;
-    let key = PrivateKey::import(creds.api_private_key.as_bytes())
-        .context("api_private_key is not a private key")?;
-    Ok(JwtGenerator::new(
-        creds.app_id,
-        creds.api_key_id,
-        key,
-        ttl_secs,
-    ))
+    AppCredentials::from_json(&text)
+        .and_then(|creds| creds.generator(ttl_secs))
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Runs the token command and returns the JWT it printed.

@@ -292,7 +292,7 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 } else {
                     crate::print_line(format_args!("app_id:          {}", creds.app_id));
                     crate::print_line(format_args!("api_key_id:      {}", creds.api_key_id));
-                    crate::print_line(format_args!("api_public_key:  {}", creds.api_public_key));
+                    crate::print_line(format_args!("api_public_key:  {}", creds.api_public_key.as_deref().unwrap_or_default()));
                     crate::print_line(format_args!("api_private_key: {}", creds.api_private_key));
                     eprintln!("Keep api_private_key secret: it mints tokens for any identity. Use --json to save it to a file.");
                 }

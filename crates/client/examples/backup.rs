@@ -10,26 +10,9 @@
 //!
 //! Each run uses a new identity and removes its card and backup at the end.
 
-use sealkit::{EThree, EThreeOptions, PrivateKey};
-use sealkit_proto::JwtGenerator;
+use sealkit::{EThree, EThreeOptions};
+use sealkit_proto::{AppCredentials, JwtGenerator};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-fn backend(credentials: &str) -> Result<JwtGenerator, Box<dyn std::error::Error>> {
-    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(credentials)?)?;
-    let field = |name: &str| {
-        creds[name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("{credentials}: no {name}"))
-    };
-    let key = PrivateKey::import(field("api_private_key")?.as_bytes())?;
-    Ok(JwtGenerator::new(
-        field("app_id")?,
-        field("api_key_id")?,
-        key,
-        3600,
-    ))
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -58,7 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: backup API_URL APP_CREDENTIALS_JSON");
         std::process::exit(2);
     };
-    let backend = backend(&credentials)?;
+    let backend =
+        AppCredentials::from_json(&std::fs::read_to_string(&credentials)?)?.generator(3600)?;
     let identity = format!("backup-demo-{}", now());
     let root = tempfile::tempdir()?;
 

@@ -12,8 +12,8 @@
 //! repetitions where a step repeats; `register_50` is one run). Every identity starts with
 //! `PREFIX` so repeated runs against one server do not collide.
 
-use sealkit::{Card, EThree, EThreeOptions, PrivateKey};
-use sealkit_proto::JwtGenerator;
+use sealkit::{Card, EThree, EThreeOptions};
+use sealkit_proto::{AppCredentials, JwtGenerator};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,24 +21,6 @@ const USERS: usize = 50;
 const PAYLOAD: usize = 1024;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// The app backend's token endpoint, in-process (as in `examples/quickstart.rs`).
-fn backend(credentials: &str) -> BoxResult<JwtGenerator> {
-    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(credentials)?)?;
-    let field = |name: &str| {
-        creds[name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("{credentials}: no {name}"))
-    };
-    let key = PrivateKey::import(field("api_private_key")?.as_bytes())?;
-    Ok(JwtGenerator::new(
-        field("app_id")?,
-        field("api_key_id")?,
-        key,
-        3600,
-    ))
-}
 
 /// A token provider for `identity`.
 fn tokens(
@@ -106,7 +88,7 @@ async fn main() -> BoxResult<()> {
     let reps: usize = args.get(4).map_or(Ok(5), |r| r.parse())?;
     let bench = Bench {
         url: args[0].trim_end_matches('/').to_owned(),
-        backend: backend(&args[1])?,
+        backend: AppCredentials::from_json(&std::fs::read_to_string(&args[1])?)?.generator(3600)?,
         storage: Path::new(&args[2]).to_owned(),
     };
     std::fs::create_dir_all(&bench.storage)?;

@@ -10,26 +10,9 @@
 //! Tokens are minted from the app credentials file in-process (a real app asks its backend).
 
 use sealkit::chat::{ChatEvent, HistoryCursor};
-use sealkit::{EThree, EThreeOptions, PrivateKey};
-use sealkit_proto::JwtGenerator;
+use sealkit::{EThree, EThreeOptions};
+use sealkit_proto::{AppCredentials, JwtGenerator};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn backend(credentials: &str) -> Result<JwtGenerator, Box<dyn std::error::Error>> {
-    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(credentials)?)?;
-    let field = |name: &str| {
-        creds[name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("{credentials}: no {name}"))
-    };
-    let key = PrivateKey::import(field("api_private_key")?.as_bytes())?;
-    Ok(JwtGenerator::new(
-        field("app_id")?,
-        field("api_key_id")?,
-        key,
-        3600,
-    ))
-}
 
 /// A registered user whose keys live in a temporary directory.
 async fn user(
@@ -57,7 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(url), Some(credentials)) = (args.next(), args.next()) else {
         return Err("usage: chat <server URL> <app credentials file>".into());
     };
-    let backend = backend(&credentials)?;
+    let backend =
+        AppCredentials::from_json(&std::fs::read_to_string(&credentials)?)?.generator(3600)?;
     let dir = tempfile::tempdir()?;
     // Fresh names each run: identities stay registered on the server.
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();

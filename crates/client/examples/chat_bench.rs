@@ -19,9 +19,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use sealkit::chat::{ChannelKind, ChatEvent};
-use sealkit::{EThree, EThreeOptions, PrivateKey};
+use sealkit::{EThree, EThreeOptions};
 use sealkit_proto::chat::{paths, Channel, ClientFrame, Message, NewMessage, ServerFrame};
-use sealkit_proto::JwtGenerator;
+use sealkit_proto::{AppCredentials, JwtGenerator};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -33,23 +33,6 @@ type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 const RECEIVERS: usize = 9;
 const PAYLOAD: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn backend(credentials: &str) -> BoxResult<JwtGenerator> {
-    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(credentials)?)?;
-    let field = |name: &str| {
-        creds[name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("{credentials}: no {name}"))
-    };
-    let key = PrivateKey::import(field("api_private_key")?.as_bytes())?;
-    Ok(JwtGenerator::new(
-        field("app_id")?,
-        field("api_key_id")?,
-        key,
-        3600,
-    ))
-}
 
 fn now_secs() -> i64 {
     SystemTime::now()
@@ -106,7 +89,8 @@ async fn main() -> BoxResult<()> {
     let messages = number(2, 200)?;
     let fanout = number(3, 1000)?;
     let fanout_messages = number(4, 20)?;
-    let backend = backend(credentials)?;
+    let backend =
+        AppCredentials::from_json(&std::fs::read_to_string(credentials)?)?.generator(3600)?;
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     let dir = tempfile::tempdir()?;
 

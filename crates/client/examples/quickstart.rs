@@ -9,29 +9,11 @@
 //!
 //! Real applications get tokens from their backend, which authenticates the user; here the
 //! "backend" is the app credentials file, minting tokens locally with `sealkit_proto`'s
-//! `JwtGenerator` (what `sealkit token` does).
+//! `AppCredentials` and `JwtGenerator` (what `sealkit token` does).
 
-use sealkit::{EThree, EThreeOptions, PrivateKey};
-use sealkit_proto::JwtGenerator;
+use sealkit::{EThree, EThreeOptions};
+use sealkit_proto::{AppCredentials, JwtGenerator};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The app backend's token endpoint, in-process.
-fn backend(credentials: &str) -> Result<JwtGenerator, Box<dyn std::error::Error>> {
-    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(credentials)?)?;
-    let field = |name: &str| {
-        creds[name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("{credentials}: no {name}"))
-    };
-    let key = PrivateKey::import(field("api_private_key")?.as_bytes())?;
-    Ok(JwtGenerator::new(
-        field("app_id")?,
-        field("api_key_id")?,
-        key,
-        3600,
-    ))
-}
 
 /// A token provider for `identity`: an async closure returning the JWT string.
 fn tokens(
@@ -54,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: quickstart API_URL APP_CREDENTIALS_JSON");
         std::process::exit(2);
     };
-    let backend = backend(&credentials)?;
+    // The app backend's token minter, in-process; tokens live an hour.
+    let backend =
+        AppCredentials::from_json(&std::fs::read_to_string(&credentials)?)?.generator(3600)?;
     let storage = std::env::temp_dir().join("sealkit-quickstart");
 
     // 1. Initialize one client per user (normally one per app instance).

@@ -3,31 +3,10 @@
 use crate::store::{AppKeyRecord, AppRecord, Store, StoreError};
 use rand_core::RngCore;
 use sealkit_crypto::{KeyType, PrivateKey};
-use serde::Serialize;
 
-/// What `sealkit app create --json` prints: everything an app backend needs to mint tokens.
-/// `api_private_key` is base64 of PKCS#8 DER, importable by virgil-sdk's `JwtGenerator`; the
-/// server keeps only the public key.
-#[derive(Serialize)]
-pub struct AppCredentials {
-    /// The application id (`iss = "virgil-" + app_id`).
-    pub app_id: String,
-    /// The API key id (the JWT `kid`).
-    pub api_key_id: String,
-    /// The API private key, base64 of PKCS#8 DER. Secret.
-    pub api_private_key: String,
-    /// The API public key, base64 of SubjectPublicKeyInfo DER.
-    pub api_public_key: String,
-}
-
-impl std::fmt::Debug for AppCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppCredentials")
-            .field("app_id", &self.app_id)
-            .field("api_key_id", &self.api_key_id)
-            .finish_non_exhaustive()
-    }
-}
+// What `sealkit app create --json` prints: defined in sealkit-proto because app backends (the
+// SDK's examples, `sealkit token`) parse it.
+pub use sealkit_proto::AppCredentials;
 
 fn random_hex() -> String {
     let mut bytes = [0u8; 16];
@@ -52,7 +31,7 @@ fn credentials(record: &AppKeyRecord, key: &PrivateKey) -> AppCredentials {
         app_id: record.app_id.clone(),
         api_key_id: record.key_id.clone(),
         api_private_key: key.to_base64().to_string(),
-        api_public_key: key.public_key().to_base64(),
+        api_public_key: Some(key.public_key().to_base64()),
     }
 }
 

@@ -1119,12 +1119,13 @@ async fn websocket_closes_when_its_token_expires() {
     config.jwt_leeway_secs = 0;
     let h = common::harness_with(config).await;
     let addr = listen(h.router.clone()).await;
-    let key = sealkit_crypto::PrivateKey::import(h.app.api_private_key.as_bytes()).unwrap();
-    let short =
-        sealkit_proto::JwtGenerator::new(h.app.app_id.clone(), h.app.api_key_id.clone(), key, 2)
-            .generate("bob", sealkit_server::now())
-            .unwrap()
-            .to_string();
+    let short = h
+        .app
+        .generator(2)
+        .unwrap()
+        .generate("bob", sealkit_server::now())
+        .unwrap()
+        .to_string();
     let mut ws = connect(addr, &short, false).await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(next(&mut ws).await, ServerFrame::Pong);

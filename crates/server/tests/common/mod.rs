@@ -56,8 +56,7 @@ pub async fn harness_with(mut config: Config) -> Harness {
 }
 
 pub fn generator(creds: &AppCredentials) -> JwtGenerator {
-    let key = PrivateKey::import(creds.api_private_key.as_bytes()).unwrap();
-    JwtGenerator::new(creds.app_id.clone(), creds.api_key_id.clone(), key, 3600)
+    creds.generator(3600).unwrap()
 }
 
 pub fn token(creds: &AppCredentials, identity: &str) -> String {
