@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::node_peer::NodePeer;
 use common::*;
 
 use base64::engine::general_purpose::STANDARD;
@@ -19,37 +20,17 @@ use base64::Engine as _;
 use sealkit::chat::{
     ChannelKind, ChatEvent, ChatStream, HistoryCursor, ReceivedMessage, Verification,
 };
-use sealkit::{Chat, EThree, EThreeOptions, Error, PrivateKey};
+use sealkit::{Chat, EThree, EThreeOptions, Error};
 use sealkit_proto::JwtGenerator;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The longest wait for one event; a broken stream fails the test instead of hanging it.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------------------------------ helpers
-
-fn backend(creds: &Path) -> JwtGenerator {
-    let v: Value = serde_json::from_slice(&std::fs::read(creds).unwrap()).unwrap();
-    let key = PrivateKey::import(v["api_private_key"].as_str().unwrap().as_bytes()).unwrap();
-    JwtGenerator::new(
-        v["app_id"].as_str().unwrap(),
-        v["api_key_id"].as_str().unwrap(),
-        key,
-        3600,
-    )
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A user initialized against `url` (not registered).
 async fn client(url: &str, backend: &JwtGenerator, identity: &str, dir: &Path) -> EThree {
@@ -665,86 +646,6 @@ async fn chat_stream_survives_forced_reconnects() {
 }
 
 // ------------------------------------------------------------------------------------------ e3kit-node
-
-/// `interop/e3kit_peer.js`: e3kit-node users driven one command per line.
-struct NodePeer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next_id: u64,
-}
-
-impl NodePeer {
-    fn start(url: &str, creds: &Path, dir: &Path) -> Self {
-        let mut child = Command::new("node")
-            .arg(repo_root().join("interop/e3kit_peer.js"))
-            .args(["--api-url", url])
-            .arg("--app-credentials")
-            .arg(creds)
-            .arg("--storage")
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rpc) = line.strip_prefix("@@ ") {
-                    if tx.send(rpc.to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let mut peer = Self {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
-        };
-        let ready = peer.receive();
-        assert_eq!(ready["result"]["e3kit"], "2.5.1", "{ready}");
-        peer
-    }
-
-    fn receive(&mut self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(90))
-            .expect("e3kit peer did not answer");
-        serde_json::from_str(&line).unwrap()
-    }
-
-    fn call(&mut self, mut request: Value) -> Value {
-        self.next_id += 1;
-        request["id"] = json!(self.next_id);
-        writeln!(self.stdin, "{request}").unwrap();
-        self.stdin.flush().unwrap();
-        let answer = self.receive();
-        assert_eq!(answer["id"], json!(self.next_id), "{answer}");
-        assert_eq!(answer["ok"], json!(true), "e3kit {request}: {answer}");
-        answer["result"].clone()
-    }
-}
-
-impl Drop for NodePeer {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit", "id": 0}));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A Sealkit user posts to a channel with an e3kit-node member; the e3kit user fetches the
 /// message over the chat API with its own token and authDecrypts it with the sender's card.

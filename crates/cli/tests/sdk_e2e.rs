@@ -11,42 +11,22 @@
 
 mod common;
 
+use common::node_peer::NodePeer;
 use common::*;
 
 use sealkit::{Card, EThree, EThreeOptions, Error, KeyType, PrivateKey};
 use sealkit_proto::JwtGenerator;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ------------------------------------------------------------------------------------------ server
 
 // ------------------------------------------------------------------------------------------ tokens
-
-/// The app backend: mints tokens from `sealkit app create --json` output.
-fn backend(creds: &Path) -> JwtGenerator {
-    let v: Value = serde_json::from_slice(&std::fs::read(creds).unwrap()).unwrap();
-    let key = PrivateKey::import(v["api_private_key"].as_str().unwrap().as_bytes()).unwrap();
-    JwtGenerator::new(
-        v["app_id"].as_str().unwrap(),
-        v["api_key_id"].as_str().unwrap(),
-        key,
-        3600,
-    )
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A token provider for `identity` that counts its calls and returns tokens that expired an
 /// hour ago for the first `expired_calls` calls.
@@ -653,83 +633,8 @@ async fn sdk_against_postgresql() {
 
 // ------------------------------------------------------------------------------------------ e3kit-node
 
-/// `interop/e3kit_peer.js`: e3kit-node users driven one command per line.
-struct NodePeer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next_id: u64,
-}
-
+/// The commands the interop tests below send most.
 impl NodePeer {
-    fn start(url: &str, creds: &Path, dir: &Path) -> Self {
-        let mut child = Command::new("node")
-            .arg(repo_root().join("interop/e3kit_peer.js"))
-            .args(["--api-url", url])
-            .arg("--app-credentials")
-            .arg(creds)
-            .arg("--storage")
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rpc) = line.strip_prefix("@@ ") {
-                    if tx.send(rpc.to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let mut peer = Self {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
-        };
-        let ready = peer.receive();
-        assert_eq!(ready["result"]["e3kit"], "2.5.1", "{ready}");
-        peer
-    }
-
-    fn receive(&mut self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(90))
-            .expect("e3kit peer did not answer");
-        serde_json::from_str(&line).unwrap()
-    }
-
-    /// Runs a command; `Err((error class, text))` when e3kit threw.
-    fn try_call(&mut self, mut request: Value) -> Result<Value, (String, String)> {
-        self.next_id += 1;
-        request["id"] = json!(self.next_id);
-        writeln!(self.stdin, "{request}").unwrap();
-        self.stdin.flush().unwrap();
-        let answer = self.receive();
-        assert_eq!(answer["id"], json!(self.next_id), "{answer}");
-        if answer["ok"] == json!(true) {
-            Ok(answer["result"].clone())
-        } else {
-            Err((
-                answer["name"].as_str().unwrap_or_default().to_owned(),
-                answer["error"].as_str().unwrap_or_default().to_owned(),
-            ))
-        }
-    }
-
-    fn call(&mut self, request: Value) -> Value {
-        let shown = request.to_string();
-        self.try_call(request)
-            .unwrap_or_else(|(name, e)| panic!("e3kit {shown}: {name}: {e}"))
-    }
-
     /// Encrypts `text` from `user` to `to`; returns (base64, time in ms).
     fn encrypt(&mut self, user: &str, mode: &str, to: &[&str], text: &str) -> (String, u64) {
         let r = self
@@ -750,21 +655,6 @@ impl NodePeer {
     ) -> Result<String, (String, String)> {
         self.try_call(json!({"cmd": "decrypt", "user": user, "mode": mode, "from": from, "data": data, "at": at}))
             .map(|r| r["text"].as_str().unwrap().to_owned())
-    }
-}
-
-impl Drop for NodePeer {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit", "id": 0}));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -186,18 +186,8 @@ fn kill_9_during_publishes_loses_no_acknowledged_card() {
 
 /// Mints in-process (spawning the CLI for every publish would dominate the test).
 fn mint_fast(creds: &Path, identity: &str) -> String {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(creds).unwrap()).unwrap();
-    let key = sealkit_crypto::PrivateKey::import(v["api_private_key"].as_str().unwrap().as_bytes())
-        .unwrap();
-    let gen = sealkit_proto::jwt::JwtGenerator::new(
-        v["app_id"].as_str().unwrap(),
-        v["api_key_id"].as_str().unwrap(),
-        key,
-        3600,
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    backend(creds)
+        .generate(identity, now())
         .unwrap()
-        .as_secs() as i64;
-    gen.generate(identity, now).unwrap().to_string()
+        .to_string()
 }

@@ -1,13 +1,17 @@
 //! The harness shared by the tests that run `sealkit serve` as a process: the binary, free
-//! ports, a server that is killed when dropped, app creation and fresh PostgreSQL databases.
+//! ports, a server that is killed when dropped, app creation and fresh PostgreSQL databases,
+//! token minting from the app credentials, and the e3kit-node peer ([`node_peer::NodePeer`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
 
+pub mod node_peer;
+
+use sealkit_proto::{AppCredentials, JwtGenerator};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("sealkit")
@@ -145,4 +149,21 @@ pub fn pg_deployment(tag: &str, dir: &Path) -> (PathBuf, Vec<String>) {
 /// `&[String]` as the `&[&str]` that [`Server::start`] takes.
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
+}
+
+/// The app backend: a token generator (tokens live an hour) from `sealkit app create --json`
+/// output at `creds`.
+pub fn backend(creds: &Path) -> JwtGenerator {
+    AppCredentials::from_json(&std::fs::read_to_string(creds).unwrap())
+        .unwrap()
+        .generator(3600)
+        .unwrap()
+}
+
+/// Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
