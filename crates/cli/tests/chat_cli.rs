@@ -20,15 +20,7 @@ const WAIT: Duration = Duration::from_secs(90);
 /// `sealkit ARGS` with a clean environment: no SEALKIT_* variables, HOME in the test's dir.
 fn sealkit(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
-    for var in [
-        "SEALKIT_SERVER",
-        "SEALKIT_IDENTITY",
-        "SEALKIT_HOME",
-        "SEALKIT_APP_CREDENTIALS",
-        "SEALKIT_TOKEN_COMMAND",
-        "SEALKIT_DATABASE_URL",
-        "XDG_DATA_HOME",
-    ] {
+    for var in common::SEALKIT_ENV {
         cmd.env_remove(var);
     }
     cmd.env("HOME", dir.join("home"))
@@ -440,17 +432,10 @@ fn backend_hands_out_virgil_jwts_the_server_accepts() {
 
     // The e3kit tutorial's client code (fetch /authenticate, then /virgil-jwt in the token
     // callback) with the real e3kit-node: it registers, and finds carol.
-    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+    if !common::e3kit_node_enabled() {
         return;
     }
     let interop = common::repo_root().join("interop");
-    assert!(
-        interop
-            .join("node_modules/@virgilsecurity/e3kit-node")
-            .is_dir(),
-        "run `npm ci --prefix interop`"
-    );
     let out = Command::new("node")
         .current_dir(&interop)
         .arg("-e")

@@ -5,87 +5,39 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod common;
+
+use common::bin;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("sealkit")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Output;
+use std::time::Duration;
 
 /// `sealkit serve` on SQLite in a temporary directory, with an app created beforehand.
 struct Server {
-    child: std::cell::RefCell<Child>,
+    // Declared before `dir`, so the process is killed before its data directory is removed.
+    process: std::cell::RefCell<common::Server>,
     url: String,
     creds: PathBuf,
     dir: tempfile::TempDir,
 }
 
 impl Server {
-    #[allow(clippy::zombie_processes)] // waited for in Drop
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let storage = ["--data-dir", data.to_str().unwrap()];
-        let out = Command::new(bin())
-            .args(["app", "create", "--name", "cli-sdk", "--json"])
-            .args(storage)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let creds = dir.path().join("app.json");
-        std::fs::write(&creds, &out.stdout).unwrap();
-
-        let port = free_port();
-        let mut child = Command::new(bin())
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(storage)
-            .env("SEALKIT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(resp) = ureq::get(&format!("{url}/healthz")).call() {
-                if resp.status() == 200 {
-                    return Self {
-                        child: std::cell::RefCell::new(child),
-                        url,
-                        creds,
-                        dir,
-                    };
-                }
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(e) = child.stderr.take() {
-                    for line in BufReader::new(e).lines().map_while(Result::ok) {
-                        err.push_str(&line);
-                        err.push('\n');
-                    }
-                }
-                panic!("server exited with {status}: {err}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let creds = common::create_app(&storage, dir.path());
+        let process = common::Server::start(&storage);
+        Self {
+            url: process.url.clone(),
+            process: std::cell::RefCell::new(process),
+            creds,
+            dir,
         }
-        panic!("server did not become healthy");
+    }
+
+    fn stop(&self) {
+        self.process.borrow_mut().kill9();
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -107,20 +59,6 @@ impl Server {
     }
 }
 
-impl Server {
-    fn stop(&self) {
-        let mut child = self.child.borrow_mut();
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 struct User<'a> {
     server: &'a Server,
     auth: Vec<String>,
@@ -131,13 +69,7 @@ impl User<'_> {
     /// Runs `sealkit ARGS` with the global options, `stdin` as standard input.
     fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut cmd = assert_cmd::Command::new(bin());
-        for var in [
-            "SEALKIT_SERVER",
-            "SEALKIT_IDENTITY",
-            "SEALKIT_HOME",
-            "SEALKIT_APP_CREDENTIALS",
-            "SEALKIT_TOKEN_COMMAND",
-        ] {
+        for var in common::SEALKIT_ENV {
             cmd.env_remove(var);
         }
         cmd.args(args)

@@ -680,16 +680,9 @@ async fn rust_encrypt(user: &EThree, mode: &str, text: &str, to: &[&Card]) -> St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_interop_with_e3kit_node() {
-    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+    if !e3kit_node_enabled() {
         return;
     }
-    assert!(
-        repo_root()
-            .join("interop/node_modules/@virgilsecurity/e3kit-node")
-            .is_dir(),
-        "run `npm ci --prefix interop`"
-    );
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -1069,8 +1062,7 @@ async fn assert_rust_reads_from(js: &mut NodePeer, user: &str, original: &EThree
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_backup_interop_with_e3kit_node() {
-    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+    if !e3kit_node_enabled() {
         return;
     }
     let started = Instant::now();
@@ -1220,8 +1212,7 @@ fn sorted_strs(v: &[String]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_groups_with_e3kit_node() {
     use sealkit::GroupErrorCode as Code;
-    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+    if !e3kit_node_enabled() {
         return;
     }
     let started = Instant::now();

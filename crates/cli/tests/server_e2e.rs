@@ -23,16 +23,10 @@ fn run_e3kit(urls: &[&str], creds: &Path, dir: &Path) {
 }
 
 fn run_scenario(script: &str, urls: &[&str], creds: &Path, dir: &Path) {
-    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+    if !e3kit_node_enabled() {
         return;
     }
     let root = repo_root();
-    assert!(
-        root.join("interop/node_modules/@virgilsecurity/e3kit-node")
-            .is_dir(),
-        "run `npm ci --prefix interop`"
-    );
     let mut cmd = Command::new("node");
     cmd.arg(root.join("interop").join(script));
     for url in urls {

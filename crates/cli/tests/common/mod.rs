@@ -13,6 +13,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The environment variables `sealkit` takes defaults from: tests remove them, so that the
+/// shell the tests run in cannot change what a command does.
+pub const SEALKIT_ENV: [&str; 7] = [
+    "SEALKIT_SERVER",
+    "SEALKIT_IDENTITY",
+    "SEALKIT_HOME",
+    "SEALKIT_APP_CREDENTIALS",
+    "SEALKIT_TOKEN_COMMAND",
+    "SEALKIT_DATABASE_URL",
+    "XDG_DATA_HOME",
+];
+
 pub fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("sealkit")
 }
@@ -166,4 +178,20 @@ pub fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// Whether the e3kit-node interop tests run: not when `SEALKIT_SKIP_INTEROP` is set (said on
+/// stderr); otherwise `interop/node_modules` must be installed.
+pub fn e3kit_node_enabled() -> bool {
+    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping e3kit-node");
+        return false;
+    }
+    assert!(
+        repo_root()
+            .join("interop/node_modules/@virgilsecurity/e3kit-node")
+            .is_dir(),
+        "run `npm ci --prefix interop`"
+    );
+    true
 }
