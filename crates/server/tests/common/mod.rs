@@ -31,28 +31,14 @@ pub async fn harness() -> Harness {
     harness_with(Config::default()).await
 }
 
-pub async fn harness_with(mut config: Config) -> Harness {
+pub async fn harness_with(config: Config) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&dir.path().join("db.sqlite"))
             .await
             .unwrap(),
     );
-    let now = sealkit_server::now();
-    let app = sealkit_server::admin::create_app(store.as_ref(), "test", now)
-        .await
-        .unwrap();
-    let other_app = sealkit_server::admin::create_app(store.as_ref(), "other", now)
-        .await
-        .unwrap();
-    config.data_dir = dir.path().to_owned();
-    let router = sealkit_server::app(config, store).await.unwrap();
-    Harness {
-        router,
-        dir,
-        app,
-        other_app,
-    }
+    harness_in(config, store, dir).await
 }
 
 pub fn generator(creds: &AppCredentials) -> JwtGenerator {
@@ -163,8 +149,12 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
 
 /// Like [`harness_with`], on a store the test opened (PostgreSQL, or a second replica's view of
 /// one database). The two applications are created in it; `dir` holds the brainkey secret.
-pub async fn harness_on(mut config: Config, store: Arc<dyn Store>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+pub async fn harness_on(config: Config, store: Arc<dyn Store>) -> Harness {
+    harness_in(config, store, tempfile::tempdir().unwrap()).await
+}
+
+/// The two applications created in `store`, and the router over it with `dir` as its data dir.
+async fn harness_in(mut config: Config, store: Arc<dyn Store>, dir: tempfile::TempDir) -> Harness {
     let now = sealkit_server::now();
     let app = sealkit_server::admin::create_app(store.as_ref(), "test", now)
         .await
