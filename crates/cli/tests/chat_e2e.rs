@@ -460,10 +460,8 @@ fn read_dir_bytes(dir: &Path) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
+    let (creds, mut server) = sqlite_deployment(dir.path());
     let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let mut server = Server::start(&storage);
     let sent = scenario(&server.url, &creds, &dir.path().join("clients")).await;
     // Read the files as the server left them, the WAL included (it may not be checkpointed).
     let live = read_dir_bytes(&data);
@@ -589,10 +587,7 @@ async fn chat_stream_resumes_after_a_replica_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_stream_survives_forced_reconnects() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let backend = backend(&creds);
     let clients = dir.path().join("clients");
     let (_s, sender) = member(&server.url, &backend, "sender", &clients).await;
@@ -655,10 +650,7 @@ async fn e3kit_node_reads_a_chat_message() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let backend = backend(&creds);
     let mut js = NodePeer::start(&server.url, &creds, &dir.path().join("js"));
     js.call(json!({"cmd": "init", "user": "j", "identity": "js-reader"}));
@@ -737,10 +729,7 @@ async fn raw_post(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_flags_forgeries() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let url = server.url.clone();
     let backend = backend(&creds);
     let clients = dir.path().join("clients");
@@ -834,10 +823,7 @@ async fn chat_flags_forgeries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_channels_join_and_leave() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let backend = backend(&creds);
     let clients = dir.path().join("clients");
     let (_h, host) = member(&server.url, &backend, "host", &clients).await;

@@ -24,10 +24,7 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let storage = ["--data-dir", data.to_str().unwrap()];
-        let creds = common::create_app(&storage, dir.path());
-        let process = common::Server::start(&storage);
+        let (creds, process) = common::sqlite_deployment(dir.path());
         Self {
             url: process.url.clone(),
             process: std::cell::RefCell::new(process),

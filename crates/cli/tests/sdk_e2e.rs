@@ -615,10 +615,7 @@ async fn sdk_scenario(server: &mut Server, creds: &Path, dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_against_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let mut server = Server::start(&storage);
+    let (creds, mut server) = sqlite_deployment(dir.path());
     sdk_scenario(&mut server, &creds, dir.path()).await;
 }
 
@@ -685,10 +682,7 @@ async fn sdk_interop_with_e3kit_node() {
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let url = server.url.clone();
     let backend = backend(&creds);
     let mut js = NodePeer::start(&url, &creds, &dir.path().join("js"));
@@ -892,10 +886,7 @@ async fn assert_holds_key_of(device: &EThree, original: &EThree) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_key_backup_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     backup_scenario(&server.url, &creds, dir.path()).await;
 }
 
@@ -1067,10 +1058,7 @@ async fn sdk_backup_interop_with_e3kit_node() {
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let url = server.url.clone();
     let backend = backend(&creds);
     let mut js = NodePeer::start(&url, &creds, &dir.path().join("js"));
@@ -1217,10 +1205,7 @@ async fn sdk_groups_with_e3kit_node() {
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let url = server.url.clone();
     let backend = backend(&creds);
     let mut js = NodePeer::start(&url, &creds, &dir.path().join("js"));
@@ -1448,10 +1433,7 @@ async fn sdk_groups_many_epochs() {
     use sealkit::GroupErrorCode as Code;
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     let backend = backend(&creds);
     let alice = user(&server.url, &backend, "alice", &dir.path().join("a")).await;
     let bob = user(&server.url, &backend, "bob", &dir.path().join("b")).await;

@@ -57,10 +57,7 @@ fn run_scenario(script: &str, urls: &[&str], creds: &Path, dir: &Path) {
 #[test]
 fn e3kit_node_against_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let storage = ["--data-dir", data.to_str().unwrap()];
-    let creds = create_app(&storage, dir.path());
-    let server = Server::start(&storage);
+    let (creds, server) = sqlite_deployment(dir.path());
     run_e3kit(&[&server.url], &creds, dir.path());
 }
 

@@ -141,6 +141,14 @@ pub fn rand_suffix() -> u128 {
         % 1_000_000
 }
 
+/// A server on SQLite in `dir/data` with an application: the credentials file and the server.
+pub fn sqlite_deployment(dir: &Path) -> (PathBuf, Server) {
+    let data = dir.join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir);
+    (creds, Server::start(&storage))
+}
+
 /// A fresh PostgreSQL database with an application: the credentials file, and the `serve`
 /// arguments for it. With PostgreSQL the brainkey secret would default to `./sealkit-data` in
 /// the working directory, so the arguments keep it in `dir` (shared by every server started
