@@ -49,7 +49,7 @@ use hyper_util::rt::TokioIo;
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
 use sealkit_proto::cards::{paths, CardContent, RawSignedModel, CARD_VERSION, VIRGIL_SIGNER};
-use sealkit_proto::jwt::{Jwt, JwtGenerator};
+use sealkit_proto::jwt::{AppCredentials, Jwt, JwtGenerator};
 use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::sqlite::SqliteStore;
 use sealkit_server::store::Store;
@@ -235,9 +235,8 @@ struct SeedRow {
 /// What a later run with the same `--data-dir` needs to reuse a seeded SQLite database.
 #[derive(Serialize, Deserialize)]
 struct BenchState {
-    app_id: String,
-    api_key_id: String,
-    api_private_key: String,
+    #[serde(flatten)]
+    creds: AppCredentials,
     cards: usize,
     identities: usize,
 }
@@ -540,9 +539,7 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
                         args.gen_threads,
                     )?;
                     let state = BenchState {
-                        app_id: creds.app_id.clone(),
-                        api_key_id: creds.api_key_id.clone(),
-                        api_private_key: creds.api_private_key.clone(),
+                        creds,
                         cards: args.cards,
                         identities,
                     };
@@ -561,11 +558,10 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
             };
             let store: Arc<dyn Store> = Arc::new(rt.block_on(SqliteStore::open(&db))?);
             let service_key = rt.block_on(sealkit_server::service_keys(store.as_ref()))?;
-            let key = PrivateKey::import(state.api_private_key.as_bytes())?;
             Ok(Env {
                 store,
-                generator: JwtGenerator::new(state.app_id.clone(), state.api_key_id, key, 3600),
-                app_id: state.app_id,
+                generator: state.creds.generator(3600)?,
+                app_id: state.creds.app_id,
                 identities: state.identities,
                 service_key: service_key.card_signer,
                 seed_note,
@@ -606,11 +602,10 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
                 "{secs:.1} s ({gen:.1} s of it making and signing cards on {} threads), schema {schema}",
                 args.gen_threads
             );
-            let key = PrivateKey::import(creds.api_private_key.as_bytes())?;
             let tempdir = tempfile::Builder::new().prefix("sealkit-load").tempdir()?;
             Ok(Env {
                 store: Arc::new(store.clone()),
-                generator: JwtGenerator::new(creds.app_id.clone(), creds.api_key_id, key, 3600),
+                generator: creds.generator(3600)?,
                 app_id: creds.app_id,
                 identities,
                 service_key: keys.card_signer,
