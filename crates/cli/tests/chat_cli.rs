@@ -692,18 +692,14 @@ fn a_key_from_another_server_is_a_clear_error() {
 // The Rust snippet of docs/chat.md ("Virgil JWTs in your backend"), verbatim: the test below
 // checks that the page still shows this code and that its tokens work.
 mod docs_snippet {
-    use sealkit_crypto::PrivateKey;
-    use sealkit_proto::JwtGenerator;
+    use sealkit_proto::{AppCredentials, JwtGenerator};
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    /// Once at startup, from the app's credentials (`sealkit app create --json`).
+    /// Once at startup, from the app's credentials (the text `sealkit app create --json` printed).
     pub fn virgil_jwt_generator(
-        app_id: &str,
-        api_key_id: &str,
-        api_private_key: &str,
+        credentials_json: &str,
     ) -> Result<JwtGenerator, Box<dyn std::error::Error>> {
-        let key = PrivateKey::import(api_private_key.as_bytes())?;
-        Ok(JwtGenerator::new(app_id, api_key_id, key, 3600)) // tokens live one hour
+        Ok(AppCredentials::from_json(credentials_json)?.generator(3600)?) // tokens live one hour
     }
 
     /// In your GET /virgil-jwt handler, after YOUR login check, for the logged-in user (never for
@@ -740,14 +736,8 @@ fn docs_backend_snippet_is_current_and_its_tokens_work() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (_server, url) = serve(dir.path(), &["--data-dir", data.to_str().unwrap()]);
-    let creds: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("demo-app.json")).unwrap()).unwrap();
-    let generator = docs_snippet::virgil_jwt_generator(
-        creds["app_id"].as_str().unwrap(),
-        creds["api_key_id"].as_str().unwrap(),
-        creds["api_private_key"].as_str().unwrap(),
-    )
-    .unwrap();
+    let creds = std::fs::read_to_string(data.join("demo-app.json")).unwrap();
+    let generator = docs_snippet::virgil_jwt_generator(&creds).unwrap();
     let jwt = docs_snippet::virgil_jwt_for(&generator, "alice").unwrap();
     let found: serde_json::Value = ureq::post(&format!("{url}/card/v5/actions/search"))
         .set("Authorization", &format!("Virgil {jwt}"))
@@ -756,5 +746,9 @@ fn docs_backend_snippet_is_current_and_its_tokens_work() {
         .into_json()
         .unwrap();
     assert_eq!(found, serde_json::json!([]));
-    assert!(docs_snippet::virgil_jwt_generator("a", "b", "not a key").is_err());
+    let bad_key = r#"{"app_id": "a", "api_key_id": "b", "api_private_key": "not a key"}"#;
+    let err = docs_snippet::virgil_jwt_generator(bad_key).unwrap_err();
+    assert!(err.to_string().contains("api_private_key"), "{err}");
+    let err = docs_snippet::virgil_jwt_generator(r#"{"app_id": "a"}"#).unwrap_err();
+    assert!(err.to_string().contains("api_key_id"), "{err}");
 }
