@@ -59,22 +59,25 @@ pub struct AppCredentials {
 }
 
 /// Why [`AppCredentials`] could not be read or turned into a [`JwtGenerator`].
+///
+/// The message includes the cause's, and `source()` is `None`, so that a report printing the
+/// whole chain does not say it twice.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
 pub enum CredentialsError {
     /// The text is not a JSON object with string fields `app_id`, `api_key_id` and
     /// `api_private_key`; the inner error names the missing or mistyped field.
     #[error("not app credentials (`sealkit app create --json` output): {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// `api_private_key` does not decode as a private key.
     #[error("api_private_key is not a private key: {0}")]
-    BadKey(#[from] sealkit_crypto::Error),
+    BadKey(sealkit_crypto::Error),
 }
 
 impl AppCredentials {
     /// Parses the JSON that `sealkit app create --json` prints.
     pub fn from_json(text: &str) -> Result<Self, CredentialsError> {
-        Ok(serde_json::from_str(text)?)
+        serde_json::from_str(text).map_err(CredentialsError::Json)
     }
 
     /// A token generator for this application's key; tokens live `ttl_secs` seconds.
@@ -82,7 +85,8 @@ impl AppCredentials {
     /// [`CredentialsError::BadKey`] if `api_private_key` is not a private key (DER, base64 of
     /// DER or PEM).
     pub fn generator(&self, ttl_secs: u64) -> Result<JwtGenerator, CredentialsError> {
-        let key = PrivateKey::import(self.api_private_key.as_bytes())?;
+        let key = PrivateKey::import(self.api_private_key.as_bytes())
+            .map_err(CredentialsError::BadKey)?;
         Ok(JwtGenerator::new(
             self.app_id.clone(),
             self.api_key_id.clone(),
