@@ -193,6 +193,8 @@ mod tests {
                 .starts_with("api_private_key is not a private key"),
             "{err}"
         );
+        // The cause is in the message already: a chain printer must not repeat it.
+        assert!(std::error::Error::source(&err).is_none());
     }
 
     #[test]
