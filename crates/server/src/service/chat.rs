@@ -201,15 +201,14 @@ pub async fn channel(
         .map(channel_view)
 }
 
-/// Adds `identity` to a group channel: admins add anyone; anyone adds themselves to an open
-/// channel.
-pub async fn add_member(
+/// The group channel whose membership changes by `identity`: validated ids, 404 for no
+/// channel, 409 for a direct channel (its two members are fixed).
+async fn group_channel(
     store: &dyn Store,
     app_id: &str,
-    caller: &str,
     channel_id: &str,
     identity: &str,
-) -> Result<Channel, ApiError> {
+) -> Result<ChannelRecord, ApiError> {
     validate_channel_id(channel_id).map_err(invalid)?;
     check_identity(identity)?;
     let record = store
@@ -222,6 +221,19 @@ pub async fn add_member(
             "a direct channel keeps its two members".into(),
         ));
     }
+    Ok(record)
+}
+
+/// Adds `identity` to a group channel: admins add anyone; anyone adds themselves to an open
+/// channel.
+pub async fn add_member(
+    store: &dyn Store,
+    app_id: &str,
+    caller: &str,
+    channel_id: &str,
+    identity: &str,
+) -> Result<Channel, ApiError> {
+    let record = group_channel(store, app_id, channel_id, identity).await?;
     let joins_open = identity == caller && record.open;
     if !is_admin(&record, caller) && !joins_open {
         return Err(ApiError::NotAnAdmin);
@@ -241,18 +253,7 @@ pub async fn remove_member(
     channel_id: &str,
     identity: &str,
 ) -> Result<Channel, ApiError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
-    check_identity(identity)?;
-    let record = store
-        .chat_channel(app_id, channel_id)
-        .await
-        .map_err(store_error)?
-        .ok_or(ApiError::ChannelNotFound)?;
-    if kind_of(&record) == ChannelKind::Direct {
-        return Err(ApiError::MembershipRule(
-            "a direct channel keeps its two members".into(),
-        ));
-    }
+    let record = group_channel(store, app_id, channel_id, identity).await?;
     if identity != caller && !is_admin(&record, caller) {
         return Err(ApiError::NotAnAdmin);
     }
