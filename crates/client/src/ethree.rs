@@ -92,7 +92,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Runs `f` inline for small inputs, on the blocking pool for large ones.
-async fn cpu<T: Send + 'static>(
+pub(crate) async fn cpu<T: Send + 'static>(
     len: usize,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -738,7 +738,10 @@ impl EThree {
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
         let data = decode_base64(base64)?;
-        utf8(self.auth_decrypt(&data, sender, encrypted_at).await?)
+        utf8(
+            self.auth_decrypt(&data, sender, encrypted_at).await?,
+            "EThree::auth_decrypt",
+        )
     }
 
     /// e3kit's legacy `encrypt`: sign-then-encrypt, the signature in the (cleartext) message
@@ -816,7 +819,10 @@ impl EThree {
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
         let data = decode_base64(base64)?;
-        utf8(self.decrypt(&data, sender, encrypted_at).await?)
+        utf8(
+            self.decrypt(&data, sender, encrypted_at).await?,
+            "EThree::decrypt",
+        )
     }
 }
 
@@ -835,17 +841,19 @@ fn dedup(identities: &[&str]) -> Result<Vec<String>> {
         .collect())
 }
 
-fn decode_base64(text: &str) -> Result<Vec<u8>> {
+/// Standard base64, as e3kit's text methods produce it.
+pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>> {
     STANDARD
         .decode(text.trim())
         .map_err(|e| Error::InvalidInput(format!("the encrypted text is not base64: {e}")))
 }
 
-fn utf8(bytes: Vec<u8>) -> Result<String> {
+/// Decrypted bytes as text; `byte_api` names the method to use for binary content.
+pub(crate) fn utf8(bytes: Vec<u8>, byte_api: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| {
-        Error::InvalidInput(
-            "the decrypted message is not UTF-8 text: use the byte API (auth_decrypt)".to_owned(),
-        )
+        Error::InvalidInput(format!(
+            "the decrypted message is not UTF-8 text: use the byte API ({byte_api})"
+        ))
     })
 }
 

@@ -19,7 +19,7 @@
 use crate::backup::{open_with, seal};
 use crate::card::Card;
 use crate::error::{Error, GroupErrorCode, Result};
-use crate::ethree::EThree;
+use crate::ethree::{decode_base64, utf8, EThree};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::OsRng;
@@ -695,14 +695,11 @@ impl Group {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
-        let data = STANDARD
-            .decode(base64.trim())
-            .map_err(|e| Error::InvalidInput(format!("the group message is not base64: {e}")))?;
-        String::from_utf8(self.decrypt(&data, sender, encrypted_at).await?).map_err(|_| {
-            Error::InvalidInput(
-                "the decrypted group message is not UTF-8 text: use Group::decrypt".to_owned(),
-            )
-        })
+        let data = decode_base64(base64)?;
+        utf8(
+            self.decrypt(&data, sender, encrypted_at).await?,
+            "Group::decrypt",
+        )
     }
 
     /// Fetches the group's newest tickets and participants from the server (e3kit

@@ -63,7 +63,7 @@ pub use stream::{ChatEvent, ChatStream};
 use crate::api::chat::Page;
 use crate::card::Card;
 use crate::error::{Error, Result};
-use crate::ethree::EThree;
+use crate::ethree::{cpu, EThree};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
@@ -109,9 +109,6 @@ const POST_RETRIES: u32 = 2;
 
 /// How long a card found on the server is used without asking again.
 const CARD_TTL: Duration = Duration::from_secs(60);
-
-/// Ciphertexts (base64) longer than this are decrypted on the blocking pool.
-const INLINE_LIMIT: usize = 96 << 10;
 
 /// What checking a received message found.
 ///
@@ -882,15 +879,10 @@ impl Chat {
             }
             let crypto = self.ethree.inner.crypto;
             let (key, data) = (key.clone(), data.clone());
-            let run = move || crypto.decrypt_and_verify(&data, &key, &signers);
-            // Large messages would stall the async worker (the SDK's rule, see `EThree`).
-            let outcome = if message.ciphertext.len() <= INLINE_LIMIT {
-                run()
-            } else {
-                tokio::task::spawn_blocking(run)
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))?
-            };
+            let outcome = cpu(data.len(), move || {
+                Ok(crypto.decrypt_and_verify(&data, &key, &signers))
+            })
+            .await?;
             use sealkit_crypto::Error as C;
             return Ok(match outcome {
                 Ok(body) => ReceivedMessage {
