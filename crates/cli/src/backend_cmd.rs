@@ -50,9 +50,25 @@ struct Backend {
     sessions: Mutex<HashMap<String, String>>,
 }
 
-#[derive(serde::Deserialize)]
-struct AuthenticateRequest {
-    identity: String,
+/// `POST /authenticate` body. This and the two answers below are the backend's wire shapes,
+/// served here and read by `sealkit chat --backend`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct AuthenticateRequest {
+    pub(crate) identity: String,
+}
+
+/// `POST /authenticate` answer.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuthTokenBody {
+    pub(crate) auth_token: String,
+}
+
+/// `GET /virgil-jwt` answer.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VirgilTokenBody {
+    pub(crate) virgil_token: String,
 }
 
 fn error(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
@@ -93,7 +109,7 @@ async fn authenticate(State(backend): State<Arc<Backend>>, body: Bytes) -> Respo
         sessions.insert(token.clone(), request.identity.clone());
     }
     tracing::info!(identity = %request.identity, "demo login");
-    Json(serde_json::json!({ "authToken": token })).into_response()
+    Json(AuthTokenBody { auth_token: token }).into_response()
 }
 
 async fn virgil_jwt(State(backend): State<Arc<Backend>>, headers: HeaderMap) -> Response {
@@ -117,7 +133,10 @@ async fn virgil_jwt(State(backend): State<Arc<Backend>>, headers: HeaderMap) -> 
         return error(StatusCode::UNAUTHORIZED, 20301, "unknown authToken");
     };
     match backend.generator.generate(&identity, sealkit_server::now()) {
-        Ok(jwt) => Json(serde_json::json!({ "virgilToken": jwt.to_string() })).into_response(),
+        Ok(jwt) => Json(VirgilTokenBody {
+            virgil_token: jwt.to_string(),
+        })
+        .into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             50000,

@@ -6,6 +6,8 @@
 //! notice (`* ...`), flushed per line so that scripts can read it as it comes; failed commands
 //! print `! ...` on stderr and the session goes on.
 
+use crate::backend_cmd::{AuthTokenBody, AuthenticateRequest, VirgilTokenBody};
+use crate::print_line;
 use crate::sdk_cmds::{self, Provider, SdkOptions};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -66,18 +68,6 @@ struct BackendLogin {
     auth_token: tokio::sync::Mutex<Option<String>>,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AuthTokenBody {
-    auth_token: String,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct VirgilTokenBody {
-    virgil_token: String,
-}
-
 impl BackendLogin {
     async fn failure(what: &str, response: reqwest::Response) -> sealkit::BoxError {
         let status = response.status();
@@ -91,7 +81,9 @@ impl BackendLogin {
         let response = self
             .http
             .post(&url)
-            .json(&serde_json::json!({ "identity": self.identity }))
+            .json(&AuthenticateRequest {
+                identity: self.identity.clone(),
+            })
             .send()
             .await
             .map_err(|e| format!("cannot reach the backend ({url}): {e}"))?;
@@ -776,10 +768,6 @@ fn printable(text: &str) -> String {
         }
     }
     out
-}
-
-fn print_line(text: std::fmt::Arguments<'_>) {
-    crate::print_line(text);
 }
 
 fn notice(text: std::fmt::Arguments<'_>) {
