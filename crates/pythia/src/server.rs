@@ -98,11 +98,13 @@ pub fn brainkey_tweak(app_id: &str, identity: &str, brainkey_id: Option<&str>) -
 pub struct BrainkeyServer {
     master_secret: Zeroizing<Vec<u8>>,
     /// `H2(tweak)` per user: public values (the tweak is derived from the app and identity), and
-    /// the hash to G2 costs about a third of a transform.
-    tweak_points: std::sync::Mutex<std::collections::HashMap<Vec<u8>, G2Affine>>,
+    /// the hash to G2 costs about a third of a transform. Keyed by SHA-256 of the tweak, so an
+    /// entry has a fixed size however long the identity or brainkey id is.
+    tweak_points: std::sync::Mutex<std::collections::HashMap<[u8; 32], G2Affine>>,
 }
 
-/// Most cached tweak points; the cache is cleared when full.
+/// Most cached tweak points; the cache is cleared when full. With fixed-size keys and values
+/// this bounds the cache to about 100k × (32 + 192) bytes plus the map's overhead (~25 MB).
 const TWEAK_CACHE_MAX: usize = 100_000;
 
 impl fmt::Debug for BrainkeyServer {
@@ -158,11 +160,12 @@ impl BrainkeyServer {
 
     /// `H2(tweak)`, from the cache when this user was seen before.
     fn tweak_point(&self, tweak: Vec<u8>) -> Result<G2Affine> {
+        let key: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&tweak).into();
         if let Some(t) = self
             .tweak_points
             .lock()
             .ok()
-            .and_then(|c| c.get(&tweak).copied())
+            .and_then(|c| c.get(&key).copied())
         {
             return Ok(t);
         }
@@ -171,7 +174,7 @@ impl BrainkeyServer {
             if cache.len() >= TWEAK_CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(tweak, t);
+            cache.insert(key, t);
         }
         Ok(t)
     }

@@ -376,3 +376,35 @@ async fn brainkey_is_deterministic_per_identity_and_throttled() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// A 64 KB `brainkey_id` used to be hashed and cached as is; it is refused before any work
+/// (and before the caller's rate-limit bucket is touched), while 128 bytes still work.
+#[tokio::test]
+async fn an_oversized_brainkey_id_is_400() {
+    let h = harness().await;
+    let alice = token(&h.app, "alice");
+    let (blinded, _) = sealkit_pythia::blind(b"pw", &mut OsRng).unwrap();
+    for (id_len, expected) in [
+        (64 * 1024, StatusCode::BAD_REQUEST),
+        (129, StatusCode::BAD_REQUEST),
+        (128, StatusCode::OK),
+    ] {
+        let (status, body) = h
+            .json(
+                "POST",
+                "/pythia/v1/brainkey",
+                Some(&alice),
+                Some(json!({"blinded_password": B64.encode(blinded), "brainkey_id": "k".repeat(id_len)})),
+            )
+            .await;
+        if expected == StatusCode::OK {
+            assert_eq!(status, expected, "{body}");
+        } else {
+            assert_error(status, &body, expected);
+            assert!(
+                body["message"].as_str().unwrap().contains("brainkey_id"),
+                "{body}"
+            );
+        }
+    }
+}

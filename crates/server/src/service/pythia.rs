@@ -133,6 +133,10 @@ fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Longest accepted `brainkey_id`, in bytes. e3kit sends none or a short name; a bound keeps
+/// a client from making the server hash (and log) arbitrarily long ids.
+pub const MAX_BRAINKEY_ID_LEN: usize = 128;
+
 /// The brainkey service: transform plus rate limit.
 pub struct Brainkey {
     server: Arc<sealkit_pythia::BrainkeyServer>,
@@ -170,6 +174,11 @@ impl Brainkey {
         brainkey_id: Option<&str>,
         now_ms: i64,
     ) -> Result<String, ApiError> {
+        if brainkey_id.is_some_and(|id| id.len() > MAX_BRAINKEY_ID_LEN) {
+            return Err(ApiError::BadRequest(format!(
+                "brainkey_id is longer than {MAX_BRAINKEY_ID_LEN} bytes"
+            )));
+        }
         let blinded = base64::engine::general_purpose::STANDARD
             .decode(blinded_b64)
             .map_err(|_| ApiError::BadRequest("blinded_password is not base64".into()))?;
