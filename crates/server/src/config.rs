@@ -32,6 +32,22 @@ pub struct Config {
     /// Messages a channel's live feed holds for a subscriber that has not sent them yet; one
     /// further behind (a slow client) re-reads them from the database instead.
     pub chat_feed_capacity: usize,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs `tls_key`. Re-read on
+    /// SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Most connections open at once (WebSockets included); further clients wait to be
+    /// accepted.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head (and to finish a TLS handshake).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a whole request may take, body included, before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit with no request before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds requests in flight get to finish on shutdown (SIGTERM, Ctrl-C).
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -47,6 +63,13 @@ impl Default for Config {
             brainkey_per_second: 0.5,
             chat_message_limit: 64 << 10,
             chat_feed_capacity: 1024,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 10_000,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+            idle_timeout_secs: 75,
+            drain_timeout_secs: 30,
         }
     }
 }

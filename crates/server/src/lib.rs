@@ -12,6 +12,7 @@ pub mod admin;
 mod config;
 pub mod http;
 pub mod metrics;
+pub mod net;
 pub mod service;
 pub mod store;
 
@@ -41,6 +42,12 @@ pub enum ServerError {
     /// The brainkey secret cannot be used.
     #[error("brainkey: {0}")]
     Pythia(#[from] sealkit_pythia::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] net::TlsError),
+    /// The configuration contradicts itself.
+    #[error("configuration: {0}")]
+    Config(&'static str),
 }
 
 /// The current time, Unix seconds. The only clock read of the server; cores take time as input.
@@ -63,9 +70,63 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> 
     Ok(match &config.database_url {
         Some(url) => Arc::new(store::postgres::PostgresStore::connect(url).await?),
         None => {
-            Arc::new(store::sqlite::SqliteStore::open(&config.data_dir.join("sealkit.db")).await?)
+            let path = config.data_dir.join(SQLITE_FILE);
+            private_data_dir(&config.data_dir, &path)?;
+            Arc::new(store::sqlite::SqliteStore::open(&path).await?)
         }
     })
+}
+
+/// The embedded database's file name inside the data directory.
+const SQLITE_FILE: &str = "sealkit.db";
+
+/// Makes the data directory 0700 and the database files 0600 (Unix), creating the directory
+/// if needed: the database holds the service's card-signing key and the brainkey secret lives
+/// beside it, so the umask's usual 0755/0644 would let every local user read them. Files of an
+/// older install are tightened too. SQLite gives its `-wal`/`-shm` files the database's mode.
+fn private_data_dir(dir: &std::path::Path, database: &std::path::Path) -> Result<(), ServerError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let tighten = |path: &std::path::Path, mode: u32| -> std::io::Result<()> {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.permissions().mode() & 0o777 != mode => {
+                    tracing::warn!(path = %path.display(), "restricting permissions to {mode:o}");
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                }
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        tighten(dir, 0o700)?;
+        // Created here, before SQLite opens it, so it never exists with the umask's mode.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(database)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = database.as_os_str().to_owned();
+            name.push(suffix);
+            tighten(std::path::Path::new(&name), 0o600)?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = database;
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 /// Name of the setting holding the service's card-signing key (PKCS#8 DER).
@@ -112,10 +173,18 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
 }
 
 /// Runs the server until `shutdown` completes (for example Ctrl-C), finishing requests in flight.
+///
+/// With `tls_cert` and `tls_key` set it serves HTTPS only, and re-reads both files on SIGHUP
+/// (Unix): new connections get the new certificate, established ones are not dropped.
 pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(net::TlsFiles::load(cert, key)?)),
+        (None, None) => None,
+        _ => return Err(ServerError::Config("tls_cert and tls_key go together")),
+    };
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let backend = if config.database_url.is_some() {
@@ -123,10 +192,76 @@ pub async fn serve(
     } else {
         "sqlite"
     };
-    tracing::info!(listen = %listener.local_addr()?, backend, "sealkit server listening");
-    let router = app(config, store).await?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %listener.local_addr()?, backend, scheme, "sealkit server listening");
+    if let Some(tls) = &tls {
+        reload_on_sighup(tls.clone())?;
+    }
+    let router = app(config.clone(), store).await?;
+    net::serve_on(listener, router, &config, tls, shutdown).await?;
     Ok(())
+}
+
+#[cfg(unix)]
+fn reload_on_sighup(tls: Arc<net::TlsFiles>) -> Result<(), ServerError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; the previous certificate stays in use")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_tls: Arc<net::TlsFiles>) -> Result<(), ServerError> {
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777)
+    }
+
+    #[tokio::test]
+    async fn the_data_directory_and_database_are_private() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let root = tempfile::tempdir()?;
+        let fresh = Config {
+            data_dir: root.path().join("fresh"),
+            ..Config::default()
+        };
+        let store = open_store(&fresh).await?;
+        store.list_apps().await?;
+        assert_eq!(mode(&fresh.data_dir), 0o700);
+        assert_eq!(mode(&fresh.data_dir.join(SQLITE_FILE)), 0o600);
+        drop(store);
+
+        // An install made before: world-readable directory and database.
+        let old = Config {
+            data_dir: root.path().join("old"),
+            ..Config::default()
+        };
+        std::fs::create_dir(&old.data_dir)?;
+        std::fs::set_permissions(&old.data_dir, std::fs::Permissions::from_mode(0o755))?;
+        let database = old.data_dir.join(SQLITE_FILE);
+        drop(open_store(&old).await?);
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::set_permissions(&old.data_dir, std::fs::Permissions::from_mode(0o755))?;
+        let store = open_store(&old).await?;
+        store.list_apps().await?;
+        assert_eq!(mode(&old.data_dir), 0o700);
+        assert_eq!(mode(&database), 0o600);
+        Ok(())
+    }
 }

@@ -69,6 +69,9 @@ pub enum ApiError {
     /// Too many brainkey requests for this identity.
     #[error("too many requests; try again later")]
     Throttled,
+    /// The request (its body included) took longer than the server allows.
+    #[error("the request took too long")]
+    RequestTimeout,
     /// Something failed on our side; details are logged, not sent.
     #[error("internal server error")]
     Internal,
@@ -137,6 +140,7 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 sealkit_proto::pythia::THROTTLED_CODE,
             ),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, 40800),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
             Self::ChannelNotFound => (StatusCode::NOT_FOUND, chat::CHANNEL_NOT_FOUND),
             Self::NotAMember(_) => (StatusCode::FORBIDDEN, chat::NOT_A_MEMBER),

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.body_limit,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), bound_time))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(cors)
         .with_state(state)
@@ -124,20 +125,31 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts and times every request and logs it (never its body or token).
+/// Answers 408 when a request (reading its body included) outlasts `request_timeout_secs`, so
+/// a client trickling its body cannot hold a handler forever. A WebSocket upgrade answers at
+/// once; the socket itself lives outside this bound.
+async fn bound_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = std::time::Duration::from_secs(state.config.request_timeout_secs.max(1));
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
+}
+
+/// Counts and times every request and logs it (never its body or token). Routes and methods
+/// are labels from fixed sets (unknown ones count as `unmatched` and `OTHER`), so hostile
+/// requests cannot grow the registry.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().clone();
+    let method = crate::metrics::method_label(request.method());
     let start = Instant::now();
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    state
-        .metrics
-        .record(&route, method.as_str(), status, elapsed);
-    tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    state.metrics.record(&route, method, status, elapsed);
+    tracing::debug!(method, %route, status, micros = elapsed.as_micros() as u64, "request");
     response
 }

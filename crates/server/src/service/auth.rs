@@ -64,7 +64,12 @@ impl Authenticator {
             app_id: key.app_id,
             identity: jwt.identity().map_err(map_jwt_error)?.to_owned(),
         };
-        let until = (jwt.claims().exp + self.leeway).min(now + CACHE_TTL);
+        // Saturating: `exp` is the client's number, and may be i64::MAX.
+        let until = jwt
+            .claims()
+            .exp
+            .saturating_add(self.leeway)
+            .min(now.saturating_add(CACHE_TTL));
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX {
                 cache.clear();

@@ -1,0 +1,359 @@
+//! Hostile clients against the real listener (`sealkit_server::net::serve_on` on a TCP port),
+//! on SQLite and on PostgreSQL. Each case is an attack from the hardening review: it asserts
+//! the clean refusal, that what the server keeps stays bounded, and that a normal client is
+//! still served promptly while the attack goes on.
+//!
+//! Cases: unknown methods do not grow `/metrics`; a request head that never ends is cut off;
+//! an idle keep-alive connection is closed; a body that trickles in is answered 408; the
+//! connection cap holds further clients back until a slot frees; shutdown lets a request in
+//! flight finish and stops accepting; a token whose `exp` is `i64::MAX` is not a crash.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::{harness_on, token, Harness};
+use sealkit_server::store::postgres::PostgresStore;
+use sealkit_server::store::sqlite::SqliteStore;
+use sealkit_server::store::Store;
+use sealkit_server::Config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// A server on a real port, with the test's config; dropping `stop` (or sending) shuts it down.
+struct Running {
+    addr: SocketAddr,
+    harness: Harness,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(backend: Backend, config: Config) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => Arc::new(
+            SqliteStore::open(&dir.path().join("db.sqlite"))
+                .await
+                .unwrap(),
+        ),
+        Backend::Postgres => Arc::new(
+            PostgresStore::connect_fresh_schema(&common::pg_url(), &common::schema_name("hostile"))
+                .await
+                .expect("PostgreSQL reachable at DATABASE_URL"),
+        ),
+    };
+    let harness = harness_on(config.clone(), store).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = harness.router.clone();
+    let done = tokio::spawn(async move {
+        sealkit_server::net::serve_on(listener, router, &config, None, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Running {
+        addr,
+        harness,
+        stop: Some(stop),
+        done,
+        _dir: dir,
+    }
+}
+
+/// One request on a fresh connection; returns the status line's code and the body.
+async fn request(addr: SocketAddr, raw: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    read_response(&mut stream).await
+}
+
+async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string();
+                return (status, body);
+            }
+        }
+    }
+    panic!(
+        "connection closed before a full response: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+}
+
+/// A normal client's request, which must be answered quickly while an attack is under way.
+async fn assert_served_promptly(addr: SocketAddr) {
+    let started = Instant::now();
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), request(addr, &get("/healthz")))
+        .await
+        .expect("a normal client was not served during the attack");
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Waits for the peer to close the connection (read returns 0 or an error).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut byte = [0u8; 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut byte)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_do_not_grow_metrics() {
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let (_, before) = request(server.addr, &get("/metrics")).await;
+        for i in 0..200 {
+            let method = format!("ATTACK{i}{}", "M".repeat(200));
+            let (status, _) = request(
+                server.addr,
+                &format!("{method} /card/v5/actions/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert!(
+                status == 405 || status == 404 || status == 400,
+                "{backend:?}: {status}"
+            );
+        }
+        let (_, after) = request(server.addr, &get("/metrics")).await;
+        assert!(
+            !after.contains("ATTACK"),
+            "{backend:?}: method names leaked into /metrics"
+        );
+        assert!(after.contains("method=\"OTHER\""), "{backend:?}: {after}");
+        // 200 distinct methods add one OTHER row per (route, status), not 200.
+        let rows = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("sealkit_http_requests_total"))
+                .count()
+        };
+        assert!(
+            rows(&after) <= rows(&before) + 4,
+            "{backend:?}: {} -> {} rows",
+            rows(&before),
+            rows(&after)
+        );
+        assert_served_promptly(server.addr).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    for backend in BACKENDS {
+        let mut config = Config::default();
+        config.header_read_timeout_secs = 1;
+        let server = start(backend, config).await;
+        let mut slow = Vec::new();
+        for _ in 0..20 {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+                .await
+                .unwrap();
+            slow.push(stream);
+        }
+        assert_served_promptly(server.addr).await;
+        for stream in &mut slow {
+            assert!(
+                closed_within(stream, Duration::from_secs(4)).await,
+                "{backend:?}: a connection with an endless head stayed open"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    for backend in BACKENDS {
+        let mut config = Config::default();
+        config.idle_timeout_secs = 1;
+        let server = start(backend, config).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let (status, _) = read_response(&mut stream).await;
+        assert_eq!(status, 200);
+        assert!(
+            closed_within(&mut stream, Duration::from_secs(4)).await,
+            "{backend:?}: an idle keep-alive connection stayed open"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_answered_408() {
+    for backend in BACKENDS {
+        let mut config = Config::default();
+        config.request_timeout_secs = 1;
+        let server = start(backend, config).await;
+        let jwt = token(&server.harness.app, "alice");
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /card/v5/actions/search HTTP/1.1\r\nHost: x\r\nAuthorization: Virgil {jwt}\r\n\
+                     Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"identities\""
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_served_promptly(server.addr).await;
+        let (status, body) =
+            tokio::time::timeout(Duration::from_secs(5), read_response(&mut stream))
+                .await
+                .expect("no answer to a trickling body");
+        assert_eq!(status, 408, "{backend:?}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], 40800, "{backend:?}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_further_clients_back() {
+    for backend in BACKENDS {
+        let mut config = Config::default();
+        config.max_connections = 3;
+        let server = start(backend, config).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        // The kernel completes the handshake, but the server does not take the connection.
+        let addr = server.addr;
+        let waiting = tokio::spawn(async move { request(addr, &get("/healthz")).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !waiting.is_finished(),
+            "{backend:?}: a fourth connection was served over the cap"
+        );
+        drop(held.pop());
+        let (status, _) = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting client was not served after a slot freed")
+            .unwrap();
+        assert_eq!(status, 200, "{backend:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_the_request_in_flight_and_stops_accepting() {
+    for backend in BACKENDS {
+        let mut server = start(backend, Config::default()).await;
+        let jwt = token(&server.harness.app, "alice");
+        let body = r#"{"identities":["bob"]}"#;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /card/v5/actions/search HTTP/1.1\r\nHost: x\r\nAuthorization: Virgil {jwt}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                    body.len(),
+                    &body[..5]
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = server.stop.take().unwrap().send(());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            TcpStream::connect(server.addr).await.is_err(),
+            "{backend:?}: still accepting after shutdown"
+        );
+        assert!(
+            !server.done.is_finished(),
+            "{backend:?}: returned with a request in flight"
+        );
+        stream.write_all(&body.as_bytes()[5..]).await.unwrap();
+        let (status, response) = read_response(&mut stream).await;
+        assert_eq!(status, 200, "{backend:?}: {response}");
+        tokio::time::timeout(Duration::from_secs(5), &mut server.done)
+            .await
+            .expect("the server did not stop after draining")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// `exp + leeway` overflowed (a panic in debug builds, a wrapped cache time in release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_at_i64_max_is_no_crash() {
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let creds = &server.harness.app;
+        let key = sealkit_crypto::PrivateKey::import(creds.api_private_key.as_bytes()).unwrap();
+        let jwt = common::craft(
+            &serde_json::json!({"alg": "VEDS512", "typ": "JWT", "cty": "virgil-jwt;v=1", "kid": creds.api_key_id}),
+            &serde_json::json!({"iss": format!("virgil-{}", creds.app_id), "sub": "identity-alice",
+                "iat": sealkit_server::now(), "exp": i64::MAX}),
+            &key,
+        );
+        let (status, body) = request(
+            server.addr,
+            &format!(
+                "POST /card/v5/actions/search HTTP/1.1\r\nHost: x\r\nAuthorization: Virgil {jwt}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 22\r\nConnection: close\r\n\r\n{{\"identities\":[\"bob\"]}}"
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        assert_served_promptly(server.addr).await;
+    }
+}
