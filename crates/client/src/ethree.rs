@@ -2,10 +2,10 @@
 //! one service endpoint, map the error.
 
 use crate::api::{now_secs, ApiClient};
-use crate::cache::CardCache;
 use crate::card::{self, Card};
 use crate::error::{Error, Result};
 use crate::keystore::{create_private_dir, KeyStore};
+use crate::local::{self, LocalStore};
 use crate::options::{EThreeOptions, KeyChangedCallback};
 use crate::token::{TokenCache, TokenProvider};
 use base64::engine::general_purpose::STANDARD;
@@ -63,7 +63,8 @@ pub(crate) struct Inner {
     pub(crate) api: ApiClient,
     pub(crate) crypto: Crypto,
     pub(crate) keys: KeyStore,
-    pub(crate) cache: CardCache,
+    /// Cards, groups and tickets on this device.
+    pub(crate) local: LocalStore,
     key_type: KeyType,
     key_changed: Option<KeyChangedCallback>,
     /// The private key once loaded (e3kit's `cachedPrivateKey`).
@@ -149,7 +150,7 @@ impl EThree {
             let dir = dir.clone();
             blocking(move || create_private_dir(&dir)).await?;
         }
-        let cache = CardCache::open(&dir.join("cards.sqlite3"), &identity).await?;
+        let local = LocalStore::open(&dir.join(local::FILE_NAME), &identity).await?;
         let crypto = if options.sha256_ids() {
             Crypto::with_key_ids(KeyIdScheme::Sha256)
         } else {
@@ -161,7 +162,7 @@ impl EThree {
                 api,
                 crypto,
                 keys: KeyStore::for_storage(dir.join("keys"), options.key_storage_kind()),
-                cache,
+                local,
                 key_type: options.new_key_type(),
                 key_changed: options.key_changed().cloned(),
                 private_key: Mutex::new(None),
@@ -366,7 +367,7 @@ impl EThree {
         let keys = self.inner.keys.clone();
         let identity = self.inner.identity.clone();
         blocking(move || keys.delete(&identity)).await?;
-        self.inner.cache.clear().await
+        self.inner.local.clear().await
     }
 
     /// The identity's actual cards.
@@ -429,7 +430,7 @@ impl EThree {
             .await?;
         }
         *self.cached_key() = Some(key);
-        self.inner.cache.put(&own, now).await?;
+        self.inner.local.put_card(&own, now).await?;
         Ok(own)
     }
 
@@ -484,7 +485,7 @@ impl EThree {
             });
         }
         let cards: Vec<&Card> = found.values().collect();
-        let before_ids = self.inner.cache.put_many(&cards, now_secs()).await?;
+        let before_ids = self.inner.local.put_cards(&cards, now_secs()).await?;
         for (card, before) in cards.iter().zip(before_ids) {
             if before.is_some_and(|id| id != card.id().to_string()) {
                 self.notify(card.identity());
@@ -530,7 +531,7 @@ impl EThree {
     pub async fn find_cached_users(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
         let unique = dedup(identities)?;
         let refs: Vec<&str> = unique.iter().map(String::as_str).collect();
-        let found = self.inner.cache.get(&refs).await?;
+        let found = self.inner.local.cards(&refs).await?;
         let missing: Vec<String> = unique
             .into_iter()
             .filter(|i| !found.contains_key(i))
@@ -579,7 +580,7 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn update_cached_users(&self) -> Result<Vec<String>> {
-        let cached = self.inner.cache.identities().await?;
+        let cached = self.inner.local.cached_identities().await?;
         let mut changed = Vec::new();
         let now = now_secs();
         for chunk in cached.chunks(MAX_IDENTITIES_PER_SEARCH) {
@@ -596,7 +597,7 @@ impl EThree {
             for identity in chunk {
                 match by_identity.remove(identity) {
                     None => {
-                        if self.inner.cache.remove(identity).await? {
+                        if self.inner.local.remove_card(identity).await? {
                             changed.push(identity.clone());
                         }
                     }
@@ -609,7 +610,7 @@ impl EThree {
                 }
             }
             let refs: Vec<&Card> = current.iter().collect();
-            let before_ids = self.inner.cache.put_many(&refs, now).await?;
+            let before_ids = self.inner.local.put_cards(&refs, now).await?;
             for (card, before) in current.iter().zip(before_ids) {
                 if before.is_none_or(|id| id != card.id().to_string()) {
                     changed.push(card.identity().to_owned());
