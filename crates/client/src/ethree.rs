@@ -663,14 +663,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn auth_encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let keys = self.recipient_keys(&key, recipients);
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.sign_and_encrypt(&mut OsRng, &data, &key, &keys, true)?)
-        })
-        .await
+        self.seal(MessageFormat::SignAndEncrypt, data, recipients)
+            .await
     }
 
     /// Decrypts `data` and verifies that `sender` signed it (e3kit `authDecrypt`). Without
@@ -695,14 +689,8 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let signer = Self::sender_key(sender, encrypted_at)?;
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.decrypt_and_verify(&data, &key, std::slice::from_ref(&signer))?)
-        })
-        .await
+        self.open(MessageFormat::SignAndEncrypt, data, sender, encrypted_at)
+            .await
     }
 
     /// [`EThree::auth_encrypt`] for text: encrypts the UTF-8 bytes and returns standard base64
@@ -716,7 +704,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn auth_encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
-        Ok(STANDARD.encode(self.auth_encrypt(text.as_bytes(), recipients).await?))
+        self.seal_text(MessageFormat::SignAndEncrypt, text, recipients)
+            .await
     }
 
     /// [`EThree::auth_decrypt`] for text: decodes base64, decrypts, and requires UTF-8.
@@ -738,11 +727,8 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
-        let data = decode_base64(base64)?;
-        utf8(
-            self.auth_decrypt(&data, sender, encrypted_at).await?,
-            "EThree::auth_decrypt",
-        )
+        self.open_text(MessageFormat::SignAndEncrypt, base64, sender, encrypted_at)
+            .await
     }
 
     /// e3kit's legacy `encrypt`: sign-then-encrypt, the signature in the (cleartext) message
@@ -757,14 +743,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let keys = self.recipient_keys(&key, recipients);
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.sign_then_encrypt(&mut OsRng, &data, &key, &keys, false)?)
-        })
-        .await
+        self.seal(MessageFormat::SignThenEncrypt, data, recipients)
+            .await
     }
 
     /// e3kit's legacy `decrypt`: decrypts a sign-then-encrypt message and verifies `sender`'s
@@ -783,14 +763,8 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let signer = Self::sender_key(sender, encrypted_at)?;
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.decrypt_then_verify(&data, &key, std::slice::from_ref(&signer))?)
-        })
-        .await
+        self.open(MessageFormat::SignThenEncrypt, data, sender, encrypted_at)
+            .await
     }
 
     /// [`EThree::encrypt`] for text, returning base64.
@@ -802,7 +776,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
-        Ok(STANDARD.encode(self.encrypt(text.as_bytes(), recipients).await?))
+        self.seal_text(MessageFormat::SignThenEncrypt, text, recipients)
+            .await
     }
 
     /// [`EThree::decrypt`] for base64 text.
@@ -819,11 +794,136 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
+        self.open_text(MessageFormat::SignThenEncrypt, base64, sender, encrypted_at)
+            .await
+    }
+
+    // ------------------------------------------------- the one seal/open path behind them all
+
+    /// The user's key and the public keys to encrypt for ([`EThree::recipient_keys`]).
+    pub(crate) async fn sealing_keys(
+        &self,
+        recipients: &[&Card],
+    ) -> Result<(Arc<PrivateKey>, Vec<PublicKey>)> {
+        let key = self.private_key().await?;
+        let keys = self.recipient_keys(&key, recipients);
+        Ok((key, keys))
+    }
+
+    /// The user's key and the key that must have signed a message from `sender`
+    /// ([`EThree::sender_key`]).
+    pub(crate) async fn opening_keys(
+        &self,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<(Arc<PrivateKey>, PublicKey)> {
+        let key = self.private_key().await?;
+        let signer = Self::sender_key(sender, encrypted_at)?;
+        Ok((key, signer))
+    }
+
+    /// Signs and encrypts `data` in `format` for `recipients` and the user.
+    async fn seal(
+        &self,
+        format: MessageFormat,
+        data: &[u8],
+        recipients: &[&Card],
+    ) -> Result<Vec<u8>> {
+        let (key, keys) = self.sealing_keys(recipients).await?;
+        let crypto = self.inner.crypto;
+        let data = data.to_vec();
+        cpu(data.len(), move || {
+            Ok(match format {
+                MessageFormat::SignAndEncrypt => {
+                    crypto.sign_and_encrypt(&mut OsRng, &data, &key, &keys, true)?
+                }
+                MessageFormat::SignThenEncrypt => {
+                    crypto.sign_then_encrypt(&mut OsRng, &data, &key, &keys, false)?
+                }
+            })
+        })
+        .await
+    }
+
+    /// [`EThree::seal`] for text: the UTF-8 bytes in, standard base64 out.
+    async fn seal_text(
+        &self,
+        format: MessageFormat,
+        text: &str,
+        recipients: &[&Card],
+    ) -> Result<String> {
+        let sealed = self.seal(format, text.as_bytes(), recipients).await?;
+        Ok(STANDARD.encode(sealed))
+    }
+
+    /// Decrypts `data` in `format` and verifies `sender`'s signature.
+    async fn open(
+        &self,
+        format: MessageFormat,
+        data: &[u8],
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<Vec<u8>> {
+        let (key, signer) = self.opening_keys(sender, encrypted_at).await?;
+        self.open_with(format, key, data.to_vec(), vec![signer])
+            .await
+    }
+
+    /// [`EThree::open`] for text: base64 in, UTF-8 text out.
+    async fn open_text(
+        &self,
+        format: MessageFormat,
+        base64: &str,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<String> {
         let data = decode_base64(base64)?;
-        utf8(
-            self.decrypt(&data, sender, encrypted_at).await?,
-            "EThree::decrypt",
-        )
+        let opened = self.open(format, &data, sender, encrypted_at).await?;
+        utf8(opened, format.byte_decrypt_method())
+    }
+
+    /// Decrypts `data` in `format` with `key` and requires a signature by one of `signers`;
+    /// every crypto failure is an [`Error::Crypto`] with the core's reason.
+    pub(crate) async fn open_with(
+        &self,
+        format: MessageFormat,
+        key: Arc<PrivateKey>,
+        data: Vec<u8>,
+        signers: Vec<PublicKey>,
+    ) -> Result<Vec<u8>> {
+        let crypto = self.inner.crypto;
+        cpu(data.len(), move || {
+            Ok(match format {
+                MessageFormat::SignAndEncrypt => {
+                    crypto.decrypt_and_verify(&data, &key, &signers)?
+                }
+                MessageFormat::SignThenEncrypt => {
+                    crypto.decrypt_then_verify(&data, &key, &signers)?
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// The two message formats of e3kit's paired methods, which share one implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MessageFormat {
+    /// `authEncrypt` / `authDecrypt`: sign-and-encrypt, the signature in the encrypted footer,
+    /// padded (spec §6).
+    SignAndEncrypt,
+    /// The legacy `encrypt` / `decrypt`: sign-then-encrypt, the signature in the cleartext
+    /// message info, no padding (spec §5).
+    SignThenEncrypt,
+}
+
+impl MessageFormat {
+    /// The byte method for this format, named when a text method meets binary content.
+    fn byte_decrypt_method(self) -> &'static str {
+        match self {
+            Self::SignAndEncrypt => "EThree::auth_decrypt",
+            Self::SignThenEncrypt => "EThree::decrypt",
+        }
     }
 }
 

@@ -63,7 +63,7 @@ pub use stream::{ChatEvent, ChatStream};
 use crate::api::chat::Page;
 use crate::card::Card;
 use crate::error::{Error, Result};
-use crate::ethree::{cpu, EThree};
+use crate::ethree::{EThree, MessageFormat};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
@@ -911,12 +911,15 @@ impl Chat {
                 }
                 return Ok(verdict(message, Verification::UnknownSender));
             }
-            let crypto = self.ethree.inner.crypto;
-            let (key, data) = (key.clone(), data.clone());
-            let outcome = cpu(data.len(), move || {
-                Ok(crypto.decrypt_and_verify(&data, &key, &signers))
-            })
-            .await?;
+            let outcome = self
+                .ethree
+                .open_with(
+                    MessageFormat::SignAndEncrypt,
+                    key.clone(),
+                    data.clone(),
+                    signers,
+                )
+                .await;
             use sealkit_crypto::Error as C;
             return Ok(match outcome {
                 Ok(body) => ReceivedMessage {
@@ -924,16 +927,19 @@ impl Chat {
                     body: Some(body),
                     status: Verification::Verified,
                 },
-                Err(C::RecipientNotFound) => verdict(message, Verification::NotForMe),
-                Err(C::SignatureInvalid | C::SignerNotFound) if !fetched => {
+                Err(Error::Crypto(C::RecipientNotFound)) => {
+                    verdict(message, Verification::NotForMe)
+                }
+                Err(Error::Crypto(C::SignatureInvalid | C::SignerNotFound)) if !fetched => {
                     // The cached card may predate a rotation: ask the server once.
                     fetched = true;
                     continue;
                 }
-                Err(C::SignatureInvalid | C::SignerNotFound) => {
+                Err(Error::Crypto(C::SignatureInvalid | C::SignerNotFound)) => {
                     verdict(message, Verification::BadSignature)
                 }
-                Err(_) => verdict(message, Verification::Malformed),
+                Err(Error::Crypto(_)) => verdict(message, Verification::Malformed),
+                Err(e) => return Err(e),
             });
         }
     }
