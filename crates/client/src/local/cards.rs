@@ -124,10 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn put_get_replace_remove_per_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cards.sqlite3");
-        let alice = LocalStore::open(&path, "alice").await.unwrap();
-        let zoe = LocalStore::open(&path, "zoe").await.unwrap();
+        let (_dir, alice, zoe) = super::super::tests::alice_and_zoe().await;
         let b1 = card("bob", 1, None);
         let b2 = crate::card::link(vec![card("bob", 2, Some(&b1)), b1.clone()])
             .pop()

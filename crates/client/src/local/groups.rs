@@ -151,12 +151,13 @@ mod tests {
         }
     }
 
+    async fn all_tickets(store: &LocalStore, session_id: &str) -> Vec<SealedTicket> {
+        store.sealed_tickets(session_id, None, 50).await.unwrap()
+    }
+
     #[tokio::test]
     async fn groups_and_tickets_per_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cards.sqlite3");
-        let alice = LocalStore::open(&path, "alice").await.unwrap();
-        let zoe = LocalStore::open(&path, "zoe").await.unwrap();
+        let (_dir, alice, zoe) = super::super::tests::alice_and_zoe().await;
         let group = StoredGroup {
             initiator: "alice".to_owned(),
             participants: vec!["alice".to_owned(), "bob".to_owned()],
@@ -182,22 +183,15 @@ mod tests {
             .save_group("s1", &group, &[ticket(4)], false)
             .await
             .unwrap();
-        assert_eq!(alice.sealed_tickets("s1", None, 50).await.unwrap().len(), 5);
+        assert_eq!(all_tickets(&alice, "s1").await.len(), 5);
         alice
             .save_group("s1", &group, &[ticket(7)], true)
             .await
             .unwrap();
-        assert_eq!(
-            alice.sealed_tickets("s1", None, 50).await.unwrap(),
-            [ticket(7)]
-        );
+        assert_eq!(all_tickets(&alice, "s1").await, [ticket(7)]);
         alice.delete_group("s1").await.unwrap();
         assert_eq!(alice.group("s1").await.unwrap(), None);
-        assert!(alice
-            .sealed_tickets("s1", None, 50)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(all_tickets(&alice, "s1").await.is_empty());
         // clear() forgets groups too.
         alice
             .save_group("s2", &group, &tickets, true)
@@ -205,10 +199,6 @@ mod tests {
             .unwrap();
         alice.clear().await.unwrap();
         assert_eq!(alice.group("s2").await.unwrap(), None);
-        assert!(alice
-            .sealed_tickets("s2", None, 50)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(all_tickets(&alice, "s2").await.is_empty());
     }
 }

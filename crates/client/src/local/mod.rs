@@ -158,3 +158,18 @@ fn unopenable(path: &Path, e: sqlx::Error) -> Error {
         path.display()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Two owners, alice and zoe, sharing one new store file (kept while the directory lives).
+    pub(super) async fn alice_and_zoe() -> (tempfile::TempDir, LocalStore, LocalStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let alice = LocalStore::open(&path, "alice").await.unwrap();
+        let zoe = LocalStore::open(&path, "zoe").await.unwrap();
+        (dir, alice, zoe)
+    }
+}
