@@ -2,10 +2,10 @@
 //! one service endpoint, map the error.
 
 use crate::api::{now_secs, ApiClient};
-use crate::cache::CardCache;
 use crate::card::{self, Card};
 use crate::error::{Error, Result};
 use crate::keystore::{create_private_dir, KeyStore};
+use crate::local::{self, LocalStore};
 use crate::options::{EThreeOptions, KeyChangedCallback};
 use crate::token::{TokenCache, TokenProvider};
 use base64::engine::general_purpose::STANDARD;
@@ -63,7 +63,8 @@ pub(crate) struct Inner {
     pub(crate) api: ApiClient,
     pub(crate) crypto: Crypto,
     pub(crate) keys: KeyStore,
-    pub(crate) cache: CardCache,
+    /// Cards, groups and tickets on this device.
+    pub(crate) local: LocalStore,
     key_type: KeyType,
     key_changed: Option<KeyChangedCallback>,
     /// The private key once loaded (e3kit's `cachedPrivateKey`).
@@ -149,7 +150,7 @@ impl EThree {
             let dir = dir.clone();
             blocking(move || create_private_dir(&dir)).await?;
         }
-        let cache = CardCache::open(&dir.join("cards.sqlite3"), &identity).await?;
+        let local = LocalStore::open(&dir.join(local::FILE_NAME), &identity).await?;
         let crypto = if options.sha256_ids() {
             Crypto::with_key_ids(KeyIdScheme::Sha256)
         } else {
@@ -161,7 +162,7 @@ impl EThree {
                 api,
                 crypto,
                 keys: KeyStore::for_storage(dir.join("keys"), options.key_storage_kind()),
-                cache,
+                local,
                 key_type: options.new_key_type(),
                 key_changed: options.key_changed().cloned(),
                 private_key: Mutex::new(None),
@@ -366,7 +367,7 @@ impl EThree {
         let keys = self.inner.keys.clone();
         let identity = self.inner.identity.clone();
         blocking(move || keys.delete(&identity)).await?;
-        self.inner.cache.clear().await
+        self.inner.local.clear().await
     }
 
     /// The identity's actual cards.
@@ -429,7 +430,7 @@ impl EThree {
             .await?;
         }
         *self.cached_key() = Some(key);
-        self.inner.cache.put(&own, now).await?;
+        self.inner.local.put_card(&own, now).await?;
         Ok(own)
     }
 
@@ -484,7 +485,7 @@ impl EThree {
             });
         }
         let cards: Vec<&Card> = found.values().collect();
-        let before_ids = self.inner.cache.put_many(&cards, now_secs()).await?;
+        let before_ids = self.inner.local.put_cards(&cards, now_secs()).await?;
         for (card, before) in cards.iter().zip(before_ids) {
             if before.is_some_and(|id| id != card.id().to_string()) {
                 self.notify(card.identity());
@@ -530,7 +531,7 @@ impl EThree {
     pub async fn find_cached_users(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
         let unique = dedup(identities)?;
         let refs: Vec<&str> = unique.iter().map(String::as_str).collect();
-        let found = self.inner.cache.get(&refs).await?;
+        let found = self.inner.local.cards(&refs).await?;
         let missing: Vec<String> = unique
             .into_iter()
             .filter(|i| !found.contains_key(i))
@@ -579,7 +580,7 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn update_cached_users(&self) -> Result<Vec<String>> {
-        let cached = self.inner.cache.identities().await?;
+        let cached = self.inner.local.cached_identities().await?;
         let mut changed = Vec::new();
         let now = now_secs();
         for chunk in cached.chunks(MAX_IDENTITIES_PER_SEARCH) {
@@ -596,7 +597,7 @@ impl EThree {
             for identity in chunk {
                 match by_identity.remove(identity) {
                     None => {
-                        if self.inner.cache.remove(identity).await? {
+                        if self.inner.local.remove_card(identity).await? {
                             changed.push(identity.clone());
                         }
                     }
@@ -609,7 +610,7 @@ impl EThree {
                 }
             }
             let refs: Vec<&Card> = current.iter().collect();
-            let before_ids = self.inner.cache.put_many(&refs, now).await?;
+            let before_ids = self.inner.local.put_cards(&refs, now).await?;
             for (card, before) in current.iter().zip(before_ids) {
                 if before.is_none_or(|id| id != card.id().to_string()) {
                     changed.push(card.identity().to_owned());
@@ -662,14 +663,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn auth_encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let keys = self.recipient_keys(&key, recipients);
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.sign_and_encrypt(&mut OsRng, &data, &key, &keys, true)?)
-        })
-        .await
+        self.seal(MessageFormat::SignAndEncrypt, data, recipients)
+            .await
     }
 
     /// Decrypts `data` and verifies that `sender` signed it (e3kit `authDecrypt`). Without
@@ -694,14 +689,8 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let signer = Self::sender_key(sender, encrypted_at)?;
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.decrypt_and_verify(&data, &key, std::slice::from_ref(&signer))?)
-        })
-        .await
+        self.open(MessageFormat::SignAndEncrypt, data, sender, encrypted_at)
+            .await
     }
 
     /// [`EThree::auth_encrypt`] for text: encrypts the UTF-8 bytes and returns standard base64
@@ -715,7 +704,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn auth_encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
-        Ok(STANDARD.encode(self.auth_encrypt(text.as_bytes(), recipients).await?))
+        self.seal_text(MessageFormat::SignAndEncrypt, text, recipients)
+            .await
     }
 
     /// [`EThree::auth_decrypt`] for text: decodes base64, decrypts, and requires UTF-8.
@@ -737,11 +727,8 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
-        let data = decode_base64(base64)?;
-        utf8(
-            self.auth_decrypt(&data, sender, encrypted_at).await?,
-            "EThree::auth_decrypt",
-        )
+        self.open_text(MessageFormat::SignAndEncrypt, base64, sender, encrypted_at)
+            .await
     }
 
     /// e3kit's legacy `encrypt`: sign-then-encrypt, the signature in the (cleartext) message
@@ -756,14 +743,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn encrypt(&self, data: &[u8], recipients: &[&Card]) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let keys = self.recipient_keys(&key, recipients);
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.sign_then_encrypt(&mut OsRng, &data, &key, &keys, false)?)
-        })
-        .await
+        self.seal(MessageFormat::SignThenEncrypt, data, recipients)
+            .await
     }
 
     /// e3kit's legacy `decrypt`: decrypts a sign-then-encrypt message and verifies `sender`'s
@@ -782,14 +763,8 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<Vec<u8>> {
-        let key = self.private_key().await?;
-        let signer = Self::sender_key(sender, encrypted_at)?;
-        let crypto = self.inner.crypto;
-        let data = data.to_vec();
-        cpu(data.len(), move || {
-            Ok(crypto.decrypt_then_verify(&data, &key, std::slice::from_ref(&signer))?)
-        })
-        .await
+        self.open(MessageFormat::SignThenEncrypt, data, sender, encrypted_at)
+            .await
     }
 
     /// [`EThree::encrypt`] for text, returning base64.
@@ -801,7 +776,8 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn encrypt_text(&self, text: &str, recipients: &[&Card]) -> Result<String> {
-        Ok(STANDARD.encode(self.encrypt(text.as_bytes(), recipients).await?))
+        self.seal_text(MessageFormat::SignThenEncrypt, text, recipients)
+            .await
     }
 
     /// [`EThree::decrypt`] for base64 text.
@@ -818,11 +794,136 @@ impl EThree {
         sender: &Card,
         encrypted_at: Option<SystemTime>,
     ) -> Result<String> {
+        self.open_text(MessageFormat::SignThenEncrypt, base64, sender, encrypted_at)
+            .await
+    }
+
+    // ------------------------------------------------- the one seal/open path behind them all
+
+    /// The user's key and the public keys to encrypt for ([`EThree::recipient_keys`]).
+    pub(crate) async fn sealing_keys(
+        &self,
+        recipients: &[&Card],
+    ) -> Result<(Arc<PrivateKey>, Vec<PublicKey>)> {
+        let key = self.private_key().await?;
+        let keys = self.recipient_keys(&key, recipients);
+        Ok((key, keys))
+    }
+
+    /// The user's key and the key that must have signed a message from `sender`
+    /// ([`EThree::sender_key`]).
+    pub(crate) async fn opening_keys(
+        &self,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<(Arc<PrivateKey>, PublicKey)> {
+        let key = self.private_key().await?;
+        let signer = Self::sender_key(sender, encrypted_at)?;
+        Ok((key, signer))
+    }
+
+    /// Signs and encrypts `data` in `format` for `recipients` and the user.
+    async fn seal(
+        &self,
+        format: MessageFormat,
+        data: &[u8],
+        recipients: &[&Card],
+    ) -> Result<Vec<u8>> {
+        let (key, keys) = self.sealing_keys(recipients).await?;
+        let crypto = self.inner.crypto;
+        let data = data.to_vec();
+        cpu(data.len(), move || {
+            Ok(match format {
+                MessageFormat::SignAndEncrypt => {
+                    crypto.sign_and_encrypt(&mut OsRng, &data, &key, &keys, true)?
+                }
+                MessageFormat::SignThenEncrypt => {
+                    crypto.sign_then_encrypt(&mut OsRng, &data, &key, &keys, false)?
+                }
+            })
+        })
+        .await
+    }
+
+    /// [`EThree::seal`] for text: the UTF-8 bytes in, standard base64 out.
+    async fn seal_text(
+        &self,
+        format: MessageFormat,
+        text: &str,
+        recipients: &[&Card],
+    ) -> Result<String> {
+        let sealed = self.seal(format, text.as_bytes(), recipients).await?;
+        Ok(STANDARD.encode(sealed))
+    }
+
+    /// Decrypts `data` in `format` and verifies `sender`'s signature.
+    async fn open(
+        &self,
+        format: MessageFormat,
+        data: &[u8],
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<Vec<u8>> {
+        let (key, signer) = self.opening_keys(sender, encrypted_at).await?;
+        self.open_with(format, key, data.to_vec(), vec![signer])
+            .await
+    }
+
+    /// [`EThree::open`] for text: base64 in, UTF-8 text out.
+    async fn open_text(
+        &self,
+        format: MessageFormat,
+        base64: &str,
+        sender: &Card,
+        encrypted_at: Option<SystemTime>,
+    ) -> Result<String> {
         let data = decode_base64(base64)?;
-        utf8(
-            self.decrypt(&data, sender, encrypted_at).await?,
-            "EThree::decrypt",
-        )
+        let opened = self.open(format, &data, sender, encrypted_at).await?;
+        utf8(opened, format.byte_decrypt_method())
+    }
+
+    /// Decrypts `data` in `format` with `key` and requires a signature by one of `signers`;
+    /// every crypto failure is an [`Error::Crypto`] with the core's reason.
+    pub(crate) async fn open_with(
+        &self,
+        format: MessageFormat,
+        key: Arc<PrivateKey>,
+        data: Vec<u8>,
+        signers: Vec<PublicKey>,
+    ) -> Result<Vec<u8>> {
+        let crypto = self.inner.crypto;
+        cpu(data.len(), move || {
+            Ok(match format {
+                MessageFormat::SignAndEncrypt => {
+                    crypto.decrypt_and_verify(&data, &key, &signers)?
+                }
+                MessageFormat::SignThenEncrypt => {
+                    crypto.decrypt_then_verify(&data, &key, &signers)?
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// The two message formats of e3kit's paired methods, which share one implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MessageFormat {
+    /// `authEncrypt` / `authDecrypt`: sign-and-encrypt, the signature in the encrypted footer,
+    /// padded (spec §6).
+    SignAndEncrypt,
+    /// The legacy `encrypt` / `decrypt`: sign-then-encrypt, the signature in the cleartext
+    /// message info, no padding (spec §5).
+    SignThenEncrypt,
+}
+
+impl MessageFormat {
+    /// The byte method for this format, named when a text method meets binary content.
+    fn byte_decrypt_method(self) -> &'static str {
+        match self {
+            Self::SignAndEncrypt => "EThree::auth_decrypt",
+            Self::SignThenEncrypt => "EThree::decrypt",
+        }
     }
 }
 

@@ -13,19 +13,19 @@
 //!   participants' copies of every epoch; `add` shares every epoch with the new participants;
 //!   `re_add` replaces a participant's copies (after they rotated their key).
 //!
-//! Locally, the tickets are kept in the SQLite file of the card cache, each encrypted for the
-//! user's own key.
+//! Locally, the tickets are kept in the SDK's local store (`crate::local`), each encrypted for
+//! the user's own key.
 
 use crate::backup::{open_with, seal};
 use crate::card::Card;
 use crate::error::{Error, GroupErrorCode, Result};
 use crate::ethree::{decode_base64, utf8, EThree};
+use crate::local::{SealedTicket, StoredGroup};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::OsRng;
 use sealkit_crypto::{GroupSession, PublicKey};
 use sealkit_proto::keyknox::{V2Keys, V2Pull, V2Push, V2Reset};
-use sqlx::Row;
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 use zeroize::Zeroizing;
@@ -209,7 +209,11 @@ impl EThree {
     /// ```
     pub async fn get_group(&self, group_id: impl AsRef<[u8]>) -> Result<Option<Group>> {
         let session_id = session_id_of(group_id.as_ref())?;
-        let Some((initiator, participants)) = self.local_group(&session_id).await? else {
+        let Some(StoredGroup {
+            initiator,
+            participants,
+        }) = self.inner.local.group(&session_id).await?
+        else {
             return Ok(None);
         };
         let tickets = self.local_tickets(&session_id, None).await?;
@@ -245,7 +249,7 @@ impl EThree {
                 identity: None,
             })
             .await?;
-        self.delete_local_group(&session_id).await
+        self.inner.local.delete_group(&session_id).await
     }
 
     /// The cards that are not this user's, without duplicates.
@@ -367,7 +371,7 @@ impl EThree {
                     ..
                 },
             ) => {
-                self.delete_local_group(session_id).await?;
+                self.inner.local.delete_group(session_id).await?;
                 return Err(e);
             }
             other => other?,
@@ -397,127 +401,63 @@ impl EThree {
 
     // ---------------------------------------------------------------------- local storage
 
+    /// Stores the group on this device with `tickets`, each sealed for the user's own key;
+    /// with `replace_tickets`, the tickets stored before are dropped.
     async fn store_group(
         &self,
         session_id: &str,
         initiator: &str,
         participants: &[String],
         tickets: &[Ticket],
-        replace: bool,
+        replace_tickets: bool,
     ) -> Result<()> {
         let key = self.private_key().await?;
         let crypto = self.inner.crypto;
         let own = [key.public_key().clone()];
         let mut sealed = Vec::with_capacity(tickets.len());
         for t in tickets {
-            sealed.push((t.epoch, crypto.encrypt(&mut OsRng, &t.data, &own, false)?));
+            sealed.push(SealedTicket {
+                epoch: t.epoch,
+                sealed: crypto.encrypt(&mut OsRng, &t.data, &own, false)?,
+            });
         }
-        let cache = &self.inner.cache;
-        let participants = serde_json::to_string(participants)
-            .map_err(|e| Error::storage("cannot encode participants", e))?;
-        let mut tx = cache.pool.begin().await.map_err(|e| cache.failed(e))?;
-        if replace {
-            sqlx::query("DELETE FROM group_tickets WHERE owner = ?1 AND session_id = ?2")
-                .bind(&cache.owner)
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| cache.failed(e))?;
-        }
-        sqlx::query(
-            "INSERT INTO groups (owner, session_id, initiator, participants) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (owner, session_id) DO UPDATE SET
-                initiator = excluded.initiator, participants = excluded.participants",
-        )
-        .bind(&cache.owner)
-        .bind(session_id)
-        .bind(initiator)
-        .bind(participants)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| cache.failed(e))?;
-        for (epoch, data) in sealed {
-            sqlx::query(
-                "INSERT OR REPLACE INTO group_tickets (owner, session_id, epoch, ticket)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
-            .bind(&cache.owner)
-            .bind(session_id)
-            .bind(i64::from(epoch))
-            .bind(data)
-            .execute(&mut *tx)
+        let group = StoredGroup {
+            initiator: initiator.to_owned(),
+            participants: participants.to_vec(),
+        };
+        self.inner
+            .local
+            .save_group(session_id, &group, &sealed, replace_tickets)
             .await
-            .map_err(|e| cache.failed(e))?;
-        }
-        tx.commit().await.map_err(|e| cache.failed(e))
-    }
-
-    async fn local_group(&self, session_id: &str) -> Result<Option<(String, Vec<String>)>> {
-        let cache = &self.inner.cache;
-        let row = sqlx::query(
-            "SELECT initiator, participants FROM groups WHERE owner = ?1 AND session_id = ?2",
-        )
-        .bind(&cache.owner)
-        .bind(session_id)
-        .fetch_optional(&cache.pool)
-        .await
-        .map_err(|e| cache.failed(e))?;
-        let Some(row) = row else { return Ok(None) };
-        let initiator: String = row.try_get("initiator").map_err(|e| cache.failed(e))?;
-        let participants: String = row.try_get("participants").map_err(|e| cache.failed(e))?;
-        let participants = serde_json::from_str(&participants)
-            .map_err(|e| Error::storage("a stored group is damaged", e))?;
-        Ok(Some((initiator, participants)))
     }
 
     /// The stored tickets (the newest [`MAX_EPOCHS`], or only `epoch`), oldest first.
     async fn local_tickets(&self, session_id: &str, epoch: Option<u32>) -> Result<Vec<Ticket>> {
         let key = self.private_key().await?;
-        let cache = &self.inner.cache;
-        let rows = sqlx::query(
-            "SELECT epoch, ticket FROM group_tickets
-             WHERE owner = ?1 AND session_id = ?2 AND (?3 IS NULL OR epoch = ?3)
-             ORDER BY epoch DESC LIMIT ?4",
-        )
-        .bind(&cache.owner)
-        .bind(session_id)
-        .bind(epoch.map(i64::from))
-        .bind(i64::from(MAX_EPOCHS))
-        .fetch_all(&cache.pool)
-        .await
-        .map_err(|e| cache.failed(e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().rev() {
-            let epoch: i64 = row.try_get("epoch").map_err(|e| cache.failed(e))?;
-            let sealed: Vec<u8> = row.try_get("ticket").map_err(|e| cache.failed(e))?;
-            let data = self.inner.crypto.decrypt(&sealed, &key).map_err(|e| {
-                Error::Storage(format!(
-                    "a stored group ticket does not decrypt with this user's key ({e}); load \
+        let stored = self
+            .inner
+            .local
+            .sealed_tickets(session_id, epoch, MAX_EPOCHS)
+            .await?;
+        let mut out = Vec::with_capacity(stored.len());
+        for ticket in stored {
+            let data = self
+                .inner
+                .crypto
+                .decrypt(&ticket.sealed, &key)
+                .map_err(|e| {
+                    Error::Storage(format!(
+                        "a stored group ticket does not decrypt with this user's key ({e}); load \
                      the group again"
-                ))
-            })?;
+                    ))
+                })?;
             out.push(Ticket {
-                epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
+                epoch: ticket.epoch,
                 data: Zeroizing::new(data),
                 identities: Vec::new(),
             });
         }
         Ok(out)
-    }
-
-    async fn delete_local_group(&self, session_id: &str) -> Result<()> {
-        let cache = &self.inner.cache;
-        for table in ["groups", "group_tickets"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE owner = ?1 AND session_id = ?2"
-            ))
-            .bind(&cache.owner)
-            .bind(session_id)
-            .execute(&cache.pool)
-            .await
-            .map_err(|e| cache.failed(e))?;
-        }
-        Ok(())
     }
 }
 

@@ -80,13 +80,13 @@
 
 mod api;
 mod backup;
-mod cache;
 mod card;
 pub mod chat;
 mod error;
 mod ethree;
 mod group;
 mod keystore;
+mod local;
 mod options;
 mod stream;
 mod token;

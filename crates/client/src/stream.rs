@@ -157,8 +157,7 @@ impl EThree {
         W: Write + Send + 'static,
         P: FnMut(u64) + Send + 'static,
     {
-        let key = self.private_key().await?;
-        let keys = self.recipient_keys(&key, recipients);
+        let (key, keys) = self.sealing_keys(recipients).await?;
         let crypto = self.inner.crypto;
         blocking(move || {
             let reader = Progress {
@@ -210,8 +209,7 @@ impl EThree {
         S::Output: Send + 'static,
         P: FnMut(u64) + Send + 'static,
     {
-        let key = self.private_key().await?;
-        let signer = Self::sender_key(sender, encrypted_at)?;
+        let (key, signer) = self.opening_keys(sender, encrypted_at).await?;
         let crypto = self.inner.crypto;
         blocking(move || {
             let reader = Progress {

@@ -63,7 +63,7 @@ pub use stream::{ChatEvent, ChatStream};
 use crate::api::chat::Page;
 use crate::card::Card;
 use crate::error::{Error, Result};
-use crate::ethree::{cpu, EThree};
+use crate::ethree::{EThree, MessageFormat};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
@@ -310,7 +310,7 @@ pub struct HistoryPage {
 
 /// The chat client of one [`EThree`] user; see the [module documentation](self).
 ///
-/// Cheap to clone; clones share the caches of channel members and cards, so keep one `Chat`
+/// Cheap to clone; clones share what was looked up (channel members, cards), so keep one `Chat`
 /// (or clones of it) rather than calling [`EThree::chat`] for every message.
 ///
 /// ```no_run
@@ -343,10 +343,37 @@ impl std::fmt::Debug for Chat {
 struct Shared {
     /// Channels as last read, for their members and `member_version`.
     channels: Mutex<HashMap<String, Channel>>,
-    /// Cards found on the server, with when.
-    cards: Mutex<HashMap<String, (Card, Instant)>>,
-    /// Members found to have no card, with when.
-    cardless: Mutex<HashMap<String, Instant>>,
+    /// What the server last said about each user's card, and when. The cards themselves are
+    /// in the user's card cache (the SDK's local store), where `find_users` put them.
+    card_lookups: Mutex<HashMap<String, CardLookup>>,
+}
+
+/// One look-up of a user's card on the server.
+#[derive(Clone, Copy, Debug)]
+struct CardLookup {
+    at: Instant,
+    /// `false`: the user had no card (not registered); remembered too, so that a channel
+    /// with unregistered members does not cost a search per message.
+    found: bool,
+}
+
+impl Shared {
+    /// Whether the user had a card, if the server was asked less than [`CARD_TTL`] ago.
+    fn fresh_lookup(&self, identity: &str) -> Option<bool> {
+        lock(&self.card_lookups)
+            .get(identity)
+            .filter(|lookup| lookup.at.elapsed() < CARD_TTL)
+            .map(|lookup| lookup.found)
+    }
+
+    /// Remembers that the server was just asked about `identities`.
+    fn record_lookups<'a>(&self, identities: impl IntoIterator<Item = &'a str>, found: bool) {
+        let at = Instant::now();
+        let mut lookups = lock(&self.card_lookups);
+        for identity in identities {
+            lookups.insert(identity.to_owned(), CardLookup { at, found });
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -714,43 +741,50 @@ impl Chat {
     }
 
     /// The cards to encrypt for: every member's but the user's own (which `auth_encrypt`
-    /// adds), from memory while fresh, else from the server, else from the local card cache
-    /// when the server is unreachable. Members without a card are skipped.
+    /// adds), from the card cache while looked up less than [`CARD_TTL`] ago, else from the
+    /// server, else from the card cache when the server is unreachable. Members without a card
+    /// are skipped.
     async fn member_cards(&self, members: &[String]) -> Result<Vec<Card>> {
         let me = self.identity();
-        let mut cards = Vec::with_capacity(members.len());
+        let mut fresh: Vec<&str> = Vec::new();
         let mut missing: Vec<&str> = Vec::new();
         let mut cardless: Vec<String> = Vec::new();
-        {
-            let cached = lock(&self.shared.cards);
-            let none = lock(&self.shared.cardless);
-            for member in members.iter().filter(|m| *m != me) {
-                match (cached.get(member), none.get(member)) {
-                    (Some((card, at)), _) if at.elapsed() < CARD_TTL => cards.push(card.clone()),
-                    (_, Some(at)) if at.elapsed() < CARD_TTL => cardless.push(member.clone()),
-                    _ => missing.push(member),
+        for member in members.iter().filter(|m| *m != me) {
+            match self.shared.fresh_lookup(member) {
+                Some(true) => fresh.push(member),
+                Some(false) => cardless.push(member.clone()),
+                None => missing.push(member),
+            }
+        }
+        let mut cards = Vec::with_capacity(members.len());
+        if !fresh.is_empty() {
+            // A card the cache no longer holds (update_cached_users removed it) or cannot read
+            // is simply looked up on the server again, which also rewrites it.
+            let mut cached = self
+                .ethree
+                .inner
+                .local
+                .cards(&fresh)
+                .await
+                .unwrap_or_default();
+            for member in fresh {
+                match cached.remove(member) {
+                    Some(card) => cards.push(card),
+                    None => missing.push(member),
                 }
             }
         }
         while !missing.is_empty() {
             match self.ethree.find_users(&missing).await {
                 Ok(found) => {
-                    let now = Instant::now();
-                    let mut cached = lock(&self.shared.cards);
-                    for (identity, card) in found {
-                        cached.insert(identity, (card.clone(), now));
-                        cards.push(card);
-                    }
+                    self.shared
+                        .record_lookups(found.keys().map(String::as_str), true);
+                    cards.extend(found.into_values());
                     break;
                 }
                 Err(Error::UsersNotFound { identities }) => {
-                    // Remembered too, so that a channel with unregistered members does not
-                    // cost a search per message.
-                    let now = Instant::now();
-                    let mut none = lock(&self.shared.cardless);
-                    for identity in &identities {
-                        none.insert(identity.clone(), now);
-                    }
+                    self.shared
+                        .record_lookups(identities.iter().map(String::as_str), false);
                     missing.retain(|m| !identities.iter().any(|i| i == m));
                     cardless.extend(identities);
                 }
@@ -877,12 +911,15 @@ impl Chat {
                 }
                 return Ok(verdict(message, Verification::UnknownSender));
             }
-            let crypto = self.ethree.inner.crypto;
-            let (key, data) = (key.clone(), data.clone());
-            let outcome = cpu(data.len(), move || {
-                Ok(crypto.decrypt_and_verify(&data, &key, &signers))
-            })
-            .await?;
+            let outcome = self
+                .ethree
+                .open_with(
+                    MessageFormat::SignAndEncrypt,
+                    key.clone(),
+                    data.clone(),
+                    signers,
+                )
+                .await;
             use sealkit_crypto::Error as C;
             return Ok(match outcome {
                 Ok(body) => ReceivedMessage {
@@ -890,28 +927,30 @@ impl Chat {
                     body: Some(body),
                     status: Verification::Verified,
                 },
-                Err(C::RecipientNotFound) => verdict(message, Verification::NotForMe),
-                Err(C::SignatureInvalid | C::SignerNotFound) if !fetched => {
+                Err(Error::Crypto(C::RecipientNotFound)) => {
+                    verdict(message, Verification::NotForMe)
+                }
+                Err(Error::Crypto(C::SignatureInvalid | C::SignerNotFound)) if !fetched => {
                     // The cached card may predate a rotation: ask the server once.
                     fetched = true;
                     continue;
                 }
-                Err(C::SignatureInvalid | C::SignerNotFound) => {
+                Err(Error::Crypto(C::SignatureInvalid | C::SignerNotFound)) => {
                     verdict(message, Verification::BadSignature)
                 }
-                Err(_) => verdict(message, Verification::Malformed),
+                Err(Error::Crypto(_)) => verdict(message, Verification::Malformed),
+                Err(e) => return Err(e),
             });
         }
     }
 
-    /// The sender's card: from memory while fresh (unless `refresh`), else from the server,
-    /// else from the local card cache when the server is unreachable.
+    /// The sender's card: from the card cache while looked up less than [`CARD_TTL`] ago
+    /// (unless `refresh`), else from the server, else from the card cache when the server is
+    /// unreachable.
     async fn sender_card(&self, identity: &str, refresh: bool) -> Result<Card> {
-        if !refresh {
-            if let Some((card, at)) = lock(&self.shared.cards).get(identity) {
-                if at.elapsed() < CARD_TTL {
-                    return Ok(card.clone());
-                }
+        if !refresh && self.shared.fresh_lookup(identity) == Some(true) {
+            if let Ok(card) = self.ethree.find_cached_user(identity).await {
+                return Ok(card);
             }
         }
         let card = match self.ethree.find_user(identity).await {
@@ -922,7 +961,7 @@ impl Chat {
                 .map_err(|_| Error::Network(e))?,
             other => other?,
         };
-        lock(&self.shared.cards).insert(identity.to_owned(), (card.clone(), Instant::now()));
+        self.shared.record_lookups([identity], true);
         Ok(card)
     }
 

@@ -1,0 +1,175 @@
+//! The SDK's local store: one SQLite file per storage directory that owns the schema and every
+//! query. Other modules call its typed methods ([`cards`] for the card cache, [`groups`] for the
+//! group tickets) and never see SQL.
+//!
+//! ```text
+//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 2
+//! cards(owner TEXT, identity TEXT, card_id TEXT, chain TEXT, cached_at INTEGER,
+//!       PRIMARY KEY (owner, identity))
+//! chain = JSON array of the RawSignedModels (spec §3.1), newest first
+//! groups(owner, session_id TEXT (hex), initiator TEXT, participants TEXT (JSON array))
+//! group_tickets(owner, session_id, epoch INTEGER, ticket BLOB)
+//! ticket = the epoch ticket encrypted for the owner's key (it holds the epoch key)
+//! ```
+//!
+//! `owner` is the identity of the [`crate::EThree`] instance, so several identities can share a
+//! storage directory. The store only holds what the server or Keyknox can give again (public
+//! cards, group tickets), which is why its error messages suggest deleting a damaged file.
+
+mod cards;
+mod groups;
+
+pub(crate) use groups::{SealedTicket, StoredGroup};
+
+use crate::error::{Error, Result};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file name of the store in the storage directory (the name predates the group tables).
+pub(crate) const FILE_NAME: &str = "cards.sqlite3";
+
+const SCHEMA_VERSION: i64 = 2;
+
+/// Every table the store writes, each with an `owner` column.
+const TABLES: [&str; 3] = ["cards", "groups", "group_tickets"];
+
+/// The local store of one identity.
+#[derive(Clone, Debug)]
+pub(crate) struct LocalStore {
+    pool: SqlitePool,
+    owner: String,
+    path: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store at `path` for `owner`.
+    pub(crate) async fn open(path: &Path, owner: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // The store only holds what the server or Keyknox can give again (public cards,
+            // group tickets), so a power cut may lose the last commits but never corrupts the
+            // file (WAL); this saves an fsync per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|e| unopenable(path, e))?;
+        let store = Self {
+            pool,
+            owner: owner.to_owned(),
+            path: path.to_owned(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| unopenable(&self.path, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Storage(format!(
+                "{} was written by a newer Sealkit (schema {version}); upgrade, or delete the file \
+                 (it only holds public cards, which find_users fetches again)",
+                self.path.display()
+            )));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // One transaction for the whole schema: a new store costs one commit, and a crash in
+        // the middle leaves the old version, migrated again at the next open.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| unopenable(&self.path, e))?;
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS cards (
+                owner TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                card_id TEXT NOT NULL,
+                chain TEXT NOT NULL,
+                cached_at INTEGER NOT NULL,
+                PRIMARY KEY (owner, identity)
+            )",
+            // Schema 2: group tickets (see crate::group).
+            "CREATE TABLE IF NOT EXISTS groups (
+                owner TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                initiator TEXT NOT NULL,
+                participants TEXT NOT NULL,
+                PRIMARY KEY (owner, session_id)
+            )",
+            "CREATE TABLE IF NOT EXISTS group_tickets (
+                owner TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                epoch INTEGER NOT NULL,
+                ticket BLOB NOT NULL,
+                PRIMARY KEY (owner, session_id, epoch)
+            )",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unopenable(&self.path, e))?;
+        }
+        sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unopenable(&self.path, e))?;
+        tx.commit().await.map_err(|e| unopenable(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Forgets everything stored for this owner: cards, groups and tickets (e3kit deletes
+    /// local groups with the private key).
+    pub(crate) async fn clear(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
+        for table in TABLES {
+            sqlx::query(&format!("DELETE FROM {table} WHERE owner = ?1"))
+                .bind(&self.owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        tx.commit().await.map_err(|e| self.failed(e))
+    }
+
+    /// A query on an open store failed.
+    fn failed(&self, e: sqlx::Error) -> Error {
+        Error::storage(format!("card cache {}", self.path.display()), e)
+    }
+}
+
+/// The store cannot be opened or migrated.
+fn unopenable(path: &Path, e: sqlx::Error) -> Error {
+    Error::Storage(format!(
+        "cannot open the card cache {} ({e}); if it is damaged, delete it (it only holds public \
+         cards, which find_users fetches again)",
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Two owners, alice and zoe, sharing one new store file (kept while the directory lives).
+    pub(super) async fn alice_and_zoe() -> (tempfile::TempDir, LocalStore, LocalStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let alice = LocalStore::open(&path, "alice").await.unwrap();
+        let zoe = LocalStore::open(&path, "zoe").await.unwrap();
+        (dir, alice, zoe)
+    }
+}
