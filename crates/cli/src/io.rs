@@ -204,8 +204,8 @@ impl Stage for StagedOutput {
     }
 }
 
-/// Creates `path` with mode 0600 and writes a secret into it; refuses to replace a file.
-pub fn write_secret_file(path: &Path, data: &[u8]) -> Result<()> {
+/// Creates `path` readable by its owner only (mode 0600); never replaces an existing file.
+fn create_private_file(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -213,15 +213,31 @@ pub fn write_secret_file(path: &Path, data: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| {
+    options.open(path)
+}
+
+/// Writes `data` and a newline into a new file and syncs it.
+fn write_line_synced(file: &mut File, data: &[u8]) -> io::Result<()> {
+    file.write_all(data)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Creates `path` with mode 0600 and writes a secret into it; refuses to replace a file.
+pub fn write_secret_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = create_private_file(path)?;
+    write_line_synced(&mut file, data)
+}
+
+/// [`write_secret_file`] for a private key, saying why the file could not be created.
+pub fn write_key_file(path: &Path, data: &[u8]) -> Result<()> {
+    let mut file = create_private_file(path).with_context(|| {
         if path.exists() {
             "the file exists (not overwriting a key)".to_owned()
         } else {
             "cannot create it".to_owned()
         }
     })?;
-    file.write_all(data)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
+    write_line_synced(&mut file, data)?;
     Ok(())
 }

@@ -1,222 +1,21 @@
-//! `sealkit chat`: a line-mode terminal client of the end-to-end encrypted chat, over the SDK's
-//! [`sealkit::Chat`]. Glue only: encryption, verification, ordering and reconnection live in
-//! the SDK; this file turns lines into calls and events into lines.
-//!
-//! stdout carries the conversation, one line per message (`[general] bob ✔ hello`) and one per
-//! notice (`* ...`), flushed per line so that scripts can read it as it comes; failed commands
-//! print `! ...` on stderr and the session goes on.
+//! One chat session: the commands typed on stdin and the events of the stream, turned into lines
+//! on stdout.
 
-use crate::backend_cmd::{AuthTokenBody, AuthenticateRequest, VirgilTokenBody};
-use crate::print_line;
-use crate::sdk_cmds::{self, Provider, SdkOptions};
-use anyhow::{bail, Context, Result};
-use clap::Args;
+use crate::common::print_line;
+use anyhow::{Context, Result};
 use sealkit::chat::{
     Channel, ChannelKind, ChatEvent, ChatStream, HistoryCursor, ReceivedMessage, Verification,
 };
-use sealkit::{Chat, EThree};
-use sealkit_proto::Jwt;
+use sealkit::Chat;
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Messages of a channel shown when it is opened.
-const RECENT: i64 = 20;
-/// How often the channel list is read, to pick up channels others added this user to (the
-/// WebSocket only reports channels it is subscribed to).
-const POLL_EVERY: Duration = Duration::from_secs(3);
-/// Where `sealkit serve` (run in the same directory) writes the demo app's credentials.
-const DEMO_APP: &str = "sealkit-data/demo-app.json";
+pub(super) const RECENT: i64 = 20;
 
-/// `sealkit chat`.
-#[derive(Args, Debug)]
-pub(crate) struct ChatArgs {
-    /// Get tokens from this app backend (`sealkit backend` or Virgil's sample backend): POST
-    /// /authenticate, then GET /virgil-jwt. Without it, --app-credentials, --token-command, or
-    /// ./sealkit-data/demo-app.json (written by `sealkit serve` on first start).
-    #[arg(long, value_name = "URL")]
-    backend: Option<String>,
-    /// Open this channel: join it, or create it as an open group channel.
-    #[arg(long, value_name = "NAME")]
-    channel: Option<String>,
-    /// After stdin ends, keep printing incoming messages for SECS seconds (for scripts).
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    linger: f64,
-}
-
-pub(crate) fn chat(opts: &SdkOptions, args: ChatArgs) -> Result<()> {
-    let linger = Duration::try_from_secs_f64(args.linger)
-        .map_err(|_| anyhow::anyhow!("--linger must be a number of seconds, at least 0"))?;
-    let runtime = sdk_cmds::runtime()?;
-    let result = runtime.block_on(run(opts, &args, linger));
-    // The stdin thread may still be blocked in a read; it must not hold the exit up.
-    runtime.shutdown_background();
-    result
-}
-
-// ------------------------------------------------------------------------------------- tokens
-
-/// Tokens from an app backend, the e3kit tutorial's way: log in once (`POST /authenticate`),
-/// then a Virgil JWT whenever the SDK asks (`GET /virgil-jwt`), logging in again if the backend
-/// forgot the session (a restart).
-struct BackendLogin {
-    http: reqwest::Client,
-    base: String,
-    identity: String,
-    auth_token: tokio::sync::Mutex<Option<String>>,
-}
-
-impl BackendLogin {
-    async fn failure(what: &str, response: reqwest::Response) -> sealkit::BoxError {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let body: String = body.chars().take(200).collect();
-        format!("{what}: HTTP {status} {}", body.trim()).into()
-    }
-
-    async fn login(&self) -> Result<String, sealkit::BoxError> {
-        let url = format!("{}/authenticate", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .json(&AuthenticateRequest {
-                identity: self.identity.clone(),
-            })
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the backend ({url}): {e}"))?;
-        if !response.status().is_success() {
-            return Err(Self::failure(&format!("POST {url}"), response).await);
-        }
-        let body: AuthTokenBody = response
-            .json()
-            .await
-            .map_err(|e| format!("POST {url}: not {{\"authToken\": ...}}: {e}"))?;
-        Ok(body.auth_token)
-    }
-
-    async fn token(&self) -> Result<String, sealkit::BoxError> {
-        let url = format!("{}/virgil-jwt", self.base);
-        let mut auth = self.auth_token.lock().await;
-        let mut fresh_login = false;
-        loop {
-            let auth_token = match auth.as_ref() {
-                Some(t) => t.clone(),
-                None => {
-                    let t = self.login().await?;
-                    fresh_login = true;
-                    auth.insert(t).clone()
-                }
-            };
-            let response = self
-                .http
-                .get(&url)
-                .bearer_auth(&auth_token)
-                .send()
-                .await
-                .map_err(|e| format!("cannot reach the backend ({url}): {e}"))?;
-            if response.status() == reqwest::StatusCode::UNAUTHORIZED && !fresh_login {
-                *auth = None;
-                continue;
-            }
-            if !response.status().is_success() {
-                return Err(Self::failure(&format!("GET {url}"), response).await);
-            }
-            let body: VirgilTokenBody = response
-                .json()
-                .await
-                .map_err(|e| format!("GET {url}: not {{\"virgilToken\": ...}}: {e}"))?;
-            return Ok(body.virgil_token);
-        }
-    }
-}
-
-/// The token source: --backend, else --app-credentials / --token-command, else the demo app of
-/// a `sealkit serve` started in this directory.
-fn provider(opts: &SdkOptions, args: &ChatArgs) -> Result<Provider> {
-    if let Some(base) = &args.backend {
-        // Checked here rather than by clap, which misses the global options given before the
-        // subcommand.
-        if opts.app_credentials.is_some() || opts.token_command.is_some() {
-            bail!(
-                "--backend is a token source, and so are --app-credentials and --token-command \
-                 (or SEALKIT_APP_CREDENTIALS / SEALKIT_TOKEN_COMMAND): pass only one"
-            );
-        }
-        let Some(identity) = opts.identity.clone() else {
-            bail!("--backend needs --identity ID (the user to log in as)");
-        };
-        let login = Arc::new(BackendLogin {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .context("cannot create an HTTP client")?,
-            base: base.trim_end_matches('/').to_owned(),
-            identity,
-            auth_token: tokio::sync::Mutex::new(None),
-        });
-        return Ok(Arc::new(move || {
-            let login = login.clone();
-            async move { login.token().await }
-        }));
-    }
-    if let Some(provider) = sdk_cmds::options_provider(opts)? {
-        return Ok(provider);
-    }
-    let demo = Path::new(DEMO_APP);
-    if !demo.exists() {
-        bail!(
-            "no way to get tokens: pass --backend URL (an app backend such as `sealkit backend`), \
-             --app-credentials FILE or --token-command CMD; or run `sealkit serve` in this \
-             directory first, which writes {DEMO_APP}"
-        );
-    }
-    let Some(identity) = opts.identity.clone() else {
-        bail!("pass --identity ID: who you are in the chat");
-    };
-    eprintln!("sealkit: using the demo app ({DEMO_APP})");
-    Ok(sdk_cmds::minting_provider(
-        sdk_cmds::generator(demo, sdk_cmds::TOKEN_TTL_SECS)?,
-        identity,
-    ))
-}
-
-/// A path component for an identity: itself when harmless, else its hex.
-fn path_safe(identity: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@' | '.');
-    if identity.chars().all(plain) && !identity.starts_with('.') {
-        identity.to_owned()
-    } else {
-        format!("x-{}", hex::encode(identity))
-    }
-}
-
-/// The key store: --home, else one directory per application and identity under the default
-/// home, so that several users (and demo servers) on one machine keep apart.
-async fn home(opts: &SdkOptions, provider: &Provider) -> Result<PathBuf> {
-    if let Some(home) = &opts.home {
-        return Ok(home.clone());
-    }
-    let token = provider
-        .get_token()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot get a token: {e}"))?;
-    let jwt = Jwt::parse(&token).context("the token source gave something that is not a JWT")?;
-    let app = jwt.app_id().context("the token names no application")?;
-    let identity = jwt.identity().context("the token names no identity")?;
-    Ok(sdk_cmds::default_home()?
-        .join("chat")
-        .join(path_safe(app))
-        .join(path_safe(identity)))
-}
-
-// ------------------------------------------------------------------------------------- session
-
-struct Session {
-    chat: Chat,
-    stream: ChatStream,
+/// The state of the terminal client between two inputs.
+pub(super) struct Session {
+    pub(super) chat: Chat,
+    pub(super) stream: ChatStream,
     /// The channel plain lines go to.
     current: Option<String>,
     /// The channels this user is in, as last read.
@@ -231,139 +30,9 @@ struct Session {
     last_error: Option<String>,
 }
 
-async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()> {
-    let provider = provider(opts, args)?;
-    let home = home(opts, &provider).await?;
-    let ethree = sdk_cmds::initialize(opts, provider, home.clone()).await?;
-    ensure_registered(&ethree, &home).await?;
-    let chat = ethree.chat();
-    let stream = chat.subscribe().await?;
-    let mut session = Session {
-        chat,
-        stream,
-        current: None,
-        channels: BTreeMap::new(),
-        started: false,
-        echoed: HashSet::new(),
-        last_error: None,
-    };
-    // The --channel first, so that its recent messages are shown; then the others, from now.
-    if let Some(name) = &args.channel {
-        session.open_or_create(name).await?;
-    }
-    session.refresh_channels().await?;
-    notice(format_args!(
-        "{} is in: {}. Type a message, or /help.",
-        session.chat.identity(),
-        session.current_label()
-    ));
-
-    let mut lines = stdin_lines();
-    let mut poll = tokio::time::interval(POLL_EVERY);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    poll.tick().await;
-    loop {
-        let input = tokio::select! {
-            biased;
-            line = lines.recv() => Input::Line(line),
-            event = session.stream.next() => Input::Event(event),
-            _ = poll.tick() => Input::Poll,
-        };
-        match input {
-            Input::Line(Some(line)) => {
-                if session.command(&line).await == Flow::Quit {
-                    session.stream.close().await;
-                    return Ok(());
-                }
-            }
-            Input::Line(None) => break,
-            Input::Event(event) => session.event(event),
-            Input::Poll => session.poll().await,
-        }
-    }
-    // stdin ended: every send was awaited already; keep receiving for --linger.
-    let until = tokio::time::Instant::now() + linger;
-    loop {
-        let input = tokio::select! {
-            _ = tokio::time::sleep_until(until) => break,
-            event = session.stream.next() => Input::Event(event),
-            _ = poll.tick() => Input::Poll,
-        };
-        match input {
-            Input::Event(event) => session.event(event),
-            _ => session.poll().await,
-        }
-    }
-    session.stream.close().await;
-    Ok(())
-}
-
-/// Registers the user on first use; refuses to make a second key for an identity that has a
-/// card but whose key is elsewhere, and to chat with a key the server has no card for.
-async fn ensure_registered(ethree: &EThree, home: &Path) -> Result<()> {
-    if ethree.has_local_private_key().await? {
-        // A key from another server or application (a reset demo server, a shared --home)
-        // would encrypt and sign without anyone being able to check it. Other failures
-        // (network) show up at the first real request.
-        if let Err(sealkit::Error::UsersNotFound { .. }) = ethree.find_user(ethree.identity()).await
-        {
-            bail!(
-                "the key of {id} in {home} has no card on this server (it was made for another \
-                 server or application): discard it with `sealkit user cleanup --identity {id} \
-                 --home {home}` (plus the token option you use here) and start chat again to \
-                 register a new one",
-                id = ethree.identity(),
-                home = home.display()
-            );
-        }
-        return Ok(());
-    }
-    match ethree.register(None).await {
-        Ok(card) => {
-            notice(format_args!(
-                "registered {} (card {})",
-                ethree.identity(),
-                card.id()
-            ));
-            Ok(())
-        }
-        Err(sealkit::Error::IdentityAlreadyExists) => bail!(
-            "{id} is registered on this server, but its private key is not in {home}: restore \
-             it from its backup with `sealkit user restore --identity {id} --home {home}` (plus \
-             the token option you use here), or start chat with the --home that holds it",
-            id = ethree.identity(),
-            home = home.display()
-        ),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// stdin, line by line, from a thread (a blocking read cannot be cancelled; the thread is left
-/// behind at exit). The channel closes at EOF.
-fn stdin_lines() -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel(64);
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// What woke the session up.
-enum Input {
-    Line(Option<String>),
-    Event(Option<sealkit::Result<ChatEvent>>),
-    Poll,
-}
-
+/// Whether the session goes on after a command.
 #[derive(PartialEq, Eq)]
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Quit,
 }
@@ -383,7 +52,20 @@ text          send to the current channel (//text sends a line that starts with 
 /quit         exit (so does the end of input)";
 
 impl Session {
-    async fn command(&mut self, line: &str) -> Flow {
+    /// A session on `stream`, in no channel yet.
+    pub(super) fn new(chat: Chat, stream: ChatStream) -> Self {
+        Self {
+            chat,
+            stream,
+            current: None,
+            channels: BTreeMap::new(),
+            started: false,
+            echoed: HashSet::new(),
+            last_error: None,
+        }
+    }
+
+    pub(super) async fn command(&mut self, line: &str) -> Flow {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
             return Flow::Continue;
@@ -435,7 +117,7 @@ impl Session {
             .context("no current channel: /join NAME, /create NAME, /dm ID or /switch NAME first")
     }
 
-    fn current_label(&self) -> String {
+    pub(super) fn current_label(&self) -> String {
         match &self.current {
             Some(id) => self.label(id),
             None => "no channel yet".to_owned(),
@@ -458,7 +140,7 @@ impl Session {
 
     /// Reads the channel list; subscribes to channels not seen before from their newest
     /// message on (or the last few, for one created after this session started).
-    async fn refresh_channels(&mut self) -> Result<()> {
+    pub(super) async fn refresh_channels(&mut self) -> Result<()> {
         let list = self.chat.channels().await?;
         let first = !self.started;
         self.started = true;
@@ -480,7 +162,7 @@ impl Session {
         Ok(())
     }
 
-    async fn poll(&mut self) {
+    pub(super) async fn poll(&mut self) {
         if let Err(e) = self.refresh_channels().await {
             eprintln!("! cannot read your channels: {e}");
         }
@@ -500,7 +182,7 @@ impl Session {
     }
 
     /// `--channel`: join it, or create it (open) when it does not exist.
-    async fn open_or_create(&mut self, name: &str) -> Result<()> {
+    pub(super) async fn open_or_create(&mut self, name: &str) -> Result<()> {
         let channel = match self.chat.channel(name).await {
             Ok(c) => c,
             Err(sealkit::Error::NotAMember { .. }) => {
@@ -685,7 +367,7 @@ impl Session {
         Ok(())
     }
 
-    fn event(&mut self, event: Option<sealkit::Result<ChatEvent>>) {
+    pub(super) fn event(&mut self, event: Option<sealkit::Result<ChatEvent>>) {
         match event {
             Some(Ok(ChatEvent::Message(m))) => {
                 let key = (m.message.channel.clone(), m.message.seq);
@@ -770,8 +452,9 @@ fn printable(text: &str) -> String {
     out
 }
 
-fn notice(text: std::fmt::Arguments<'_>) {
-    crate::print_line(format_args!("* {text}"));
+/// A notice line: `* text`.
+pub(super) fn notice(text: std::fmt::Arguments<'_>) {
+    print_line(format_args!("* {text}"));
 }
 
 #[cfg(test)]
@@ -783,13 +466,5 @@ mod tests {
         assert_eq!(printable("hi ✔"), "hi ✔");
         assert_eq!(printable("a\nb"), "a\\nb");
         assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
-    }
-
-    #[test]
-    fn path_components() {
-        assert_eq!(path_safe("alice@example.com"), "alice@example.com");
-        assert_eq!(path_safe("../x"), "x-2e2e2f78");
-        assert_eq!(path_safe(".."), "x-2e2e");
-        assert_eq!(path_safe("a b"), "x-612062");
     }
 }
