@@ -1,7 +1,7 @@
 //! Helpers every command shares: printing to stdout, the async runtime, logging, the clock and
 //! the default key store.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{CliError, Result};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,7 +24,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .map_err(CliError::Runtime)
 }
 
 /// The default key store: `$XDG_DATA_HOME/sealkit`, else `~/.local/share/sealkit`.
@@ -36,7 +36,7 @@ pub(crate) fn default_home() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME") {
         Some(home) if !home.is_empty() => Ok(PathBuf::from(home).join(".local/share/sealkit")),
-        _ => bail!("no home directory: pass --home DIR"),
+        _ => Err(CliError::NoHome),
     }
 }
 

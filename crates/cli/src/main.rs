@@ -1,21 +1,22 @@
 //! `sealkit`: Virgil-compatible keys, signatures and encryption from the terminal.
 //!
 //! This file is the edge: it parses the arguments (`args.rs`), runs one command (`cmd/`), and
-//! maps an error to one line on stderr and an exit code. Input/output plumbing lives in `io.rs`,
+//! turns its typed error (`error.rs`) into one line on stderr and exit status 1. Input/output plumbing lives in `io.rs`,
 //! key arguments in `keyarg.rs`, the SDK setup shared by the client commands in `sdk.rs`.
 
 mod args;
 mod cmd;
 mod common;
+mod error;
 mod io;
 mod keyarg;
 mod messages;
 mod sdk;
 mod time;
 
-use anyhow::Result;
 use args::{Cli, Command};
 use clap::Parser;
+use error::{one_line, Result};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -23,9 +24,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // One line: the chain of causes, outermost first.
-            let msg: Vec<String> = e.chain().map(ToString::to_string).collect();
-            eprintln!("sealkit: error: {}", msg.join(": "));
+            eprintln!("sealkit: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -2,7 +2,7 @@
 //! `--out`), base64 text on stdin / stdout, one message per line.
 
 use crate::args::InOut;
-use anyhow::{Context, Result};
+use crate::error::{CliError, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use std::fs::File;
@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 /// One line of text input: the bytes without the line end.
 fn lines_of(reader: impl BufRead) -> impl Iterator<Item = Result<Vec<u8>>> {
     reader.split(b'\n').map(|line| {
-        let mut line = line.context("cannot read the input")?;
+        let mut line = line.map_err(CliError::ReadInput)?;
         if line.last() == Some(&b'\r') {
             line.pop();
         }
@@ -27,13 +27,13 @@ fn read_all(path: Option<&Path>) -> Result<Vec<u8>> {
         Some(p) => {
             File::open(p)
                 .and_then(|mut f| f.read_to_end(&mut data))
-                .with_context(|| format!("cannot read {}", p.display()))?;
+                .map_err(|source| crate::io::read_error(p, source))?;
         }
         None => {
             io::stdin()
                 .lock()
                 .read_to_end(&mut data)
-                .context("cannot read stdin")?;
+                .map_err(CliError::ReadStdin)?;
         }
     }
     Ok(data)
@@ -42,7 +42,7 @@ fn read_all(path: Option<&Path>) -> Result<Vec<u8>> {
 fn decode_line(line: &[u8], n: usize) -> Result<Vec<u8>> {
     STANDARD
         .decode(line.trim_ascii())
-        .with_context(|| format!("input line {n} is not base64"))
+        .map_err(|source| CliError::LineNotBase64 { line: n, source })
 }
 
 /// Encrypts with `encrypt` (one message at a time): stdin lines to stdout lines, or the whole
@@ -58,9 +58,9 @@ where
             let mut out = io::BufWriter::new(stdout.lock());
             for line in lines_of(io::stdin().lock()) {
                 let message = encrypt(line?).await?;
-                writeln!(out, "{}", STANDARD.encode(message)).context("cannot write to stdout")?;
+                writeln!(out, "{}", STANDARD.encode(message)).map_err(CliError::WriteStdout)?;
             }
-            out.flush().context("cannot write to stdout")
+            out.flush().map_err(CliError::WriteStdout)
         }
         (input, output) => {
             let message = encrypt(read_all(input.as_deref())?).await?;
@@ -80,7 +80,7 @@ where
 pub(crate) async fn decrypt_messages<F, Fut>(io: &InOut, mut decrypt: F) -> Result<()>
 where
     F: FnMut(Vec<u8>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<u8>>>,
+    Fut: std::future::Future<Output = sealkit::Result<Vec<u8>>>,
 {
     match &io.input {
         Some(path) => {
@@ -96,9 +96,13 @@ where
                     continue;
                 }
                 let message = decode_line(&line, i + 1)?;
-                let plaintext = decrypt(message)
-                    .await
-                    .with_context(|| format!("message on input line {}", i + 1))?;
+                let plaintext =
+                    decrypt(message)
+                        .await
+                        .map_err(|source| CliError::MessageOnLine {
+                            line: i + 1,
+                            source,
+                        })?;
                 plaintexts.push(Zeroizing::new(plaintext));
             }
             crate::io::write_output(io.output.as_deref(), |w| {
@@ -116,16 +120,16 @@ where
 pub(crate) fn input_file(path: Option<&Path>) -> Result<(File, u64)> {
     match path {
         Some(p) => {
-            let file = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let file = File::open(p).map_err(|source| crate::io::read_error(p, source))?;
             let len = file
                 .metadata()
-                .with_context(|| format!("cannot read {}", p.display()))?
+                .map_err(|source| crate::io::read_error(p, source))?
                 .len();
             Ok((file, len))
         }
         None => {
-            let mut file = tempfile::tempfile().context("cannot create a temporary file")?;
-            let len = io::copy(&mut io::stdin().lock(), &mut file).context("cannot read stdin")?;
+            let mut file = tempfile::tempfile().map_err(CliError::TempFile)?;
+            let len = io::copy(&mut io::stdin().lock(), &mut file).map_err(CliError::ReadStdin)?;
             file.rewind()?;
             Ok((file, len))
         }

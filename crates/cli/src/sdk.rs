@@ -3,7 +3,7 @@
 
 use crate::args::SdkOptions;
 use crate::common::{default_home, now_secs};
-use anyhow::{bail, Context, Result};
+use crate::error::{CliError, Result};
 use sealkit::{Card, EThree, EThreeOptions, TokenProvider};
 use sealkit_proto::jwt::{AppCredentials, JwtGenerator};
 use std::collections::BTreeMap;
@@ -16,10 +16,13 @@ pub(crate) const TOKEN_TTL_SECS: u64 = 3600;
 /// A token generator from `sealkit app create --json` output.
 pub(crate) fn generator(path: &Path, ttl_secs: u64) -> Result<JwtGenerator> {
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        std::fs::read_to_string(path).map_err(|source| crate::io::read_error(path, source))?;
     AppCredentials::from_json(&text)
         .and_then(|creds| creds.generator(ttl_secs))
-        .with_context(|| format!("{}", path.display()))
+        .map_err(|source| CliError::Credentials {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Runs the token command and returns the JWT it printed.
@@ -74,9 +77,10 @@ pub(crate) fn minting_provider(generator: JwtGenerator, identity: String) -> Pro
 pub(crate) fn options_provider(opts: &SdkOptions) -> Result<Option<Provider>> {
     Ok(match (&opts.app_credentials, &opts.token_command) {
         (Some(path), _) => {
-            let Some(identity) = opts.identity.clone() else {
-                bail!("--app-credentials needs --identity ID");
-            };
+            let identity = opts
+                .identity
+                .clone()
+                .ok_or(CliError::CredentialsNeedIdentity)?;
             Some(minting_provider(generator(path, TOKEN_TTL_SECS)?, identity))
         }
         (None, Some(cmd)) => {
@@ -113,10 +117,10 @@ pub(crate) async fn initialize(
     let ethree = EThree::initialize(provider, options).await?;
     if let Some(identity) = &opts.identity {
         if ethree.identity() != identity {
-            bail!(
-                "the token is for {:?}, not for --identity {identity:?}",
-                ethree.identity()
-            );
+            return Err(CliError::WrongIdentity {
+                token: ethree.identity().to_owned(),
+                wanted: identity.clone(),
+            });
         }
     }
     Ok(ethree)
@@ -128,11 +132,7 @@ pub(crate) async fn ethree(opts: &SdkOptions) -> Result<EThree> {
         Some(h) => h.clone(),
         None => default_home()?,
     };
-    let Some(provider) = options_provider(opts)? else {
-        bail!(
-            "no way to get tokens: pass --app-credentials FILE (development) or --token-command CMD"
-        )
-    };
+    let provider = options_provider(opts)?.ok_or(CliError::NoTokenSource)?;
     initialize(opts, provider, home).await
 }
 
@@ -143,10 +143,10 @@ pub(crate) async fn cards(
 ) -> Result<BTreeMap<String, Card>> {
     let ids: Vec<&str> = identities.iter().map(String::as_str).collect();
     match ethree.find_users(&ids).await {
-        Err(sealkit::Error::Network(e)) => ethree
+        Err(sealkit::Error::Network(reason)) => ethree
             .find_cached_users(&ids)
             .await
-            .with_context(|| format!("the server is unreachable ({e}) and the cache cannot help")),
+            .map_err(|source| CliError::Unreachable { reason, source }),
         other => Ok(other?),
     }
 }
@@ -156,5 +156,5 @@ pub(crate) async fn card(ethree: &EThree, identity: &str) -> Result<Card> {
     let mut found = cards(ethree, &[identity.to_owned()]).await?;
     found
         .remove(identity)
-        .with_context(|| format!("no card found for {identity}"))
+        .ok_or_else(|| CliError::NoCard(identity.to_owned()))
 }

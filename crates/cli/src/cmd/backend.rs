@@ -9,7 +9,7 @@
 
 use crate::args::{BackendArgs, SdkOptions};
 use crate::common::{init_logging, runtime};
-use anyhow::{Context, Result};
+use crate::error::{CliError, Result};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -150,18 +150,19 @@ fn router(generator: JwtGenerator) -> Router {
 /// `sealkit backend`.
 pub(crate) fn backend(opts: &SdkOptions, args: BackendArgs) -> Result<()> {
     init_logging();
-    let Some(path) = &opts.app_credentials else {
-        anyhow::bail!(
-            "backend needs --app-credentials FILE (`sealkit app create --json` output, or \
-             sealkit-data/demo-app.json)"
-        );
-    };
+    let path = opts
+        .app_credentials
+        .as_ref()
+        .ok_or(CliError::BackendNeedsCredentials)?;
     let generator = crate::sdk::generator(path, args.token_ttl)?;
     eprintln!("{DEMO_WARNING}");
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .map_err(|source| CliError::Listen {
+                addr: args.listen,
+                source,
+            })?;
         eprintln!(
             "sealkit backend: app {} on http://{} (POST /authenticate, GET /virgil-jwt)",
             generator.app_id(),
@@ -172,6 +173,6 @@ pub(crate) fn backend(opts: &SdkOptions, args: BackendArgs) -> Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
-            .context("the backend failed")
+            .map_err(CliError::BackendFailed)
     })
 }

@@ -11,8 +11,8 @@ mod session;
 
 use crate::args::{ChatArgs, SdkOptions};
 use crate::common::{default_home, runtime};
+use crate::error::{CliError, Result};
 use crate::sdk::{self, Provider};
-use anyhow::{bail, Context, Result};
 use login::BackendLogin;
 use sealkit::chat::ChatEvent;
 use sealkit::EThree;
@@ -31,8 +31,7 @@ const DEMO_APP: &str = "sealkit-data/demo-app.json";
 
 /// `sealkit chat`.
 pub(crate) fn chat(opts: &SdkOptions, args: ChatArgs) -> Result<()> {
-    let linger = Duration::try_from_secs_f64(args.linger)
-        .map_err(|_| anyhow::anyhow!("--linger must be a number of seconds, at least 0"))?;
+    let linger = Duration::try_from_secs_f64(args.linger).map_err(|_| CliError::BadLinger)?;
     let runtime = runtime()?;
     let result = runtime.block_on(run(opts, &args, linger));
     // The stdin thread may still be blocked in a read; it must not hold the exit up.
@@ -47,19 +46,17 @@ fn provider(opts: &SdkOptions, args: &ChatArgs) -> Result<Provider> {
         // Checked here rather than by clap, which misses the global options given before the
         // subcommand.
         if opts.app_credentials.is_some() || opts.token_command.is_some() {
-            bail!(
-                "--backend is a token source, and so are --app-credentials and --token-command \
-                 (or SEALKIT_APP_CREDENTIALS / SEALKIT_TOKEN_COMMAND): pass only one"
-            );
+            return Err(CliError::SeveralTokenSources);
         }
-        let Some(identity) = opts.identity.clone() else {
-            bail!("--backend needs --identity ID (the user to log in as)");
-        };
+        let identity = opts
+            .identity
+            .clone()
+            .ok_or(CliError::BackendNeedsIdentity)?;
         let login = Arc::new(BackendLogin {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
-                .context("cannot create an HTTP client")?,
+                .map_err(CliError::HttpClient)?,
             base: base.trim_end_matches('/').to_owned(),
             identity,
             auth_token: tokio::sync::Mutex::new(None),
@@ -74,15 +71,9 @@ fn provider(opts: &SdkOptions, args: &ChatArgs) -> Result<Provider> {
     }
     let demo = Path::new(DEMO_APP);
     if !demo.exists() {
-        bail!(
-            "no way to get tokens: pass --backend URL (an app backend such as `sealkit backend`), \
-             --app-credentials FILE or --token-command CMD; or run `sealkit serve` in this \
-             directory first, which writes {DEMO_APP}"
-        );
+        return Err(CliError::NoChatTokenSource { demo_app: DEMO_APP });
     }
-    let Some(identity) = opts.identity.clone() else {
-        bail!("pass --identity ID: who you are in the chat");
-    };
+    let identity = opts.identity.clone().ok_or(CliError::ChatNeedsIdentity)?;
     eprintln!("sealkit: using the demo app ({DEMO_APP})");
     Ok(sdk::minting_provider(
         sdk::generator(demo, sdk::TOKEN_TTL_SECS)?,
@@ -106,13 +97,10 @@ async fn home(opts: &SdkOptions, provider: &Provider) -> Result<PathBuf> {
     if let Some(home) = &opts.home {
         return Ok(home.clone());
     }
-    let token = provider
-        .get_token()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot get a token: {e}"))?;
-    let jwt = Jwt::parse(&token).context("the token source gave something that is not a JWT")?;
-    let app = jwt.app_id().context("the token names no application")?;
-    let identity = jwt.identity().context("the token names no identity")?;
+    let token = provider.get_token().await.map_err(CliError::GetToken)?;
+    let jwt = Jwt::parse(&token).map_err(CliError::NotAJwt)?;
+    let app = jwt.app_id().map_err(CliError::TokenWithoutApp)?;
+    let identity = jwt.identity().map_err(CliError::TokenWithoutIdentity)?;
     Ok(default_home()?
         .join("chat")
         .join(path_safe(app))
@@ -187,14 +175,10 @@ async fn ensure_registered(ethree: &EThree, home: &Path) -> Result<()> {
         // (network) show up at the first real request.
         if let Err(sealkit::Error::UsersNotFound { .. }) = ethree.find_user(ethree.identity()).await
         {
-            bail!(
-                "the key of {id} in {home} has no card on this server (it was made for another \
-                 server or application): discard it with `sealkit user cleanup --identity {id} \
-                 --home {home}` (plus the token option you use here) and start chat again to \
-                 register a new one",
-                id = ethree.identity(),
-                home = home.display()
-            );
+            return Err(CliError::KeyWithoutCard {
+                identity: ethree.identity().to_owned(),
+                home: home.to_owned(),
+            });
         }
         return Ok(());
     }
@@ -207,13 +191,10 @@ async fn ensure_registered(ethree: &EThree, home: &Path) -> Result<()> {
             ));
             Ok(())
         }
-        Err(sealkit::Error::IdentityAlreadyExists) => bail!(
-            "{id} is registered on this server, but its private key is not in {home}: restore \
-             it from its backup with `sealkit user restore --identity {id} --home {home}` (plus \
-             the token option you use here), or start chat with the --home that holds it",
-            id = ethree.identity(),
-            home = home.display()
-        ),
+        Err(sealkit::Error::IdentityAlreadyExists) => Err(CliError::KeyElsewhere {
+            identity: ethree.identity().to_owned(),
+            home: home.to_owned(),
+        }),
         Err(e) => Err(e.into()),
     }
 }

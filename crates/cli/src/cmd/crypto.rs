@@ -2,9 +2,9 @@
 
 use crate::args::{DecryptArgs, EncryptArgs, KeyCommand, Mode, SignArgs, VerifyArgs};
 use crate::common::print_line;
+use crate::error::{CliError, Result};
 use crate::io;
 use crate::keyarg;
-use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use rand_core::OsRng;
 use sealkit_crypto::{Crypto, KeyIdScheme, PrivateKey, Signing};
@@ -30,8 +30,7 @@ pub(crate) fn key_command(cmd: KeyCommand) -> Result<()> {
             let key = PrivateKey::generate(key_type.into(), &mut OsRng);
             let text = key.to_base64();
             match out {
-                Some(path) => io::write_key_file(&path, text.as_bytes())
-                    .with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => io::write_key_file(&path, text.as_bytes())?,
                 None => print_line(format_args!("{}", text.as_str())),
             }
         }
@@ -96,8 +95,8 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
         Crypto::new()
     };
     let signer_ref = match (mode, &signer) {
-        (Mode::Plain, Some(_)) => bail!("--sign-with cannot be used with --mode plain"),
-        (Mode::Auth | Mode::Legacy, None) => bail!("this mode needs --sign-with"),
+        (Mode::Plain, Some(_)) => return Err(CliError::SignerInPlainMode),
+        (Mode::Auth | Mode::Legacy, None) => return Err(CliError::ModeNeedsSigner),
         (_, s) => s.as_ref(),
     };
 

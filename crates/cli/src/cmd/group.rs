@@ -2,19 +2,17 @@
 
 use crate::args::{GroupArgs, GroupCommand, SdkOptions};
 use crate::common::runtime;
+use crate::error::{CliError, Result};
 use crate::messages::{decrypt_messages, encrypt_messages};
 use crate::sdk::{card, cards, ethree};
-use anyhow::{Context, Result};
 use sealkit::{Card, EThree, Group, GroupErrorCode};
 
 /// The group `id` from this device's store.
 async fn local_group(ethree: &EThree, id: &str) -> Result<Group> {
-    ethree.get_group(id).await?.with_context(|| {
-        format!(
-            "group {id:?} is not on this device: create it, or run `sealkit group load {id} \
-             --initiator ID`"
-        )
-    })
+    ethree
+        .get_group(id)
+        .await?
+        .ok_or_else(|| CliError::GroupNotLocal(id.to_owned()))
 }
 
 /// `sealkit group ...`.
@@ -76,9 +74,9 @@ pub(crate) fn group(opts: &SdkOptions, args: GroupArgs) -> Result<()> {
                                 ..
                             }) => {
                                 group.update().await?;
-                                Ok(group.decrypt(&data, sender, at).await?)
+                                group.decrypt(&data, sender, at).await
                             }
-                            other => Ok(other?),
+                            other => other,
                         }
                     }
                 })

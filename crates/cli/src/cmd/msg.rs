@@ -2,9 +2,9 @@
 
 use crate::args::{MsgArgs, MsgCommand, SdkOptions};
 use crate::common::runtime;
+use crate::error::{CliError, Result};
 use crate::messages::{decrypt_messages, encrypt_messages, input_file};
 use crate::sdk::{card, cards, ethree};
-use anyhow::{Context, Result};
 use sealkit::Card;
 use std::fs::File;
 use std::io::BufReader;
@@ -31,8 +31,10 @@ pub(crate) fn msg(opts: &SdkOptions, args: MsgArgs) -> Result<()> {
                                 |_| (),
                             )
                             .await?;
-                        sealkit::Stage::commit(stage)
-                            .with_context(|| format!("cannot write {}", out.display()))?;
+                        sealkit::Stage::commit(stage).map_err(|source| CliError::WriteFile {
+                            path: out.clone(),
+                            source,
+                        })?;
                         Ok(())
                     }
                     None => {
@@ -51,7 +53,7 @@ pub(crate) fn msg(opts: &SdkOptions, args: MsgArgs) -> Result<()> {
                     // From a file: streamed; the plaintext appears only once verified.
                     Some(path) => {
                         let src = File::open(path)
-                            .with_context(|| format!("cannot read {}", path.display()))?;
+                            .map_err(|source| crate::io::read_error(path, source))?;
                         let stage = crate::io::StagedOutput::new(io.output.as_deref())?;
                         ethree
                             .auth_decrypt_stream(BufReader::new(src), stage, &sender, at, |_| ())

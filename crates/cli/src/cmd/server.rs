@@ -3,8 +3,8 @@
 
 use crate::args::{AppCommand, ServeArgs, StorageArgs};
 use crate::common::{init_logging, print_line, runtime};
+use crate::error::{CliError, ConfigError, Result};
 use crate::io::write_secret_file;
-use anyhow::{Context, Result};
 use sealkit_server::Config;
 use std::path::PathBuf;
 
@@ -16,10 +16,11 @@ fn config(storage: &StorageArgs, file: Option<&PathBuf>) -> Result<Config> {
     let mut config = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Config::from_toml(&text)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("invalid configuration in {}", path.display()))?
+                .map_err(|source| crate::io::read_error(path, source))?;
+            Config::from_toml(&text).map_err(|message| CliError::InvalidConfig {
+                path: path.clone(),
+                source: ConfigError(message),
+            })?
         }
         None => Config::default(),
     };
@@ -96,14 +97,12 @@ async fn demo_app(config: &Config) -> Result<()> {
     }
     let creds = sealkit_server::admin::create_app(store.as_ref(), "demo", sealkit_server::now())
         .await
-        .context("cannot create the demo app")?;
+        .map_err(CliError::CreateDemoApp)?;
     drop(store);
     let json = serde_json::to_string_pretty(&creds)?;
-    write_secret_file(&path, json.as_bytes()).with_context(|| {
-        format!(
-            "cannot write the demo app credentials to {}",
-            path.display()
-        )
+    write_secret_file(&path, json.as_bytes()).map_err(|source| CliError::WriteDemoApp {
+        path: path.clone(),
+        source,
     })?;
     print_demo_instructions(config, &path);
     Ok(())
@@ -217,7 +216,7 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 let store = sealkit_server::open_store(&config(&storage, None)?).await?;
                 let creds = sealkit_server::admin::add_key(store.as_ref(), &app_id, sealkit_server::now())
                     .await
-                    .with_context(|| format!("cannot add a key to app {app_id}"))?;
+                    .map_err(|source| CliError::AddKey { app_id: app_id.clone(), source })?;
                 print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
             }
             AppCommand::RevokeKey { key_id, storage } => {
@@ -225,7 +224,7 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 store
                     .revoke_app_key(&key_id, sealkit_server::now())
                     .await
-                    .with_context(|| format!("cannot revoke key {key_id}"))?;
+                    .map_err(|source| CliError::RevokeKey { key_id: key_id.clone(), source })?;
                 eprintln!("sealkit: key {key_id} revoked");
             }
         }

@@ -2,20 +2,19 @@
 
 use crate::args::{SdkOptions, TokenArgs};
 use crate::common::print_line;
-use anyhow::Result;
+use crate::error::{CliError, Result};
 
 /// `sealkit token`.
 pub(crate) fn token(opts: &SdkOptions, args: TokenArgs) -> Result<()> {
-    let Some(path) = &opts.app_credentials else {
-        anyhow::bail!("token needs --app-credentials FILE (`sealkit app create --json` output)");
-    };
-    let Some(identity) = &opts.identity else {
-        anyhow::bail!("token needs --identity ID");
-    };
+    let path = opts
+        .app_credentials
+        .as_ref()
+        .ok_or(CliError::TokenNeedsCredentials)?;
+    let identity = opts.identity.as_ref().ok_or(CliError::TokenNeedsIdentity)?;
     let generator = crate::sdk::generator(path, args.ttl)?;
     let jwt = generator
         .generate(identity, sealkit_server::now())
-        .map_err(|e| anyhow::anyhow!("cannot mint a token: {e}"))?;
+        .map_err(CliError::MintToken)?;
     print_line(format_args!("{jwt}"));
     Ok(())
 }

@@ -3,8 +3,8 @@
 
 use crate::args::{PasswordArg, SdkOptions, UserArgs, UserCommand};
 use crate::common::{print_line, runtime};
+use crate::error::{CliError, Result};
 use crate::sdk::{cards, ethree};
-use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sealkit::Card;
@@ -118,15 +118,13 @@ fn read_stdin_lines(n: usize) -> Result<Vec<Password>> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let mut line = Zeroizing::new(String::new());
-        stdin
-            .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
+        stdin.read_line(&mut line).map_err(CliError::ReadPassword)?;
         let line = Zeroizing::new(strip_newline(std::mem::take(&mut *line)));
         if line.is_empty() {
-            bail!(
-                "expected {n} password line(s) on stdin, line {} is missing or empty",
-                i + 1
-            );
+            return Err(CliError::MissingPasswordLine {
+                expected: n,
+                line: i + 1,
+            });
         }
         out.push(line);
     }
@@ -134,12 +132,10 @@ fn read_stdin_lines(n: usize) -> Result<Vec<Password>> {
 }
 
 fn prompt(what: &str) -> Result<Password> {
-    let password = Zeroizing::new(
-        rpassword::prompt_password(format!("{what}: "))
-            .context("cannot ask for the password on the terminal (use --password-stdin)")?,
-    );
+    let password =
+        Zeroizing::new(rpassword::prompt_password(format!("{what}: ")).map_err(CliError::Prompt)?);
     if password.is_empty() {
-        bail!("the password is empty");
+        return Err(CliError::EmptyPassword);
     }
     Ok(password)
 }
@@ -147,13 +143,17 @@ fn prompt(what: &str) -> Result<Password> {
 fn read_password(arg: &PasswordArg, what: &str, confirm: bool) -> Result<Password> {
     if arg.password_stdin {
         let mut lines = read_stdin_lines(1)?;
-        return lines.pop().context("no password");
+        // read_stdin_lines(1) returns one line or an error.
+        return lines.pop().ok_or(CliError::MissingPasswordLine {
+            expected: 1,
+            line: 1,
+        });
     }
     let password = prompt(what)?;
     if confirm {
         let again = prompt(&format!("{what} (again)"))?;
         if *again != *password {
-            bail!("the passwords differ");
+            return Err(CliError::PasswordsDiffer);
         }
     }
     Ok(password)

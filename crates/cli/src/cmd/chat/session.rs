@@ -2,7 +2,7 @@
 //! on stdout.
 
 use crate::common::print_line;
-use anyhow::{Context, Result};
+use crate::error::{one_line, CliError, Result};
 use sealkit::chat::{
     Channel, ChannelKind, ChatEvent, ChatStream, HistoryCursor, ReceivedMessage, Verification,
 };
@@ -91,7 +91,7 @@ impl Session {
                     ("history", []) => self.history(RECENT).await,
                     ("history", [n]) => match n.parse::<i64>() {
                         Ok(n) if n > 0 => self.history(n).await,
-                        _ => Err(anyhow::anyhow!("/history N: N is a positive number")),
+                        _ => Err(CliError::HistoryCount),
                     },
                     ("members", []) => self.members().await,
                     ("add", [who]) => self.add(who).await,
@@ -105,16 +105,13 @@ impl Session {
             None => self.send(line).await,
         };
         if let Err(e) = result {
-            let msg: Vec<String> = e.chain().map(ToString::to_string).collect();
-            eprintln!("! {}", msg.join(": "));
+            eprintln!("! {}", one_line(&e));
         }
         Flow::Continue
     }
 
     fn current(&self) -> Result<String> {
-        self.current
-            .clone()
-            .context("no current channel: /join NAME, /create NAME, /dm ID or /switch NAME first")
+        self.current.clone().ok_or(CliError::NoCurrentChannel)
     }
 
     pub(super) fn current_label(&self) -> String {
@@ -187,9 +184,7 @@ impl Session {
             Ok(c) => c,
             Err(sealkit::Error::NotAMember { .. }) => {
                 self.chat.join(name).await.map_err(|e| match e {
-                    sealkit::Error::NotAnAdmin { .. } => anyhow::anyhow!(
-                        "channel {name:?} is not open: ask one of its admins to /add you"
-                    ),
+                    sealkit::Error::NotAnAdmin { .. } => CliError::ChannelNotOpen(name.to_owned()),
                     e => e.into(),
                 })?
             }
@@ -230,7 +225,7 @@ impl Session {
             .iter()
             .find(|(id, _)| *id == name || self.label(id) == name)
             .map(|(id, _)| id.clone())
-            .with_context(|| format!("you are not in {name:?}: /channels lists yours"))?;
+            .ok_or_else(|| CliError::NotInChannel(name.to_owned()))?;
         self.current = Some(id);
         notice(format_args!("now in {}", self.current_label()));
         Ok(())
@@ -415,14 +410,14 @@ impl Session {
 }
 
 /// The error for a command used wrongly: its help line, or "unknown".
-fn usage(verb: &str) -> anyhow::Error {
+fn usage(verb: &str) -> CliError {
     let name = format!("/{verb}");
     match HELP
         .lines()
         .find(|l| l.split_whitespace().next() == Some(name.as_str()))
     {
-        Some(line) => anyhow::anyhow!("usage: {}", line.trim_end()),
-        None => anyhow::anyhow!("unknown command {name}: /help lists them"),
+        Some(line) => CliError::ChatUsage(line.trim_end()),
+        None => CliError::UnknownChatCommand(name),
     }
 }
 
