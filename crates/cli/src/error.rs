@@ -6,7 +6,7 @@ use sealkit_server::store::StoreError;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What a command returns.
 pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -363,6 +363,16 @@ pub(crate) enum CliError {
     /// An unknown chat command.
     #[error("unknown command {0}: /help lists them")]
     UnknownChatCommand(String),
+}
+
+impl CliError {
+    /// "cannot read PATH", with the reason.
+    pub(crate) fn read(path: &Path, source: io::Error) -> Self {
+        Self::ReadFile {
+            path: path.to_owned(),
+            source,
+        }
+    }
 }
 
 /// Why `key generate --out` could not write the key file.

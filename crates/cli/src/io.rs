@@ -27,14 +27,14 @@ impl Input {
     pub fn open(path: Option<&Path>, rereadable: bool) -> Result<Self> {
         match path {
             Some(p) => {
-                let meta = std::fs::metadata(p).map_err(|source| read_error(p, source))?;
+                let meta = std::fs::metadata(p).map_err(|source| CliError::read(p, source))?;
                 if meta.is_file() {
                     return Ok(Self::File(p.to_owned(), meta.len()));
                 }
                 if !rereadable {
                     return Ok(Self::File(p.to_owned(), 0));
                 }
-                let mut src = File::open(p).map_err(|source| read_error(p, source))?;
+                let mut src = File::open(p).map_err(|source| CliError::read(p, source))?;
                 Self::spool(&mut src)
             }
             None if rereadable => Self::spool(&mut io::stdin().lock()),
@@ -51,7 +51,9 @@ impl Input {
     /// A fresh reader from the start of the input.
     pub fn reader(&self) -> Result<Box<dyn Read + '_>> {
         Ok(match self {
-            Self::File(p, _) => Box::new(File::open(p).map_err(|source| read_error(p, source))?),
+            Self::File(p, _) => {
+                Box::new(File::open(p).map_err(|source| CliError::read(p, source))?)
+            }
             Self::Spooled(f, _) => {
                 let mut f = f.try_clone()?;
                 f.rewind()?;
@@ -241,12 +243,4 @@ pub fn write_key_file(path: &Path, data: &[u8]) -> Result<()> {
         path: path.to_owned(),
         source,
     })
-}
-
-/// "cannot read PATH", with the reason.
-pub fn read_error(path: &Path, source: io::Error) -> CliError {
-    CliError::ReadFile {
-        path: path.to_owned(),
-        source,
-    }
 }

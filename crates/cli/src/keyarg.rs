@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 fn bytes(arg: &str) -> Result<Zeroizing<Vec<u8>>> {
     let path = Path::new(arg);
     if path.is_file() {
-        let data = std::fs::read(path).map_err(|source| crate::io::read_error(path, source))?;
+        let data = std::fs::read(path).map_err(|source| CliError::read(path, source))?;
         Ok(Zeroizing::new(data))
     } else {
         Ok(Zeroizing::new(arg.as_bytes().to_vec()))

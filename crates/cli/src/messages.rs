@@ -27,7 +27,7 @@ fn read_all(path: Option<&Path>) -> Result<Vec<u8>> {
         Some(p) => {
             File::open(p)
                 .and_then(|mut f| f.read_to_end(&mut data))
-                .map_err(|source| crate::io::read_error(p, source))?;
+                .map_err(|source| CliError::read(p, source))?;
         }
         None => {
             io::stdin()
@@ -120,10 +120,10 @@ where
 pub(crate) fn input_file(path: Option<&Path>) -> Result<(File, u64)> {
     match path {
         Some(p) => {
-            let file = File::open(p).map_err(|source| crate::io::read_error(p, source))?;
+            let file = File::open(p).map_err(|source| CliError::read(p, source))?;
             let len = file
                 .metadata()
-                .map_err(|source| crate::io::read_error(p, source))?
+                .map_err(|source| CliError::read(p, source))?
                 .len();
             Ok((file, len))
         }

@@ -15,8 +15,7 @@ pub(crate) const TOKEN_TTL_SECS: u64 = 3600;
 
 /// A token generator from `sealkit app create --json` output.
 pub(crate) fn generator(path: &Path, ttl_secs: u64) -> Result<JwtGenerator> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| crate::io::read_error(path, source))?;
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::read(path, source))?;
     AppCredentials::from_json(&text)
         .and_then(|creds| creds.generator(ttl_secs))
         .map_err(|source| CliError::Credentials {

@@ -1,30 +1,22 @@
 //! The `sealkit` command line as a contract: `trycmd` cases under `tests/cmd/`, each a command
 //! with its expected stdout, stderr and exit status. `*.trycmd` files hold the `--help` of every
-//! command; `*.toml` files (with `*.in/` as their working directory) hold failures that need no
-//! server. Regenerate the expected output after a deliberate change with
+//! command; `*.toml` files hold exit codes and failures that need no server (their working
+//! directory `tests/cmd/fixtures/` holds a throwaway test key and a signature). Regenerate the
+//! expected output after a deliberate change with
 //! `TRYCMD=overwrite cargo test -p sealkit-cli --test cli_tests`, and review the diff.
 
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-/// Environment variables that change what `sealkit` prints: the options' defaults (`--help`
-/// shows `[env: NAME=value]`), the help width and forced colours.
-const VARIABLES: [&str; 10] = [
-    "SEALKIT_SERVER",
-    "SEALKIT_IDENTITY",
-    "SEALKIT_HOME",
-    "SEALKIT_APP_CREDENTIALS",
-    "SEALKIT_TOKEN_COMMAND",
-    "SEALKIT_DATABASE_URL",
-    "XDG_DATA_HOME",
-    "COLUMNS",
-    "CLICOLOR_FORCE",
-    "SEALKIT_LOG",
-];
+mod common;
+
+/// Besides the options' variables (whose values `--help` shows as `[env: NAME=value]`): the help
+/// width, forced colours and the log filter.
+const OUTPUT_VARIABLES: [&str; 3] = ["COLUMNS", "CLICOLOR_FORCE", "SEALKIT_LOG"];
 
 #[test]
 fn cli_tests() {
     // This is the only test of this binary, so nothing else reads the environment meanwhile.
-    for name in VARIABLES {
+    for name in common::SEALKIT_ENV.into_iter().chain(OUTPUT_VARIABLES) {
         std::env::remove_var(name);
     }
     trycmd::TestCases::new()

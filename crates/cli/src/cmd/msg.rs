@@ -52,8 +52,8 @@ pub(crate) fn msg(opts: &SdkOptions, args: MsgArgs) -> Result<()> {
                 match &io.input {
                     // From a file: streamed; the plaintext appears only once verified.
                     Some(path) => {
-                        let src = File::open(path)
-                            .map_err(|source| crate::io::read_error(path, source))?;
+                        let src =
+                            File::open(path).map_err(|source| CliError::read(path, source))?;
                         let stage = crate::io::StagedOutput::new(io.output.as_deref())?;
                         ethree
                             .auth_decrypt_stream(BufReader::new(src), stage, &sender, at, |_| ())
@@ -64,7 +64,7 @@ pub(crate) fn msg(opts: &SdkOptions, args: MsgArgs) -> Result<()> {
                         decrypt_messages(&io, |data| {
                             let ethree = ethree.clone();
                             let sender = sender.clone();
-                            async move { Ok(ethree.auth_decrypt(&data, &sender, at).await?) }
+                            async move { ethree.auth_decrypt(&data, &sender, at).await }
                         })
                         .await
                     }

@@ -15,8 +15,8 @@ pub(crate) const DEMO_APP_FILE: &str = "demo-app.json";
 fn config(storage: &StorageArgs, file: Option<&PathBuf>) -> Result<Config> {
     let mut config = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| crate::io::read_error(path, source))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| CliError::read(path, source))?;
             Config::from_toml(&text).map_err(|message| CliError::InvalidConfig {
                 path: path.clone(),
                 source: ConfigError(message),
