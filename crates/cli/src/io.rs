@@ -1,7 +1,7 @@
 //! Input and output plumbing: rereadable inputs, staged outputs that appear only when complete,
 //! and a progress bar on terminals.
 
-use anyhow::{Context, Result};
+use crate::error::{CliError, KeyFileError, Result};
 use sealkit_crypto::Stage;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Seek, Write};
@@ -27,16 +27,14 @@ impl Input {
     pub fn open(path: Option<&Path>, rereadable: bool) -> Result<Self> {
         match path {
             Some(p) => {
-                let meta =
-                    std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let meta = std::fs::metadata(p).map_err(|source| CliError::read(p, source))?;
                 if meta.is_file() {
                     return Ok(Self::File(p.to_owned(), meta.len()));
                 }
                 if !rereadable {
                     return Ok(Self::File(p.to_owned(), 0));
                 }
-                let mut src =
-                    File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let mut src = File::open(p).map_err(|source| CliError::read(p, source))?;
                 Self::spool(&mut src)
             }
             None if rereadable => Self::spool(&mut io::stdin().lock()),
@@ -45,8 +43,8 @@ impl Input {
     }
 
     fn spool(src: &mut impl Read) -> Result<Self> {
-        let mut file = tempfile::tempfile().context("cannot create a temporary file")?;
-        let len = io::copy(src, &mut file).context("cannot read the input")?;
+        let mut file = tempfile::tempfile().map_err(CliError::TempFile)?;
+        let len = io::copy(src, &mut file).map_err(CliError::ReadInput)?;
         Ok(Self::Spooled(file, len))
     }
 
@@ -54,7 +52,7 @@ impl Input {
     pub fn reader(&self) -> Result<Box<dyn Read + '_>> {
         Ok(match self {
             Self::File(p, _) => {
-                Box::new(File::open(p).with_context(|| format!("cannot read {}", p.display()))?)
+                Box::new(File::open(p).map_err(|source| CliError::read(p, source))?)
             }
             Self::Spooled(f, _) => {
                 let mut f = f.try_clone()?;
@@ -75,8 +73,7 @@ impl Input {
 
     /// The input's length; only for rereadable inputs.
     pub fn len(&self) -> Result<u64> {
-        self.known_len()
-            .context("the input length is needed but unknown")
+        self.known_len().ok_or(CliError::UnknownInputLength)
     }
 }
 
@@ -95,7 +92,7 @@ pub fn for_each_chunk_of(mut reader: impl Read, mut f: impl FnMut(&[u8])) -> Res
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("cannot read the input"),
+            Err(e) => return Err(CliError::ReadInput(e)),
         };
         f(&buf[..n]);
     }
@@ -131,7 +128,7 @@ pub fn write_output(
             let stdout = io::stdout();
             let mut w = BufWriter::new(stdout.lock());
             f(&mut w)?;
-            w.flush().context("cannot write to stdout")
+            w.flush().map_err(CliError::WriteStdout)
         }
         Some(p) => {
             let tmp = temp_beside(p)?;
@@ -140,7 +137,10 @@ pub fn write_output(
             let tmp = w.into_inner().map_err(|e| e.into_error())?;
             tmp.persist(p)
                 .map(drop)
-                .with_context(|| format!("cannot write {}", p.display()))
+                .map_err(|source| CliError::Persist {
+                    path: p.to_owned(),
+                    source,
+                })
         }
     }
 }
@@ -153,7 +153,10 @@ fn temp_beside(p: &Path) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(".sealkit-")
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))
+        .map_err(|source| CliError::CreateIn {
+            dir: dir.to_owned(),
+            source,
+        })
 }
 
 /// A decryption stage: plaintext goes to a temporary file (mode 0600) that becomes `--out`, or is
@@ -167,7 +170,7 @@ impl StagedOutput {
     pub fn new(target: Option<&Path>) -> Result<Self> {
         let tmp = match target {
             Some(p) => temp_beside(p)?,
-            None => tempfile::NamedTempFile::new().context("cannot create a temporary file")?,
+            None => tempfile::NamedTempFile::new().map_err(CliError::TempFile)?,
         };
         Ok(Self {
             target: target.map(Path::to_owned),
@@ -204,8 +207,8 @@ impl Stage for StagedOutput {
     }
 }
 
-/// Creates `path` with mode 0600 and writes a secret into it; refuses to replace a file.
-pub fn write_secret_file(path: &Path, data: &[u8]) -> Result<()> {
+/// Creates `path` readable by its owner only (mode 0600); never replaces an existing file.
+fn create_private_file(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -213,15 +216,31 @@ pub fn write_secret_file(path: &Path, data: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| {
-        if path.exists() {
-            "the file exists (not overwriting a key)".to_owned()
-        } else {
-            "cannot create it".to_owned()
-        }
-    })?;
+    options.open(path)
+}
+
+/// Writes `data` and a newline into a new file and syncs it.
+fn write_line_synced(file: &mut File, data: &[u8]) -> io::Result<()> {
     file.write_all(data)?;
     file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok(())
+    file.sync_all()
+}
+
+/// Creates `path` with mode 0600 and writes a secret into it; refuses to replace a file.
+pub fn write_secret_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = create_private_file(path)?;
+    write_line_synced(&mut file, data)
+}
+
+/// [`write_secret_file`] for a private key, saying why the file could not be created.
+pub fn write_key_file(path: &Path, data: &[u8]) -> Result<()> {
+    let written = match create_private_file(path) {
+        Ok(mut file) => write_line_synced(&mut file, data).map_err(KeyFileError::Write),
+        Err(e) if path.exists() => Err(KeyFileError::Exists(e)),
+        Err(e) => Err(KeyFileError::Create(e)),
+    };
+    written.map_err(|source| CliError::WriteKeyFile {
+        path: path.to_owned(),
+        source,
+    })
 }

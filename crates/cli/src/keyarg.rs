@@ -1,6 +1,6 @@
 //! Key and signature arguments: a path to a file, or the value itself (base64 of DER, or PEM).
 
-use anyhow::{Context, Result};
+use crate::error::{CliError, KeyArgument, Result};
 use base64::Engine as _;
 use sealkit_crypto::{PrivateKey, PublicKey};
 use std::path::Path;
@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 fn bytes(arg: &str) -> Result<Zeroizing<Vec<u8>>> {
     let path = Path::new(arg);
     if path.is_file() {
-        let data = std::fs::read(path).with_context(|| format!("cannot read {arg}"))?;
+        let data = std::fs::read(path).map_err(|source| CliError::read(path, source))?;
         Ok(Zeroizing::new(data))
     } else {
         Ok(Zeroizing::new(arg.as_bytes().to_vec()))
@@ -18,22 +18,22 @@ fn bytes(arg: &str) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Describes an argument in errors without echoing key material.
-fn describe(arg: &str) -> String {
+fn describe(arg: &str) -> KeyArgument {
     if Path::new(arg).is_file() {
-        format!("key file {arg}")
+        KeyArgument::File(arg.to_owned())
     } else {
-        "key argument".to_owned()
+        KeyArgument::Inline
     }
 }
 
+/// A private key argument.
 pub fn private_key(arg: &str) -> Result<PrivateKey> {
-    PrivateKey::import(&bytes(arg)?)
-        .with_context(|| format!("{} is not a private key", describe(arg)))
+    PrivateKey::import(&bytes(arg)?).map_err(|e| CliError::NotAPrivateKey(describe(arg), e))
 }
 
+/// A public key argument.
 pub fn public_key(arg: &str) -> Result<PublicKey> {
-    PublicKey::import(&bytes(arg)?)
-        .with_context(|| format!("{} is not a public key", describe(arg)))
+    PublicKey::import(&bytes(arg)?).map_err(|e| CliError::NotAPublicKey(describe(arg), e))
 }
 
 /// A public key, or the public half of a private key.
@@ -44,7 +44,7 @@ pub fn any_public_key(arg: &str) -> Result<PublicKey> {
     }
     PrivateKey::import(&data)
         .map(|k| k.public_key().clone())
-        .with_context(|| format!("{} is neither a public nor a private key", describe(arg)))
+        .map_err(|e| CliError::NotAKey(describe(arg), e))
 }
 
 /// A signature given as base64 text, or a file holding base64 or DER.
@@ -59,5 +59,5 @@ pub fn signature(arg: &str) -> Result<Vec<u8>> {
         .collect();
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .context("the signature is not base64")
+        .map_err(CliError::SignatureNotBase64)
 }

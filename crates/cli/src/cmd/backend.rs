@@ -7,35 +7,24 @@
 //! `Authorization: Bearer <authToken>` → `{"virgilToken"}`. The login takes no password: it is
 //! a DEMO, and says so wherever it can.
 
-use anyhow::{Context, Result};
+use crate::args::{BackendArgs, SdkOptions};
+use crate::common::{init_logging, runtime};
+use crate::error::{CliError, Result};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use clap::Args;
 use rand_core::RngCore;
 use sealkit_proto::jwt::JwtGenerator;
 use sealkit_proto::ErrorBody;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// Most live demo sessions; beyond it the oldest-looking one is dropped, so a flood of logins
 /// cannot grow memory without bound.
 const MAX_SESSIONS: usize = 100_000;
-
-/// `sealkit backend`.
-#[derive(Args, Debug)]
-pub(crate) struct BackendArgs {
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// Lifetime of the Virgil JWTs it mints, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
-    token_ttl: u64,
-}
 
 /// The warning printed at startup (and repeated in `--help` and docs/chat.md).
 pub(crate) const DEMO_WARNING: &str = "\
@@ -158,20 +147,22 @@ fn router(generator: JwtGenerator) -> Router {
         .with_state(backend)
 }
 
-pub(crate) fn backend(opts: &crate::sdk_cmds::SdkOptions, args: BackendArgs) -> Result<()> {
-    crate::server_cmds::init_logging();
-    let Some(path) = &opts.app_credentials else {
-        anyhow::bail!(
-            "backend needs --app-credentials FILE (`sealkit app create --json` output, or \
-             sealkit-data/demo-app.json)"
-        );
-    };
-    let generator = crate::sdk_cmds::generator(path, args.token_ttl)?;
+/// `sealkit backend`.
+pub(crate) fn backend(opts: &SdkOptions, args: BackendArgs) -> Result<()> {
+    init_logging();
+    let path = opts
+        .app_credentials
+        .as_ref()
+        .ok_or(CliError::BackendNeedsCredentials)?;
+    let generator = crate::sdk::generator(path, args.token_ttl)?;
     eprintln!("{DEMO_WARNING}");
-    crate::sdk_cmds::runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .map_err(|source| CliError::Listen {
+                addr: args.listen,
+                source,
+            })?;
         eprintln!(
             "sealkit backend: app {} on http://{} (POST /authenticate, GET /virgil-jwt)",
             generator.app_id(),
@@ -182,6 +173,6 @@ pub(crate) fn backend(opts: &crate::sdk_cmds::SdkOptions, args: BackendArgs) -> 
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
-            .context("the backend failed")
+            .map_err(CliError::BackendFailed)
     })
 }

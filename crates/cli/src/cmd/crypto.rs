@@ -1,39 +1,41 @@
 //! The crypto commands: `key`, `sign`, `verify`, `encrypt`, `decrypt`.
 
+use crate::args::{DecryptArgs, EncryptArgs, KeyCommand, Mode, SignArgs, VerifyArgs};
+use crate::common::print_line;
+use crate::error::{CliError, Result};
 use crate::io;
 use crate::keyarg;
-use crate::{DecryptArgs, EncryptArgs, KeyCommand, Mode, SignArgs, VerifyArgs};
-use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use rand_core::OsRng;
 use sealkit_crypto::{Crypto, KeyIdScheme, PrivateKey, Signing};
 use std::process::ExitCode;
 
+/// `sealkit sign`: prints the signature as base64.
 pub(crate) fn sign(a: SignArgs) -> Result<()> {
     let key = keyarg::private_key(&a.key)?;
     let mut signer = sealkit_crypto::Signer::new();
     io::for_each_chunk(a.input.input.as_deref(), |c| signer.update(c))?;
     let sig = signer.finish(&key, &mut OsRng)?;
-    crate::print_line(format_args!(
+    print_line(format_args!(
         "{}",
         base64::engine::general_purpose::STANDARD.encode(sig)
     ));
     Ok(())
 }
 
+/// `sealkit key ...`.
 pub(crate) fn key_command(cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Generate { key_type, out } => {
             let key = PrivateKey::generate(key_type.into(), &mut OsRng);
             let text = key.to_base64();
             match out {
-                Some(path) => io::write_secret_file(&path, text.as_bytes())
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-                None => crate::print_line(format_args!("{}", text.as_str())),
+                Some(path) => io::write_key_file(&path, text.as_bytes())?,
+                None => print_line(format_args!("{}", text.as_str())),
             }
         }
         KeyCommand::Public { key } => {
-            crate::print_line(format_args!(
+            print_line(format_args!(
                 "{}",
                 keyarg::private_key(&key)?.public_key().to_base64()
             ));
@@ -44,7 +46,7 @@ pub(crate) fn key_command(cmd: KeyCommand) -> Result<()> {
             } else {
                 KeyIdScheme::Sha512Truncated
             };
-            crate::print_line(format_args!(
+            print_line(format_args!(
                 "{}",
                 keyarg::any_public_key(&key)?.key_id_with(scheme)
             ));
@@ -53,6 +55,7 @@ pub(crate) fn key_command(cmd: KeyCommand) -> Result<()> {
     Ok(())
 }
 
+/// `sealkit verify`: exit code 0 when the signature is valid, 1 when it is not.
 pub(crate) fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let key = keyarg::public_key(&a.key)?;
     let signature = keyarg::signature(&a.signature)?;
@@ -70,6 +73,7 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<ExitCode> {
     }
 }
 
+/// `sealkit encrypt`.
 pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
     let recipients =
         a.to.iter()
@@ -91,8 +95,8 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
         Crypto::new()
     };
     let signer_ref = match (mode, &signer) {
-        (Mode::Plain, Some(_)) => bail!("--sign-with cannot be used with --mode plain"),
-        (Mode::Auth | Mode::Legacy, None) => bail!("this mode needs --sign-with"),
+        (Mode::Plain, Some(_)) => return Err(CliError::SignerInPlainMode),
+        (Mode::Auth | Mode::Legacy, None) => return Err(CliError::ModeNeedsSigner),
         (_, s) => s.as_ref(),
     };
 
@@ -127,6 +131,7 @@ pub(crate) fn encrypt(a: EncryptArgs) -> Result<()> {
     })
 }
 
+/// `sealkit decrypt`: the plaintext appears only once the message was authenticated.
 pub(crate) fn decrypt(a: DecryptArgs) -> Result<()> {
     let key = keyarg::private_key(&a.key)?;
     let verify_with = a

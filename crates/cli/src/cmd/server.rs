@@ -1,103 +1,26 @@
-//! The server commands: `serve`, `app ...`, `token`.
+//! The server commands: `serve` and `app ...` (applications and their API keys, directly in the
+//! database).
 
-use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use crate::args::{AppCommand, ServeArgs, StorageArgs};
+use crate::common::{init_logging, print_line, runtime};
+use crate::error::{CliError, ConfigError, Result};
+use crate::io::write_secret_file;
 use sealkit_server::Config;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// Where the server's data lives (shared by `serve` and `app`).
-#[derive(Args, Debug, Clone)]
-pub(crate) struct StorageArgs {
-    /// Directory of the embedded SQLite database [default: ./sealkit-data].
-    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Use PostgreSQL instead of SQLite (postgres://user@host:port/db).
-    #[arg(long, value_name = "URL", env = "SEALKIT_DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
-    pub(crate) listen: Option<SocketAddr>,
-    #[command(flatten)]
-    pub(crate) storage: StorageArgs,
-    /// The brainkey (Pythia) master secret [default: DATA_DIR/pythia.secret, created on first
-    /// start]. Every replica must use the same file, and it must never change: key backups
-    /// depend on it.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) pythia_secret_file: Option<PathBuf>,
-    /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
-    /// jwt_leeway_secs, pythia_secret_file, brainkey_burst, brainkey_per_second); command-line
-    /// options win.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-    /// Do not create the demo application on first start (SQLite only: when the database has
-    /// no application yet, `serve` creates one named "demo" and writes its credentials to
-    /// DATA_DIR/demo-app.json for `sealkit chat`).
-    #[arg(long)]
-    pub(crate) no_demo_app: bool,
-}
 
 /// The demo application's credentials, in the data directory.
 pub(crate) const DEMO_APP_FILE: &str = "demo-app.json";
 
-#[derive(Subcommand, Debug)]
-pub(crate) enum AppCommand {
-    /// Create an application and its first API key; prints the credentials (keep them secret).
-    Create {
-        /// A name for people.
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-        /// Print the credentials as JSON: {"app_id","api_key_id","api_private_key","api_public_key"}.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List applications and their API keys.
-    List {
-        #[command(flatten)]
-        storage: StorageArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Add an API key to an application (rotate keys without downtime); prints credentials JSON.
-    AddKey {
-        /// The application.
-        #[arg(long)]
-        app_id: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
-    /// Revoke an API key: tokens it signed stop working (within a minute on running servers).
-    RevokeKey {
-        /// The key id (the JWT `kid`).
-        #[arg(long)]
-        key_id: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct TokenArgs {
-    /// Lifetime in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
-    pub(crate) ttl: u64,
-}
-
+/// The server configuration: the `--config` file (or the defaults), then the storage options.
 fn config(storage: &StorageArgs, file: Option<&PathBuf>) -> Result<Config> {
     let mut config = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Config::from_toml(&text)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("invalid configuration in {}", path.display()))?
+            let text =
+                std::fs::read_to_string(path).map_err(|source| CliError::read(path, source))?;
+            Config::from_toml(&text).map_err(|message| CliError::InvalidConfig {
+                path: path.clone(),
+                source: ConfigError(message),
+            })?
         }
         None => Config::default(),
     };
@@ -110,22 +33,7 @@ fn config(storage: &StorageArgs, file: Option<&PathBuf>) -> Result<Config> {
     Ok(config)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SEALKIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
+/// `sealkit serve`.
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     init_logging();
     let mut config = config(&args.storage, args.config.as_ref())?;
@@ -189,33 +97,15 @@ async fn demo_app(config: &Config) -> Result<()> {
     }
     let creds = sealkit_server::admin::create_app(store.as_ref(), "demo", sealkit_server::now())
         .await
-        .context("cannot create the demo app")?;
+        .map_err(CliError::CreateDemoApp)?;
     drop(store);
     let json = serde_json::to_string_pretty(&creds)?;
-    write_secret_file(&path, json.as_bytes()).with_context(|| {
-        format!(
-            "cannot write the demo app credentials to {}",
-            path.display()
-        )
+    write_secret_file(&path, json.as_bytes()).map_err(|source| CliError::WriteDemoApp {
+        path: path.clone(),
+        source,
     })?;
     print_demo_instructions(config, &path);
     Ok(())
-}
-
-/// Writes a new file readable by its owner only; never replaces an existing one.
-fn write_secret_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(data)?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }
 
 /// Quotes `s` for a POSIX shell when it needs it.
@@ -280,6 +170,7 @@ Type \"hello bob\" as alice; bob sees it. Then check that the server stored only
     );
 }
 
+/// `sealkit app ...`.
 pub(crate) fn app(cmd: AppCommand) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -288,12 +179,12 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 let store = sealkit_server::open_store(&config(&storage, None)?).await?;
                 let creds = sealkit_server::admin::create_app(store.as_ref(), &name, sealkit_server::now()).await?;
                 if json {
-                    crate::print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
+                    print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
                 } else {
-                    crate::print_line(format_args!("app_id:          {}", creds.app_id));
-                    crate::print_line(format_args!("api_key_id:      {}", creds.api_key_id));
-                    crate::print_line(format_args!("api_public_key:  {}", creds.api_public_key.as_deref().unwrap_or_default()));
-                    crate::print_line(format_args!("api_private_key: {}", creds.api_private_key));
+                    print_line(format_args!("app_id:          {}", creds.app_id));
+                    print_line(format_args!("api_key_id:      {}", creds.api_key_id));
+                    print_line(format_args!("api_public_key:  {}", creds.api_public_key.as_deref().unwrap_or_default()));
+                    print_line(format_args!("api_private_key: {}", creds.api_private_key));
                     eprintln!("Keep api_private_key secret: it mints tokens for any identity. Use --json to save it to a file.");
                 }
             }
@@ -310,13 +201,13 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                     }));
                 }
                 if json {
-                    crate::print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
+                    print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
                 } else {
                     for app in &out {
-                        crate::print_line(format_args!("{}  {}", app["app_id"].as_str().unwrap_or_default(), app["name"].as_str().unwrap_or_default()));
+                        print_line(format_args!("{}  {}", app["app_id"].as_str().unwrap_or_default(), app["name"].as_str().unwrap_or_default()));
                         for k in app["keys"].as_array().into_iter().flatten() {
                             let state = if k["revoked_at"].is_null() { "active" } else { "revoked" };
-                            crate::print_line(format_args!("    key {}  {state}", k["api_key_id"].as_str().unwrap_or_default()));
+                            print_line(format_args!("    key {}  {state}", k["api_key_id"].as_str().unwrap_or_default()));
                         }
                     }
                 }
@@ -325,33 +216,18 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                 let store = sealkit_server::open_store(&config(&storage, None)?).await?;
                 let creds = sealkit_server::admin::add_key(store.as_ref(), &app_id, sealkit_server::now())
                     .await
-                    .with_context(|| format!("cannot add a key to app {app_id}"))?;
-                crate::print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
+                    .map_err(|source| CliError::AddKey { app_id: app_id.clone(), source })?;
+                print_line(format_args!("{}", serde_json::to_string_pretty(&creds)?));
             }
             AppCommand::RevokeKey { key_id, storage } => {
                 let store = sealkit_server::open_store(&config(&storage, None)?).await?;
                 store
                     .revoke_app_key(&key_id, sealkit_server::now())
                     .await
-                    .with_context(|| format!("cannot revoke key {key_id}"))?;
+                    .map_err(|source| CliError::RevokeKey { key_id: key_id.clone(), source })?;
                 eprintln!("sealkit: key {key_id} revoked");
             }
         }
         Ok(())
     })
-}
-
-pub(crate) fn token(opts: &crate::sdk_cmds::SdkOptions, args: TokenArgs) -> Result<()> {
-    let Some(path) = &opts.app_credentials else {
-        anyhow::bail!("token needs --app-credentials FILE (`sealkit app create --json` output)");
-    };
-    let Some(identity) = &opts.identity else {
-        anyhow::bail!("token needs --identity ID");
-    };
-    let generator = crate::sdk_cmds::generator(path, args.ttl)?;
-    let jwt = generator
-        .generate(identity, sealkit_server::now())
-        .map_err(|e| anyhow::anyhow!("cannot mint a token: {e}"))?;
-    crate::print_line(format_args!("{jwt}"));
-    Ok(())
 }

@@ -1,0 +1,465 @@
+//! One chat session: the commands typed on stdin and the events of the stream, turned into lines
+//! on stdout.
+
+use crate::common::print_line;
+use crate::error::{one_line, CliError, Result};
+use sealkit::chat::{
+    Channel, ChannelKind, ChatEvent, ChatStream, HistoryCursor, ReceivedMessage, Verification,
+};
+use sealkit::Chat;
+use std::collections::{BTreeMap, HashSet};
+
+/// Messages of a channel shown when it is opened.
+pub(super) const RECENT: i64 = 20;
+
+/// The state of the terminal client between two inputs.
+pub(super) struct Session {
+    pub(super) chat: Chat,
+    pub(super) stream: ChatStream,
+    /// The channel plain lines go to.
+    current: Option<String>,
+    /// The channels this user is in, as last read.
+    channels: BTreeMap<String, Channel>,
+    /// The channel list was read once: channels found later are new to this session.
+    started: bool,
+    /// Own messages already printed when sent, by (channel, seq), so the stream's copy is not
+    /// printed again.
+    echoed: HashSet<(String, i64)>,
+    /// The last stream error printed: the stream retries a message it could not check, and the
+    /// same failure is worth one line, not one every half second.
+    last_error: Option<String>,
+}
+
+/// Whether the session goes on after a command.
+#[derive(PartialEq, Eq)]
+pub(super) enum Flow {
+    Continue,
+    Quit,
+}
+
+const HELP: &str = "\
+text          send to the current channel (//text sends a line that starts with /)
+/channels     your channels
+/switch NAME  make NAME the current channel
+/join NAME    join an open channel (or switch to one of yours)
+/create NAME [ID...]  create a closed group channel with these members (you are its admin)
+/dm ID        direct channel with ID
+/history [N]  the last N messages of the current channel (default 20)
+/members      members of the current channel
+/add ID       add ID to the current channel (admins)
+/remove ID    remove ID from the current channel (admins)
+/leave        leave the current channel
+/quit         exit (so does the end of input)";
+
+impl Session {
+    /// A session on `stream`, in no channel yet.
+    pub(super) fn new(chat: Chat, stream: ChatStream) -> Self {
+        Self {
+            chat,
+            stream,
+            current: None,
+            channels: BTreeMap::new(),
+            started: false,
+            echoed: HashSet::new(),
+            last_error: None,
+        }
+    }
+
+    pub(super) async fn command(&mut self, line: &str) -> Flow {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            return Flow::Continue;
+        }
+        let result = match line.strip_prefix('/') {
+            Some(rest) if !rest.starts_with('/') => {
+                let mut words = rest.split_whitespace();
+                let verb = words.next().unwrap_or_default();
+                let args: Vec<&str> = words.collect();
+                match (verb, args.as_slice()) {
+                    ("quit" | "exit", _) => return Flow::Quit,
+                    ("help", _) => {
+                        for l in HELP.lines() {
+                            notice(format_args!("{l}"));
+                        }
+                        Ok(())
+                    }
+                    ("channels", []) => self.list_channels().await,
+                    ("switch", [name]) => self.switch(name),
+                    ("join", [name]) => self.join(name).await,
+                    ("create", [name, members @ ..]) => self.create(name, members).await,
+                    ("dm", [other]) => self.direct(other).await,
+                    ("history", []) => self.history(RECENT).await,
+                    ("history", [n]) => match n.parse::<i64>() {
+                        Ok(n) if n > 0 => self.history(n).await,
+                        _ => Err(CliError::HistoryCount),
+                    },
+                    ("members", []) => self.members().await,
+                    ("add", [who]) => self.add(who).await,
+                    ("remove", [who]) => self.remove(who).await,
+                    ("leave", []) => self.leave().await,
+                    _ => Err(usage(verb)),
+                }
+            }
+            // "//text" sends "/text".
+            Some(rest) => self.send(rest).await,
+            None => self.send(line).await,
+        };
+        if let Err(e) = result {
+            eprintln!("! {}", one_line(&e));
+        }
+        Flow::Continue
+    }
+
+    fn current(&self) -> Result<String> {
+        self.current.clone().ok_or(CliError::NoCurrentChannel)
+    }
+
+    pub(super) fn current_label(&self) -> String {
+        match &self.current {
+            Some(id) => self.label(id),
+            None => "no channel yet".to_owned(),
+        }
+    }
+
+    /// How a channel is shown: its id, or `@other` for a direct channel.
+    fn label(&self, id: &str) -> String {
+        match self.channels.get(id) {
+            Some(c) if c.kind == ChannelKind::Direct => {
+                let me = self.chat.identity();
+                match c.members.iter().find(|m| *m != me) {
+                    Some(other) => format!("@{other}"),
+                    None => id.to_owned(),
+                }
+            }
+            _ => id.to_owned(),
+        }
+    }
+
+    /// Reads the channel list; subscribes to channels not seen before from their newest
+    /// message on (or the last few, for one created after this session started).
+    pub(super) async fn refresh_channels(&mut self) -> Result<()> {
+        let list = self.chat.channels().await?;
+        let first = !self.started;
+        self.started = true;
+        for channel in list {
+            if !self.stream.subscriptions().contains_key(&channel.id) {
+                let after = if first {
+                    channel.last_seq
+                } else {
+                    (channel.last_seq - RECENT).max(0)
+                };
+                self.stream.subscribe(&channel.id, after).await?;
+                if !first {
+                    self.channels.insert(channel.id.clone(), channel.clone());
+                    notice(format_args!("you are in {}", self.label(&channel.id)));
+                }
+            }
+            self.channels.insert(channel.id.clone(), channel);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn poll(&mut self) {
+        if let Err(e) = self.refresh_channels().await {
+            eprintln!("! cannot read your channels: {e}");
+        }
+    }
+
+    /// Makes `channel` current; when it is new to this session, shows its last messages
+    /// (through the stream, so that each message is printed once, in order).
+    async fn enter(&mut self, channel: Channel) -> Result<()> {
+        let id = channel.id.clone();
+        if !self.stream.subscriptions().contains_key(&id) {
+            let after = (channel.last_seq - RECENT).max(0);
+            self.stream.subscribe(&id, after).await?;
+        }
+        self.channels.insert(id.clone(), channel);
+        self.current = Some(id);
+        Ok(())
+    }
+
+    /// `--channel`: join it, or create it (open) when it does not exist.
+    pub(super) async fn open_or_create(&mut self, name: &str) -> Result<()> {
+        let channel = match self.chat.channel(name).await {
+            Ok(c) => c,
+            Err(sealkit::Error::NotAMember { .. }) => {
+                self.chat.join(name).await.map_err(|e| match e {
+                    sealkit::Error::NotAnAdmin { .. } => CliError::ChannelNotOpen(name.to_owned()),
+                    e => e.into(),
+                })?
+            }
+            Err(sealkit::Error::ChannelNotFound { .. }) => {
+                match self
+                    .chat
+                    .create_channel(name, ChannelKind::Group, &[], true)
+                    .await
+                {
+                    Ok(c) => {
+                        notice(format_args!("created the open channel {name}"));
+                        c
+                    }
+                    // Someone else created it meanwhile.
+                    Err(sealkit::Error::ChannelExists { .. }) => self.chat.join(name).await?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.enter(channel).await
+    }
+
+    async fn join(&mut self, name: &str) -> Result<()> {
+        let channel = match self.chat.channel(name).await {
+            Ok(c) => c,
+            Err(sealkit::Error::NotAMember { .. }) => self.chat.join(name).await?,
+            Err(e) => return Err(e.into()),
+        };
+        self.enter(channel).await?;
+        notice(format_args!("now in {}", self.label(name)));
+        Ok(())
+    }
+
+    fn switch(&mut self, name: &str) -> Result<()> {
+        let id = self
+            .channels
+            .iter()
+            .find(|(id, _)| *id == name || self.label(id) == name)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| CliError::NotInChannel(name.to_owned()))?;
+        self.current = Some(id);
+        notice(format_args!("now in {}", self.current_label()));
+        Ok(())
+    }
+
+    async fn create(&mut self, name: &str, members: &[&str]) -> Result<()> {
+        let channel = self
+            .chat
+            .create_channel(name, ChannelKind::Group, members, false)
+            .await?;
+        self.enter(channel).await?;
+        notice(format_args!("created {name}; now in it"));
+        Ok(())
+    }
+
+    async fn direct(&mut self, other: &str) -> Result<()> {
+        let channel = self.chat.direct_channel(other).await?;
+        let id = channel.id.clone();
+        self.enter(channel).await?;
+        notice(format_args!("now in {}", self.label(&id)));
+        Ok(())
+    }
+
+    async fn send(&mut self, text: &str) -> Result<()> {
+        let channel = self.current()?;
+        let message = self.chat.send_text(&channel, text).await?;
+        self.echoed.insert((message.channel.clone(), message.seq));
+        print_line(format_args!(
+            "[{}] {} ✔ {} (#{})",
+            self.label(&message.channel),
+            message.sender,
+            printable(text),
+            message.seq
+        ));
+        Ok(())
+    }
+
+    async fn history(&mut self, n: i64) -> Result<()> {
+        let channel = self.current()?;
+        let limit = u32::try_from(n.min(i64::from(sealkit_proto::chat::MAX_PAGE))).unwrap_or(1);
+        let page = self
+            .chat
+            .history(&channel, HistoryCursor::Latest, limit)
+            .await?;
+        notice(format_args!(
+            "history of {} ({} messages{})",
+            self.label(&channel),
+            page.messages.len(),
+            if page.more { ", more before" } else { "" }
+        ));
+        for m in &page.messages {
+            print_line(format_args!("{} (#{})", self.render(m), m.message.seq));
+        }
+        Ok(())
+    }
+
+    async fn members(&mut self) -> Result<()> {
+        let id = self.current()?;
+        let channel = self.chat.channel(&id).await?;
+        let list: Vec<String> = channel
+            .members
+            .iter()
+            .map(|m| {
+                if channel.admins.contains(m) {
+                    format!("{m} (admin)")
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
+        notice(format_args!(
+            "members of {}: {}",
+            self.label(&id),
+            list.join(", ")
+        ));
+        self.channels.insert(id, channel);
+        Ok(())
+    }
+
+    async fn add(&mut self, who: &str) -> Result<()> {
+        let id = self.current()?;
+        let channel = self.chat.add_member(&id, who).await?;
+        notice(format_args!("added {who} to {}", self.label(&id)));
+        self.channels.insert(id, channel);
+        Ok(())
+    }
+
+    async fn remove(&mut self, who: &str) -> Result<()> {
+        let id = self.current()?;
+        let channel = self.chat.remove_member(&id, who).await?;
+        notice(format_args!("removed {who} from {}", self.label(&id)));
+        self.channels.insert(id, channel);
+        Ok(())
+    }
+
+    async fn leave(&mut self) -> Result<()> {
+        let id = self.current()?;
+        self.chat.leave(&id).await?;
+        self.stream.unsubscribe(&id).await?;
+        notice(format_args!("left {}", self.label(&id)));
+        self.channels.remove(&id);
+        self.current = None;
+        Ok(())
+    }
+
+    async fn list_channels(&mut self) -> Result<()> {
+        let list = self.chat.channels().await?;
+        if list.is_empty() {
+            notice(format_args!(
+                "no channels yet: /join NAME, /create NAME or /dm ID"
+            ));
+        }
+        for c in &list {
+            self.channels.insert(c.id.clone(), c.clone());
+        }
+        for c in &list {
+            let mark = if self.current.as_deref() == Some(&c.id) {
+                "> "
+            } else {
+                "  "
+            };
+            let kind = match (c.kind, c.open) {
+                (ChannelKind::Direct, _) => "direct",
+                (ChannelKind::Group, true) => "open group",
+                (ChannelKind::Group, false) => "group",
+            };
+            notice(format_args!(
+                "{mark}{} ({kind}, {} members, {} messages)",
+                self.label(&c.id),
+                c.members.len(),
+                c.last_seq
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn event(&mut self, event: Option<sealkit::Result<ChatEvent>>) {
+        match event {
+            Some(Ok(ChatEvent::Message(m))) => {
+                let key = (m.message.channel.clone(), m.message.seq);
+                if !self.echoed.remove(&key) {
+                    print_line(format_args!("{}", self.render(&m)));
+                }
+            }
+            Some(Ok(ChatEvent::Removed { channel })) => {
+                notice(format_args!(
+                    "you were removed from {}",
+                    self.label(&channel)
+                ));
+                self.channels.remove(&channel);
+                if self.current.as_deref() == Some(channel.as_str()) {
+                    self.current = None;
+                }
+            }
+            Some(Ok(ChatEvent::Members { .. })) => {}
+            Some(Ok(ChatEvent::Reconnected)) => notice(format_args!("reconnected")),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if self.last_error.as_ref() != Some(&text) {
+                    eprintln!("! {text}");
+                    self.last_error = Some(text);
+                }
+                return;
+            }
+            None => {}
+        }
+        self.last_error = None;
+    }
+
+    fn render(&self, m: &ReceivedMessage) -> String {
+        let channel = self.label(&m.message.channel);
+        let sender = printable(&m.message.sender);
+        match (m.status, &m.body) {
+            (Verification::Verified, Some(body)) => format!(
+                "[{channel}] {sender} ✔ {}",
+                printable(&String::from_utf8_lossy(body))
+            ),
+            (status, _) => format!("[{channel}] {sender} ⚠ UNVERIFIED ({})", reason(status)),
+        }
+    }
+}
+
+/// The error for a command used wrongly: its help line, or "unknown".
+fn usage(verb: &str) -> CliError {
+    let name = format!("/{verb}");
+    match HELP
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+    {
+        Some(line) => CliError::ChatUsage(line.trim_end()),
+        None => CliError::UnknownChatCommand(name),
+    }
+}
+
+fn reason(status: Verification) -> &'static str {
+    match status {
+        Verification::NotForMe => {
+            "not encrypted for you: sent before you joined, or to a key you no longer have"
+        }
+        Verification::BadSignature => "the signature is not the sender's",
+        Verification::UnknownSender => "the sender has no valid card",
+        Verification::Malformed => "not a readable message",
+        _ => "cannot be verified",
+    }
+}
+
+/// Text as one terminal line: control characters (escape sequences a sender could use to
+/// redraw the screen, line breaks that would fake another sender's line) are shown escaped.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A notice line: `* text`.
+pub(super) fn notice(text: std::fmt::Arguments<'_>) {
+    print_line(format_args!("* {text}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_controls() {
+        assert_eq!(printable("hi ✔"), "hi ✔");
+        assert_eq!(printable("a\nb"), "a\\nb");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+    }
+}
