@@ -1,6 +1,7 @@
 //! Storage: one object-safe trait for everything the service keeps, implemented by SQLite
 //! (embedded, the default) and PostgreSQL (for several replicas), and checked by one conformance
-//! suite (`conformance.rs`) that runs against both.
+//! suite (`conformance/`, one file per domain, compiled for tests and with the `conformance`
+//! feature) that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
 //! Keyknox compare-and-swap) is one method, implemented as one database transaction, so several
@@ -8,6 +9,7 @@
 
 use async_trait::async_trait;
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
