@@ -12,6 +12,8 @@ use async_trait::async_trait;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod postgres;
+mod rules;
+mod sql;
 pub mod sqlite;
 
 /// Errors of a [`Store`].
@@ -21,17 +23,101 @@ pub enum StoreError {
     /// The record does not exist.
     #[error("not found")]
     NotFound,
-    /// The write conflicts with the current state (duplicate id, card already superseded,
-    /// identity already has a card, ...). The text says which rule.
+    /// The write conflicts with the current state; the variant says which rule.
     #[error("conflict: {0}")]
-    Conflict(&'static str),
-    /// The caller may not do this (revoking another identity's card).
+    Conflict(Conflict),
+    /// The caller may not do this; the variant says why.
     #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    Forbidden(Forbidden),
     /// The database failed; the text is for logs, never for clients.
     #[error("storage backend: {0}")]
     Backend(String),
 }
+
+/// The rule a write broke ([`StoreError::Conflict`]). [`Conflict::message`] (also the `Display`
+/// text) is what clients of the card directory read in error bodies, so it keeps its wording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// [`Store::create_app`] with an application id that exists.
+    AppExists,
+    /// An API key id that exists (key ids are unique across applications).
+    KeyExists,
+    /// [`Store::create_app`] with a first key of another application.
+    KeyOfAnotherApp,
+    /// A card id that exists.
+    CardIdExists,
+    /// A rotation whose previous card is not the identity's current card.
+    NotCurrentCard,
+    /// A first publish for an identity that has a current card.
+    IdentityHasCard,
+    /// A Keyknox write whose previous hash is not the stored one.
+    KeyknoxHashMismatch,
+    /// A chat channel id that is taken in the application.
+    ChannelExists,
+    /// More members than `sealkit_proto::chat::MAX_MEMBERS`.
+    ChannelFull,
+    /// The only admin leaving while other members remain.
+    LastAdmin,
+    /// A post encrypted for another membership than the channel's current one.
+    StaleMemberVersion {
+        /// The channel's `member_version` when the post was refused.
+        current: i64,
+    },
+}
+
+impl Conflict {
+    /// The rule as text, for error bodies and logs.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::AppExists => "app id exists",
+            Self::KeyExists => "key id exists",
+            Self::KeyOfAnotherApp => "key belongs to another application",
+            Self::CardIdExists => "card id exists",
+            Self::NotCurrentCard => "previous card is not the identity's current card",
+            Self::IdentityHasCard => "identity already has a card",
+            Self::KeyknoxHashMismatch => "keyknox hash mismatch",
+            Self::ChannelExists => "channel exists",
+            Self::ChannelFull => "channel is full",
+            Self::LastAdmin => "the last admin cannot leave",
+            Self::StaleMemberVersion { .. } => "stale member version",
+        }
+    }
+}
+
+/// Why the caller may not do something ([`StoreError::Forbidden`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Forbidden {
+    /// Revoking a card of another identity.
+    CardOfAnotherIdentity,
+    /// Posting to a chat channel without being a member.
+    NotAMember,
+}
+
+impl Forbidden {
+    /// The reason as text, for error bodies and logs.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::CardOfAnotherIdentity => "card belongs to another identity",
+            Self::NotAMember => "not a member",
+        }
+    }
+}
+
+/// Both typed reasons display as their text: the messages clients and logs have always seen.
+macro_rules! display_as_message {
+    ($($reason:ty),+) => {$(
+        impl std::fmt::Display for $reason {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.message())
+            }
+        }
+
+        impl std::error::Error for $reason {}
+    )+};
+}
+display_as_message!(Conflict, Forbidden);
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -24,7 +24,7 @@
 //!   transaction (delivered on commit only, in commit order); each event stream `LISTEN`s on a
 //!   connection of its own and says [`ChatEvent::Resync`] after losing it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,12 +35,15 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
+use super::rules::{self, Bucket, MemberChange};
+use super::sql::{backend, key_insert_error, unique_or_backend};
 use super::{
     AppKeyRecord, AppRecord, CardRecord, ChannelRecord, ChatEvent, ChatEventStream,
     ChatMessageRecord, ChatStore, HistoryCursor, KeyknoxAddress, KeyknoxStore, KeyknoxV1,
     KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, NewCard, NewChatMessage, Posted, RateLimitStore,
-    Store, StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
+    Store, StoreError, StoreResult,
 };
+use super::{Conflict, Forbidden};
 
 /// The PostgreSQL schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -52,11 +55,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 const GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan";
 
 const MAX_CONNECTIONS: u32 = 10;
-
-/// Rule texts of [`StoreError::Conflict`], worded as in the SQLite backend.
-const CARD_ID_EXISTS: &str = "card id exists";
-const NOT_CURRENT: &str = "previous card is not the identity's current card";
-const IDENTITY_HAS_CARD: &str = "identity already has a card";
 
 const CARD_COLUMNS: &str =
     "id, app_id, identity, previous_card_id, superseded_by, revoked, raw, created_at";
@@ -172,24 +170,11 @@ fn check_schema_name(schema: &str) -> StoreResult<()> {
     }
 }
 
-/// Any unexpected database error.
-fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 /// The kind and violated constraint of a database error, if it is one.
 fn db_error(e: &sqlx::Error) -> Option<(ErrorKind, Option<&str>)> {
     match e {
         sqlx::Error::Database(d) => Some((d.kind(), d.constraint())),
         _ => None,
-    }
-}
-
-/// Unique violations become `Conflict(rule)`, everything else `Backend`.
-fn unique_or_backend(e: sqlx::Error, rule: &'static str) -> StoreError {
-    match db_error(&e) {
-        Some((ErrorKind::UniqueViolation, _)) => StoreError::Conflict(rule),
-        _ => backend(e),
     }
 }
 
@@ -227,9 +212,7 @@ fn card_from_row(row: &PgRow) -> Result<CardRecord, sqlx::Error> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()> {
-        if key.app_id != app.app_id {
-            return Err(StoreError::Conflict("key belongs to another application"));
-        }
+        rules::check_first_key(&app, &key).map_err(StoreError::Conflict)?;
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO apps (app_id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&app.app_id)
@@ -237,7 +220,7 @@ impl Store for PostgresStore {
             .bind(app.created_at)
             .execute(&mut *tx)
             .await
-            .map_err(|e| unique_or_backend(e, "app id exists"))?;
+            .map_err(|e| unique_or_backend(e, Conflict::AppExists))?;
         insert_key(&mut tx, &key).await?;
         tx.commit().await.map_err(backend)
     }
@@ -330,7 +313,7 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
         if taken.is_some() {
-            return Err(StoreError::Conflict(CARD_ID_EXISTS));
+            return Err(StoreError::Conflict(Conflict::CardIdExists));
         }
         if let Some(previous) = &card.previous_card_id {
             // Supersede first: the new card may only become current once the old one is not.
@@ -347,7 +330,7 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
             if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict(NOT_CURRENT));
+                return Err(StoreError::Conflict(Conflict::NotCurrentCard));
             }
         }
         sqlx::query(
@@ -364,12 +347,14 @@ impl Store for PostgresStore {
         .await
         .map_err(|e| match db_error(&e) {
             Some((ErrorKind::UniqueViolation, Some("cards_pkey"))) => {
-                StoreError::Conflict(CARD_ID_EXISTS)
+                StoreError::Conflict(Conflict::CardIdExists)
             }
             Some((ErrorKind::UniqueViolation, Some("cards_one_successor"))) => {
-                StoreError::Conflict(NOT_CURRENT)
+                StoreError::Conflict(Conflict::NotCurrentCard)
             }
-            Some((ErrorKind::UniqueViolation, _)) => StoreError::Conflict(IDENTITY_HAS_CARD),
+            Some((ErrorKind::UniqueViolation, _)) => {
+                StoreError::Conflict(Conflict::IdentityHasCard)
+            }
             _ => backend(e),
         })?;
         tx.commit().await.map_err(backend)
@@ -449,46 +434,14 @@ impl Store for PostgresStore {
                 .map_err(backend)?;
         match exists {
             None => Err(StoreError::NotFound),
-            Some(_) => Err(StoreError::Forbidden("card belongs to another identity")),
+            Some(_) => Err(StoreError::Forbidden(Forbidden::CardOfAnotherIdentity)),
         }
     }
 }
 
-/// The rule text of every failed Keyknox compare-and-swap (as in the SQLite backend).
-const HASH_MISMATCH: &str = "keyknox hash mismatch";
-
 /// How often a writer that lost a creation race (`INSERT … ON CONFLICT DO NOTHING` inserted
 /// nothing) looks at the row again before giving up with a conflict.
 const CREATE_ATTEMPTS: usize = 3;
-
-/// Whether a v1 write with `previous` may replace `stored` (meta, value, hash): a non-empty blob
-/// needs its hash; an empty or missing one accepts no hash or its current one.
-fn v1_previous_matches(stored: Option<(&str, &str, &str)>, previous: Option<&str>) -> bool {
-    match stored {
-        None => previous.is_none_or(|p| p == KEYKNOX_EMPTY_HASH),
-        Some(("", "", hash)) => previous.is_none_or(|p| p == hash),
-        Some((_, _, hash)) => previous == Some(hash),
-    }
-}
-
-/// A token bucket after a refill up to `now_ms` and one attempt to take a token: the tokens left
-/// and whether one was taken. Time never runs backwards for a bucket (replicas' clocks differ).
-fn take_token(
-    tokens: f64,
-    updated_ms: i64,
-    now_ms: i64,
-    burst: u32,
-    per_second: f64,
-) -> (f64, bool) {
-    let elapsed_ms = now_ms.saturating_sub(updated_ms).max(0) as f64;
-    let rate = if per_second > 0.0 { per_second } else { 0.0 };
-    let available = (tokens + elapsed_ms * rate / 1000.0).min(f64::from(burst));
-    if available >= 1.0 {
-        (available - 1.0, true)
-    } else {
-        (available, false)
-    }
-}
 
 /// Every holder of a copy of an entry, sorted by Rust's string order (not the database
 /// collation's).
@@ -548,13 +501,9 @@ impl KeyknoxStore for PostgresStore {
             .map(v1_from_row)
             .transpose()
             .map_err(backend)?;
-            let current = stored
-                .as_ref()
-                .map(|s| (s.meta.as_str(), s.value.as_str(), s.hash.as_str()));
-            if !v1_previous_matches(current, previous_hash) {
-                return Err(StoreError::Conflict(HASH_MISMATCH));
-            }
-            if let Some(stored) = stored {
+            let next_version = rules::keyknox_v1_next_version(stored.as_ref(), previous_hash)
+                .map_err(StoreError::Conflict)?;
+            if stored.is_some() {
                 sqlx::query(
                     "UPDATE keyknox_v1 SET meta = $3, value = $4, version = $5, hash = $6 \
                      WHERE app_id = $1 AND identity = $2",
@@ -563,12 +512,12 @@ impl KeyknoxStore for PostgresStore {
                 .bind(identity)
                 .bind(meta)
                 .bind(value)
-                .bind(stored.version + 1)
+                .bind(next_version)
                 .bind(new_hash)
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-                version = Some(stored.version + 1);
+                version = Some(next_version);
                 break;
             }
             let created = sqlx::query(
@@ -589,7 +538,7 @@ impl KeyknoxStore for PostgresStore {
             }
         }
         let Some(version) = version else {
-            return Err(StoreError::Conflict(HASH_MISMATCH));
+            return Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch));
         };
         tx.commit().await.map_err(backend)?;
         Ok(KeyknoxV1 {
@@ -616,20 +565,7 @@ impl KeyknoxStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(match version {
-            Some(version) => KeyknoxV1 {
-                meta: String::new(),
-                value: String::new(),
-                version,
-                hash: new_hash.to_owned(),
-            },
-            None => KeyknoxV1 {
-                meta: String::new(),
-                value: String::new(),
-                version: 1,
-                hash: KEYKNOX_EMPTY_HASH.to_owned(),
-            },
-        })
+        Ok(rules::keyknox_v1_after_reset(version, new_hash))
     }
 
     async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy> {
@@ -652,9 +588,8 @@ impl KeyknoxStore for PostgresStore {
             .await
             .map_err(backend)?;
             if let Some((id, hash)) = stored {
-                if previous != Some(hash.as_str()) {
-                    return Err(StoreError::Conflict(HASH_MISMATCH));
-                }
+                rules::keyknox_v2_check_previous(Some(&hash), previous)
+                    .map_err(StoreError::Conflict)?;
                 sqlx::query("UPDATE keyknox_entries SET hash = $2 WHERE id = $1")
                     .bind(id)
                     .bind(&push.new_hash)
@@ -664,9 +599,7 @@ impl KeyknoxStore for PostgresStore {
                 entry_id = Some(id);
                 break;
             }
-            if previous.is_some_and(|p| p != KEYKNOX_EMPTY_HASH) {
-                return Err(StoreError::Conflict(HASH_MISMATCH));
-            }
+            rules::keyknox_v2_check_previous(None, previous).map_err(StoreError::Conflict)?;
             entry_id = sqlx::query_scalar(
                 "INSERT INTO keyknox_entries (app_id, owner, root, path, key, hash) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
@@ -686,16 +619,10 @@ impl KeyknoxStore for PostgresStore {
             }
         }
         let Some(entry_id) = entry_id else {
-            return Err(StoreError::Conflict(HASH_MISMATCH));
+            return Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch));
         };
         // Deduplicated first: one upsert may not touch a row twice.
-        let recipients: Vec<&str> = push
-            .identities
-            .iter()
-            .map(String::as_str)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let recipients = rules::keyknox_v2_recipients(&push.identities);
         sqlx::query(
             "INSERT INTO keyknox_copies (entry_id, identity, meta, value) \
              SELECT $1, recipient, $3, $4 FROM UNNEST($2::text[]) AS recipient \
@@ -863,27 +790,26 @@ impl RateLimitStore for PostgresStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-            if let Some((tokens, updated_ms)) = stored {
-                let (left, taken) = take_token(tokens, updated_ms, now_ms, burst, per_second);
+            let stored = stored.map(|(tokens, updated_ms)| Bucket { tokens, updated_ms });
+            let (bucket, taken) = rules::take_token(stored, now_ms, burst, per_second);
+            if stored.is_some() {
                 sqlx::query("UPDATE rate_limits SET tokens = $2, updated_ms = $3 WHERE key = $1")
                     .bind(key)
-                    .bind(left)
-                    .bind(updated_ms.max(now_ms))
+                    .bind(bucket.tokens)
+                    .bind(bucket.updated_ms)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
                 tx.commit().await.map_err(backend)?;
                 return Ok(taken);
             }
-            // A new bucket starts full.
-            let (left, taken) = take_token(f64::from(burst), now_ms, now_ms, burst, per_second);
             let created = sqlx::query(
                 "INSERT INTO rate_limits (key, tokens, updated_ms) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO NOTHING",
             )
             .bind(key)
-            .bind(left)
-            .bind(now_ms)
+            .bind(bucket.tokens)
+            .bind(bucket.updated_ms)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -897,13 +823,6 @@ impl RateLimitStore for PostgresStore {
         )))
     }
 }
-
-/// Rule texts of chat [`StoreError`]s, worded as in the SQLite backend.
-const CHANNEL_EXISTS: &str = "channel exists";
-const CHANNEL_FULL: &str = "channel is full";
-const LAST_ADMIN: &str = "the last admin cannot leave";
-const NOT_A_MEMBER: &str = "not a member";
-const STALE_VERSION: &str = "stale member version";
 
 /// The `NOTIFY` channel of a deployment in the connection's default schema.
 const EVENTS_CHANNEL: &str = "sealkit_chat";
@@ -1177,18 +1096,8 @@ async fn next_event(mut state: Listening) -> Option<(ChatEvent, Listening)> {
 #[async_trait]
 impl ChatStore for PostgresStore {
     async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
-        let admins: BTreeSet<&str> = channel.admins.iter().map(String::as_str).collect();
-        let members: BTreeSet<&str> = channel
-            .members
-            .iter()
-            .map(String::as_str)
-            .chain(admins.iter().copied())
-            .collect();
-        if members.len() > sealkit_proto::chat::MAX_MEMBERS {
-            return Err(StoreError::Conflict(CHANNEL_FULL));
-        }
-        let is_admin: Vec<bool> = members.iter().map(|m| admins.contains(m)).collect();
-        let members: Vec<&str> = members.into_iter().collect();
+        let members = rules::initial_members(&channel).map_err(StoreError::Conflict)?;
+        let (members, is_admin): (Vec<&str>, Vec<bool>) = members.into_iter().unzip();
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO chat_channels \
@@ -1203,7 +1112,7 @@ impl ChatStore for PostgresStore {
         .bind(channel.created_at_ms)
         .execute(&mut *tx)
         .await
-        .map_err(|e| unique_or_backend(e, CHANNEL_EXISTS))?;
+        .map_err(|e| unique_or_backend(e, Conflict::ChannelExists))?;
         sqlx::query(
             "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
              SELECT $1, $2, m.identity, m.admin \
@@ -1254,9 +1163,10 @@ impl ChatStore for PostgresStore {
     ) -> StoreResult<ChannelRecord> {
         let mut tx = self.begin().await?;
         lock_channel(&mut tx, app_id, channel_id).await?;
-        let changed = match membership(&mut tx, app_id, channel_id, identity).await? {
-            Some(was_admin) if was_admin || !admin => None,
-            Some(_) => {
+        let current = membership(&mut tx, app_id, channel_id, identity).await?;
+        let changed = match rules::member_change(current, admin) {
+            MemberChange::Unchanged => None,
+            MemberChange::Promote => {
                 sqlx::query(
                     "UPDATE chat_members SET admin = TRUE \
                      WHERE app_id = $1 AND channel_id = $2 AND identity = $3",
@@ -1269,7 +1179,7 @@ impl ChatStore for PostgresStore {
                 .map_err(backend)?;
                 Some(bump_member_version(&mut tx, app_id, channel_id).await?)
             }
-            None => {
+            MemberChange::Insert => {
                 let count: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM chat_members WHERE app_id = $1 AND channel_id = $2",
                 )
@@ -1278,9 +1188,7 @@ impl ChatStore for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(backend)?;
-                if count >= sealkit_proto::chat::MAX_MEMBERS as i64 {
-                    return Err(StoreError::Conflict(CHANNEL_FULL));
-                }
+                rules::check_room(count).map_err(StoreError::Conflict)?;
                 sqlx::query(
                     "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
                      VALUES ($1, $2, $3, $4)",
@@ -1334,9 +1242,7 @@ impl ChatStore for PostgresStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
-            if admins == 1 && members > 1 {
-                return Err(StoreError::Conflict(LAST_ADMIN));
-            }
+            rules::check_admin_may_leave(admins, members).map_err(StoreError::Conflict)?;
         }
         sqlx::query(
             "DELETE FROM chat_members WHERE app_id = $1 AND channel_id = $2 AND identity = $3",
@@ -1374,7 +1280,7 @@ impl ChatStore for PostgresStore {
             .await?
             .is_none()
         {
-            return Err(StoreError::Forbidden(NOT_A_MEMBER));
+            return Err(StoreError::Forbidden(Forbidden::NotAMember));
         }
         let stored = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
@@ -1390,9 +1296,8 @@ impl ChatStore for PostgresStore {
         if let Some(row) = stored {
             return Ok(Posted::Duplicate(message_from_row(&row).map_err(backend)?));
         }
-        if m.member_version != member_version {
-            return Err(StoreError::Conflict(STALE_VERSION));
-        }
+        rules::check_member_version(member_version, m.member_version)
+            .map_err(StoreError::Conflict)?;
         let seq: i64 = sqlx::query_scalar(
             "UPDATE chat_channels SET last_seq = last_seq + 1 \
              WHERE app_id = $1 AND id = $2 RETURNING last_seq",
@@ -1427,15 +1332,7 @@ impl ChatStore for PostgresStore {
         )
         .await?;
         tx.commit().await.map_err(backend)?;
-        Ok(Posted::New(ChatMessageRecord {
-            channel_id: message.channel_id,
-            seq,
-            sender: message.sender,
-            client_id: message.client_id,
-            ciphertext: message.ciphertext,
-            member_version: message.member_version,
-            sent_at_ms: message.sent_at_ms,
-        }))
+        Ok(Posted::New(rules::stored_message(message, seq)))
     }
 
     async fn chat_history(
@@ -1514,11 +1411,7 @@ async fn insert_key(
     .bind(key.revoked_at)
     .execute(&mut **tx)
     .await
-    .map_err(|e| match db_error(&e) {
-        Some((ErrorKind::UniqueViolation, _)) => StoreError::Conflict("key id exists"),
-        Some((ErrorKind::ForeignKeyViolation, _)) => StoreError::NotFound,
-        _ => backend(e),
-    })?;
+    .map_err(key_insert_error)?;
     Ok(())
 }
 

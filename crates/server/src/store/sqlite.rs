@@ -14,7 +14,7 @@
 //! written in one `BEGIN IMMEDIATE` transaction). Their events go to a broadcast channel of this
 //! process only: two processes sharing one file do not hear each other's chat events.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,12 +29,15 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use tokio::sync::broadcast;
 
+use super::rules::{self, Bucket, MemberChange};
+use super::sql::{backend, key_insert_error, unique_or_backend};
 use super::{
     AppKeyRecord, AppRecord, CardRecord, ChannelRecord, ChatEvent, ChatEventStream,
     ChatMessageRecord, ChatStore, HistoryCursor, KeyknoxAddress, KeyknoxStore, KeyknoxV1,
     KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, NewCard, NewChatMessage, Posted, RateLimitStore,
-    Store, StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
+    Store, StoreError, StoreResult,
 };
+use super::{Conflict, Forbidden};
 
 /// The SQLite schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,11 +54,6 @@ const EVENT_BUFFER: usize = 4096;
 
 /// Identities bound per search statement (SQLite limits the number of bound parameters).
 const SEARCH_CHUNK: usize = 500;
-
-/// Rule texts of [`StoreError::Conflict`], shared with the PostgreSQL backend's wording.
-const CARD_ID_EXISTS: &str = "card id exists";
-const NOT_CURRENT: &str = "previous card is not the identity's current card";
-const IDENTITY_HAS_CARD: &str = "identity already has a card";
 
 const CARD_COLUMNS: &str =
     "id, app_id, identity, previous_card_id, superseded_by, revoked, raw, created_at";
@@ -136,24 +134,11 @@ impl SqliteStore {
     }
 }
 
-/// Any unexpected database error.
-fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 /// The kind and message of a database error, if it is one.
 fn db_error(e: &sqlx::Error) -> Option<(ErrorKind, &str)> {
     match e {
         sqlx::Error::Database(d) => Some((d.kind(), d.message())),
         _ => None,
-    }
-}
-
-/// Unique violations become `Conflict(rule)`, everything else `Backend`.
-fn unique_or_backend(e: sqlx::Error, rule: &'static str) -> StoreError {
-    match db_error(&e) {
-        Some((ErrorKind::UniqueViolation, _)) => StoreError::Conflict(rule),
-        _ => backend(e),
     }
 }
 
@@ -191,9 +176,7 @@ fn card_from_row(row: &SqliteRow) -> Result<CardRecord, sqlx::Error> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()> {
-        if key.app_id != app.app_id {
-            return Err(StoreError::Conflict("key belongs to another application"));
-        }
+        rules::check_first_key(&app, &key).map_err(StoreError::Conflict)?;
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO apps (app_id, name, created_at) VALUES (?, ?, ?)")
             .bind(&app.app_id)
@@ -201,7 +184,7 @@ impl Store for SqliteStore {
             .bind(app.created_at)
             .execute(&mut *tx)
             .await
-            .map_err(|e| unique_or_backend(e, "app id exists"))?;
+            .map_err(|e| unique_or_backend(e, Conflict::AppExists))?;
         insert_key(&mut tx, &key).await?;
         tx.commit().await.map_err(backend)
     }
@@ -293,7 +276,7 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         if taken.is_some() {
-            return Err(StoreError::Conflict(CARD_ID_EXISTS));
+            return Err(StoreError::Conflict(Conflict::CardIdExists));
         }
         if let Some(previous) = &card.previous_card_id {
             // Supersede first: the new card may only become current once the old one is not.
@@ -310,7 +293,7 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
             if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict(NOT_CURRENT));
+                return Err(StoreError::Conflict(Conflict::NotCurrentCard));
             }
         }
         sqlx::query(
@@ -398,7 +381,7 @@ impl Store for SqliteStore {
         match owner {
             None => return Err(StoreError::NotFound),
             Some(owner) if owner != identity => {
-                return Err(StoreError::Forbidden("card belongs to another identity"))
+                return Err(StoreError::Forbidden(Forbidden::CardOfAnotherIdentity))
             }
             Some(_) => {}
         }
@@ -408,38 +391,6 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)
-    }
-}
-
-/// The rule text of every failed Keyknox compare-and-swap.
-const HASH_MISMATCH: &str = "keyknox hash mismatch";
-
-/// Whether a v1 write with `previous` may replace `stored` (meta, value, hash): a non-empty blob
-/// needs its hash; an empty or missing one accepts no hash or its current one.
-fn v1_previous_matches(stored: Option<(&str, &str, &str)>, previous: Option<&str>) -> bool {
-    match stored {
-        None => previous.is_none_or(|p| p == KEYKNOX_EMPTY_HASH),
-        Some(("", "", hash)) => previous.is_none_or(|p| p == hash),
-        Some((_, _, hash)) => previous == Some(hash),
-    }
-}
-
-/// A token bucket after a refill up to `now_ms` and one attempt to take a token: the tokens left
-/// and whether one was taken. Time never runs backwards for a bucket (replicas' clocks differ).
-fn take_token(
-    tokens: f64,
-    updated_ms: i64,
-    now_ms: i64,
-    burst: u32,
-    per_second: f64,
-) -> (f64, bool) {
-    let elapsed_ms = now_ms.saturating_sub(updated_ms).max(0) as f64;
-    let rate = if per_second > 0.0 { per_second } else { 0.0 };
-    let available = (tokens + elapsed_ms * rate / 1000.0).min(f64::from(burst));
-    if available >= 1.0 {
-        (available - 1.0, true)
-    } else {
-        (available, false)
     }
 }
 
@@ -491,13 +442,9 @@ impl KeyknoxStore for SqliteStore {
         .map(v1_from_row)
         .transpose()
         .map_err(backend)?;
-        let current = stored
-            .as_ref()
-            .map(|s| (s.meta.as_str(), s.value.as_str(), s.hash.as_str()));
-        if !v1_previous_matches(current, previous_hash) {
-            return Err(StoreError::Conflict(HASH_MISMATCH));
-        }
-        let version = stored.map_or(1, |s| s.version + 1);
+        let next_version = rules::keyknox_v1_next_version(stored.as_ref(), previous_hash)
+            .map_err(StoreError::Conflict)?;
+        let version = next_version;
         sqlx::query(
             "INSERT INTO keyknox_v1 (app_id, identity, meta, value, version, hash) \
              VALUES (?, ?, ?, ?, ?, ?) \
@@ -539,20 +486,7 @@ impl KeyknoxStore for SqliteStore {
         .fetch_optional(&self.writer)
         .await
         .map_err(backend)?;
-        Ok(match version {
-            Some(version) => KeyknoxV1 {
-                meta: String::new(),
-                value: String::new(),
-                version,
-                hash: new_hash.to_owned(),
-            },
-            None => KeyknoxV1 {
-                meta: String::new(),
-                value: String::new(),
-                version: 1,
-                hash: KEYKNOX_EMPTY_HASH.to_owned(),
-            },
-        })
+        Ok(rules::keyknox_v1_after_reset(version, new_hash))
     }
 
     async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy> {
@@ -573,9 +507,8 @@ impl KeyknoxStore for SqliteStore {
         .map_err(backend)?;
         let entry_id = match stored {
             Some((id, hash)) => {
-                if previous != Some(hash.as_str()) {
-                    return Err(StoreError::Conflict(HASH_MISMATCH));
-                }
+                rules::keyknox_v2_check_previous(Some(&hash), previous)
+                    .map_err(StoreError::Conflict)?;
                 sqlx::query("UPDATE keyknox_entries SET hash = ? WHERE id = ?")
                     .bind(&push.new_hash)
                     .bind(id)
@@ -585,9 +518,7 @@ impl KeyknoxStore for SqliteStore {
                 id
             }
             None => {
-                if previous.is_some_and(|p| p != KEYKNOX_EMPTY_HASH) {
-                    return Err(StoreError::Conflict(HASH_MISMATCH));
-                }
+                rules::keyknox_v2_check_previous(None, previous).map_err(StoreError::Conflict)?;
                 sqlx::query_scalar(
                     "INSERT INTO keyknox_entries (app_id, owner, root, path, key, hash) \
                      VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -605,8 +536,7 @@ impl KeyknoxStore for SqliteStore {
         };
         // One statement for all recipients (deduplicated), binding meta and value once. The
         // `WHERE true` resolves SQLite's parsing ambiguity of `SELECT … ON CONFLICT`.
-        let recipients: BTreeSet<&str> = push.identities.iter().map(String::as_str).collect();
-        let recipients = serde_json::to_string(&recipients)
+        let recipients = serde_json::to_string(&rules::keyknox_v2_recipients(&push.identities))
             .map_err(|e| StoreError::Backend(format!("encoding identities: {e}")))?;
         sqlx::query(
             "INSERT INTO keyknox_copies (entry_id, identity, meta, value) \
@@ -767,15 +697,15 @@ impl RateLimitStore for SqliteStore {
                 .await
                 .map_err(backend)?;
         // A new bucket starts full.
-        let (tokens, updated_ms) = stored.unwrap_or((f64::from(burst), now_ms));
-        let (left, taken) = take_token(tokens, updated_ms, now_ms, burst, per_second);
+        let stored = stored.map(|(tokens, updated_ms)| Bucket { tokens, updated_ms });
+        let (bucket, taken) = rules::take_token(stored, now_ms, burst, per_second);
         sqlx::query(
             "INSERT INTO rate_limits (key, tokens, updated_ms) VALUES (?, ?, ?) \
              ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
         )
         .bind(key)
-        .bind(left)
-        .bind(updated_ms.max(now_ms))
+        .bind(bucket.tokens)
+        .bind(bucket.updated_ms)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -783,13 +713,6 @@ impl RateLimitStore for SqliteStore {
         Ok(taken)
     }
 }
-
-/// Rule texts of chat [`StoreError`]s, shared with the PostgreSQL backend's wording.
-const CHANNEL_EXISTS: &str = "channel exists";
-const CHANNEL_FULL: &str = "channel is full";
-const LAST_ADMIN: &str = "the last admin cannot leave";
-const NOT_A_MEMBER: &str = "not a member";
-const STALE_VERSION: &str = "stale member version";
 
 const MESSAGE_COLUMNS: &str =
     "channel_id, seq, sender, client_id, ciphertext, member_version, sent_at_ms";
@@ -806,7 +729,7 @@ fn message_from_row(row: &SqliteRow) -> Result<ChatMessageRecord, sqlx::Error> {
     })
 }
 
-/// A channel row without its members (filled in by [`add_members`]).
+/// A channel row without its members (filled in by [`rules::add_members`]).
 fn channel_from_row(row: &SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
     Ok(ChannelRecord {
         app_id: row.try_get("app_id")?,
@@ -824,19 +747,6 @@ fn channel_from_row(row: &SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
 
 const CHANNEL_COLUMNS: &str =
     "app_id, id, kind, open, created_by, created_at_ms, member_version, last_seq";
-
-/// Fills in a channel's members and admins, sorted by Rust's string order (the same in both
-/// backends, whatever the database's collation).
-fn add_members(channel: &mut ChannelRecord, rows: impl IntoIterator<Item = (String, bool)>) {
-    for (identity, admin) in rows {
-        if admin {
-            channel.admins.push(identity.clone());
-        }
-        channel.members.push(identity);
-    }
-    channel.admins.sort_unstable();
-    channel.members.sort_unstable();
-}
 
 /// One channel with its members, read on `conn` (inside the caller's transaction, if any).
 async fn load_channel(
@@ -864,7 +774,7 @@ async fn load_channel(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    add_members(&mut channel, members);
+    rules::add_members(&mut channel, members);
     Ok(Some(channel))
 }
 
@@ -921,16 +831,7 @@ async fn bump_member_version(
 #[async_trait]
 impl ChatStore for SqliteStore {
     async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
-        let admins: BTreeSet<&str> = channel.admins.iter().map(String::as_str).collect();
-        let members: BTreeSet<&str> = channel
-            .members
-            .iter()
-            .map(String::as_str)
-            .chain(admins.iter().copied())
-            .collect();
-        if members.len() > sealkit_proto::chat::MAX_MEMBERS {
-            return Err(StoreError::Conflict(CHANNEL_FULL));
-        }
+        let members = rules::initial_members(&channel).map_err(StoreError::Conflict)?;
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO chat_channels \
@@ -945,8 +846,8 @@ impl ChatStore for SqliteStore {
         .bind(channel.created_at_ms)
         .execute(&mut *tx)
         .await
-        .map_err(|e| unique_or_backend(e, CHANNEL_EXISTS))?;
-        for identity in members {
+        .map_err(|e| unique_or_backend(e, Conflict::ChannelExists))?;
+        for (identity, admin) in members {
             sqlx::query(
                 "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
                  VALUES (?, ?, ?, ?)",
@@ -954,7 +855,7 @@ impl ChatStore for SqliteStore {
             .bind(&channel.app_id)
             .bind(&channel.id)
             .bind(identity)
-            .bind(admins.contains(identity))
+            .bind(admin)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -1014,7 +915,7 @@ impl ChatStore for SqliteStore {
         Ok(by_id
             .into_values()
             .map(|(mut channel, list)| {
-                add_members(&mut channel, list);
+                rules::add_members(&mut channel, list);
                 channel
             })
             .collect())
@@ -1033,9 +934,10 @@ impl ChatStore for SqliteStore {
             .await
             .map_err(backend)?;
         channel_versions(&mut tx, app_id, channel_id).await?;
-        let changed = match membership(&mut tx, app_id, channel_id, identity).await? {
-            Some(was_admin) if was_admin || !admin => None,
-            Some(_) => {
+        let current = membership(&mut tx, app_id, channel_id, identity).await?;
+        let changed = match rules::member_change(current, admin) {
+            MemberChange::Unchanged => None,
+            MemberChange::Promote => {
                 sqlx::query(
                     "UPDATE chat_members SET admin = 1 \
                      WHERE app_id = ? AND channel_id = ? AND identity = ?",
@@ -1048,7 +950,7 @@ impl ChatStore for SqliteStore {
                 .map_err(backend)?;
                 Some(bump_member_version(&mut tx, app_id, channel_id).await?)
             }
-            None => {
+            MemberChange::Insert => {
                 let count: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM chat_members WHERE app_id = ? AND channel_id = ?",
                 )
@@ -1057,9 +959,7 @@ impl ChatStore for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(backend)?;
-                if count >= sealkit_proto::chat::MAX_MEMBERS as i64 {
-                    return Err(StoreError::Conflict(CHANNEL_FULL));
-                }
+                rules::check_room(count).map_err(StoreError::Conflict)?;
                 sqlx::query(
                     "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
                      VALUES (?, ?, ?, ?)",
@@ -1113,9 +1013,7 @@ impl ChatStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
-            if admins == 1 && members > 1 {
-                return Err(StoreError::Conflict(LAST_ADMIN));
-            }
+            rules::check_admin_may_leave(admins, members).map_err(StoreError::Conflict)?;
         }
         sqlx::query(
             "DELETE FROM chat_members WHERE app_id = ? AND channel_id = ? AND identity = ?",
@@ -1152,7 +1050,7 @@ impl ChatStore for SqliteStore {
             .await?
             .is_none()
         {
-            return Err(StoreError::Forbidden(NOT_A_MEMBER));
+            return Err(StoreError::Forbidden(Forbidden::NotAMember));
         }
         let stored = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
@@ -1168,9 +1066,8 @@ impl ChatStore for SqliteStore {
         if let Some(row) = stored {
             return Ok(Posted::Duplicate(message_from_row(&row).map_err(backend)?));
         }
-        if m.member_version != member_version {
-            return Err(StoreError::Conflict(STALE_VERSION));
-        }
+        rules::check_member_version(member_version, m.member_version)
+            .map_err(StoreError::Conflict)?;
         let seq = last_seq + 1;
         sqlx::query("UPDATE chat_channels SET last_seq = ? WHERE app_id = ? AND id = ?")
             .bind(seq)
@@ -1200,15 +1097,7 @@ impl ChatStore for SqliteStore {
             channel_id: message.channel_id.clone(),
             seq,
         });
-        Ok(Posted::New(ChatMessageRecord {
-            channel_id: message.channel_id,
-            seq,
-            sender: message.sender,
-            client_id: message.client_id,
-            ciphertext: message.ciphertext,
-            member_version: message.member_version,
-            sent_at_ms: message.sent_at_ms,
-        }))
+        Ok(Posted::New(rules::stored_message(message, seq)))
     }
 
     async fn chat_history(
@@ -1288,11 +1177,7 @@ async fn insert_key(
     .bind(key.revoked_at)
     .execute(&mut **tx)
     .await
-    .map_err(|e| match db_error(&e) {
-        Some((ErrorKind::UniqueViolation, _)) => StoreError::Conflict("key id exists"),
-        Some((ErrorKind::ForeignKeyViolation, _)) => StoreError::NotFound,
-        _ => backend(e),
-    })?;
+    .map_err(key_insert_error)?;
     Ok(())
 }
 
@@ -1302,11 +1187,11 @@ fn publish_error(e: sqlx::Error) -> StoreError {
     match db_error(&e) {
         Some((ErrorKind::UniqueViolation, message)) => {
             if message.ends_with("cards.id") {
-                StoreError::Conflict(CARD_ID_EXISTS)
+                StoreError::Conflict(Conflict::CardIdExists)
             } else if message.contains("previous_card_id") {
-                StoreError::Conflict(NOT_CURRENT)
+                StoreError::Conflict(Conflict::NotCurrentCard)
             } else {
-                StoreError::Conflict(IDENTITY_HAS_CARD)
+                StoreError::Conflict(Conflict::IdentityHasCard)
             }
         }
         _ => backend(e),

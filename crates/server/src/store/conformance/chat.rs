@@ -9,8 +9,8 @@ use sealkit_proto::chat::MAX_MEMBERS;
 
 use super::{app_id, ok};
 use crate::store::{
-    ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, HistoryCursor, NewChatMessage,
-    Posted, Store, StoreError,
+    ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, Forbidden,
+    HistoryCursor, NewChatMessage, Posted, Store, StoreError,
 };
 
 /// How long a test waits for a chat event before calling the event path broken.
@@ -149,7 +149,7 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     clash.kind = "direct".to_owned();
     assert!(matches!(
         store.chat_create_channel(clash).await,
-        Err(StoreError::Conflict("channel exists"))
+        Err(StoreError::Conflict(Conflict::ChannelExists))
     ));
     assert_eq!(channel_of(store, &app, "general").await, expected);
 
@@ -274,7 +274,7 @@ pub async fn chat_membership_rules(store: &dyn Store) {
 
     assert!(matches!(
         store.chat_remove_member(&app, "g", "alice").await,
-        Err(StoreError::Conflict("the last admin cannot leave"))
+        Err(StoreError::Conflict(Conflict::LastAdmin))
     ));
     assert_eq!(channel_of(store, &app, "g").await, removed);
 
@@ -308,7 +308,7 @@ pub async fn chat_full_channel(store: &dyn Store) {
     too_many.members.push("one-more".to_owned());
     assert!(matches!(
         store.chat_create_channel(too_many).await,
-        Err(StoreError::Conflict("channel is full"))
+        Err(StoreError::Conflict(Conflict::ChannelFull))
     ));
     assert_eq!(
         ok("not created", store.chat_channel(&app, "too-many").await),
@@ -325,7 +325,7 @@ pub async fn chat_full_channel(store: &dyn Store) {
     assert_eq!(big.members.len(), MAX_MEMBERS);
     assert!(matches!(
         store.chat_add_member(&app, "big", "latecomer", false).await,
-        Err(StoreError::Conflict("channel is full"))
+        Err(StoreError::Conflict(Conflict::ChannelFull))
     ));
     let same = ok(
         "re-add",
@@ -369,19 +369,23 @@ pub async fn chat_post_rules(store: &dyn Store) {
         store
             .chat_post(chat_message(&app, "g", "mallory", "c1", 1))
             .await,
-        Err(StoreError::Forbidden("not a member"))
+        Err(StoreError::Forbidden(Forbidden::NotAMember))
     ));
     assert!(matches!(
         store
             .chat_post(chat_message(&app, "g", "alice", "c1", 2))
             .await,
-        Err(StoreError::Conflict("stale member version"))
+        Err(StoreError::Conflict(Conflict::StaleMemberVersion {
+            current: 1
+        }))
     ));
     assert!(matches!(
         store
             .chat_post(chat_message(&app, "g", "alice", "c1", 0))
             .await,
-        Err(StoreError::Conflict("stale member version"))
+        Err(StoreError::Conflict(Conflict::StaleMemberVersion {
+            current: 1
+        }))
     ));
     assert_eq!(channel_of(store, &app, "g").await.last_seq, 0);
 
@@ -447,7 +451,9 @@ pub async fn chat_post_rules(store: &dyn Store) {
         store
             .chat_post(chat_message(&app, "g", "alice", "c3", 1))
             .await,
-        Err(StoreError::Conflict("stale member version"))
+        Err(StoreError::Conflict(Conflict::StaleMemberVersion {
+            current: 2
+        }))
     ));
     assert!(matches!(
         ok(
@@ -472,7 +478,7 @@ pub async fn chat_post_rules(store: &dyn Store) {
         store
             .chat_post(chat_message(&app, "g", "bob", "c9", 3))
             .await,
-        Err(StoreError::Forbidden("not a member"))
+        Err(StoreError::Forbidden(Forbidden::NotAMember))
     ));
     assert_eq!(
         post_new(store, chat_message(&app, "g", "alice", "c3", 3))
@@ -793,7 +799,7 @@ pub async fn chat_concurrent_membership(store: &dyn Store) {
     for result in results {
         match result {
             Ok(channel) => versions.push(channel.member_version),
-            Err(StoreError::Conflict("channel is full")) => {}
+            Err(StoreError::Conflict(Conflict::ChannelFull)) => {}
             Err(e) => panic!("concurrent join: {e:?}"),
         }
     }
@@ -813,7 +819,7 @@ pub async fn chat_concurrent_membership(store: &dyn Store) {
         .iter()
         .filter(|r| match r {
             Ok(_) => true,
-            Err(StoreError::Conflict("the last admin cannot leave")) => false,
+            Err(StoreError::Conflict(Conflict::LastAdmin)) => false,
             Err(e) => panic!("concurrent leave: {e:?}"),
         })
         .count();

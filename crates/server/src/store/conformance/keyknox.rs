@@ -7,15 +7,15 @@ use futures_util::future::join_all;
 
 use super::{app_id, hex_id, ok, warm_up, RACE_ROUNDS};
 use crate::store::{
-    KeyknoxAddress, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, Store, StoreError,
-    StoreResult, KEYKNOX_EMPTY_HASH,
+    Conflict, KeyknoxAddress, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, Store,
+    StoreError, StoreResult, KEYKNOX_EMPTY_HASH,
 };
 
 /// Asserts that `result` is the Keyknox compare-and-swap conflict.
 fn assert_mismatch<T: Debug>(step: &str, result: StoreResult<T>) {
     match result {
-        Err(StoreError::Conflict("keyknox hash mismatch")) => {}
-        other => panic!("{step}: expected Conflict(\"keyknox hash mismatch\"), got {other:?}"),
+        Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => {}
+        other => panic!("{step}: expected Conflict(KeyknoxHashMismatch), got {other:?}"),
     }
 }
 
@@ -378,7 +378,7 @@ pub async fn keyknox_v1_concurrent_puts(store: &dyn Store) {
             for (i, result) in results.iter().enumerate() {
                 match result {
                     Ok(_) => won.push(i),
-                    Err(StoreError::Conflict("keyknox hash mismatch")) => {}
+                    Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => {}
                     Err(e) => panic!("concurrent v1 put {i}: {e:?}"),
                 }
             }
@@ -1078,7 +1078,7 @@ pub async fn keyknox_v2_concurrent_pushes(store: &dyn Store) {
             for (i, result) in results.iter().enumerate() {
                 match result {
                     Ok(_) => won.push(i),
-                    Err(StoreError::Conflict("keyknox hash mismatch")) => {}
+                    Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => {}
                     Err(e) => panic!("concurrent v2 push {i}: {e:?}"),
                 }
             }
@@ -1129,7 +1129,7 @@ pub(super) async fn replicas_agree_on_keyknox(a: &dyn Store, b: &dyn Store) {
         .enumerate()
         .filter_map(|(i, r)| match r {
             Ok(_) => Some(i),
-            Err(StoreError::Conflict("keyknox hash mismatch")) => None,
+            Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => None,
             Err(e) => panic!("v1 put on two replicas: {e:?}"),
         })
         .collect();
@@ -1172,7 +1172,7 @@ pub(super) async fn replicas_agree_on_keyknox(a: &dyn Store, b: &dyn Store) {
             .enumerate()
             .filter_map(|(i, r)| match r {
                 Ok(_) => Some(i),
-                Err(StoreError::Conflict("keyknox hash mismatch")) => None,
+                Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => None,
                 Err(e) => panic!("v2 push on two replicas: {e:?}"),
             })
             .collect();
