@@ -13,7 +13,6 @@ use async_trait::async_trait;
 pub mod conformance;
 pub mod postgres;
 mod rules;
-mod sql;
 pub mod sqlite;
 
 /// Errors of a [`Store`].
@@ -123,7 +122,7 @@ display_as_message!(Conflict, Forbidden);
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// An application (tenant): its data is isolated from every other application's.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppRecord {
     /// Application id (32 lowercase hex characters), `iss = "virgil-" + app_id` in its JWTs.
     pub app_id: String,
@@ -134,7 +133,7 @@ pub struct AppRecord {
 }
 
 /// An application's API key: verifies the JWTs the application's backend mints.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppKeyRecord {
     /// Key id, the JWT header's `kid`. Unique across all applications.
     pub key_id: String,
@@ -167,7 +166,7 @@ pub struct NewCard {
 }
 
 /// A stored card.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CardRecord {
     /// Card id (64 lowercase hex characters).
     pub id: String,
@@ -194,11 +193,23 @@ impl CardRecord {
     }
 }
 
-/// Everything the service stores. Implementations must be safe to share between tasks and, for
-/// PostgreSQL, between processes: all invariants are enforced inside the database transaction of
-/// the method that writes.
+/// Everything the service stores, one sub-trait per domain. Implementations must be safe to
+/// share between tasks and, for PostgreSQL, between processes: all invariants are enforced
+/// inside the database transaction of the method that writes. Every type that implements the
+/// five domain traits is a `Store`.
+pub trait Store:
+    AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static
+{
+}
+
+/// Applications, their API keys and per-deployment settings, part of [`Store`].
 #[async_trait]
-pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static {
+pub trait AppStore: Send + Sync {
     /// Creates an application with its first API key. `Conflict` if the app id or key id exists.
     async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()>;
 
@@ -223,14 +234,18 @@ pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'stat
     /// per-deployment secrets (the service's card-signing key) that every replica must share:
     /// concurrent callers all get the same, first-written value.
     async fn setting_or_insert(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+}
 
+/// The card directory, part of [`Store`].
+#[async_trait]
+pub trait CardStore: Send + Sync {
     /// Publishes a card, atomically:
-    /// * the id must be new (`Conflict("card id exists")`);
+    /// * the id must be new (`Conflict(CardIdExists)`);
     /// * with `previous_card_id`: that card must be of the same app and identity, not revoked and
-    ///   not yet superseded (else `Conflict("previous card is not the identity's current card")`);
+    ///   not yet superseded (else `Conflict(NotCurrentCard)`);
     ///   it becomes superseded by the new card;
     /// * without: the identity must have no current (non-superseded, non-revoked) card in this app
-    ///   (`Conflict("identity already has a card")`), so concurrent first publishes have exactly
+    ///   (`Conflict(IdentityHasCard)`), so concurrent first publishes have exactly
     ///   one winner.
     async fn publish_card(&self, card: NewCard) -> StoreResult<()>;
 
@@ -256,7 +271,7 @@ pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'stat
 pub const KEYKNOX_EMPTY_HASH: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
 /// A Keyknox v1 blob (spec §4): one per (app, identity).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyknoxV1 {
     /// Base64 text, opaque to the server (empty after a reset).
     pub meta: String,
@@ -333,7 +348,7 @@ pub struct KeyknoxV2Reset {
 
 /// Keyknox storage, part of [`Store`] (spec §4, §5). Every write is one transaction with a
 /// compare-and-swap on the hash, so concurrent writers on any replica: one wins, the others get
-/// `Conflict("keyknox hash mismatch")`, and nothing is lost or torn.
+/// `Conflict(KeyknoxHashMismatch)`, and nothing is lost or torn.
 #[async_trait]
 pub trait KeyknoxStore: Send + Sync {
     /// The v1 blob of an identity, if it was ever written (a reset blob has empty meta/value).
@@ -342,7 +357,7 @@ pub trait KeyknoxStore: Send + Sync {
     /// Writes the v1 blob. When the stored value is non-empty, `previous_hash` must equal the
     /// stored hash; when it is empty or missing, `previous_hash` may be absent or equal to the
     /// current hash ([`KEYKNOX_EMPTY_HASH`] when missing). Otherwise
-    /// `Conflict("keyknox hash mismatch")`. Version: 1 on first write, else +1.
+    /// `Conflict(KeyknoxHashMismatch)`. Version: 1 on first write, else +1.
     async fn keyknox_v1_put(
         &self,
         app_id: &str,
@@ -449,7 +464,7 @@ pub struct NewChatMessage {
 }
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChatMessageRecord {
     /// Channel id.
     pub channel_id: String,
@@ -522,7 +537,7 @@ pub type ChatEventStream = futures_util::stream::BoxStream<'static, ChatEvent>;
 /// stay two) are checked inside it so concurrent replicas cannot break them.
 #[async_trait]
 pub trait ChatStore: Send + Sync {
-    /// Creates a channel (`member_version` 1, `last_seq` 0). `Conflict("channel exists")` if the
+    /// Creates a channel (`member_version` 1, `last_seq` 0). `Conflict(ChannelExists)` if the
     /// id is taken in the app.
     async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()>;
 
@@ -541,7 +556,7 @@ pub trait ChatStore: Send + Sync {
     ) -> StoreResult<Vec<ChannelRecord>>;
 
     /// Adds `identity` (as admin when `admin`); `NotFound` for no channel,
-    /// `Conflict("channel is full")` beyond `sealkit_proto::chat::MAX_MEMBERS`. Adding a member
+    /// `Conflict(ChannelFull)` beyond `sealkit_proto::chat::MAX_MEMBERS`. Adding a member
     /// again changes nothing (version unchanged) unless it promotes to admin. Emits
     /// [`ChatEvent::Members`] when the version changed. Returns the channel after the change.
     async fn chat_add_member(
@@ -553,7 +568,7 @@ pub trait ChatStore: Send + Sync {
     ) -> StoreResult<ChannelRecord>;
 
     /// Removes `identity` (member and admin rights). `NotFound` for no channel or no such
-    /// member; `Conflict("the last admin cannot leave")` when it is the only admin and other
+    /// member; `Conflict(LastAdmin)` when it is the only admin and other
     /// members remain. Emits [`ChatEvent::Members`]. Returns the channel after the change.
     async fn chat_remove_member(
         &self,
@@ -562,10 +577,10 @@ pub trait ChatStore: Send + Sync {
         identity: &str,
     ) -> StoreResult<ChannelRecord>;
 
-    /// Stores a message, atomically: `NotFound` for no channel; `Forbidden("not a member")`
+    /// Stores a message, atomically: `NotFound` for no channel; `Forbidden(NotAMember)`
     /// unless the sender is a member; a (channel, sender, client_id) already stored returns
     /// [`Posted::Duplicate`] with the stored message (before the version check, so a retry of
-    /// a stored message succeeds); `Conflict("stale member version")` unless `member_version`
+    /// a stored message succeeds); `Conflict(StaleMemberVersion)` (with the current version) unless `member_version`
     /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit.
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted>;
 

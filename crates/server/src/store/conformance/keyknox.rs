@@ -19,6 +19,20 @@ fn assert_mismatch<T: Debug>(step: &str, result: StoreResult<T>) {
     }
 }
 
+/// The indexes of the successful writes among concurrent compare-and-swap attempts; every
+/// failure must be the hash mismatch.
+fn cas_winners<T: Debug>(step: &str, results: &[StoreResult<T>]) -> Vec<usize> {
+    let mut won = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Ok(_) => won.push(i),
+            Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => {}
+            Err(e) => panic!("{step} {i}: {e:?}"),
+        }
+    }
+    won
+}
+
 /// A distinct, base64-looking hash derived from `label`.
 fn hash(label: &str) -> String {
     format!("{}=", hex_id(&format!("hash {label}"), 43))
@@ -374,14 +388,7 @@ pub async fn keyknox_v1_concurrent_puts(store: &dyn Store) {
                     .map(|label| v1_put(store, &app, &identity, label, previous.as_deref())),
             )
             .await;
-            let mut won = Vec::new();
-            for (i, result) in results.iter().enumerate() {
-                match result {
-                    Ok(_) => won.push(i),
-                    Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => {}
-                    Err(e) => panic!("concurrent v1 put {i}: {e:?}"),
-                }
-            }
+            let won = cas_winners("concurrent v1 put", &results);
             assert_eq!(won.len(), 1, "exactly one concurrent v1 put wins: {won:?}");
             let label = &labels[won[0]];
             let stored = v1_get(store, &app, &identity).await;
@@ -1074,14 +1081,7 @@ pub async fn keyknox_v2_concurrent_pushes(store: &dyn Store) {
                 })
                 .collect();
             let results = join_all(pushes.iter().map(|p| store.keyknox_v2_push(p.clone()))).await;
-            let mut won = Vec::new();
-            for (i, result) in results.iter().enumerate() {
-                match result {
-                    Ok(_) => won.push(i),
-                    Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => {}
-                    Err(e) => panic!("concurrent v2 push {i}: {e:?}"),
-                }
-            }
+            let won = cas_winners("concurrent v2 push", &results);
             assert_eq!(won.len(), 1, "exactly one concurrent v2 push wins: {won:?}");
             let winner = won[0];
             let label = &labels[winner];
@@ -1124,15 +1124,7 @@ pub(super) async fn replicas_agree_on_keyknox(a: &dyn Store, b: &dyn Store) {
         )
     }))
     .await;
-    let won: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| match r {
-            Ok(_) => Some(i),
-            Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => None,
-            Err(e) => panic!("v1 put on two replicas: {e:?}"),
-        })
-        .collect();
+    let won = cas_winners("v1 put on two replicas", &results);
     assert_eq!(won.len(), 1, "{won:?}");
     for handle in handles {
         let stored = v1_get(handle, &keyknox_app, "alice").await;
@@ -1167,15 +1159,7 @@ pub(super) async fn replicas_agree_on_keyknox(a: &dyn Store, b: &dyn Store) {
                 .map(|(i, p)| handles[i % 2].keyknox_v2_push(p.clone())),
         )
         .await;
-        let won: Vec<usize> = results
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| match r {
-                Ok(_) => Some(i),
-                Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch)) => None,
-                Err(e) => panic!("v2 push on two replicas: {e:?}"),
-            })
-            .collect();
+        let won = cas_winners("v2 push on two replicas", &results);
         assert_eq!(won.len(), 1, "step {step}: {won:?}");
         let winner = &pushes[won[0]];
         for handle in handles {
