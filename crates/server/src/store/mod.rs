@@ -1,11 +1,33 @@
-//! Storage: one object-safe trait for everything the service keeps, implemented by SQLite
-//! (embedded, the default) and PostgreSQL (for several replicas), and checked by one conformance
-//! suite (`conformance/`, one file per domain, compiled for tests and with the `conformance`
-//! feature) that runs against both.
+//! Storage: one object-safe trait, [`Store`], for everything the service keeps (one sub-trait
+//! per domain: [`AppStore`], [`CardStore`], [`KeyknoxStore`], [`RateLimitStore`],
+//! [`ChatStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
+//! replicas), and checked by one conformance suite that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
 //! Keyknox compare-and-swap) is one method, implemented as one database transaction, so several
 //! server processes on one PostgreSQL behave as one service. No backend type crosses the trait.
+//!
+//! # Rooms
+//!
+//! * `mod.rs` (here): the traits, the records they exchange and the typed errors
+//!   ([`Conflict`] names the rule a write broke, [`Forbidden`] why the caller may not).
+//! * `rules.rs`: the decisions both backends make the same way, as pure functions over records
+//!   and over what a backend read inside its transaction (token bucket, Keyknox
+//!   compare-and-swap, membership rules, limits), unit-tested without a database.
+//! * `sql/`: the shared SQL core, one file per domain: error mapping and every statement whose
+//!   text is the same on both databases (sqlx's SQLite driver binds `$N` parameters too). It is
+//!   compiled once per backend, against that backend's driver and its `ROW_LOCK` (empty on
+//!   SQLite, whose `BEGIN IMMEDIATE` already holds the write lock; `FOR UPDATE` on PostgreSQL).
+//! * `sqlite/` and `postgres/`: one file per domain (`apps`, `cards`, `keyknox`, `pythia` for
+//!   the rate limits, `chat`; PostgreSQL adds `listen` for `LISTEN`/`NOTIFY`), each holding the
+//!   domain's trait implementation and the code that really differs between the databases
+//!   (transaction start, `json_each` against arrays, chunked against `= ANY` searches, how a
+//!   violated index is named, how chat events travel). That code stays duplicated on purpose,
+//!   side by side per domain: each half reads as plain SQL for its database, and a change to one
+//!   domain's dialect code is one pair of files.
+//! * `conformance/`: the behaviour every backend must show, one file per domain, with the
+//!   `store_conformance_tests!` macro. Compiled for this crate's tests and, for stores outside
+//!   it, with the `conformance` feature.
 
 use async_trait::async_trait;
 
@@ -16,7 +38,7 @@ mod rules;
 pub mod sqlite;
 
 /// Errors of a [`Store`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The record does not exist.
@@ -38,11 +60,11 @@ pub enum StoreError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Conflict {
-    /// [`Store::create_app`] with an application id that exists.
+    /// [`AppStore::create_app`] with an application id that exists.
     AppExists,
     /// An API key id that exists (key ids are unique across applications).
     KeyExists,
-    /// [`Store::create_app`] with a first key of another application.
+    /// [`AppStore::create_app`] with a first key of another application.
     KeyOfAnotherApp,
     /// A card id that exists.
     CardIdExists,

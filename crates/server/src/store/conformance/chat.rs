@@ -238,24 +238,20 @@ pub async fn chat_membership_rules(store: &dyn Store) {
     assert_eq!(dave.member_version, 4);
     assert_eq!(dave.admins, strings_of(&["alice", "carol", "dave"]));
 
-    assert!(matches!(
+    let missing = [
         store.chat_add_member(&app, "nope", "x", false).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
         store
             .chat_add_member(&app_id("other"), "g", "x", false)
             .await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
         store.chat_remove_member(&app, "nope", "alice").await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
         store.chat_remove_member(&app, "g", "erin").await,
-        Err(StoreError::NotFound)
-    ));
+    ];
+    for (i, result) in missing.into_iter().enumerate() {
+        assert!(
+            matches!(result, Err(StoreError::NotFound)),
+            "{i}: {result:?}"
+        );
+    }
 
     // Admins may leave while another admin stays.
     let removed = ok(
@@ -359,34 +355,26 @@ pub async fn chat_post_rules(store: &dyn Store) {
             .chat_create_channel(group(&app, "g", "alice", &["bob"]))
             .await,
     );
-    assert!(matches!(
-        store
-            .chat_post(chat_message(&app, "nope", "alice", "c1", 1))
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store
-            .chat_post(chat_message(&app, "g", "mallory", "c1", 1))
-            .await,
-        Err(StoreError::Forbidden(Forbidden::NotAMember))
-    ));
-    assert!(matches!(
-        store
-            .chat_post(chat_message(&app, "g", "alice", "c1", 2))
-            .await,
-        Err(StoreError::Conflict(Conflict::StaleMemberVersion {
-            current: 1
-        }))
-    ));
-    assert!(matches!(
-        store
-            .chat_post(chat_message(&app, "g", "alice", "c1", 0))
-            .await,
-        Err(StoreError::Conflict(Conflict::StaleMemberVersion {
-            current: 1
-        }))
-    ));
+    let stale = StoreError::Conflict(Conflict::StaleMemberVersion { current: 1 });
+    for (message, expected) in [
+        (
+            chat_message(&app, "nope", "alice", "c1", 1),
+            StoreError::NotFound,
+        ),
+        (
+            chat_message(&app, "g", "mallory", "c1", 1),
+            StoreError::Forbidden(Forbidden::NotAMember),
+        ),
+        (chat_message(&app, "g", "alice", "c1", 2), stale.clone()),
+        (chat_message(&app, "g", "alice", "c1", 0), stale),
+    ] {
+        let step = format!("post {message:?}");
+        assert_eq!(
+            store.chat_post(message).await.err(),
+            Some(expected),
+            "{step}"
+        );
+    }
     assert_eq!(channel_of(store, &app, "g").await.last_seq, 0);
 
     let first = chat_message(&app, "g", "alice", "c1", 1);

@@ -98,7 +98,7 @@ async fn listen(
     Ok(listener)
 }
 
-/// The state of a [`ChatStore::chat_events`] stream.
+/// The state of a [`events`] stream.
 struct Listening {
     options: PgConnectOptions,
     events_channel: String,

@@ -25,7 +25,7 @@
 //!   connection of its own and says [`ChatEvent::Resync`](super::ChatEvent::Resync) after
 //!   losing it.
 //!
-//! The shared SQL core (`store/sql/`) runs here with [`ROW_LOCK`] = `FOR UPDATE`. One file per
+//! The shared SQL core (`store/sql/`) runs here with `ROW_LOCK` = `FOR UPDATE`. One file per
 //! domain (`apps`, `cards`, `keyknox`, `pythia` for rate limits, `chat`) holds the domain's trait
 //! implementation and its PostgreSQL dialect code; `listen` holds the `LISTEN`/`NOTIFY` event
 //! path.

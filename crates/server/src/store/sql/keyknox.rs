@@ -46,26 +46,15 @@ pub(crate) async fn v1_put(
             .map_err(backend)?;
         let version = rules::keyknox_v1_next_version(stored.as_ref(), previous_hash)
             .map_err(StoreError::Conflict)?;
-        let written = if stored.is_some() {
-            sqlx::query(
-                "UPDATE keyknox_v1 SET meta = $3, value = $4, version = $5, hash = $6 \
-                 WHERE app_id = $1 AND identity = $2",
-            )
-            .bind(app_id)
-            .bind(identity)
-            .bind(meta)
-            .bind(value)
-            .bind(version)
-            .bind(new_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            true
+        // Both statements take the same parameters: the row's address, then its new content.
+        let statement = if stored.is_some() {
+            "UPDATE keyknox_v1 SET meta = $3, value = $4, version = $5, hash = $6 \
+             WHERE app_id = $1 AND identity = $2"
         } else {
-            let created = sqlx::query(
-                "INSERT INTO keyknox_v1 (app_id, identity, meta, value, version, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app_id, identity) DO NOTHING",
-            )
+            "INSERT INTO keyknox_v1 (app_id, identity, meta, value, version, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app_id, identity) DO NOTHING"
+        };
+        let written = sqlx::query(statement)
             .bind(app_id)
             .bind(identity)
             .bind(meta)
@@ -75,9 +64,8 @@ pub(crate) async fn v1_put(
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-            created.rows_affected() == 1
-        };
-        if written {
+        // The locked row is updated; a creation race lost (only on PostgreSQL) inserts nothing.
+        if written.rows_affected() == 1 {
             tx.commit().await.map_err(backend)?;
             return Ok(KeyknoxV1 {
                 meta: meta.to_owned(),

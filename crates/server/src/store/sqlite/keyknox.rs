@@ -111,48 +111,43 @@ impl KeyknoxStore for SqliteStore {
         const MATCHING: &str = "app_id = ?1 AND owner = ?2 \
              AND (?3 IS NULL OR root = ?3) AND (?4 IS NULL OR path = ?4) \
              AND (?5 IS NULL OR key = ?5)";
+        // Each statement with whether it takes the identity as `?6`.
+        let statements = match &reset.identity {
+            // The copies go with their entries (ON DELETE CASCADE).
+            None => vec![(
+                format!("DELETE FROM keyknox_entries WHERE {MATCHING}"),
+                false,
+            )],
+            // Remove the copies, then the entries left without any; hashes stay.
+            Some(_) => vec![
+                (
+                    format!(
+                        "DELETE FROM keyknox_copies WHERE identity = ?6 \
+                         AND entry_id IN (SELECT id FROM keyknox_entries WHERE {MATCHING})"
+                    ),
+                    true,
+                ),
+                (
+                    format!(
+                        "DELETE FROM keyknox_entries WHERE {MATCHING} AND NOT EXISTS \
+                         (SELECT 1 FROM keyknox_copies WHERE entry_id = keyknox_entries.id)"
+                    ),
+                    false,
+                ),
+            ],
+        };
         let mut tx = self.begin().await?;
-        match &reset.identity {
-            None => {
-                // The copies go with their entries (ON DELETE CASCADE).
-                sqlx::query(&format!("DELETE FROM keyknox_entries WHERE {MATCHING}"))
-                    .bind(&reset.app_id)
-                    .bind(&reset.owner)
-                    .bind(&reset.root)
-                    .bind(&reset.path)
-                    .bind(&reset.key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-            Some(identity) => {
-                // Remove the copies, then the entries left without any; hashes stay.
-                sqlx::query(&format!(
-                    "DELETE FROM keyknox_copies WHERE identity = ?6 \
-                     AND entry_id IN (SELECT id FROM keyknox_entries WHERE {MATCHING})"
-                ))
+        for (statement, with_identity) in &statements {
+            let mut query = sqlx::query(statement)
                 .bind(&reset.app_id)
                 .bind(&reset.owner)
                 .bind(&reset.root)
                 .bind(&reset.path)
-                .bind(&reset.key)
-                .bind(identity)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                sqlx::query(&format!(
-                    "DELETE FROM keyknox_entries WHERE {MATCHING} AND NOT EXISTS \
-                     (SELECT 1 FROM keyknox_copies WHERE entry_id = keyknox_entries.id)"
-                ))
-                .bind(&reset.app_id)
-                .bind(&reset.owner)
-                .bind(&reset.root)
-                .bind(&reset.path)
-                .bind(&reset.key)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+                .bind(&reset.key);
+            if *with_identity {
+                query = query.bind(&reset.identity);
             }
+            query.execute(&mut *tx).await.map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }

@@ -8,7 +8,7 @@
 //!
 //! Keyknox compare-and-swap, rate-limit buckets and chat writes rely on that lock: the shared
 //! SQL core (`store/sql/`) reads, decides and writes in one `BEGIN IMMEDIATE` transaction, with
-//! [`ROW_LOCK`] empty. A v2 pull reads the copy and the list of holders in one read transaction
+//! `ROW_LOCK` empty. A v2 pull reads the copy and the list of holders in one read transaction
 //! (one WAL snapshot).
 //!
 //! Chat events go to a broadcast channel of this process only: two processes sharing one file
