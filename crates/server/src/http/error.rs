@@ -178,8 +178,8 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match e {
             StoreError::NotFound => Self::CardNotFound,
-            StoreError::Conflict(why) => Self::Conflict(why),
-            StoreError::Forbidden(why) => Self::Forbidden(why),
+            StoreError::Conflict(rule) => Self::Conflict(rule.message()),
+            StoreError::Forbidden(why) => Self::Forbidden(why.message()),
             other => Self::internal(other),
         }
     }

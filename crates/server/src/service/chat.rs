@@ -12,8 +12,8 @@
 
 use crate::http::error::ApiError;
 use crate::store::{
-    ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, HistoryCursor, NewChatMessage,
-    Posted, Store, StoreError,
+    ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, HistoryCursor,
+    NewChatMessage, Posted, Store, StoreError,
 };
 use axum::extract::ws::Utf8Bytes;
 use base64::Engine as _;
@@ -91,7 +91,7 @@ fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::ChannelNotFound,
         StoreError::Forbidden(_) => ApiError::NotAMember("not a member of the channel".into()),
-        StoreError::Conflict(why) => ApiError::MembershipRule(why.to_owned()),
+        StoreError::Conflict(rule) => ApiError::MembershipRule(rule.message().to_owned()),
         other => ApiError::internal(other),
     }
 }
@@ -171,7 +171,7 @@ pub async fn create_channel(
     };
     match store.chat_create_channel(record.clone()).await {
         Ok(()) => Ok(channel_view(record)),
-        Err(StoreError::Conflict(_)) => Err(ApiError::ChannelExists),
+        Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ApiError::ChannelExists),
         Err(e) => Err(store_error(e)),
     }
 }
@@ -315,15 +315,8 @@ pub async fn post(
         Err(StoreError::Forbidden(_)) => Err(ApiError::NotAMember(
             "the caller is not a member of the channel".into(),
         )),
-        Err(StoreError::Conflict(_)) => {
-            // The only conflict of a post is a stale version; name the current one so the
-            // client knows what to re-read.
-            let current = store
-                .chat_channel(app_id, channel_id)
-                .await
-                .map_err(store_error)?
-                .ok_or(ApiError::ChannelNotFound)?
-                .member_version;
+        // Name the current version so the client knows what to re-read.
+        Err(StoreError::Conflict(Conflict::StaleMemberVersion { current })) => {
             Err(ApiError::StaleMembers {
                 sent: new.member_version,
                 current,

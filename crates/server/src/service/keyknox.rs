@@ -2,8 +2,8 @@
 
 use crate::http::error::ApiError;
 use crate::store::{
-    KeyknoxAddress, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, Store, StoreError,
-    KEYKNOX_EMPTY_HASH,
+    Conflict, KeyknoxAddress, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, Store,
+    StoreError, KEYKNOX_EMPTY_HASH,
 };
 use base64::Engine as _;
 use rand_core::RngCore;
@@ -24,7 +24,7 @@ fn new_hash() -> String {
 
 fn mismatch(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(_) => ApiError::KeyknoxMismatch,
+        StoreError::Conflict(Conflict::KeyknoxHashMismatch) => ApiError::KeyknoxMismatch,
         other => other.into(),
     }
 }

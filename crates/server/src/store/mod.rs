@@ -1,41 +1,150 @@
-//! Storage: one object-safe trait for everything the service keeps, implemented by SQLite
-//! (embedded, the default) and PostgreSQL (for several replicas), and checked by one conformance
-//! suite (`conformance.rs`) that runs against both.
+//! Storage: one object-safe trait, [`Store`], for everything the service keeps (one sub-trait
+//! per domain: [`AppStore`], [`CardStore`], [`KeyknoxStore`], [`RateLimitStore`],
+//! [`ChatStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
+//! replicas), and checked by one conformance suite that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
 //! Keyknox compare-and-swap) is one method, implemented as one database transaction, so several
 //! server processes on one PostgreSQL behave as one service. No backend type crosses the trait.
+//!
+//! # Rooms
+//!
+//! * `mod.rs` (here): the traits, the records they exchange and the typed errors
+//!   ([`Conflict`] names the rule a write broke, [`Forbidden`] why the caller may not).
+//! * `rules.rs`: the decisions both backends make the same way, as pure functions over records
+//!   and over what a backend read inside its transaction (token bucket, Keyknox
+//!   compare-and-swap, membership rules, limits), unit-tested without a database.
+//! * `sql/`: the shared SQL core, one file per domain: error mapping and every statement whose
+//!   text is the same on both databases (sqlx's SQLite driver binds `$N` parameters too). It is
+//!   compiled once per backend, against that backend's driver and its `ROW_LOCK` (empty on
+//!   SQLite, whose `BEGIN IMMEDIATE` already holds the write lock; `FOR UPDATE` on PostgreSQL).
+//! * `sqlite/` and `postgres/`: one file per domain (`apps`, `cards`, `keyknox`, `pythia` for
+//!   the rate limits, `chat`; PostgreSQL adds `listen` for `LISTEN`/`NOTIFY`), each holding the
+//!   domain's trait implementation and the code that really differs between the databases
+//!   (transaction start, `json_each` against arrays, chunked against `= ANY` searches, how a
+//!   violated index is named, how chat events travel). That code stays duplicated on purpose,
+//!   side by side per domain: each half reads as plain SQL for its database, and a change to one
+//!   domain's dialect code is one pair of files.
+//! * `conformance/`: the behaviour every backend must show, one file per domain, with the
+//!   `store_conformance_tests!` macro. Compiled for this crate's tests and, for stores outside
+//!   it, with the `conformance` feature.
 
 use async_trait::async_trait;
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod postgres;
+mod rules;
 pub mod sqlite;
 
 /// Errors of a [`Store`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The record does not exist.
     #[error("not found")]
     NotFound,
-    /// The write conflicts with the current state (duplicate id, card already superseded,
-    /// identity already has a card, ...). The text says which rule.
+    /// The write conflicts with the current state; the variant says which rule.
     #[error("conflict: {0}")]
-    Conflict(&'static str),
-    /// The caller may not do this (revoking another identity's card).
+    Conflict(Conflict),
+    /// The caller may not do this; the variant says why.
     #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    Forbidden(Forbidden),
     /// The database failed; the text is for logs, never for clients.
     #[error("storage backend: {0}")]
     Backend(String),
 }
 
+/// The rule a write broke ([`StoreError::Conflict`]). [`Conflict::message`] (also the `Display`
+/// text) is what clients of the card directory read in error bodies, so it keeps its wording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// [`AppStore::create_app`] with an application id that exists.
+    AppExists,
+    /// An API key id that exists (key ids are unique across applications).
+    KeyExists,
+    /// [`AppStore::create_app`] with a first key of another application.
+    KeyOfAnotherApp,
+    /// A card id that exists.
+    CardIdExists,
+    /// A rotation whose previous card is not the identity's current card.
+    NotCurrentCard,
+    /// A first publish for an identity that has a current card.
+    IdentityHasCard,
+    /// A Keyknox write whose previous hash is not the stored one.
+    KeyknoxHashMismatch,
+    /// A chat channel id that is taken in the application.
+    ChannelExists,
+    /// More members than `sealkit_proto::chat::MAX_MEMBERS`.
+    ChannelFull,
+    /// The only admin leaving while other members remain.
+    LastAdmin,
+    /// A post encrypted for another membership than the channel's current one.
+    StaleMemberVersion {
+        /// The channel's `member_version` when the post was refused.
+        current: i64,
+    },
+}
+
+impl Conflict {
+    /// The rule as text, for error bodies and logs.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::AppExists => "app id exists",
+            Self::KeyExists => "key id exists",
+            Self::KeyOfAnotherApp => "key belongs to another application",
+            Self::CardIdExists => "card id exists",
+            Self::NotCurrentCard => "previous card is not the identity's current card",
+            Self::IdentityHasCard => "identity already has a card",
+            Self::KeyknoxHashMismatch => "keyknox hash mismatch",
+            Self::ChannelExists => "channel exists",
+            Self::ChannelFull => "channel is full",
+            Self::LastAdmin => "the last admin cannot leave",
+            Self::StaleMemberVersion { .. } => "stale member version",
+        }
+    }
+}
+
+/// Why the caller may not do something ([`StoreError::Forbidden`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Forbidden {
+    /// Revoking a card of another identity.
+    CardOfAnotherIdentity,
+    /// Posting to a chat channel without being a member.
+    NotAMember,
+}
+
+impl Forbidden {
+    /// The reason as text, for error bodies and logs.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::CardOfAnotherIdentity => "card belongs to another identity",
+            Self::NotAMember => "not a member",
+        }
+    }
+}
+
+/// Both typed reasons display as their text: the messages clients and logs have always seen.
+macro_rules! display_as_message {
+    ($($reason:ty),+) => {$(
+        impl std::fmt::Display for $reason {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.message())
+            }
+        }
+
+        impl std::error::Error for $reason {}
+    )+};
+}
+display_as_message!(Conflict, Forbidden);
+
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// An application (tenant): its data is isolated from every other application's.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppRecord {
     /// Application id (32 lowercase hex characters), `iss = "virgil-" + app_id` in its JWTs.
     pub app_id: String,
@@ -46,7 +155,7 @@ pub struct AppRecord {
 }
 
 /// An application's API key: verifies the JWTs the application's backend mints.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppKeyRecord {
     /// Key id, the JWT header's `kid`. Unique across all applications.
     pub key_id: String,
@@ -79,7 +188,7 @@ pub struct NewCard {
 }
 
 /// A stored card.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CardRecord {
     /// Card id (64 lowercase hex characters).
     pub id: String,
@@ -106,11 +215,23 @@ impl CardRecord {
     }
 }
 
-/// Everything the service stores. Implementations must be safe to share between tasks and, for
-/// PostgreSQL, between processes: all invariants are enforced inside the database transaction of
-/// the method that writes.
+/// Everything the service stores, one sub-trait per domain. Implementations must be safe to
+/// share between tasks and, for PostgreSQL, between processes: all invariants are enforced
+/// inside the database transaction of the method that writes. Every type that implements the
+/// five domain traits is a `Store`.
+pub trait Store:
+    AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static
+{
+}
+
+/// Applications, their API keys and per-deployment settings, part of [`Store`].
 #[async_trait]
-pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static {
+pub trait AppStore: Send + Sync {
     /// Creates an application with its first API key. `Conflict` if the app id or key id exists.
     async fn create_app(&self, app: AppRecord, key: AppKeyRecord) -> StoreResult<()>;
 
@@ -135,14 +256,18 @@ pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'stat
     /// per-deployment secrets (the service's card-signing key) that every replica must share:
     /// concurrent callers all get the same, first-written value.
     async fn setting_or_insert(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+}
 
+/// The card directory, part of [`Store`].
+#[async_trait]
+pub trait CardStore: Send + Sync {
     /// Publishes a card, atomically:
-    /// * the id must be new (`Conflict("card id exists")`);
+    /// * the id must be new (`Conflict(CardIdExists)`);
     /// * with `previous_card_id`: that card must be of the same app and identity, not revoked and
-    ///   not yet superseded (else `Conflict("previous card is not the identity's current card")`);
+    ///   not yet superseded (else `Conflict(NotCurrentCard)`);
     ///   it becomes superseded by the new card;
     /// * without: the identity must have no current (non-superseded, non-revoked) card in this app
-    ///   (`Conflict("identity already has a card")`), so concurrent first publishes have exactly
+    ///   (`Conflict(IdentityHasCard)`), so concurrent first publishes have exactly
     ///   one winner.
     async fn publish_card(&self, card: NewCard) -> StoreResult<()>;
 
@@ -168,7 +293,7 @@ pub trait Store: KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'stat
 pub const KEYKNOX_EMPTY_HASH: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
 /// A Keyknox v1 blob (spec §4): one per (app, identity).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyknoxV1 {
     /// Base64 text, opaque to the server (empty after a reset).
     pub meta: String,
@@ -245,7 +370,7 @@ pub struct KeyknoxV2Reset {
 
 /// Keyknox storage, part of [`Store`] (spec §4, §5). Every write is one transaction with a
 /// compare-and-swap on the hash, so concurrent writers on any replica: one wins, the others get
-/// `Conflict("keyknox hash mismatch")`, and nothing is lost or torn.
+/// `Conflict(KeyknoxHashMismatch)`, and nothing is lost or torn.
 #[async_trait]
 pub trait KeyknoxStore: Send + Sync {
     /// The v1 blob of an identity, if it was ever written (a reset blob has empty meta/value).
@@ -254,7 +379,7 @@ pub trait KeyknoxStore: Send + Sync {
     /// Writes the v1 blob. When the stored value is non-empty, `previous_hash` must equal the
     /// stored hash; when it is empty or missing, `previous_hash` may be absent or equal to the
     /// current hash ([`KEYKNOX_EMPTY_HASH`] when missing). Otherwise
-    /// `Conflict("keyknox hash mismatch")`. Version: 1 on first write, else +1.
+    /// `Conflict(KeyknoxHashMismatch)`. Version: 1 on first write, else +1.
     async fn keyknox_v1_put(
         &self,
         app_id: &str,
@@ -361,7 +486,7 @@ pub struct NewChatMessage {
 }
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChatMessageRecord {
     /// Channel id.
     pub channel_id: String,
@@ -434,7 +559,7 @@ pub type ChatEventStream = futures_util::stream::BoxStream<'static, ChatEvent>;
 /// stay two) are checked inside it so concurrent replicas cannot break them.
 #[async_trait]
 pub trait ChatStore: Send + Sync {
-    /// Creates a channel (`member_version` 1, `last_seq` 0). `Conflict("channel exists")` if the
+    /// Creates a channel (`member_version` 1, `last_seq` 0). `Conflict(ChannelExists)` if the
     /// id is taken in the app.
     async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()>;
 
@@ -453,7 +578,7 @@ pub trait ChatStore: Send + Sync {
     ) -> StoreResult<Vec<ChannelRecord>>;
 
     /// Adds `identity` (as admin when `admin`); `NotFound` for no channel,
-    /// `Conflict("channel is full")` beyond `sealkit_proto::chat::MAX_MEMBERS`. Adding a member
+    /// `Conflict(ChannelFull)` beyond `sealkit_proto::chat::MAX_MEMBERS`. Adding a member
     /// again changes nothing (version unchanged) unless it promotes to admin. Emits
     /// [`ChatEvent::Members`] when the version changed. Returns the channel after the change.
     async fn chat_add_member(
@@ -465,7 +590,7 @@ pub trait ChatStore: Send + Sync {
     ) -> StoreResult<ChannelRecord>;
 
     /// Removes `identity` (member and admin rights). `NotFound` for no channel or no such
-    /// member; `Conflict("the last admin cannot leave")` when it is the only admin and other
+    /// member; `Conflict(LastAdmin)` when it is the only admin and other
     /// members remain. Emits [`ChatEvent::Members`]. Returns the channel after the change.
     async fn chat_remove_member(
         &self,
@@ -474,10 +599,10 @@ pub trait ChatStore: Send + Sync {
         identity: &str,
     ) -> StoreResult<ChannelRecord>;
 
-    /// Stores a message, atomically: `NotFound` for no channel; `Forbidden("not a member")`
+    /// Stores a message, atomically: `NotFound` for no channel; `Forbidden(NotAMember)`
     /// unless the sender is a member; a (channel, sender, client_id) already stored returns
     /// [`Posted::Duplicate`] with the stored message (before the version check, so a retry of
-    /// a stored message succeeds); `Conflict("stale member version")` unless `member_version`
+    /// a stored message succeeds); `Conflict(StaleMemberVersion)` (with the current version) unless `member_version`
     /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit.
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted>;
 

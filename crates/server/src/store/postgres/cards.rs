@@ -1,0 +1,81 @@
+//! Cards on PostgreSQL. Dialect: the search binds all identities as one array (`= ANY($2)`),
+//! and a failed insert names the violated constraint.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+use sqlx::FromRow;
+
+use super::sql::backend;
+use super::sql::cards::{self as sql, CARD_COLUMNS};
+use super::PostgresStore;
+use crate::store::{CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult};
+
+#[async_trait]
+impl CardStore for PostgresStore {
+    async fn publish_card(&self, card: NewCard) -> StoreResult<()> {
+        sql::publish_card(self.begin().await?, card, publish_error).await
+    }
+
+    async fn search_cards(
+        &self,
+        app_id: &str,
+        identities: &[String],
+    ) -> StoreResult<Vec<CardRecord>> {
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The current cards of the identities, then their predecessors while not revoked. UNION
+        // (not UNION ALL) returns each card once.
+        let rows = sqlx::query(&format!(
+            "WITH RECURSIVE chain (id, previous_card_id) AS ( \
+               SELECT id, previous_card_id FROM cards \
+               WHERE app_id = $1 AND identity = ANY($2) \
+                 AND superseded_by IS NULL AND NOT revoked \
+               UNION \
+               SELECT p.id, p.previous_card_id FROM chain \
+               JOIN cards AS p ON p.id = chain.previous_card_id \
+               WHERE NOT p.revoked AND p.app_id = $1 \
+             ) \
+             SELECT {CARD_COLUMNS} FROM cards WHERE id IN (SELECT id FROM chain)"
+        ))
+        .bind(app_id)
+        .bind(identities)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut seen = HashSet::new();
+        let mut cards = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let card = CardRecord::from_row(row).map_err(backend)?;
+            if seen.insert(card.id.clone()) {
+                cards.push(card);
+            }
+        }
+        Ok(cards)
+    }
+
+    async fn get_card(&self, app_id: &str, card_id: &str) -> StoreResult<Option<CardRecord>> {
+        sql::get_card(&self.pool, app_id, card_id).await
+    }
+
+    async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()> {
+        sql::revoke_card(&self.pool, app_id, card_id, identity).await
+    }
+}
+
+/// Maps a failed card insert to the rule it broke, by the violated constraint: the primary key,
+/// the unique index on `previous_card_id` or the one current card per identity.
+fn publish_error(e: sqlx::Error) -> StoreError {
+    let unique_violation = match &e {
+        sqlx::Error::Database(d) if d.kind() == ErrorKind::UniqueViolation => Some(d.constraint()),
+        _ => None,
+    };
+    match unique_violation {
+        Some(Some("cards_pkey")) => StoreError::Conflict(Conflict::CardIdExists),
+        Some(Some("cards_one_successor")) => StoreError::Conflict(Conflict::NotCurrentCard),
+        Some(_) => StoreError::Conflict(Conflict::IdentityHasCard),
+        None => backend(e),
+    }
+}

@@ -1,0 +1,141 @@
+//! Chat on PostgreSQL. Dialect: a new channel's members are inserted from arrays (`UNNEST`) in
+//! one statement, and every change queues its `NOTIFY` in its transaction (see `listen.rs`).
+
+use async_trait::async_trait;
+
+use super::listen::{self, notify};
+use super::sql::{backend, chat as sql};
+use super::PostgresStore;
+use crate::store::{
+    rules, ChannelRecord, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
+    NewChatMessage, Posted, StoreError, StoreResult,
+};
+
+#[async_trait]
+impl ChatStore for PostgresStore {
+    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
+        let members = rules::initial_members(&channel).map_err(StoreError::Conflict)?;
+        let (members, is_admin): (Vec<&str>, Vec<bool>) = members.into_iter().unzip();
+        let mut tx = self.begin().await?;
+        sql::insert_channel(&mut tx, &channel).await?;
+        sqlx::query(
+            "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
+             SELECT $1, $2, m.identity, m.admin \
+             FROM UNNEST($3::text[], $4::boolean[]) AS m (identity, admin)",
+        )
+        .bind(&channel.app_id)
+        .bind(&channel.id)
+        .bind(&members)
+        .bind(&is_admin)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn chat_channel(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+    ) -> StoreResult<Option<ChannelRecord>> {
+        sql::load_channel(&self.pool, app_id, channel_id).await
+    }
+
+    async fn chat_channels_of(
+        &self,
+        app_id: &str,
+        identity: &str,
+    ) -> StoreResult<Vec<ChannelRecord>> {
+        sql::channels_of(&self.pool, app_id, identity).await
+    }
+
+    async fn chat_add_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        admin: bool,
+    ) -> StoreResult<ChannelRecord> {
+        let mut tx = self.begin().await?;
+        sql::lock_channel(&mut tx, app_id, channel_id).await?;
+        let changed = sql::add_member(&mut tx, app_id, channel_id, identity, admin).await?;
+        if let Some(version) = changed {
+            notify(
+                &mut tx,
+                &self.events_channel,
+                app_id,
+                channel_id,
+                "members",
+                version,
+            )
+            .await?;
+        }
+        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(channel)
+    }
+
+    async fn chat_remove_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+    ) -> StoreResult<ChannelRecord> {
+        let mut tx = self.begin().await?;
+        sql::lock_channel(&mut tx, app_id, channel_id).await?;
+        let version = sql::remove_member(&mut tx, app_id, channel_id, identity).await?;
+        notify(
+            &mut tx,
+            &self.events_channel,
+            app_id,
+            channel_id,
+            "members",
+            version,
+        )
+        .await?;
+        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(channel)
+    }
+
+    async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {
+        let mut tx = self.begin().await?;
+        // The row lock orders the posts to this channel (and membership changes) across
+        // replicas; every read below sees what the previous holder committed.
+        let current = sql::lock_channel(&mut tx, &message.app_id, &message.channel_id).await?;
+        let app_id = message.app_id.clone();
+        let posted = sql::post(&mut tx, message, current).await?;
+        if let Posted::New(stored) = &posted {
+            let (channel_id, seq) = (&stored.channel_id, stored.seq);
+            notify(
+                &mut tx,
+                &self.events_channel,
+                &app_id,
+                channel_id,
+                "message",
+                seq,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(posted)
+    }
+
+    async fn chat_history(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessageRecord>> {
+        sql::history(&self.pool, app_id, channel_id, cursor, limit).await
+    }
+
+    async fn chat_events(&self) -> StoreResult<ChatEventStream> {
+        listen::events(self).await
+    }
+}

@@ -1,0 +1,21 @@
+//! Rate-limit buckets on PostgreSQL: the shared algorithm (`store/sql/pythia.rs`), with the
+//! bucket's row locked (`FOR UPDATE`) so concurrent takes on any replica queue on it.
+
+use async_trait::async_trait;
+
+use super::sql::pythia as sql;
+use super::PostgresStore;
+use crate::store::{RateLimitStore, StoreResult};
+
+#[async_trait]
+impl RateLimitStore for PostgresStore {
+    async fn rate_limit_take(
+        &self,
+        key: &str,
+        now_ms: i64,
+        burst: u32,
+        per_second: f64,
+    ) -> StoreResult<bool> {
+        sql::take(self.begin().await?, key, now_ms, burst, per_second).await
+    }
+}

@@ -1,0 +1,159 @@
+//! Chat on SQLite. Dialect: a write holds the (only) writer connection from `BEGIN IMMEDIATE`
+//! until its event is sent, a new channel's members are inserted one statement each, and events
+//! go to this process's broadcast channel after the commit.
+
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::Connection;
+use tokio::sync::broadcast;
+
+use super::sql::{backend, chat as sql};
+use super::{Db, SqliteStore};
+use crate::store::{
+    rules, ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
+    NewChatMessage, Posted, StoreError, StoreResult,
+};
+
+impl SqliteStore {
+    /// The writer connection, held by the caller until its event is sent (see
+    /// [`SqliteStore::emit`]): start the transaction on it with `BEGIN IMMEDIATE`.
+    async fn chat_writer(&self) -> StoreResult<PoolConnection<Db>> {
+        self.writer.acquire().await.map_err(backend)
+    }
+
+    /// Announces a membership change.
+    fn emit_members(&self, app_id: &str, channel_id: &str, member_version: i64) {
+        self.emit(ChatEvent::Members {
+            app_id: app_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+            member_version,
+        });
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqliteStore {
+    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
+        let members = rules::initial_members(&channel).map_err(StoreError::Conflict)?;
+        let mut tx = self.begin().await?;
+        sql::insert_channel(&mut tx, &channel).await?;
+        for (identity, admin) in members {
+            sqlx::query(
+                "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&channel.app_id)
+            .bind(&channel.id)
+            .bind(identity)
+            .bind(admin)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn chat_channel(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+    ) -> StoreResult<Option<ChannelRecord>> {
+        sql::load_channel(&self.reader, app_id, channel_id).await
+    }
+
+    async fn chat_channels_of(
+        &self,
+        app_id: &str,
+        identity: &str,
+    ) -> StoreResult<Vec<ChannelRecord>> {
+        sql::channels_of(&self.reader, app_id, identity).await
+    }
+
+    async fn chat_add_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        admin: bool,
+    ) -> StoreResult<ChannelRecord> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        sql::lock_channel(&mut tx, app_id, channel_id).await?;
+        let changed = sql::add_member(&mut tx, app_id, channel_id, identity, admin).await?;
+        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        if let Some(member_version) = changed {
+            self.emit_members(app_id, channel_id, member_version);
+        }
+        Ok(channel)
+    }
+
+    async fn chat_remove_member(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+    ) -> StoreResult<ChannelRecord> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        sql::lock_channel(&mut tx, app_id, channel_id).await?;
+        let member_version = sql::remove_member(&mut tx, app_id, channel_id, identity).await?;
+        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        self.emit_members(app_id, channel_id, member_version);
+        Ok(channel)
+    }
+
+    async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let current = sql::lock_channel(&mut tx, &message.app_id, &message.channel_id).await?;
+        let app_id = message.app_id.clone();
+        let posted = sql::post(&mut tx, message, current).await?;
+        tx.commit().await.map_err(backend)?;
+        if let Posted::New(stored) = &posted {
+            self.emit(ChatEvent::Message {
+                app_id,
+                channel_id: stored.channel_id.clone(),
+                seq: stored.seq,
+            });
+        }
+        Ok(posted)
+    }
+
+    async fn chat_history(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessageRecord>> {
+        sql::history(&self.reader, app_id, channel_id, cursor, limit).await
+    }
+
+    async fn chat_events(&self) -> StoreResult<ChatEventStream> {
+        let receiver = self.events.subscribe();
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            match receiver.recv().await {
+                Ok(event) => Some((event, receiver)),
+                // Missed events: subscribers must re-read, then carry on from here.
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((ChatEvent::Resync, receiver)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+}
