@@ -457,8 +457,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) pythia_secret_file: Option<PathBuf>,
     /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
-    /// jwt_leeway_secs, pythia_secret_file, brainkey_burst, brainkey_per_second); command-line
-    /// options win.
+    /// jwt_leeway_secs, pythia_secret_file, brainkey_burst, brainkey_per_second,
+    /// chat_message_limit, chat_feed_capacity, tls_cert, tls_key, max_connections,
+    /// header_read_timeout_secs, request_timeout_secs, idle_timeout_secs, drain_timeout_secs;
+    /// docs/security.md lists them); command-line options win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Do not create the demo application on first start (SQLite only: when the database has
@@ -466,6 +468,26 @@ pub(crate) struct ServeArgs {
     /// DATA_DIR/demo-app.json for `sealkit chat`).
     #[arg(long)]
     pub(crate) no_demo_app: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. Both files
+    /// are read again on SIGHUP, without dropping connections.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Log format on stderr: text (coloured only on a terminal) or json (one object per line,
+    /// for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How `serve` and `backend` write their logs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines; colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

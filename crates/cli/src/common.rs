@@ -47,12 +47,19 @@ pub(crate) fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Logs to stderr, filtered by `SEALKIT_LOG` (default `info`).
-pub(crate) fn init_logging() {
+/// Logs to stderr, filtered by `SEALKIT_LOG` (default `info`), as text (with colour escapes
+/// only when stderr is a terminal, so files and pipes stay clean) or as JSON lines.
+pub(crate) fn init_logging(format: crate::args::LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEALKIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::args::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        crate::args::LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }

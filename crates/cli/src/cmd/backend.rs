@@ -149,7 +149,7 @@ fn router(generator: JwtGenerator) -> Router {
 
 /// `sealkit backend`.
 pub(crate) fn backend(opts: &SdkOptions, args: BackendArgs) -> Result<()> {
-    init_logging();
+    init_logging(crate::args::LogFormat::Text);
     let path = opts
         .app_credentials
         .as_ref()

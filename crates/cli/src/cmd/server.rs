@@ -35,10 +35,14 @@ fn config(storage: &StorageArgs, file: Option<&PathBuf>) -> Result<Config> {
 
 /// `sealkit serve`.
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
-    init_logging();
+    init_logging(args.log_format);
     let mut config = config(&args.storage, args.config.as_ref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert.clone();
+        config.tls_key = args.tls_key.clone();
     }
     if args.pythia_secret_file.is_some() {
         config.pythia_secret_file = args.pythia_secret_file.clone();
@@ -139,12 +143,14 @@ fn self_command() -> String {
 
 fn print_demo_instructions(config: &Config, creds: &std::path::Path) {
     let mut extra = String::new();
-    if config.listen != Config::default().listen {
+    let tls = config.tls_cert.is_some();
+    if config.listen != Config::default().listen || tls {
         let mut addr = config.listen;
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        extra.push_str(&format!(" --server http://{addr}"));
+        let scheme = if tls { "https" } else { "http" };
+        extra.push_str(&format!(" --server {scheme}://{addr}"));
     }
     if config.data_dir != Config::default().data_dir {
         extra.push_str(&format!(

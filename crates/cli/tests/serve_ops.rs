@@ -1,0 +1,176 @@
+//! `sealkit serve` as operations run it: HTTPS from PEM files reloaded on SIGHUP (checked with
+//! curl), a clean exit on SIGTERM, and logs that suit files and log shippers (no colour escapes
+//! when stderr is not a terminal; `--log-format json`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::{bin, free_port, repo_root, SEALKIT_ENV};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tls_file(name: &str) -> PathBuf {
+    repo_root().join("crates/server/tests/data/tls").join(name)
+}
+
+fn serve(data: &Path, port: u16, extra: &[&str]) -> Child {
+    let mut command = Command::new(bin());
+    for var in SEALKIT_ENV {
+        command.env_remove(var);
+    }
+    command
+        .args(["serve", "--no-demo-app", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("SEALKIT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `curl` trusting only `ca`; true when /healthz answered 200 over TLS.
+fn curl_https(port: u16, ca: &str) -> bool {
+    Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "--cacert",
+        ])
+        .arg(tls_file(ca))
+        .arg("--resolve")
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .arg(format!("https://localhost:{port}/healthz"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the process to exit after SIGTERM and returns its stderr.
+fn terminate(mut child: Child) -> String {
+    signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert!(status.success(), "exit {status} after SIGTERM: {err}");
+            return err;
+        }
+        assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serves_https_and_reloads_the_certificate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::copy(tls_file("server-a.pem"), &cert).unwrap();
+    std::fs::copy(tls_file("server-a.key"), &key).unwrap();
+    let port = free_port();
+    let child = serve(
+        &dir.path().join("data"),
+        port,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    eventually("HTTPS with certificate A", || curl_https(port, "ca-a.pem"));
+    assert!(!curl_https(port, "ca-b.pem"));
+    let plain = ureq::get(&format!("http://127.0.0.1:{port}/healthz")).call();
+    assert!(plain.is_err(), "plain HTTP answered on the TLS port");
+
+    std::fs::copy(tls_file("server-b.pem"), &cert).unwrap();
+    std::fs::copy(tls_file("server-b.key"), &key).unwrap();
+    signal(&child, "HUP");
+    eventually("certificate B after SIGHUP", || {
+        curl_https(port, "ca-b.pem")
+    });
+    assert!(!curl_https(port, "ca-a.pem"));
+
+    let log = terminate(child);
+    assert!(log.contains("TLS certificate and key reloaded"), "{log}");
+}
+
+#[test]
+fn tls_options_go_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["serve", "--tls-cert"])
+        .arg(tls_file("server-a.pem"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_and_json_is_one_object_per_line() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = serve(dir.path(), port, &["--log-format", format]);
+        eventually("the server to answer", || {
+            ureq::get(&format!("http://127.0.0.1:{port}/healthz"))
+                .call()
+                .is_ok()
+        });
+        let log = terminate(child);
+        assert!(
+            !log.contains('\u{1b}'),
+            "{format}: colour escapes in a piped log: {log:?}"
+        );
+        assert!(log.contains("sealkit server listening"), "{format}: {log}");
+        if format == "json" {
+            for line in log.lines().filter(|l| !l.trim().is_empty()) {
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                assert!(
+                    value["level"].is_string() && value["fields"].is_object(),
+                    "{line}"
+                );
+            }
+        }
+    }
+}
