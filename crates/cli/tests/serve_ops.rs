@@ -174,3 +174,47 @@ fn logs_to_a_pipe_have_no_colour_and_json_is_one_object_per_line() {
         }
     }
 }
+
+/// The official e3kit-node client over HTTPS: only its `apiUrl` and the CA it trusts change.
+#[test]
+fn e3kit_node_works_over_https() {
+    if !common::e3kit_node_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let creds = common::create_app(&["--data-dir", data.to_str().unwrap()], dir.path());
+    let port = free_port();
+    let child = serve(
+        &data,
+        port,
+        &[
+            "--tls-cert",
+            tls_file("server-a.pem").to_str().unwrap(),
+            "--tls-key",
+            tls_file("server-a.key").to_str().unwrap(),
+        ],
+    );
+    eventually("HTTPS to answer", || curl_https(port, "ca-a.pem"));
+    let out = Command::new("node")
+        .arg(repo_root().join("interop/e3kit_cards.js"))
+        .args(["--api-url", &format!("https://127.0.0.1:{port}")])
+        .arg("--app-credentials")
+        .arg(&creds)
+        .arg("--storage")
+        .arg(dir.path().join("e3kit"))
+        .env("NODE_EXTRA_CA_CERTS", tls_file("ca-a.pem"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout
+                .lines()
+                .last()
+                .is_some_and(|l| l.ends_with(" 0 failed")),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    terminate(child);
+}
