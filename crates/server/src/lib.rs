@@ -155,6 +155,11 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         card_signer = %keys.card_signer.public_key().to_base64(),
         "service card-signing key (signer \"virgil\")"
     );
+    prune_idle_rate_limits(
+        store.clone(),
+        config.brainkey_burst,
+        config.brainkey_per_second,
+    );
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
     let state = AppState {
@@ -170,6 +175,35 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         brainkey: Arc::new(brainkey),
     };
     Ok(http::router(state))
+}
+
+/// How often idle rate-limit buckets are deleted.
+const RATE_LIMIT_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes, once a minute, the rate-limit buckets idle long enough to be full again (they mean
+/// the same as no row), so the table holds only callers active in the last refill period
+/// instead of every identity that ever asked. Harmless when several replicas do it.
+fn prune_idle_rate_limits(store: Arc<dyn Store>, burst: u32, per_second: f64) {
+    // Never refilling buckets stay; so does everything when the arithmetic makes no sense.
+    let Some(refill_ms) = (per_second > 0.0)
+        .then(|| (f64::from(burst) / per_second * 1000.0).ceil())
+        .filter(|ms| ms.is_finite() && *ms < i64::MAX as f64)
+        .map(|ms| ms as i64)
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(RATE_LIMIT_PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            let before = now_ms().saturating_sub(refill_ms);
+            match store.rate_limit_prune(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(buckets = n, "pruned idle rate-limit buckets"),
+                Err(e) => tracing::warn!(error = %e, "pruning rate-limit buckets failed"),
+            }
+        }
+    });
 }
 
 /// Runs the server until `shutdown` completes (for example Ctrl-C), finishing requests in flight.

@@ -439,6 +439,11 @@ pub trait RateLimitStore: Send + Sync {
         burst: u32,
         per_second: f64,
     ) -> StoreResult<bool>;
+
+    /// Deletes the buckets last touched before `before_ms`; returns how many. A bucket left
+    /// alone long enough to be full again means the same as no bucket, so the server prunes
+    /// those and the table holds only recently active callers.
+    async fn rate_limit_prune(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 /// A chat channel (see `sealkit_proto::chat`).

@@ -76,6 +76,7 @@ macro_rules! store_conformance_tests {
             keyknox_v2_concurrent_pushes,
             rate_limit_burst_and_refill,
             rate_limit_concurrent_takes,
+            rate_limit_prune_forgets_only_idle_buckets,
             chat_channels_create_and_list,
             chat_membership_rules,
             chat_full_channel,

@@ -99,6 +99,35 @@ pub async fn rate_limit_concurrent_takes(store: &dyn Store) {
     }
 }
 
+/// Pruning deletes the buckets untouched since the cut-off, and only those: a pruned caller
+/// starts again with a full bucket, a recent one keeps its debt.
+pub async fn rate_limit_prune_forgets_only_idle_buckets(store: &dyn Store) {
+    let t0: i64 = 1_800_000_000_000;
+    for key in ["idle 1", "idle 2"] {
+        assert!(ok("take", store.rate_limit_take(key, t0, 1, 0.001).await));
+    }
+    assert!(ok(
+        "take",
+        store.rate_limit_take("recent", t0 + 5_000, 1, 0.001).await
+    ));
+    assert!(!ok(
+        "take",
+        store.rate_limit_take("recent", t0 + 5_000, 1, 0.001).await
+    ));
+    assert_eq!(ok("prune", store.rate_limit_prune(t0 + 1).await), 2);
+    assert_eq!(ok("prune again", store.rate_limit_prune(t0 + 1).await), 0);
+    // "idle 1" was forgotten: a full bucket again although almost no time passed.
+    assert!(ok(
+        "take",
+        store.rate_limit_take("idle 1", t0 + 6_000, 1, 0.001).await
+    ));
+    // "recent" was kept: still empty.
+    assert!(!ok(
+        "take",
+        store.rate_limit_take("recent", t0 + 6_000, 1, 0.001).await
+    ));
+}
+
 /// One bucket is shared by two replicas.
 pub(super) async fn replicas_share_buckets(a: &dyn Store, b: &dyn Store) {
     let handles = [a, b];

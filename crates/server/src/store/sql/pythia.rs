@@ -6,6 +6,21 @@ use super::{backend, locked, Db, CREATE_ATTEMPTS};
 use crate::store::rules::{self, Bucket};
 use crate::store::{StoreError, StoreResult};
 
+/// Deletes the buckets last updated before `before_ms` in `tx` and commits.
+pub(crate) async fn prune(
+    mut tx: sqlx::Transaction<'static, Db>,
+    before_ms: i64,
+) -> StoreResult<u64> {
+    let deleted = sqlx::query("DELETE FROM rate_limits WHERE updated_ms < $1")
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    tx.commit().await.map_err(backend)?;
+    Ok(deleted)
+}
+
 /// Takes one token from the bucket `key` in `tx` and commits; true when one was available.
 pub(crate) async fn take(
     mut tx: sqlx::Transaction<'static, Db>,

@@ -18,4 +18,8 @@ impl RateLimitStore for SqliteStore {
     ) -> StoreResult<bool> {
         sql::take(self.begin().await?, key, now_ms, burst, per_second).await
     }
+
+    async fn rate_limit_prune(&self, before_ms: i64) -> StoreResult<u64> {
+        sql::prune(self.begin().await?, before_ms).await
+    }
 }
