@@ -357,3 +357,83 @@ async fn a_token_expiring_at_i64_max_is_no_crash() {
         assert_served_promptly(server.addr).await;
     }
 }
+
+/// A NUL byte (or another control character) in any string a client names things with is a
+/// 400 with `{code, message}` on both backends, never a 500 (PostgreSQL refuses NUL in text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_bytes_in_names_are_400_on_both_backends() {
+    use serde_json::json;
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let h = &server.harness;
+        let jwt = token(&h.app, "alice");
+        let nul = "a\u{0}b";
+        let b64 = "AAAA";
+        let cases = [
+            (
+                "POST",
+                "/keyknox/v2/push",
+                json!({"root": nul, "path": "p", "key": "k", "identities": ["alice"], "meta": b64, "value": b64}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/push",
+                json!({"root": "r", "path": nul, "key": "k", "identities": ["alice"], "meta": b64, "value": b64}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/push",
+                json!({"root": "r", "path": "p", "key": nul, "identities": ["alice"], "meta": b64, "value": b64}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/push",
+                json!({"root": "r", "path": "p", "key": "k", "identities": [nul], "meta": b64, "value": b64}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/pull",
+                json!({"root": nul, "path": "p", "key": "k"}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/pull",
+                json!({"root": "r", "path": "p", "key": "k", "identity": nul}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/keys",
+                json!({"root": "r", "path": nul}),
+            ),
+            (
+                "POST",
+                "/keyknox/v2/keys",
+                json!({"root": "r", "path": "p", "identity": nul}),
+            ),
+            ("POST", "/keyknox/v2/reset", json!({"root": nul})),
+            (
+                "POST",
+                "/keyknox/v2/reset",
+                json!({"root": "r", "path": "p", "key": nul}),
+            ),
+            (
+                "POST",
+                "/card/v5/actions/search",
+                json!({"identities": [nul]}),
+            ),
+            (
+                "POST",
+                "/chat/v1/channels",
+                json!({"id": nul, "kind": "group", "members": []}),
+            ),
+        ];
+        for (method, path, body) in cases {
+            let (status, reply) = h.json(method, path, Some(&jwt), Some(body.clone())).await;
+            common::assert_error(status, &reply, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                status.as_u16() == 400,
+                "{backend:?} {path} {body}: {status} {reply}"
+            );
+        }
+    }
+}

@@ -198,6 +198,9 @@ pub async fn v2_pull(
 ) -> Result<(V2Value, String), ApiError> {
     let owner = request.identity.unwrap_or_else(|| caller.to_owned());
     check_identity(&owner)?;
+    check_name("root", &request.root)?;
+    check_name("path", &request.path)?;
+    check_name("key", &request.key)?;
     let address = KeyknoxAddress {
         app_id: app_id.to_owned(),
         owner: owner.clone(),
@@ -224,6 +227,8 @@ pub async fn v2_keys(
 ) -> Result<Vec<String>, ApiError> {
     let owner = request.identity.unwrap_or_else(|| caller.to_owned());
     check_identity(&owner)?;
+    check_name("root", &request.root)?;
+    check_name("path", &request.path)?;
     Ok(store
         .keyknox_v2_keys(app_id, &owner, &request.root, &request.path, caller)
         .await?)
@@ -236,6 +241,20 @@ pub async fn v2_reset(
     caller: &str,
     request: V2Reset,
 ) -> Result<(V2Value, String), ApiError> {
+    // Every name that is given is checked like a pushed one: a name that can never have been
+    // stored would reach the database only to fail there (PostgreSQL refuses NUL in text).
+    for (what, name) in [
+        ("root", &request.root),
+        ("path", &request.path),
+        ("key", &request.key),
+    ] {
+        if let Some(name) = name {
+            check_name(what, name)?;
+        }
+    }
+    if let Some(identity) = &request.identity {
+        check_identity(identity)?;
+    }
     store
         .keyknox_v2_reset(KeyknoxV2Reset {
             app_id: app_id.to_owned(),
