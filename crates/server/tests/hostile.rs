@@ -437,3 +437,75 @@ async fn nul_bytes_in_names_are_400_on_both_backends() {
         }
     }
 }
+
+/// Cards are bounded: no more than `MAX_CARD_SIGNATURES` signatures and `MAX_CARD_BYTES` bytes
+/// (both used to be unbounded up to the body limit), and a search of an identity that rotated
+/// in a loop returns a bounded chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_are_bounded_in_size_signatures_and_chain() {
+    use sealkit_proto::cards::RawSignature;
+    use sealkit_server::service::cards::{MAX_CARD_BYTES, MAX_CARD_SIGNATURES};
+    use sealkit_server::store::MAX_CHAIN_CARDS;
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let h = &server.harness;
+        let jwt = token(&h.app, "alice");
+        let key = sealkit_crypto::PrivateKey::generate(
+            sealkit_crypto::KeyType::Ed25519,
+            &mut rand_core::OsRng,
+        );
+        let extra = |n: usize, snapshot_len: usize| {
+            let mut card = common::card("alice", &key, None);
+            for i in 0..n {
+                card.signatures.push(RawSignature {
+                    signer: format!("extra{i}"),
+                    signature: "AAAA".into(),
+                    snapshot: (snapshot_len > 0).then(|| "A".repeat(snapshot_len)),
+                });
+            }
+            serde_json::to_value(&card).unwrap()
+        };
+        for (what, body) in [
+            ("too many signatures", extra(MAX_CARD_SIGNATURES, 0)),
+            ("too large", extra(1, MAX_CARD_BYTES)),
+        ] {
+            let (status, reply) = h.json("POST", "/card/v5", Some(&jwt), Some(body)).await;
+            common::assert_error(status, &reply, axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(reply["code"], 40001, "{backend:?} {what}: {reply}");
+        }
+        // A rotation loop: the search stays bounded.
+        let mut previous: Option<String> = None;
+        for _ in 0..MAX_CHAIN_CARDS + 3 {
+            let key = sealkit_crypto::PrivateKey::generate(
+                sealkit_crypto::KeyType::Ed25519,
+                &mut rand_core::OsRng,
+            );
+            let card = common::card("alice", &key, previous.as_deref());
+            let (status, reply) = h
+                .json(
+                    "POST",
+                    "/card/v5",
+                    Some(&jwt),
+                    Some(serde_json::to_value(&card).unwrap()),
+                )
+                .await;
+            assert_eq!(status, 200, "{backend:?}: {reply}");
+            previous = Some(card.card_id().unwrap().to_string());
+        }
+        let (status, found) = h
+            .json(
+                "POST",
+                "/card/v5/actions/search",
+                Some(&jwt),
+                Some(serde_json::json!({"identities": ["alice"]})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            found.as_array().unwrap().len(),
+            MAX_CHAIN_CARDS,
+            "{backend:?}"
+        );
+        assert_served_promptly(server.addr).await;
+    }
+}

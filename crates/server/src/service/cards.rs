@@ -11,6 +11,13 @@ pub const SERVICE_SIGNER: &str = "virgil";
 /// chunk, hence the margin).
 pub const MAX_SEARCH_IDENTITIES: usize = 1000;
 
+/// Largest card accepted for publishing, in bytes of its compact JSON (before the service adds
+/// its own signature). e3kit's cards are about 500 bytes.
+pub const MAX_CARD_BYTES: usize = 16 << 10;
+/// Most signatures a published card may carry (before the service adds its own). e3kit sends
+/// one (`self`).
+pub const MAX_CARD_SIGNATURES: usize = 8;
+
 /// Validates a card sent by `identity` of `app_id`, adds the service signature and stores it.
 /// Returns the stored card JSON, which is what clients receive from now on.
 pub async fn publish(
@@ -20,6 +27,17 @@ pub async fn publish(
     identity: &str,
     mut card: RawSignedModel,
 ) -> Result<Vec<u8>, ApiError> {
+    if card.signatures.len() > MAX_CARD_SIGNATURES {
+        return Err(ApiError::InvalidCard(format!(
+            "a card carries at most {MAX_CARD_SIGNATURES} signatures"
+        )));
+    }
+    let size = serde_json::to_vec(&card).map_err(ApiError::internal)?.len();
+    if size > MAX_CARD_BYTES {
+        return Err(ApiError::InvalidCard(format!(
+            "the card is {size} bytes; at most {MAX_CARD_BYTES} are accepted"
+        )));
+    }
     let content = card
         .content()
         .map_err(|e| ApiError::InvalidCard(e.to_string()))?;

@@ -229,6 +229,13 @@ impl<T> Store for T where
 {
 }
 
+/// Most cards a search returns per identity: the current card and up to seven predecessors.
+/// e3kit walks a card's `previousCard` chain to verify messages signed before a rotation, so
+/// the chain is kept, but bounded: a client rotating in a loop cannot make every search of its
+/// identity return thousands of cards. Messages signed by an older key than this no longer
+/// verify through the search (documented in docs/security.md).
+pub const MAX_CHAIN_CARDS: usize = 8;
+
 /// Applications, their API keys and per-deployment settings, part of [`Store`].
 #[async_trait]
 pub trait AppStore: Send + Sync {

@@ -152,6 +152,25 @@ pub async fn publish_conflicts(store: &dyn Store) {
     assert_eq!(search_ids(store, &app, &["alice"]).await, set(&[&first]));
 }
 
+/// A long rotation chain: search returns the head and its nearest predecessors, at most
+/// `MAX_CHAIN_CARDS` cards.
+pub async fn search_bounds_the_chain(store: &dyn Store) {
+    use crate::store::MAX_CHAIN_CARDS;
+    let app = new_app(store, "chain").await;
+    let mut ids: Vec<String> = Vec::new();
+    for i in 0..MAX_CHAIN_CARDS + 4 {
+        let previous = ids.last().cloned();
+        let name = format!("c{i}");
+        ids.push(publish(store, new_card(&app, "alice", &name, previous.as_deref())).await);
+    }
+    let newest: Vec<&String> = ids[ids.len() - MAX_CHAIN_CARDS..].iter().collect();
+    assert_eq!(
+        search_ids(store, &app, &["alice"]).await,
+        set(&newest),
+        "the head and its nearest predecessors, no more"
+    );
+}
+
 /// Rotations build a chain; search returns the head and every predecessor, get shows the links.
 pub async fn rotation_chain(store: &dyn Store) {
     let app = new_app(store, "a").await;

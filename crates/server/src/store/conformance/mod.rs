@@ -74,6 +74,7 @@ macro_rules! store_conformance_tests {
             keyknox_v2_non_ascii,
             keyknox_v2_hundred_identities,
             keyknox_v2_concurrent_pushes,
+            search_bounds_the_chain,
             rate_limit_burst_and_refill,
             rate_limit_concurrent_takes,
             rate_limit_prune_forgets_only_idle_buckets,

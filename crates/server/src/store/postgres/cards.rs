@@ -10,7 +10,9 @@ use sqlx::FromRow;
 use super::sql::backend;
 use super::sql::cards::{self as sql, CARD_COLUMNS};
 use super::PostgresStore;
-use crate::store::{CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult};
+use crate::store::{
+    CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult, MAX_CHAIN_CARDS,
+};
 
 #[async_trait]
 impl CardStore for PostgresStore {
@@ -28,15 +30,16 @@ impl CardStore for PostgresStore {
         }
         // The current cards of the identities, then their predecessors while not revoked. UNION
         // (not UNION ALL) returns each card once.
+        // At most MAX_CHAIN_CARDS per identity.
         let rows = sqlx::query(&format!(
-            "WITH RECURSIVE chain (id, previous_card_id) AS ( \
-               SELECT id, previous_card_id FROM cards \
+            "WITH RECURSIVE chain (id, previous_card_id, depth) AS ( \
+               SELECT id, previous_card_id, 0 FROM cards \
                WHERE app_id = $1 AND identity = ANY($2) \
                  AND superseded_by IS NULL AND NOT revoked \
                UNION \
-               SELECT p.id, p.previous_card_id FROM chain \
+               SELECT p.id, p.previous_card_id, chain.depth + 1 FROM chain \
                JOIN cards AS p ON p.id = chain.previous_card_id \
-               WHERE NOT p.revoked AND p.app_id = $1 \
+               WHERE NOT p.revoked AND p.app_id = $1 AND chain.depth + 1 < {MAX_CHAIN_CARDS} \
              ) \
              SELECT {CARD_COLUMNS} FROM cards WHERE id IN (SELECT id FROM chain)"
         ))

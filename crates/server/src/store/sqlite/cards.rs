@@ -10,7 +10,9 @@ use sqlx::{FromRow, QueryBuilder};
 use super::sql::backend;
 use super::sql::cards::{self as sql, CARD_COLUMNS};
 use super::{Db, SqliteStore};
-use crate::store::{CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult};
+use crate::store::{
+    CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult, MAX_CHAIN_CARDS,
+};
 
 /// Identities bound per search statement (SQLite limits the number of bound parameters).
 const SEARCH_CHUNK: usize = 500;
@@ -31,8 +33,8 @@ impl CardStore for SqliteStore {
         for chunk in identities.chunks(SEARCH_CHUNK) {
             // The current cards of the identities, then their predecessors while not revoked.
             let mut query = QueryBuilder::<Db>::new(
-                "WITH RECURSIVE chain (id, previous_card_id) AS ( \
-                   SELECT id, previous_card_id FROM cards \
+                "WITH RECURSIVE chain (id, previous_card_id, depth) AS ( \
+                   SELECT id, previous_card_id, 0 FROM cards \
                    WHERE app_id = ",
             );
             query.push_bind(app_id);
@@ -43,13 +45,15 @@ impl CardStore for SqliteStore {
             }
             query.push(
                 ") UNION \
-                   SELECT p.id, p.previous_card_id FROM chain \
+                   SELECT p.id, p.previous_card_id, chain.depth + 1 FROM chain \
                    JOIN cards AS p ON p.id = chain.previous_card_id \
                    WHERE p.revoked = 0 AND p.app_id = ",
             );
             query.push_bind(app_id);
+            // At most MAX_CHAIN_CARDS per identity.
             query.push(format!(
-                ") SELECT {CARD_COLUMNS} FROM cards WHERE id IN (SELECT id FROM chain)"
+                " AND chain.depth + 1 < {MAX_CHAIN_CARDS}) \
+                 SELECT {CARD_COLUMNS} FROM cards WHERE id IN (SELECT id FROM chain)"
             ));
             let rows = query
                 .build()
