@@ -149,6 +149,19 @@ pub struct Channel {
     pub last_seq: i64,
 }
 
+/// The body of a [`codes::STALE_MEMBERS`] refusal (HTTP 409): the common error body with the
+/// channel as it is now, so the sender encrypts for its current members without reading it
+/// again. A client that reads only `{code, message}` ([`ErrorBody`](crate::ErrorBody)) ignores
+/// the extra field.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StaleMembersBody {
+    /// `code` and `message`.
+    #[serde(flatten)]
+    pub error: crate::ErrorBody,
+    /// The channel, as `GET /chat/v1/channels/{id}` would answer it.
+    pub channel: Channel,
+}
+
 /// `GET /chat/v1/channels`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ChannelList {

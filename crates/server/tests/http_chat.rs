@@ -302,6 +302,14 @@ async fn rest_rules(h: &Harness) {
     let (s, b) = post(h, &u.carol, "general", message("m1", 1)).await;
     assert_chat_error(s, &b, StatusCode::CONFLICT, codes::STALE_MEMBERS);
     assert!(b["message"].as_str().unwrap().contains('2'), "{b}");
+    // The refusal carries the channel as GET answers it, so the sender re-encrypts at once.
+    let (s, current) = h
+        .json("GET", &format!("{CHANNELS}/general"), Some(&u.carol), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{current}");
+    assert_eq!(b["channel"], current, "{b}");
+    assert_eq!(b["channel"]["member_version"], 2);
+    assert_eq!(b["channel"]["members"], json!(["alice", "bob", "carol"]));
     let (s, first) = post(h, &u.carol, "general", message("m1", 2)).await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
     assert_eq!(first["seq"], 1);

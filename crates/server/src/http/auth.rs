@@ -1,20 +1,12 @@
-//! The `VirgilAuth` extractor: `Authorization: Virgil <jwt>`, verified (spec §2).
+//! The [`Caller`] extractor: `Authorization: Virgil <jwt>`, verified (spec §2).
 
 use super::error::ApiError;
 use super::AppState;
+use crate::service::auth::Caller;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-/// A verified caller: the application and the identity its token names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VirgilAuth {
-    /// The application (tenant) the token belongs to.
-    pub app_id: String,
-    /// The user identity (`sub` without `identity-`).
-    pub identity: String,
-}
-
-impl FromRequestParts<AppState> for VirgilAuth {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -28,6 +20,6 @@ impl FromRequestParts<AppState> for VirgilAuth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::MissingToken)?;
-        state.auth.verify(token, crate::now()).await
+        Ok(state.auth.verify(token, crate::now()).await?)
     }
 }

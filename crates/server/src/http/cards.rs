@@ -1,9 +1,10 @@
 //! Cards v5 (spec §3): publish, search, get, revoke.
 
-use super::auth::VirgilAuth;
 use super::error::{ApiError, Json};
 use super::AppState;
+use crate::service::auth::Caller;
 use crate::service::cards;
+use crate::service::error::ServiceError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -27,45 +28,40 @@ fn json_bytes(body: Vec<u8>) -> Response {
 
 async fn publish(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(card): Json<RawSignedModel>,
 ) -> Result<Response, ApiError> {
-    let stored = cards::publish(
-        state.store.as_ref(),
-        &state.keys.card_signer,
-        &auth.app_id,
-        &auth.identity,
-        card,
-    )
-    .await?;
-    tracing::info!(app = %auth.app_id, identity = %auth.identity, "card published");
+    let stored =
+        cards::publish(state.store.as_ref(), &state.keys.card_signer, &caller, card).await?;
+    tracing::info!(app = %caller.app_id, identity = %caller.identity, "card published");
     Ok(json_bytes(stored))
 }
 
 async fn search(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(request): Json<SearchRequest>,
 ) -> Result<Response, ApiError> {
-    let body = cards::search(state.store.as_ref(), &auth.app_id, request.identities).await?;
+    let body = cards::search(state.store.as_ref(), &caller.app_id, request.identities).await?;
     Ok(json_bytes(body))
 }
 
 fn parse_id(raw: &str) -> Result<CardId, ApiError> {
-    raw.parse::<CardId>().map_err(|_| ApiError::CardNotFound)
+    raw.parse::<CardId>()
+        .map_err(|_| ApiError::from(ServiceError::CardNotFound))
 }
 
 async fn get_card(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path(card_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&card_id)?;
     let card = state
         .store
-        .get_card(&auth.app_id, &id.to_string())
+        .get_card(&caller.app_id, &id.to_string())
         .await?
-        .ok_or(ApiError::CardNotFound)?;
+        .ok_or(ApiError::from(ServiceError::CardNotFound))?;
     let outdated = if card.is_outdated() { "true" } else { "false" };
     let mut response = json_bytes(card.raw);
     response
@@ -77,15 +73,15 @@ async fn get_card(
 /// The body (`{}` from the JS SDK) carries nothing and is not required.
 async fn revoke(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path(card_id): Path<String>,
     _body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&card_id)?;
     state
         .store
-        .revoke_card(&auth.app_id, &id.to_string(), &auth.identity)
+        .revoke_card(&caller.app_id, &id.to_string(), &caller.identity)
         .await?;
-    tracing::info!(app = %auth.app_id, identity = %auth.identity, card = %id, "card revoked");
+    tracing::info!(app = %caller.app_id, identity = %caller.identity, card = %id, "card revoked");
     Ok(StatusCode::OK)
 }

@@ -1,10 +1,11 @@
 //! Chat (`sealkit_proto::chat`): channels, members and history over REST, live delivery over a
 //! WebSocket. The rules are in `service::chat`; this file parses, authenticates and answers.
 
-use super::auth::VirgilAuth;
 use super::error::{ApiError, Json, Path, Query};
 use super::AppState;
+use crate::service::auth::Caller;
 use crate::service::chat::{self, HistoryQuery};
+use crate::service::error::ServiceError;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -50,80 +51,58 @@ pub fn routes(body_limit: usize, message_limit: usize) -> Router<AppState> {
 
 async fn create_channel(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(new): Json<NewChannel>,
 ) -> Result<Response, ApiError> {
-    let channel = chat::create_channel(
-        state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
-        new,
-        crate::now_ms(),
-    )
-    .await?;
+    let channel = chat::create_channel(state.store.as_ref(), &caller, new, crate::now_ms()).await?;
     Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
 }
 
 async fn list_channels(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let channels = chat::channels_of(state.store.as_ref(), &auth.app_id, &auth.identity).await?;
+    let channels = chat::channels_of(state.store.as_ref(), &caller).await?;
     Ok(axum::Json(ChannelList { channels }).into_response())
 }
 
 async fn get_channel(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let channel = chat::channel(state.store.as_ref(), &auth.app_id, &auth.identity, &id).await?;
+    let channel = chat::channel(state.store.as_ref(), &caller, &id).await?;
     Ok(axum::Json(channel).into_response())
 }
 
 async fn add_member(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path(id): Path<String>,
     Json(add): Json<AddMember>,
 ) -> Result<Response, ApiError> {
-    let channel = chat::add_member(
-        state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
-        &id,
-        &add.identity,
-    )
-    .await?;
+    let channel = chat::add_member(state.store.as_ref(), &caller, &id, &add.identity).await?;
     Ok(axum::Json(channel).into_response())
 }
 
 async fn remove_member(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path((id, identity)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let channel = chat::remove_member(
-        state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
-        &id,
-        &identity,
-    )
-    .await?;
+    let channel = chat::remove_member(state.store.as_ref(), &caller, &id, &identity).await?;
     Ok(axum::Json(channel).into_response())
 }
 
 async fn post_message(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path(id): Path<String>,
     Json(new): Json<NewMessage>,
 ) -> Result<Response, ApiError> {
     let (message, fresh) = chat::post(
         state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
+        &caller,
         &id,
         new,
         state.config.chat_message_limit,
@@ -140,18 +119,11 @@ async fn post_message(
 
 async fn history(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let page = chat::history(
-        state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
-        &id,
-        &query,
-    )
-    .await?;
+    let page = chat::history(state.store.as_ref(), &caller, &id, &query).await?;
     Ok(axum::Json(page).into_response())
 }
 
@@ -178,26 +150,26 @@ async fn websocket(
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::MissingToken)?;
     let now = crate::now();
-    let auth = state.auth.verify(token, now).await?;
-    let upgrade = upgrade.map_err(|e| ApiError::ChatInvalid(e.body_text()))?;
+    let caller = state.auth.verify(token, now).await?;
+    let upgrade = upgrade.map_err(|e| ServiceError::ChatInvalid(e.body_text()))?;
     // The connection lives no longer than its token would be accepted, so an application that
     // stops issuing tokens to a user also stops that user's live delivery.
     let exp = sealkit_proto::Jwt::parse(token)
-        .map_err(|e| ApiError::InvalidToken(e.to_string()))?
+        .map_err(|e| ServiceError::InvalidToken(e.to_string()))?
         .claims()
         .exp;
     let valid_for = (exp + state.config.jwt_leeway_secs - now).max(0);
     let expires = tokio::time::Instant::now() + Duration::from_secs(valid_for as u64);
     let hub = state.chat.clone();
-    Ok(upgrade.on_upgrade(move |socket| connection(socket, hub, auth, expires)))
+    Ok(upgrade.on_upgrade(move |socket| connection(socket, hub, caller, expires)))
 }
 
 /// One WebSocket: reads client frames, runs one task per subscribed channel, and writes what
 /// they queue. Ends when the client closes or the socket fails; the subscriptions end with it.
 async fn connection(
     mut socket: WebSocket,
-    hub: std::sync::Arc<chat::ChatHub>,
-    auth: VirgilAuth,
+    hub: std::sync::Arc<chat::ChatHub<Utf8Bytes>>,
+    caller: Caller,
     expires: tokio::time::Instant,
 ) {
     let (out_tx, mut out_rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
@@ -215,7 +187,7 @@ async fn connection(
                     WsMessage::Text(text) => handle_frame(
                         text.as_str(),
                         &hub,
-                        &auth,
+                        &caller,
                         &out_tx,
                         &mut tasks,
                         &mut subscriptions,
@@ -278,8 +250,8 @@ fn error_frame(channel: Option<String>, code: u32, message: String) -> Utf8Bytes
 /// Acts on one client frame; returns the immediate reply, if any.
 fn handle_frame(
     text: &str,
-    hub: &std::sync::Arc<chat::ChatHub>,
-    auth: &VirgilAuth,
+    hub: &std::sync::Arc<chat::ChatHub<Utf8Bytes>>,
+    caller: &Caller,
     out: &mpsc::Sender<Utf8Bytes>,
     tasks: &mut JoinSet<()>,
     subscriptions: &mut HashMap<String, AbortHandle>,
@@ -315,13 +287,21 @@ fn handle_frame(
                     format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
                 ));
             }
-            let task = hub.clone().subscribe(
-                auth.app_id.clone(),
-                auth.identity.clone(),
-                channel.clone(),
-                after,
-                out.clone(),
-            );
+            let subscription =
+                hub.clone()
+                    .subscribe(caller.clone(), channel.clone(), after, out.clone());
+            let out = out.clone();
+            let answered = channel.clone();
+            let task = async move {
+                // A subscription refused before it started is answered on the socket.
+                if let Err(e) = subscription.await {
+                    let e = ApiError::from(e);
+                    let (_, code) = e.status_and_code();
+                    let _ = out
+                        .send(error_frame(Some(answered), code, e.to_string()))
+                        .await;
+                }
+            };
             subscriptions.insert(channel, tasks.spawn(task));
             None
         }

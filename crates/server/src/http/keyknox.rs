@@ -1,8 +1,9 @@
 //! Keyknox v1 and v2 (spec §4, §5). Every answer carries `Virgil-Keyknox-Hash`.
 
-use super::auth::VirgilAuth;
 use super::error::{ApiError, Json};
 use super::AppState;
+use crate::service::auth::Caller;
+use crate::service::error::ServiceError;
 use crate::service::keyknox;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -38,27 +39,28 @@ fn previous_hash(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .get(paths::PREVIOUS_HASH_HEADER)
         .map(|v| {
             v.to_str().map(str::trim).map_err(|_| {
-                ApiError::BadRequest("Virgil-Keyknox-Previous-Hash is not text".into())
+                ApiError::from(ServiceError::BadRequest(
+                    "Virgil-Keyknox-Previous-Hash is not text".into(),
+                ))
             })
         })
         .transpose()
 }
 
-async fn v1_get(State(state): State<AppState>, auth: VirgilAuth) -> Result<Response, ApiError> {
-    let (body, hash) = keyknox::v1_get(state.store.as_ref(), &auth.app_id, &auth.identity).await?;
+async fn v1_get(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let (body, hash) = keyknox::v1_get(state.store.as_ref(), &caller).await?;
     with_hash(body, &hash)
 }
 
 async fn v1_put(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     headers: HeaderMap,
     Json(push): Json<V1Push>,
 ) -> Result<Response, ApiError> {
     let (body, hash) = keyknox::v1_put(
         state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
+        &caller,
         &push.meta,
         &push.value,
         previous_hash(&headers)?,
@@ -70,24 +72,22 @@ async fn v1_put(
 /// The body is empty (and form-encoded) as e3kit sends it; it carries nothing.
 async fn v1_reset(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     _body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (body, hash) =
-        keyknox::v1_reset(state.store.as_ref(), &auth.app_id, &auth.identity).await?;
+    let (body, hash) = keyknox::v1_reset(state.store.as_ref(), &caller).await?;
     with_hash(body, &hash)
 }
 
 async fn v2_push(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     headers: HeaderMap,
     Json(push): Json<V2Push>,
 ) -> Result<Response, ApiError> {
     let (body, hash) = keyknox::v2_push(
         state.store.as_ref(),
-        &auth.app_id,
-        &auth.identity,
+        &caller,
         push,
         previous_hash(&headers)?,
     )
@@ -97,29 +97,27 @@ async fn v2_push(
 
 async fn v2_pull(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(pull): Json<V2Pull>,
 ) -> Result<Response, ApiError> {
-    let (body, hash) =
-        keyknox::v2_pull(state.store.as_ref(), &auth.app_id, &auth.identity, pull).await?;
+    let (body, hash) = keyknox::v2_pull(state.store.as_ref(), &caller, pull).await?;
     with_hash(body, &hash)
 }
 
 async fn v2_keys(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(keys): Json<V2Keys>,
 ) -> Result<Response, ApiError> {
-    let keys = keyknox::v2_keys(state.store.as_ref(), &auth.app_id, &auth.identity, keys).await?;
+    let keys = keyknox::v2_keys(state.store.as_ref(), &caller, keys).await?;
     Ok(axum::Json(keys).into_response())
 }
 
 async fn v2_reset(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(reset): Json<V2Reset>,
 ) -> Result<Response, ApiError> {
-    let (body, hash) =
-        keyknox::v2_reset(state.store.as_ref(), &auth.app_id, &auth.identity, reset).await?;
+    let (body, hash) = keyknox::v2_reset(state.store.as_ref(), &caller, reset).await?;
     with_hash(body, &hash)
 }

@@ -54,7 +54,7 @@ pub struct AppState {
     /// Pythia brainkey.
     pub brainkey: Arc<crate::service::pythia::Brainkey>,
     /// Chat fan-out to this process's WebSocket subscribers.
-    pub chat: Arc<crate::service::chat::ChatHub>,
+    pub chat: Arc<crate::service::chat::ChatHub<axum::extract::ws::Utf8Bytes>>,
 }
 
 /// Builds the application router.

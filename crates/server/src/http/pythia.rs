@@ -1,8 +1,8 @@
 //! Pythia brainkey (spec §6).
 
-use super::auth::VirgilAuth;
 use super::error::{ApiError, Json};
 use super::AppState;
+use crate::service::auth::Caller;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
@@ -15,15 +15,14 @@ pub fn routes() -> Router<AppState> {
 
 async fn brainkey(
     State(state): State<AppState>,
-    auth: VirgilAuth,
+    caller: Caller,
     Json(request): Json<BrainkeyRequest>,
 ) -> Result<axum::Json<BrainkeyResponse>, ApiError> {
     let seed = state
         .brainkey
         .transform(
             state.store.as_ref(),
-            &auth.app_id,
-            &auth.identity,
+            &caller,
             &request.blinded_password,
             request.brainkey_id.as_deref(),
             crate::now_ms(),

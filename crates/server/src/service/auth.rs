@@ -5,14 +5,24 @@
 //! the SHA-256 of its text until it expires, for at most [`CACHE_TTL`] seconds (so a revoked API
 //! key stops working within that time on every replica).
 
-use crate::http::auth::VirgilAuth;
-use crate::http::error::ApiError;
+use super::error::ServiceError;
 use crate::store::Store;
 use sealkit_crypto::PublicKey;
 use sealkit_proto::jwt::{Jwt, JwtError};
 use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// Who is calling: the application and the identity a verified token names. Every service call
+/// made for a user takes one; how it was authenticated (a header, a WebSocket query string) is
+/// the transport's business.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The application (tenant) the token belongs to.
+    pub app_id: String,
+    /// The user identity (`sub` without `identity-`).
+    pub identity: String,
+}
 
 /// How long a verified token is trusted without checking its key again.
 pub const CACHE_TTL: i64 = 60;
@@ -23,7 +33,7 @@ const CACHE_MAX: usize = 50_000;
 pub struct Authenticator {
     store: Arc<dyn Store>,
     leeway: i64,
-    cache: Mutex<HashMap<[u8; 32], (VirgilAuth, i64)>>,
+    cache: Mutex<HashMap<[u8; 32], (Caller, i64)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -45,7 +55,7 @@ impl Authenticator {
     }
 
     /// Verifies a token at time `now` (Unix seconds).
-    pub async fn verify(&self, token: &str, now: i64) -> Result<VirgilAuth, ApiError> {
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Caller, ServiceError> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.cached(&digest, now) {
             return Ok(hit);
@@ -56,11 +66,11 @@ impl Authenticator {
             .app_key(&jwt.header().kid)
             .await?
             .filter(|k| k.revoked_at.is_none())
-            .ok_or(ApiError::UnknownKey)?;
-        let public = PublicKey::from_der(&key.public_key).map_err(ApiError::internal)?;
+            .ok_or(ServiceError::UnknownKey)?;
+        let public = PublicKey::from_der(&key.public_key).map_err(ServiceError::internal)?;
         jwt.verify(&public, &key.app_id, now, self.leeway)
             .map_err(map_jwt_error)?;
-        let auth = VirgilAuth {
+        let caller = Caller {
             app_id: key.app_id,
             identity: jwt.identity().map_err(map_jwt_error)?.to_owned(),
         };
@@ -74,12 +84,12 @@ impl Authenticator {
             if cache.len() >= CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(digest, (auth.clone(), until));
+            cache.insert(digest, (caller.clone(), until));
         }
-        Ok(auth)
+        Ok(caller)
     }
 
-    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<VirgilAuth> {
+    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
         let mut cache = self.cache.lock().ok()?;
         match cache.get(digest) {
             Some((auth, until)) if *until >= now => Some(auth.clone()),
@@ -92,11 +102,11 @@ impl Authenticator {
     }
 }
 
-fn map_jwt_error(e: JwtError) -> ApiError {
+fn map_jwt_error(e: JwtError) -> ServiceError {
     match e {
-        JwtError::Expired => ApiError::Expired,
-        JwtError::NotYetValid => ApiError::NotYetValid,
-        JwtError::SignatureInvalid | JwtError::WrongIssuer => ApiError::BadSignature,
-        other => ApiError::InvalidToken(other.to_string()),
+        JwtError::Expired => ServiceError::Expired,
+        JwtError::NotYetValid => ServiceError::NotYetValid,
+        JwtError::SignatureInvalid | JwtError::WrongIssuer => ServiceError::BadSignature,
+        other => ServiceError::InvalidToken(other.to_string()),
     }
 }

@@ -1,6 +1,7 @@
 //! The card directory's rules (spec §3), callable without HTTP.
 
-use crate::http::error::ApiError;
+use super::auth::Caller;
+use super::error::ServiceError;
 use crate::store::{CardRecord, NewCard, Store};
 use sealkit_crypto::PrivateKey;
 use sealkit_proto::cards::{CardId, RawSignedModel};
@@ -23,54 +24,56 @@ pub const MAX_CARD_SIGNATURES: usize = 8;
 pub async fn publish(
     store: &dyn Store,
     service_key: &PrivateKey,
-    app_id: &str,
-    identity: &str,
+    caller: &Caller,
     mut card: RawSignedModel,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, ServiceError> {
+    let Caller { app_id, identity } = caller;
     if card.signatures.len() > MAX_CARD_SIGNATURES {
-        return Err(ApiError::InvalidCard(format!(
+        return Err(ServiceError::InvalidCard(format!(
             "a card carries at most {MAX_CARD_SIGNATURES} signatures"
         )));
     }
-    let size = serde_json::to_vec(&card).map_err(ApiError::internal)?.len();
+    let size = serde_json::to_vec(&card)
+        .map_err(ServiceError::internal)?
+        .len();
     if size > MAX_CARD_BYTES {
-        return Err(ApiError::InvalidCard(format!(
+        return Err(ServiceError::InvalidCard(format!(
             "the card is {size} bytes; at most {MAX_CARD_BYTES} are accepted"
         )));
     }
     let content = card
         .content()
-        .map_err(|e| ApiError::InvalidCard(e.to_string()))?;
-    if content.identity != identity {
-        return Err(ApiError::Forbidden(
+        .map_err(|e| ServiceError::InvalidCard(e.to_string()))?;
+    if content.identity != *identity {
+        return Err(ServiceError::Forbidden(
             "a card can only be published for the token's own identity",
         ));
     }
     sealkit_proto::jwt::validate_identity(&content.identity)
-        .map_err(|why| ApiError::InvalidCard(why.to_owned()))?;
+        .map_err(|why| ServiceError::InvalidCard(why.to_owned()))?;
     if card.signatures.iter().any(|s| s.signer == SERVICE_SIGNER) {
-        return Err(ApiError::InvalidCard(
+        return Err(ServiceError::InvalidCard(
             "the \"virgil\" signature is added by the service".into(),
         ));
     }
     card.public_key()
-        .map_err(|e| ApiError::InvalidCard(e.to_string()))?;
+        .map_err(|e| ServiceError::InvalidCard(e.to_string()))?;
     card.verify_self_signature()
-        .map_err(|_| ApiError::BadSelfSignature)?;
+        .map_err(|_| ServiceError::BadSelfSignature)?;
     let previous_card_id = match &content.previous_card_id {
         Some(p) => Some(
             p.parse::<CardId>()
-                .map_err(|_| ApiError::InvalidCard("previous_card_id is not a card id".into()))?
+                .map_err(|_| ServiceError::InvalidCard("previous_card_id is not a card id".into()))?
                 .to_string(),
         ),
         None => None,
     };
     let id = card
         .card_id()
-        .map_err(|e| ApiError::InvalidCard(e.to_string()))?;
+        .map_err(|e| ServiceError::InvalidCard(e.to_string()))?;
     card.add_signature(SERVICE_SIGNER, service_key)
-        .map_err(ApiError::internal)?;
-    let raw = serde_json::to_vec(&card).map_err(ApiError::internal)?;
+        .map_err(ServiceError::internal)?;
+    let raw = serde_json::to_vec(&card).map_err(ServiceError::internal)?;
     store
         .publish_card(NewCard {
             id: id.to_string(),
@@ -89,9 +92,9 @@ pub async fn search(
     store: &dyn Store,
     app_id: &str,
     identities: Vec<String>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, ServiceError> {
     if identities.len() > MAX_SEARCH_IDENTITIES {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ServiceError::BadRequest(format!(
             "at most {MAX_SEARCH_IDENTITIES} identities per search"
         )));
     }
@@ -100,7 +103,7 @@ pub async fn search(
     unique.dedup();
     for identity in &unique {
         sealkit_proto::jwt::validate_identity(identity)
-            .map_err(|why| ApiError::BadRequest(format!("invalid identity: {why}")))?;
+            .map_err(|why| ServiceError::BadRequest(format!("invalid identity: {why}")))?;
     }
     let cards = if unique.is_empty() {
         Vec::new()

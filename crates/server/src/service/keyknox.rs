@@ -1,6 +1,7 @@
 //! Keyknox rules (spec §4, §5): validation, empty answers for missing data, fresh hashes.
 
-use crate::http::error::ApiError;
+use super::auth::Caller;
+use super::error::ServiceError;
 use crate::store::{
     Conflict, KeyknoxAddress, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset, Store,
     StoreError, KEYKNOX_EMPTY_HASH,
@@ -22,9 +23,9 @@ fn new_hash() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn mismatch(e: StoreError) -> ApiError {
+fn mismatch(e: StoreError) -> ServiceError {
     match e {
-        StoreError::Conflict(Conflict::KeyknoxHashMismatch) => ApiError::KeyknoxMismatch,
+        StoreError::Conflict(Conflict::KeyknoxHashMismatch) => ServiceError::KeyknoxMismatch,
         other => other.into(),
     }
 }
@@ -37,39 +38,38 @@ fn v1_value(blob: &KeyknoxV1) -> V1Value {
     }
 }
 
-fn check_name(what: &'static str, value: &str) -> Result<(), ApiError> {
+fn check_name(what: &'static str, value: &str) -> Result<(), ServiceError> {
     if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ServiceError::BadRequest(format!(
             "{what} must be 1 to {MAX_NAME_LEN} bytes without control characters"
         )));
     }
     Ok(())
 }
 
-fn check_blob(meta: &str, value: &str) -> Result<(), ApiError> {
+fn check_blob(meta: &str, value: &str) -> Result<(), ServiceError> {
     if meta.is_empty() || value.is_empty() {
-        return Err(ApiError::BadRequest(
+        return Err(ServiceError::BadRequest(
             "meta and value must not be empty".into(),
         ));
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     if b64.decode(meta).is_err() || b64.decode(value).is_err() {
-        return Err(ApiError::BadRequest("meta and value must be base64".into()));
+        return Err(ServiceError::BadRequest(
+            "meta and value must be base64".into(),
+        ));
     }
     Ok(())
 }
 
-fn check_identity(identity: &str) -> Result<(), ApiError> {
+fn check_identity(identity: &str) -> Result<(), ServiceError> {
     sealkit_proto::jwt::validate_identity(identity)
-        .map_err(|why| ApiError::BadRequest(format!("invalid identity: {why}")))
+        .map_err(|why| ServiceError::BadRequest(format!("invalid identity: {why}")))
 }
 
 /// `GET /keyknox/v1`: the blob and its hash (empty, version 1, for never-written storage).
-pub async fn v1_get(
-    store: &dyn Store,
-    app_id: &str,
-    identity: &str,
-) -> Result<(V1Value, String), ApiError> {
+pub async fn v1_get(store: &dyn Store, caller: &Caller) -> Result<(V1Value, String), ServiceError> {
+    let Caller { app_id, identity } = caller;
     Ok(match store.keyknox_v1_get(app_id, identity).await? {
         Some(blob) => (v1_value(&blob), blob.hash),
         None => (
@@ -86,12 +86,12 @@ pub async fn v1_get(
 /// `PUT /keyknox/v1`.
 pub async fn v1_put(
     store: &dyn Store,
-    app_id: &str,
-    identity: &str,
+    caller: &Caller,
     meta: &str,
     value: &str,
     previous_hash: Option<&str>,
-) -> Result<(V1Value, String), ApiError> {
+) -> Result<(V1Value, String), ServiceError> {
+    let Caller { app_id, identity } = caller;
     check_blob(meta, value)?;
     let blob = store
         .keyknox_v1_put(app_id, identity, meta, value, previous_hash, &new_hash())
@@ -103,9 +103,9 @@ pub async fn v1_put(
 /// `POST /keyknox/v1/reset`.
 pub async fn v1_reset(
     store: &dyn Store,
-    app_id: &str,
-    identity: &str,
-) -> Result<(V1Value, String), ApiError> {
+    caller: &Caller,
+) -> Result<(V1Value, String), ServiceError> {
+    let Caller { app_id, identity } = caller;
     let blob = store
         .keyknox_v1_reset(app_id, identity, &new_hash())
         .await?;
@@ -143,11 +143,14 @@ fn v2_value(
 /// `POST /keyknox/v2/push`: the caller writes its entry for the listed identities.
 pub async fn v2_push(
     store: &dyn Store,
-    app_id: &str,
-    caller: &str,
+    caller: &Caller,
     request: V2Push,
     previous_hash: Option<&str>,
-) -> Result<(V2Value, String), ApiError> {
+) -> Result<(V2Value, String), ServiceError> {
+    let Caller {
+        app_id,
+        identity: caller_identity,
+    } = caller;
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
     check_name("key", &request.key)?;
@@ -156,7 +159,7 @@ pub async fn v2_push(
     identities.sort();
     identities.dedup();
     if identities.is_empty() || identities.len() > MAX_IDENTITIES {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ServiceError::BadRequest(format!(
             "identities must list 1 to {MAX_IDENTITIES} identities"
         )));
     }
@@ -167,7 +170,7 @@ pub async fn v2_push(
         .keyknox_v2_push(KeyknoxV2Push {
             address: KeyknoxAddress {
                 app_id: app_id.to_owned(),
-                owner: caller.to_owned(),
+                owner: caller_identity.to_owned(),
                 root: request.root.clone(),
                 path: request.path.clone(),
                 key: request.key.clone(),
@@ -181,7 +184,7 @@ pub async fn v2_push(
         .await
         .map_err(mismatch)?;
     Ok(v2_value(
-        caller,
+        caller_identity,
         &request.root,
         &request.path,
         &request.key,
@@ -192,11 +195,16 @@ pub async fn v2_push(
 /// `POST /keyknox/v2/pull`: the caller's copy of `identity`'s entry (empty when there is none).
 pub async fn v2_pull(
     store: &dyn Store,
-    app_id: &str,
-    caller: &str,
+    caller: &Caller,
     request: V2Pull,
-) -> Result<(V2Value, String), ApiError> {
-    let owner = request.identity.unwrap_or_else(|| caller.to_owned());
+) -> Result<(V2Value, String), ServiceError> {
+    let Caller {
+        app_id,
+        identity: caller_identity,
+    } = caller;
+    let owner = request
+        .identity
+        .unwrap_or_else(|| caller_identity.to_owned());
     check_identity(&owner)?;
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
@@ -208,7 +216,7 @@ pub async fn v2_pull(
         path: request.path.clone(),
         key: request.key.clone(),
     };
-    let copy = store.keyknox_v2_pull(&address, caller).await?;
+    let copy = store.keyknox_v2_pull(&address, caller_identity).await?;
     Ok(v2_value(
         &owner,
         &request.root,
@@ -221,26 +229,40 @@ pub async fn v2_pull(
 /// `POST /keyknox/v2/keys`: keys of `identity`'s entries the caller can read.
 pub async fn v2_keys(
     store: &dyn Store,
-    app_id: &str,
-    caller: &str,
+    caller: &Caller,
     request: V2Keys,
-) -> Result<Vec<String>, ApiError> {
-    let owner = request.identity.unwrap_or_else(|| caller.to_owned());
+) -> Result<Vec<String>, ServiceError> {
+    let Caller {
+        app_id,
+        identity: caller_identity,
+    } = caller;
+    let owner = request
+        .identity
+        .unwrap_or_else(|| caller_identity.to_owned());
     check_identity(&owner)?;
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
     Ok(store
-        .keyknox_v2_keys(app_id, &owner, &request.root, &request.path, caller)
+        .keyknox_v2_keys(
+            app_id,
+            &owner,
+            &request.root,
+            &request.path,
+            caller_identity,
+        )
         .await?)
 }
 
 /// `POST /keyknox/v2/reset`: deletes the caller's entries or one recipient's copies.
 pub async fn v2_reset(
     store: &dyn Store,
-    app_id: &str,
-    caller: &str,
+    caller: &Caller,
     request: V2Reset,
-) -> Result<(V2Value, String), ApiError> {
+) -> Result<(V2Value, String), ServiceError> {
+    let Caller {
+        app_id,
+        identity: caller_identity,
+    } = caller;
     // Every name that is given is checked like a pushed one: a name that can never have been
     // stored would reach the database only to fail there (PostgreSQL refuses NUL in text).
     for (what, name) in [
@@ -258,7 +280,7 @@ pub async fn v2_reset(
     store
         .keyknox_v2_reset(KeyknoxV2Reset {
             app_id: app_id.to_owned(),
-            owner: caller.to_owned(),
+            owner: caller_identity.to_owned(),
             root: request.root.clone(),
             path: request.path.clone(),
             key: request.key.clone(),
@@ -266,7 +288,7 @@ pub async fn v2_reset(
         })
         .await?;
     Ok(v2_value(
-        caller,
+        caller_identity,
         request.root.as_deref().unwrap_or_default(),
         request.path.as_deref().unwrap_or_default(),
         request.key.as_deref().unwrap_or_default(),

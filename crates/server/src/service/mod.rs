@@ -3,5 +3,9 @@
 pub mod auth;
 pub mod cards;
 pub mod chat;
+pub mod error;
 pub mod keyknox;
 pub mod pythia;
+
+pub use auth::Caller;
+pub use error::ServiceError;

@@ -6,7 +6,8 @@
 //! every replica reads, and the database keeps only its SHA-256 fingerprint, so a replica started
 //! with a different secret refuses to run instead of silently breaking every restore.
 
-use crate::http::error::ApiError;
+use super::auth::Caller;
+use super::error::ServiceError;
 use crate::store::{Store, StoreError};
 use crate::Config;
 use base64::Engine as _;
@@ -168,27 +169,27 @@ impl Brainkey {
     pub async fn transform(
         &self,
         store: &dyn Store,
-        app_id: &str,
-        identity: &str,
+        caller: &Caller,
         blinded_b64: &str,
         brainkey_id: Option<&str>,
         now_ms: i64,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, ServiceError> {
+        let Caller { app_id, identity } = caller;
         if brainkey_id.is_some_and(|id| id.len() > MAX_BRAINKEY_ID_LEN) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ServiceError::BadRequest(format!(
                 "brainkey_id is longer than {MAX_BRAINKEY_ID_LEN} bytes"
             )));
         }
         let blinded = base64::engine::general_purpose::STANDARD
             .decode(blinded_b64)
-            .map_err(|_| ApiError::BadRequest("blinded_password is not base64".into()))?;
+            .map_err(|_| ServiceError::BadRequest("blinded_password is not base64".into()))?;
         let bucket = format!("brainkey\u{1f}{app_id}\u{1f}{identity}");
         if !store
             .rate_limit_take(&bucket, now_ms, self.burst, self.per_second)
             .await?
         {
             tracing::info!(app = %app_id, identity = %identity, "brainkey throttled");
-            return Err(ApiError::Throttled);
+            return Err(ServiceError::Throttled);
         }
         let server = self.server.clone();
         let (app, id, key_id) = (
@@ -200,8 +201,8 @@ impl Brainkey {
             server.transform_with_brainkey_id(&blinded, &app, &id, key_id.as_deref())
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::BadRequest(format!("blinded_password: {e}")))?;
+        .map_err(ServiceError::internal)?
+        .map_err(|e| ServiceError::BadRequest(format!("blinded_password: {e}")))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(seed))
     }
 }

@@ -1,5 +1,4 @@
-//! Chat rules (`sealkit_proto::chat`): who may create, read, post to and change a channel, and
-//! the hub that fans committed messages out to WebSocket subscribers.
+//! The hub that fans committed chat messages out to this process's WebSocket subscribers.
 //!
 //! The hub is what keeps delivery gap-free and duplicate-free across replicas without a message
 //! broker: every replica consumes the store's events
@@ -9,401 +8,37 @@
 //! them. Events only say "something after seq N exists"; the store stays the source of truth,
 //! so a lost or coalesced event costs latency, never a message: a subscriber that sees a gap in
 //! the numbers, or falls behind the broadcast, re-reads the store itself.
+//!
+//! The hub does not know the transport: it queues frames as any [`FrameText`] (the WebSocket's
+//! shared-buffer text type in `http::chat`), and returns the failures that end a subscription
+//! before it starts as [`ServiceError`]s for the transport to answer.
 
-use crate::http::error::ApiError;
-use crate::store::{
-    ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, HistoryCursor,
-    NewChatMessage, Posted, Store, StoreError,
-};
-use axum::extract::ws::Utf8Bytes;
-use base64::Engine as _;
+use super::{message_view, readable};
+use crate::service::auth::Caller;
+use crate::service::error::ServiceError;
+use crate::store::{ChatEvent, ChatEventStream, HistoryCursor, Store};
 use futures_util::StreamExt as _;
-use sealkit_proto::chat::{
-    validate_channel_id, validate_client_id, Channel, ChannelKind, Message, MessagePage,
-    NewChannel, NewMessage, ServerFrame, DEFAULT_PAGE, MAX_MEMBERS, MAX_PAGE,
-};
+use sealkit_proto::chat::{validate_channel_id, ServerFrame, MAX_PAGE};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
 /// Pause before a feed retries a failed store read.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
-fn kind_of(record: &ChannelRecord) -> ChannelKind {
-    if record.kind == "direct" {
-        ChannelKind::Direct
-    } else {
-        ChannelKind::Group
-    }
-}
+/// The text of one frame as the transport queues it: made once from the serialized JSON and
+/// cloned for every subscriber, so it should share its buffer (the WebSocket's `Utf8Bytes` does).
+pub trait FrameText: From<String> + Clone + std::fmt::Debug + Send + Sync + 'static {}
 
-fn is_member(record: &ChannelRecord, identity: &str) -> bool {
-    record.members.iter().any(|m| m == identity)
-}
-
-fn is_admin(record: &ChannelRecord, identity: &str) -> bool {
-    record.admins.iter().any(|a| a == identity)
-}
-
-/// The API view of a stored channel.
-pub fn channel_view(record: ChannelRecord) -> Channel {
-    Channel {
-        kind: kind_of(&record),
-        id: record.id,
-        open: record.open,
-        created_by: record.created_by,
-        created_at: record.created_at_ms,
-        admins: record.admins,
-        members: record.members,
-        member_version: record.member_version,
-        last_seq: record.last_seq,
-    }
-}
-
-/// The API view of a stored message.
-pub fn message_view(record: &ChatMessageRecord) -> Message {
-    Message {
-        seq: record.seq,
-        channel: record.channel_id.clone(),
-        sender: record.sender.clone(),
-        client_id: record.client_id.clone(),
-        sent_at: record.sent_at_ms,
-        member_version: record.member_version,
-        ciphertext: B64.encode(&record.ciphertext),
-    }
-}
-
-fn invalid(e: impl std::fmt::Display) -> ApiError {
-    ApiError::ChatInvalid(e.to_string())
-}
-
-fn check_identity(identity: &str) -> Result<(), ApiError> {
-    sealkit_proto::validate_identity(identity)
-        .map_err(|why| ApiError::ChatInvalid(format!("member {identity:?}: {why}")))
-}
-
-/// Chat store failures that no rule above anticipated: `NotFound` means the channel vanished.
-fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::ChannelNotFound,
-        StoreError::Forbidden(_) => ApiError::NotAMember("not a member of the channel".into()),
-        StoreError::Conflict(rule) => ApiError::MembershipRule(rule.message().to_owned()),
-        other => ApiError::internal(other),
-    }
-}
-
-/// The channel, if `identity` may read it: 404 when it does not exist, 403 for non-members.
-async fn readable(
-    store: &dyn Store,
-    app_id: &str,
-    identity: &str,
-    channel_id: &str,
-) -> Result<ChannelRecord, ApiError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
-    let record = store
-        .chat_channel(app_id, channel_id)
-        .await
-        .map_err(store_error)?
-        .ok_or(ApiError::ChannelNotFound)?;
-    if !is_member(&record, identity) {
-        return Err(ApiError::NotAMember(
-            "the caller is not a member of the channel".into(),
-        ));
-    }
-    Ok(record)
-}
-
-/// Creates a channel with `creator` as its first admin.
-pub async fn create_channel(
-    store: &dyn Store,
-    app_id: &str,
-    creator: &str,
-    new: NewChannel,
-    now_ms: i64,
-) -> Result<Channel, ApiError> {
-    validate_channel_id(&new.id).map_err(invalid)?;
-    for member in &new.members {
-        check_identity(member)?;
-    }
-    let mut members: Vec<String> = new.members;
-    match new.kind {
-        ChannelKind::Direct => {
-            if new.open {
-                return Err(invalid("a direct channel cannot be open"));
-            }
-            members.sort();
-            members.dedup();
-            if members.len() != 1 || members[0] == creator {
-                return Err(invalid(
-                    "a direct channel names exactly one member other than its creator",
-                ));
-            }
-        }
-        ChannelKind::Group => {}
-    }
-    members.push(creator.to_owned());
-    members.sort();
-    members.dedup();
-    if members.len() > MAX_MEMBERS {
-        return Err(invalid(format!(
-            "a channel has at most {MAX_MEMBERS} members, its creator included"
-        )));
-    }
-    let record = ChannelRecord {
-        app_id: app_id.to_owned(),
-        id: new.id,
-        kind: match new.kind {
-            ChannelKind::Direct => "direct",
-            ChannelKind::Group => "group",
-        }
-        .to_owned(),
-        open: new.open,
-        created_by: creator.to_owned(),
-        created_at_ms: now_ms,
-        admins: vec![creator.to_owned()],
-        members,
-        member_version: 1,
-        last_seq: 0,
-    };
-    match store.chat_create_channel(record.clone()).await {
-        Ok(()) => Ok(channel_view(record)),
-        Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ApiError::ChannelExists),
-        Err(e) => Err(store_error(e)),
-    }
-}
-
-/// The caller's channels.
-pub async fn channels_of(
-    store: &dyn Store,
-    app_id: &str,
-    identity: &str,
-) -> Result<Vec<Channel>, ApiError> {
-    let records = store
-        .chat_channels_of(app_id, identity)
-        .await
-        .map_err(store_error)?;
-    Ok(records.into_iter().map(channel_view).collect())
-}
-
-/// One channel, for its members.
-pub async fn channel(
-    store: &dyn Store,
-    app_id: &str,
-    identity: &str,
-    channel_id: &str,
-) -> Result<Channel, ApiError> {
-    readable(store, app_id, identity, channel_id)
-        .await
-        .map(channel_view)
-}
-
-/// The group channel whose membership changes by `identity`: validated ids, 404 for no
-/// channel, 409 for a direct channel (its two members are fixed).
-async fn group_channel(
-    store: &dyn Store,
-    app_id: &str,
-    channel_id: &str,
-    identity: &str,
-) -> Result<ChannelRecord, ApiError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
-    check_identity(identity)?;
-    let record = store
-        .chat_channel(app_id, channel_id)
-        .await
-        .map_err(store_error)?
-        .ok_or(ApiError::ChannelNotFound)?;
-    if kind_of(&record) == ChannelKind::Direct {
-        return Err(ApiError::MembershipRule(
-            "a direct channel keeps its two members".into(),
-        ));
-    }
-    Ok(record)
-}
-
-/// Adds `identity` to a group channel: admins add anyone; anyone adds themselves to an open
-/// channel.
-pub async fn add_member(
-    store: &dyn Store,
-    app_id: &str,
-    caller: &str,
-    channel_id: &str,
-    identity: &str,
-) -> Result<Channel, ApiError> {
-    let record = group_channel(store, app_id, channel_id, identity).await?;
-    let joins_open = identity == caller && record.open;
-    if !is_admin(&record, caller) && !joins_open {
-        return Err(ApiError::NotAnAdmin);
-    }
-    store
-        .chat_add_member(app_id, channel_id, identity, false)
-        .await
-        .map(channel_view)
-        .map_err(store_error)
-}
-
-/// Removes `identity` from a group channel: admins remove anyone; members remove themselves.
-pub async fn remove_member(
-    store: &dyn Store,
-    app_id: &str,
-    caller: &str,
-    channel_id: &str,
-    identity: &str,
-) -> Result<Channel, ApiError> {
-    let record = group_channel(store, app_id, channel_id, identity).await?;
-    if identity != caller && !is_admin(&record, caller) {
-        return Err(ApiError::NotAnAdmin);
-    }
-    if !is_member(&record, identity) {
-        return Err(ApiError::NotAMember(format!(
-            "{identity:?} is not a member of the channel"
-        )));
-    }
-    match store.chat_remove_member(app_id, channel_id, identity).await {
-        Ok(record) => Ok(channel_view(record)),
-        // The channel exists (read above), so the member left concurrently.
-        Err(StoreError::NotFound) => Err(ApiError::NotAMember(format!(
-            "{identity:?} is not a member of the channel"
-        ))),
-        Err(e) => Err(store_error(e)),
-    }
-}
-
-/// Posts a message. Returns it and whether it is new (false: the `client_id` was posted before
-/// and this is the stored message).
-pub async fn post(
-    store: &dyn Store,
-    app_id: &str,
-    sender: &str,
-    channel_id: &str,
-    new: NewMessage,
-    limit: usize,
-    now_ms: i64,
-) -> Result<(Message, bool), ApiError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
-    validate_client_id(&new.client_id).map_err(invalid)?;
-    // Decoding allocates, so refuse what cannot fit before decoding it.
-    if new.ciphertext.len() / 4 * 3 > limit + 2 {
-        return Err(ApiError::MessageTooLarge { limit });
-    }
-    let ciphertext = B64
-        .decode(&new.ciphertext)
-        .map_err(|_| invalid("ciphertext must be standard, padded base64"))?;
-    if ciphertext.is_empty() {
-        return Err(invalid("ciphertext is empty"));
-    }
-    if ciphertext.len() > limit {
-        return Err(ApiError::MessageTooLarge { limit });
-    }
-    let posted = store
-        .chat_post(NewChatMessage {
-            app_id: app_id.to_owned(),
-            channel_id: channel_id.to_owned(),
-            sender: sender.to_owned(),
-            client_id: new.client_id,
-            ciphertext,
-            member_version: new.member_version,
-            sent_at_ms: now_ms,
-        })
-        .await;
-    match posted {
-        Ok(Posted::New(record)) => Ok((message_view(&record), true)),
-        Ok(Posted::Duplicate(record)) => Ok((message_view(&record), false)),
-        Err(StoreError::Forbidden(_)) => Err(ApiError::NotAMember(
-            "the caller is not a member of the channel".into(),
-        )),
-        // Name the current version so the client knows what to re-read.
-        Err(StoreError::Conflict(Conflict::StaleMemberVersion { current })) => {
-            Err(ApiError::StaleMembers {
-                sent: new.member_version,
-                current,
-            })
-        }
-        Err(e) => Err(store_error(e)),
-    }
-}
-
-/// The history query, as received (parsed here so every bad value gets the chat error).
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct HistoryQuery {
-    /// Messages with `seq` greater than this.
-    pub after: Option<String>,
-    /// Messages with `seq` less than this.
-    pub before: Option<String>,
-    /// Page size.
-    pub limit: Option<String>,
-}
-
-fn parse_number(name: &str, value: &str) -> Result<i64, ApiError> {
-    match value.parse::<i64>() {
-        Ok(n) if n >= 0 => Ok(n),
-        _ => Err(invalid(format!(
-            "{name} must be a non-negative integer, not {value:?}"
-        ))),
-    }
-}
-
-/// A page of a channel's history, for its members.
-pub async fn history(
-    store: &dyn Store,
-    app_id: &str,
-    identity: &str,
-    channel_id: &str,
-    query: &HistoryQuery,
-) -> Result<MessagePage, ApiError> {
-    let after = query
-        .after
-        .as_deref()
-        .map(|v| parse_number("after", v))
-        .transpose()?;
-    let before = query
-        .before
-        .as_deref()
-        .map(|v| parse_number("before", v))
-        .transpose()?;
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(v) => match parse_number("limit", v)? {
-            0 => return Err(invalid("limit must be at least 1")),
-            n => u32::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
-        },
-    };
-    let cursor = match (after, before) {
-        (Some(_), Some(_)) => return Err(invalid("give after or before, not both")),
-        (Some(n), None) => HistoryCursor::After(n),
-        (None, Some(n)) => HistoryCursor::Before(n),
-        (None, None) => HistoryCursor::Latest,
-    };
-    readable(store, app_id, identity, channel_id).await?;
-    // One more than asked tells whether there is more, without a count query.
-    let mut records = store
-        .chat_history(app_id, channel_id, cursor, limit + 1)
-        .await
-        .map_err(store_error)?;
-    let more = records.len() > limit as usize;
-    if more {
-        match cursor {
-            HistoryCursor::After(_) => records.truncate(limit as usize),
-            // Backwards pages are the newest ones: the extra one is the oldest.
-            HistoryCursor::Before(_) | HistoryCursor::Latest => {
-                records.remove(0);
-            }
-        }
-    }
-    Ok(MessagePage {
-        messages: records.iter().map(message_view).collect(),
-        more,
-    })
-}
+impl<T: From<String> + Clone + std::fmt::Debug + Send + Sync + 'static> FrameText for T {}
 
 /// What a feed broadcasts to its channel's subscribers.
 #[derive(Clone, Debug)]
-enum FeedItem {
+enum FeedItem<F> {
     /// A message, with its `ServerFrame::Message` JSON, serialized once for every subscriber.
-    Message { seq: i64, frame: Utf8Bytes },
+    Message { seq: i64, frame: F },
     /// The membership changed: the new version and members (sorted).
     Members {
         version: i64,
@@ -424,9 +59,9 @@ type FeedKey = (String, String);
 
 /// One channel's fan-out in this process.
 #[derive(Debug)]
-struct Feed {
+struct Feed<F> {
     key: FeedKey,
-    tx: broadcast::Sender<FeedItem>,
+    tx: broadcast::Sender<FeedItem<F>>,
     pending: Mutex<Pending>,
     wake: Notify,
     closed: AtomicBool,
@@ -435,7 +70,7 @@ struct Feed {
     ready: watch::Sender<bool>,
 }
 
-impl Feed {
+impl<F> Feed<F> {
     fn note(&self, f: impl FnOnce(&mut Pending)) {
         if let Ok(mut pending) = self.pending.lock() {
             f(&mut pending);
@@ -446,15 +81,15 @@ impl Feed {
 
 /// The per-process chat fan-out: one feed per channel with local subscribers.
 #[derive(Debug)]
-pub struct ChatHub {
+pub struct ChatHub<F: FrameText> {
     store: Arc<dyn Store>,
     /// Items a feed holds per subscriber before that subscriber lags.
     capacity: usize,
     /// Each feed with its number of subscribers.
-    feeds: Mutex<HashMap<FeedKey, (Arc<Feed>, usize)>>,
+    feeds: Mutex<HashMap<FeedKey, (Arc<Feed<F>>, usize)>>,
 }
 
-impl ChatHub {
+impl<F: FrameText> ChatHub<F> {
     /// Starts the hub: consumes `events` (the store's [`ChatStore::chat_events`]) until the
     /// stream ends or the hub is dropped. A feed holds up to `capacity` messages per subscriber;
     /// a subscriber further behind catches up from the store.
@@ -470,14 +105,14 @@ impl ChatHub {
         hub
     }
 
-    fn feed(&self, app_id: &str, channel_id: &str) -> Option<Arc<Feed>> {
+    fn feed(&self, app_id: &str, channel_id: &str) -> Option<Arc<Feed<F>>> {
         let feeds = self.feeds.lock().ok()?;
         feeds
             .get(&(app_id.to_owned(), channel_id.to_owned()))
             .map(|(feed, _)| feed.clone())
     }
 
-    fn all_feeds(&self) -> Vec<Arc<Feed>> {
+    fn all_feeds(&self) -> Vec<Arc<Feed<F>>> {
         self.feeds
             .lock()
             .map(|feeds| feeds.values().map(|(feed, _)| feed.clone()).collect())
@@ -485,12 +120,12 @@ impl ChatHub {
     }
 
     /// Joins (or starts) the feed of a channel.
-    fn join(&self, app_id: &str, channel_id: &str) -> Result<FeedHandle, ApiError> {
+    fn join(&self, app_id: &str, channel_id: &str) -> Result<FeedHandle<F>, ServiceError> {
         let key = (app_id.to_owned(), channel_id.to_owned());
         let mut feeds = self
             .feeds
             .lock()
-            .map_err(|_| ApiError::internal("chat hub lock poisoned"))?;
+            .map_err(|_| ServiceError::internal("chat hub lock poisoned"))?;
         let (feed, count) = feeds.entry(key.clone()).or_insert_with(|| {
             let (tx, _) = broadcast::channel(self.capacity);
             let feed = Arc::new(Feed {
@@ -526,62 +161,37 @@ impl ChatHub {
         }
     }
 
-    /// Runs one subscription: checks membership, sends `Subscribed`, every message after
-    /// `after`, then live messages and membership changes, until the caller is removed, the
-    /// connection's queue closes, or the task is aborted.
+    /// Runs one subscription for `caller`: checks membership, sends `Subscribed`, every message
+    /// after `after`, then live messages and membership changes, until the caller is removed,
+    /// the connection's queue closes, or the task is aborted. A failure before `Subscribed`
+    /// (invalid id or cursor, no channel, not a member) is returned for the transport to answer.
     pub async fn subscribe(
         self: Arc<Self>,
-        app_id: String,
-        identity: String,
+        caller: Caller,
         channel_id: String,
         after: i64,
-        out: mpsc::Sender<Utf8Bytes>,
-    ) {
-        let error = |code: u32, message: String| ServerFrame::Error {
-            channel: Some(channel_id.clone()),
-            code,
-            message,
-        };
-        if let Err(e) = validate_channel_id(&channel_id) {
-            send(&out, &error(sealkit_proto::chat::codes::INVALID, e.0)).await;
-            return;
-        }
+        out: mpsc::Sender<F>,
+    ) -> Result<(), ServiceError> {
+        validate_channel_id(&channel_id).map_err(super::rules::invalid)?;
         if after < 0 {
-            let frame = error(
-                sealkit_proto::chat::codes::INVALID,
-                "after must not be negative".into(),
-            );
-            send(&out, &frame).await;
-            return;
+            return Err(super::rules::invalid("after must not be negative"));
         }
-        let mut handle = match self.join(&app_id, &channel_id) {
-            Ok(handle) => handle,
-            Err(e) => {
-                send(&out, &error(e.status_and_code().1, e.to_string())).await;
-                return;
-            }
-        };
+        let Caller { app_id, identity } = caller;
+        let mut handle = self.join(&app_id, &channel_id)?;
         let _leave = Leave {
             hub: self.clone(),
             key: handle.feed.key.clone(),
         };
         if handle.ready.wait_for(|ready| *ready).await.is_err() {
-            return;
+            return Ok(());
         }
-        let record = match readable(self.store.as_ref(), &app_id, &identity, &channel_id).await {
-            Ok(record) => record,
-            Err(e) => {
-                let (_, code) = e.status_and_code();
-                send(&out, &error(code, e.to_string())).await;
-                return;
-            }
-        };
+        let record = readable(self.store.as_ref(), &app_id, &identity, &channel_id).await?;
         let subscribed = ServerFrame::Subscribed {
             channel: channel_id.clone(),
             last_seq: record.last_seq,
         };
         if !send(&out, &subscribed).await {
-            return;
+            return Ok(());
         }
         let mut sub = Subscriber {
             store: self.store.as_ref(),
@@ -592,7 +202,7 @@ impl ChatHub {
             member_version: record.member_version,
         };
         if !sub.catch_up().await {
-            return;
+            return Ok(());
         }
         loop {
             let alive = match handle.rx.recv().await {
@@ -628,19 +238,19 @@ impl ChatHub {
                 Err(broadcast::error::RecvError::Closed) => false,
             };
             if !alive {
-                return;
+                return Ok(());
             }
         }
     }
 }
 
 /// Leaves the feed when a subscription ends, however it ends (aborted tasks included).
-struct Leave {
-    hub: Arc<ChatHub>,
+struct Leave<F: FrameText> {
+    hub: Arc<ChatHub<F>>,
     key: FeedKey,
 }
 
-impl Drop for Leave {
+impl<F: FrameText> Drop for Leave<F> {
     fn drop(&mut self) {
         self.hub.leave(&self.key);
     }
@@ -648,25 +258,25 @@ impl Drop for Leave {
 
 /// A subscriber's end of a feed.
 #[derive(Debug)]
-struct FeedHandle {
-    feed: Arc<Feed>,
-    rx: broadcast::Receiver<FeedItem>,
+struct FeedHandle<F> {
+    feed: Arc<Feed<F>>,
+    rx: broadcast::Receiver<FeedItem<F>>,
     ready: watch::Receiver<bool>,
 }
 
 /// One subscription's position.
-struct Subscriber<'a> {
+struct Subscriber<'a, F> {
     store: &'a dyn Store,
     app_id: &'a str,
     channel_id: &'a str,
-    out: &'a mpsc::Sender<Utf8Bytes>,
+    out: &'a mpsc::Sender<F>,
     /// The last `seq` delivered.
     sent: i64,
     /// The membership version last announced (or read at subscription).
     member_version: i64,
 }
 
-impl Subscriber<'_> {
+impl<F: FrameText> Subscriber<'_, F> {
     /// Sends every stored message after `sent`. False when the connection is gone.
     async fn catch_up(&mut self) -> bool {
         loop {
@@ -719,9 +329,9 @@ impl Subscriber<'_> {
 }
 
 /// Queues one frame for the connection. False when the connection is gone.
-async fn send(out: &mpsc::Sender<Utf8Bytes>, frame: &ServerFrame) -> bool {
+async fn send<F: FrameText>(out: &mpsc::Sender<F>, frame: &ServerFrame) -> bool {
     match serde_json::to_string(frame) {
-        Ok(text) => out.send(Utf8Bytes::from(text)).await.is_ok(),
+        Ok(text) => out.send(F::from(text)).await.is_ok(),
         Err(e) => {
             tracing::error!(error = %e, "chat: serializing a frame failed");
             false
@@ -730,7 +340,7 @@ async fn send(out: &mpsc::Sender<Utf8Bytes>, frame: &ServerFrame) -> bool {
 }
 
 /// Routes store events to the feeds of this process.
-async fn dispatch(hub: Weak<ChatHub>, mut events: ChatEventStream) {
+async fn dispatch<F: FrameText>(hub: Weak<ChatHub<F>>, mut events: ChatEventStream) {
     while let Some(event) = events.next().await {
         let Some(hub) = hub.upgrade() else {
             return;
@@ -772,7 +382,7 @@ struct FeedState {
 
 /// A feed's worker: turns events into store reads and broadcasts, one read per wake-up however
 /// many subscribers listen.
-async fn run_feed(store: Arc<dyn Store>, feed: Arc<Feed>) {
+async fn run_feed<F: FrameText>(store: Arc<dyn Store>, feed: Arc<Feed<F>>) {
     let (app_id, channel_id) = feed.key.clone();
     let mut state = loop {
         if feed.closed.load(Ordering::SeqCst) {
@@ -819,7 +429,11 @@ async fn run_feed(store: Arc<dyn Store>, feed: Arc<Feed>) {
 }
 
 /// Reads the channel and, when its membership version moved, broadcasts the new members.
-async fn refresh_members(store: &dyn Store, feed: &Feed, state: &mut FeedState) -> bool {
+async fn refresh_members<F: FrameText>(
+    store: &dyn Store,
+    feed: &Feed<F>,
+    state: &mut FeedState,
+) -> bool {
     let (app_id, channel_id) = &feed.key;
     match store.chat_channel(app_id, channel_id).await {
         Ok(record) => {
@@ -847,7 +461,11 @@ async fn refresh_members(store: &dyn Store, feed: &Feed, state: &mut FeedState) 
 }
 
 /// Reads and broadcasts every message after the last one broadcast.
-async fn refresh_messages(store: &dyn Store, feed: &Feed, state: &mut FeedState) -> bool {
+async fn refresh_messages<F: FrameText>(
+    store: &dyn Store,
+    feed: &Feed<F>,
+    state: &mut FeedState,
+) -> bool {
     let (app_id, channel_id) = &feed.key;
     loop {
         let page = match store
@@ -888,7 +506,7 @@ async fn refresh_messages(store: &dyn Store, feed: &Feed, state: &mut FeedState)
             // No receivers is fine: subscribers come and go.
             let _ = feed.tx.send(FeedItem::Message {
                 seq: record.seq,
-                frame: Utf8Bytes::from(text),
+                frame: F::from(text),
             });
         }
         if !full {
@@ -901,15 +519,24 @@ async fn refresh_messages(store: &dyn Store, feed: &Feed, state: &mut FeedState)
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use super::super::{create_channel, post};
     use super::*;
     use crate::store::sqlite::SqliteStore;
-    use sealkit_proto::chat::ChannelKind;
+    use base64::Engine as _;
+    use sealkit_proto::chat::{ChannelKind, NewChannel, NewMessage};
+
+    fn caller(app_id: &str, identity: &str) -> Caller {
+        Caller {
+            app_id: app_id.to_owned(),
+            identity: identity.to_owned(),
+        }
+    }
 
     /// A hub whose events come from the test, not from the store: the test decides which
     /// events are "lost".
     struct Rig {
         store: Arc<dyn Store>,
-        hub: Arc<ChatHub>,
+        hub: Arc<ChatHub<String>>,
         events: mpsc::UnboundedSender<ChatEvent>,
         app_id: String,
         _dir: tempfile::TempDir,
@@ -937,7 +564,7 @@ mod tests {
             members: vec!["bob".into()],
             open: false,
         };
-        create_channel(store.as_ref(), &app.app_id, "alice", new, 0)
+        create_channel(store.as_ref(), &caller(&app.app_id, "alice"), new, 0)
             .await
             .unwrap();
         Rig {
@@ -949,7 +576,7 @@ mod tests {
         }
     }
 
-    async fn frame(out: &mut mpsc::Receiver<Utf8Bytes>) -> ServerFrame {
+    async fn frame(out: &mut mpsc::Receiver<String>) -> ServerFrame {
         let text = tokio::time::timeout(Duration::from_secs(5), out.recv())
             .await
             .expect("a frame within 5 s")
@@ -957,7 +584,7 @@ mod tests {
         serde_json::from_str(text.as_str()).unwrap()
     }
 
-    async fn quiet(out: &mut mpsc::Receiver<Utf8Bytes>) {
+    async fn quiet(out: &mut mpsc::Receiver<String>) {
         let got = tokio::time::timeout(Duration::from_millis(300), out.recv()).await;
         assert!(got.is_err(), "unexpected frame: {got:?}");
     }
@@ -965,12 +592,19 @@ mod tests {
     async fn post_as(rig: &Rig, sender: &str, client_id: &str, version: i64) -> i64 {
         let new = NewMessage {
             client_id: client_id.into(),
-            ciphertext: B64.encode(client_id),
+            ciphertext: base64::engine::general_purpose::STANDARD.encode(client_id),
             member_version: version,
         };
-        let (message, fresh) = post(rig.store.as_ref(), &rig.app_id, sender, "c", new, 1024, 0)
-            .await
-            .unwrap();
+        let (message, fresh) = post(
+            rig.store.as_ref(),
+            &caller(&rig.app_id, sender),
+            "c",
+            new,
+            1024,
+            0,
+        )
+        .await
+        .unwrap();
         assert!(fresh);
         message.seq
     }
@@ -987,8 +621,7 @@ mod tests {
         let rig = rig().await;
         let (out, mut rx) = mpsc::channel(64);
         let sub = tokio::spawn(rig.hub.clone().subscribe(
-            rig.app_id.clone(),
-            "bob".into(),
+            caller(&rig.app_id, "bob"),
             "c".into(),
             0,
             out,
@@ -1071,7 +704,8 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), sub)
             .await
             .expect("the subscription ends")
-            .unwrap();
+            .unwrap()
+            .expect("it ends without an error");
         assert!(rx.recv().await.is_none(), "nothing after Removed");
         // The feed is gone with its last subscriber.
         assert!(rig.hub.feed(&rig.app_id, "c").is_none());

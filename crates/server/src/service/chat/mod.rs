@@ -1,0 +1,207 @@
+//! Chat (`sealkit_proto::chat`): who may create, read, post to and change a channel.
+//!
+//! Two rooms: [`rules`] decides (pure functions over records and requests), this module reads
+//! and writes the store around those decisions, and [`hub`] fans committed messages out to the
+//! WebSocket subscribers of this process. Every operation takes the [`Caller`] it acts for and
+//! answers [`ServiceError`]s; none knows about HTTP.
+
+pub mod hub;
+mod rules;
+
+pub use hub::{ChatHub, FrameText};
+pub use rules::{channel_view, message_view, HistoryQuery};
+
+use super::auth::Caller;
+use super::error::ServiceError;
+use crate::store::{ChannelRecord, Conflict, NewChatMessage, Posted, Store, StoreError};
+use rules::{invalid, is_member};
+use sealkit_proto::chat::{
+    validate_channel_id, Channel, Message, MessagePage, NewChannel, NewMessage,
+};
+
+/// Chat store failures that no rule above anticipated: `NotFound` means the channel vanished.
+fn store_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound => ServiceError::ChannelNotFound,
+        StoreError::Forbidden(_) => ServiceError::NotAMember("not a member of the channel".into()),
+        StoreError::Conflict(rule) => ServiceError::MembershipRule(rule.message().to_owned()),
+        other => ServiceError::internal(other),
+    }
+}
+
+/// The channel, or 404 when it does not exist.
+async fn existing(
+    store: &dyn Store,
+    app_id: &str,
+    channel_id: &str,
+) -> Result<ChannelRecord, ServiceError> {
+    store
+        .chat_channel(app_id, channel_id)
+        .await
+        .map_err(store_error)?
+        .ok_or(ServiceError::ChannelNotFound)
+}
+
+/// The channel, if `identity` may read it: 404 when it does not exist, 403 for non-members.
+pub(crate) async fn readable(
+    store: &dyn Store,
+    app_id: &str,
+    identity: &str,
+    channel_id: &str,
+) -> Result<ChannelRecord, ServiceError> {
+    validate_channel_id(channel_id).map_err(invalid)?;
+    let record = existing(store, app_id, channel_id).await?;
+    if !is_member(&record, identity) {
+        return Err(rules::caller_not_a_member());
+    }
+    Ok(record)
+}
+
+/// Creates a channel with the caller as its first admin.
+pub async fn create_channel(
+    store: &dyn Store,
+    caller: &Caller,
+    new: NewChannel,
+    now_ms: i64,
+) -> Result<Channel, ServiceError> {
+    validate_channel_id(&new.id).map_err(invalid)?;
+    let record = rules::new_channel(&caller.app_id, &caller.identity, new, now_ms)?;
+    match store.chat_create_channel(record.clone()).await {
+        Ok(()) => Ok(channel_view(record)),
+        Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ServiceError::ChannelExists),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// The caller's channels.
+pub async fn channels_of(store: &dyn Store, caller: &Caller) -> Result<Vec<Channel>, ServiceError> {
+    let records = store
+        .chat_channels_of(&caller.app_id, &caller.identity)
+        .await
+        .map_err(store_error)?;
+    Ok(records.into_iter().map(channel_view).collect())
+}
+
+/// One channel, for its members.
+pub async fn channel(
+    store: &dyn Store,
+    caller: &Caller,
+    channel_id: &str,
+) -> Result<Channel, ServiceError> {
+    readable(store, &caller.app_id, &caller.identity, channel_id)
+        .await
+        .map(channel_view)
+}
+
+/// The group channel whose membership changes by `identity`: validated ids, 404 for no
+/// channel, 409 for a direct channel.
+async fn group_channel(
+    store: &dyn Store,
+    app_id: &str,
+    channel_id: &str,
+    identity: &str,
+) -> Result<ChannelRecord, ServiceError> {
+    validate_channel_id(channel_id).map_err(invalid)?;
+    rules::check_identity(identity)?;
+    let record = existing(store, app_id, channel_id).await?;
+    rules::changeable(&record)?;
+    Ok(record)
+}
+
+/// Adds `identity` to a group channel: admins add anyone; anyone adds themselves to an open
+/// channel.
+pub async fn add_member(
+    store: &dyn Store,
+    caller: &Caller,
+    channel_id: &str,
+    identity: &str,
+) -> Result<Channel, ServiceError> {
+    let record = group_channel(store, &caller.app_id, channel_id, identity).await?;
+    rules::may_add(&record, &caller.identity, identity)?;
+    store
+        .chat_add_member(&caller.app_id, channel_id, identity, false)
+        .await
+        .map(channel_view)
+        .map_err(store_error)
+}
+
+/// Removes `identity` from a group channel: admins remove anyone; members remove themselves.
+pub async fn remove_member(
+    store: &dyn Store,
+    caller: &Caller,
+    channel_id: &str,
+    identity: &str,
+) -> Result<Channel, ServiceError> {
+    let record = group_channel(store, &caller.app_id, channel_id, identity).await?;
+    rules::may_remove(&record, &caller.identity, identity)?;
+    match store
+        .chat_remove_member(&caller.app_id, channel_id, identity)
+        .await
+    {
+        Ok(record) => Ok(channel_view(record)),
+        // The channel exists (read above), so the member left concurrently.
+        Err(StoreError::NotFound) => Err(rules::not_a_member(identity)),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// Posts a message for the caller. Returns it and whether it is new (false: the `client_id`
+/// was posted before and this is the stored message). A post for a stale membership is refused
+/// with the channel as it is now ([`ServiceError::StaleMembers`]).
+pub async fn post(
+    store: &dyn Store,
+    caller: &Caller,
+    channel_id: &str,
+    new: NewMessage,
+    limit: usize,
+    now_ms: i64,
+) -> Result<(Message, bool), ServiceError> {
+    validate_channel_id(channel_id).map_err(invalid)?;
+    let ciphertext = rules::post_ciphertext(&new, limit)?;
+    let posted = store
+        .chat_post(NewChatMessage {
+            app_id: caller.app_id.clone(),
+            channel_id: channel_id.to_owned(),
+            sender: caller.identity.clone(),
+            client_id: new.client_id,
+            ciphertext,
+            member_version: new.member_version,
+            sent_at_ms: now_ms,
+        })
+        .await;
+    match posted {
+        Ok(Posted::New(record)) => Ok((message_view(&record), true)),
+        Ok(Posted::Duplicate(record)) => Ok((message_view(&record), false)),
+        Err(StoreError::Forbidden(_)) => Err(rules::caller_not_a_member()),
+        // The sender needs the current members to encrypt again: read them once here, so
+        // the refusal carries them and the client does not ask for the channel itself.
+        Err(StoreError::Conflict(Conflict::StaleMemberVersion { .. })) => {
+            let record = readable(store, &caller.app_id, &caller.identity, channel_id).await?;
+            Err(ServiceError::StaleMembers {
+                sent: new.member_version,
+                channel: Box::new(channel_view(record)),
+            })
+        }
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// A page of a channel's history, for its members.
+pub async fn history(
+    store: &dyn Store,
+    caller: &Caller,
+    channel_id: &str,
+    query: &HistoryQuery,
+) -> Result<MessagePage, ServiceError> {
+    let (cursor, limit) = query.parse()?;
+    readable(store, &caller.app_id, &caller.identity, channel_id).await?;
+    let mut records = store
+        .chat_history(&caller.app_id, channel_id, cursor, limit + 1)
+        .await
+        .map_err(store_error)?;
+    let more = rules::trim_page(&mut records, cursor, limit);
+    Ok(MessagePage {
+        messages: records.iter().map(message_view).collect(),
+        more,
+    })
+}

@@ -1,0 +1,261 @@
+//! The chat rules as pure decisions: who may change a channel's membership, what a new channel
+//! and a post must look like, how a history query reads. No store, no clock: the callers in
+//! [`super`] read the records and pass the time.
+
+use super::super::error::ServiceError;
+use crate::store::{ChannelRecord, ChatMessageRecord, HistoryCursor};
+use base64::Engine as _;
+use sealkit_proto::chat::{
+    validate_client_id, Channel, ChannelKind, Message, NewChannel, NewMessage, DEFAULT_PAGE,
+    MAX_MEMBERS, MAX_PAGE,
+};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The kind of a stored channel.
+pub(super) fn kind_of(record: &ChannelRecord) -> ChannelKind {
+    if record.kind == "direct" {
+        ChannelKind::Direct
+    } else {
+        ChannelKind::Group
+    }
+}
+
+/// Whether `identity` is a member of the channel.
+pub(super) fn is_member(record: &ChannelRecord, identity: &str) -> bool {
+    record.members.iter().any(|m| m == identity)
+}
+
+fn is_admin(record: &ChannelRecord, identity: &str) -> bool {
+    record.admins.iter().any(|a| a == identity)
+}
+
+/// The API view of a stored channel.
+pub fn channel_view(record: ChannelRecord) -> Channel {
+    Channel {
+        kind: kind_of(&record),
+        id: record.id,
+        open: record.open,
+        created_by: record.created_by,
+        created_at: record.created_at_ms,
+        admins: record.admins,
+        members: record.members,
+        member_version: record.member_version,
+        last_seq: record.last_seq,
+    }
+}
+
+/// The API view of a stored message.
+pub fn message_view(record: &ChatMessageRecord) -> Message {
+    Message {
+        seq: record.seq,
+        channel: record.channel_id.clone(),
+        sender: record.sender.clone(),
+        client_id: record.client_id.clone(),
+        sent_at: record.sent_at_ms,
+        member_version: record.member_version,
+        ciphertext: B64.encode(&record.ciphertext),
+    }
+}
+
+/// The chat error for invalid input.
+pub(super) fn invalid(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::ChatInvalid(e.to_string())
+}
+
+/// A member named in a request must be a valid identity.
+pub(super) fn check_identity(identity: &str) -> Result<(), ServiceError> {
+    sealkit_proto::validate_identity(identity)
+        .map_err(|why| ServiceError::ChatInvalid(format!("member {identity:?}: {why}")))
+}
+
+/// The refusal for a caller who is not a member.
+pub(super) fn caller_not_a_member() -> ServiceError {
+    ServiceError::NotAMember("the caller is not a member of the channel".into())
+}
+
+/// The record of a channel `creator` asks for: the creator is its first admin and a member; a
+/// direct channel has exactly one other member and is never open.
+pub(super) fn new_channel(
+    app_id: &str,
+    creator: &str,
+    new: NewChannel,
+    now_ms: i64,
+) -> Result<ChannelRecord, ServiceError> {
+    for member in &new.members {
+        check_identity(member)?;
+    }
+    let mut members: Vec<String> = new.members;
+    match new.kind {
+        ChannelKind::Direct => {
+            if new.open {
+                return Err(invalid("a direct channel cannot be open"));
+            }
+            members.sort();
+            members.dedup();
+            if members.len() != 1 || members[0] == creator {
+                return Err(invalid(
+                    "a direct channel names exactly one member other than its creator",
+                ));
+            }
+        }
+        ChannelKind::Group => {}
+    }
+    members.push(creator.to_owned());
+    members.sort();
+    members.dedup();
+    if members.len() > MAX_MEMBERS {
+        return Err(invalid(format!(
+            "a channel has at most {MAX_MEMBERS} members, its creator included"
+        )));
+    }
+    Ok(ChannelRecord {
+        app_id: app_id.to_owned(),
+        id: new.id,
+        kind: match new.kind {
+            ChannelKind::Direct => "direct",
+            ChannelKind::Group => "group",
+        }
+        .to_owned(),
+        open: new.open,
+        created_by: creator.to_owned(),
+        created_at_ms: now_ms,
+        admins: vec![creator.to_owned()],
+        members,
+        member_version: 1,
+        last_seq: 0,
+    })
+}
+
+/// Only a group channel's membership changes (a direct channel's two members are fixed).
+pub(super) fn changeable(record: &ChannelRecord) -> Result<(), ServiceError> {
+    if kind_of(record) == ChannelKind::Direct {
+        return Err(ServiceError::MembershipRule(
+            "a direct channel keeps its two members".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Admins add anyone; anyone adds themselves to an open channel.
+pub(super) fn may_add(
+    record: &ChannelRecord,
+    caller: &str,
+    identity: &str,
+) -> Result<(), ServiceError> {
+    let joins_open = identity == caller && record.open;
+    if !is_admin(record, caller) && !joins_open {
+        return Err(ServiceError::NotAnAdmin);
+    }
+    Ok(())
+}
+
+/// Admins remove anyone; members remove themselves; only members are removed.
+pub(super) fn may_remove(
+    record: &ChannelRecord,
+    caller: &str,
+    identity: &str,
+) -> Result<(), ServiceError> {
+    if identity != caller && !is_admin(record, caller) {
+        return Err(ServiceError::NotAnAdmin);
+    }
+    if !is_member(record, identity) {
+        return Err(not_a_member(identity));
+    }
+    Ok(())
+}
+
+/// The refusal for removing someone who is not a member.
+pub(super) fn not_a_member(identity: &str) -> ServiceError {
+    ServiceError::NotAMember(format!("{identity:?} is not a member of the channel"))
+}
+
+/// The ciphertext of a post, decoded: a valid client id, standard padded base64, not empty,
+/// at most `limit` bytes.
+pub(super) fn post_ciphertext(new: &NewMessage, limit: usize) -> Result<Vec<u8>, ServiceError> {
+    validate_client_id(&new.client_id).map_err(invalid)?;
+    // Decoding allocates, so refuse what cannot fit before decoding it.
+    if new.ciphertext.len() / 4 * 3 > limit + 2 {
+        return Err(ServiceError::MessageTooLarge { limit });
+    }
+    let ciphertext = B64
+        .decode(&new.ciphertext)
+        .map_err(|_| invalid("ciphertext must be standard, padded base64"))?;
+    if ciphertext.is_empty() {
+        return Err(invalid("ciphertext is empty"));
+    }
+    if ciphertext.len() > limit {
+        return Err(ServiceError::MessageTooLarge { limit });
+    }
+    Ok(ciphertext)
+}
+
+/// The history query, as received (parsed here so every bad value gets the chat error).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    /// Messages with `seq` greater than this.
+    pub after: Option<String>,
+    /// Messages with `seq` less than this.
+    pub before: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+}
+
+fn parse_number(name: &str, value: &str) -> Result<i64, ServiceError> {
+    match value.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(invalid(format!(
+            "{name} must be a non-negative integer, not {value:?}"
+        ))),
+    }
+}
+
+impl HistoryQuery {
+    /// The cursor and page size the query asks for (the size capped at [`MAX_PAGE`]).
+    pub(super) fn parse(&self) -> Result<(HistoryCursor, u32), ServiceError> {
+        let after = self
+            .after
+            .as_deref()
+            .map(|v| parse_number("after", v))
+            .transpose()?;
+        let before = self
+            .before
+            .as_deref()
+            .map(|v| parse_number("before", v))
+            .transpose()?;
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_PAGE,
+            Some(v) => match parse_number("limit", v)? {
+                0 => return Err(invalid("limit must be at least 1")),
+                n => u32::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+            },
+        };
+        let cursor = match (after, before) {
+            (Some(_), Some(_)) => return Err(invalid("give after or before, not both")),
+            (Some(n), None) => HistoryCursor::After(n),
+            (None, Some(n)) => HistoryCursor::Before(n),
+            (None, None) => HistoryCursor::Latest,
+        };
+        Ok((cursor, limit))
+    }
+}
+
+/// Trims a page read with one record more than `limit` (which tells whether there is more,
+/// without a count query) to `limit`; returns whether there was more.
+pub(super) fn trim_page(
+    records: &mut Vec<ChatMessageRecord>,
+    cursor: HistoryCursor,
+    limit: u32,
+) -> bool {
+    let more = records.len() > limit as usize;
+    if more {
+        match cursor {
+            HistoryCursor::After(_) => records.truncate(limit as usize),
+            // Backwards pages are the newest ones: the extra one is the oldest.
+            HistoryCursor::Before(_) | HistoryCursor::Latest => {
+                records.remove(0);
+            }
+        }
+    }
+    more
+}

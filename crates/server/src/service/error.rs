@@ -1,0 +1,116 @@
+//! `ServiceError`: every way a service call can fail, in the service's own words.
+//!
+//! The variants say what went wrong, never how it is answered: `http::error` is the one place
+//! that turns them into an HTTP status and a Virgil `{code, message}` body (and the WebSocket
+//! handler into an error frame). The display texts are the messages clients see, so they are
+//! part of the contract the HTTP tests pin.
+
+use crate::store::StoreError;
+use sealkit_proto::chat::Channel;
+
+/// A failure of a service call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The token cannot be parsed, or its algorithm, type or subject is wrong.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// The token's key id is unknown or revoked.
+    #[error("unknown or revoked API key id")]
+    UnknownKey,
+    /// Wrong issuer or signature.
+    #[error("token signature or issuer is not valid")]
+    BadSignature,
+    /// The token has expired (the client refreshes on this).
+    #[error("token expired")]
+    Expired,
+    /// The token's `iat` lies in the future.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// A card failed validation.
+    #[error("invalid card: {0}")]
+    InvalidCard(String),
+    /// The card's self signature does not verify.
+    #[error("the card's self signature is not valid")]
+    BadSelfSignature,
+    /// Publishing or revoking for another identity.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A rule of the directory forbids this write (duplicate, stale previous card, ...).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// An invalid argument (identity, card id, too many identities).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The card does not exist.
+    #[error("card not found")]
+    CardNotFound,
+    /// The Keyknox previous hash does not match the stored one (or is missing).
+    #[error("the Keyknox entry changed since it was read (previous hash mismatch)")]
+    KeyknoxMismatch,
+    /// Too many brainkey requests for this identity.
+    #[error("too many requests; try again later")]
+    Throttled,
+    /// Something failed on our side; the cause was logged by [`ServiceError::internal`].
+    #[error("internal server error")]
+    Internal,
+    /// Chat: no such channel in the caller's application.
+    #[error("no such channel")]
+    ChannelNotFound,
+    /// Chat: the caller is not a member of the channel (or the named identity is not).
+    #[error("{0}")]
+    NotAMember(String),
+    /// Chat: only an admin of the channel may do this.
+    #[error("only an admin of the channel may do this")]
+    NotAnAdmin,
+    /// Chat: the channel id is taken.
+    #[error("a channel with this id exists")]
+    ChannelExists,
+    /// Chat: the post names a membership version that is not the channel's current one. The
+    /// channel as it is now travels with the refusal, so the sender encrypts again without
+    /// reading it.
+    #[error(
+        "member_version {sent} is not current (the channel is at {}); \
+         re-read the channel and encrypt for its members",
+        channel.member_version
+    )]
+    StaleMembers {
+        /// The version the post named.
+        sent: i64,
+        /// The channel as read after the refusal (its members and current version).
+        channel: Box<Channel>,
+    },
+    /// Chat: the decoded ciphertext exceeds the server's limit.
+    #[error("the ciphertext is larger than the limit of {limit} bytes")]
+    MessageTooLarge {
+        /// The limit, in bytes of decoded ciphertext.
+        limit: usize,
+    },
+    /// Chat: an invalid channel id, member list, client id, cursor or ciphertext encoding.
+    #[error("{0}")]
+    ChatInvalid(String),
+    /// Chat: the membership change breaks a rule of the channel.
+    #[error("{0}")]
+    MembershipRule(String),
+}
+
+impl ServiceError {
+    /// Logs a server-side failure and returns the generic error, so its cause never reaches
+    /// the client.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::Internal
+    }
+}
+
+/// The card and application store's failures that no service rule anticipated.
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::CardNotFound,
+            StoreError::Conflict(rule) => Self::Conflict(rule.message()),
+            StoreError::Forbidden(why) => Self::Forbidden(why.message()),
+            other => Self::internal(other),
+        }
+    }
+}
