@@ -196,6 +196,7 @@ impl<F: FrameText> ChatHub<F> {
         let mut sub = Subscriber {
             store: self.store.as_ref(),
             app_id: &app_id,
+            identity: &identity,
             channel_id: &channel_id,
             out: &out,
             sent: after,
@@ -268,6 +269,7 @@ struct FeedHandle<F> {
 struct Subscriber<'a, F> {
     store: &'a dyn Store,
     app_id: &'a str,
+    identity: &'a str,
     channel_id: &'a str,
     out: &'a mpsc::Sender<F>,
     /// The last `seq` delivered.
@@ -277,8 +279,17 @@ struct Subscriber<'a, F> {
 }
 
 impl<F: FrameText> Subscriber<'_, F> {
-    /// Sends every stored message after `sent`. False when the connection is gone.
+    /// Sends every stored message after `sent`. False when the subscription is over: the
+    /// connection is gone, or the subscriber was removed (then `Removed` was sent).
+    ///
+    /// This path serves subscribers that fell behind the live feed, whose membership events may
+    /// have been dropped with the messages: so it checks the membership itself, first and again
+    /// before any message posted for a newer membership than the subscriber was last told of. A
+    /// removed member is told so and gets nothing posted after its removal.
     async fn catch_up(&mut self) -> bool {
+        if !self.still_member().await {
+            return false;
+        }
         loop {
             let page = loop {
                 match self
@@ -313,6 +324,9 @@ impl<F: FrameText> Subscriber<'_, F> {
                     );
                     return true;
                 }
+                if record.member_version > self.member_version && !self.still_member().await {
+                    return false;
+                }
                 let frame = ServerFrame::Message {
                     message: message_view(record),
                 };
@@ -323,6 +337,45 @@ impl<F: FrameText> Subscriber<'_, F> {
             }
             if !full {
                 return true;
+            }
+        }
+    }
+}
+
+impl<F: FrameText> Subscriber<'_, F> {
+    /// Reads the channel: announces a newer membership version to a member, sends `Removed` to
+    /// one who is no longer a member. False when the subscription is over.
+    async fn still_member(&mut self) -> bool {
+        let record = loop {
+            match self.store.chat_channel(self.app_id, self.channel_id).await {
+                Ok(record) => break record,
+                Err(e) => {
+                    tracing::warn!(error = %e, "chat: reading a channel's members failed; retrying");
+                    if self.out.is_closed() {
+                        return false;
+                    }
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+            }
+        };
+        match record {
+            Some(record) if record.members.iter().any(|m| m == self.identity) => {
+                if record.member_version > self.member_version {
+                    self.member_version = record.member_version;
+                    let frame = ServerFrame::Members {
+                        channel: self.channel_id.to_owned(),
+                        member_version: record.member_version,
+                    };
+                    return send(self.out, &frame).await;
+                }
+                true
+            }
+            _ => {
+                let removed = ServerFrame::Removed {
+                    channel: self.channel_id.to_owned(),
+                };
+                send(self.out, &removed).await;
+                false
             }
         }
     }
@@ -709,5 +762,63 @@ mod tests {
         assert!(rx.recv().await.is_none(), "nothing after Removed");
         // The feed is gone with its last subscriber.
         assert!(rig.hub.feed(&rig.app_id, "c").is_none());
+    }
+
+    /// A subscriber that fell behind (its socket did not read) and was removed meanwhile: the
+    /// catch-up from the store ends with `Removed` and sends nothing posted after the removal,
+    /// although the membership event was lost with the rest of the lagging feed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_removed_member_gets_nothing_posted_after_its_removal() {
+        let rig = rig().await;
+        let (out, mut rx) = mpsc::channel(1);
+        let sub = tokio::spawn(rig.hub.clone().subscribe(
+            caller(&rig.app_id, "bob"),
+            "c".into(),
+            0,
+            out,
+        ));
+        assert!(matches!(
+            frame(&mut rx).await,
+            ServerFrame::Subscribed { .. }
+        ));
+        quiet(&mut rx).await;
+        let event = |seq| ChatEvent::Message {
+            app_id: rig.app_id.clone(),
+            channel_id: "c".into(),
+            seq,
+        };
+        // Far more than the feed holds (16) while bob reads nothing.
+        let mut last_before_removal = 0;
+        for i in 0..40 {
+            last_before_removal = post_as(&rig, "alice", &format!("before{i}"), 1).await;
+            rig.events.send(event(last_before_removal)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rig.store
+            .chat_remove_member(&rig.app_id, "c", "bob")
+            .await
+            .unwrap();
+        for i in 0..10 {
+            let seq = post_as(&rig, "alice", &format!("after{i}"), 2).await;
+            rig.events.send(event(seq)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut seen = Vec::new();
+        loop {
+            match frame(&mut rx).await {
+                ServerFrame::Message { message } => seen.push(message.seq),
+                ServerFrame::Removed { .. } => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            seen.iter().all(|seq| *seq <= last_before_removal),
+            "messages posted after the removal reached the removed member: {seen:?}"
+        );
+        tokio::time::timeout(Duration::from_secs(5), sub)
+            .await
+            .expect("the subscription ends")
+            .unwrap()
+            .expect("without an error");
     }
 }
