@@ -86,8 +86,11 @@ pub struct ChatHub<F: FrameText> {
     /// Items a feed holds per subscriber before that subscriber lags.
     capacity: usize,
     /// Each feed with its number of subscribers.
-    feeds: Mutex<HashMap<FeedKey, (Arc<Feed<F>>, usize)>>,
+    feeds: Mutex<HashMap<FeedKey, CountedFeed<F>>>,
 }
+
+/// A feed and how many local subscribers it has.
+type CountedFeed<F> = (Arc<Feed<F>>, usize);
 
 impl<F: FrameText> ChatHub<F> {
     /// Starts the hub: consumes `events` (the store's [`ChatStore::chat_events`]) until the
