@@ -10,7 +10,10 @@ use sealkit_proto::chat::{ClientFrame, ServerFrame};
 use sealkit_proto::{fuzzing, CardContent, Jwt, RawSignedModel};
 use std::path::{Path, PathBuf};
 
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+/// A fuzz entry point.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 4] = [
     ("jwt", fuzzing::jwt),
     ("card", fuzzing::card),
     ("request_body", fuzzing::request_body),
@@ -34,7 +37,7 @@ fn inputs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     files
 }
 
-fn replay(files: &[PathBuf], target: fn(&[u8])) {
+fn replay(files: &[PathBuf], target: Target) {
     for file in files {
         let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         target(&data);
