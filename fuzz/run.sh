@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of sealkit-crypto for a fixed time.
+# Runs every cargo-fuzz target (sealkit-crypto, sealkit-pythia, sealkit-proto) for a fixed time.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
@@ -27,7 +27,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FUZZ_DIR/target}"
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
 TIMEOUT="${FUZZ_TIMEOUT:-10}"
 
-ALL_TARGETS=(message_info decrypt key_der key_text signature footer ecies group_message pythia_g1 pythia_g2 pythia_gt pythia_proof)
+ALL_TARGETS=(message_info decrypt key_der key_text signature footer ecies group_message pythia_g1 pythia_g2 pythia_gt pythia_proof jwt card request_body chat_frame)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else

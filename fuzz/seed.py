@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Builds the seed corpora of the cargo-fuzz targets from the crate's test vectors.
+"""Builds the seed corpora of the cargo-fuzz targets from the crates' test vectors and captures.
 
-    python3 fuzz/seed.py [--vectors DIR] [--out DIR]
+    python3 fuzz/seed.py [--vectors DIR] [--captures DIR] [--out DIR]
 
 Reads every JSON file in crates/crypto/tests/data/ (hex strings, see its README.md) and writes one
 file per seed into fuzz/corpus/<target>/, named after the SHA-1 of its content, the way libFuzzer
@@ -20,6 +20,21 @@ names corpus entries (so re-running is idempotent and does not clash with entrie
                    custom params of signThenEncrypt messages (spec §3, §5)
     footer         hand-made sign-and-encrypt footers (spec §6 step 6)
     group_message  epoch tickets and regular group messages (spec §8.1)
+
+The sealkit-proto targets are seeded from real e3kit HTTP traffic, the captures/*.txt files of the
+shared specs (../shared/captures from the repository root; skipped when absent), plus hand-made
+inputs for what the captures lack:
+
+    jwt            the token of every `authorization: Virgil <jwt>` header
+    card           every card of a request or response body (RawSignedModel JSON), and the
+                   decoded content snapshot of each
+    request_body   one selector byte (crates/proto/src/fuzzing.rs) + the JSON body of every
+                   search, keyknox and brainkey request, as captured and compact; hand-made
+                   Pythia password and chat bodies
+    chat_frame     hand-made WebSocket frames, client and server
+
+Every proto corpus also gets the committed seeds of fuzz/seeds/<target>/ (replayed by
+crates/proto/tests/fuzz_regressions.rs).
 
 Standard library only. Deterministic: the same vectors give the same files.
 """
@@ -40,8 +55,25 @@ import seed_crypto as sc  # noqa: E402  (next to this file)
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_VECTORS = os.path.join(HERE, '..', 'crates', 'crypto', 'tests', 'data')
 DEFAULT_OUT = os.path.join(HERE, 'corpus')
+DEFAULT_CAPTURES = os.path.join(HERE, '..', '..', 'shared', 'captures')
+COMMITTED_SEEDS = os.path.join(HERE, 'seeds')
+PROTO_TARGETS = ['jwt', 'card', 'request_body', 'chat_frame']
 TARGETS = ['message_info', 'decrypt', 'key_der', 'key_text', 'signature', 'footer', 'ecies',
-           'group_message', 'pythia_g1', 'pythia_g2', 'pythia_gt', 'pythia_proof']
+           'group_message', 'pythia_g1', 'pythia_g2', 'pythia_gt', 'pythia_proof'] + PROTO_TARGETS
+
+# The first byte of a `request_body` input selects the type (crates/proto/src/fuzzing.rs).
+BODY_SEARCH, BODY_V1_PUSH, BODY_V2_PUSH, BODY_V2_PULL, BODY_V2_KEYS, BODY_V2_RESET = range(6)
+BODY_BRAINKEY, BODY_PASSWORD, BODY_NEW_CHANNEL, BODY_ADD_MEMBER, BODY_NEW_MESSAGE = range(6, 11)
+# Request (method, path) of the captures -> selector.
+CAPTURED_BODIES = {
+    ('POST', '/card/v5/actions/search'): BODY_SEARCH,
+    ('PUT', '/keyknox/v1'): BODY_V1_PUSH,
+    ('POST', '/keyknox/v2/push'): BODY_V2_PUSH,
+    ('POST', '/keyknox/v2/pull'): BODY_V2_PULL,
+    ('POST', '/keyknox/v2/keys'): BODY_V2_KEYS,
+    ('POST', '/keyknox/v2/reset'): BODY_V2_RESET,
+    ('POST', '/pythia/v1/brainkey'): BODY_BRAINKEY,
+}
 
 # OID content bytes (spec §1).
 OID_ED25519 = bytes.fromhex('2b6570')
@@ -434,12 +466,131 @@ def collect(vectors_dir):
     return seeds
 
 
+# ----------------------------------------------------------------------------- sealkit-proto
+
+def capture_exchanges(text):
+    """Yields (method, path, request headers, request body, response body) of a capture file:
+    blocks starting `--- #N METHOD PATH`, request lines `> name: value`, response lines `< ...`,
+    a body continuing over the following lines of the same prefix."""
+    method = path = None
+    headers, bodies, current = {}, {'>': [], '<': []}, None
+    for line in text.splitlines() + ['--- #0 END']:
+        if line.startswith('--- #'):
+            if method:
+                yield method, path, headers, '\n'.join(bodies['>']), '\n'.join(bodies['<'])
+            parts = line.split()
+            method, path = (parts[2], parts[3]) if len(parts) >= 4 else (None, None)
+            headers, bodies, current = {}, {'>': [], '<': []}, None
+        elif line[:2] in ('> ', '< '):
+            side, rest = line[0], line[2:]
+            if rest.startswith('body: '):
+                current = side
+                bodies[side].append(rest[len('body: '):])
+            elif current == side and rest.startswith(' '):
+                bodies[side].append(rest)
+            else:
+                current = None
+                name, _, value = rest.partition(': ')
+                if side == '>':
+                    headers[name.lower()] = value
+        else:
+            current = None
+
+
+def json_forms(body):
+    """The body as captured and as compact JSON (what the JS SDK sends), UTF-8."""
+    forms = [body.encode()]
+    try:
+        forms.append(json.dumps(json.loads(body), separators=(',', ':'), ensure_ascii=False).encode())
+    except ValueError:
+        pass
+    return forms
+
+
+def card_seeds(value):
+    """Every RawSignedModel in a parsed body (a card or a search result array), as compact JSON,
+    followed by its decoded content snapshot."""
+    cards = value if isinstance(value, list) else [value]
+    for card in cards:
+        if isinstance(card, dict) and 'content_snapshot' in card:
+            yield json.dumps(card, separators=(',', ':')).encode()
+            try:
+                yield base64.b64decode(card['content_snapshot'], validate=True)
+            except (ValueError, TypeError):
+                pass
+
+
+def collect_proto(captures_dir, seeds):
+    """Seeds of the sealkit-proto targets: captures (if present), hand-made inputs, committed seeds."""
+    files = sorted(os.listdir(captures_dir)) if os.path.isdir(captures_dir) else []
+    if not files:
+        print(f'seed.py: no captures in {os.path.relpath(captures_dir)}, proto seeds are hand-made only')
+    for name in files:
+        if not name.endswith('.txt'):
+            continue
+        with open(os.path.join(captures_dir, name), encoding='utf-8') as fh:
+            text = fh.read()
+        for method, path, headers, request, response in capture_exchanges(text):
+            auth = headers.get('authorization', '')
+            if auth.startswith('Virgil '):
+                seeds['jwt'].append(auth[len('Virgil '):].encode())
+            selector = CAPTURED_BODIES.get((method, path))
+            if selector is not None and request:
+                seeds['request_body'].extend(bytes([selector]) + b for b in json_forms(request))
+            for body in (request, response):
+                try:
+                    seeds['card'].extend(card_seeds(json.loads(body)))
+                except ValueError:
+                    pass
+
+    blinded = base64.b64encode(bytes([0x02]) + bytes(range(48))).decode()
+    hand_made = {
+        BODY_PASSWORD: [{'blinded_password': blinded, 'user_id': 'alice', 'version': 1,
+                         'include_proof': True},
+                        {'blinded_password': blinded, 'user_id': 'bob'}],
+        BODY_NEW_CHANNEL: [{'id': 'general', 'kind': 'group', 'members': ['bob', 'charles'],
+                            'open': True},
+                           {'id': 'dm:alice@x.org:bob', 'kind': 'direct', 'members': ['bob']}],
+        BODY_ADD_MEMBER: [{'identity': 'charles'}],
+        BODY_NEW_MESSAGE: [{'client_id': '0190f3a2-7c1e', 'ciphertext': 'MFEwDQYJYIZIAWUDBAIDBQAE',
+                            'member_version': 2}],
+    }
+    for selector, bodies in hand_made.items():
+        for body in bodies:
+            seeds['request_body'].append(bytes([selector]) + json.dumps(body, separators=(',', ':')).encode())
+
+    message = {'seq': 3, 'channel': 'general', 'sender': 'alice', 'client_id': 'c1',
+               'sent_at': 1795801646000, 'member_version': 2, 'ciphertext': 'AAEC'}
+    frames = [
+        {'type': 'subscribe', 'channel': 'general', 'after': 41},
+        {'type': 'unsubscribe', 'channel': 'dm:alice:bob'},
+        {'type': 'ping'},
+        {'type': 'subscribed', 'channel': 'general', 'last_seq': 41},
+        {'type': 'message', 'message': message},
+        {'type': 'members', 'channel': 'general', 'member_version': 3},
+        {'type': 'removed', 'channel': 'general'},
+        {'type': 'error', 'channel': 'general', 'code': 70002, 'message': 'not a member'},
+        {'type': 'error', 'channel': None, 'code': 40000, 'message': 'bad frame'},
+        {'type': 'pong'},
+    ]
+    seeds['chat_frame'].extend(json.dumps(f, separators=(',', ':')).encode() for f in frames)
+
+    for target in PROTO_TARGETS:
+        committed = os.path.join(COMMITTED_SEEDS, target)
+        for name in sorted(os.listdir(committed)) if os.path.isdir(committed) else []:
+            with open(os.path.join(committed, name), 'rb') as fh:
+                seeds[target].append(fh.read())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--vectors', default=DEFAULT_VECTORS, help='directory of JSON test vectors')
+    ap.add_argument('--captures', default=DEFAULT_CAPTURES,
+                    help='directory of e3kit HTTP captures (*.txt); skipped when absent')
     ap.add_argument('--out', default=DEFAULT_OUT, help='corpus root (one directory per target)')
     args = ap.parse_args()
     seeds = collect(args.vectors)
+    collect_proto(args.captures, seeds)
     for target in TARGETS:
         d = os.path.join(args.out, target)
         os.makedirs(d, exist_ok=True)

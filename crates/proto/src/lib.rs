@@ -42,6 +42,10 @@
 pub mod cards;
 pub mod chat;
 pub mod error;
+/// Entry points for `cargo fuzz`: each parses what a client sends the server and, when that
+/// succeeds, checks that serializing and parsing again gives the same value.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod jwt;
 pub mod keyknox;
 pub mod pythia;
