@@ -89,6 +89,8 @@ pub mod codes {
     /// 409: the membership change is not allowed (a direct channel has exactly two members,
     /// the last admin cannot leave, a channel is full).
     pub const MEMBERSHIP_RULE: u32 = 70008;
+    /// 429: the identity has as many live WebSockets open as the server allows.
+    pub const TOO_MANY_SOCKETS: u32 = 70009;
 }
 
 /// Most members a channel may have.

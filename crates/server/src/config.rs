@@ -32,6 +32,11 @@ pub struct Config {
     /// Messages a channel's live feed holds for a subscriber that has not sent them yet; one
     /// further behind (a slow client) re-reads them from the database instead.
     pub chat_feed_capacity: usize,
+    /// Live WebSockets one identity may hold open on one server process.
+    pub chat_sockets_per_identity: usize,
+    /// Seconds between re-verifications of a live WebSocket's token (a revoked API key closes
+    /// its sockets within this time).
+    pub chat_token_recheck_secs: u64,
     /// PEM certificate chain (leaf first) to serve HTTPS with; needs `tls_key`. Re-read on
     /// SIGHUP.
     pub tls_cert: Option<PathBuf>,
@@ -63,6 +68,8 @@ impl Default for Config {
             brainkey_per_second: 0.5,
             chat_message_limit: 64 << 10,
             chat_feed_capacity: 1024,
+            chat_sockets_per_identity: 32,
+            chat_token_recheck_secs: 30,
             tls_cert: None,
             tls_key: None,
             max_connections: 10_000,

@@ -163,6 +163,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
     let state = AppState {
+        chat_sockets: Arc::default(),
         chat,
         auth: Arc::new(service::auth::Authenticator::new(
             store.clone(),

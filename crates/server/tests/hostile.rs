@@ -36,6 +36,7 @@ const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 struct Running {
     addr: SocketAddr,
     harness: Harness,
+    store: Arc<dyn Store>,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -55,7 +56,7 @@ async fn start(backend: Backend, config: Config) -> Running {
                 .expect("PostgreSQL reachable at DATABASE_URL"),
         ),
     };
-    let harness = harness_on(config.clone(), store).await;
+    let harness = harness_on(config.clone(), store.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -69,6 +70,7 @@ async fn start(backend: Backend, config: Config) -> Running {
     Running {
         addr,
         harness,
+        store,
         stop: Some(stop),
         done,
         _dir: dir,
@@ -507,5 +509,125 @@ async fn cards_are_bounded_in_size_signatures_and_chain() {
             "{backend:?}"
         );
         assert_served_promptly(server.addr).await;
+    }
+}
+
+mod websocket {
+    use super::*;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+    async fn connect(
+        addr: SocketAddr,
+        jwt: &str,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("ws://{addr}/chat/v1/ws?token={jwt}");
+        tokio_tungstenite::connect_async(url)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    /// The close code the server ends with (pings skipped), within `limit`.
+    async fn closed_with(ws: &mut Ws, limit: Duration) -> Option<CloseCode> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, ws.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return None,
+            }
+        }
+    }
+
+    /// A 1 MiB frame used to be read into memory (axum's limit is 64 MiB); now 1009.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_frame_closes_with_1009() {
+        for backend in BACKENDS {
+            let server = start(backend, Config::default()).await;
+            let jwt = token(&server.harness.app, "alice");
+            let mut ws = connect(server.addr, &jwt).await.unwrap();
+            let _ = ws.send(Message::text("x".repeat(1 << 20))).await;
+            assert_eq!(
+                closed_with(&mut ws, Duration::from_secs(5)).await,
+                Some(CloseCode::Size),
+                "{backend:?}"
+            );
+            assert_served_promptly(server.addr).await;
+        }
+    }
+
+    /// One identity cannot open sockets without bound: over the cap the upgrade is a 429.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sockets_per_identity_are_capped() {
+        for backend in BACKENDS {
+            let mut config = Config::default();
+            config.chat_sockets_per_identity = 3;
+            let server = start(backend, config).await;
+            let jwt = token(&server.harness.app, "alice");
+            let mut open = Vec::new();
+            for _ in 0..3 {
+                open.push(connect(server.addr, &jwt).await.unwrap());
+            }
+            match connect(server.addr, &jwt).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), 429, "{backend:?}");
+                    let body: serde_json::Value =
+                        serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                            .unwrap();
+                    assert_eq!(body["code"], 70009, "{backend:?}");
+                }
+                other => panic!("{backend:?}: expected 429, got {:?}", other.map(|_| ())),
+            }
+            // Another identity is not affected, and a closed socket frees its slot.
+            let bob = token(&server.harness.app, "bob");
+            assert!(connect(server.addr, &bob).await.is_ok());
+            let mut first = open.remove(0);
+            first.close(None).await.unwrap();
+            while first.next().await.is_some() {}
+            let mut reconnected = false;
+            for _ in 0..50 {
+                if connect(server.addr, &jwt).await.is_ok() {
+                    reconnected = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                reconnected,
+                "{backend:?}: a closed socket's slot was not freed"
+            );
+        }
+    }
+
+    /// Revoking the API key that signed a socket's token closes the socket (1008) within the
+    /// re-check interval, although the token has not expired.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_key_closes_its_sockets() {
+        for backend in BACKENDS {
+            let mut config = Config::default();
+            config.chat_token_recheck_secs = 1;
+            let server = start(backend, config).await;
+            let jwt = token(&server.harness.app, "alice");
+            let mut ws = connect(server.addr, &jwt).await.unwrap();
+            assert_eq!(
+                closed_with(&mut ws, Duration::from_millis(1500)).await,
+                None
+            );
+            server
+                .store
+                .revoke_app_key(&server.harness.app.api_key_id, sealkit_server::now())
+                .await
+                .unwrap();
+            assert_eq!(
+                closed_with(&mut ws, Duration::from_secs(5)).await,
+                Some(CloseCode::Policy),
+                "{backend:?}"
+            );
+        }
     }
 }

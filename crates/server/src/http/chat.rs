@@ -27,6 +27,53 @@ pub const MAX_SUBSCRIPTIONS: usize = 1024;
 /// Frames queued for a slow WebSocket before its subscriptions wait (and, if the broadcast
 /// runs ahead of them, catch up from the store).
 const OUT_QUEUE: usize = 256;
+/// Largest frame or message a client may send (its frames are small JSON objects); a larger
+/// one closes the socket with 1009 instead of being buffered (axum's default is 64 MiB).
+pub const MAX_CLIENT_FRAME: usize = 64 << 10;
+/// How long one write may take before the client counts as gone: a client that stops reading
+/// must not keep its socket (and its subscriptions) past its token's expiry.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Live WebSockets per (application, identity) on this process.
+#[derive(Debug, Default)]
+pub struct SocketCounter {
+    open: std::sync::Mutex<HashMap<(String, String), usize>>,
+}
+
+impl SocketCounter {
+    /// Takes a slot for `caller` when fewer than `limit` are taken; the slot frees on drop.
+    fn acquire(self: &std::sync::Arc<Self>, caller: &Caller, limit: usize) -> Option<SocketSlot> {
+        let key = (caller.app_id.clone(), caller.identity.clone());
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key.clone()).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(SocketSlot {
+            counter: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One live socket's place in its identity's count.
+struct SocketSlot {
+    counter: std::sync::Arc<SocketCounter>,
+    key: (String, String),
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.counter.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// The chat routes. `body_limit` is the global request limit; the post route allows at least
 /// what a message of `message_limit` bytes needs once base64-encoded in JSON.
@@ -158,31 +205,108 @@ async fn websocket(
         .map_err(|e| ServiceError::InvalidToken(e.to_string()))?
         .claims()
         .exp;
-    let valid_for = (exp + state.config.jwt_leeway_secs - now).max(0);
+    let valid_for = exp
+        .saturating_add(state.config.jwt_leeway_secs)
+        .saturating_sub(now)
+        .clamp(0, 365 * 24 * 3600);
     let expires = tokio::time::Instant::now() + Duration::from_secs(valid_for as u64);
-    let hub = state.chat.clone();
-    Ok(upgrade.on_upgrade(move |socket| connection(socket, hub, caller, expires)))
+    let slot = state
+        .chat_sockets
+        .acquire(&caller, state.config.chat_sockets_per_identity)
+        .ok_or(ApiError::TooManySockets {
+            limit: state.config.chat_sockets_per_identity,
+        })?;
+    let live = Live {
+        hub: state.chat.clone(),
+        auth: state.auth.clone(),
+        token: token.to_owned(),
+        caller,
+        expires,
+        recheck_every: Duration::from_secs(state.config.chat_token_recheck_secs.max(1)),
+        _slot: slot,
+    };
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| connection(socket, live)))
+}
+
+/// What a live socket needs besides the socket.
+struct Live {
+    hub: std::sync::Arc<chat::ChatHub<Utf8Bytes>>,
+    auth: std::sync::Arc<crate::service::auth::Authenticator>,
+    token: String,
+    caller: Caller,
+    expires: tokio::time::Instant,
+    /// How often the token is verified again, skipping the cache, so a revoked API key closes
+    /// its sockets within this time.
+    recheck_every: Duration,
+    _slot: SocketSlot,
+}
+
+/// Sends one frame within [`WRITE_TIMEOUT`]. False when the client is gone or too slow.
+async fn send_bounded(socket: &mut WebSocket, message: WsMessage) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Closes with `code` and `reason` (bounded in time like every write).
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = send_bounded(socket, WsMessage::Close(Some(frame))).await;
+}
+
+/// Whether a read failed because the client sent more than [`MAX_CLIENT_FRAME`].
+fn too_big(error: axum::Error) -> bool {
+    matches!(
+        error
+            .into_inner()
+            .downcast::<tungstenite::Error>()
+            .map(|e| *e),
+        Ok(tungstenite::Error::Capacity(_))
+    )
 }
 
 /// One WebSocket: reads client frames, runs one task per subscribed channel, and writes what
 /// they queue. Ends when the client closes or the socket fails; the subscriptions end with it.
-async fn connection(
-    mut socket: WebSocket,
-    hub: std::sync::Arc<chat::ChatHub<Utf8Bytes>>,
-    caller: Caller,
-    expires: tokio::time::Instant,
-) {
+async fn connection(mut socket: WebSocket, live: Live) {
+    let Live {
+        hub,
+        auth,
+        token,
+        caller,
+        expires,
+        recheck_every,
+        _slot,
+    } = live;
     let (out_tx, mut out_rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
     let mut tasks = JoinSet::new();
     let mut subscriptions: HashMap<String, AbortHandle> = HashMap::new();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.reset();
+    let mut recheck = tokio::time::interval(recheck_every);
+    recheck.reset();
     let expiry = tokio::time::sleep_until(expires);
     tokio::pin!(expiry);
     loop {
         tokio::select! {
             incoming = socket.recv() => {
-                let Some(Ok(incoming)) = incoming else { break };
+                let incoming = match incoming {
+                    Some(Ok(incoming)) => incoming,
+                    Some(Err(e)) => {
+                        if too_big(e) {
+                            // 1009: message too big.
+                            close(&mut socket, 1009, "frame too large").await;
+                        }
+                        break;
+                    }
+                    None => break,
+                };
                 let reply = match incoming {
                     WsMessage::Text(text) => handle_frame(
                         text.as_str(),
@@ -205,13 +329,13 @@ async fn connection(
                     WsMessage::Ping(_) | WsMessage::Pong(_) => None,
                 };
                 if let Some(reply) = reply {
-                    if socket.send(WsMessage::Text(reply)).await.is_err() {
+                    if !send_bounded(&mut socket, WsMessage::Text(reply)).await {
                         break;
                     }
                 }
             }
             Some(frame) = out_rx.recv() => {
-                if socket.send(WsMessage::Text(frame)).await.is_err() {
+                if !send_bounded(&mut socket, WsMessage::Text(frame)).await {
                     break;
                 }
             }
@@ -220,15 +344,21 @@ async fn connection(
             }
             () = &mut expiry => {
                 // Policy violation (1008): the client reconnects with a fresh token.
-                let close = CloseFrame {
-                    code: 1008,
-                    reason: Utf8Bytes::from_static("token expired"),
-                };
-                let _ = socket.send(WsMessage::Close(Some(close))).await;
+                close(&mut socket, 1008, "token expired").await;
                 break;
             }
+            _ = recheck.tick() => {
+                // A storage failure is not a verdict on the token: the socket stays.
+                match auth.recheck(&token, crate::now()).await {
+                    Ok(_) | Err(ServiceError::Internal) => {}
+                    Err(_) => {
+                        close(&mut socket, 1008, "token no longer valid").await;
+                        break;
+                    }
+                }
+            }
             _ = ping.tick() => {
-                if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+                if !send_bounded(&mut socket, WsMessage::Ping(Default::default())).await {
                     break;
                 }
             }

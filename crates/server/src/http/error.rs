@@ -34,6 +34,12 @@ pub enum ApiError {
     /// Wrong method for the route.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Chat: the identity already holds as many WebSockets as the server allows.
+    #[error("at most {limit} live connections per identity")]
+    TooManySockets {
+        /// The limit.
+        limit: usize,
+    },
     /// The request (its body included) took longer than the server allows.
     #[error("the request took too long")]
     RequestTimeout,
@@ -51,6 +57,7 @@ impl ApiError {
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41300),
             Self::NoRoute => (StatusCode::NOT_FOUND, 40400),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 40500),
+            Self::TooManySockets { .. } => (StatusCode::TOO_MANY_REQUESTS, chat::TOO_MANY_SOCKETS),
             Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, 40800),
             Self::Service(e) => service_status_and_code(e),
         }

@@ -53,6 +53,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Pythia brainkey.
     pub brainkey: Arc<crate::service::pythia::Brainkey>,
+    /// Live chat WebSockets per identity on this process.
+    pub chat_sockets: Arc<chat::SocketCounter>,
     /// Chat fan-out to this process's WebSocket subscribers.
     pub chat: Arc<crate::service::chat::ChatHub<axum::extract::ws::Utf8Bytes>>,
 }

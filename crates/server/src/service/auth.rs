@@ -89,6 +89,16 @@ impl Authenticator {
         Ok(caller)
     }
 
+    /// Verifies a token again without the cache, so a key revoked since it was last checked
+    /// is noticed now (long-lived connections call this periodically).
+    pub async fn recheck(&self, token: &str, now: i64) -> Result<Caller, ServiceError> {
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&digest);
+        }
+        self.verify(token, now).await
+    }
+
     fn cached(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
         let mut cache = self.cache.lock().ok()?;
         match cache.get(digest) {
