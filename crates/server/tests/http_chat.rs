@@ -1065,7 +1065,10 @@ async fn chat_message_limit_is_independent_of_the_body_limit() {
 /// One channel, many sockets: every subscriber gets every message once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_to_many_sockets() {
-    let h = harness().await;
+    let mut config = Config::default();
+    // Far more sockets per identity than the default allows, on purpose.
+    config.chat_sockets_per_identity = 200;
+    let h = harness_with(config).await;
     let u = users(&h);
     let addr = listen(h.router.clone()).await;
     let (s, b) = create(
