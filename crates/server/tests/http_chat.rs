@@ -1068,7 +1068,7 @@ async fn fan_out_to_many_sockets() {
     let mut config = Config::default();
     // Far more sockets per identity than the default allows, on purpose.
     config.chat_sockets_per_identity = 200;
-    let h = harness_with(config).await;
+    let h = common::harness_with(config).await;
     let u = users(&h);
     let addr = listen(h.router.clone()).await;
     let (s, b) = create(
