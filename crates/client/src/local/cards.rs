@@ -58,7 +58,14 @@ impl LocalStore {
     /// Stores every card as [`LocalStore::put_card`] does, in one transaction: a find of 50
     /// users is one commit (one fsync), not 50. Returns the previously cached card ids, in order.
     pub(crate) async fn put_cards(&self, cards: &[&Card], now: i64) -> Result<Vec<Option<String>>> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
+        // IMMEDIATE: the transaction reads, then writes. A deferred one would take its snapshot
+        // at the read and then fail at once with SQLITE_BUSY, without waiting, if another
+        // connection wrote in between.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.failed(e))?;
         let mut before_ids = Vec::with_capacity(cards.len());
         for card in cards {
             let chain = serde_json::to_string(&card.raw_chain())
@@ -152,6 +159,29 @@ mod tests {
         assert_eq!((&got["bob"], &got["carol"]), (&b2, &c1));
         alice.clear().await.unwrap();
         assert!(alice.cached_identities().await.unwrap().is_empty());
+    }
+
+    /// Concurrent finds of the same user (e.g. a chat stream checking a sender while the app
+    /// looks the sender up) each read the cached id, then write: neither may fail with
+    /// "database is locked" (SQLITE_BUSY, found by `examples/soak.rs`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_puts_of_one_card_do_not_fail() {
+        let (_dir, alice, _zoe) = super::super::tests::alice_and_zoe().await;
+        let b1 = card("bob", 1, None);
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (alice, b1) = (alice.clone(), b1.clone());
+                tokio::spawn(async move {
+                    for now in 0..50 {
+                        alice.put_card(&b1, now).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert_eq!(alice.cards(&["bob"]).await.unwrap()["bob"], b1);
     }
 
     #[tokio::test]
