@@ -123,6 +123,8 @@ pub struct ChatStream {
     queue: VecDeque<Item>,
     /// Consecutive failed connection attempts.
     failures: u32,
+    /// No connection attempt before this (the growing pause after failures).
+    retry_at: Option<Instant>,
     /// Ask the token provider for a new token at the next connection.
     fresh_token: bool,
     /// The last `next` failed to check the message at the head of the queue.
@@ -150,6 +152,7 @@ impl ChatStream {
             subs: BTreeMap::new(),
             queue: VecDeque::new(),
             failures: 0,
+            retry_at: None,
             fresh_token: false,
             retrying: false,
             ping_every: PING_EVERY,
@@ -398,14 +401,18 @@ impl ChatStream {
     /// One attempt to connect again, after a pause that grows with the failures; on success
     /// subscribes to every channel again from its last `seq`.
     async fn reconnect(&mut self) {
-        if self.failures > 0 {
-            let exp = self.failures.saturating_sub(1).min(5);
-            let pause = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
-            tokio::time::sleep(pause).await;
+        // A deadline kept in the stream rather than a fresh sleep: a caller that abandons `next`
+        // more often than the pause (a `select!` with a short timer) would otherwise restart
+        // the pause every time and never connect again.
+        if let Some(retry_at) = self.retry_at {
+            tokio::time::sleep_until(retry_at).await;
         }
         // Reset by the first frame received: a server that accepts and then drops connections
         // is retried with the same growing pauses as one that refuses them.
         self.failures = self.failures.saturating_add(1);
+        let exp = self.failures.saturating_sub(1).min(5);
+        let pause = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
+        self.retry_at = Some(Instant::now() + pause);
         match self.open_socket().await {
             Ok(mut socket) => {
                 // The connection becomes the stream's only once every subscription is sent,
@@ -503,6 +510,7 @@ impl ChatStream {
             conn.last_heard = Instant::now();
         }
         self.failures = 0;
+        self.retry_at = None;
         match frame {
             Frame::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
                 Ok(frame) => Some(frame),
@@ -594,6 +602,7 @@ impl ChatStream {
             subs: BTreeMap::new(),
             queue: VecDeque::new(),
             failures: 0,
+            retry_at: None,
             fresh_token: false,
             retrying: false,
             ping_every: PING_EVERY,
@@ -763,6 +772,55 @@ mod tests {
         // The subscription resumed from the same position.
         let subscribe = r#"{"type":"subscribe","channel":"a","after":7}"#;
         assert_eq!(frames, [subscribe, subscribe]);
+    }
+
+    /// A caller that abandons `next` every 300 ms (a `select!` with a short timer) while the
+    /// server is down long enough for the pause to grow past that: once the server is back the
+    /// stream must connect (it restarted the pause at each call and never did, found by
+    /// `examples/soak.rs`).
+    #[tokio::test]
+    async fn reconnects_although_next_is_abandoned_more_often_than_the_pause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let generator =
+            JwtGenerator::new("app", "kid", PrivateKey::ed25519_from_seed(&[7; 32]), 3600);
+        let provider =
+            move || std::future::ready(generator.generate("alice", 1000).map(|j| j.to_string()));
+        let options = EThreeOptions::new(format!("http://127.0.0.1:{port}"), dir.path());
+        let ethree = EThree::initialize(provider, options).await.unwrap();
+        let mut stream = ChatStream::offline(ethree.chat());
+        let patience = Duration::from_millis(300);
+        // Nothing listens: the attempts are refused and the pause grows to 2 s.
+        for _ in 0..15 {
+            let _ = tokio::time::timeout(patience, stream.next()).await;
+        }
+        assert!(stream.failures >= 4, "{}", stream.failures);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            while socket.next().await.is_some() {}
+        });
+        let mut reconnected = false;
+        for _ in 0..20 {
+            if let Ok(Some(Ok(event))) = tokio::time::timeout(patience, stream.next()).await {
+                assert_eq!(event, ChatEvent::Reconnected);
+                reconnected = true;
+                break;
+            }
+        }
+        assert!(
+            reconnected,
+            "not connected within 6 s of the server's return"
+        );
+        stream.close().await;
+        server.await.unwrap();
     }
 
     fn message(channel: &str, seq: i64) -> ServerFrame {
