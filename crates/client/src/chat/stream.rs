@@ -127,8 +127,9 @@ pub struct ChatStream {
     retry_at: Option<Instant>,
     /// Ask the token provider for a new token at the next connection.
     fresh_token: bool,
-    /// The last `next` failed to check the message at the head of the queue.
-    retrying: bool,
+    /// The last `next` failed to check the message at the head of the queue: the next check
+    /// waits until then.
+    retry_open_at: Option<Instant>,
     /// [`PING_EVERY`] and [`DEAD_AFTER`] (shorter in tests).
     ping_every: Duration,
     dead_after: Duration,
@@ -154,7 +155,7 @@ impl ChatStream {
             failures: 0,
             retry_at: None,
             fresh_token: false,
-            retrying: false,
+            retry_open_at: None,
             ping_every: PING_EVERY,
             dead_after: DEAD_AFTER,
         };
@@ -342,18 +343,19 @@ impl ChatStream {
         loop {
             match self.queue.front() {
                 Some(Item::Message(message)) => {
-                    if self.retrying {
-                        tokio::time::sleep(RETRY_PAUSE).await;
+                    // A deadline, not a fresh sleep (see `reconnect`).
+                    if let Some(at) = self.retry_open_at {
+                        tokio::time::sleep_until(at).await;
                     }
                     let message = message.clone();
                     match self.chat.open(message).await {
                         Ok(received) => {
-                            self.retrying = false;
+                            self.retry_open_at = None;
                             self.queue.pop_front();
                             return Some(Ok(ChatEvent::Message(received)));
                         }
                         Err(e) => {
-                            self.retrying = true;
+                            self.retry_open_at = Some(Instant::now() + RETRY_PAUSE);
                             return Some(Err(e));
                         }
                     }
@@ -403,7 +405,7 @@ impl ChatStream {
     async fn reconnect(&mut self) {
         // A deadline kept in the stream rather than a fresh sleep: a caller that abandons `next`
         // more often than the pause (a `select!` with a short timer) would otherwise restart
-        // the pause every time and never connect again.
+        // the pause every time and never connect again (the same for `retry_open_at`).
         if let Some(retry_at) = self.retry_at {
             tokio::time::sleep_until(retry_at).await;
         }
@@ -604,7 +606,7 @@ impl ChatStream {
             failures: 0,
             retry_at: None,
             fresh_token: false,
-            retrying: false,
+            retry_open_at: None,
             ping_every: PING_EVERY,
             dead_after: DEAD_AFTER,
         }
@@ -847,6 +849,32 @@ mod tests {
                 Item::Error(e) => format!("error: {e}"),
             })
             .collect()
+    }
+
+    /// A message that cannot be checked yet (here: no private key) is checked again every
+    /// `RETRY_PAUSE`, also when the caller abandons `next` sooner than that (found by
+    /// `examples/soak.rs`: the pause restarted at each call and the stream stood still).
+    #[tokio::test]
+    async fn retries_a_message_although_next_is_abandoned_more_often_than_the_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = offline_stream(dir.path()).await;
+        stream.subs.insert("a".into(), 0);
+        stream.handle(message("a", 1));
+        assert!(matches!(
+            stream.next().await,
+            Some(Err(Error::MissingPrivateKey))
+        ));
+        let mut checks = 0;
+        for _ in 0..10 {
+            let patience = RETRY_PAUSE / 2;
+            if let Ok(outcome) = tokio::time::timeout(patience, stream.next()).await {
+                assert!(matches!(outcome, Some(Err(Error::MissingPrivateKey))));
+                checks += 1;
+            }
+        }
+        // 10 calls of RETRY_PAUSE / 2: about 4 more checks.
+        assert!(checks >= 2, "{checks}");
+        assert_eq!(queued(&stream), ["a#1"]);
     }
 
     #[tokio::test]
