@@ -316,6 +316,12 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 async fn device(
     url: &str,
     backend: &JwtGenerator,
@@ -342,6 +348,8 @@ struct Acknowledged {
     backup: Option<(String, String, Card)>,
     /// An operation was still failing when the run ended: its outcome is unknown.
     unfinished: bool,
+    /// Each acknowledged rotation: when it started and ended (Unix ms) and the new card.
+    rotations: Vec<String>,
 }
 
 struct User {
@@ -407,11 +415,18 @@ async fn work(user: &User, card: Card, context: &Context) -> Acknowledged {
                 .await?;
             }
             if step % 25 == 0 {
+                let started_ms = unix_ms();
                 let card = retry(report, "rotate_card", give_up, || async {
                     user.ethree.cleanup().await?;
                     user.ethree.rotate_private_key().await
                 })
                 .await?;
+                acked.rotations.push(format!(
+                    "{started_ms}..{} ms: card {} created at {} s",
+                    unix_ms(),
+                    card.id(),
+                    card.created_at_secs()
+                ));
                 acked.card = Some(card);
             }
             if step % 15 == 0 {
@@ -489,8 +504,17 @@ async fn restore(
 
 // ------------------------------------------------------------------------------------ subscribers
 
-/// What one subscriber received: (seq, sender, client id, status, text, when).
-type Received = Vec<(i64, String, String, Verification, Option<String>, Instant)>;
+/// One message as a subscriber received it.
+struct Delivered {
+    seq: i64,
+    sender: String,
+    client_id: String,
+    /// Server time, Unix milliseconds.
+    sent_at: i64,
+    status: Verification,
+    text: Option<String>,
+    at: Instant,
+}
 
 /// Reads the stream until it has handed out `target` (once set) or `give_up` passes.
 async fn listen(
@@ -499,40 +523,39 @@ async fn listen(
     give_up: Instant,
     identity: String,
     report: Arc<Report>,
-) -> (Received, u64, u64) {
-    let mut received = Received::new();
+) -> (Vec<Delivered>, u64, BTreeMap<String, u64>) {
+    let mut received: Vec<Delivered> = Vec::new();
     let mut reconnects = 0;
-    let mut errors = 0;
+    let mut errors = BTreeMap::new();
     loop {
         let goal = target.load(Ordering::SeqCst);
-        if goal > 0 && received.last().map_or(0, |r| r.0) >= goal {
+        if goal > 0 && received.last().map_or(0, |r| r.seq) >= goal {
             break;
         }
         if Instant::now() >= give_up {
             report.fail(format!(
                 "{identity}: subscriber stuck at seq {:?}, stored up to {goal}",
-                received.last().map(|r| r.0)
+                received.last().map(|r| r.seq)
             ));
             break;
         }
         match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
             Err(_) => {}
             Ok(Some(Ok(ChatEvent::Message(m)))) => {
-                let text = m.text().map(str::to_owned);
-                let message = m.message;
-                received.push((
-                    message.seq,
-                    message.sender,
-                    message.client_id,
-                    m.status,
-                    text,
-                    Instant::now(),
-                ));
+                received.push(Delivered {
+                    text: m.text().map(str::to_owned),
+                    seq: m.message.seq,
+                    sender: m.message.sender,
+                    client_id: m.message.client_id,
+                    sent_at: m.message.sent_at,
+                    status: m.status,
+                    at: Instant::now(),
+                });
             }
             Ok(Some(Ok(ChatEvent::Reconnected))) => reconnects += 1,
             Ok(Some(Ok(_))) => {}
             // E.g. the user's own key is being replaced: the stream retries the message.
-            Ok(Some(Err(_))) => errors += 1,
+            Ok(Some(Err(e))) => *errors.entry(error_kind(&e)).or_default() += 1,
             Ok(None) => {
                 report.fail(format!("{identity}: the chat stream ended"));
                 break;
@@ -541,6 +564,13 @@ async fn listen(
     }
     stream.close().await;
     (received, reconnects, errors)
+}
+
+/// What went wrong with a stream, without the details (counted by kind).
+fn error_kind(e: &Error) -> String {
+    let text = e.to_string();
+    let cut = text.char_indices().nth(60).map_or(text.len(), |(i, _)| i);
+    text[..cut].to_owned()
 }
 
 /// Every stored message of the channel (seq, sender, client id), read over plain HTTP.
@@ -815,17 +845,29 @@ async fn run(
     }
 
     let mut delivery = Vec::new();
-    let (mut verified, mut not_for_me, mut reconnects, mut stream_errors) =
-        (0u64, 0u64, 0u64, 0u64);
+    let mut stream_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut verified, mut not_for_me, mut reconnects) = (0u64, 0u64, 0u64);
     let (mut lost, mut duplicated) = (0usize, 0usize);
     let times = lock(&context.send_times).clone();
+    let mut suspects = std::collections::BTreeSet::new();
     for (listener, identity) in listeners.into_iter().zip(everyone.iter()) {
         let (received, reconnected, errors) = listener.await?;
         reconnects += reconnected;
-        stream_errors += errors;
+        for (kind, n) in errors {
+            *stream_errors.entry(kind).or_default() += n;
+        }
         let mut seen = std::collections::HashSet::new();
         let mut previous = 0;
-        for (seq, sender, client_id, status, text, at) in &received {
+        for Delivered {
+            seq,
+            sender,
+            client_id,
+            sent_at,
+            status,
+            text,
+            at,
+        } in &received
+        {
             if !seen.insert(*seq) {
                 duplicated += 1;
                 report.fail(format!("{identity} received seq {seq} twice"));
@@ -849,7 +891,12 @@ async fn run(
                 }
                 // Encrypted for a key this user had just replaced (the sender's card cache).
                 Verification::NotForMe => not_for_me += 1,
-                other => report.fail(format!("{identity}: seq {seq} from {sender} is {other:?}")),
+                other => {
+                    suspects.insert(sender.clone());
+                    report.fail(format!(
+                        "{identity}: seq {seq} from {sender}, sent at {sent_at} ms, is {other:?}"
+                    ))
+                }
             }
             if let Some(sent) = times.get(seq) {
                 delivery.push(at.duration_since(*sent));
@@ -873,6 +920,18 @@ async fn run(
         checker.find_users(&names)
     })
     .await?;
+    for suspect in &suspects {
+        eprintln!("{suspect}'s card chain now (newest first):");
+        for card in cards.get(suspect).into_iter().flat_map(Card::chain) {
+            eprintln!("  {} created at {} s", card.id(), card.created_at_secs());
+        }
+        if let Some(index) = everyone.iter().position(|i| i == suspect) {
+            eprintln!("{suspect}'s acknowledged rotations:");
+            for line in &acknowledged[index].rotations {
+                eprintln!("  {line}");
+            }
+        }
+    }
     let (mut cards_checked, mut backups_checked, mut unfinished) = (0, 0, 0);
     let final_users: Vec<(&User, &Acknowledged)> = users
         .iter()
@@ -947,7 +1006,7 @@ async fn run(
         stored.len(), stored.len().saturating_sub(acked_sent)
     );
     println!(
-        "chat deliveries: {} subscribers x {} stored = {} expected; received {} ({verified} verified, {not_for_me} not-for-me), lost {lost}, duplicated {duplicated}; stream reconnections {reconnects}, stream errors {stream_errors}",
+        "chat deliveries: {} subscribers x {} stored = {} expected; received {} ({verified} verified, {not_for_me} not-for-me), lost {lost}, duplicated {duplicated}; stream reconnections {reconnects}, stream errors {stream_errors:?}",
         everyone.len(), stored.len(), everyone.len() * stored.len(), verified + not_for_me
     );
     println!(
