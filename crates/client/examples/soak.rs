@@ -21,13 +21,16 @@
 //! ```text
 //! cargo build -p sealkit-cli
 //! cargo run -p sealkit --example soak -- [--seconds 600] [--users 8] [--kill-every SECS]
-//!     [--pause-ms 100] [--bin target/debug/sealkit] [--database-url postgres://...]
+//!     [--down-ms 2000] [--pause-ms 100] [--bin target/debug/sealkit] [--database-url postgres://...]
 //! ```
 //!
-//! `--kill-every` defaults to 60 s, or 20 s for runs shorter than 5 minutes. The database URL
-//! (also `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`) names a server on
-//! which a fresh database is created with `psql` (and dropped at the end). All traffic goes to
-//! 127.0.0.1.
+//! `--kill-every` defaults to 60 s, or 20 s for runs shorter than 5 minutes; a killed replica
+//! stays down `--down-ms` before it is started again; each user pauses `--pause-ms` between
+//! steps. The database URL
+//! (else `SEALKIT_TEST_PG` as for the end-to-end tests, else `DATABASE_URL`, else
+//! `postgres://postgres@127.0.0.1:5432/test`) names a server on which a fresh database is
+//! created with `psql` (and dropped at the end). The binary defaults to `$SEALKIT_BIN`, else the
+//! `sealkit` built with this example. All traffic goes to 127.0.0.1.
 
 use sealkit::chat::{ChannelKind, ChatEvent, ChatStream, Verification};
 use sealkit::{Card, Chat, EThree, EThreeOptions, Error};
@@ -56,6 +59,8 @@ struct Options {
     seconds: u64,
     users: usize,
     kill_every: Duration,
+    /// How long a killed replica stays down before it is started again.
+    down: Duration,
     pause: Duration,
     bin: PathBuf,
     database_url: String,
@@ -67,9 +72,11 @@ impl Options {
         let mut seconds = 600;
         let mut users = 8;
         let mut kill_every = None;
+        let mut down_ms = 2000;
         let mut pause_ms = 100;
         let mut bin = None;
-        let mut database_url = std::env::var("DATABASE_URL")
+        let mut database_url = std::env::var("SEALKIT_TEST_PG")
+            .or_else(|_| std::env::var("DATABASE_URL"))
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -77,6 +84,7 @@ impl Options {
                 "--seconds" => seconds = value()?.parse()?,
                 "--users" => users = value()?.parse()?,
                 "--kill-every" => kill_every = Some(value()?.parse()?),
+                "--down-ms" => down_ms = value()?.parse()?,
                 "--pause-ms" => pause_ms = value()?.parse()?,
                 "--bin" => bin = Some(PathBuf::from(value()?)),
                 "--database-url" => database_url = value()?,
@@ -103,6 +111,7 @@ impl Options {
                 60
             })),
             pause: Duration::from_millis(pause_ms),
+            down: Duration::from_millis(down_ms),
             bin,
             database_url,
         })
@@ -739,12 +748,14 @@ async fn run(
         )));
     }
     println!(
-        "soak: {} users on 2 replicas ({} and {}), {} s, one replica killed -9 every {} s",
+        "soak: {} users on 2 replicas ({} and {}), {} s, one replica killed -9 every {} s and \
+         started again {:.1} s later",
         options.users,
         urls[0],
         urls[1],
         options.seconds,
-        options.kill_every.as_secs()
+        options.kill_every.as_secs(),
+        options.down.as_secs_f64()
     );
 
     // The killer: alternately kills one replica and starts it again on the same port.
@@ -753,7 +764,7 @@ async fn run(
         let stop = stop.clone();
         let report = report.clone();
         let http = http.clone();
-        let kill_every = options.kill_every;
+        let (kill_every, down) = (options.kill_every, options.down);
         tokio::spawn(async move {
             let mut downtimes = Vec::new();
             let mut next = 0;
@@ -769,6 +780,9 @@ async fn run(
                 let killed = Instant::now();
                 replica.kill9();
                 report.kills.fetch_add(1, Ordering::SeqCst);
+                // Like a supervisor that restarts a crashed process after a moment: the
+                // replica's clients see refused connections meanwhile.
+                tokio::time::sleep(down).await;
                 if let Err(e) = replica.start(&http).await {
                     report.fail(format!("restarting a replica: {e}"));
                     break;
