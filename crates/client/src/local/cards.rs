@@ -58,12 +58,13 @@ impl LocalStore {
     /// Stores every card as [`LocalStore::put_card`] does, in one transaction: a find of 50
     /// users is one commit (one fsync), not 50. Returns the previously cached card ids, in order.
     pub(crate) async fn put_cards(&self, cards: &[&Card], now: i64) -> Result<Vec<Option<String>>> {
-        // IMMEDIATE: the transaction reads, then writes. A deferred one would take its snapshot
-        // at the read and then fail at once with SQLITE_BUSY, without waiting, if another
-        // connection wrote in between.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
+        // Take the write lock first (waiting for it, with the busy timeout): a transaction that
+        // reads first and then writes fails at once with SQLITE_BUSY, without waiting, when
+        // another connection wrote in between. (`BEGIN IMMEDIATE` through sqlx's `begin_with`
+        // fails on a connection whose earlier `begin` was cancelled half-way.)
+        sqlx::query("UPDATE cards SET cached_at = cached_at WHERE 0")
+            .execute(&mut *tx)
             .await
             .map_err(|e| self.failed(e))?;
         let mut before_ids = Vec::with_capacity(cards.len());
