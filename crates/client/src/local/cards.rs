@@ -61,8 +61,9 @@ impl LocalStore {
         let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
         // Take the write lock first (waiting for it, with the busy timeout): a transaction that
         // reads first and then writes fails at once with SQLITE_BUSY, without waiting, when
-        // another connection wrote in between. (`BEGIN IMMEDIATE` through sqlx's `begin_with`
-        // fails on a connection whose earlier `begin` was cancelled half-way.)
+        // another connection wrote in between. (Not `BEGIN IMMEDIATE` through sqlx 0.8's
+        // `begin_with`: cancelled after its BEGIN, it leaves the pooled connection inside the
+        // transaction, where `begin` rolls a cancelled BEGIN back.)
         sqlx::query("UPDATE cards SET cached_at = cached_at WHERE 0")
             .execute(&mut *tx)
             .await
