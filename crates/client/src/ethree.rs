@@ -14,6 +14,7 @@ use rand_core::OsRng;
 use sealkit_crypto::{Crypto, KeyIdScheme, KeyType, PrivateKey, PublicKey};
 use sealkit_proto::{CardContent, RawSignedModel};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -69,6 +70,9 @@ pub(crate) struct Inner {
     key_changed: Option<KeyChangedCallback>,
     /// The private key once loaded (e3kit's `cachedPrivateKey`).
     private_key: Mutex<Option<Arc<PrivateKey>>>,
+    /// Counts the cache clearings of key deletions, so that a load that read the key file before
+    /// a deletion removed it does not put the deleted key back into the cache.
+    key_deletions: AtomicU64,
     /// Serializes register / rotate / unregister / cleanup (e3kit refuses overlapping calls;
     /// here they wait for each other).
     pub(crate) ops: tokio::sync::Mutex<()>,
@@ -166,6 +170,7 @@ impl EThree {
                 key_type: options.new_key_type(),
                 key_changed: options.key_changed().cloned(),
                 private_key: Mutex::new(None),
+                key_deletions: AtomicU64::new(0),
                 ops: tokio::sync::Mutex::new(()),
             }),
         })
@@ -329,14 +334,22 @@ impl EThree {
     }
 
     pub(crate) async fn load_private_key(&self) -> Result<Option<Arc<PrivateKey>>> {
-        if let Some(key) = self.cached_key().as_ref() {
-            return Ok(Some(key.clone()));
-        }
+        let deletions = {
+            let cached = self.cached_key();
+            if let Some(key) = cached.as_ref() {
+                return Ok(Some(key.clone()));
+            }
+            self.inner.key_deletions.load(Ordering::SeqCst)
+        };
         let keys = self.inner.keys.clone();
         let identity = self.inner.identity.clone();
         let loaded = blocking(move || keys.load(&identity)).await?.map(Arc::new);
         if let Some(key) = &loaded {
-            *self.cached_key() = Some(key.clone());
+            let mut cached = self.cached_key();
+            // Cached only if no deletion ran meanwhile (the caller still gets what it read).
+            if self.inner.key_deletions.load(Ordering::SeqCst) == deletions {
+                *cached = Some(key.clone());
+            }
         }
         Ok(loaded)
     }
@@ -362,11 +375,21 @@ impl EThree {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Empties the key cache and makes loads that started before ignore what they read.
+    fn forget_cached_key(&self) {
+        let mut cached = self.cached_key();
+        *cached = None;
+        self.inner.key_deletions.fetch_add(1, Ordering::SeqCst);
+    }
+
     async fn delete_private_key(&self) -> Result<()> {
-        *self.cached_key() = None;
+        self.forget_cached_key();
         let keys = self.inner.keys.clone();
         let identity = self.inner.identity.clone();
-        blocking(move || keys.delete(&identity)).await?;
+        let deleted = blocking(move || keys.delete(&identity)).await;
+        // Again once the file is gone: a load that read it in between may have cached it.
+        self.forget_cached_key();
+        deleted?;
         self.inner.local.clear().await
     }
 
@@ -962,6 +985,50 @@ pub(crate) fn utf8(bytes: Vec<u8>, byte_api: &str) -> Result<String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// `cleanup` while other calls load the key (e.g. a chat stream decrypting): the deleted key
+    /// must not come back into the in-memory cache (it did, found by `examples/soak.rs`: the
+    /// next `rotate_private_key` then failed with `PrivateKeyAlreadyExists`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cleanup_is_not_undone_by_a_concurrent_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let generator = sealkit_proto::JwtGenerator::new(
+            "app",
+            "kid",
+            PrivateKey::ed25519_from_seed(&[7; 32]),
+            3600,
+        );
+        let provider =
+            move || std::future::ready(generator.generate("alice", 1000).map(|j| j.to_string()));
+        // Nothing is sent: initialize, saving and loading keys make no request.
+        let options = EThreeOptions::new("http://127.0.0.1:9", dir.path());
+        let ethree = EThree::initialize(provider, options).await.unwrap();
+        for round in 0..200 {
+            ethree
+                .save_private_key(PrivateKey::generate(KeyType::Ed25519, &mut OsRng))
+                .await
+                .unwrap();
+            let loaders: Vec<_> = (0..3)
+                .map(|_| {
+                    let ethree = ethree.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..20 {
+                            ethree.load_private_key().await.unwrap();
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            ethree.cleanup().await.unwrap();
+            for loader in loaders {
+                loader.await.unwrap();
+            }
+            assert!(
+                !ethree.has_local_private_key().await.unwrap(),
+                "round {round}: the key came back after cleanup"
+            );
+        }
+    }
 
     #[test]
     fn dedup_keeps_order_and_rejects_empty() {

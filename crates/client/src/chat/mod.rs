@@ -945,8 +945,9 @@ impl Chat {
     }
 
     /// The sender's card: from the card cache while looked up less than [`CARD_TTL`] ago
-    /// (unless `refresh`), else from the server, else from the card cache when the server is
-    /// unreachable.
+    /// (unless `refresh`), else from the server, else (unless `refresh`) from the card cache
+    /// when the server is unreachable. A `refresh` is asked because the cached card did not
+    /// verify: checking it again would turn a network error into a false `BadSignature`.
     async fn sender_card(&self, identity: &str, refresh: bool) -> Result<Card> {
         if !refresh && self.shared.fresh_lookup(identity) == Some(true) {
             if let Ok(card) = self.ethree.find_cached_user(identity).await {
@@ -954,7 +955,7 @@ impl Chat {
             }
         }
         let card = match self.ethree.find_user(identity).await {
-            Err(Error::Network(e)) => self
+            Err(Error::Network(e)) if !refresh => self
                 .ethree
                 .find_cached_user(identity)
                 .await
@@ -1131,6 +1132,65 @@ mod tests {
         input.extend_from_slice(b"bob");
         let digest = Sha256::digest(&input);
         assert_eq!(ab, format!("dm:{}", hex::encode(&digest[..16])));
+    }
+
+    /// An offline user (its server at a closed port) with a stored key, and the card of that
+    /// key (not published).
+    async fn offline_user(
+        dir: &std::path::Path,
+        identity: &'static str,
+        seed: u8,
+    ) -> (EThree, Card) {
+        use sealkit_crypto::PrivateKey;
+        use sealkit_proto::{CardContent, JwtGenerator, RawSignedModel};
+        let generator =
+            JwtGenerator::new("app", "kid", PrivateKey::ed25519_from_seed(&[7; 32]), 3600);
+        let provider =
+            move || std::future::ready(generator.generate(identity, 1000).map(|j| j.to_string()));
+        let options = crate::EThreeOptions::new("http://127.0.0.1:9", dir.join(identity));
+        let ethree = EThree::initialize(provider, options).await.unwrap();
+        let key = PrivateKey::ed25519_from_seed(&[seed; 32]);
+        let content = CardContent {
+            identity: identity.to_owned(),
+            previous_card_id: None,
+            created_at: 1000,
+            version: "5.0".to_owned(),
+            public_key: key.public_key().to_base64(),
+        };
+        let card = Card::from_raw(RawSignedModel::from_content(&content, &key).unwrap()).unwrap();
+        ethree.save_private_key(key).await.unwrap();
+        (ethree, card)
+    }
+
+    /// A message whose signature does not match the cached sender card while the server cannot
+    /// be reached (a replica restarting just after the sender replaced its key): an error the
+    /// stream retries, not a final `BadSignature` from checking the same stale card twice
+    /// (found by `examples/soak.rs`).
+    #[tokio::test]
+    async fn a_stale_card_and_no_server_is_not_a_bad_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, alice_card) = offline_user(dir.path(), "alice", 1).await;
+        let (bob, _bob_card) = offline_user(dir.path(), "bob", 2).await;
+        // Alice's cache has bob's card of another key (before bob replaced it).
+        let (_old_bob, stale_bob_card) = offline_user(&dir.path().join("old"), "bob", 3).await;
+        alice
+            .inner
+            .local
+            .put_card(&stale_bob_card, 1000)
+            .await
+            .unwrap();
+        let ciphertext = bob.auth_encrypt(b"hi", &[&alice_card]).await.unwrap();
+        let message = Message {
+            seq: 1,
+            channel: "team".into(),
+            sender: "bob".into(),
+            client_id: "c1".into(),
+            sent_at: 1_000_000,
+            member_version: 1,
+            ciphertext: STANDARD.encode(ciphertext),
+        };
+        let outcome = alice.chat().open(message).await;
+        assert!(matches!(outcome, Err(Error::Network(_))), "{outcome:?}");
     }
 
     #[test]

@@ -123,10 +123,13 @@ pub struct ChatStream {
     queue: VecDeque<Item>,
     /// Consecutive failed connection attempts.
     failures: u32,
+    /// No connection attempt before this (the growing pause after failures).
+    retry_at: Option<Instant>,
     /// Ask the token provider for a new token at the next connection.
     fresh_token: bool,
-    /// The last `next` failed to check the message at the head of the queue.
-    retrying: bool,
+    /// The last `next` failed to check the message at the head of the queue: the next check
+    /// waits until then.
+    retry_open_at: Option<Instant>,
     /// [`PING_EVERY`] and [`DEAD_AFTER`] (shorter in tests).
     ping_every: Duration,
     dead_after: Duration,
@@ -150,8 +153,9 @@ impl ChatStream {
             subs: BTreeMap::new(),
             queue: VecDeque::new(),
             failures: 0,
+            retry_at: None,
             fresh_token: false,
-            retrying: false,
+            retry_open_at: None,
             ping_every: PING_EVERY,
             dead_after: DEAD_AFTER,
         };
@@ -339,18 +343,19 @@ impl ChatStream {
         loop {
             match self.queue.front() {
                 Some(Item::Message(message)) => {
-                    if self.retrying {
-                        tokio::time::sleep(RETRY_PAUSE).await;
+                    // A deadline, not a fresh sleep (see `reconnect`).
+                    if let Some(at) = self.retry_open_at {
+                        tokio::time::sleep_until(at).await;
                     }
                     let message = message.clone();
                     match self.chat.open(message).await {
                         Ok(received) => {
-                            self.retrying = false;
+                            self.retry_open_at = None;
                             self.queue.pop_front();
                             return Some(Ok(ChatEvent::Message(received)));
                         }
                         Err(e) => {
-                            self.retrying = true;
+                            self.retry_open_at = Some(Instant::now() + RETRY_PAUSE);
                             return Some(Err(e));
                         }
                     }
@@ -398,14 +403,18 @@ impl ChatStream {
     /// One attempt to connect again, after a pause that grows with the failures; on success
     /// subscribes to every channel again from its last `seq`.
     async fn reconnect(&mut self) {
-        if self.failures > 0 {
-            let exp = self.failures.saturating_sub(1).min(5);
-            let pause = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
-            tokio::time::sleep(pause).await;
+        // A deadline kept in the stream rather than a fresh sleep: a caller that abandons `next`
+        // more often than the pause (a `select!` with a short timer) would otherwise restart
+        // the pause every time and never connect again (the same for `retry_open_at`).
+        if let Some(retry_at) = self.retry_at {
+            tokio::time::sleep_until(retry_at).await;
         }
         // Reset by the first frame received: a server that accepts and then drops connections
         // is retried with the same growing pauses as one that refuses them.
         self.failures = self.failures.saturating_add(1);
+        let exp = self.failures.saturating_sub(1).min(5);
+        let pause = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
+        self.retry_at = Some(Instant::now() + pause);
         match self.open_socket().await {
             Ok(mut socket) => {
                 // The connection becomes the stream's only once every subscription is sent,
@@ -503,6 +512,7 @@ impl ChatStream {
             conn.last_heard = Instant::now();
         }
         self.failures = 0;
+        self.retry_at = None;
         match frame {
             Frame::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
                 Ok(frame) => Some(frame),
@@ -594,8 +604,9 @@ impl ChatStream {
             subs: BTreeMap::new(),
             queue: VecDeque::new(),
             failures: 0,
+            retry_at: None,
             fresh_token: false,
-            retrying: false,
+            retry_open_at: None,
             ping_every: PING_EVERY,
             dead_after: DEAD_AFTER,
         }
@@ -765,6 +776,55 @@ mod tests {
         assert_eq!(frames, [subscribe, subscribe]);
     }
 
+    /// A caller that abandons `next` every 300 ms (a `select!` with a short timer) while the
+    /// server is down long enough for the pause to grow past that: once the server is back the
+    /// stream must connect (it restarted the pause at each call and never did, found by
+    /// `examples/soak.rs`).
+    #[tokio::test]
+    async fn reconnects_although_next_is_abandoned_more_often_than_the_pause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let generator =
+            JwtGenerator::new("app", "kid", PrivateKey::ed25519_from_seed(&[7; 32]), 3600);
+        let provider =
+            move || std::future::ready(generator.generate("alice", 1000).map(|j| j.to_string()));
+        let options = EThreeOptions::new(format!("http://127.0.0.1:{port}"), dir.path());
+        let ethree = EThree::initialize(provider, options).await.unwrap();
+        let mut stream = ChatStream::offline(ethree.chat());
+        let patience = Duration::from_millis(300);
+        // Nothing listens: the attempts are refused and the pause grows to 2 s.
+        for _ in 0..15 {
+            let _ = tokio::time::timeout(patience, stream.next()).await;
+        }
+        assert!(stream.failures >= 4, "{}", stream.failures);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            while socket.next().await.is_some() {}
+        });
+        let mut reconnected = false;
+        for _ in 0..20 {
+            if let Ok(Some(Ok(event))) = tokio::time::timeout(patience, stream.next()).await {
+                assert_eq!(event, ChatEvent::Reconnected);
+                reconnected = true;
+                break;
+            }
+        }
+        assert!(
+            reconnected,
+            "not connected within 6 s of the server's return"
+        );
+        stream.close().await;
+        server.await.unwrap();
+    }
+
     fn message(channel: &str, seq: i64) -> ServerFrame {
         ServerFrame::Message {
             message: Message {
@@ -789,6 +849,32 @@ mod tests {
                 Item::Error(e) => format!("error: {e}"),
             })
             .collect()
+    }
+
+    /// A message that cannot be checked yet (here: no private key) is checked again every
+    /// `RETRY_PAUSE`, also when the caller abandons `next` sooner than that (found by
+    /// `examples/soak.rs`: the pause restarted at each call and the stream stood still).
+    #[tokio::test]
+    async fn retries_a_message_although_next_is_abandoned_more_often_than_the_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = offline_stream(dir.path()).await;
+        stream.subs.insert("a".into(), 0);
+        stream.handle(message("a", 1));
+        assert!(matches!(
+            stream.next().await,
+            Some(Err(Error::MissingPrivateKey))
+        ));
+        let mut checks = 0;
+        for _ in 0..10 {
+            let patience = RETRY_PAUSE / 2;
+            if let Ok(outcome) = tokio::time::timeout(patience, stream.next()).await {
+                assert!(matches!(outcome, Some(Err(Error::MissingPrivateKey))));
+                checks += 1;
+            }
+        }
+        // 10 calls of RETRY_PAUSE / 2: about 4 more checks.
+        assert!(checks >= 2, "{checks}");
+        assert_eq!(queued(&stream), ["a#1"]);
     }
 
     #[tokio::test]

@@ -59,6 +59,15 @@ impl LocalStore {
     /// users is one commit (one fsync), not 50. Returns the previously cached card ids, in order.
     pub(crate) async fn put_cards(&self, cards: &[&Card], now: i64) -> Result<Vec<Option<String>>> {
         let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
+        // Take the write lock first (waiting for it, with the busy timeout): a transaction that
+        // reads first and then writes fails at once with SQLITE_BUSY, without waiting, when
+        // another connection wrote in between. (Not `BEGIN IMMEDIATE` through sqlx 0.8's
+        // `begin_with`: cancelled after its BEGIN, it leaves the pooled connection inside the
+        // transaction, where `begin` rolls a cancelled BEGIN back.)
+        sqlx::query("UPDATE cards SET cached_at = cached_at WHERE 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.failed(e))?;
         let mut before_ids = Vec::with_capacity(cards.len());
         for card in cards {
             let chain = serde_json::to_string(&card.raw_chain())
@@ -152,6 +161,29 @@ mod tests {
         assert_eq!((&got["bob"], &got["carol"]), (&b2, &c1));
         alice.clear().await.unwrap();
         assert!(alice.cached_identities().await.unwrap().is_empty());
+    }
+
+    /// Concurrent finds of the same user (e.g. a chat stream checking a sender while the app
+    /// looks the sender up) each read the cached id, then write: neither may fail with
+    /// "database is locked" (SQLITE_BUSY, found by `examples/soak.rs`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_puts_of_one_card_do_not_fail() {
+        let (_dir, alice, _zoe) = super::super::tests::alice_and_zoe().await;
+        let b1 = card("bob", 1, None);
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (alice, b1) = (alice.clone(), b1.clone());
+                tokio::spawn(async move {
+                    for now in 0..50 {
+                        alice.put_card(&b1, now).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert_eq!(alice.cards(&["bob"]).await.unwrap()["bob"], b1);
     }
 
     #[tokio::test]
