@@ -42,6 +42,7 @@
 pub mod cards;
 pub mod chat;
 pub mod error;
+pub mod ids;
 pub mod jwt;
 pub mod keyknox;
 pub mod pythia;
@@ -49,6 +50,7 @@ mod text;
 
 pub use cards::{CardContent, CardError, CardId, RawSignature, RawSignedModel, SearchRequest};
 pub use error::ErrorBody;
+pub use ids::{AppId, ChannelId, Identity, InvalidId};
 pub use jwt::{
     validate_identity, AppCredentials, CredentialsError, Jwt, JwtClaims, JwtError, JwtGenerator,
     JwtHeader,

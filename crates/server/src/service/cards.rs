@@ -24,7 +24,7 @@ pub async fn publish(
     let content = card
         .content()
         .map_err(|e| ServiceError::InvalidCard(e.to_string()))?;
-    if content.identity != *identity {
+    if content.identity != identity.as_str() {
         return Err(ServiceError::Forbidden(
             "a card can only be published for the token's own identity",
         ));
@@ -57,7 +57,7 @@ pub async fn publish(
     store
         .publish_card(NewCard {
             id: id.to_string(),
-            app_id: app_id.to_owned(),
+            app_id: app_id.to_string(),
             identity: content.identity,
             previous_card_id,
             raw: raw.clone(),

@@ -169,8 +169,8 @@ pub async fn v2_push(
     let copy = store
         .keyknox_v2_push(KeyknoxV2Push {
             address: KeyknoxAddress {
-                app_id: app_id.to_owned(),
-                owner: caller_identity.to_owned(),
+                app_id: app_id.to_string(),
+                owner: caller_identity.to_string(),
                 root: request.root.clone(),
                 path: request.path.clone(),
                 key: request.key.clone(),
@@ -204,10 +204,10 @@ pub async fn v2_pull(
     } = caller;
     let owner = request
         .identity
-        .unwrap_or_else(|| caller_identity.to_owned());
+        .unwrap_or_else(|| caller_identity.to_string());
     check_identity(&owner)?;
     let address = KeyknoxAddress {
-        app_id: app_id.to_owned(),
+        app_id: app_id.to_string(),
         owner: owner.clone(),
         root: request.root.clone(),
         path: request.path.clone(),
@@ -235,7 +235,7 @@ pub async fn v2_keys(
     } = caller;
     let owner = request
         .identity
-        .unwrap_or_else(|| caller_identity.to_owned());
+        .unwrap_or_else(|| caller_identity.to_string());
     check_identity(&owner)?;
     Ok(store
         .keyknox_v2_keys(
@@ -260,8 +260,8 @@ pub async fn v2_reset(
     } = caller;
     store
         .keyknox_v2_reset(KeyknoxV2Reset {
-            app_id: app_id.to_owned(),
-            owner: caller_identity.to_owned(),
+            app_id: app_id.to_string(),
+            owner: caller_identity.to_string(),
             root: request.root.clone(),
             path: request.path.clone(),
             key: request.key.clone(),

@@ -18,7 +18,7 @@ use crate::service::auth::Caller;
 use crate::service::error::ServiceError;
 use crate::store::{ChatEvent, ChatEventStream, HistoryCursor, Store};
 use futures_util::StreamExt as _;
-use sealkit_proto::chat::{validate_channel_id, ServerFrame, MAX_PAGE};
+use sealkit_proto::chat::{ServerFrame, MAX_PAGE};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -172,7 +172,7 @@ impl<F: FrameText> ChatHub<F> {
         after: i64,
         out: mpsc::Sender<F>,
     ) -> Result<(), ServiceError> {
-        validate_channel_id(&channel_id).map_err(super::rules::invalid)?;
+        let channel = super::parse_channel_id(&channel_id)?;
         if after < 0 {
             return Err(super::rules::invalid("after must not be negative"));
         }
@@ -185,7 +185,7 @@ impl<F: FrameText> ChatHub<F> {
         if handle.ready.wait_for(|ready| *ready).await.is_err() {
             return Ok(());
         }
-        let record = readable(self.store.as_ref(), &app_id, &identity, &channel_id).await?;
+        let record = readable(self.store.as_ref(), &app_id, &identity, &channel).await?;
         let subscribed = ServerFrame::Subscribed {
             channel: channel_id.clone(),
             last_seq: record.last_seq,
@@ -219,7 +219,10 @@ impl<F: FrameText> ChatHub<F> {
                 Ok(FeedItem::Members { version, members }) => {
                     if version <= sub.member_version {
                         true
-                    } else if members.binary_search(&identity).is_err() {
+                    } else if members
+                        .binary_search_by(|m| m.as_str().cmp(&identity))
+                        .is_err()
+                    {
                         let removed = ServerFrame::Removed {
                             channel: channel_id.clone(),
                         };
@@ -527,8 +530,8 @@ mod tests {
 
     fn caller(app_id: &str, identity: &str) -> Caller {
         Caller {
-            app_id: app_id.to_owned(),
-            identity: identity.to_owned(),
+            app_id: app_id.parse().unwrap(),
+            identity: identity.parse().unwrap(),
         }
     }
 
