@@ -30,6 +30,7 @@
 //!   it, with the `conformance` feature.
 
 use async_trait::async_trait;
+use sealkit_proto::{ChannelId, Identity};
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -447,19 +448,19 @@ pub struct ChannelRecord {
     /// Owning application.
     pub app_id: String,
     /// Channel id, unique per application.
-    pub id: String,
+    pub id: ChannelId,
     /// `"direct"` or `"group"`.
     pub kind: String,
     /// Whether users may add themselves.
     pub open: bool,
     /// Creator's identity.
-    pub created_by: String,
+    pub created_by: Identity,
     /// Creation time, Unix milliseconds.
     pub created_at_ms: i64,
     /// Admins, sorted.
-    pub admins: Vec<String>,
+    pub admins: Vec<Identity>,
     /// Members, sorted (admins included).
-    pub members: Vec<String>,
+    pub members: Vec<Identity>,
     /// Bumped (+1) by every membership change that changes something; 1 at creation.
     pub member_version: i64,
     /// Newest message's `seq`, 0 when none.
@@ -472,9 +473,9 @@ pub struct NewChatMessage {
     /// Owning application.
     pub app_id: String,
     /// Channel id.
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     /// Sender identity (from the JWT).
-    pub sender: String,
+    pub sender: Identity,
     /// The sender's idempotency id.
     pub client_id: String,
     /// The encrypted message bytes (opaque).
@@ -489,11 +490,13 @@ pub struct NewChatMessage {
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChatMessageRecord {
     /// Channel id.
-    pub channel_id: String,
+    #[sqlx(try_from = "String")]
+    pub channel_id: ChannelId,
     /// 1, 2, 3, ... per channel, in commit order, without gaps.
     pub seq: i64,
     /// Sender identity.
-    pub sender: String,
+    #[sqlx(try_from = "String")]
+    pub sender: Identity,
     /// The sender's idempotency id.
     pub client_id: String,
     /// The encrypted bytes.

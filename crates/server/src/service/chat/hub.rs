@@ -19,6 +19,7 @@ use crate::service::error::ServiceError;
 use crate::store::{ChatEvent, ChatEventStream, HistoryCursor, Store};
 use futures_util::StreamExt as _;
 use sealkit_proto::chat::{ServerFrame, MAX_PAGE};
+use sealkit_proto::Identity;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -42,7 +43,7 @@ enum FeedItem<F> {
     /// The membership changed: the new version and members (sorted).
     Members {
         version: i64,
-        members: Arc<Vec<String>>,
+        members: Arc<Vec<Identity>>,
     },
 }
 
@@ -219,10 +220,7 @@ impl<F: FrameText> ChatHub<F> {
                 Ok(FeedItem::Members { version, members }) => {
                     if version <= sub.member_version {
                         true
-                    } else if members
-                        .binary_search_by(|m| m.as_str().cmp(&identity))
-                        .is_err()
-                    {
+                    } else if members.binary_search(&identity).is_err() {
                         let removed = ServerFrame::Removed {
                             channel: channel_id.clone(),
                         };

@@ -67,8 +67,8 @@ pub async fn create_channel(
     new: NewChannel,
     now_ms: i64,
 ) -> Result<Channel, ServiceError> {
-    parse_channel_id(&new.id)?;
-    let record = rules::new_channel(&caller.app_id, &caller.identity, new, now_ms)?;
+    let id = parse_channel_id(&new.id)?;
+    let record = rules::new_channel(&caller.app_id, &caller.identity, id, new, now_ms)?;
     match store.chat_create_channel(record.clone()).await {
         Ok(()) => Ok(channel_view(record)),
         Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ServiceError::ChannelExists),
@@ -165,8 +165,8 @@ pub async fn post(
     let posted = store
         .chat_post(NewChatMessage {
             app_id: caller.app_id.to_string(),
-            channel_id: channel_id.to_string(),
-            sender: caller.identity.to_string(),
+            channel_id: channel_id.clone(),
+            sender: caller.identity.clone(),
             client_id: new.client_id,
             ciphertext,
             member_version: new.member_version,
