@@ -178,7 +178,7 @@ pub struct NewCard {
     /// Owning application.
     pub app_id: String,
     /// The card's identity (equals the publisher's JWT identity).
-    pub identity: String,
+    pub identity: Identity,
     /// The card this one replaces (key rotation), if any.
     pub previous_card_id: Option<String>,
     /// The complete card as served to clients (RawSignedModel JSON, the service signature
@@ -196,7 +196,8 @@ pub struct CardRecord {
     /// Owning application.
     pub app_id: String,
     /// The card's identity.
-    pub identity: String,
+    #[sqlx(try_from = "String")]
+    pub identity: Identity,
     /// The card it replaced, if any.
     pub previous_card_id: Option<String>,
     /// The card that replaced this one, if any.

@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 use sealkit_proto::chat::MAX_MEMBERS;
-use sealkit_proto::{Identity, InvalidId};
+use sealkit_proto::Identity;
 
-use super::{app_id, ok};
+use super::{app_id, id, ok};
 use crate::store::{
     ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, Forbidden,
     HistoryCursor, NewChatMessage, Posted, Store, StoreError,
@@ -16,14 +16,6 @@ use crate::store::{
 
 /// How long a test waits for a chat event before calling the event path broken.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A test id (a channel id or an identity); the suite only writes valid ones.
-fn id<T: TryFrom<String, Error = InvalidId>>(text: &str) -> T {
-    match T::try_from(text.to_owned()) {
-        Ok(id) => id,
-        Err(e) => panic!("test id {text:?}: {e}"),
-    }
-}
 
 fn identities(items: &[&str]) -> Vec<Identity> {
     items.iter().map(|s| id(s)).collect()
