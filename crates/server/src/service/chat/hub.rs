@@ -58,6 +58,9 @@ struct Pending {
 
 type FeedKey = (String, String);
 
+/// A feed with its number of subscribers.
+type FeedEntry<F> = (Arc<Feed<F>>, usize);
+
 /// One channel's fan-out in this process.
 #[derive(Debug)]
 struct Feed<F> {
@@ -87,7 +90,7 @@ pub struct ChatHub<F: FrameText> {
     /// Items a feed holds per subscriber before that subscriber lags.
     capacity: usize,
     /// Each feed with its number of subscribers.
-    feeds: Mutex<HashMap<FeedKey, (Arc<Feed<F>>, usize)>>,
+    feeds: Mutex<HashMap<FeedKey, FeedEntry<F>>>,
 }
 
 impl<F: FrameText> ChatHub<F> {
