@@ -1,6 +1,6 @@
 //! Chat (`sealkit_proto::chat`): who may create, read, post to and change a channel.
 //!
-//! Two rooms: [`rules`] decides (pure functions over records and requests), this module reads
+//! Three parts: `rules` decides (pure functions over records and requests), this module reads
 //! and writes the store around those decisions, and [`hub`] fans committed messages out to the
 //! WebSocket subscribers of this process. Every operation takes the [`Caller`] it acts for and
 //! answers [`ServiceError`]s; none knows about HTTP.
