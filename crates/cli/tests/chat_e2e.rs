@@ -819,15 +819,43 @@ async fn chat_flags_forgeries() {
     assert!(page.messages.is_empty());
 }
 
-/// Open channels: anyone joins, reads what follows, leaves; the last admin cannot leave.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_channels_join_and_leave() {
+/// A SQLite deployment with two registered users, `host` and `guest`.
+struct Duo {
+    dir: tempfile::TempDir,
+    server: Server,
+    backend: JwtGenerator,
+    clients: std::path::PathBuf,
+    host: Chat,
+    guest: Chat,
+}
+
+async fn host_and_guest() -> Duo {
     let dir = tempfile::tempdir().unwrap();
     let (creds, server) = sqlite_deployment(dir.path());
     let backend = backend(&creds);
     let clients = dir.path().join("clients");
-    let (_h, host) = member(&server.url, &backend, "host", &clients).await;
-    let (_g, guest) = member(&server.url, &backend, "guest", &clients).await;
+    let (_, host) = member(&server.url, &backend, "host", &clients).await;
+    let (_, guest) = member(&server.url, &backend, "guest", &clients).await;
+    Duo {
+        dir,
+        server,
+        backend,
+        clients,
+        host,
+        guest,
+    }
+}
+
+/// Open channels: anyone joins, reads what follows, leaves; the last admin cannot leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_channels_join_and_leave() {
+    let Duo {
+        dir: _dir,
+        server: _server,
+        host,
+        guest,
+        ..
+    } = host_and_guest().await;
     host.create_channel("lobby", ChannelKind::Group, &[], true)
         .await
         .unwrap();
@@ -885,12 +913,14 @@ async fn open_channels_join_and_leave() {
 /// encrypts for the new members from that refusal instead of reading the channel again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_send_reencrypts_from_the_refusal() {
-    let dir = tempfile::tempdir().unwrap();
-    let (creds, server) = sqlite_deployment(dir.path());
-    let backend = backend(&creds);
-    let clients = dir.path().join("clients");
-    let (_h, host) = member(&server.url, &backend, "host", &clients).await;
-    let (_g, guest) = member(&server.url, &backend, "guest", &clients).await;
+    let Duo {
+        dir: _dir,
+        server,
+        backend,
+        clients,
+        host,
+        guest,
+    } = host_and_guest().await;
     host.create_channel("team", ChannelKind::Group, &[], false)
         .await
         .unwrap();
