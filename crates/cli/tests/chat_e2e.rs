@@ -819,15 +819,43 @@ async fn chat_flags_forgeries() {
     assert!(page.messages.is_empty());
 }
 
-/// Open channels: anyone joins, reads what follows, leaves; the last admin cannot leave.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_channels_join_and_leave() {
+/// A SQLite deployment with two registered users, `host` and `guest`.
+struct Duo {
+    dir: tempfile::TempDir,
+    server: Server,
+    backend: JwtGenerator,
+    clients: std::path::PathBuf,
+    host: Chat,
+    guest: Chat,
+}
+
+async fn host_and_guest() -> Duo {
     let dir = tempfile::tempdir().unwrap();
     let (creds, server) = sqlite_deployment(dir.path());
     let backend = backend(&creds);
     let clients = dir.path().join("clients");
-    let (_h, host) = member(&server.url, &backend, "host", &clients).await;
-    let (_g, guest) = member(&server.url, &backend, "guest", &clients).await;
+    let (_, host) = member(&server.url, &backend, "host", &clients).await;
+    let (_, guest) = member(&server.url, &backend, "guest", &clients).await;
+    Duo {
+        dir,
+        server,
+        backend,
+        clients,
+        host,
+        guest,
+    }
+}
+
+/// Open channels: anyone joins, reads what follows, leaves; the last admin cannot leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_channels_join_and_leave() {
+    let Duo {
+        dir: _dir,
+        server: _server,
+        host,
+        guest,
+        ..
+    } = host_and_guest().await;
     host.create_channel("lobby", ChannelKind::Group, &[], true)
         .await
         .unwrap();
@@ -879,4 +907,77 @@ async fn open_channels_join_and_leave() {
         .await
         .unwrap();
     assert_eq!(page.messages.len(), 3);
+}
+
+/// A send for a stale membership is refused with the channel as it is now, and the SDK
+/// encrypts for the new members from that refusal instead of reading the channel again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_send_reencrypts_from_the_refusal() {
+    let Duo {
+        dir: _dir,
+        server,
+        backend,
+        clients,
+        host,
+        guest,
+    } = host_and_guest().await;
+    host.create_channel("team", ChannelKind::Group, &[], false)
+        .await
+        .unwrap();
+    host.send_text("team", "before the guest").await.unwrap();
+    // The host's second device adds the guest: the first one's cached members are now stale.
+    let second_device = client(&server.url, &backend, "host", &clients.join("second")).await;
+    second_device
+        .chat()
+        .add_member("team", "guest")
+        .await
+        .unwrap();
+
+    let channel_reads = || requests(&server.url, "/chat/v1/channels/{id}", "GET", None);
+    let stale_posts = || {
+        requests(
+            &server.url,
+            "/chat/v1/channels/{id}/messages",
+            "POST",
+            Some(409),
+        )
+    };
+    let (reads, refusals) = (channel_reads(), stale_posts());
+    host.send_text("team", "after the guest").await.unwrap();
+    assert_eq!(
+        stale_posts(),
+        refusals + 1,
+        "the first post was not refused"
+    );
+    assert_eq!(
+        channel_reads(),
+        reads,
+        "the SDK read the channel after the refusal"
+    );
+
+    let history = full_history(&guest, "team").await;
+    let seen: Vec<_> = history.iter().map(|m| (m.status, m.text())).collect();
+    assert_eq!(
+        seen,
+        [
+            (Verification::NotForMe, None),
+            (Verification::Verified, Some("after the guest")),
+        ]
+    );
+}
+
+/// How many requests the server counted for a route and method (and status, if given), from
+/// its `/metrics`.
+fn requests(url: &str, route: &str, method: &str, status: Option<u16>) -> u64 {
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let prefix = format!("sealkit_http_requests_total{{route=\"{route}\",method=\"{method}\",");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .filter(|rest| status.is_none_or(|s| rest.starts_with(&format!("status=\"{s}\""))))
+        .map(|rest| rest.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }

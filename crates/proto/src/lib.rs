@@ -46,6 +46,7 @@ pub mod error;
 /// succeeds, checks that serializing and parsing again gives the same value.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod ids;
 pub mod jwt;
 pub mod keyknox;
 pub mod pythia;
@@ -53,6 +54,7 @@ mod text;
 
 pub use cards::{CardContent, CardError, CardId, RawSignature, RawSignedModel, SearchRequest};
 pub use error::ErrorBody;
+pub use ids::{AppId, ChannelId, Identity, InvalidId};
 pub use jwt::{
     validate_identity, AppCredentials, CredentialsError, Jwt, JwtClaims, JwtError, JwtGenerator,
     JwtHeader,

@@ -5,8 +5,17 @@
 //! [`serve`] is the same as a library call. The HTTP contract is
 //! `shared/spec/virgil-services-api.md`; section numbers in this documentation refer to it.
 //!
-//! Layout: `http/` is the axum surface (one router per resource), `service/` the rules behind
-//! it, `store/` the storage trait with its SQLite and PostgreSQL implementations.
+//! Layout, in three rooms; each depends only on the ones after it:
+//!
+//! * [`http`]: the axum surface, and the only module that knows axum. One router per resource;
+//!   the extractor that turns a verified `Authorization: Virgil <jwt>` into a
+//!   [`Caller`](service::Caller); and [`http::error`], the one place where a failure becomes an
+//!   HTTP status and a Virgil `{code, message}` body.
+//! * [`service`]: the rules, callable without HTTP. Every call takes the
+//!   [`Caller`](service::Caller) it acts for and answers a [`ServiceError`](service::ServiceError)
+//!   that says what went wrong, never how it is answered.
+//! * [`store`]: the storage traits per domain with their SQLite and PostgreSQL implementations;
+//!   records name identities and channels with the validated ids of `sealkit_proto::ids`.
 
 pub mod admin;
 mod config;

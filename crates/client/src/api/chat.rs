@@ -4,10 +4,19 @@
 use super::{now_secs, ApiClient, Method};
 use crate::error::{Error, Result};
 use sealkit_proto::chat::{
-    paths, AddMember, Channel, ChannelKind, ChannelList, Message, MessagePage, NewChannel,
-    NewMessage,
+    codes, paths, AddMember, Channel, ChannelKind, ChannelList, Message, MessagePage, NewChannel,
+    NewMessage, StaleMembersBody,
 };
 use std::time::Duration;
+
+/// What the server did with a post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Posted {
+    /// Stored (or stored before, for a repeated `client_id`).
+    Stored(Message),
+    /// Refused: the post named another membership version than this channel's current one.
+    Stale(Channel),
+}
 
 /// Which page of history to ask for (the query of `GET .../messages`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,11 +80,24 @@ impl ApiClient {
             .json("chat channel")
     }
 
-    /// `POST /chat/v1/channels/{id}/messages`.
-    pub(crate) async fn chat_post(&self, id: &str, message: &NewMessage) -> Result<Message> {
-        self.send(Method::Post, &paths::messages(id), Some(message))
-            .await?
+    /// `POST /chat/v1/channels/{id}/messages`. A refusal for a stale membership that carries
+    /// the channel as it is now is [`Posted::Stale`]; without the channel (a server older than
+    /// the field) it stays an [`Error::Api`] with [`codes::STALE_MEMBERS`].
+    pub(crate) async fn chat_post(&self, id: &str, message: &NewMessage) -> Result<Posted> {
+        let answer = self
+            .exchange(Method::Post, &paths::messages(id), Some(message), None)
+            .await?;
+        if answer.status == reqwest::StatusCode::CONFLICT {
+            if let Ok(stale) = serde_json::from_slice::<StaleMembersBody>(&answer.response.body) {
+                if stale.error.code == codes::STALE_MEMBERS {
+                    return Ok(Posted::Stale(stale.channel));
+                }
+            }
+        }
+        answer
+            .into_result()?
             .json("chat message")
+            .map(Posted::Stored)
     }
 
     /// `GET /chat/v1/channels/{id}/messages?...`.

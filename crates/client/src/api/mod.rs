@@ -46,6 +46,48 @@ impl ApiResponse {
     }
 }
 
+/// An answer of any status, as received.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: reqwest::StatusCode,
+    pub(crate) response: ApiResponse,
+}
+
+impl Answer {
+    /// 2xx as the response; anything else as [`Error::Api`], with the Virgil code and message
+    /// of a 4xx body (spec §1).
+    pub(crate) fn into_result(self) -> Result<ApiResponse> {
+        let status = self.status;
+        if status.is_success() {
+            return Ok(self.response);
+        }
+        let reason = status.canonical_reason().unwrap_or("error").to_owned();
+        let (code, message) = match self.error_body() {
+            Some(e) => (e.code, e.message),
+            None => (0, reason),
+        };
+        Err(Error::Api {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    /// The `{code, message}` of a 4xx answer.
+    fn error_body(&self) -> Option<ErrorBody> {
+        if !self.status.is_client_error() {
+            return None;
+        }
+        serde_json::from_slice::<ErrorBody>(&self.response.body).ok()
+    }
+
+    /// HTTP 401 with code 20304: the token expired (spec §1.2).
+    fn is_expired_token(&self) -> bool {
+        self.status == reqwest::StatusCode::UNAUTHORIZED
+            && self.error_body().is_some_and(|e| e.code == TOKEN_EXPIRED)
+    }
+}
+
 /// Talks to one server for one identity.
 pub(crate) struct ApiClient {
     http: reqwest::Client,
@@ -123,26 +165,34 @@ impl ApiClient {
         body: Option<&B>,
         header: Option<(&str, &str)>,
     ) -> Result<ApiResponse> {
+        self.exchange(method, path, body, header)
+            .await?
+            .into_result()
+    }
+
+    /// Sends a request like [`ApiClient::send_with`] and returns the answer whatever its status,
+    /// for the callers that read a refusal's body beyond `{code, message}`.
+    pub(crate) async fn exchange<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        header: Option<(&str, &str)>,
+    ) -> Result<Answer> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?;
         let token = self.tokens.get(now_secs(), false).await?;
-        match self
+        let answer = self
             .send_once(method, path, body.as_deref(), header, &token)
-            .await
-        {
-            Err(Error::Api {
-                status: 401,
-                code: TOKEN_EXPIRED,
-                ..
-            }) => {
-                let token = self.tokens.get(now_secs(), true).await?;
-                self.send_once(method, path, body.as_deref(), header, &token)
-                    .await
-            }
-            other => other,
+            .await?;
+        if !answer.is_expired_token() {
+            return Ok(answer);
         }
+        let token = self.tokens.get(now_secs(), true).await?;
+        self.send_once(method, path, body.as_deref(), header, &token)
+            .await
     }
 
     async fn send_once(
@@ -152,7 +202,7 @@ impl ApiClient {
         body: Option<&[u8]>,
         header: Option<(&str, &str)>,
         token: &sealkit_proto::Jwt,
-    ) -> Result<ApiResponse> {
+    ) -> Result<Answer> {
         let url = format!("{}{path}", self.base);
         let mut request = match method {
             Method::Get => self.http.get(&url),
@@ -178,18 +228,9 @@ impl ApiClient {
             .await
             .map_err(|e| self.network(&url, &e))?
             .to_vec();
-        if status.is_success() {
-            return Ok(ApiResponse { headers, body });
-        }
-        let reason = status.canonical_reason().unwrap_or("error").to_owned();
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) if status.is_client_error() => (e.code, e.message),
-            _ => (0, reason),
-        };
-        Err(Error::Api {
-            status: status.as_u16(),
-            code,
-            message,
+        Ok(Answer {
+            status,
+            response: ApiResponse { headers, body },
         })
     }
 

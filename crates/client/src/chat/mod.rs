@@ -60,7 +60,7 @@ mod stream;
 pub use sealkit_proto::chat::{Channel, ChannelKind, Message};
 pub use stream::{ChatEvent, ChatStream};
 
-use crate::api::chat::Page;
+use crate::api::chat::{Page, Posted};
 use crate::card::Card;
 use crate::error::{Error, Result};
 use crate::ethree::{EThree, MessageFormat};
@@ -687,7 +687,7 @@ impl Chat {
                 member_version: info.member_version,
             };
             match self.post(channel, &post).await {
-                Ok(message) => {
+                Ok(Posted::Stored(message)) => {
                     if message.client_id != client_id || message.sender != self.identity() {
                         return Err(Error::InvalidResponse(
                             "the posted message came back with another sender or client_id"
@@ -696,6 +696,9 @@ impl Chat {
                     }
                     return Ok(message);
                 }
+                // The refusal names the current members: encrypt for them straight away.
+                Ok(Posted::Stale(current)) => info = self.remember(current),
+                // A server that does not send them: read the channel.
                 Err(Error::Api {
                     code: codes::STALE_MEMBERS,
                     ..
@@ -726,7 +729,7 @@ impl Chat {
     }
 
     /// Posts, repeating the same post after network errors and 5xx answers.
-    async fn post(&self, channel: &str, post: &NewMessage) -> Result<Message> {
+    async fn post(&self, channel: &str, post: &NewMessage) -> Result<Posted> {
         let mut delay = Duration::from_millis(200);
         for _ in 0..POST_RETRIES {
             match self.api().chat_post(channel, post).await {

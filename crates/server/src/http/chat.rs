@@ -37,7 +37,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Live WebSockets per (application, identity) on this process.
 #[derive(Debug, Default)]
 pub struct SocketCounter {
-    open: std::sync::Mutex<HashMap<(String, String), usize>>,
+    open: std::sync::Mutex<HashMap<(sealkit_proto::AppId, sealkit_proto::Identity), usize>>,
 }
 
 impl SocketCounter {
@@ -60,7 +60,7 @@ impl SocketCounter {
 /// One live socket's place in its identity's count.
 struct SocketSlot {
     counter: std::sync::Arc<SocketCounter>,
-    key: (String, String),
+    key: (sealkit_proto::AppId, sealkit_proto::Identity),
 }
 
 impl Drop for SocketSlot {

@@ -9,6 +9,7 @@ use super::error::ServiceError;
 use crate::store::Store;
 use sealkit_crypto::PublicKey;
 use sealkit_proto::jwt::{Jwt, JwtError};
+use sealkit_proto::{AppId, Identity};
 use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,9 +20,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The application (tenant) the token belongs to.
-    pub app_id: String,
+    pub app_id: AppId,
     /// The user identity (`sub` without `identity-`).
-    pub identity: String,
+    pub identity: Identity,
 }
 
 /// How long a verified token is trusted without checking its key again.
@@ -70,9 +71,13 @@ impl Authenticator {
         let public = PublicKey::from_der(&key.public_key).map_err(ServiceError::internal)?;
         jwt.verify(&public, &key.app_id, now, self.leeway)
             .map_err(map_jwt_error)?;
+        let identity = jwt.identity().map_err(map_jwt_error)?;
         let caller = Caller {
-            app_id: key.app_id,
-            identity: jwt.identity().map_err(map_jwt_error)?.to_owned(),
+            // Ours, made by `admin`: one that does not parse is a fault of the store.
+            app_id: AppId::new(key.app_id).map_err(ServiceError::internal)?,
+            // `verify` checked the identity already; this only gives it its type.
+            identity: Identity::new(identity)
+                .map_err(|e| ServiceError::InvalidToken(e.to_string()))?,
         };
         // Saturating: `exp` is the client's number, and may be i64::MAX.
         let until = jwt

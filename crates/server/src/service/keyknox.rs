@@ -147,10 +147,6 @@ pub async fn v2_push(
     request: V2Push,
     previous_hash: Option<&str>,
 ) -> Result<(V2Value, String), ServiceError> {
-    let Caller {
-        app_id,
-        identity: caller_identity,
-    } = caller;
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
     check_name("key", &request.key)?;
@@ -169,8 +165,8 @@ pub async fn v2_push(
     let copy = store
         .keyknox_v2_push(KeyknoxV2Push {
             address: KeyknoxAddress {
-                app_id: app_id.to_owned(),
-                owner: caller_identity.to_owned(),
+                app_id: caller.app_id.to_string(),
+                owner: caller.identity.to_string(),
                 root: request.root.clone(),
                 path: request.path.clone(),
                 key: request.key.clone(),
@@ -184,12 +180,19 @@ pub async fn v2_push(
         .await
         .map_err(mismatch)?;
     Ok(v2_value(
-        caller_identity,
+        &caller.identity,
         &request.root,
         &request.path,
         &request.key,
         Some(copy),
     ))
+}
+
+/// The identity whose entries a v2 request names: the one asked for, else the caller's own.
+fn owner_or_caller(requested: Option<String>, caller: &Caller) -> Result<String, ServiceError> {
+    let owner = requested.unwrap_or_else(|| caller.identity.to_string());
+    check_identity(&owner)?;
+    Ok(owner)
 }
 
 /// `POST /keyknox/v2/pull`: the caller's copy of `identity`'s entry (empty when there is none).
@@ -198,25 +201,18 @@ pub async fn v2_pull(
     caller: &Caller,
     request: V2Pull,
 ) -> Result<(V2Value, String), ServiceError> {
-    let Caller {
-        app_id,
-        identity: caller_identity,
-    } = caller;
-    let owner = request
-        .identity
-        .unwrap_or_else(|| caller_identity.to_owned());
-    check_identity(&owner)?;
+    let owner = owner_or_caller(request.identity, caller)?;
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
     check_name("key", &request.key)?;
     let address = KeyknoxAddress {
-        app_id: app_id.to_owned(),
+        app_id: caller.app_id.to_string(),
         owner: owner.clone(),
         root: request.root.clone(),
         path: request.path.clone(),
         key: request.key.clone(),
     };
-    let copy = store.keyknox_v2_pull(&address, caller_identity).await?;
+    let copy = store.keyknox_v2_pull(&address, &caller.identity).await?;
     Ok(v2_value(
         &owner,
         &request.root,
@@ -232,23 +228,16 @@ pub async fn v2_keys(
     caller: &Caller,
     request: V2Keys,
 ) -> Result<Vec<String>, ServiceError> {
-    let Caller {
-        app_id,
-        identity: caller_identity,
-    } = caller;
-    let owner = request
-        .identity
-        .unwrap_or_else(|| caller_identity.to_owned());
-    check_identity(&owner)?;
+    let owner = owner_or_caller(request.identity, caller)?;
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
     Ok(store
         .keyknox_v2_keys(
-            app_id,
+            &caller.app_id,
             &owner,
             &request.root,
             &request.path,
-            caller_identity,
+            &caller.identity,
         )
         .await?)
 }
@@ -259,10 +248,6 @@ pub async fn v2_reset(
     caller: &Caller,
     request: V2Reset,
 ) -> Result<(V2Value, String), ServiceError> {
-    let Caller {
-        app_id,
-        identity: caller_identity,
-    } = caller;
     // Every name that is given is checked like a pushed one: a name that can never have been
     // stored would reach the database only to fail there (PostgreSQL refuses NUL in text).
     for (what, name) in [
@@ -279,8 +264,8 @@ pub async fn v2_reset(
     }
     store
         .keyknox_v2_reset(KeyknoxV2Reset {
-            app_id: app_id.to_owned(),
-            owner: caller_identity.to_owned(),
+            app_id: caller.app_id.to_string(),
+            owner: caller.identity.to_string(),
             root: request.root.clone(),
             path: request.path.clone(),
             key: request.key.clone(),
@@ -288,7 +273,7 @@ pub async fn v2_reset(
         })
         .await?;
     Ok(v2_value(
-        caller_identity,
+        &caller.identity,
         request.root.as_deref().unwrap_or_default(),
         request.path.as_deref().unwrap_or_default(),
         request.key.as_deref().unwrap_or_default(),

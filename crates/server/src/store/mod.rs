@@ -30,6 +30,7 @@
 //!   it, with the `conformance` feature.
 
 use async_trait::async_trait;
+use sealkit_proto::{ChannelId, Identity};
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -177,7 +178,7 @@ pub struct NewCard {
     /// Owning application.
     pub app_id: String,
     /// The card's identity (equals the publisher's JWT identity).
-    pub identity: String,
+    pub identity: Identity,
     /// The card this one replaces (key rotation), if any.
     pub previous_card_id: Option<String>,
     /// The complete card as served to clients (RawSignedModel JSON, the service signature
@@ -195,7 +196,8 @@ pub struct CardRecord {
     /// Owning application.
     pub app_id: String,
     /// The card's identity.
-    pub identity: String,
+    #[sqlx(try_from = "String")]
+    pub identity: Identity,
     /// The card it replaced, if any.
     pub previous_card_id: Option<String>,
     /// The card that replaced this one, if any.
@@ -459,19 +461,19 @@ pub struct ChannelRecord {
     /// Owning application.
     pub app_id: String,
     /// Channel id, unique per application.
-    pub id: String,
+    pub id: ChannelId,
     /// `"direct"` or `"group"`.
     pub kind: String,
     /// Whether users may add themselves.
     pub open: bool,
     /// Creator's identity.
-    pub created_by: String,
+    pub created_by: Identity,
     /// Creation time, Unix milliseconds.
     pub created_at_ms: i64,
     /// Admins, sorted.
-    pub admins: Vec<String>,
+    pub admins: Vec<Identity>,
     /// Members, sorted (admins included).
-    pub members: Vec<String>,
+    pub members: Vec<Identity>,
     /// Bumped (+1) by every membership change that changes something; 1 at creation.
     pub member_version: i64,
     /// Newest message's `seq`, 0 when none.
@@ -484,9 +486,9 @@ pub struct NewChatMessage {
     /// Owning application.
     pub app_id: String,
     /// Channel id.
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     /// Sender identity (from the JWT).
-    pub sender: String,
+    pub sender: Identity,
     /// The sender's idempotency id.
     pub client_id: String,
     /// The encrypted message bytes (opaque).
@@ -501,11 +503,13 @@ pub struct NewChatMessage {
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChatMessageRecord {
     /// Channel id.
-    pub channel_id: String,
+    #[sqlx(try_from = "String")]
+    pub channel_id: ChannelId,
     /// 1, 2, 3, ... per channel, in commit order, without gaps.
     pub seq: i64,
     /// Sender identity.
-    pub sender: String,
+    #[sqlx(try_from = "String")]
+    pub sender: Identity,
     /// The sender's idempotency id.
     pub client_id: String,
     /// The encrypted bytes.

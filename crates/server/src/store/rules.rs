@@ -2,6 +2,7 @@
 //! inside its transaction. The backends differ in how they make those reads atomic (SQLite's
 //! `BEGIN IMMEDIATE`, PostgreSQL's row locks); what they decide from them is written once here.
 
+use sealkit_proto::Identity;
 use std::collections::BTreeSet;
 
 use super::{
@@ -112,11 +113,11 @@ pub(crate) fn take_token(
 /// The members of a new channel with their admin flag, deduplicated and sorted (admins are
 /// members); `ChannelFull` beyond `sealkit_proto::chat::MAX_MEMBERS`.
 pub(crate) fn initial_members(channel: &ChannelRecord) -> Result<Vec<(&str, bool)>, Conflict> {
-    let admins: BTreeSet<&str> = channel.admins.iter().map(String::as_str).collect();
+    let admins: BTreeSet<&str> = channel.admins.iter().map(Identity::as_str).collect();
     let members: BTreeSet<&str> = channel
         .members
         .iter()
-        .map(String::as_str)
+        .map(Identity::as_str)
         .chain(admins.iter().copied())
         .collect();
     if members.len() > sealkit_proto::chat::MAX_MEMBERS {
@@ -193,7 +194,7 @@ pub(crate) fn stored_message(message: NewChatMessage, seq: i64) -> ChatMessageRe
 /// string order (the same in both backends, whatever the database's collation).
 pub(crate) fn add_members(
     channel: &mut ChannelRecord,
-    rows: impl IntoIterator<Item = (String, bool)>,
+    rows: impl IntoIterator<Item = (Identity, bool)>,
 ) {
     for (identity, admin) in rows {
         if admin {
@@ -207,6 +208,7 @@ pub(crate) fn add_members(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn blob(meta: &str, value: &str, version: i64, hash: &str) -> KeyknoxV1 {
@@ -335,13 +337,13 @@ mod tests {
     fn channel(admins: &[&str], members: &[&str]) -> ChannelRecord {
         ChannelRecord {
             app_id: "a".into(),
-            id: "c".into(),
+            id: "c".parse().unwrap(),
             kind: "group".into(),
             open: false,
-            created_by: "alice".into(),
+            created_by: "alice".parse().unwrap(),
             created_at_ms: 0,
-            admins: admins.iter().map(|s| (*s).to_owned()).collect(),
-            members: members.iter().map(|s| (*s).to_owned()).collect(),
+            admins: admins.iter().map(|s| s.parse().unwrap()).collect(),
+            members: members.iter().map(|s| s.parse().unwrap()).collect(),
             member_version: 1,
             last_seq: 0,
         }
@@ -355,11 +357,11 @@ mod tests {
             Ok(vec![("alice", true), ("bob", false), ("carol", true)])
         );
         let max = sealkit_proto::chat::MAX_MEMBERS;
-        let many: Vec<String> = (0..max).map(|i| format!("m{i}")).collect();
+        let many: Vec<Identity> = (0..max).map(|i| format!("m{i}").parse().unwrap()).collect();
         let mut record = channel(&[], &[]);
         record.members = many;
         assert_eq!(initial_members(&record).map(|m| m.len()), Ok(max));
-        record.admins = vec!["one more".into()];
+        record.admins = vec!["one more".parse().unwrap()];
         assert_eq!(initial_members(&record), Err(Conflict::ChannelFull));
     }
 
@@ -393,9 +395,9 @@ mod tests {
         add_members(
             &mut record,
             [
-                ("bob".to_owned(), false),
-                ("Zoe".to_owned(), true),
-                ("alice".to_owned(), true),
+                ("bob".parse::<Identity>().unwrap(), false),
+                ("Zoe".parse::<Identity>().unwrap(), true),
+                ("alice".parse::<Identity>().unwrap(), true),
             ],
         );
         assert_eq!(record.members, ["Zoe", "alice", "bob"]);

@@ -18,7 +18,8 @@ use crate::service::auth::Caller;
 use crate::service::error::ServiceError;
 use crate::store::{ChatEvent, ChatEventStream, HistoryCursor, Store};
 use futures_util::StreamExt as _;
-use sealkit_proto::chat::{validate_channel_id, ServerFrame, MAX_PAGE};
+use sealkit_proto::chat::{ServerFrame, MAX_PAGE};
+use sealkit_proto::Identity;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -42,7 +43,7 @@ enum FeedItem<F> {
     /// The membership changed: the new version and members (sorted).
     Members {
         version: i64,
-        members: Arc<Vec<String>>,
+        members: Arc<Vec<Identity>>,
     },
 }
 
@@ -56,6 +57,9 @@ struct Pending {
 }
 
 type FeedKey = (String, String);
+
+/// A feed with its number of subscribers.
+type FeedEntry<F> = (Arc<Feed<F>>, usize);
 
 /// One channel's fan-out in this process.
 #[derive(Debug)]
@@ -86,11 +90,8 @@ pub struct ChatHub<F: FrameText> {
     /// Items a feed holds per subscriber before that subscriber lags.
     capacity: usize,
     /// Each feed with its number of subscribers.
-    feeds: Mutex<HashMap<FeedKey, CountedFeed<F>>>,
+    feeds: Mutex<HashMap<FeedKey, FeedEntry<F>>>,
 }
-
-/// A feed and how many local subscribers it has.
-type CountedFeed<F> = (Arc<Feed<F>>, usize);
 
 impl<F: FrameText> ChatHub<F> {
     /// Starts the hub: consumes `events` (the store's [`ChatStore::chat_events`]) until the
@@ -175,7 +176,7 @@ impl<F: FrameText> ChatHub<F> {
         after: i64,
         out: mpsc::Sender<F>,
     ) -> Result<(), ServiceError> {
-        validate_channel_id(&channel_id).map_err(super::rules::invalid)?;
+        let channel = super::parse_channel_id(&channel_id)?;
         if after < 0 {
             return Err(super::rules::invalid("after must not be negative"));
         }
@@ -188,7 +189,7 @@ impl<F: FrameText> ChatHub<F> {
         if handle.ready.wait_for(|ready| *ready).await.is_err() {
             return Ok(());
         }
-        let record = readable(self.store.as_ref(), &app_id, &identity, &channel_id).await?;
+        let record = readable(self.store.as_ref(), &app_id, &identity, &channel).await?;
         let subscribed = ServerFrame::Subscribed {
             channel: channel_id.clone(),
             last_seq: record.last_seq,
@@ -583,8 +584,8 @@ mod tests {
 
     fn caller(app_id: &str, identity: &str) -> Caller {
         Caller {
-            app_id: app_id.to_owned(),
-            identity: identity.to_owned(),
+            app_id: app_id.parse().unwrap(),
+            identity: identity.parse().unwrap(),
         }
     }
 

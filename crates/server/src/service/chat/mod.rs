@@ -1,6 +1,6 @@
 //! Chat (`sealkit_proto::chat`): who may create, read, post to and change a channel.
 //!
-//! Two rooms: `rules` decides (pure functions over records and requests), this module reads
+//! Three parts: `rules` decides (pure functions over records and requests), this module reads
 //! and writes the store around those decisions, and [`hub`] fans committed messages out to the
 //! WebSocket subscribers of this process. Every operation takes the [`Caller`] it acts for and
 //! answers [`ServiceError`]s; none knows about HTTP.
@@ -15,9 +15,8 @@ use super::auth::Caller;
 use super::error::ServiceError;
 use crate::store::{ChannelRecord, Conflict, NewChatMessage, Posted, Store, StoreError};
 use rules::{invalid, is_member};
-use sealkit_proto::chat::{
-    validate_channel_id, Channel, Message, MessagePage, NewChannel, NewMessage,
-};
+use sealkit_proto::chat::{Channel, Message, MessagePage, NewChannel, NewMessage};
+use sealkit_proto::ChannelId;
 
 /// Chat store failures that no rule above anticipated: `NotFound` means the channel vanished.
 fn store_error(e: StoreError) -> ServiceError {
@@ -42,14 +41,18 @@ async fn existing(
         .ok_or(ServiceError::ChannelNotFound)
 }
 
+/// A channel id from a request, validated once here.
+fn parse_channel_id(id: &str) -> Result<ChannelId, ServiceError> {
+    ChannelId::new(id).map_err(invalid)
+}
+
 /// The channel, if `identity` may read it: 404 when it does not exist, 403 for non-members.
-pub(crate) async fn readable(
+async fn readable(
     store: &dyn Store,
     app_id: &str,
     identity: &str,
-    channel_id: &str,
+    channel_id: &ChannelId,
 ) -> Result<ChannelRecord, ServiceError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
     let record = existing(store, app_id, channel_id).await?;
     if !is_member(&record, identity) {
         return Err(rules::caller_not_a_member());
@@ -64,8 +67,8 @@ pub async fn create_channel(
     new: NewChannel,
     now_ms: i64,
 ) -> Result<Channel, ServiceError> {
-    validate_channel_id(&new.id).map_err(invalid)?;
-    let record = rules::new_channel(&caller.app_id, &caller.identity, new, now_ms)?;
+    let id = parse_channel_id(&new.id)?;
+    let record = rules::new_channel(&caller.app_id, &caller.identity, id, new, now_ms)?;
     match store.chat_create_channel(record.clone()).await {
         Ok(()) => Ok(channel_view(record)),
         Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ServiceError::ChannelExists),
@@ -88,7 +91,8 @@ pub async fn channel(
     caller: &Caller,
     channel_id: &str,
 ) -> Result<Channel, ServiceError> {
-    readable(store, &caller.app_id, &caller.identity, channel_id)
+    let channel_id = parse_channel_id(channel_id)?;
+    readable(store, &caller.app_id, &caller.identity, &channel_id)
         .await
         .map(channel_view)
 }
@@ -101,9 +105,9 @@ async fn group_channel(
     channel_id: &str,
     identity: &str,
 ) -> Result<ChannelRecord, ServiceError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
+    let channel_id = parse_channel_id(channel_id)?;
     rules::check_identity(identity)?;
-    let record = existing(store, app_id, channel_id).await?;
+    let record = existing(store, app_id, &channel_id).await?;
     rules::changeable(&record)?;
     Ok(record)
 }
@@ -156,12 +160,12 @@ pub async fn post(
     limit: usize,
     now_ms: i64,
 ) -> Result<(Message, bool), ServiceError> {
-    validate_channel_id(channel_id).map_err(invalid)?;
+    let channel_id = parse_channel_id(channel_id)?;
     let ciphertext = rules::post_ciphertext(&new, limit)?;
     let posted = store
         .chat_post(NewChatMessage {
-            app_id: caller.app_id.clone(),
-            channel_id: channel_id.to_owned(),
+            app_id: caller.app_id.to_string(),
+            channel_id: channel_id.clone(),
             sender: caller.identity.clone(),
             client_id: new.client_id,
             ciphertext,
@@ -176,7 +180,7 @@ pub async fn post(
         // The sender needs the current members to encrypt again: read them once here, so
         // the refusal carries them and the client does not ask for the channel itself.
         Err(StoreError::Conflict(Conflict::StaleMemberVersion { .. })) => {
-            let record = readable(store, &caller.app_id, &caller.identity, channel_id).await?;
+            let record = readable(store, &caller.app_id, &caller.identity, &channel_id).await?;
             Err(ServiceError::StaleMembers {
                 sent: new.member_version,
                 channel: Box::new(channel_view(record)),
@@ -194,9 +198,10 @@ pub async fn history(
     query: &HistoryQuery,
 ) -> Result<MessagePage, ServiceError> {
     let (cursor, limit) = query.parse()?;
-    readable(store, &caller.app_id, &caller.identity, channel_id).await?;
+    let channel_id = parse_channel_id(channel_id)?;
+    readable(store, &caller.app_id, &caller.identity, &channel_id).await?;
     let mut records = store
-        .chat_history(&caller.app_id, channel_id, cursor, limit + 1)
+        .chat_history(&caller.app_id, &channel_id, cursor, limit + 1)
         .await
         .map_err(store_error)?;
     let more = rules::trim_page(&mut records, cursor, limit);

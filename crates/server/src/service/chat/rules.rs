@@ -9,6 +9,7 @@ use sealkit_proto::chat::{
     validate_client_id, Channel, ChannelKind, Message, NewChannel, NewMessage, DEFAULT_PAGE,
     MAX_MEMBERS, MAX_PAGE,
 };
+use sealkit_proto::{ChannelId, Identity};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -34,12 +35,12 @@ fn is_admin(record: &ChannelRecord, identity: &str) -> bool {
 pub fn channel_view(record: ChannelRecord) -> Channel {
     Channel {
         kind: kind_of(&record),
-        id: record.id,
+        id: record.id.into_string(),
         open: record.open,
-        created_by: record.created_by,
+        created_by: record.created_by.into_string(),
         created_at: record.created_at_ms,
-        admins: record.admins,
-        members: record.members,
+        admins: record.admins.into_iter().map(String::from).collect(),
+        members: record.members.into_iter().map(String::from).collect(),
         member_version: record.member_version,
         last_seq: record.last_seq,
     }
@@ -49,8 +50,8 @@ pub fn channel_view(record: ChannelRecord) -> Channel {
 pub fn message_view(record: &ChatMessageRecord) -> Message {
     Message {
         seq: record.seq,
-        channel: record.channel_id.clone(),
-        sender: record.sender.clone(),
+        channel: record.channel_id.to_string(),
+        sender: record.sender.to_string(),
         client_id: record.client_id.clone(),
         sent_at: record.sent_at_ms,
         member_version: record.member_version,
@@ -63,9 +64,9 @@ pub(super) fn invalid(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::ChatInvalid(e.to_string())
 }
 
-/// A member named in a request must be a valid identity.
-pub(super) fn check_identity(identity: &str) -> Result<(), ServiceError> {
-    sealkit_proto::validate_identity(identity)
+/// A member named in a request, validated.
+pub(super) fn check_identity(identity: &str) -> Result<Identity, ServiceError> {
+    Identity::new(identity)
         .map_err(|why| ServiceError::ChatInvalid(format!("member {identity:?}: {why}")))
 }
 
@@ -74,18 +75,20 @@ pub(super) fn caller_not_a_member() -> ServiceError {
     ServiceError::NotAMember("the caller is not a member of the channel".into())
 }
 
-/// The record of a channel `creator` asks for: the creator is its first admin and a member; a
-/// direct channel has exactly one other member and is never open.
+/// The record of channel `id` as `creator` asks for it: the creator is its first admin and a
+/// member; a direct channel has exactly one other member and is never open.
 pub(super) fn new_channel(
     app_id: &str,
-    creator: &str,
+    creator: &Identity,
+    id: ChannelId,
     new: NewChannel,
     now_ms: i64,
 ) -> Result<ChannelRecord, ServiceError> {
-    for member in &new.members {
-        check_identity(member)?;
-    }
-    let mut members: Vec<String> = new.members;
+    let mut members = new
+        .members
+        .iter()
+        .map(|member| check_identity(member))
+        .collect::<Result<Vec<Identity>, _>>()?;
     match new.kind {
         ChannelKind::Direct => {
             if new.open {
@@ -93,7 +96,7 @@ pub(super) fn new_channel(
             }
             members.sort();
             members.dedup();
-            if members.len() != 1 || members[0] == creator {
+            if members.len() != 1 || members[0] == *creator {
                 return Err(invalid(
                     "a direct channel names exactly one member other than its creator",
                 ));
@@ -101,7 +104,7 @@ pub(super) fn new_channel(
         }
         ChannelKind::Group => {}
     }
-    members.push(creator.to_owned());
+    members.push(creator.clone());
     members.sort();
     members.dedup();
     if members.len() > MAX_MEMBERS {
@@ -111,16 +114,16 @@ pub(super) fn new_channel(
     }
     Ok(ChannelRecord {
         app_id: app_id.to_owned(),
-        id: new.id,
+        id,
         kind: match new.kind {
             ChannelKind::Direct => "direct",
             ChannelKind::Group => "group",
         }
         .to_owned(),
         open: new.open,
-        created_by: creator.to_owned(),
+        created_by: creator.clone(),
         created_at_ms: now_ms,
-        admins: vec![creator.to_owned()],
+        admins: vec![creator.clone()],
         members,
         member_version: 1,
         last_seq: 0,

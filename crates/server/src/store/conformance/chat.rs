@@ -6,8 +6,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 use sealkit_proto::chat::MAX_MEMBERS;
+use sealkit_proto::Identity;
 
-use super::{app_id, ok};
+use super::{app_id, id, ok};
 use crate::store::{
     ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, Forbidden,
     HistoryCursor, NewChatMessage, Posted, Store, StoreError,
@@ -16,21 +17,21 @@ use crate::store::{
 /// How long a test waits for a chat event before calling the event path broken.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn strings_of(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
+fn identities(items: &[&str]) -> Vec<Identity> {
+    items.iter().map(|s| id(s)).collect()
 }
 
 /// A group channel created by `creator` (its only admin) with `others` as further members.
 pub(crate) fn group(app_id: &str, id: &str, creator: &str, others: &[&str]) -> ChannelRecord {
     ChannelRecord {
         app_id: app_id.to_owned(),
-        id: id.to_owned(),
+        id: self::id(id),
         kind: "group".to_owned(),
         open: false,
-        created_by: creator.to_owned(),
+        created_by: self::id(creator),
         created_at_ms: 1_800_000_000_123,
-        admins: strings_of(&[creator]),
-        members: strings_of(others),
+        admins: identities(&[creator]),
+        members: identities(others),
         member_version: 1,
         last_seq: 0,
     }
@@ -45,8 +46,8 @@ pub(crate) fn chat_message(
 ) -> NewChatMessage {
     NewChatMessage {
         app_id: app_id.to_owned(),
-        channel_id: channel_id.to_owned(),
-        sender: sender.to_owned(),
+        channel_id: id(channel_id),
+        sender: id(sender),
         client_id: client_id.to_owned(),
         ciphertext: format!("ciphertext {sender} {client_id}\0\u{ff}").into_bytes(),
         member_version,
@@ -140,7 +141,7 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     ok("create", store.chat_create_channel(general.clone()).await);
     let stored = channel_of(store, &app, "general").await;
     let mut expected = general.clone();
-    expected.members = strings_of(&["Zoe", "alice", "bob", "zed", "ärger"]);
+    expected.members = identities(&["Zoe", "alice", "bob", "zed", "ärger"]);
     expected.member_version = 1;
     expected.last_seq = 0;
     assert_eq!(stored, expected);
@@ -155,7 +156,7 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
 
     let mut direct = group(&app, "dm:alice:bob", "alice", &["bob"]);
     direct.kind = "direct".to_owned();
-    direct.admins = strings_of(&["alice", "bob"]);
+    direct.admins = identities(&["alice", "bob"]);
     ok("create direct", store.chat_create_channel(direct).await);
     ok(
         "create empty-ish",
@@ -172,20 +173,20 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     );
 
     let ids = |channels: Vec<ChannelRecord>| -> Vec<String> {
-        channels.into_iter().map(|c| c.id).collect()
+        channels.into_iter().map(|c| c.id.into_string()).collect()
     };
     assert_eq!(
         ids(ok("alice's", store.chat_channels_of(&app, "alice").await)),
-        strings_of(&["dm:alice:bob", "general"])
+        ["dm:alice:bob", "general"]
     );
     let bobs = ok("bob's", store.chat_channels_of(&app, "bob").await);
     assert_eq!(bobs.len(), 2);
-    assert_eq!(bobs[0].admins, strings_of(&["alice", "bob"]));
+    assert_eq!(bobs[0].admins, identities(&["alice", "bob"]));
     assert_eq!(bobs[0].kind, "direct");
     assert_eq!(bobs[1], expected);
     assert_eq!(
         ids(ok("carol's", store.chat_channels_of(&app, "carol").await)),
-        strings_of(&["a-solo"])
+        ["a-solo"]
     );
     assert!(ok("nobody's", store.chat_channels_of(&app, "nobody").await).is_empty());
     assert!(ok("dave here", store.chat_channels_of(&app, "dave").await).is_empty());
@@ -194,7 +195,7 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
         store.chat_channels_of(&other_app, "alice").await,
     );
     assert_eq!(elsewhere.len(), 1);
-    assert_eq!(elsewhere[0].members, strings_of(&["alice", "dave"]));
+    assert_eq!(elsewhere[0].members, identities(&["alice", "dave"]));
     assert_eq!(elsewhere[0].app_id, other_app);
     assert_eq!(
         ok(
@@ -220,15 +221,15 @@ pub async fn chat_membership_rules(store: &dyn Store) {
 
     let after = ok("add carol", add("carol", false).await);
     assert_eq!(after.member_version, 2);
-    assert_eq!(after.members, strings_of(&["alice", "bob", "carol"]));
-    assert_eq!(after.admins, strings_of(&["alice"]));
+    assert_eq!(after.members, identities(&["alice", "bob", "carol"]));
+    assert_eq!(after.admins, identities(&["alice"]));
     assert_eq!(after, channel_of(store, &app, "g").await);
 
     let again = ok("add carol again", add("carol", false).await);
     assert_eq!(again, after, "re-adding a member changes nothing");
     let promoted = ok("promote carol", add("carol", true).await);
     assert_eq!(promoted.member_version, 3);
-    assert_eq!(promoted.admins, strings_of(&["alice", "carol"]));
+    assert_eq!(promoted.admins, identities(&["alice", "carol"]));
     let still = ok("add admin alice as member", add("alice", false).await);
     assert_eq!(
         still, promoted,
@@ -236,7 +237,7 @@ pub async fn chat_membership_rules(store: &dyn Store) {
     );
     let dave = ok("add dave as admin", add("dave", true).await);
     assert_eq!(dave.member_version, 4);
-    assert_eq!(dave.admins, strings_of(&["alice", "carol", "dave"]));
+    assert_eq!(dave.admins, identities(&["alice", "carol", "dave"]));
 
     let missing = [
         store.chat_add_member(&app, "nope", "x", false).await,
@@ -259,14 +260,14 @@ pub async fn chat_membership_rules(store: &dyn Store) {
         store.chat_remove_member(&app, "g", "carol").await,
     );
     assert_eq!(removed.member_version, 5);
-    assert_eq!(removed.members, strings_of(&["alice", "bob", "dave"]));
-    assert_eq!(removed.admins, strings_of(&["alice", "dave"]));
+    assert_eq!(removed.members, identities(&["alice", "bob", "dave"]));
+    assert_eq!(removed.admins, identities(&["alice", "dave"]));
     let removed = ok(
         "remove dave",
         store.chat_remove_member(&app, "g", "dave").await,
     );
     assert_eq!(removed.member_version, 6);
-    assert_eq!(removed.admins, strings_of(&["alice"]));
+    assert_eq!(removed.admins, identities(&["alice"]));
 
     assert!(matches!(
         store.chat_remove_member(&app, "g", "alice").await,
@@ -279,7 +280,7 @@ pub async fn chat_membership_rules(store: &dyn Store) {
         store.chat_remove_member(&app, "g", "bob").await,
     );
     assert_eq!(removed.member_version, 7);
-    assert_eq!(removed.members, strings_of(&["alice"]));
+    assert_eq!(removed.members, identities(&["alice"]));
     // The only admin and only member may leave; the channel stays, empty.
     let empty = ok(
         "alice leaves",
@@ -301,7 +302,7 @@ pub async fn chat_full_channel(store: &dyn Store) {
     let others: Vec<String> = (1..MAX_MEMBERS).map(|i| format!("user{i:04}")).collect();
     let other_refs: Vec<&str> = others.iter().map(String::as_str).collect();
     let mut too_many = group(&app, "too-many", "alice", &other_refs);
-    too_many.members.push("one-more".to_owned());
+    too_many.members.push(id("one-more"));
     assert!(matches!(
         store.chat_create_channel(too_many).await,
         Err(StoreError::Conflict(Conflict::ChannelFull))
@@ -382,9 +383,9 @@ pub async fn chat_post_rules(store: &dyn Store) {
     assert_eq!(
         stored,
         ChatMessageRecord {
-            channel_id: "g".to_owned(),
+            channel_id: id("g"),
             seq: 1,
-            sender: "alice".to_owned(),
+            sender: id("alice"),
             client_id: "c1".to_owned(),
             ciphertext: first.ciphertext.clone(),
             member_version: 1,
@@ -798,7 +799,7 @@ pub async fn chat_concurrent_membership(store: &dyn Store) {
     assert_eq!(channel.member_version, 6);
 
     let mut two_admins = group(&app, "two-admins", "alice", &["carol"]);
-    two_admins.admins.push("bob".to_owned());
+    two_admins.admins.push(id("bob"));
     ok("create", store.chat_create_channel(two_admins).await);
     let results =
         join_all(["alice", "bob"].map(|admin| store.chat_remove_member(&app, "two-admins", admin)))

@@ -101,6 +101,14 @@ macro_rules! store_conformance_tests {
     };
 }
 
+/// A test id (a channel id or an identity); the suite only writes valid ones.
+pub(super) fn id<T: TryFrom<String, Error = sealkit_proto::InvalidId>>(text: &str) -> T {
+    match T::try_from(text.to_owned()) {
+        Ok(id) => id,
+        Err(e) => panic!("test id {text:?}: {e}"),
+    }
+}
+
 /// Unwraps a store result, panicking with the step and the error.
 pub(super) fn ok<T>(step: &str, result: StoreResult<T>) -> T {
     match result {

@@ -24,7 +24,7 @@ impl ChatStore for PostgresStore {
              FROM UNNEST($3::text[], $4::boolean[]) AS m (identity, admin)",
         )
         .bind(&channel.app_id)
-        .bind(&channel.id)
+        .bind(channel.id.as_str())
         .bind(&members)
         .bind(&is_admin)
         .execute(&mut *tx)

@@ -58,7 +58,7 @@ pub(crate) async fn publish_card(
         .bind(&card.id)
         .bind(previous)
         .bind(&card.app_id)
-        .bind(&card.identity)
+        .bind(card.identity.as_str())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -72,7 +72,7 @@ pub(crate) async fn publish_card(
     )
     .bind(&card.id)
     .bind(&card.app_id)
-    .bind(&card.identity)
+    .bind(card.identity.as_str())
     .bind(&card.previous_card_id)
     .bind(&card.raw)
     .bind(card.created_at)

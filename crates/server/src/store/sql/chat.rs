@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use sealkit_proto::{Identity, InvalidId};
 use sqlx::{Executor, Row};
 
 use super::{backend, locked, unique_or_backend, Conn, Db};
@@ -24,20 +25,25 @@ const CHANNEL_WITH_MEMBERS: &str = "SELECT c.app_id, c.id, c.kind, c.open, c.cre
      FROM chat_channels AS c \
      LEFT JOIN chat_members AS m ON m.app_id = c.app_id AND m.channel_id = c.id";
 
+/// A stored id as its type; one that does not parse is a corrupt row.
+fn decode_id<T: TryFrom<String, Error = InvalidId>>(text: String) -> Result<T, sqlx::Error> {
+    T::try_from(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
 /// Groups the rows of a [`CHANNEL_WITH_MEMBERS`] query into channels, by id.
 fn channels_from_rows(
     rows: &[<Db as sqlx::Database>::Row],
 ) -> Result<Vec<ChannelRecord>, sqlx::Error> {
-    let mut by_id: BTreeMap<String, (ChannelRecord, Vec<(String, bool)>)> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, (ChannelRecord, Vec<(Identity, bool)>)> = BTreeMap::new();
     for row in rows {
         let id: String = row.try_get("id")?;
         if !by_id.contains_key(&id) {
             let channel = ChannelRecord {
                 app_id: row.try_get("app_id")?,
-                id: id.clone(),
+                id: decode_id(id.clone())?,
                 kind: row.try_get("kind")?,
                 open: row.try_get("open")?,
-                created_by: row.try_get("created_by")?,
+                created_by: decode_id(row.try_get("created_by")?)?,
                 created_at_ms: row.try_get("created_at_ms")?,
                 admins: Vec::new(),
                 members: Vec::new(),
@@ -48,7 +54,7 @@ fn channels_from_rows(
         }
         let identity: Option<String> = row.try_get("identity")?;
         if let (Some(identity), Some((_, members))) = (identity, by_id.get_mut(&id)) {
-            members.push((identity, row.try_get("admin")?));
+            members.push((decode_id(identity)?, row.try_get("admin")?));
         }
     }
     Ok(by_id
@@ -104,10 +110,10 @@ pub(crate) async fn insert_channel(conn: &mut Conn, channel: &ChannelRecord) -> 
          VALUES ($1, $2, $3, $4, $5, $6, 1, 0)",
     )
     .bind(&channel.app_id)
-    .bind(&channel.id)
+    .bind(channel.id.as_str())
     .bind(&channel.kind)
     .bind(channel.open)
-    .bind(&channel.created_by)
+    .bind(channel.created_by.as_str())
     .bind(channel.created_at_ms)
     .execute(conn)
     .await
@@ -276,8 +282,8 @@ pub(crate) async fn post(
          WHERE app_id = $1 AND channel_id = $2 AND sender = $3 AND client_id = $4"
     ))
     .bind(&m.app_id)
-    .bind(&m.channel_id)
-    .bind(&m.sender)
+    .bind(m.channel_id.as_str())
+    .bind(m.sender.as_str())
     .bind(&m.client_id)
     .fetch_optional(&mut *conn)
     .await
@@ -291,7 +297,7 @@ pub(crate) async fn post(
          WHERE app_id = $1 AND id = $2 RETURNING last_seq",
     )
     .bind(&m.app_id)
-    .bind(&m.channel_id)
+    .bind(m.channel_id.as_str())
     .fetch_one(&mut *conn)
     .await
     .map_err(backend)?;
@@ -300,9 +306,9 @@ pub(crate) async fn post(
          member_version, sent_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&m.app_id)
-    .bind(&m.channel_id)
+    .bind(m.channel_id.as_str())
     .bind(seq)
-    .bind(&m.sender)
+    .bind(m.sender.as_str())
     .bind(&m.client_id)
     .bind(&m.ciphertext)
     .bind(m.member_version)

@@ -43,7 +43,7 @@ impl ChatStore for SqliteStore {
                  VALUES ($1, $2, $3, $4)",
             )
             .bind(&channel.app_id)
-            .bind(&channel.id)
+            .bind(channel.id.as_str())
             .bind(identity)
             .bind(admin)
             .execute(&mut *tx)
@@ -127,7 +127,7 @@ impl ChatStore for SqliteStore {
         if let Posted::New(stored) = &posted {
             self.emit(ChatEvent::Message {
                 app_id,
-                channel_id: stored.channel_id.clone(),
+                channel_id: stored.channel_id.to_string(),
                 seq: stored.seq,
             });
         }
