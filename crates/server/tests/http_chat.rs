@@ -8,14 +8,13 @@ mod common;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use common::{assert_error, harness, harness_on, listen, token, Harness};
+use common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sealkit_proto::chat::{codes, ServerFrame};
 use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::Store;
 use sealkit_server::Config;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -25,23 +24,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const CHANNELS: &str = "/chat/v1/channels";
 
-fn pg_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A fresh schema name (unique per process, test and time).
 fn schema_name() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "sealkit_chat_{}_{}_{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    common::schema_name("chat")
 }
 
 /// A harness on a fresh PostgreSQL schema; returns the schema so a second replica can join.
