@@ -285,6 +285,42 @@ pub enum ServerFrame {
     Pong,
 }
 
+/// The prefix of direct channel ids ([`direct_channel_id`]); the server reserves ids with it
+/// for the direct channel of exactly the two identities they derive from.
+pub const DIRECT_PREFIX: &str = "dm:";
+
+/// The id of the direct channel of two identities, the same in either order: `dm:` and the
+/// first 32 hex digits of SHA-256 over both identities, sorted, each preceded by its length
+/// (4 bytes, big endian) so that no two pairs collide by concatenation.
+///
+/// ```
+/// use sealkit_proto::chat::direct_channel_id;
+///
+/// let id = direct_channel_id("alice", "bob");
+/// assert_eq!(id, direct_channel_id("bob", "alice"));
+/// assert_eq!(id, "dm:884a452152d3bf048cc051df8f708aff");
+/// ```
+pub fn direct_channel_id(a: &str, b: &str) -> String {
+    use sha2::Digest as _;
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let mut hash = sha2::Sha256::new();
+    for identity in [first, second] {
+        hash.update(
+            u32::try_from(identity.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        hash.update(identity.as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{DIRECT_PREFIX}{hex}")
+}
+
 /// Why a channel id, client id or member list is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

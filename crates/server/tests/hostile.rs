@@ -631,3 +631,44 @@ mod websocket {
         }
     }
 }
+
+/// `dm:` ids are reserved for the direct channel of the two identities they derive from:
+/// mallory can neither squat alice and bob's id with a group channel nor with a direct channel
+/// of her own; alice (or bob) creates it as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_channel_ids_cannot_be_squatted() {
+    use sealkit_proto::chat::direct_channel_id;
+    use serde_json::json;
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let h = &server.harness;
+        let pair = direct_channel_id("alice", "bob");
+        let mallory = token(&h.app, "mallory");
+        for body in [
+            json!({"id": pair, "kind": "group", "members": ["alice", "bob"]}),
+            json!({"id": pair, "kind": "direct", "members": ["bob"]}),
+            json!({"id": "dm:anything", "kind": "group", "members": []}),
+        ] {
+            let (status, reply) = h
+                .json(
+                    "POST",
+                    "/chat/v1/channels",
+                    Some(&mallory),
+                    Some(body.clone()),
+                )
+                .await;
+            common::assert_error(status, &reply, axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(reply["code"], 70007, "{backend:?} {body}: {reply}");
+        }
+        let alice = token(&h.app, "alice");
+        let (status, reply) = h
+            .json(
+                "POST",
+                "/chat/v1/channels",
+                Some(&alice),
+                Some(json!({"id": pair, "kind": "direct", "members": ["bob"]})),
+            )
+            .await;
+        assert_eq!(status, 201, "{backend:?}: {reply}");
+    }
+}

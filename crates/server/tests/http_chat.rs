@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
 use futures_util::{SinkExt as _, StreamExt as _};
+use sealkit_proto::chat::direct_channel_id;
 use sealkit_proto::chat::{codes, ServerFrame};
 use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::Store;
@@ -175,7 +176,7 @@ async fn rest_rules(h: &Harness) {
     let (s, dm) = create(
         h,
         &u.alice,
-        json!({"id": "dm:alice:bob", "kind": "direct", "members": ["bob"]}),
+        json!({"id": direct_channel_id("alice", "bob"), "kind": "direct", "members": ["bob"]}),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{dm}");
@@ -183,7 +184,7 @@ async fn rest_rules(h: &Harness) {
     let (s, b) = h
         .json(
             "POST",
-            &format!("{CHANNELS}/dm:alice:bob/members"),
+            &format!("{CHANNELS}/{}/members", direct_channel_id("alice", "bob")),
             Some(&u.alice),
             Some(json!({"identity": "carol"})),
         )
@@ -192,7 +193,10 @@ async fn rest_rules(h: &Harness) {
     let (s, b) = h
         .json(
             "DELETE",
-            &format!("{CHANNELS}/dm:alice:bob/members/bob"),
+            &format!(
+                "{CHANNELS}/{}/members/bob",
+                direct_channel_id("alice", "bob")
+            ),
             Some(&u.alice),
             None,
         )
@@ -231,7 +235,7 @@ async fn rest_rules(h: &Harness) {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["dm:alice:bob", "general"]);
+    assert_eq!(ids, [direct_channel_id("alice", "bob").as_str(), "general"]);
     let (s, b) = h.json("GET", CHANNELS, Some(&other_alice), None).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["channels"], json!([]));

@@ -69,7 +69,6 @@ use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
 use sealkit_crypto::PublicKey;
 use sealkit_proto::chat::{codes, validate_channel_id, NewMessage};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1008,31 +1007,15 @@ impl EThree {
     }
 }
 
-/// The id of the direct channel of two identities, the same in either order: `dm:` and the
-/// first 32 hex digits of SHA-256 over both identities, sorted, each preceded by its length
-/// (4 bytes, big endian) so that no two pairs collide by concatenation.
+/// The id of the direct channel of two identities (defined in `sealkit_proto`, where the
+/// server checks it too).
 ///
 /// ```
 /// use sealkit::chat::direct_channel_id;
 ///
-/// let id = direct_channel_id("alice", "bob");
-/// assert_eq!(id, direct_channel_id("bob", "alice"));
-/// assert_eq!(id, "dm:884a452152d3bf048cc051df8f708aff");
+/// assert_eq!(direct_channel_id("alice", "bob"), direct_channel_id("bob", "alice"));
 /// ```
-pub fn direct_channel_id(a: &str, b: &str) -> String {
-    let (first, second) = if a <= b { (a, b) } else { (b, a) };
-    let mut hash = Sha256::new();
-    for identity in [first, second] {
-        hash.update(
-            u32::try_from(identity.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        hash.update(identity.as_bytes());
-    }
-    let digest = hash.finalize();
-    format!("dm:{}", hex::encode(digest.get(..16).unwrap_or_default()))
-}
+pub use sealkit_proto::chat::direct_channel_id;
 
 /// The keys that may have signed a message stored at `sent_at_ms`: those of the sender's cards
 /// that were current at some moment within [`CLOCK_SKEW`] of it.
@@ -1133,7 +1116,7 @@ mod tests {
         input.extend_from_slice(b"alice");
         input.extend_from_slice(&[0, 0, 0, 3]);
         input.extend_from_slice(b"bob");
-        let digest = Sha256::digest(&input);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&input);
         assert_eq!(ab, format!("dm:{}", hex::encode(&digest[..16])));
     }
 

@@ -6,8 +6,8 @@ use super::super::error::ServiceError;
 use crate::store::{ChannelRecord, ChatMessageRecord, HistoryCursor};
 use base64::Engine as _;
 use sealkit_proto::chat::{
-    validate_client_id, Channel, ChannelKind, Message, NewChannel, NewMessage, DEFAULT_PAGE,
-    MAX_MEMBERS, MAX_PAGE,
+    direct_channel_id, validate_client_id, Channel, ChannelKind, Message, NewChannel, NewMessage,
+    DEFAULT_PAGE, DIRECT_PREFIX, MAX_MEMBERS, MAX_PAGE,
 };
 use sealkit_proto::{ChannelId, Identity};
 
@@ -89,6 +89,25 @@ pub(super) fn new_channel(
         .iter()
         .map(|member| check_identity(member))
         .collect::<Result<Vec<Identity>, _>>()?;
+    // `dm:` ids belong to the direct channel of the two identities they derive from: nobody
+    // can squat another pair's id with a group channel, or with a direct channel of a third.
+    if id.as_str().starts_with(DIRECT_PREFIX) {
+        let mut others: Vec<&Identity> = members.iter().filter(|m| *m != creator).collect();
+        others.sort();
+        others.dedup();
+        let pair_id = match (new.kind, others.as_slice()) {
+            (ChannelKind::Direct, [other]) => {
+                Some(direct_channel_id(creator.as_str(), other.as_str()))
+            }
+            _ => None,
+        };
+        if pair_id.as_deref() != Some(id.as_str()) {
+            return Err(invalid(format!(
+                "channel ids starting with {DIRECT_PREFIX} are reserved for the direct channel of \
+                 the two identities they derive from"
+            )));
+        }
+    }
     match new.kind {
         ChannelKind::Direct => {
             if new.open {
