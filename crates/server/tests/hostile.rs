@@ -604,6 +604,66 @@ mod websocket {
         }
     }
 
+    /// A subscriber that stops reading: once the socket's buffers and queue are full, a write
+    /// blocks; the server gives up on it after its write timeout (10 s) and frees the socket's
+    /// place, instead of keeping it (and its subscriptions) as long as the token lives.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_dropped() {
+        use base64::Engine as _;
+        use serde_json::json;
+        for backend in BACKENDS {
+            let mut config = Config::default();
+            config.chat_sockets_per_identity = 1;
+            let server = start(backend, config).await;
+            let h = &server.harness;
+            let alice = token(&h.app, "alice");
+            let bob = token(&h.app, "bob");
+            let (status, reply) = h
+                .json(
+                    "POST",
+                    "/chat/v1/channels",
+                    Some(&alice),
+                    Some(json!({"id": "flood", "kind": "group", "members": ["bob"]})),
+                )
+                .await;
+            assert_eq!(status, 201, "{reply}");
+            let mut ws = connect(server.addr, &bob).await.unwrap();
+            ws.send(Message::text(
+                json!({"type": "subscribe", "channel": "flood", "after": 0}).to_string(),
+            ))
+            .await
+            .unwrap();
+            // bob reads nothing from here on.
+            let ciphertext = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 60 << 10]);
+            let started = Instant::now();
+            let mut freed = false;
+            for i in 0..2000 {
+                let (status, reply) = h
+                    .json(
+                        "POST",
+                        "/chat/v1/channels/flood/messages",
+                        Some(&alice),
+                        Some(json!({"client_id": format!("m{i}"), "ciphertext": ciphertext, "member_version": 1})),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{backend:?}: {reply}");
+                if i % 50 == 49 && connect(server.addr, &bob).await.is_ok() {
+                    freed = true;
+                    break;
+                }
+            }
+            while !freed && started.elapsed() < Duration::from_secs(40) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                freed = connect(server.addr, &bob).await.is_ok();
+            }
+            assert!(
+                freed,
+                "{backend:?}: a socket that never reads kept its place"
+            );
+            drop(ws);
+        }
+    }
+
     /// Revoking the API key that signed a socket's token closes the socket (1008) within the
     /// re-check interval, although the token has not expired.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
