@@ -2,7 +2,7 @@ delete globalThis.fetch; // the emscripten loader of virgil-crypto breaks on Nod
 
 // TEST DOUBLE ONLY. A minimal in-memory Cards v5 server, written to develop e3kit_cards.js before the real
 // Sealkit server existed. It is not Sealkit, not a reference implementation, and keeps nothing on disk.
-// Implements just what the cards scenario needs, per /work/shared/spec/virgil-services-api.md:
+// Implements just what the cards scenario needs, per ../shared/spec/virgil-services-api.md:
 //   JWT check (VEDS512, spec §2; expired -> 401 + 20304), POST /card/v5, POST /card/v5/actions/search
 //   (actual cards + predecessor chains; a revoked head hides its chain), GET /card/v5/{id}
 //   (X-Virgil-Is-Superseeded), POST /card/v5/actions/revoke/{id}; errors are {code,message}.
