@@ -4,12 +4,42 @@
 use async_trait::async_trait;
 
 use super::listen::{self, notify};
-use super::sql::{backend, chat as sql};
+use super::sql::backend;
+use super::sql::chat::{self as sql, MembershipEdit};
 use super::PostgresStore;
 use crate::store::{
     rules, ChannelRecord, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
     NewChatMessage, Posted, StoreError, StoreResult,
 };
+
+impl PostgresStore {
+    /// One membership change in one transaction, its `NOTIFY` queued inside it (when it changed
+    /// something), answered with the channel as committed.
+    async fn change_membership(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        edit: MembershipEdit<'_>,
+    ) -> StoreResult<ChannelRecord> {
+        let mut tx = self.begin().await?;
+        if let Some(version) = sql::edit_membership(&mut tx, app_id, channel_id, edit).await? {
+            notify(
+                &mut tx,
+                &self.events_channel,
+                app_id,
+                channel_id,
+                "members",
+                version,
+            )
+            .await?;
+        }
+        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(channel)
+    }
+}
 
 #[async_trait]
 impl ChatStore for PostgresStore {
@@ -56,25 +86,8 @@ impl ChatStore for PostgresStore {
         identity: &str,
         admin: bool,
     ) -> StoreResult<ChannelRecord> {
-        let mut tx = self.begin().await?;
-        sql::lock_channel(&mut tx, app_id, channel_id).await?;
-        let changed = sql::add_member(&mut tx, app_id, channel_id, identity, admin).await?;
-        if let Some(version) = changed {
-            notify(
-                &mut tx,
-                &self.events_channel,
-                app_id,
-                channel_id,
-                "members",
-                version,
-            )
-            .await?;
-        }
-        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(channel)
+        let edit = MembershipEdit::Add { identity, admin };
+        self.change_membership(app_id, channel_id, edit).await
     }
 
     async fn chat_remove_member(
@@ -83,23 +96,8 @@ impl ChatStore for PostgresStore {
         channel_id: &str,
         identity: &str,
     ) -> StoreResult<ChannelRecord> {
-        let mut tx = self.begin().await?;
-        sql::lock_channel(&mut tx, app_id, channel_id).await?;
-        let version = sql::remove_member(&mut tx, app_id, channel_id, identity).await?;
-        notify(
-            &mut tx,
-            &self.events_channel,
-            app_id,
-            channel_id,
-            "members",
-            version,
-        )
-        .await?;
-        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(channel)
+        let edit = MembershipEdit::Remove { identity };
+        self.change_membership(app_id, channel_id, edit).await
     }
 
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {

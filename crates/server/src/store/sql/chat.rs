@@ -176,6 +176,33 @@ async fn bump_member_version(conn: &mut Conn, app_id: &str, channel_id: &str) ->
 /// `member_version` when something changed.
 ///
 /// [`ChatStore::chat_add_member`]: crate::store::ChatStore::chat_add_member
+/// One change to one member, as the store's add and remove methods ask for it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum MembershipEdit<'a> {
+    /// Add `identity` (or change its admin flag).
+    Add { identity: &'a str, admin: bool },
+    /// Remove `identity`.
+    Remove { identity: &'a str },
+}
+
+/// Locks the channel and applies `edit`; the new membership version when something changed.
+pub(crate) async fn edit_membership(
+    conn: &mut Conn,
+    app_id: &str,
+    channel_id: &str,
+    edit: MembershipEdit<'_>,
+) -> StoreResult<Option<i64>> {
+    lock_channel(conn, app_id, channel_id).await?;
+    match edit {
+        MembershipEdit::Add { identity, admin } => {
+            add_member(conn, app_id, channel_id, identity, admin).await
+        }
+        MembershipEdit::Remove { identity } => remove_member(conn, app_id, channel_id, identity)
+            .await
+            .map(Some),
+    }
+}
+
 pub(crate) async fn add_member(
     conn: &mut Conn,
     app_id: &str,

@@ -7,7 +7,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::Connection;
 use tokio::sync::broadcast;
 
-use super::sql::{backend, chat as sql};
+use super::sql::backend;
+use super::sql::chat::{self as sql, MembershipEdit};
 use super::{Db, SqliteStore};
 use crate::store::{
     rules, ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
@@ -21,13 +22,32 @@ impl SqliteStore {
         self.writer.acquire().await.map_err(backend)
     }
 
-    /// Announces a membership change.
-    fn emit_members(&self, app_id: &str, channel_id: &str, member_version: i64) {
-        self.emit(ChatEvent::Members {
-            app_id: app_id.to_owned(),
-            channel_id: channel_id.to_owned(),
-            member_version,
-        });
+    /// One membership change in one transaction on the writer, answered with the channel as
+    /// committed and announced (when it changed something) before the writer is released.
+    async fn change_membership(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        edit: MembershipEdit<'_>,
+    ) -> StoreResult<ChannelRecord> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let changed = sql::edit_membership(&mut tx, app_id, channel_id, edit).await?;
+        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        if let Some(member_version) = changed {
+            self.emit(ChatEvent::Members {
+                app_id: app_id.to_owned(),
+                channel_id: channel_id.to_owned(),
+                member_version,
+            });
+        }
+        Ok(channel)
     }
 }
 
@@ -76,21 +96,8 @@ impl ChatStore for SqliteStore {
         identity: &str,
         admin: bool,
     ) -> StoreResult<ChannelRecord> {
-        let mut writer = self.chat_writer().await?;
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        sql::lock_channel(&mut tx, app_id, channel_id).await?;
-        let changed = sql::add_member(&mut tx, app_id, channel_id, identity, admin).await?;
-        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(backend)?;
-        if let Some(member_version) = changed {
-            self.emit_members(app_id, channel_id, member_version);
-        }
-        Ok(channel)
+        let edit = MembershipEdit::Add { identity, admin };
+        self.change_membership(app_id, channel_id, edit).await
     }
 
     async fn chat_remove_member(
@@ -99,19 +106,8 @@ impl ChatStore for SqliteStore {
         channel_id: &str,
         identity: &str,
     ) -> StoreResult<ChannelRecord> {
-        let mut writer = self.chat_writer().await?;
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        sql::lock_channel(&mut tx, app_id, channel_id).await?;
-        let member_version = sql::remove_member(&mut tx, app_id, channel_id, identity).await?;
-        let channel = sql::load_channel(&mut *tx, app_id, channel_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(backend)?;
-        self.emit_members(app_id, channel_id, member_version);
-        Ok(channel)
+        let edit = MembershipEdit::Remove { identity };
+        self.change_membership(app_id, channel_id, edit).await
     }
 
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted> {
