@@ -601,7 +601,7 @@ fn two_users_chat_through_stdin_and_stdout() {
     assert!(bob_errors.contains("no current channel"), "{bob_errors}");
     let alice_errors = alice_stderr.lock().unwrap().clone();
     assert!(
-        alice_errors.contains("a direct channel keeps its two members"),
+        alice_errors.contains("a member of a direct channel can only remove itself"),
         "{alice_errors}"
     );
 

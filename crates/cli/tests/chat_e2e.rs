@@ -249,24 +249,24 @@ async fn scenario(url: &str, creds: &Path, dir: &Path) -> Vec<Sent> {
     let (_lou, lou) = member(url, &backend, "lou", dir).await;
     assert!(matches!(
         lou.history(&group, HistoryCursor::Latest, 10).await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     assert!(matches!(
         lou.send_text(&group, "let me in").await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     assert!(matches!(
         lou.channel(&group).await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     assert!(matches!(
         lou.add_member(&group, "lou").await,
-        Err(Error::NotAMember { .. } | Error::NotAnAdmin { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     let mut lou_stream = lou.subscribe().await.unwrap();
     assert!(matches!(
         lou_stream.subscribe(&group, 0).await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     assert!(matches!(
         lou.history("no-such-channel", HistoryCursor::Latest, 10)
@@ -321,11 +321,11 @@ async fn scenario(url: &str, creds: &Path, dir: &Path) -> Vec<Sent> {
     let kim = &users[4].1;
     assert!(matches!(
         kim.history(&group, HistoryCursor::Latest, 10).await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     assert!(matches!(
         kim.send_text(&group, "still here?").await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     users[0].1.add_member(&group, "kim").await.unwrap();
     let back = format!("welcome back kim pangolin-{tag}");
@@ -865,7 +865,7 @@ async fn open_channels_join_and_leave() {
     host.send_text("lobby", "before the guest").await.unwrap();
     assert!(matches!(
         guest.join("closed").await,
-        Err(Error::NotAnAdmin { .. } | Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     let joined = guest.join("lobby").await.unwrap();
     assert_eq!(joined.members, ["guest", "host"]);
@@ -894,7 +894,7 @@ async fn open_channels_join_and_leave() {
     guest.leave("lobby").await.unwrap();
     assert!(matches!(
         guest.send_text("lobby", "still here").await,
-        Err(Error::NotAMember { .. })
+        Err(Error::ChannelNotFound { .. })
     ));
     assert!(!guest
         .channels()

@@ -218,3 +218,112 @@ fn e3kit_node_works_over_https() {
     );
     terminate(child);
 }
+
+/// Resident memory of a process, from `/proc`, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
+
+/// One raw request on a fresh connection; the status code, or 0 when the server closed the
+/// connection without an answer.
+fn raw_request(port: u16, head: &str, body: &[u8]) -> u16 {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) and close before the body is all sent.
+    let _ = stream.write_all(body);
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The attacks of the hostile suite that cost the server memory, against the real process:
+/// thousands of distinct long methods (they used to become `/metrics` labels), hundreds of
+/// connections holding half a request head, and bodies over the limit. The server's resident
+/// memory must stop growing: a second identical round adds (almost) nothing to the first.
+#[test]
+fn resident_memory_stays_bounded_under_attack() {
+    use std::io::Write as _;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = Command::new(bin());
+    for var in SEALKIT_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .args(["serve", "--no-demo-app", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("SEALKIT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    eventually("the server answers", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && raw_request(port, healthz, b"") == 200
+    });
+    let attack = |round: usize| {
+        for i in 0..1500 {
+            let method = format!("ATTACK{round}X{i}{}", "M".repeat(200));
+            let head = format!(
+                "{method} /card/v5/actions/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let status = raw_request(port, &head, b"");
+            assert!(matches!(status, 400 | 404 | 405), "{status}");
+        }
+        let held: Vec<std::net::TcpStream> = (0..300)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ").unwrap();
+                s
+            })
+            .collect();
+        let too_big = vec![b'a'; (4 << 20) + 1];
+        for _ in 0..20 {
+            let head = format!(
+                "POST /keyknox/v2/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                too_big.len()
+            );
+            let status = raw_request(port, &head, &too_big);
+            assert!(matches!(status, 0 | 401 | 413), "{status}");
+        }
+        assert_eq!(
+            raw_request(port, healthz, b""),
+            200,
+            "served during the attack"
+        );
+        drop(held);
+    };
+    let pid = child.id();
+    attack(0);
+    let first = resident_bytes(pid);
+    attack(1);
+    let second = resident_bytes(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        second <= first + (16 << 20),
+        "resident memory grew from {first} to {second} bytes in a second identical round"
+    );
+    assert!(
+        first <= 256 << 20,
+        "resident memory reached {first} bytes after one round"
+    );
+}

@@ -135,18 +135,20 @@ pub enum Error {
         /// What to do about it.
         message: String,
     },
-    /// Chat: no channel with this id exists (code 70001).
-    #[error("chat channel {channel:?} does not exist: create it, or check the id")]
+    /// Chat: no channel with this id exists, or this user is not a member of it (code 70001;
+    /// the server answers both alike, so outsiders cannot learn which channels exist). A
+    /// member who gets it was removed.
+    #[error(
+        "chat channel {channel:?} does not exist or you are not a member: check the id, join it \
+         if it is open, or ask one of its admins to add you"
+    )]
     ChannelNotFound {
         /// The channel id.
         channel: String,
     },
-    /// Chat: this user is not a member of the channel (code 70002): ask an admin to add them,
-    /// or `join` it if it is open.
-    #[error(
-        "not a member of chat channel {channel:?}: ask one of its admins to add you (or join it \
-         if it is open)"
-    )]
+    /// Chat: the identity named in a removal is not a member of the channel (code 70002;
+    /// servers before Sealkit 0.2 also answered it to a user who was not a member).
+    #[error("not a member of chat channel {channel:?}")]
     NotAMember {
         /// The channel id.
         channel: String,
@@ -156,6 +158,12 @@ pub enum Error {
     NotAnAdmin {
         /// The channel id.
         channel: String,
+    },
+    /// Chat: this user created as many channels as the server allows one identity (code 70010).
+    #[error("you created as many chat channels as the server allows ({message})")]
+    TooManyChannels {
+        /// The server's message (it names the limit).
+        message: String,
     },
     /// Chat: a channel with this id exists already (code 70004).
     #[error("chat channel {channel:?} exists already: pick another id, or join it")]

@@ -37,7 +37,9 @@ use serde::{Deserialize, Serialize};
 /// Endpoint paths.
 pub mod paths {
     /// `POST`: create a channel ([`super::NewChannel`] → 201 [`super::Channel`]);
-    /// `GET`: the caller's channels (`{"channels": [...]}`, [`super::ChannelList`]).
+    /// `GET ?after=ID&limit=N`: a page of the caller's channels by id, those after `ID`
+    /// (`{"channels": [...], "more": bool}`, [`super::ChannelList`]; `limit` default and
+    /// maximum [`super::MAX_CHANNELS_PAGE`]).
     pub const CHANNELS: &str = "/chat/v1/channels";
     /// `GET` (Upgrade: websocket): realtime delivery ([`super::ClientFrame`] /
     /// [`super::ServerFrame`] as JSON text frames).
@@ -71,9 +73,12 @@ pub mod paths {
 /// Error codes of the chat API, in the `{"code", "message"}` body shared with the Virgil
 /// services. Authentication and body errors use the common codes (2030x, 40000, 41300).
 pub mod codes {
-    /// 404: no such channel in this application.
+    /// 404: no such channel in this application, or the caller is not a member of it: the
+    /// server answers both alike, so outsiders cannot learn which channels exist. A member
+    /// who gets it was removed.
     pub const CHANNEL_NOT_FOUND: u32 = 70001;
-    /// 403: the caller is not a member of the channel.
+    /// 403: the identity named in a removal is not a member of the channel. (Servers before
+    /// 0.2 also answered it to callers who were not members.)
     pub const NOT_A_MEMBER: u32 = 70002;
     /// 403: only an admin of the channel may do this.
     pub const NOT_AN_ADMIN: u32 = 70003;
@@ -91,12 +96,17 @@ pub mod codes {
     pub const MEMBERSHIP_RULE: u32 = 70008;
     /// 429: the identity has as many live WebSockets open as the server allows.
     pub const TOO_MANY_SOCKETS: u32 = 70009;
+    /// 403: the caller created as many channels as the server allows one identity.
+    pub const TOO_MANY_CHANNELS: u32 = 70010;
 }
 
 /// Most members a channel may have.
 pub const MAX_MEMBERS: usize = 1000;
 /// Most messages one history page holds (`limit` is clamped to it).
 pub const MAX_PAGE: u32 = 500;
+/// Most channels one page of `GET /chat/v1/channels` holds, and its size when no `limit` is
+/// given.
+pub const MAX_CHANNELS_PAGE: u32 = 500;
 /// Messages per history page when no `limit` is given.
 pub const DEFAULT_PAGE: u32 = 100;
 /// Longest `client_id`, in bytes.
@@ -164,11 +174,15 @@ pub struct StaleMembersBody {
     pub channel: Channel,
 }
 
-/// `GET /chat/v1/channels`.
+/// `GET /chat/v1/channels`: one page of the caller's channels.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ChannelList {
-    /// The caller's channels, by id.
+    /// The caller's channels, by id (byte order).
     pub channels: Vec<Channel>,
+    /// Whether more channels follow the last one (ask again with `after` = its id). Absent
+    /// from servers that did not page, which sent every channel.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// `POST /chat/v1/channels/{id}/members`.

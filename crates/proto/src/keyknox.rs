@@ -26,6 +26,10 @@ pub mod paths {
 /// The Keyknox code for a previous-hash mismatch (spec §1.2).
 pub const HASH_MISMATCH_CODE: u32 = 50010;
 
+/// Error code (HTTP 413) of a v2 push that would take the owner's entries over the server's
+/// per-owner storage quota. A Sealkit code: Virgil's cloud documents no such limit.
+pub const QUOTA_EXCEEDED_CODE: u32 = 50013;
+
 /// `PUT /keyknox/v1` request.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct V1Push {

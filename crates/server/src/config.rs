@@ -22,6 +22,9 @@ pub struct Config {
     /// The brainkey master secret (default: `pythia.secret` in `data_dir`, created on first
     /// start). Every replica must use the same file; changing it breaks every key backup.
     pub pythia_secret_file: Option<PathBuf>,
+    /// Bytes of Keyknox v2 entries (meta and value, each blob counted once however many
+    /// identities it is pushed for) one identity may own; a push over it is answered 413.
+    pub keyknox_quota_bytes: u64,
     /// Brainkey requests an identity may make at once (e3kit's changePassword makes three).
     pub brainkey_burst: u32,
     /// Brainkey requests per second an identity regains after the burst.
@@ -32,6 +35,8 @@ pub struct Config {
     /// Messages a channel's live feed holds for a subscriber that has not sent them yet; one
     /// further behind (a slow client) re-reads them from the database instead.
     pub chat_feed_capacity: usize,
+    /// Chat channels (direct ones included) one identity may create in an application.
+    pub chat_channels_per_creator: u32,
     /// Live WebSockets one identity may hold open on one server process.
     pub chat_sockets_per_identity: usize,
     /// Seconds between re-verifications of a live WebSocket's token (a revoked API key closes
@@ -64,10 +69,12 @@ impl Default for Config {
             body_limit: 4 << 20,
             jwt_leeway_secs: 30,
             pythia_secret_file: None,
+            keyknox_quota_bytes: 64 << 20,
             brainkey_burst: 10,
             brainkey_per_second: 0.5,
             chat_message_limit: 64 << 10,
             chat_feed_capacity: 1024,
+            chat_channels_per_creator: 5000,
             chat_sockets_per_identity: 32,
             chat_token_recheck_secs: 30,
             tls_cert: None,

@@ -732,3 +732,333 @@ async fn direct_channel_ids_cannot_be_squatted() {
         assert_eq!(status, 201, "{backend:?}: {reply}");
     }
 }
+
+/// Outsiders get the same answer for a closed channel (or a direct channel of others) as for
+/// one that does not exist, on every route that names a channel: the review found 403 for the
+/// first and 404 for the second, which told anyone which channels and DMs exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_cannot_tell_which_channels_exist() {
+    use sealkit_proto::chat::direct_channel_id;
+    use serde_json::{json, Value};
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let h = &server.harness;
+        let alice = token(&h.app, "alice");
+        let mallory = token(&h.app, "mallory");
+        let dm = direct_channel_id("alice", "bob");
+        for body in [
+            json!({"id": "secret", "kind": "group", "members": ["bob"]}),
+            json!({"id": dm, "kind": "direct", "members": ["bob"]}),
+        ] {
+            let (status, reply) = h
+                .json("POST", "/chat/v1/channels", Some(&alice), Some(body))
+                .await;
+            assert_eq!(status, 201, "{backend:?}: {reply}");
+        }
+        let post = json!({"client_id": "m1", "ciphertext": "AAAA", "member_version": 1});
+        let answers = |id: String| {
+            let requests: Vec<(&str, String, Option<Value>)> = vec![
+                ("GET", format!("/chat/v1/channels/{id}"), None),
+                ("GET", format!("/chat/v1/channels/{id}/messages"), None),
+                (
+                    "POST",
+                    format!("/chat/v1/channels/{id}/messages"),
+                    Some(post.clone()),
+                ),
+                (
+                    "POST",
+                    format!("/chat/v1/channels/{id}/members"),
+                    Some(json!({"identity": "mallory"})),
+                ),
+                (
+                    "DELETE",
+                    format!("/chat/v1/channels/{id}/members/mallory"),
+                    None,
+                ),
+                (
+                    "DELETE",
+                    format!("/chat/v1/channels/{id}/members/bob"),
+                    None,
+                ),
+            ];
+            let mallory = mallory.clone();
+            async move {
+                let mut out = Vec::new();
+                for (method, path, body) in requests {
+                    let (status, reply) = h.json(method, &path, Some(&mallory), body).await;
+                    // The message must not name the id either.
+                    let message = reply["message"].as_str().unwrap_or("").replace(&id, "ID");
+                    out.push((method, status.as_u16(), reply["code"].clone(), message));
+                }
+                out
+            }
+        };
+        let missing = answers("no-such-channel".to_owned()).await;
+        assert!(
+            missing.iter().all(|(_, status, ..)| *status == 404),
+            "{backend:?}: {missing:?}"
+        );
+        assert_eq!(
+            answers("secret".to_owned()).await,
+            missing,
+            "{backend:?}: a closed group"
+        );
+        assert_eq!(answers(dm.clone()).await, missing, "{backend:?}: a DM");
+        assert_served_promptly(server.addr).await;
+    }
+}
+
+/// A direct channel can be left by either of its two identities (the review found that one
+/// naming a victim could never be left), and only they can come back; nobody else joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_channel_can_be_left_and_only_its_pair_comes_back() {
+    use sealkit_proto::chat::direct_channel_id;
+    use serde_json::json;
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let h = &server.harness;
+        let (alice, mallory, eve) = (
+            token(&h.app, "alice"),
+            token(&h.app, "mallory"),
+            token(&h.app, "eve"),
+        );
+        let dm = direct_channel_id("mallory", "alice");
+        let (status, _) = h
+            .json(
+                "POST",
+                "/chat/v1/channels",
+                Some(&mallory),
+                Some(json!({"id": dm, "kind": "direct", "members": ["alice"]})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let members = format!("/chat/v1/channels/{dm}/members");
+        // Mallory cannot remove alice, nor add anyone.
+        let (status, reply) = h
+            .json("DELETE", &format!("{members}/alice"), Some(&mallory), None)
+            .await;
+        assert_eq!((status.as_u16(), &reply["code"]), (409, &json!(70008)));
+        let (status, reply) = h
+            .json(
+                "POST",
+                &members,
+                Some(&mallory),
+                Some(json!({"identity": "eve"})),
+            )
+            .await;
+        assert_eq!((status.as_u16(), &reply["code"]), (409, &json!(70008)));
+        // Alice leaves: mallory's posts now reach only mallory.
+        let (status, reply) = h
+            .json("DELETE", &format!("{members}/alice"), Some(&alice), None)
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {reply}");
+        assert_eq!(reply["members"], json!(["mallory"]));
+        let (status, _) = h
+            .json(
+                "GET",
+                &format!("/chat/v1/channels/{dm}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+        // Mallory cannot pull her back in; eve cannot join; alice can come back.
+        let (status, _) = h
+            .json(
+                "POST",
+                &members,
+                Some(&mallory),
+                Some(json!({"identity": "alice"})),
+            )
+            .await;
+        assert_eq!(status, 409);
+        let (status, _) = h
+            .json(
+                "POST",
+                &members,
+                Some(&eve),
+                Some(json!({"identity": "eve"})),
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (status, reply) = h
+            .json(
+                "POST",
+                &members,
+                Some(&alice),
+                Some(json!({"identity": "alice"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {reply}");
+        assert_eq!(reply["members"], json!(["alice", "mallory"]));
+        // The creator may leave too, even as its only admin.
+        let (status, reply) = h
+            .json(
+                "DELETE",
+                &format!("{members}/mallory"),
+                Some(&mallory),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {reply}");
+        assert_eq!(reply["members"], json!(["alice"]));
+    }
+}
+
+/// One identity creates at most `chat_channels_per_creator` channels, also when it creates
+/// them all at once; others are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_per_creator_are_capped() {
+    use futures_util::future::join_all;
+    use serde_json::json;
+    for backend in BACKENDS {
+        let mut config = Config::default();
+        config.chat_channels_per_creator = 3;
+        let server = start(backend, config).await;
+        let h = &server.harness;
+        let alice = token(&h.app, "alice");
+        let results = join_all((0..12).map(|i| {
+            h.json(
+                "POST",
+                "/chat/v1/channels",
+                Some(&alice),
+                Some(json!({"id": format!("c{i}"), "kind": "group", "members": []})),
+            )
+        }))
+        .await;
+        let created = results.iter().filter(|(s, _)| s.as_u16() == 201).count();
+        assert_eq!(created, 3, "{backend:?}: {results:?}");
+        for (status, reply) in results.iter().filter(|(s, _)| s.as_u16() != 201) {
+            common::assert_error(*status, reply, axum::http::StatusCode::FORBIDDEN);
+            assert_eq!(reply["code"], 70010, "{backend:?}: {reply}");
+        }
+        let bob = token(&h.app, "bob");
+        let (status, _) = h
+            .json(
+                "POST",
+                "/chat/v1/channels",
+                Some(&bob),
+                Some(json!({"id": "bobs", "kind": "group", "members": []})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+}
+
+/// `GET /chat/v1/channels` answers pages (it used to answer every channel of the caller, a
+/// list an attacker can grow by adding the victim to channels).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_list_is_paged() {
+    use serde_json::json;
+    for backend in BACKENDS {
+        let server = start(backend, Config::default()).await;
+        let h = &server.harness;
+        let alice = token(&h.app, "alice");
+        let mut ids: Vec<String> = (0..7).map(|i| format!("room-{}", 7 - i)).collect();
+        ids.push("Z:upper".to_owned());
+        for id in &ids {
+            let (status, _) = h
+                .json(
+                    "POST",
+                    "/chat/v1/channels",
+                    Some(&alice),
+                    Some(json!({"id": id, "kind": "group", "members": []})),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        ids.sort();
+        let mut seen = Vec::new();
+        let mut path = "/chat/v1/channels?limit=3".to_owned();
+        loop {
+            let (status, page) = h.json("GET", &path, Some(&alice), None).await;
+            assert_eq!(status, 200, "{backend:?}: {page}");
+            let channels = page["channels"].as_array().unwrap();
+            assert!(channels.len() <= 3);
+            seen.extend(
+                channels
+                    .iter()
+                    .map(|c| c["id"].as_str().unwrap().to_owned()),
+            );
+            if page["more"] != json!(true) {
+                break;
+            }
+            path = format!("/chat/v1/channels?limit=3&after={}", seen.last().unwrap());
+        }
+        assert_eq!(seen, ids, "{backend:?}: every channel once, in byte order");
+        let (status, page) = h.json("GET", "/chat/v1/channels", Some(&alice), None).await;
+        assert_eq!((status.as_u16(), &page["more"]), (200, &json!(false)));
+        assert_eq!(page["channels"].as_array().unwrap().len(), 8);
+        for bad in ["limit=0", "limit=-1", "limit=x", "after=%00"] {
+            let (status, reply) = h
+                .json(
+                    "GET",
+                    &format!("/chat/v1/channels?{bad}"),
+                    Some(&alice),
+                    None,
+                )
+                .await;
+            common::assert_error(status, &reply, axum::http::StatusCode::BAD_REQUEST);
+        }
+    }
+}
+
+/// A Keyknox v2 push for many identities stores its blob once (it used to store one copy per
+/// identity: 1000 × the body limit from one request), and an owner's entries stay within the
+/// configured quota, refused with 413 and a code of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyknox_pushes_are_stored_once_and_within_a_quota() {
+    use base64::Engine as _;
+    use serde_json::json;
+    const BLOB: usize = 256 << 10;
+    for backend in BACKENDS {
+        let mut config = Config::default();
+        config.keyknox_quota_bytes = 3 * (BLOB as u64) + 4096;
+        let server = start(backend, config).await;
+        let h = &server.harness;
+        let alice = token(&h.app, "alice");
+        let identities: Vec<String> = (0..1000).map(|i| format!("member-{i}")).collect();
+        let value = base64::engine::general_purpose::STANDARD.encode(vec![7u8; BLOB / 4 * 3]);
+        let push = |key: usize| {
+            json!({"root": "group-sessions", "path": "big", "key": key.to_string(),
+                   "identities": identities, "meta": "AAAA", "value": value})
+        };
+        for key in 0..3 {
+            let (status, reply) = h
+                .json("POST", "/keyknox/v2/push", Some(&alice), Some(push(key)))
+                .await;
+            assert_eq!(status, 200, "{backend:?} push {key}: {reply}");
+        }
+        let (status, reply) = h
+            .json("POST", "/keyknox/v2/push", Some(&alice), Some(push(3)))
+            .await;
+        common::assert_error(status, &reply, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(reply["code"], 50013, "{backend:?}: {reply}");
+        // What was pushed is readable by every recipient.
+        let (status, reply) = h
+            .json(
+                "POST",
+                "/keyknox/v2/pull",
+                Some(&token(&h.app, "member-999")),
+                Some(json!({"root": "group-sessions", "path": "big", "key": "2", "identity": "alice"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(reply["value"].as_str().map(str::len), Some(value.len()));
+        assert_eq!(reply["identities"].as_array().map(Vec::len), Some(1000));
+        if let Backend::Sqlite = backend {
+            // Three pushes of 256 KiB for 1000 identities each: about 768 KiB of blobs (and
+            // the recipient rows), not 750 MiB.
+            let bytes: u64 = ["db.sqlite", "db.sqlite-wal"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(server._dir.path().join(f)).ok())
+                .map(|m| m.len())
+                .sum();
+            assert!(
+                bytes < 16 << 20,
+                "{backend:?}: the database holds {bytes} bytes"
+            );
+        }
+        assert_served_promptly(server.addr).await;
+    }
+}

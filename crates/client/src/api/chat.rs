@@ -46,13 +46,26 @@ impl ApiClient {
             .json("chat channel")
     }
 
-    /// `GET /chat/v1/channels`.
+    /// `GET /chat/v1/channels`, every page.
     pub(crate) async fn chat_channels(&self) -> Result<Vec<Channel>> {
-        let list: ChannelList = self
-            .send::<()>(Method::Get, paths::CHANNELS, None)
-            .await?
-            .json("chat channel list")?;
-        Ok(list.channels)
+        let mut channels: Vec<Channel> = Vec::new();
+        loop {
+            // Channel ids are `[A-Za-z0-9._:@-]`: nothing to escape in a query.
+            let path = match channels.last() {
+                None => paths::CHANNELS.to_owned(),
+                Some(last) => format!("{}?after={}", paths::CHANNELS, last.id),
+            };
+            let page: ChannelList = self
+                .send::<()>(Method::Get, &path, None)
+                .await?
+                .json("chat channel list")?;
+            let progressed = !page.channels.is_empty();
+            channels.extend(page.channels);
+            // A server that says "more" but sends nothing would loop forever.
+            if !page.more || !progressed {
+                return Ok(channels);
+            }
+        }
     }
 
     /// `GET /chat/v1/channels/{id}`.

@@ -470,13 +470,19 @@ impl Chat {
             .create_channel(&id, ChannelKind::Direct, &[other], false)
             .await
         {
-            Err(Error::ChannelExists { .. }) => self.channel(&id).await?,
+            Err(Error::ChannelExists { .. }) => match self.channel(&id).await {
+                // The user left it earlier: come back.
+                Err(Error::ChannelNotFound { .. }) => self.join(&id).await?,
+                other => other?,
+            },
             other => other?,
         };
-        // The id is public, so someone else could have taken it for another channel.
-        let mut expected = vec![self.identity().to_owned(), other.to_owned()];
-        expected.sort();
-        if channel.kind != ChannelKind::Direct || channel.members != expected {
+        // Servers before Sealkit 0.2 let anyone take a `dm:` id for another channel; the
+        // other side may have left (then only the user is a member).
+        let pair = [self.identity(), other];
+        let members_ok = channel.members.iter().any(|m| m == self.identity())
+            && channel.members.iter().all(|m| pair.contains(&m.as_str()));
+        if channel.kind != ChannelKind::Direct || !members_ok {
             return Err(Error::InvalidResponse(format!(
                 "channel {id:?} is not the direct channel of {} and {other}",
                 self.identity()
@@ -502,8 +508,8 @@ impl Chat {
         Ok(list.into_iter().map(|c| self.remember(c)).collect())
     }
 
-    /// One channel, read from the server (members only: [`Error::NotAMember`],
-    /// [`Error::ChannelNotFound`]).
+    /// One channel, read from the server (members only: [`Error::ChannelNotFound`] for a
+    /// channel that does not exist or of which the user is not a member).
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -512,7 +518,7 @@ impl Chat {
     /// // Show who a message will be encrypted for (the server chooses the member list).
     /// match chat.channel("team").await {
     ///     Ok(channel) => println!("members: {}", channel.members.join(", ")),
-    ///     Err(Error::NotAMember { .. } | Error::ChannelNotFound { .. }) => println!("no access"),
+    ///     Err(Error::ChannelNotFound { .. }) => println!("no such channel, or no access"),
     ///     Err(e) => return Err(e),
     /// }
     /// # Ok(()) }
@@ -528,7 +534,9 @@ impl Chat {
         }
     }
 
-    /// Adds the user to an open channel ([`Error::NotAnAdmin`] if it is not open).
+    /// Adds the user to an open channel ([`Error::ChannelNotFound`] if it does not exist or
+    /// is not open: the server does not tell outsiders which), or back to a direct channel of
+    /// theirs that they left.
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -540,7 +548,7 @@ impl Chat {
     ///         let mut stream = chat.subscribe().await?;
     ///         stream.subscribe(&channel.id, channel.last_seq).await?;
     ///     }
-    ///     Err(Error::NotAnAdmin { .. }) => println!("lobby is invite-only"),
+    ///     Err(Error::ChannelNotFound { .. }) => println!("no lobby, or it is invite-only"),
     ///     Err(e) => return Err(e),
     /// }
     /// # Ok(()) }
@@ -550,8 +558,10 @@ impl Chat {
         self.add_member(id, &me).await
     }
 
-    /// Removes the user from a channel ([`Error::MembershipRule`] for the last admin, or in a
-    /// direct channel). Messages sent afterwards are not encrypted for them.
+    /// Removes the user from a channel ([`Error::MembershipRule`] for the last admin of a
+    /// group channel). Messages sent afterwards are not encrypted for them. Leaving a direct
+    /// channel is allowed too: the other side can no longer reach the user there, until the
+    /// user comes back ([`Chat::direct_channel`] or [`Chat::join`]).
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -559,7 +569,7 @@ impl Chat {
     ///
     /// match chat.leave("team").await {
     ///     Ok(()) => {}
-    ///     // The last admin, or a direct channel:
+    ///     // The last admin of a group channel:
     ///     Err(Error::MembershipRule { message, .. }) => println!("cannot leave: {message}"),
     ///     Err(e) => return Err(e),
     /// }
@@ -651,8 +661,8 @@ impl Chat {
     /// verify with the cached one), so a member who replaced their key within the last minute
     /// may get a message for their old key, which they see as [`Verification::NotForMe`].
     ///
-    /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::MessageTooLarge`],
-    /// [`Error::UsersNotFound`], [`Error::Network`].
+    /// Errors: [`Error::ChannelNotFound`] (no such channel, or not a member),
+    /// [`Error::MessageTooLarge`], [`Error::UsersNotFound`], [`Error::Network`].
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -817,7 +827,7 @@ impl Chat {
     /// A page of a channel's history, decrypted and verified, oldest first. `limit` is at most
     /// 500 (the server clamps it).
     ///
-    /// Errors: [`Error::NotAMember`], [`Error::ChannelNotFound`], [`Error::Network`].
+    /// Errors: [`Error::ChannelNotFound`] (no such channel, or not a member), [`Error::Network`].
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -827,7 +837,7 @@ impl Chat {
     /// // The newest 50 messages, then the 50 before them.
     /// let latest = match chat.history("team", HistoryCursor::Latest, 50).await {
     ///     Ok(page) => page,
-    ///     Err(Error::NotAMember { .. }) => return Ok(()), // removed meanwhile
+    ///     Err(Error::ChannelNotFound { .. }) => return Ok(()), // removed meanwhile
     ///     Err(e) => return Err(e),
     /// };
     /// for m in &latest.messages {
@@ -1080,6 +1090,7 @@ pub(crate) fn chat_error(e: Error, channel: &str) -> Error {
             codes::NOT_A_MEMBER => Error::NotAMember { channel },
             codes::NOT_AN_ADMIN => Error::NotAnAdmin { channel },
             codes::CHANNEL_EXISTS => Error::ChannelExists { channel },
+            codes::TOO_MANY_CHANNELS => Error::TooManyChannels { message },
             codes::MEMBERSHIP_RULE => Error::MembershipRule { channel, message },
             // 413 without the chat code: the server's overall body limit came first.
             _ if code == codes::MESSAGE_TOO_LARGE || status == 413 => {

@@ -172,9 +172,10 @@ impl ChatStream {
 
     /// Subscribes to `channel`, delivering its messages with `seq > after` (0 for all, or the
     /// last `seq` the application has, e.g. from [`Chat::history`]); subscribing again moves
-    /// the position. Waits for the server's answer: [`Error::NotAMember`] or
-    /// [`Error::ChannelNotFound`] when refused. When the connection is down, the subscription
-    /// is made once it is back (and a refusal comes out of [`ChatStream::next`]).
+    /// the position. Waits for the server's answer: [`Error::ChannelNotFound`] when refused
+    /// (no such channel, or the user is not a member). When the connection is down, the
+    /// subscription is made once it is back (and a refusal comes out of [`ChatStream::next`]
+    /// as [`ChatEvent::Removed`]).
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -187,8 +188,8 @@ impl ChatStream {
     /// let mut stream = chat.subscribe().await?;
     /// match stream.subscribe("team", last).await {
     ///     Ok(()) => {}
-    ///     // Removed (or the channel deleted) since the history was read:
-    ///     Err(Error::NotAMember { .. } | Error::ChannelNotFound { .. }) => return Ok(()),
+    ///     // Removed since the history was read:
+    ///     Err(Error::ChannelNotFound { .. }) => return Ok(()),
     ///     Err(e) => return Err(e),
     /// }
     /// # Ok(()) }
@@ -567,9 +568,11 @@ impl ChatStream {
             } => {
                 let error = match channel {
                     // Refused when subscribing again after a reconnection: the user was
-                    // removed while the connection was down.
+                    // removed while the connection was down (servers before 0.2 said
+                    // "not a member", newer ones answer as for a channel that does not exist).
                     Some(channel)
-                        if code == codes::NOT_A_MEMBER && self.subs.contains_key(&channel) =>
+                        if (code == codes::CHANNEL_NOT_FOUND || code == codes::NOT_A_MEMBER)
+                            && self.subs.contains_key(&channel) =>
                     {
                         self.subs.remove(&channel);
                         self.chat.members_changed(&channel, i64::MAX);
@@ -918,7 +921,8 @@ mod tests {
             channel: "a".into(),
         });
         stream.handle(message("a", 1));
-        // Refused on re-subscription: removed while disconnected.
+        // Refused on re-subscription: removed while disconnected (an older server's code,
+        // then today's, which answers outsiders as for no channel).
         stream.handle(ServerFrame::Error {
             channel: Some("b".into()),
             code: codes::NOT_A_MEMBER,
@@ -929,20 +933,25 @@ mod tests {
             code: codes::CHANNEL_NOT_FOUND,
             message: "gone".into(),
         });
+        // Any other refusal of a subscribed channel is an error.
+        stream.subs.insert("d".into(), 0);
+        stream.handle(ServerFrame::Error {
+            channel: Some("d".into()),
+            code: codes::INVALID,
+            message: "bad cursor".into(),
+        });
         stream.handle(ServerFrame::Members {
             channel: "x".into(),
             member_version: 3,
         });
         assert!(stream.subs.is_empty());
         let q = queued(&stream);
-        assert_eq!(q.len(), 4, "{q:?}");
+        assert_eq!(q.len(), 5, "{q:?}");
         assert!(q[0].contains("Removed") && q[0].contains("\"a\""));
         assert!(q[1].contains("Removed") && q[1].contains("\"b\""));
-        assert!(
-            q[2].starts_with("error: chat channel \"c\" does not exist"),
-            "{q:?}"
-        );
-        assert!(q[3].contains("Members"));
+        assert!(q[2].contains("Removed") && q[2].contains("\"c\""));
+        assert!(q[3].starts_with("error: "), "{q:?}");
+        assert!(q[4].contains("Members"));
         let first = stream.next().await.unwrap().unwrap();
         assert_eq!(
             first,

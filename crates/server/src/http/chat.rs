@@ -4,7 +4,7 @@
 use super::error::{ApiError, Json, Path, Query};
 use super::AppState;
 use crate::service::auth::Caller;
-use crate::service::chat::{self, HistoryQuery};
+use crate::service::chat::{self, ChannelsQuery, HistoryQuery};
 use crate::service::error::ServiceError;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State};
@@ -101,16 +101,24 @@ async fn create_channel(
     caller: Caller,
     Json(new): Json<NewChannel>,
 ) -> Result<Response, ApiError> {
-    let channel = chat::create_channel(state.store.as_ref(), &caller, new, crate::now_ms()).await?;
+    let channel = chat::create_channel(
+        state.store.as_ref(),
+        &caller,
+        new,
+        crate::now_ms(),
+        state.config.chat_channels_per_creator,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
 }
 
 async fn list_channels(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<ChannelsQuery>,
 ) -> Result<Response, ApiError> {
-    let channels = chat::channels_of(state.store.as_ref(), &caller).await?;
-    Ok(axum::Json(ChannelList { channels }).into_response())
+    let (channels, more) = chat::channels_of(state.store.as_ref(), &caller, &query).await?;
+    Ok(axum::Json(ChannelList { channels, more }).into_response())
 }
 
 async fn get_channel(

@@ -88,6 +88,10 @@ pub fn service_status_and_code(e: &ServiceError) -> (StatusCode, u32) {
             StatusCode::CONFLICT,
             sealkit_proto::keyknox::HASH_MISMATCH_CODE,
         ),
+        E::KeyknoxQuotaExceeded { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            sealkit_proto::keyknox::QUOTA_EXCEEDED_CODE,
+        ),
         E::Throttled => (
             StatusCode::TOO_MANY_REQUESTS,
             sealkit_proto::pythia::THROTTLED_CODE,
@@ -101,6 +105,7 @@ pub fn service_status_and_code(e: &ServiceError) -> (StatusCode, u32) {
         E::MessageTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, chat::MESSAGE_TOO_LARGE),
         E::ChatInvalid(_) => (StatusCode::BAD_REQUEST, chat::INVALID),
         E::MembershipRule(_) => (StatusCode::CONFLICT, chat::MEMBERSHIP_RULE),
+        E::TooManyChannels { .. } => (StatusCode::FORBIDDEN, chat::TOO_MANY_CHANNELS),
     }
 }
 

@@ -90,6 +90,7 @@ async fn v2_push(
         &caller,
         push,
         previous_hash(&headers)?,
+        state.config.keyknox_quota_bytes,
     )
     .await?;
     with_hash(body, &hash)

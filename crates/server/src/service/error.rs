@@ -48,6 +48,17 @@ pub enum ServiceError {
     /// The Keyknox previous hash does not match the stored one (or is missing).
     #[error("the Keyknox entry changed since it was read (previous hash mismatch)")]
     KeyknoxMismatch,
+    /// The Keyknox v2 push would take the owner's entries over its storage quota.
+    #[error(
+        "the push would store {used} bytes of Keyknox entries for this identity, over its \
+         quota of {quota} bytes; reset entries that are no longer needed"
+    )]
+    KeyknoxQuotaExceeded {
+        /// Bytes the owner's entries would hold with the push.
+        used: u64,
+        /// The quota, in bytes.
+        quota: u64,
+    },
     /// Too many brainkey requests for this identity.
     #[error("too many requests; try again later")]
     Throttled,
@@ -89,6 +100,12 @@ pub enum ServiceError {
     /// Chat: an invalid channel id, member list, client id, cursor or ciphertext encoding.
     #[error("{0}")]
     ChatInvalid(String),
+    /// Chat: the caller created as many channels as one identity may.
+    #[error("this identity created {limit} channels, the most the server allows")]
+    TooManyChannels {
+        /// The most channels one identity may create in an application.
+        limit: u32,
+    },
     /// Chat: the membership change breaks a rule of the channel.
     #[error("{0}")]
     MembershipRule(String),

@@ -26,6 +26,9 @@ fn new_hash() -> String {
 fn mismatch(e: StoreError) -> ServiceError {
     match e {
         StoreError::Conflict(Conflict::KeyknoxHashMismatch) => ServiceError::KeyknoxMismatch,
+        StoreError::Conflict(Conflict::KeyknoxQuotaExceeded { used, quota }) => {
+            ServiceError::KeyknoxQuotaExceeded { used, quota }
+        }
         other => other.into(),
     }
 }
@@ -140,12 +143,14 @@ fn v2_value(
     (answer, hash)
 }
 
-/// `POST /keyknox/v2/push`: the caller writes its entry for the listed identities.
+/// `POST /keyknox/v2/push`: the caller writes its entry for the listed identities, within
+/// `owner_quota_bytes` for all of its entries together.
 pub async fn v2_push(
     store: &dyn Store,
     caller: &Caller,
     request: V2Push,
     previous_hash: Option<&str>,
+    owner_quota_bytes: u64,
 ) -> Result<(V2Value, String), ServiceError> {
     check_name("root", &request.root)?;
     check_name("path", &request.path)?;
@@ -176,6 +181,7 @@ pub async fn v2_push(
             value: request.value,
             previous_hash: previous_hash.map(str::to_owned),
             new_hash: new_hash(),
+            owner_quota_bytes,
         })
         .await
         .map_err(mismatch)?;

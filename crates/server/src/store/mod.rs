@@ -75,12 +75,24 @@ pub enum Conflict {
     IdentityHasCard,
     /// A Keyknox write whose previous hash is not the stored one.
     KeyknoxHashMismatch,
+    /// A Keyknox v2 push that would take the owner's entries over its storage quota.
+    KeyknoxQuotaExceeded {
+        /// Bytes the owner's entries would hold with the push.
+        used: u64,
+        /// The owner's quota, in bytes.
+        quota: u64,
+    },
     /// A chat channel id that is taken in the application.
     ChannelExists,
     /// More members than `sealkit_proto::chat::MAX_MEMBERS`.
     ChannelFull,
-    /// The only admin leaving while other members remain.
+    /// The only admin leaving a group channel while other members remain.
     LastAdmin,
+    /// A creator that already created the most channels it may.
+    TooManyChannels {
+        /// The most channels one identity may create in an application.
+        limit: u32,
+    },
     /// A post encrypted for another membership than the channel's current one.
     StaleMemberVersion {
         /// The channel's `member_version` when the post was refused.
@@ -99,9 +111,11 @@ impl Conflict {
             Self::NotCurrentCard => "previous card is not the identity's current card",
             Self::IdentityHasCard => "identity already has a card",
             Self::KeyknoxHashMismatch => "keyknox hash mismatch",
+            Self::KeyknoxQuotaExceeded { .. } => "keyknox storage quota exceeded",
             Self::ChannelExists => "channel exists",
             Self::ChannelFull => "channel is full",
             Self::LastAdmin => "the last admin cannot leave",
+            Self::TooManyChannels { .. } => "too many channels created by this identity",
             Self::StaleMemberVersion { .. } => "stale member version",
         }
     }
@@ -347,7 +361,8 @@ pub struct KeyknoxV2Copy {
 pub struct KeyknoxV2Push {
     /// The entry, owned by the caller.
     pub address: KeyknoxAddress,
-    /// The identities that receive this (meta, value) as their copy; others keep theirs.
+    /// The identities that receive this (meta, value) as their copy; others keep theirs. The
+    /// blob is stored once however many identities receive it.
     pub identities: Vec<String>,
     /// Base64 text.
     pub meta: String,
@@ -357,6 +372,9 @@ pub struct KeyknoxV2Push {
     pub previous_hash: Option<String>,
     /// The entry's hash after this push.
     pub new_hash: String,
+    /// Bytes of meta and value all entries of the owner may hold together, this push included
+    /// (a push over it is refused with `Conflict(KeyknoxQuotaExceeded)` and changes nothing).
+    pub owner_quota_bytes: u64,
 }
 
 /// What a Keyknox v2 reset removes (spec §5.5): the caller's entries, filtered.
@@ -576,8 +594,14 @@ pub type ChatEventStream = futures_util::stream::BoxStream<'static, ChatEvent>;
 #[async_trait]
 pub trait ChatStore: Send + Sync {
     /// Creates a channel (`member_version` 1, `last_seq` 0). `Conflict(ChannelExists)` if the
-    /// id is taken in the app.
-    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()>;
+    /// id is taken in the app; `Conflict(TooManyChannels)` if its creator already created
+    /// `per_creator` channels in the app (checked in the creating transaction, so concurrent
+    /// creations on any replica never exceed it).
+    async fn chat_create_channel(
+        &self,
+        channel: ChannelRecord,
+        per_creator: u32,
+    ) -> StoreResult<()>;
 
     /// One channel.
     async fn chat_channel(
@@ -586,11 +610,14 @@ pub trait ChatStore: Send + Sync {
         channel_id: &str,
     ) -> StoreResult<Option<ChannelRecord>>;
 
-    /// The channels `identity` is a member of, by id.
+    /// The channels `identity` is a member of, by id in byte order: at most `limit`, those
+    /// whose id is greater than `after` when it is given (the next page).
     async fn chat_channels_of(
         &self,
         app_id: &str,
         identity: &str,
+        after: Option<&str>,
+        limit: u32,
     ) -> StoreResult<Vec<ChannelRecord>>;
 
     /// Adds `identity` (as admin when `admin`); `NotFound` for no channel,
@@ -606,8 +633,8 @@ pub trait ChatStore: Send + Sync {
     ) -> StoreResult<ChannelRecord>;
 
     /// Removes `identity` (member and admin rights). `NotFound` for no channel or no such
-    /// member; `Conflict(LastAdmin)` when it is the only admin and other
-    /// members remain. Emits [`ChatEvent::Members`]. Returns the channel after the change.
+    /// member; `Conflict(LastAdmin)` when it is the only admin of a group channel and other
+    /// members remain (either member of a direct channel may leave it). Emits [`ChatEvent::Members`]. Returns the channel after the change.
     async fn chat_remove_member(
         &self,
         app_id: &str,

@@ -77,6 +77,16 @@ pub(crate) fn keyknox_v2_recipients(identities: &[String]) -> Vec<&str> {
     unique.into_iter().collect()
 }
 
+/// The per-owner Keyknox v2 quota: what the owner's entries hold after a push, against the
+/// limit. Exactly the limit is allowed.
+pub(crate) fn check_keyknox_quota(used: u64, quota: u64) -> Result<(), Conflict> {
+    if used <= quota {
+        Ok(())
+    } else {
+        Err(Conflict::KeyknoxQuotaExceeded { used, quota })
+    }
+}
+
 /// A rate-limit token bucket as stored.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Bucket {
@@ -159,12 +169,26 @@ pub(crate) fn check_room(members: i64) -> Result<(), Conflict> {
     }
 }
 
-/// An admin may leave unless it is the only admin and other members remain.
-pub(crate) fn check_admin_may_leave(admins: i64, members: i64) -> Result<(), Conflict> {
-    if admins == 1 && members > 1 {
+/// An admin may leave unless it is the only admin of a group channel and other members remain.
+/// Either member of a direct channel may leave it: nobody is held in a conversation.
+pub(crate) fn check_admin_may_leave(
+    direct: bool,
+    admins: i64,
+    members: i64,
+) -> Result<(), Conflict> {
+    if !direct && admins == 1 && members > 1 {
         Err(Conflict::LastAdmin)
     } else {
         Ok(())
+    }
+}
+
+/// A creator of `created` channels may create one more.
+pub(crate) fn check_channels_per_creator(created: i64, limit: u32) -> Result<(), Conflict> {
+    if created < i64::from(limit) {
+        Ok(())
+    } else {
+        Err(Conflict::TooManyChannels { limit })
     }
 }
 
@@ -210,6 +234,19 @@ pub(crate) fn add_members(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn keyknox_quota_allows_exactly_the_limit() {
+        assert_eq!(check_keyknox_quota(0, 0), Ok(()));
+        assert_eq!(check_keyknox_quota(100, 100), Ok(()));
+        assert_eq!(
+            check_keyknox_quota(101, 100),
+            Err(Conflict::KeyknoxQuotaExceeded {
+                used: 101,
+                quota: 100
+            })
+        );
+    }
 
     fn blob(meta: &str, value: &str, version: i64, hash: &str) -> KeyknoxV1 {
         KeyknoxV1 {
@@ -378,9 +415,16 @@ mod tests {
         assert_eq!(check_room(max - 1), Ok(()));
         assert_eq!(check_room(max), Err(Conflict::ChannelFull));
 
-        assert_eq!(check_admin_may_leave(1, 1), Ok(()));
-        assert_eq!(check_admin_may_leave(2, 3), Ok(()));
-        assert_eq!(check_admin_may_leave(1, 2), Err(Conflict::LastAdmin));
+        assert_eq!(check_admin_may_leave(false, 1, 1), Ok(()));
+        assert_eq!(check_admin_may_leave(false, 2, 3), Ok(()));
+        assert_eq!(check_admin_may_leave(false, 1, 2), Err(Conflict::LastAdmin));
+        assert_eq!(check_admin_may_leave(true, 1, 2), Ok(()));
+        assert_eq!(check_channels_per_creator(0, 1), Ok(()));
+        assert_eq!(check_channels_per_creator(9, 10), Ok(()));
+        assert_eq!(
+            check_channels_per_creator(10, 10),
+            Err(Conflict::TooManyChannels { limit: 10 })
+        );
 
         assert_eq!(check_member_version(3, 3), Ok(()));
         assert_eq!(

@@ -182,24 +182,16 @@ impl Session {
     pub(super) async fn open_or_create(&mut self, name: &str) -> Result<()> {
         let channel = match self.chat.channel(name).await {
             Ok(c) => c,
-            Err(sealkit::Error::NotAMember { .. }) => {
-                self.chat.join(name).await.map_err(|e| match e {
-                    sealkit::Error::NotAnAdmin { .. } => CliError::ChannelNotOpen(name.to_owned()),
-                    e => e.into(),
-                })?
-            }
-            Err(sealkit::Error::ChannelNotFound { .. }) => {
-                match self
-                    .chat
-                    .create_channel(name, ChannelKind::Group, &[], true)
-                    .await
-                {
-                    Ok(c) => {
-                        notice(format_args!("created the open channel {name}"));
-                        c
+            // Not a member, or no such channel (the server answers both alike): join an open
+            // one, else create it.
+            Err(sealkit::Error::ChannelNotFound { .. } | sealkit::Error::NotAMember { .. }) => {
+                match self.chat.join(name).await {
+                    Ok(c) => c,
+                    Err(sealkit::Error::ChannelNotFound { .. }) => self.create_open(name).await?,
+                    // Servers before 0.2 told outsiders of a closed channel so.
+                    Err(sealkit::Error::NotAnAdmin { .. }) => {
+                        return Err(CliError::ChannelNotOpen(name.to_owned()))
                     }
-                    // Someone else created it meanwhile.
-                    Err(sealkit::Error::ChannelExists { .. }) => self.chat.join(name).await?,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -208,10 +200,36 @@ impl Session {
         self.enter(channel).await
     }
 
+    /// Creates the open channel `name`; when it exists after all (created meanwhile, or closed
+    /// to the user), joins it.
+    async fn create_open(&mut self, name: &str) -> Result<sealkit::chat::Channel> {
+        match self
+            .chat
+            .create_channel(name, ChannelKind::Group, &[], true)
+            .await
+        {
+            Ok(c) => {
+                notice(format_args!("created the open channel {name}"));
+                Ok(c)
+            }
+            Err(sealkit::Error::ChannelExists { .. }) => {
+                self.chat.join(name).await.map_err(|e| match e {
+                    sealkit::Error::ChannelNotFound { .. } | sealkit::Error::NotAnAdmin { .. } => {
+                        CliError::ChannelNotOpen(name.to_owned())
+                    }
+                    e => e.into(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn join(&mut self, name: &str) -> Result<()> {
         let channel = match self.chat.channel(name).await {
             Ok(c) => c,
-            Err(sealkit::Error::NotAMember { .. }) => self.chat.join(name).await?,
+            Err(sealkit::Error::ChannelNotFound { .. } | sealkit::Error::NotAMember { .. }) => {
+                self.chat.join(name).await?
+            }
             Err(e) => return Err(e.into()),
         };
         self.enter(channel).await?;

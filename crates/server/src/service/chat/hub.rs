@@ -621,9 +621,15 @@ mod tests {
             members: vec!["bob".into()],
             open: false,
         };
-        create_channel(store.as_ref(), &caller(&app.app_id, "alice"), new, 0)
-            .await
-            .unwrap();
+        create_channel(
+            store.as_ref(),
+            &caller(&app.app_id, "alice"),
+            new,
+            0,
+            u32::MAX,
+        )
+        .await
+        .unwrap();
         Rig {
             store,
             hub,

@@ -9,7 +9,7 @@ pub mod hub;
 mod rules;
 
 pub use hub::{ChatHub, FrameText};
-pub use rules::{channel_view, message_view, HistoryQuery};
+pub use rules::{channel_view, message_view, ChannelsQuery, HistoryQuery};
 
 use super::auth::Caller;
 use super::error::ServiceError;
@@ -22,7 +22,7 @@ use sealkit_proto::ChannelId;
 fn store_error(e: StoreError) -> ServiceError {
     match e {
         StoreError::NotFound => ServiceError::ChannelNotFound,
-        StoreError::Forbidden(_) => ServiceError::NotAMember("not a member of the channel".into()),
+        StoreError::Forbidden(_) => rules::hidden_from_outsider(),
         StoreError::Conflict(rule) => ServiceError::MembershipRule(rule.message().to_owned()),
         other => ServiceError::internal(other),
     }
@@ -46,7 +46,8 @@ fn parse_channel_id(id: &str) -> Result<ChannelId, ServiceError> {
     ChannelId::new(id).map_err(invalid)
 }
 
-/// The channel, if `identity` may read it: 404 when it does not exist, 403 for non-members.
+/// The channel, if `identity` may read it: 404 when it does not exist and, alike, for
+/// non-members.
 async fn readable(
     store: &dyn Store,
     app_id: &str,
@@ -55,34 +56,51 @@ async fn readable(
 ) -> Result<ChannelRecord, ServiceError> {
     let record = existing(store, app_id, channel_id).await?;
     if !is_member(&record, identity) {
-        return Err(rules::caller_not_a_member());
+        return Err(rules::hidden_from_outsider());
     }
     Ok(record)
 }
 
 /// Creates a channel with the caller as its first admin.
+/// At most `per_creator` channels per creator and application.
 pub async fn create_channel(
     store: &dyn Store,
     caller: &Caller,
     new: NewChannel,
     now_ms: i64,
+    per_creator: u32,
 ) -> Result<Channel, ServiceError> {
     let id = parse_channel_id(&new.id)?;
     let record = rules::new_channel(&caller.app_id, &caller.identity, id, new, now_ms)?;
-    match store.chat_create_channel(record.clone()).await {
+    match store.chat_create_channel(record.clone(), per_creator).await {
         Ok(()) => Ok(channel_view(record)),
         Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ServiceError::ChannelExists),
+        Err(StoreError::Conflict(Conflict::TooManyChannels { limit })) => {
+            Err(ServiceError::TooManyChannels { limit })
+        }
         Err(e) => Err(store_error(e)),
     }
 }
 
-/// The caller's channels.
-pub async fn channels_of(store: &dyn Store, caller: &Caller) -> Result<Vec<Channel>, ServiceError> {
-    let records = store
-        .chat_channels_of(&caller.app_id, &caller.identity)
+/// A page of the caller's channels, by id (see [`ChannelsQuery`]), and whether more follow.
+pub async fn channels_of(
+    store: &dyn Store,
+    caller: &Caller,
+    query: &ChannelsQuery,
+) -> Result<(Vec<Channel>, bool), ServiceError> {
+    let (after, limit) = query.parse()?;
+    let mut records = store
+        .chat_channels_of(
+            &caller.app_id,
+            &caller.identity,
+            after.as_ref().map(ChannelId::as_str),
+            limit + 1,
+        )
         .await
         .map_err(store_error)?;
-    Ok(records.into_iter().map(channel_view).collect())
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    Ok((records.into_iter().map(channel_view).collect(), more))
 }
 
 /// One channel, for its members.
@@ -97,9 +115,8 @@ pub async fn channel(
         .map(channel_view)
 }
 
-/// The group channel whose membership changes by `identity`: validated ids, 404 for no
-/// channel, 409 for a direct channel.
-async fn group_channel(
+/// The channel whose membership changes by `identity`: validated ids, 404 for no channel.
+async fn changed_channel(
     store: &dyn Store,
     app_id: &str,
     channel_id: &str,
@@ -107,20 +124,17 @@ async fn group_channel(
 ) -> Result<ChannelRecord, ServiceError> {
     let channel_id = parse_channel_id(channel_id)?;
     rules::check_identity(identity)?;
-    let record = existing(store, app_id, &channel_id).await?;
-    rules::changeable(&record)?;
-    Ok(record)
+    existing(store, app_id, &channel_id).await
 }
 
-/// Adds `identity` to a group channel: admins add anyone; anyone adds themselves to an open
-/// channel.
+/// Adds `identity` to a channel (see `rules::may_add`).
 pub async fn add_member(
     store: &dyn Store,
     caller: &Caller,
     channel_id: &str,
     identity: &str,
 ) -> Result<Channel, ServiceError> {
-    let record = group_channel(store, &caller.app_id, channel_id, identity).await?;
+    let record = changed_channel(store, &caller.app_id, channel_id, identity).await?;
     rules::may_add(&record, &caller.identity, identity)?;
     store
         .chat_add_member(&caller.app_id, channel_id, identity, false)
@@ -129,14 +143,14 @@ pub async fn add_member(
         .map_err(store_error)
 }
 
-/// Removes `identity` from a group channel: admins remove anyone; members remove themselves.
+/// Removes `identity` from a channel (see `rules::may_remove`).
 pub async fn remove_member(
     store: &dyn Store,
     caller: &Caller,
     channel_id: &str,
     identity: &str,
 ) -> Result<Channel, ServiceError> {
-    let record = group_channel(store, &caller.app_id, channel_id, identity).await?;
+    let record = changed_channel(store, &caller.app_id, channel_id, identity).await?;
     rules::may_remove(&record, &caller.identity, identity)?;
     match store
         .chat_remove_member(&caller.app_id, channel_id, identity)
@@ -176,7 +190,7 @@ pub async fn post(
     match posted {
         Ok(Posted::New(record)) => Ok((message_view(&record), true)),
         Ok(Posted::Duplicate(record)) => Ok((message_view(&record), false)),
-        Err(StoreError::Forbidden(_)) => Err(rules::caller_not_a_member()),
+        Err(StoreError::Forbidden(_)) => Err(rules::hidden_from_outsider()),
         // The sender needs the current members to encrypt again: read them once here, so
         // the refusal carries them and the client does not ask for the channel itself.
         Err(StoreError::Conflict(Conflict::StaleMemberVersion { .. })) => {

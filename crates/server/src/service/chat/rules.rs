@@ -7,7 +7,7 @@ use crate::store::{ChannelRecord, ChatMessageRecord, HistoryCursor};
 use base64::Engine as _;
 use sealkit_proto::chat::{
     direct_channel_id, validate_client_id, Channel, ChannelKind, Message, NewChannel, NewMessage,
-    DEFAULT_PAGE, DIRECT_PREFIX, MAX_MEMBERS, MAX_PAGE,
+    DEFAULT_PAGE, DIRECT_PREFIX, MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
 };
 use sealkit_proto::{ChannelId, Identity};
 
@@ -70,9 +70,18 @@ pub(super) fn check_identity(identity: &str) -> Result<Identity, ServiceError> {
         .map_err(|why| ServiceError::ChatInvalid(format!("member {identity:?}: {why}")))
 }
 
-/// The refusal for a caller who is not a member.
-pub(super) fn caller_not_a_member() -> ServiceError {
-    ServiceError::NotAMember("the caller is not a member of the channel".into())
+/// The answer to a caller who is not a member: the same as for a channel that does not
+/// exist, so outsiders cannot learn which channels (and which direct channels) exist. Open
+/// channels are public by nature (anyone may join), and a taken id shows when creating it.
+pub(super) fn hidden_from_outsider() -> ServiceError {
+    ServiceError::ChannelNotFound
+}
+
+/// Whether `identity` is one of the two identities a direct channel's id derives from (its
+/// creator or the other one): only they may leave it and come back.
+fn belongs_to_direct(record: &ChannelRecord, identity: &str) -> bool {
+    identity == record.created_by.as_str()
+        || direct_channel_id(record.created_by.as_str(), identity) == record.id.as_str()
 }
 
 /// The record of channel `id` as `creator` asks for it: the creator is its first admin and a
@@ -149,37 +158,53 @@ pub(super) fn new_channel(
     })
 }
 
-/// Only a group channel's membership changes (a direct channel's two members are fixed).
-pub(super) fn changeable(record: &ChannelRecord) -> Result<(), ServiceError> {
-    if kind_of(record) == ChannelKind::Direct {
-        return Err(ServiceError::MembershipRule(
-            "a direct channel keeps its two members".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Admins add anyone; anyone adds themselves to an open channel.
+/// Who may add `identity` to the channel. Group channels: admins add anyone, anyone adds
+/// themselves to an open channel. Direct channels: one of their two identities adds itself
+/// back after leaving; nobody else is ever added. Outsiders of a closed channel are answered
+/// as if it did not exist.
 pub(super) fn may_add(
     record: &ChannelRecord,
     caller: &str,
     identity: &str,
 ) -> Result<(), ServiceError> {
-    let joins_open = identity == caller && record.open;
-    if !is_admin(record, caller) && !joins_open {
-        return Err(ServiceError::NotAnAdmin);
+    let member = is_member(record, caller);
+    match kind_of(record) {
+        ChannelKind::Direct if identity == caller && belongs_to_direct(record, caller) => Ok(()),
+        ChannelKind::Direct if member => Err(ServiceError::MembershipRule(
+            "a direct channel keeps its two members".into(),
+        )),
+        ChannelKind::Direct => Err(hidden_from_outsider()),
+        ChannelKind::Group if is_admin(record, caller) || (identity == caller && record.open) => {
+            Ok(())
+        }
+        ChannelKind::Group if member || record.open => Err(ServiceError::NotAnAdmin),
+        ChannelKind::Group => Err(hidden_from_outsider()),
     }
-    Ok(())
 }
 
-/// Admins remove anyone; members remove themselves; only members are removed.
+/// Who may remove `identity`: members remove themselves (leave, from a direct channel too);
+/// admins of a group channel remove anyone; only members are removed. Outsiders are answered
+/// as if the channel did not exist.
 pub(super) fn may_remove(
     record: &ChannelRecord,
     caller: &str,
     identity: &str,
 ) -> Result<(), ServiceError> {
-    if identity != caller && !is_admin(record, caller) {
-        return Err(ServiceError::NotAnAdmin);
+    if !is_member(record, caller) {
+        return Err(hidden_from_outsider());
+    }
+    if identity != caller {
+        match kind_of(record) {
+            ChannelKind::Direct => {
+                return Err(ServiceError::MembershipRule(
+                    "a member of a direct channel can only remove itself (leave)".into(),
+                ))
+            }
+            ChannelKind::Group if !is_admin(record, caller) => {
+                return Err(ServiceError::NotAnAdmin)
+            }
+            ChannelKind::Group => {}
+        }
     }
     if !is_member(record, identity) {
         return Err(not_a_member(identity));
@@ -259,6 +284,37 @@ impl HistoryQuery {
             (None, None) => HistoryCursor::Latest,
         };
         Ok((cursor, limit))
+    }
+}
+
+/// The channel-list query, as received (parsed here so every bad value gets the chat error).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ChannelsQuery {
+    /// Channels whose id is greater than this one.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+}
+
+impl ChannelsQuery {
+    /// The channel to start after and the page size (at most [`MAX_CHANNELS_PAGE`], the
+    /// default).
+    pub(super) fn parse(&self) -> Result<(Option<ChannelId>, u32), ServiceError> {
+        let after = self
+            .after
+            .as_deref()
+            .map(|id| ChannelId::new(id).map_err(invalid))
+            .transpose()?;
+        let limit = match self.limit.as_deref() {
+            None => MAX_CHANNELS_PAGE,
+            Some(v) => match parse_number("limit", v)? {
+                0 => return Err(invalid("limit must be at least 1")),
+                n => u32::try_from(n)
+                    .unwrap_or(MAX_CHANNELS_PAGE)
+                    .min(MAX_CHANNELS_PAGE),
+            },
+        };
+        Ok((after, limit))
     }
 }
 

@@ -9,6 +9,11 @@ use sealkit_proto::chat::MAX_MEMBERS;
 use sealkit_proto::Identity;
 
 use super::{app_id, id, ok};
+
+/// No cap on the channels one identity creates.
+const NO_CHANNEL_LIMIT: u32 = u32::MAX;
+/// A page size larger than any test's channel count.
+const ALL_CHANNELS: u32 = 1000;
 use crate::store::{
     ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, Forbidden,
     HistoryCursor, NewChatMessage, Posted, Store, StoreError,
@@ -138,7 +143,12 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     general.open = true;
     general.member_version = 7;
     general.last_seq = 9;
-    ok("create", store.chat_create_channel(general.clone()).await);
+    ok(
+        "create",
+        store
+            .chat_create_channel(general.clone(), NO_CHANNEL_LIMIT)
+            .await,
+    );
     let stored = channel_of(store, &app, "general").await;
     let mut expected = general.clone();
     expected.members = identities(&["Zoe", "alice", "bob", "zed", "ärger"]);
@@ -149,7 +159,7 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     let mut clash = group(&app, "general", "mallory", &[]);
     clash.kind = "direct".to_owned();
     assert!(matches!(
-        store.chat_create_channel(clash).await,
+        store.chat_create_channel(clash, NO_CHANNEL_LIMIT).await,
         Err(StoreError::Conflict(Conflict::ChannelExists))
     ));
     assert_eq!(channel_of(store, &app, "general").await, expected);
@@ -157,18 +167,24 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     let mut direct = group(&app, "dm:alice:bob", "alice", &["bob"]);
     direct.kind = "direct".to_owned();
     direct.admins = identities(&["alice", "bob"]);
-    ok("create direct", store.chat_create_channel(direct).await);
+    ok(
+        "create direct",
+        store.chat_create_channel(direct, NO_CHANNEL_LIMIT).await,
+    );
     ok(
         "create empty-ish",
         store
-            .chat_create_channel(group(&app, "a-solo", "carol", &[]))
+            .chat_create_channel(group(&app, "a-solo", "carol", &[]), NO_CHANNEL_LIMIT)
             .await,
     );
     // The same id in another application is another channel.
     ok(
         "create in other app",
         store
-            .chat_create_channel(group(&other_app, "general", "alice", &["dave"]))
+            .chat_create_channel(
+                group(&other_app, "general", "alice", &["dave"]),
+                NO_CHANNEL_LIMIT,
+            )
             .await,
     );
 
@@ -176,23 +192,52 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
         channels.into_iter().map(|c| c.id.into_string()).collect()
     };
     assert_eq!(
-        ids(ok("alice's", store.chat_channels_of(&app, "alice").await)),
+        ids(ok(
+            "alice's",
+            store
+                .chat_channels_of(&app, "alice", None, ALL_CHANNELS)
+                .await
+        )),
         ["dm:alice:bob", "general"]
     );
-    let bobs = ok("bob's", store.chat_channels_of(&app, "bob").await);
+    let bobs = ok(
+        "bob's",
+        store
+            .chat_channels_of(&app, "bob", None, ALL_CHANNELS)
+            .await,
+    );
     assert_eq!(bobs.len(), 2);
     assert_eq!(bobs[0].admins, identities(&["alice", "bob"]));
     assert_eq!(bobs[0].kind, "direct");
     assert_eq!(bobs[1], expected);
     assert_eq!(
-        ids(ok("carol's", store.chat_channels_of(&app, "carol").await)),
+        ids(ok(
+            "carol's",
+            store
+                .chat_channels_of(&app, "carol", None, ALL_CHANNELS)
+                .await
+        )),
         ["a-solo"]
     );
-    assert!(ok("nobody's", store.chat_channels_of(&app, "nobody").await).is_empty());
-    assert!(ok("dave here", store.chat_channels_of(&app, "dave").await).is_empty());
+    assert!(ok(
+        "nobody's",
+        store
+            .chat_channels_of(&app, "nobody", None, ALL_CHANNELS)
+            .await
+    )
+    .is_empty());
+    assert!(ok(
+        "dave here",
+        store
+            .chat_channels_of(&app, "dave", None, ALL_CHANNELS)
+            .await
+    )
+    .is_empty());
     let elsewhere = ok(
         "alice elsewhere",
-        store.chat_channels_of(&other_app, "alice").await,
+        store
+            .chat_channels_of(&other_app, "alice", None, ALL_CHANNELS)
+            .await,
     );
     assert_eq!(elsewhere.len(), 1);
     assert_eq!(elsewhere[0].members, identities(&["alice", "dave"]));
@@ -213,7 +258,7 @@ pub async fn chat_membership_rules(store: &dyn Store) {
     ok(
         "create",
         store
-            .chat_create_channel(group(&app, "g", "alice", &["bob"]))
+            .chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
             .await,
     );
     let add =
@@ -289,7 +334,13 @@ pub async fn chat_membership_rules(store: &dyn Store) {
     assert_eq!(empty.member_version, 8);
     assert!(empty.members.is_empty() && empty.admins.is_empty());
     assert_eq!(channel_of(store, &app, "g").await, empty);
-    assert!(ok("alice's", store.chat_channels_of(&app, "alice").await).is_empty());
+    assert!(ok(
+        "alice's",
+        store
+            .chat_channels_of(&app, "alice", None, ALL_CHANNELS)
+            .await
+    )
+    .is_empty());
     assert!(matches!(
         store.chat_remove_member(&app, "g", "alice").await,
         Err(StoreError::NotFound)
@@ -304,7 +355,7 @@ pub async fn chat_full_channel(store: &dyn Store) {
     let mut too_many = group(&app, "too-many", "alice", &other_refs);
     too_many.members.push(id("one-more"));
     assert!(matches!(
-        store.chat_create_channel(too_many).await,
+        store.chat_create_channel(too_many, NO_CHANNEL_LIMIT).await,
         Err(StoreError::Conflict(Conflict::ChannelFull))
     ));
     assert_eq!(
@@ -315,7 +366,7 @@ pub async fn chat_full_channel(store: &dyn Store) {
     ok(
         "create with the maximum",
         store
-            .chat_create_channel(group(&app, "big", "alice", &other_refs))
+            .chat_create_channel(group(&app, "big", "alice", &other_refs), NO_CHANNEL_LIMIT)
             .await,
     );
     let big = channel_of(store, &app, "big").await;
@@ -353,7 +404,7 @@ pub async fn chat_post_rules(store: &dyn Store) {
     ok(
         "create",
         store
-            .chat_create_channel(group(&app, "g", "alice", &["bob"]))
+            .chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
             .await,
     );
     let stale = StoreError::Conflict(Conflict::StaleMemberVersion { current: 1 });
@@ -481,7 +532,7 @@ pub async fn chat_post_rules(store: &dyn Store) {
     ok(
         "create h",
         store
-            .chat_create_channel(group(&app, "h", "alice", &[]))
+            .chat_create_channel(group(&app, "h", "alice", &[]), NO_CHANNEL_LIMIT)
             .await,
     );
     assert_eq!(
@@ -516,7 +567,7 @@ async fn chat_concurrent_posts_on(handles: &[&dyn Store], label: &str) {
     ok(
         "create",
         handles[0]
-            .chat_create_channel(group(&app, "busy", "admin", &refs))
+            .chat_create_channel(group(&app, "busy", "admin", &refs), NO_CHANNEL_LIMIT)
             .await,
     );
     let results = join_all(posters.iter().enumerate().map(|(i, poster)| {
@@ -571,7 +622,7 @@ pub async fn chat_history_cursors(store: &dyn Store) {
         ok(
             "create",
             store
-                .chat_create_channel(group(&app, id, "alice", &[]))
+                .chat_create_channel(group(&app, id, "alice", &[]), NO_CHANNEL_LIMIT)
                 .await,
         );
     }
@@ -644,7 +695,7 @@ pub async fn chat_events_delivered(store: &dyn Store) {
     ok(
         "create",
         store
-            .chat_create_channel(group(&app, "g", "alice", &["bob"]))
+            .chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
             .await,
     );
     post_new(store, chat_message(&app, "g", "alice", "c1", 1)).await;
@@ -725,7 +776,7 @@ pub async fn chat_events_cross_replicas(a: &dyn Store, b: &dyn Store) {
     let mut at_b = ok("subscribe b", b.chat_events().await);
     ok(
         "create",
-        a.chat_create_channel(group(&app, "g", "alice", &["bob"]))
+        a.chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
             .await,
     );
     post_new(a, chat_message(&app, "g", "alice", "c1", 1)).await;
@@ -774,7 +825,7 @@ pub async fn chat_concurrent_membership(store: &dyn Store) {
     ok(
         "create",
         store
-            .chat_create_channel(group(&app, "almost-full", "alice", &refs))
+            .chat_create_channel(group(&app, "almost-full", "alice", &refs), NO_CHANNEL_LIMIT)
             .await,
     );
     let joiners: Vec<String> = (0..20).map(|i| format!("joiner{i:02}")).collect();
@@ -800,7 +851,12 @@ pub async fn chat_concurrent_membership(store: &dyn Store) {
 
     let mut two_admins = group(&app, "two-admins", "alice", &["carol"]);
     two_admins.admins.push(id("bob"));
-    ok("create", store.chat_create_channel(two_admins).await);
+    ok(
+        "create",
+        store
+            .chat_create_channel(two_admins, NO_CHANNEL_LIMIT)
+            .await,
+    );
     let results =
         join_all(["alice", "bob"].map(|admin| store.chat_remove_member(&app, "two-admins", admin)))
             .await;

@@ -93,6 +93,40 @@ fn v2_push(
         value: format!("value {label}"),
         previous_hash: previous.map(str::to_owned),
         new_hash: hash(label),
+        owner_quota_bytes: u64::MAX,
+    }
+}
+
+/// A push of `bytes` bytes of meta and value together (labelled `label`), within `quota`.
+fn sized_push(
+    at: &KeyknoxAddress,
+    identities: &[&str],
+    label: &str,
+    previous: Option<&str>,
+    (bytes, quota): (usize, u64),
+) -> KeyknoxV2Push {
+    let meta = format!("meta {label}");
+    let value = format!(
+        "{label}:{}",
+        "v".repeat(bytes - meta.len() - label.len() - 1)
+    );
+    KeyknoxV2Push {
+        meta,
+        value,
+        owner_quota_bytes: quota,
+        ..v2_push(at, identities, label, previous)
+    }
+}
+
+/// Asserts that `result` is the quota refusal with the given usage.
+fn assert_over_quota<T: Debug>(step: &str, result: StoreResult<T>, used: u64, quota: u64) {
+    match result {
+        Err(StoreError::Conflict(Conflict::KeyknoxQuotaExceeded { used: u, quota: q }))
+            if (u, q) == (used, quota) => {}
+        other => panic!(
+            "{step}: expected Conflict(KeyknoxQuotaExceeded {{ used: {used}, quota: {quota} }}), \
+             got {other:?}"
+        ),
     }
 }
 
@@ -1101,6 +1135,156 @@ pub async fn keyknox_v2_concurrent_pushes(store: &dyn Store) {
             previous = Some(copy.hash);
         }
     }
+}
+
+/// The per-owner quota counts each pushed blob once, whatever the number of its recipients;
+/// replaced and reset blobs stop counting; a refused push changes nothing; other owners and
+/// applications have quotas of their own.
+pub async fn keyknox_v2_quota(store: &dyn Store) {
+    const KIB: usize = 1024;
+    let quota = 10 * KIB as u64;
+    let app = app_id("keyknox-quota");
+    let recipients: Vec<String> = (0..200).map(|i| format!("member-{i}")).collect();
+    let mut listed: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    listed.push("alice");
+    let first = address(&app, "alice", "group-sessions", "quota", "0");
+    let second = address(&app, "alice", "group-sessions", "quota", "1");
+    // 4 KiB for 201 recipients: 4 KiB of the quota, not 804 KiB.
+    let pushed = push_ok(
+        store,
+        sized_push(&first, &listed, "q0", None, (4 * KIB, quota)),
+    )
+    .await;
+    assert_eq!(pushed.identities.len(), 201);
+    let pushed = push_ok(
+        store,
+        sized_push(&second, &listed, "q1", None, (4 * KIB, quota)),
+    )
+    .await;
+    // A third 4 KiB blob would make 12 KiB: refused, and nothing of it is stored.
+    let third = address(&app, "alice", "group-sessions", "quota", "2");
+    assert_over_quota(
+        "push over the quota",
+        store
+            .keyknox_v2_push(sized_push(&third, &["alice"], "q2", None, (4 * KIB, quota)))
+            .await,
+        12 * KIB as u64,
+        quota,
+    );
+    assert!(pull(store, &third, "alice").await.is_none());
+    // A refused update keeps the entry as it was (content and hash).
+    assert_over_quota(
+        "update over the quota",
+        store
+            .keyknox_v2_push(sized_push(
+                &second,
+                &["bob"],
+                "q1 bigger",
+                Some(&pushed.hash),
+                (7 * KIB, quota),
+            ))
+            .await,
+        (4 + 4 + 7) as u64 * KIB as u64,
+        quota,
+    );
+    pull_copy(store, &second, "member-7", "q1", &listed_sorted(&listed)).await;
+    assert!(pull(store, &second, "bob").await.is_none());
+    // Replacing a blob for every recipient frees the old one: many rewrites fit.
+    let mut previous = pushed.hash;
+    for round in 0..5 {
+        let label = format!("q1 round {round}");
+        previous = push_ok(
+            store,
+            sized_push(&second, &listed, &label, Some(&previous), (4 * KIB, quota)),
+        )
+        .await
+        .hash;
+    }
+    // Exactly the quota is allowed.
+    push_ok(
+        store,
+        sized_push(&third, &["alice"], "q2 fits", None, (2 * KIB, quota)),
+    )
+    .await;
+    // Other owners and applications do not share alice's quota.
+    let bobs = address(&app, "bob", "group-sessions", "quota", "0");
+    push_ok(
+        store,
+        sized_push(&bobs, &["bob"], "bob", None, (8 * KIB, quota)),
+    )
+    .await;
+    let elsewhere = address(&app_id("keyknox-quota-2"), "alice", "e3kit", "backup", "k");
+    push_ok(
+        store,
+        sized_push(&elsewhere, &["alice"], "other app", None, (8 * KIB, quota)),
+    )
+    .await;
+    // Removing every copy of an entry (a reset by identity) frees its blob.
+    for identity in &listed {
+        ok(
+            "reset a copy",
+            store
+                .keyknox_v2_reset(KeyknoxV2Reset {
+                    app_id: app.clone(),
+                    owner: "alice".to_owned(),
+                    root: Some("group-sessions".to_owned()),
+                    path: Some("quota".to_owned()),
+                    key: Some("0".to_owned()),
+                    identity: Some((*identity).to_owned()),
+                })
+                .await,
+        );
+    }
+    assert!(pull(store, &first, "alice").await.is_none());
+    push_ok(
+        store,
+        sized_push(&first, &["alice"], "q0 again", None, (4 * KIB, quota)),
+    )
+    .await;
+}
+
+/// Concurrent pushes of one owner to different entries never take it over its quota together.
+pub async fn keyknox_v2_concurrent_quota(store: &dyn Store) {
+    const BLOB: usize = 1000;
+    let quota = 5 * BLOB as u64;
+    let app = app_id("keyknox-quota-race");
+    warm_up(store, &app).await;
+    for round in 0..RACE_ROUNDS {
+        let owner = format!("owner-{round}");
+        let pushes: Vec<KeyknoxV2Push> = (0..12)
+            .map(|i| {
+                let at = address(&app, &owner, "race", "quota", &i.to_string());
+                sized_push(&at, &[&owner], &format!("r{i}"), None, (BLOB, quota))
+            })
+            .collect();
+        let results = join_all(pushes.iter().map(|p| store.keyknox_v2_push(p.clone()))).await;
+        let mut accepted = 0;
+        for (i, result) in results.iter().enumerate() {
+            match result {
+                Ok(_) => accepted += 1,
+                Err(StoreError::Conflict(Conflict::KeyknoxQuotaExceeded { used, quota: q })) => {
+                    assert_eq!((*used, *q), (6 * BLOB as u64, quota), "push {i}");
+                }
+                Err(e) => panic!("round {round} push {i}: {e:?}"),
+            }
+        }
+        assert_eq!(
+            accepted, 5,
+            "round {round}: exactly the quota's worth is accepted"
+        );
+        let mut stored = 0;
+        for i in 0..12 {
+            let at = address(&app, &owner, "race", "quota", &i.to_string());
+            stored += usize::from(pull(store, &at, &owner).await.is_some());
+        }
+        assert_eq!(stored, 5, "round {round}: refused pushes left nothing");
+    }
+}
+
+fn listed_sorted<'a>(listed: &[&'a str]) -> Vec<&'a str> {
+    let mut sorted = listed.to_vec();
+    sorted.sort_unstable();
+    sorted
 }
 
 /// Concurrent Keyknox v1 puts and v2 pushes, split between two replicas, have exactly one

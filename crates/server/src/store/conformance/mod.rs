@@ -74,6 +74,8 @@ macro_rules! store_conformance_tests {
             keyknox_v2_non_ascii,
             keyknox_v2_hundred_identities,
             keyknox_v2_concurrent_pushes,
+            keyknox_v2_quota,
+            keyknox_v2_concurrent_quota,
             search_bounds_the_chain,
             rate_limit_burst_and_refill,
             rate_limit_concurrent_takes,

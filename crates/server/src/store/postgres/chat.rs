@@ -43,10 +43,22 @@ impl PostgresStore {
 
 #[async_trait]
 impl ChatStore for PostgresStore {
-    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
+    async fn chat_create_channel(
+        &self,
+        channel: ChannelRecord,
+        per_creator: u32,
+    ) -> StoreResult<()> {
         let members = rules::initial_members(&channel).map_err(StoreError::Conflict)?;
         let (members, is_admin): (Vec<&str>, Vec<bool>) = members.into_iter().unzip();
         let mut tx = self.begin().await?;
+        // Creations by one identity queue here, so each counts the ones before it.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 11))")
+            .bind(&channel.app_id)
+            .bind(channel.created_by.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sql::check_creator_room(&mut tx, &channel.app_id, &channel.created_by, per_creator).await?;
         sql::insert_channel(&mut tx, &channel).await?;
         sqlx::query(
             "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
@@ -75,8 +87,10 @@ impl ChatStore for PostgresStore {
         &self,
         app_id: &str,
         identity: &str,
+        after: Option<&str>,
+        limit: u32,
     ) -> StoreResult<Vec<ChannelRecord>> {
-        sql::channels_of(&self.pool, app_id, identity).await
+        sql::channels_of(&self.pool, (app_id, identity), after, limit).await
     }
 
     async fn chat_add_member(

@@ -1,4 +1,5 @@
-//! Keyknox on PostgreSQL. Dialect: a push writes its copies from an array (`UNNEST`), a pull
+//! Keyknox on PostgreSQL. Dialect: a push holds the owner's advisory lock (the quota is a sum
+//! over the owner's entries) and points its recipients at its blob from an array (`UNNEST`), a pull
 //! reads the copy and its holders in one statement (one snapshot), and a reset locks the
 //! matching entries first and then deletes by id (`= ANY($1)`).
 
@@ -41,19 +42,26 @@ impl KeyknoxStore for PostgresStore {
 
     async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy> {
         let mut tx = self.begin().await?;
+        // Pushes of one owner to different entries lock different rows; without this lock two
+        // of them could each pass the quota check that counts the other's blob as absent.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 7))")
+            .bind(&push.address.app_id)
+            .bind(&push.address.owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         let entry_id = sql::v2_claim_entry(&mut tx, &push).await?;
+        let blob_id = sql::v2_store_blob(&mut tx, entry_id, &push).await?;
         // Deduplicated first: one upsert may not touch a row twice.
         let recipients = rules::keyknox_v2_recipients(&push.identities);
         sqlx::query(
-            "INSERT INTO keyknox_copies (entry_id, identity, meta, value) \
-             SELECT $1, recipient, $3, $4 FROM UNNEST($2::text[]) AS recipient \
-             ON CONFLICT (entry_id, identity) DO UPDATE SET \
-               meta = EXCLUDED.meta, value = EXCLUDED.value",
+            "INSERT INTO keyknox_recipients (entry_id, identity, blob_id) \
+             SELECT $1, recipient, $3 FROM UNNEST($2::text[]) AS recipient \
+             ON CONFLICT (entry_id, identity) DO UPDATE SET blob_id = EXCLUDED.blob_id",
         )
         .bind(entry_id)
         .bind(&recipients)
-        .bind(&push.meta)
-        .bind(&push.value)
+        .bind(blob_id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -67,10 +75,11 @@ impl KeyknoxStore for PostgresStore {
     ) -> StoreResult<Option<KeyknoxV2Copy>> {
         // One statement, so the copy and the list of holders come from one snapshot.
         let row: Option<(String, String, String, Vec<String>)> = sqlx::query_as(
-            "SELECT e.hash, c.meta, c.value, \
-               ARRAY(SELECT h.identity FROM keyknox_copies AS h WHERE h.entry_id = e.id) \
+            "SELECT e.hash, b.meta, b.value, \
+               ARRAY(SELECT h.identity FROM keyknox_recipients AS h WHERE h.entry_id = e.id) \
              FROM keyknox_entries AS e \
-             JOIN keyknox_copies AS c ON c.entry_id = e.id AND c.identity = $6 \
+             JOIN keyknox_recipients AS r ON r.entry_id = e.id AND r.identity = $6 \
+             JOIN keyknox_blobs AS b ON b.id = r.blob_id \
              WHERE e.app_id = $1 AND e.owner = $2 AND e.root = $3 AND e.path = $4 AND e.key = $5",
         )
         .bind(&address.app_id)
@@ -129,7 +138,7 @@ impl KeyknoxStore for PostgresStore {
         }
         match &reset.identity {
             None => {
-                // The copies go with their entries (ON DELETE CASCADE).
+                // Copies and blobs go with their entries (ON DELETE CASCADE).
                 sqlx::query("DELETE FROM keyknox_entries WHERE id = ANY($1)")
                     .bind(&ids)
                     .execute(&mut *tx)
@@ -137,9 +146,10 @@ impl KeyknoxStore for PostgresStore {
                     .map_err(backend)?;
             }
             Some(identity) => {
-                // Remove the copies, then the entries left without any; hashes stay.
+                // Remove the copies, the blobs nobody holds any more, then the entries left
+                // without copies; hashes stay.
                 sqlx::query(
-                    "DELETE FROM keyknox_copies WHERE entry_id = ANY($1) AND identity = $2",
+                    "DELETE FROM keyknox_recipients WHERE entry_id = ANY($1) AND identity = $2",
                 )
                 .bind(&ids)
                 .bind(identity)
@@ -147,8 +157,16 @@ impl KeyknoxStore for PostgresStore {
                 .await
                 .map_err(backend)?;
                 sqlx::query(
+                    "DELETE FROM keyknox_blobs AS b WHERE b.entry_id = ANY($1) AND NOT EXISTS \
+                     (SELECT 1 FROM keyknox_recipients AS r WHERE r.blob_id = b.id)",
+                )
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                sqlx::query(
                     "DELETE FROM keyknox_entries AS e WHERE e.id = ANY($1) AND NOT EXISTS \
-                     (SELECT 1 FROM keyknox_copies AS c WHERE c.entry_id = e.id)",
+                     (SELECT 1 FROM keyknox_recipients AS r WHERE r.entry_id = e.id)",
                 )
                 .bind(&ids)
                 .execute(&mut *tx)

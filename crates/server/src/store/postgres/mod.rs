@@ -61,6 +61,8 @@ type Conn = PgConnection;
 /// until the transaction ends, so concurrent writers of one row (on any replica) queue and each
 /// sees what the previous one committed.
 const ROW_LOCK: &str = " FOR UPDATE";
+/// Orders text by bytes (see the shared core, `store/sql/mod.rs`).
+const BYTE_ORDER: &str = " COLLATE \"C\"";
 
 /// The PostgreSQL schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -291,7 +293,7 @@ mod tests {
         assert_eq!(killed, vec![true], "exactly the listener's backend");
         assert_eq!(next_event(&mut events, &app).await, ChatEvent::Resync);
         store
-            .chat_create_channel(group(&app, "g", "alice", &[]))
+            .chat_create_channel(group(&app, "g", "alice", &[]), u32::MAX)
             .await
             .unwrap();
         post_new(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sealkit_proto::{Identity, InvalidId};
 use sqlx::{Executor, Row};
 
-use super::{backend, locked, unique_or_backend, Conn, Db};
+use super::{backend, locked, unique_or_backend, Conn, Db, BYTE_ORDER};
 use crate::store::rules::{self, MemberChange};
 use crate::store::{
     ChannelRecord, ChatMessageRecord, Conflict, Forbidden, HistoryCursor, NewChatMessage, Posted,
@@ -83,18 +83,28 @@ pub(crate) async fn load_channel<'c>(
     Ok(channels_from_rows(&rows).map_err(backend)?.pop())
 }
 
-/// The channels `identity` is a member of, by id.
+/// A page of the channels `identity` is a member of, by id in byte order (see
+/// [`ChatStore::chat_channels_of`]).
+///
+/// [`ChatStore::chat_channels_of`]: crate::store::ChatStore::chat_channels_of
 pub(crate) async fn channels_of<'c>(
     db: impl Executor<'c, Database = Db>,
-    app_id: &str,
-    identity: &str,
+    (app_id, identity): (&str, &str),
+    after: Option<&str>,
+    limit: u32,
 ) -> StoreResult<Vec<ChannelRecord>> {
+    // The page is chosen on the member rows (one per channel), then joined with every member.
     let rows = sqlx::query(&format!(
-        "{CHANNEL_WITH_MEMBERS} WHERE c.app_id = $1 AND EXISTS (SELECT 1 FROM chat_members \
-         AS me WHERE me.app_id = c.app_id AND me.channel_id = c.id AND me.identity = $2)"
+        "{CHANNEL_WITH_MEMBERS} WHERE c.app_id = $1 AND c.id IN \
+           (SELECT me.channel_id FROM chat_members AS me \
+            WHERE me.app_id = $1 AND me.identity = $2 \
+              AND ($3 IS NULL OR me.channel_id{BYTE_ORDER} > $3) \
+            ORDER BY me.channel_id{BYTE_ORDER} LIMIT $4)"
     ))
     .bind(app_id)
     .bind(identity)
+    .bind(after)
+    .bind(i64::from(limit))
     .fetch_all(db)
     .await
     .map_err(backend)?;
@@ -119,6 +129,29 @@ pub(crate) async fn insert_channel(conn: &mut Conn, channel: &ChannelRecord) -> 
     .await
     .map_err(|e| unique_or_backend(e, Conflict::ChannelExists))?;
     Ok(())
+}
+
+/// `Conflict(TooManyChannels)` when `creator` already created `per_creator` channels in the
+/// app. The caller holds the creator's lock (SQLite: the write lock; PostgreSQL: an advisory
+/// lock), so concurrent creations count each other.
+pub(crate) async fn check_creator_room(
+    conn: &mut Conn,
+    app_id: &str,
+    creator: &str,
+    per_creator: u32,
+) -> StoreResult<()> {
+    if per_creator == u32::MAX {
+        return Ok(());
+    }
+    let created: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chat_channels WHERE app_id = $1 AND created_by = $2",
+    )
+    .bind(app_id)
+    .bind(creator)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    rules::check_channels_per_creator(created, per_creator).map_err(StoreError::Conflict)
 }
 
 /// Takes the channel's lock for the rest of the transaction (on PostgreSQL its row lock, so
@@ -267,16 +300,21 @@ pub(crate) async fn remove_member(
         return Err(StoreError::NotFound);
     };
     if admin {
-        let (admins, members): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE admin), COUNT(*) FROM chat_members \
-             WHERE app_id = $1 AND channel_id = $2",
+        let (kind, admins, members): (String, i64, i64) = sqlx::query_as(
+            "SELECT c.kind, \
+               (SELECT COUNT(*) FROM chat_members AS m \
+                WHERE m.app_id = c.app_id AND m.channel_id = c.id AND m.admin), \
+               (SELECT COUNT(*) FROM chat_members AS m \
+                WHERE m.app_id = c.app_id AND m.channel_id = c.id) \
+             FROM chat_channels AS c WHERE c.app_id = $1 AND c.id = $2",
         )
         .bind(app_id)
         .bind(channel_id)
         .fetch_one(&mut *conn)
         .await
         .map_err(backend)?;
-        rules::check_admin_may_leave(admins, members).map_err(StoreError::Conflict)?;
+        rules::check_admin_may_leave(kind == "direct", admins, members)
+            .map_err(StoreError::Conflict)?;
     }
     sqlx::query("DELETE FROM chat_members WHERE app_id = $1 AND channel_id = $2 AND identity = $3")
         .bind(app_id)

@@ -1,6 +1,6 @@
-//! Keyknox: the compare-and-swap writes and the reads that are the same on both backends. How a
-//! push writes its copies, how a pull reads holders in one snapshot and how a reset deletes
-//! stay with each backend.
+//! Keyknox: the compare-and-swap writes and the reads that are the same on both backends. A v2
+//! push writes its blob once and points each recipient at it. How the recipients are written,
+//! how a pull reads holders in one snapshot and how a reset deletes stay with each backend.
 
 use sqlx::Executor;
 
@@ -149,13 +149,63 @@ pub(crate) async fn v2_claim_entry(conn: &mut Conn, push: &KeyknoxV2Push) -> Sto
     Err(StoreError::Conflict(Conflict::KeyknoxHashMismatch))
 }
 
-/// The second half of a v2 push, after the backend wrote the copies: an entry exists only while
-/// someone holds a copy. Commits and returns the pusher's view.
+/// The blob a push writes once, whatever the number of its recipients. Returns its id.
+pub(crate) async fn v2_store_blob(
+    conn: &mut Conn,
+    entry_id: i64,
+    push: &KeyknoxV2Push,
+) -> StoreResult<i64> {
+    let size = i64::try_from(push.meta.len() + push.value.len()).unwrap_or(i64::MAX);
+    sqlx::query_scalar(
+        "INSERT INTO keyknox_blobs (entry_id, meta, value, size) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(entry_id)
+    .bind(&push.meta)
+    .bind(&push.value)
+    .bind(size)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
+/// Blobs of `entry_id` that no recipient holds any more.
+pub(crate) async fn drop_unheld_blobs(conn: &mut Conn, entry_id: i64) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM keyknox_blobs WHERE entry_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM keyknox_recipients AS r WHERE r.blob_id = keyknox_blobs.id)",
+    )
+    .bind(entry_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Bytes of every blob of the entries `owner` owns in `app_id`.
+pub(crate) async fn owner_usage(conn: &mut Conn, app_id: &str, owner: &str) -> StoreResult<u64> {
+    let used: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(b.size) AS BIGINT) FROM keyknox_blobs AS b \
+         JOIN keyknox_entries AS e ON e.id = b.entry_id \
+         WHERE e.app_id = $1 AND e.owner = $2",
+    )
+    .bind(app_id)
+    .bind(owner)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(u64::try_from(used.unwrap_or(0)).unwrap_or(0))
+}
+
+/// The second half of a v2 push, after the backend pointed the recipients at the new blob:
+/// blobs nobody holds go, the owner's usage is checked against its quota (over it, nothing of
+/// the push stays), and the pusher's view is returned.
 pub(crate) async fn v2_finish_push(
     mut tx: sqlx::Transaction<'static, Db>,
     entry_id: i64,
     push: KeyknoxV2Push,
 ) -> StoreResult<KeyknoxV2Copy> {
+    drop_unheld_blobs(&mut tx, entry_id).await?;
     let identities = copy_holders(&mut tx, entry_id).await?;
     if identities.is_empty() {
         // A push for nobody.
@@ -165,6 +215,9 @@ pub(crate) async fn v2_finish_push(
             .await
             .map_err(backend)?;
     }
+    let used = owner_usage(&mut tx, &push.address.app_id, &push.address.owner).await?;
+    // Dropping `tx` rolls the whole push back.
+    rules::check_keyknox_quota(used, push.owner_quota_bytes).map_err(StoreError::Conflict)?;
     tx.commit().await.map_err(backend)?;
     Ok(KeyknoxV2Copy {
         meta: push.meta,
@@ -178,7 +231,7 @@ pub(crate) async fn v2_finish_push(
 /// collation's).
 pub(crate) async fn copy_holders(conn: &mut Conn, entry_id: i64) -> StoreResult<Vec<String>> {
     let mut identities: Vec<String> =
-        sqlx::query_scalar("SELECT identity FROM keyknox_copies WHERE entry_id = $1")
+        sqlx::query_scalar("SELECT identity FROM keyknox_recipients WHERE entry_id = $1")
             .bind(entry_id)
             .fetch_all(&mut *conn)
             .await
@@ -197,8 +250,8 @@ pub(crate) async fn v2_keys<'c>(
     let mut keys: Vec<String> = sqlx::query_scalar(
         "SELECT e.key FROM keyknox_entries AS e \
          WHERE e.app_id = $1 AND e.owner = $2 AND e.root = $3 AND e.path = $4 \
-           AND EXISTS (SELECT 1 FROM keyknox_copies AS c \
-                       WHERE c.entry_id = e.id AND c.identity = $5)",
+           AND EXISTS (SELECT 1 FROM keyknox_recipients AS r \
+                       WHERE r.entry_id = e.id AND r.identity = $5)",
     )
     .bind(app_id)
     .bind(owner)

@@ -6,6 +6,9 @@
 //! * `ROW_LOCK`, appended to the reads of a writing transaction that decide what it writes
 //!   (`" FOR UPDATE"` on PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already holds
 //!   the database's write lock).
+//! * `BYTE_ORDER`, the collation that orders text by bytes (as Rust does), for paging by id:
+//!   `COLLATE "C"` on PostgreSQL, whose default collation depends on the database; nothing on
+//!   SQLite, whose default (`BINARY`) already is.
 //!
 //! With those, one algorithm serves both: read under the lock, decide with
 //! [`rules`](crate::store::rules), write; a missing row is created with
@@ -20,7 +23,7 @@ pub(super) mod pythia;
 
 use sqlx::error::ErrorKind;
 
-use super::{Conn, Db, ROW_LOCK};
+use super::{Conn, Db, BYTE_ORDER, ROW_LOCK};
 use crate::store::{Conflict, StoreError};
 
 /// How often a writer that lost a creation race (`INSERT … ON CONFLICT DO NOTHING` inserted

@@ -53,9 +53,15 @@ impl SqliteStore {
 
 #[async_trait]
 impl ChatStore for SqliteStore {
-    async fn chat_create_channel(&self, channel: ChannelRecord) -> StoreResult<()> {
+    async fn chat_create_channel(
+        &self,
+        channel: ChannelRecord,
+        per_creator: u32,
+    ) -> StoreResult<()> {
         let members = rules::initial_members(&channel).map_err(StoreError::Conflict)?;
+        // `BEGIN IMMEDIATE`: creations queue on the write lock, so each counts the ones before.
         let mut tx = self.begin().await?;
+        sql::check_creator_room(&mut tx, &channel.app_id, &channel.created_by, per_creator).await?;
         sql::insert_channel(&mut tx, &channel).await?;
         for (identity, admin) in members {
             sqlx::query(
@@ -85,8 +91,10 @@ impl ChatStore for SqliteStore {
         &self,
         app_id: &str,
         identity: &str,
+        after: Option<&str>,
+        limit: u32,
     ) -> StoreResult<Vec<ChannelRecord>> {
-        sql::channels_of(&self.reader, app_id, identity).await
+        sql::channels_of(&self.reader, (app_id, identity), after, limit).await
     }
 
     async fn chat_add_member(

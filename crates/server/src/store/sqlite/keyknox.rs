@@ -1,4 +1,5 @@
-//! Keyknox on SQLite. Dialect: a push writes its copies from a JSON array (`json_each`), a pull
+//! Keyknox on SQLite. Dialect: a push points its recipients at its blob from a JSON array
+//! (`json_each`), a pull
 //! reads the copy and its holders in one read transaction (one WAL snapshot), and a reset
 //! filters with `?N IS NULL OR …`.
 
@@ -42,19 +43,18 @@ impl KeyknoxStore for SqliteStore {
     async fn keyknox_v2_push(&self, push: KeyknoxV2Push) -> StoreResult<KeyknoxV2Copy> {
         let mut tx = self.begin().await?;
         let entry_id = sql::v2_claim_entry(&mut tx, &push).await?;
-        // One statement for all recipients (deduplicated), binding meta and value once. The
-        // `WHERE true` resolves SQLite's parsing ambiguity of `SELECT … ON CONFLICT`.
+        let blob_id = sql::v2_store_blob(&mut tx, entry_id, &push).await?;
+        // One statement for all recipients (deduplicated). The `WHERE true` resolves SQLite's
+        // parsing ambiguity of `SELECT … ON CONFLICT`.
         let recipients = serde_json::to_string(&rules::keyknox_v2_recipients(&push.identities))
             .map_err(|e| StoreError::Backend(format!("encoding identities: {e}")))?;
         sqlx::query(
-            "INSERT INTO keyknox_copies (entry_id, identity, meta, value) \
-             SELECT ?, j.value, ?, ? FROM json_each(?) AS j WHERE true \
-             ON CONFLICT (entry_id, identity) DO UPDATE SET \
-               meta = excluded.meta, value = excluded.value",
+            "INSERT INTO keyknox_recipients (entry_id, identity, blob_id) \
+             SELECT ?, j.value, ? FROM json_each(?) AS j WHERE true \
+             ON CONFLICT (entry_id, identity) DO UPDATE SET blob_id = excluded.blob_id",
         )
         .bind(entry_id)
-        .bind(&push.meta)
-        .bind(&push.value)
+        .bind(blob_id)
         .bind(&recipients)
         .execute(&mut *tx)
         .await
@@ -70,8 +70,9 @@ impl KeyknoxStore for SqliteStore {
         // A read transaction: the copy and the list of holders come from one snapshot.
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let row: Option<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT e.id, e.hash, c.meta, c.value FROM keyknox_entries AS e \
-             JOIN keyknox_copies AS c ON c.entry_id = e.id AND c.identity = ? \
+            "SELECT e.id, e.hash, b.meta, b.value FROM keyknox_entries AS e \
+             JOIN keyknox_recipients AS r ON r.entry_id = e.id AND r.identity = ? \
+             JOIN keyknox_blobs AS b ON b.id = r.blob_id \
              WHERE e.app_id = ? AND e.owner = ? AND e.root = ? AND e.path = ? AND e.key = ?",
         )
         .bind(reader)
@@ -113,24 +114,34 @@ impl KeyknoxStore for SqliteStore {
              AND (?5 IS NULL OR key = ?5)";
         // Each statement with whether it takes the identity as `?6`.
         let statements = match &reset.identity {
-            // The copies go with their entries (ON DELETE CASCADE).
+            // Copies and blobs go with their entries (ON DELETE CASCADE).
             None => vec![(
                 format!("DELETE FROM keyknox_entries WHERE {MATCHING}"),
                 false,
             )],
-            // Remove the copies, then the entries left without any; hashes stay.
+            // Remove the copies, the blobs nobody holds any more, then the entries left
+            // without copies; hashes stay.
             Some(_) => vec![
                 (
                     format!(
-                        "DELETE FROM keyknox_copies WHERE identity = ?6 \
+                        "DELETE FROM keyknox_recipients WHERE identity = ?6 \
                          AND entry_id IN (SELECT id FROM keyknox_entries WHERE {MATCHING})"
                     ),
                     true,
                 ),
                 (
                     format!(
+                        "DELETE FROM keyknox_blobs \
+                         WHERE entry_id IN (SELECT id FROM keyknox_entries WHERE {MATCHING}) \
+                           AND NOT EXISTS (SELECT 1 FROM keyknox_recipients AS r \
+                                           WHERE r.blob_id = keyknox_blobs.id)"
+                    ),
+                    false,
+                ),
+                (
+                    format!(
                         "DELETE FROM keyknox_entries WHERE {MATCHING} AND NOT EXISTS \
-                         (SELECT 1 FROM keyknox_copies WHERE entry_id = keyknox_entries.id)"
+                         (SELECT 1 FROM keyknox_recipients WHERE entry_id = keyknox_entries.id)"
                     ),
                     false,
                 ),

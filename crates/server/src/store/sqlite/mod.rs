@@ -50,6 +50,8 @@ type Conn = sqlx::SqliteConnection;
 /// Nothing: a writing transaction's `BEGIN IMMEDIATE` already holds the database's write lock
 /// when it reads what decides its writes.
 const ROW_LOCK: &str = "";
+/// Orders text by bytes (see the shared core, `store/sql/mod.rs`).
+const BYTE_ORDER: &str = "";
 
 /// The SQLite schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -194,7 +196,7 @@ mod tests {
         let app = app_id("lagging");
         let mut events = store.chat_events().await.unwrap();
         store
-            .chat_create_channel(group(&app, "g", "alice", &[]))
+            .chat_create_channel(group(&app, "g", "alice", &[]), u32::MAX)
             .await
             .unwrap();
         for n in 1..=6 {
