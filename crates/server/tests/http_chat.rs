@@ -212,7 +212,7 @@ async fn rest_rules(h: &Harness) {
     let (s, b) = h
         .json("GET", &format!("{CHANNELS}/general"), Some(&u.carol), None)
         .await;
-    assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_A_MEMBER);
+    assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     let (s, b) = h
         .json("GET", &format!("{CHANNELS}/nothing"), Some(&u.alice), None)
         .await;
@@ -253,7 +253,7 @@ async fn rest_rules(h: &Harness) {
     let (s, b) = add(u.bob.clone(), "general", "carol").await;
     assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_AN_ADMIN);
     let (s, b) = add(u.carol.clone(), "general", "carol").await;
-    assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_AN_ADMIN);
+    assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     let (s, b) = add(u.alice.clone(), "general", "carol").await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["members"], json!(["alice", "bob", "carol"]));
@@ -309,7 +309,7 @@ async fn rest_rules(h: &Harness) {
     assert_eq!(s, StatusCode::OK, "{again}");
     assert_eq!(again, first);
     let (s, b) = post(h, &u.dave, "general", message("m2", 2)).await;
-    assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_A_MEMBER);
+    assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     let (s, b) = post(h, &u.alice, "nothing", message("m2", 1)).await;
     assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     let (s, b) = post(
@@ -350,7 +350,7 @@ async fn rest_rules(h: &Harness) {
 
     // History errors.
     let (s, b) = history(h, &u.dave, "general", "").await;
-    assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_A_MEMBER);
+    assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     let (s, b) = history(h, &u.alice, "nothing", "").await;
     assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     for bad in [
@@ -385,7 +385,7 @@ async fn rest_rules(h: &Harness) {
     assert_eq!(b["members"], json!(["alice", "bob"]));
     assert_eq!(b["member_version"], 3);
     let (s, b) = history(h, &u.carol, "general", "").await;
-    assert_chat_error(s, &b, StatusCode::FORBIDDEN, codes::NOT_A_MEMBER);
+    assert_chat_error(s, &b, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
     let (s, b) = remove(u.alice.clone(), "alice").await;
     assert_chat_error(s, &b, StatusCode::CONFLICT, codes::MEMBERSHIP_RULE);
     let (s, b) = remove(u.alice.clone(), "bob").await;
@@ -628,7 +628,7 @@ async fn websocket_delivery(h: &Harness) {
     match subscribe(&mut bob, "secret", 0).await {
         ServerFrame::Error { channel, code, .. } => {
             assert_eq!(channel.as_deref(), Some("secret"));
-            assert_eq!(code, codes::NOT_A_MEMBER);
+            assert_eq!(code, codes::CHANNEL_NOT_FOUND);
         }
         other => panic!("expected an error, got {other:?}"),
     }

@@ -1187,7 +1187,14 @@ pub async fn keyknox_v2_quota(store: &dyn Store) {
         (4 + 4 + 7) as u64 * KIB as u64,
         quota,
     );
-    pull_copy(store, &second, "member-7", "q1", &listed_sorted(&listed)).await;
+    let Some(kept) = pull(store, &second, "member-7").await else {
+        panic!("the refused update removed member-7's copy");
+    };
+    assert_eq!(
+        (kept.meta.as_str(), &kept.hash, &kept.identities),
+        ("meta q1", &pushed.hash, &listed_sorted(&listed)),
+        "a refused update keeps the entry as it was"
+    );
     assert!(pull(store, &second, "bob").await.is_none());
     // Replacing a blob for every recipient frees the old one: many rewrites fit.
     let mut previous = pushed.hash;
@@ -1281,8 +1288,8 @@ pub async fn keyknox_v2_concurrent_quota(store: &dyn Store) {
     }
 }
 
-fn listed_sorted<'a>(listed: &[&'a str]) -> Vec<&'a str> {
-    let mut sorted = listed.to_vec();
+fn listed_sorted(listed: &[&str]) -> Vec<String> {
+    let mut sorted = strings(listed);
     sorted.sort_unstable();
     sorted
 }
