@@ -271,7 +271,7 @@ pub(crate) enum UserCommand {
     SafetyNumber {
         /// The contact.
         #[arg(value_name = "ID")]
-        identity: String,
+        contact: String,
     },
     /// Pin ID's current key once you compared safety numbers: from then on `find` and `msg
     /// encrypt` refuse ID when the key changes, until you verify again or accept the change.
@@ -279,7 +279,7 @@ pub(crate) enum UserCommand {
     Verify {
         /// The contact.
         #[arg(value_name = "ID")]
-        identity: String,
+        contact: String,
         /// The safety number ID's device shows (60 digits, spaces allowed); pins only if it is
         /// the one computed here.
         #[arg(

@@ -57,20 +57,20 @@ pub(crate) fn user(opts: &SdkOptions, args: UserArgs) -> Result<()> {
                 }
                 print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
             }
-            UserCommand::SafetyNumber { identity } => {
-                let number = ethree.safety_number(&identity).await?;
+            UserCommand::SafetyNumber { contact } => {
+                let number = ethree.safety_number(&contact).await?;
                 print_line(format_args!("{}", number.grouped()));
             }
             UserCommand::Verify {
-                identity,
+                contact,
                 safety_number,
                 accept_change,
             } => {
                 let card = match safety_number {
                     Some(digits) if !accept_change => {
-                        ethree.verify_safety_number(&identity, &digits).await?
+                        ethree.verify_safety_number(&contact, &digits).await?
                     }
-                    _ => ethree.accept_change(&identity).await?,
+                    _ => ethree.accept_change(&contact).await?,
                 };
                 print_line(format_args!("{}", card.id()));
             }
