@@ -266,6 +266,34 @@ pub(crate) enum UserCommand {
         #[arg(required = true, value_name = "ID")]
         identities: Vec<String>,
     },
+    /// Print the safety number of you and ID (60 digits in groups of 5), to compare with what
+    /// ID's device shows.
+    SafetyNumber {
+        /// The contact.
+        #[arg(value_name = "ID")]
+        contact: String,
+    },
+    /// Pin ID's current key once you compared safety numbers: from then on `find` and `msg
+    /// encrypt` refuse ID when the key changes, until you verify again or accept the change.
+    /// Prints the pinned card id.
+    Verify {
+        /// The contact.
+        #[arg(value_name = "ID")]
+        contact: String,
+        /// The safety number ID's device shows (60 digits, spaces allowed); pins only if it is
+        /// the one computed here.
+        #[arg(
+            long,
+            value_name = "DIGITS",
+            required_unless_present = "accept_change",
+            conflicts_with = "accept_change"
+        )]
+        safety_number: Option<String>,
+        /// Accept the new key of a verified contact whose key changed, without comparing
+        /// safety numbers.
+        #[arg(long)]
+        accept_change: bool,
+    },
     /// Back the private key up on the server, encrypted with a password-derived key.
     Backup {
         #[command(flatten)]

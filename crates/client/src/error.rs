@@ -99,6 +99,41 @@ pub enum Error {
         /// The identity with several cards.
         identity: String,
     },
+    /// A contact whose safety number the user verified now has another key than the one
+    /// pinned then: returned by `find_users`, `find_cached_users` and every encryption for them
+    /// (also chat sends) until the user accepts the change ([`crate::EThree::accept_change`]) or
+    /// verifies the new safety number ([`crate::EThree::verify_safety_number`]). The key changes
+    /// when the contact rotates it, and also when the server hands out a key that is not theirs:
+    /// only comparing safety numbers again tells the two apart.
+    #[error(
+        "the key of {} changed since you verified it: compare safety numbers again, then call \
+         verify_safety_number() (or accept_change() to trust the new key without checking)",
+        identities.join(", ")
+    )]
+    ContactKeyChanged {
+        /// The verified contacts whose key changed, in the order they were asked for.
+        identities: Vec<String>,
+    },
+    /// `verify_safety_number`: the digits are not the safety number of the user and the
+    /// contact's current key. Nothing was pinned.
+    #[error(
+        "the safety number does not match the one computed for {identity}'s current key: the key \
+         the server gives for {identity} (or your own) is not the one the other side sees, or the \
+         digits were mistyped; nothing was pinned"
+    )]
+    SafetyNumberMismatch {
+        /// The contact.
+        identity: String,
+    },
+    /// `accept_change`: the contact was never verified, so there is no change to accept.
+    #[error(
+        "{identity} is not a verified contact: compare safety numbers and call \
+         verify_safety_number() first"
+    )]
+    ContactNotVerified {
+        /// The contact.
+        identity: String,
+    },
     /// Decryption with `encrypted_at`: every card of the sender's chain is newer than that moment
     /// (e3kit throws a plain `Error` here).
     #[error(
@@ -359,5 +394,9 @@ mod tests {
             api.to_string(),
             "the server answered HTTP 401, code 20304: JWT is expired"
         );
+        let changed = Error::ContactKeyChanged {
+            identities: vec!["alice".into()],
+        };
+        assert!(changed.to_string().starts_with("the key of alice changed"));
     }
 }

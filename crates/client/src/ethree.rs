@@ -466,8 +466,13 @@ impl EThree {
     /// The cards found are stored in the local card cache; when a cached card is replaced by a
     /// different one, the [`EThreeOptions::on_key_changed`] callback is called.
     ///
+    /// A contact whose safety number the user verified ([`EThree::verify_safety_number`]) must
+    /// still have the pinned key: otherwise the call fails with [`Error::ContactKeyChanged`]
+    /// (the new card is cached all the same, and the callback called).
+    ///
     /// Errors: [`Error::UsersNotFound`] listing every identity without a card,
-    /// [`Error::UsersFoundWithMultipleCards`], and network or server errors.
+    /// [`Error::UsersFoundWithMultipleCards`], [`Error::ContactKeyChanged`], and network or
+    /// server errors.
     ///
     /// ```no_run
     /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
@@ -479,6 +484,13 @@ impl EThree {
     /// # Ok(()) }
     /// ```
     pub async fn find_users(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
+        let found = self.fetch_users(identities).await?;
+        self.check_pins(found.values()).await?;
+        Ok(found)
+    }
+
+    /// [`EThree::find_users`] without the check of the pinned keys: what the server says now.
+    pub(crate) async fn fetch_users(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
         let unique = dedup(identities)?;
         let mut found: BTreeMap<String, Card> = BTreeMap::new();
         let mut multiple = Vec::new();
@@ -539,7 +551,8 @@ impl EThree {
 
     /// The cards of `identities` from the local cache only (e3kit Swift/Kotlin
     /// `findCachedUsers`), without the server: what [`EThree::find_users`] found last.
-    /// [`Error::UsersNotFound`] lists the identities that are not cached.
+    /// [`Error::UsersNotFound`] lists the identities that are not cached; a verified contact
+    /// whose cached key is not the pinned one is an [`Error::ContactKeyChanged`].
     ///
     /// ```no_run
     /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
@@ -560,6 +573,7 @@ impl EThree {
             .filter(|i| !found.contains_key(i))
             .collect();
         if missing.is_empty() {
+            self.check_pins(found.values()).await?;
             Ok(found)
         } else {
             Err(Error::UsersNotFound {
@@ -676,7 +690,9 @@ impl EThree {
 
     /// Signs and encrypts `data` for `recipients` and the user (e3kit `authEncrypt`):
     /// sign-and-encrypt with the signature in the encrypted footer, padded (spec §6). An empty
-    /// `recipients` encrypts for the user only. Works offline with cached cards.
+    /// `recipients` encrypts for the user only. Works offline with cached cards. A recipient who
+    /// is a verified contact whose key is no longer the pinned one is an
+    /// [`Error::ContactKeyChanged`] (nothing is encrypted).
     ///
     /// ```no_run
     /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
@@ -823,11 +839,13 @@ impl EThree {
 
     // ------------------------------------------------- the one seal/open path behind them all
 
-    /// The user's key and the public keys to encrypt for ([`EThree::recipient_keys`]).
+    /// The user's key and the public keys to encrypt for ([`EThree::recipient_keys`]), once
+    /// every recipient that is a verified contact is known to have the pinned key.
     pub(crate) async fn sealing_keys(
         &self,
         recipients: &[&Card],
     ) -> Result<(Arc<PrivateKey>, Vec<PublicKey>)> {
+        self.check_pins(recipients.iter().copied()).await?;
         let key = self.private_key().await?;
         let keys = self.recipient_keys(&key, recipients);
         Ok((key, keys))

@@ -271,6 +271,7 @@ impl EThree {
         ticket: &[u8],
         cards: &[&Card],
     ) -> Result<()> {
+        self.check_pins(cards.iter().copied()).await?;
         let key = self.private_key().await?;
         let mut identities = vec![self.inner.identity.clone()];
         identities.extend(cards.iter().map(|c| c.identity().to_owned()));
@@ -717,6 +718,7 @@ impl Group {
     /// with the pulled hash).
     async fn share_epochs(&self, cards: &[&Card], reset_first: bool) -> Result<()> {
         let ethree = &self.ethree;
+        ethree.check_pins(cards.iter().copied()).await?;
         let key = ethree.private_key().await?;
         let session_id = self.session_hex();
         let own = ethree.inner.identity.clone();

@@ -45,6 +45,10 @@
 //! * Chat (Sealkit's `/chat/v1`, not in e3kit): [`EThree::chat`] gives a [`Chat`] for channels,
 //!   [`Chat::send`], [`Chat::history`] and the realtime [`chat::ChatStream`]; each message is
 //!   encrypted for the channel's members of the moment (see [`chat`] for the security model).
+//! * Safety numbers (Signal-style, not in e3kit): [`EThree::safety_number`],
+//!   [`EThree::verify_safety_number`] pins a contact's key, after which a changed key is an
+//!   [`Error::ContactKeyChanged`] on lookup and encryption until [`EThree::accept_change`];
+//!   [`EThree::is_verified`], [`EThree::forget_verification`].
 //! * [`Card`]: a verified user card with its predecessor chain (spec §3.1).
 //! * [`TokenProvider`]: where tokens come from; cached until 5 s before expiry and refreshed on
 //!   HTTP 401 / code 20304 (spec §1.2).
@@ -54,7 +58,8 @@
 //! The storage directory ([`EThreeOptions::new`]) holds `keys/`, one private key file per
 //! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
 //! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable,
-//! and the group tickets (each encrypted for the user's key).
+//! and the group tickets (each encrypted for the user's key), and the pinned keys of verified
+//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again).
 //!
 //! ## Differences from e3kit
 //! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
@@ -90,6 +95,7 @@ mod local;
 mod options;
 mod stream;
 mod token;
+mod verify;
 
 pub use backup::DerivedPasswords;
 pub use card::Card;
@@ -101,5 +107,5 @@ pub use options::{EThreeOptions, KeyChangedCallback, KeyStorage, DEFAULT_REQUEST
 pub use stream::FileStage;
 pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};
 
-pub use sealkit_crypto::{KeyType, PrivateKey, PublicKey, Stage};
+pub use sealkit_crypto::{KeyType, PrivateKey, PublicKey, SafetyNumber, Stage};
 pub use sealkit_proto::{CardError, CardId, JwtError, RawSignedModel};

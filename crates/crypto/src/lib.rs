@@ -43,6 +43,7 @@ mod group;
 mod keys;
 pub mod manual;
 mod padding;
+mod safety_number;
 mod signature;
 #[cfg(test)]
 mod vector_tests;
@@ -51,6 +52,9 @@ pub use envelope::{Crypto, DecryptInfo, Decryptor, Encryptor, MessageKind, Signi
 pub use error::{Error, FormatError, FormatErrorKind, Result};
 pub use group::{GroupMessageInfo, GroupSession, MAX_EPOCHS, MAX_PLAINTEXT as MAX_GROUP_PLAINTEXT};
 pub use keys::{KeyId, KeyIdScheme, KeyType, PrivateKey, PublicKey};
+pub use safety_number::{
+    SafetyNumber, SAFETY_NUMBER_DIGITS, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_VERSION,
+};
 pub use signature::{sign, verify, Signer, Verifier};
 
 /// Entry points for `cargo fuzz`: each decodes untrusted bytes and, when that succeeds, checks

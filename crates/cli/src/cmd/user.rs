@@ -1,5 +1,5 @@
-//! `sealkit user ...`: register, find users, back up and restore the private key. Passwords
-//! come from `--password-stdin` or the terminal, never from argv.
+//! `sealkit user ...`: register, find users, compare safety numbers, back up and restore the
+//! private key. Passwords come from `--password-stdin` or the terminal, never from argv.
 
 use crate::args::{PasswordArg, SdkOptions, UserArgs, UserCommand};
 use crate::common::{print_line, runtime};
@@ -56,6 +56,23 @@ pub(crate) fn user(opts: &SdkOptions, args: UserArgs) -> Result<()> {
                     }
                 }
                 print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
+            }
+            UserCommand::SafetyNumber { contact } => {
+                let number = ethree.safety_number(&contact).await?;
+                print_line(format_args!("{}", number.grouped()));
+            }
+            UserCommand::Verify {
+                contact,
+                safety_number,
+                accept_change,
+            } => {
+                let card = match safety_number {
+                    Some(digits) if !accept_change => {
+                        ethree.verify_safety_number(&contact, &digits).await?
+                    }
+                    _ => ethree.accept_change(&contact).await?,
+                };
+                print_line(format_args!("{}", card.id()));
             }
             UserCommand::Backup { key_name, .. } => {
                 ethree

@@ -143,6 +143,11 @@ pub enum Verification {
     BadSignature,
     /// The sender has no card (not registered, or none that was valid when it was sent).
     UnknownSender,
+    /// The sender is a verified contact whose key changed since (see
+    /// [`crate::EThree::verify_safety_number`]): the plaintext is withheld until the user accepts
+    /// the change ([`crate::EThree::accept_change`]) or verifies the new safety number, then
+    /// [`Chat::open`]s the message again.
+    SenderKeyChanged,
     /// Not a message this SDK can read (bad base64, not an e3kit `authEncrypt` envelope,
     /// damaged).
     Malformed,
@@ -662,7 +667,8 @@ impl Chat {
     /// may get a message for their old key, which they see as [`Verification::NotForMe`].
     ///
     /// Errors: [`Error::ChannelNotFound`] (no such channel, or not a member),
-    /// [`Error::MessageTooLarge`], [`Error::UsersNotFound`], [`Error::Network`].
+    /// [`Error::MessageTooLarge`], [`Error::UsersNotFound`], [`Error::ContactKeyChanged`] (a
+    /// member is a verified contact whose key changed: nothing was posted), [`Error::Network`].
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
@@ -912,6 +918,9 @@ impl Chat {
                 Ok(card) => card,
                 Err(Error::UsersNotFound { .. } | Error::UsersFoundWithMultipleCards { .. }) => {
                     return Ok(verdict(message, Verification::UnknownSender))
+                }
+                Err(Error::ContactKeyChanged { .. }) => {
+                    return Ok(verdict(message, Verification::SenderKeyChanged))
                 }
                 Err(e) => return Err(e),
             };

@@ -10,14 +10,18 @@
 //! groups(owner, session_id TEXT (hex), initiator TEXT, participants TEXT (JSON array))
 //! group_tickets(owner, session_id, epoch INTEGER, ticket BLOB)
 //! ticket = the epoch ticket encrypted for the owner's key (it holds the epoch key)
+//! pins(owner, identity TEXT, keys TEXT, pinned_at INTEGER, PRIMARY KEY (owner, identity))
+//! keys = JSON array of base64 SubjectPublicKeyInfo DER: the contact's verified key(s)
 //! ```
 //!
 //! `owner` is the identity of the [`crate::EThree`] instance, so several identities can share a
-//! storage directory. The store only holds what the server or Keyknox can give again (public
-//! cards, group tickets), which is why its error messages suggest deleting a damaged file.
+//! storage directory. Apart from the pins ([`pins`]), the store only holds what the server or
+//! Keyknox can give again (public cards, group tickets), which is why its error messages suggest
+//! deleting a damaged file (at the price of verifying contacts again).
 
 mod cards;
 mod groups;
+mod pins;
 
 pub(crate) use groups::{SealedTicket, StoredGroup};
 
@@ -31,9 +35,10 @@ use std::time::Duration;
 /// The file name of the store in the storage directory (the name predates the group tables).
 pub(crate) const FILE_NAME: &str = "cards.sqlite3";
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
-/// Every table the store writes, each with an `owner` column.
+/// The tables [`LocalStore::clear`] empties, each with an `owner` column. `pins` is not among
+/// them: a verification cannot be fetched again, and outlives the key it was made with.
 const TABLES: [&str; 3] = ["cards", "groups", "group_tickets"];
 
 /// The local store of one identity.
@@ -116,6 +121,14 @@ impl LocalStore {
                 ticket BLOB NOT NULL,
                 PRIMARY KEY (owner, session_id, epoch)
             )",
+            // Schema 3: pinned contact keys (see crate::verify).
+            "CREATE TABLE IF NOT EXISTS pins (
+                owner TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                keys TEXT NOT NULL,
+                pinned_at INTEGER NOT NULL,
+                PRIMARY KEY (owner, identity)
+            )",
         ] {
             sqlx::query(statement)
                 .execute(&mut *tx)
@@ -130,8 +143,8 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Forgets everything stored for this owner: cards, groups and tickets (e3kit deletes
-    /// local groups with the private key).
+    /// Forgets what is stored for this owner and can be fetched again: cards, groups and tickets
+    /// (e3kit deletes local groups with the private key). Pins stay.
     pub(crate) async fn clear(&self) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
         for table in TABLES {
@@ -154,7 +167,8 @@ impl LocalStore {
 fn unopenable(path: &Path, e: sqlx::Error) -> Error {
     Error::Storage(format!(
         "cannot open the card cache {} ({e}); if it is damaged, delete it (it only holds public \
-         cards, which find_users fetches again)",
+         cards, which find_users fetches again, and the verified contacts, which must then be \
+         verified again)",
         path.display()
     ))
 }

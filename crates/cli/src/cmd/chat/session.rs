@@ -446,6 +446,9 @@ fn reason(status: Verification) -> &'static str {
         }
         Verification::BadSignature => "the signature is not the sender's",
         Verification::UnknownSender => "the sender has no valid card",
+        Verification::SenderKeyChanged => {
+            "the sender's key changed since you verified it (sealkit user verify --accept-change)"
+        }
         Verification::Malformed => "not a readable message",
         _ => "cannot be verified",
     }
