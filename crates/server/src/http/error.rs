@@ -12,6 +12,7 @@ use crate::service::error::ServiceError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sealkit_proto::chat::codes as chat;
+use sealkit_proto::kt::codes as kt;
 use sealkit_proto::chat::StaleMembersBody;
 use sealkit_proto::error::ErrorBody;
 
@@ -101,6 +102,10 @@ pub fn service_status_and_code(e: &ServiceError) -> (StatusCode, u32) {
         E::MessageTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, chat::MESSAGE_TOO_LARGE),
         E::ChatInvalid(_) => (StatusCode::BAD_REQUEST, chat::INVALID),
         E::MembershipRule(_) => (StatusCode::CONFLICT, chat::MEMBERSHIP_RULE),
+        E::KtNoDirectory => (StatusCode::NOT_FOUND, kt::NO_DIRECTORY),
+        E::KtNotInDirectory => (StatusCode::NOT_FOUND, kt::NOT_IN_DIRECTORY),
+        E::KtInvalid(_) => (StatusCode::BAD_REQUEST, kt::INVALID),
+        E::KtNoSuchEpoch => (StatusCode::NOT_FOUND, kt::NO_SUCH_EPOCH),
     }
 }
 
