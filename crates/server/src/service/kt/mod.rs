@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akd::ecvrf::{VRFKeyStorage, VrfError};
-use akd::storage::StorageManager;
+use akd::storage::{Storable as _, StorageManager};
 use akd::{AzksParallelismConfig, Directory, HistoryParams};
 use ed25519_dalek::SigningKey;
 use rand_core::RngCore as _;
@@ -190,6 +190,14 @@ pub struct KtService {
     /// Directories opened so far, with their VRF public key. Stateless handles: every call
     /// reads the shared store (no cache), so replicas agree.
     directories: tokio::sync::Mutex<HashMap<String, (AppDirectory, [u8; 32])>>,
+}
+
+impl std::fmt::Debug for KtService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KtService")
+            .field("signing_public_key", &self.keys.public_key_base64())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Akd's errors are for logs; clients get typed errors.
