@@ -39,6 +39,10 @@ fn value(i: u64, round: u64) -> AkdValue {
 }
 
 fn sizes() -> Vec<u64> {
+    // `cargo test --all-targets` runs benches once in test mode: keep that quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        return vec![200];
+    }
     std::env::var("KT_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())

@@ -197,11 +197,20 @@ async fn kt_end_to_end(h: &Harness) {
     let (_, newest) = verify_history(&pinned, &app_id, "alice", &recent).unwrap();
     assert_eq!(newest.len(), 1);
     assert_eq!(newest[0].version, 2);
-    // A history with its newest version cut off fails (the server hiding a card from its
-    // owner): the complete-history proof relabelled as "most recent 1" does not verify.
-    let mut cut = history.clone();
-    cut.most_recent = Some(1);
-    assert!(verify_history(&pinned, &app_id, "alice", &cut).is_err());
+    // A partial history passed off as complete fails (the older version would be hidden).
+    let mut partial = recent.clone();
+    partial.most_recent = None;
+    assert!(matches!(
+        verify_history(&pinned, &app_id, "alice", &partial),
+        Err(KtError::BadProof(_))
+    ));
+    // A history proof with a changed byte fails.
+    let raw = B64.decode(&history.proof).unwrap();
+    let mut bad = raw.clone();
+    bad[raw.len() / 2] ^= 0x01;
+    let mut tampered = history.clone();
+    tampered.proof = B64.encode(&bad);
+    assert!(verify_history(&pinned, &app_id, "alice", &tampered).is_err());
 
     // Audit: epoch 2's tree extends epoch 1's.
     let audit: wire::AuditResponse =
