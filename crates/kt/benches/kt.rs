@@ -14,8 +14,8 @@ use akd::{AkdValue, AzksParallelismConfig, Directory, HistoryParams};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ed25519_dalek::SigningKey;
 use sealkit_kt::{
-    card_set_commitment, encode_history_proof, encode_lookup_proof, identity_label,
-    verify_history, verify_lookup, KtConfiguration, SignedHead,
+    card_set_commitment, encode_history_proof, encode_lookup_proof, identity_label, verify_history,
+    verify_lookup, KtConfiguration, SignedHead,
 };
 use sealkit_proto::kt as wire;
 

@@ -391,8 +391,7 @@ pub fn verify_lookup(
     let head = SignedHead::verified_from_wire(&response.head, signing_public_key, app_id)?;
     let message: akd::proto::specs::types::LookupProof =
         decode_proof("lookup proof", &response.proof)?;
-    let proof =
-        akd::LookupProof::try_from(&message).map_err(|e| malformed("lookup proof", e))?;
+    let proof = akd::LookupProof::try_from(&message).map_err(|e| malformed("lookup proof", e))?;
     let result = akd::client::lookup_verify::<KtConfiguration>(
         &head.vrf_public_key,
         head.root_hash,
@@ -420,8 +419,7 @@ pub fn verify_history(
     let head = SignedHead::verified_from_wire(&response.head, signing_public_key, app_id)?;
     let message: akd::proto::specs::types::HistoryProof =
         decode_proof("history proof", &response.proof)?;
-    let proof =
-        akd::HistoryProof::try_from(&message).map_err(|e| malformed("history proof", e))?;
+    let proof = akd::HistoryProof::try_from(&message).map_err(|e| malformed("history proof", e))?;
     let history_params = match response.most_recent {
         None => akd::HistoryParams::Complete,
         Some(n) => akd::HistoryParams::MostRecent(
@@ -464,7 +462,10 @@ pub async fn verify_append_only(
         return Err(malformed("audit heads", "none"));
     };
     if heads.len() < 2 {
-        return Err(malformed("audit heads", "an audit spans at least two epochs"));
+        return Err(malformed(
+            "audit heads",
+            "an audit spans at least two epochs",
+        ));
     }
     if first.epoch != trusted.epoch || first.root_hash != trusted.root_hash {
         return Err(KtError::NotAnExtension(format!(
@@ -485,8 +486,8 @@ pub async fn verify_append_only(
     }
     let message: akd::proto::specs::types::AppendOnlyProof =
         decode_proof("append-only proof", &response.proof)?;
-    let proof = akd::AppendOnlyProof::try_from(&message)
-        .map_err(|e| malformed("append-only proof", e))?;
+    let proof =
+        akd::AppendOnlyProof::try_from(&message).map_err(|e| malformed("append-only proof", e))?;
     if proof.epochs.first() != Some(&first.epoch) {
         return Err(KtError::NotAnExtension(
             "the proof starts at another epoch than the heads".into(),

@@ -173,7 +173,9 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         config.brainkey_per_second,
     );
     if !(config.kt_epoch_secs.is_finite() && config.kt_epoch_secs > 0.0) {
-        return Err(ServerError::Config("kt_epoch_secs must be a positive number"));
+        return Err(ServerError::Config(
+            "kt_epoch_secs must be a positive number",
+        ));
     }
     let kt_keys = service::kt::load_keys(&config, store.as_ref()).await?;
     tracing::info!(

@@ -16,8 +16,8 @@ use common::{assert_error, harness_on, harness_with, pg_url, token, Harness};
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
 use sealkit_kt::{
-    card_set_commitment, parse_card_id, verify_append_only, verify_history, verify_lookup,
-    KtError, SignedHead,
+    card_set_commitment, parse_card_id, verify_append_only, verify_history, verify_lookup, KtError,
+    SignedHead,
 };
 use sealkit_proto::kt::{self as wire, paths};
 use sealkit_server::store::postgres::PostgresStore;
@@ -171,12 +171,8 @@ async fn kt_end_to_end(h: &Harness) {
         Err(KtError::CardsNotInDirectory)
     );
 
-    let history: wire::HistoryResponse = get(
-        h,
-        &paths::history("alice"),
-        Some(&token(&h.app, "alice")),
-    )
-    .await;
+    let history: wire::HistoryResponse =
+        get(h, &paths::history("alice"), Some(&token(&h.app, "alice"))).await;
     let (_, versions) = verify_history(&pinned, &app_id, "alice", &history).unwrap();
     assert_eq!(versions.len(), 2, "{versions:?}");
     assert_eq!(versions[0].version, 2);
@@ -238,7 +234,9 @@ async fn kt_end_to_end(h: &Harness) {
     bad[at] ^= 0x01;
     let mut tampered = audit.clone();
     tampered.proof = B64.encode(&bad);
-    assert!(verify_append_only(&pinned, &head_1, &tampered).await.is_err());
+    assert!(verify_append_only(&pinned, &head_1, &tampered)
+        .await
+        .is_err());
 
     // Bad audit ranges.
     for (start, end) in [(3, 3), (4, 2)] {
@@ -269,7 +267,12 @@ async fn kt_end_to_end(h: &Harness) {
 
     // Unknown identity: 404 with the KT code; the other application has no directory.
     let (status, body) = h
-        .json("GET", &paths::lookup("carol"), Some(&token(&h.app, "bob")), None)
+        .json(
+            "GET",
+            &paths::lookup("carol"),
+            Some(&token(&h.app, "bob")),
+            None,
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], wire::codes::NOT_IN_DIRECTORY);

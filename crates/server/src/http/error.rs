@@ -12,9 +12,9 @@ use crate::service::error::ServiceError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sealkit_proto::chat::codes as chat;
-use sealkit_proto::kt::codes as kt;
 use sealkit_proto::chat::StaleMembersBody;
 use sealkit_proto::error::ErrorBody;
+use sealkit_proto::kt::codes as kt;
 
 /// An error answered to a client: a service failure, or one only HTTP can have.
 #[derive(Debug, thiserror::Error)]

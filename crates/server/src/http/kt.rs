@@ -37,8 +37,7 @@ async fn key(State(state): State<AppState>) -> Json<wire::KeyResponse> {
 /// An application id from a path: the same rule as everywhere (`sealkit_proto::AppId`); an
 /// invalid one has no directory.
 fn app_id(raw: String) -> Result<sealkit_proto::AppId, ApiError> {
-    sealkit_proto::AppId::try_from(raw)
-        .map_err(|_| ApiError::from(ServiceError::KtNoDirectory))
+    sealkit_proto::AppId::try_from(raw).map_err(|_| ApiError::from(ServiceError::KtNoDirectory))
 }
 
 async fn head(

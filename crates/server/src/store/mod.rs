@@ -690,8 +690,11 @@ pub struct KtPending {
 pub trait KtStore: Send + Sync {
     /// The records with these ids (AKD binary ids) in `app_id`'s directory, as `(id, data)`;
     /// ids without a record are left out. Order is unspecified.
-    async fn kt_records(&self, app_id: &str, ids: &[Vec<u8>])
-        -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    async fn kt_records(
+        &self,
+        app_id: &str,
+        ids: &[Vec<u8>],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Every version of one label's entry in `app_id`'s directory, oldest epoch first.
     async fn kt_values(&self, app_id: &str, label: &[u8]) -> StoreResult<Vec<KtValueRecord>>;

@@ -235,14 +235,14 @@ impl KtService {
             return Ok(found.clone());
         }
         if !create {
-            let azks_id = akd::Azks::get_full_binary_key_id(&akd::append_only_zks::DEFAULT_AZKS_KEY);
+            let azks_id =
+                akd::Azks::get_full_binary_key_id(&akd::append_only_zks::DEFAULT_AZKS_KEY);
             if self.store.kt_records(app_id, &[azks_id]).await?.is_empty() {
                 return Err(ServiceError::KtNoDirectory);
             }
         }
         let vrf = AppVrf(Arc::new(self.keys.vrf_secret(app_id)?));
-        let storage =
-            StorageManager::new_no_cache(KtDatabase::new(self.store.clone(), app_id));
+        let storage = StorageManager::new_no_cache(KtDatabase::new(self.store.clone(), app_id));
         let directory = AppDirectory::new(storage, vrf, AzksParallelismConfig::default())
             .await
             .map_err(akd_error)?;
@@ -316,7 +316,11 @@ impl KtService {
         let identity = valid_identity(identity)?;
         let params = match most_recent {
             None => HistoryParams::Complete,
-            Some(0) => return Err(ServiceError::KtInvalid("most_recent must be at least 1".into())),
+            Some(0) => {
+                return Err(ServiceError::KtInvalid(
+                    "most_recent must be at least 1".into(),
+                ))
+            }
             Some(n) => HistoryParams::MostRecent(
                 usize::try_from(n).map_err(|_| ServiceError::KtInvalid("most_recent".into()))?,
             ),
@@ -441,7 +445,9 @@ impl KtService {
                             tracing::debug!(app_id, epoch, "published a key-transparency epoch");
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "publishing a key-transparency epoch failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publishing a key-transparency epoch failed")
+                    }
                 }
             }
         });

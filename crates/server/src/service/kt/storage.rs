@@ -163,10 +163,14 @@ fn decode(id: &[u8], data: &[u8]) -> Result<DbRecord, StorageError> {
         Some(&t) if t == StorageType::Azks as u8 => {
             let latest_epoch = reader.u64()?;
             let num_nodes = reader.u64()?;
-            Ok(DbRecord::Azks(DbRecord::build_azks(latest_epoch, num_nodes)))
+            Ok(DbRecord::Azks(DbRecord::build_azks(
+                latest_epoch,
+                num_nodes,
+            )))
         }
         Some(&t) if t == StorageType::TreeNode as u8 => {
-            let key = TreeNodeWithPreviousValue::key_from_full_binary(id).map_err(|e| corrupt(&e))?;
+            let key =
+                TreeNodeWithPreviousValue::key_from_full_binary(id).map_err(|e| corrupt(&e))?;
             let latest = read_node(&mut reader)?;
             let previous = match reader.u8()? {
                 0 => None,

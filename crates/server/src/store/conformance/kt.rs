@@ -43,7 +43,7 @@ pub async fn kt_card_changes_are_queued(store: &dyn Store) {
     let seq_after_publish = q["alice"];
     assert_eq!(
         ok("ids", store.kt_current_card_ids(&app, "alice").await),
-        [first_id.clone()]
+        std::slice::from_ref(&first_id)
     );
 
     // A failed publish (conflict) queues nothing new.
@@ -64,7 +64,7 @@ pub async fn kt_card_changes_are_queued(store: &dyn Store) {
     assert!(queued(store, &app).await.contains_key("alice"));
     assert_eq!(
         ok("ids", store.kt_current_card_ids(&app, "alice").await),
-        [second_id.clone()]
+        std::slice::from_ref(&second_id)
     );
 
     // Cleared with the current seq: gone.
@@ -79,7 +79,10 @@ pub async fn kt_card_changes_are_queued(store: &dyn Store) {
     assert!(store.revoke_card(&app, &second_id, "bob").await.is_err());
     assert!(queued(store, &app).await.is_empty());
     ok("revoke", store.revoke_card(&app, &second_id, "alice").await);
-    assert_eq!(queued(store, &app).await.keys().collect::<Vec<_>>(), ["alice"]);
+    assert_eq!(
+        queued(store, &app).await.keys().collect::<Vec<_>>(),
+        ["alice"]
+    );
     assert!(ok("ids", store.kt_current_card_ids(&app, "alice").await).is_empty());
 
     // Isolation: nothing of the other application moved.
@@ -122,7 +125,11 @@ pub async fn kt_records_and_values(store: &dyn Store) {
             .kt_write(
                 app,
                 &records,
-                &[value("alice", 2, 2, 2), value("alice", 1, 1, 1), value("bob", 1, 1, 9)],
+                &[
+                    value("alice", 2, 2, 2),
+                    value("alice", 1, 1, 1),
+                    value("bob", 1, 1, 9),
+                ],
             )
             .await,
     );
@@ -147,7 +154,10 @@ pub async fn kt_records_and_values(store: &dyn Store) {
             .await,
     );
     assert_eq!(
-        ok("read", store.kt_records(app, &[0u32.to_be_bytes().to_vec()]).await),
+        ok(
+            "read",
+            store.kt_records(app, &[0u32.to_be_bytes().to_vec()]).await
+        ),
         [(0u32.to_be_bytes().to_vec(), b"new".to_vec())]
     );
     let alice = ok("values", store.kt_values(app, b"alice").await);
@@ -173,7 +183,13 @@ pub async fn kt_roots_first_write_wins(store: &dyn Store) {
     let roots = ok("roots", store.kt_roots(app, 1, 2).await);
     assert_eq!(roots, [(1, vec![1; 32]), (2, vec![2; 32])]);
     assert_eq!(ok("roots", store.kt_roots(app, 0, 10).await).len(), 4);
-    assert!(ok("roots", store.kt_roots("fedcba9876543210fedcba9876543210", 0, 10).await).is_empty());
+    assert!(ok(
+        "roots",
+        store
+            .kt_roots("fedcba9876543210fedcba9876543210", 0, 10)
+            .await
+    )
+    .is_empty());
     // A lone process always leads, and keeps leading.
     assert!(ok("lead", store.kt_try_lead().await));
     assert!(ok("lead", store.kt_try_lead().await));

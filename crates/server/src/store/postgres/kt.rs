@@ -40,12 +40,7 @@ impl KtStore for PostgresStore {
         sql::put_root(&self.pool, app_id, epoch, root_hash).await
     }
 
-    async fn kt_roots(
-        &self,
-        app_id: &str,
-        from: i64,
-        to: i64,
-    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+    async fn kt_roots(&self, app_id: &str, from: i64, to: i64) -> StoreResult<Vec<(i64, Vec<u8>)>> {
         sql::roots(&self.pool, app_id, from, to).await
     }
 
@@ -72,13 +67,12 @@ impl KtStore for PostgresStore {
         }
         // Out of the pool for good: the lock lives as long as this session.
         let mut conn = self.pool.acquire().await.map_err(backend)?.detach();
-        let won: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-        )
-        .bind(LOCK_CLASS)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(backend)?;
+        let won: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
+                .bind(LOCK_CLASS)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(backend)?;
         if won {
             *held = Some(conn);
         }

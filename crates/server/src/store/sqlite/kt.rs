@@ -34,12 +34,7 @@ impl KtStore for SqliteStore {
         sql::put_root(&self.writer, app_id, epoch, root_hash).await
     }
 
-    async fn kt_roots(
-        &self,
-        app_id: &str,
-        from: i64,
-        to: i64,
-    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+    async fn kt_roots(&self, app_id: &str, from: i64, to: i64) -> StoreResult<Vec<(i64, Vec<u8>)>> {
         sql::roots(&self.reader, app_id, from, to).await
     }
 
