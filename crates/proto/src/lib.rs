@@ -9,6 +9,7 @@
 //!   bodies and the endpoints' paths.
 //! * [`error`]: the `{"code", "message"}` error body (spec §1).
 //! * [`chat`]: Sealkit's own end-to-end encrypted chat API (`/chat/v1`, not a Virgil service).
+//! * [`kt`]: Sealkit's key transparency API (`/kt/v1`): signed heads and proof envelopes.
 //!
 //! Like the crypto core it builds on, this crate does no I/O and reads no clock: times are
 //! arguments. Signed data (JWT segments, card snapshots) is verified as received, never
@@ -49,6 +50,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod jwt;
 pub mod keyknox;
+pub mod kt;
 pub mod pythia;
 mod text;
 

@@ -58,6 +58,12 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Seconds requests in flight get to finish on shutdown (SIGTERM, Ctrl-C).
     pub drain_timeout_secs: u64,
+    /// Seconds between key-transparency epochs: every card change since the last epoch is
+    /// published in the next one (no change, no epoch). Decimal values are allowed (`0.2`).
+    pub kt_epoch_secs: f64,
+    /// The key-transparency signing key, 32 raw bytes (default: `kt.key` in `data_dir`,
+    /// created on first start). Every replica must use the same file.
+    pub kt_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -84,6 +90,8 @@ impl Default for Config {
             request_timeout_secs: 60,
             idle_timeout_secs: 75,
             drain_timeout_secs: 30,
+            kt_epoch_secs: 1.0,
+            kt_key_file: None,
         }
     }
 }
@@ -108,6 +116,17 @@ mod tests {
         assert_eq!(set.chat_message_limit, 1000);
         assert_eq!(set.chat_feed_capacity, 8);
         assert!(Config::from_toml("chat_message_limt = 1").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn kt_options_have_defaults_and_read_from_toml() -> Result<(), String> {
+        let defaults = Config::from_toml("")?;
+        assert_eq!(defaults.kt_epoch_secs, 1.0);
+        assert_eq!(defaults.kt_key_file, None);
+        let set = Config::from_toml("kt_epoch_secs = 0.25\nkt_key_file = \"/etc/kt.key\"")?;
+        assert_eq!(set.kt_epoch_secs, 0.25);
+        assert_eq!(set.kt_key_file, Some("/etc/kt.key".into()));
         Ok(())
     }
 }

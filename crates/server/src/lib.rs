@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(#[from] net::TlsError),
+    /// The key-transparency signing key cannot be used.
+    #[error("key transparency: {0}")]
+    KtKey(#[from] service::kt::KtKeyError),
     /// The configuration contradicts itself.
     #[error("configuration: {0}")]
     Config(&'static str),
@@ -169,6 +172,19 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         config.brainkey_burst,
         config.brainkey_per_second,
     );
+    if !(config.kt_epoch_secs.is_finite() && config.kt_epoch_secs > 0.0) {
+        return Err(ServerError::Config(
+            "kt_epoch_secs must be a positive number",
+        ));
+    }
+    let kt_keys = service::kt::load_keys(&config, store.as_ref()).await?;
+    tracing::info!(
+        kt_signing_key = %kt_keys.public_key_base64(),
+        "key-transparency signing key (served at /kt/v1/key)"
+    );
+    let kt = Arc::new(service::kt::KtService::new(store.clone(), kt_keys));
+    kt.clone()
+        .spawn_publisher(std::time::Duration::from_secs_f64(config.kt_epoch_secs));
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
     let state = AppState {
@@ -183,6 +199,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
         brainkey: Arc::new(brainkey),
+        kt,
     };
     Ok(http::router(state))
 }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use sealkit_proto::chat::codes as chat;
 use sealkit_proto::chat::StaleMembersBody;
 use sealkit_proto::error::ErrorBody;
+use sealkit_proto::kt::codes as kt;
 
 /// An error answered to a client: a service failure, or one only HTTP can have.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,10 @@ pub fn service_status_and_code(e: &ServiceError) -> (StatusCode, u32) {
         E::ChatInvalid(_) => (StatusCode::BAD_REQUEST, chat::INVALID),
         E::MembershipRule(_) => (StatusCode::CONFLICT, chat::MEMBERSHIP_RULE),
         E::TooManyChannels { .. } => (StatusCode::FORBIDDEN, chat::TOO_MANY_CHANNELS),
+        E::KtNoDirectory => (StatusCode::NOT_FOUND, kt::NO_DIRECTORY),
+        E::KtNotInDirectory => (StatusCode::NOT_FOUND, kt::NOT_IN_DIRECTORY),
+        E::KtInvalid(_) => (StatusCode::BAD_REQUEST, kt::INVALID),
+        E::KtNoSuchEpoch => (StatusCode::NOT_FOUND, kt::NO_SUCH_EPOCH),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cards;
 pub mod chat;
 pub mod error;
 pub mod keyknox;
+pub mod kt;
 pub mod pythia;
 
 use crate::metrics::Metrics;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub chat_sockets: Arc<chat::SocketCounter>,
     /// Chat fan-out to this process's WebSocket subscribers.
     pub chat: Arc<crate::service::chat::ChatHub<axum::extract::ws::Utf8Bytes>>,
+    /// Key transparency: directories, proofs and (on the elected process) the publisher.
+    pub kt: Arc<crate::service::kt::KtService>,
 }
 
 /// Builds the application router.
@@ -84,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cards::routes())
         .merge(keyknox::routes())
         .merge(pythia::routes())
+        .merge(kt::routes())
         .merge(chat::routes(
             state.config.body_limit,
             state.config.chat_message_limit,

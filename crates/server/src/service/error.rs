@@ -109,6 +109,18 @@ pub enum ServiceError {
     /// Chat: the membership change breaks a rule of the channel.
     #[error("{0}")]
     MembershipRule(String),
+    /// Key transparency: the application has no directory yet.
+    #[error("this application has no key-transparency directory yet")]
+    KtNoDirectory,
+    /// Key transparency: the identity has no entry (yet).
+    #[error("the identity has no entry in the key-transparency directory (yet)")]
+    KtNotInDirectory,
+    /// Key transparency: an invalid parameter.
+    #[error("{0}")]
+    KtInvalid(String),
+    /// Key transparency: an epoch of the requested range is not published.
+    #[error("an epoch of the requested range is not published")]
+    KtNoSuchEpoch,
 }
 
 impl ServiceError {

@@ -17,6 +17,7 @@ pub mod cards;
 pub mod chat;
 pub mod error;
 pub mod keyknox;
+pub mod kt;
 pub mod pythia;
 
 pub use auth::Caller;

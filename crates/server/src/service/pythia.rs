@@ -121,7 +121,7 @@ fn read_or_create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretError>
 }
 
 /// Creates `path` (mode 0600, failing if it exists) holding `data`, synced to disk.
-fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -1,6 +1,6 @@
 //! Storage: one object-safe trait, [`Store`], for everything the service keeps (one sub-trait
 //! per domain: [`AppStore`], [`CardStore`], [`KeyknoxStore`], [`RateLimitStore`],
-//! [`ChatStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
+//! [`ChatStore`], [`KtStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
 //! replicas), and checked by one conformance suite that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
@@ -236,12 +236,20 @@ impl CardRecord {
 /// inside the database transaction of the method that writes. Every type that implements the
 /// five domain traits is a `Store`.
 pub trait Store:
-    AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static
+    AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + KtStore + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + Send + Sync + 'static
+    T: AppStore
+        + CardStore
+        + KeyknoxStore
+        + RateLimitStore
+        + ChatStore
+        + KtStore
+        + Send
+        + Sync
+        + 'static
 {
 }
 
@@ -669,4 +677,84 @@ impl std::fmt::Debug for dyn Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Store")
     }
+}
+
+/// One version of an identity's entry in an application's key-transparency directory (AKD's
+/// value state).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct KtValueRecord {
+    /// The identity's directory label.
+    pub label: Vec<u8>,
+    /// The epoch the version was published in.
+    pub epoch: i64,
+    /// The version (1, 2, ...).
+    pub version: i64,
+    /// The VRF-derived tree label of this version (AKD's `NodeLabel`: 32 bytes, then the bit
+    /// length as 4 bytes big-endian).
+    pub node_label: Vec<u8>,
+    /// The committed value.
+    pub value: Vec<u8>,
+}
+
+/// An identity whose cards changed since its directory entry was last published.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct KtPending {
+    /// The application.
+    pub app_id: String,
+    /// The identity.
+    pub identity: String,
+    /// Grows with every change; [`KtStore::kt_clear_pending`] removes the row only if it has not
+    /// changed since it was read.
+    pub seq: i64,
+}
+
+/// The key-transparency directories (one per application), part of [`Store`]: AKD's records as
+/// opaque key-value rows, the versions of each identity's entry, each epoch's root hash, and the
+/// queue of identities whose cards changed. [`CardStore::publish_card`] and
+/// [`CardStore::revoke_card`] enqueue the identity themselves (in the card's transaction), so no
+/// change can be missed.
+#[async_trait]
+pub trait KtStore: Send + Sync {
+    /// The records with these ids (AKD binary ids) in `app_id`'s directory, as `(id, data)`;
+    /// ids without a record are left out. Order is unspecified.
+    async fn kt_records(
+        &self,
+        app_id: &str,
+        ids: &[Vec<u8>],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Every version of one label's entry in `app_id`'s directory, oldest epoch first.
+    async fn kt_values(&self, app_id: &str, label: &[u8]) -> StoreResult<Vec<KtValueRecord>>;
+
+    /// Writes records (inserted or replaced by id) and value versions (inserted or replaced by
+    /// label and epoch) of `app_id`'s directory, all in one transaction: readers on any replica
+    /// see all of an epoch's writes or none.
+    async fn kt_write(
+        &self,
+        app_id: &str,
+        records: &[(Vec<u8>, Vec<u8>)],
+        values: &[KtValueRecord],
+    ) -> StoreResult<()>;
+
+    /// Stores the root hash of a published epoch. The first write of an epoch wins; writing
+    /// the same epoch again is not an error.
+    async fn kt_put_root(&self, app_id: &str, epoch: i64, root_hash: &[u8]) -> StoreResult<()>;
+
+    /// The stored root hashes of `app_id`'s epochs `from..=to`, ascending, as `(epoch, root)`.
+    async fn kt_roots(&self, app_id: &str, from: i64, to: i64) -> StoreResult<Vec<(i64, Vec<u8>)>>;
+
+    /// Up to `limit` queued identities, of any application, oldest application first.
+    async fn kt_pending(&self, limit: u32) -> StoreResult<Vec<KtPending>>;
+
+    /// Removes queued identities that did not change again since they were read.
+    async fn kt_clear_pending(&self, done: &[KtPending]) -> StoreResult<()>;
+
+    /// The ids of an identity's current (neither superseded nor revoked) cards in `app_id`.
+    async fn kt_current_card_ids(&self, app_id: &str, identity: &str) -> StoreResult<Vec<String>>;
+
+    /// Whether this process may publish epochs: exactly one of the processes sharing a database
+    /// gets `true` (PostgreSQL: a session advisory lock kept on a dedicated connection, retaken
+    /// by someone else if that connection dies; SQLite: one process, always `true`). Asked
+    /// again before every epoch.
+    async fn kt_try_lead(&self) -> StoreResult<bool>;
 }

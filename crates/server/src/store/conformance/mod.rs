@@ -2,7 +2,7 @@
 //! `&dyn Store` (each expects an empty store and panics on a violation), and the
 //! [`store_conformance_tests!`](crate::store_conformance_tests) macro that turns them into one
 //! `#[tokio::test]` each for a backend. One file per domain (`apps`, `cards`, `keyknox`,
-//! `pythia` for rate limits, `chat`); this one holds the helpers they share and
+//! `pythia` for rate limits, `chat`, `kt`); this one holds the helpers they share and
 //! [`replicas_agree`], which runs each domain's two-replica check.
 //!
 //! A new backend adds one line to its tests: `crate::store_conformance_tests!(factory());`.
@@ -20,12 +20,14 @@ mod apps;
 mod cards;
 mod chat;
 mod keyknox;
+mod kt;
 mod pythia;
 
 pub use apps::*;
 pub use cards::*;
 pub use chat::*;
 pub use keyknox::*;
+pub use kt::*;
 pub use pythia::*;
 
 /// Expands to one `#[tokio::test]` per behaviour of [`crate::store::conformance`].
@@ -88,6 +90,9 @@ macro_rules! store_conformance_tests {
             chat_history_cursors,
             chat_events_delivered,
             chat_concurrent_membership,
+            kt_card_changes_are_queued,
+            kt_records_and_values,
+            kt_roots_first_write_wins,
         );
     };
     (@each $factory:expr; $($name:ident),+ $(,)?) => {

@@ -64,7 +64,7 @@ impl CardStore for PostgresStore {
     }
 
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()> {
-        sql::revoke_card(&self.pool, app_id, card_id, identity).await
+        sql::revoke_card(self.begin().await?, app_id, card_id, identity).await
     }
 }
 

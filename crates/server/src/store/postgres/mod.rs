@@ -40,6 +40,7 @@ mod apps;
 mod cards;
 mod chat;
 mod keyknox;
+mod kt;
 mod listen;
 mod pythia;
 // The shared SQL core, compiled against this backend's `Db` (the other backend includes the
@@ -81,6 +82,9 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The `NOTIFY` channel of chat events (one per schema: notifications are database-wide).
     events_channel: String,
+    /// The session that holds the key-transparency publisher lock, if this process won it
+    /// (`kt.rs`).
+    kt_leader: std::sync::Arc<tokio::sync::Mutex<Option<PgConnection>>>,
 }
 
 impl PostgresStore {
@@ -161,6 +165,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             events_channel,
+            kt_leader: std::sync::Arc::default(),
         })
     }
 
@@ -257,6 +262,18 @@ mod tests {
             .expect("second replica");
         conformance::replicas_agree(&a, &b).await;
         a.close().await;
+        b.close().await;
+    }
+
+    /// Exactly one of two replicas publishes key-transparency epochs; the other takes over
+    /// when the first goes away.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_elect_one_kt_publisher() {
+        let (a, guard) = fresh_store().await;
+        let b = PostgresStore::connect_in_schema(&guard.url, &guard.schema)
+            .await
+            .expect("second replica");
+        conformance::kt_one_publisher_among_replicas(Box::new(a), &b).await;
         b.close().await;
     }
 

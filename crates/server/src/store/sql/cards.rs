@@ -79,16 +79,18 @@ pub(crate) async fn publish_card(
     .execute(&mut *tx)
     .await
     .map_err(insert_error)?;
+    // In the same transaction: the key-transparency directory learns of every card change.
+    super::kt::mark_pending(&mut *tx, &card.app_id, card.identity.as_str()).await?;
     tx.commit().await.map_err(backend)
 }
 
-/// Revokes a card (see [`CardStore::revoke_card`]). Identity and app of a card never change and
-/// revocation is final, so one conditional `UPDATE` decides; the `SELECT` after a miss only
-/// tells which error it is.
+/// Revokes a card in `tx` (see [`CardStore::revoke_card`]) and commits. Identity and app of a
+/// card never change and revocation is final, so one conditional `UPDATE` decides; the `SELECT`
+/// after a miss only tells which error it is.
 ///
 /// [`CardStore::revoke_card`]: crate::store::CardStore::revoke_card
-pub(crate) async fn revoke_card<'c>(
-    db: impl Executor<'c, Database = Db> + Copy,
+pub(crate) async fn revoke_card(
+    mut tx: sqlx::Transaction<'static, Db>,
     app_id: &str,
     card_id: &str,
     identity: &str,
@@ -99,17 +101,19 @@ pub(crate) async fn revoke_card<'c>(
     .bind(card_id)
     .bind(app_id)
     .bind(identity)
-    .execute(db)
+    .execute(&mut *tx)
     .await
     .map_err(backend)?;
     if done.rows_affected() == 1 {
-        return Ok(());
+        // In the same transaction: the key-transparency directory learns of every card change.
+        super::kt::mark_pending(&mut *tx, app_id, identity).await?;
+        return tx.commit().await.map_err(backend);
     }
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT 1 FROM cards WHERE id = $1 AND app_id = $2")
             .bind(card_id)
             .bind(app_id)
-            .fetch_optional(db)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
     match exists {

@@ -19,6 +19,7 @@ pub(super) mod apps;
 pub(super) mod cards;
 pub(super) mod chat;
 pub(super) mod keyknox;
+pub(super) mod kt;
 pub(super) mod pythia;
 
 use sqlx::error::ErrorKind;

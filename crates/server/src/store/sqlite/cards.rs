@@ -75,7 +75,7 @@ impl CardStore for SqliteStore {
     }
 
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()> {
-        sql::revoke_card(&self.writer, app_id, card_id, identity).await
+        sql::revoke_card(self.begin().await?, app_id, card_id, identity).await
     }
 }
 

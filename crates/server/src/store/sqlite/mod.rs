@@ -32,6 +32,7 @@ mod apps;
 mod cards;
 mod chat;
 mod keyknox;
+mod kt;
 mod pythia;
 // The shared SQL core, compiled against this backend's `Db` (the other backend includes the
 // same files for its own): loading its files as two modules each is the point here.

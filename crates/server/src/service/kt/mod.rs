@@ -1,0 +1,461 @@
+//! Key transparency: one verifiable directory (AKD) per application, fed by the card directory,
+//! published in signed epochs (docs/key-transparency.md).
+//!
+//! * Card changes queue their identity (`kt_pending`, in the card's transaction).
+//! * One process (the [`KtStore::kt_try_lead`](crate::store::KtStore::kt_try_lead) winner)
+//!   publishes, every `kt_epoch_secs`, all queued changes of an application as one epoch: the
+//!   entry's value is `sealkit_kt::card_set_commitment` of the identity's current cards.
+//! * Every process answers proofs from the shared store, signing the head of the epoch the proof
+//!   was made for with the deployment KT key (Ed25519 signatures are deterministic, so every
+//!   replica signs a head the same way).
+
+pub mod storage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use akd::ecvrf::{VRFKeyStorage, VrfError};
+use akd::storage::{Storable as _, StorageManager};
+use akd::{AzksParallelismConfig, Directory, HistoryParams};
+use ed25519_dalek::SigningKey;
+use rand_core::RngCore as _;
+use sealkit_kt::{card_set_commitment, identity_label, KtConfiguration, SignedHead};
+use sealkit_proto::kt as wire;
+use sha2::Digest as _;
+use zeroize::Zeroizing;
+
+use super::auth::Caller;
+use super::error::ServiceError;
+use crate::store::{KtPending, Store};
+use crate::Config;
+use storage::KtDatabase;
+
+/// The KT signing key file's name in the data directory (when `kt_key_file` is not set).
+pub const KEY_FILE: &str = "kt.key";
+
+/// Name of the setting holding the SHA-256 of the KT public key: replicas configured with
+/// different key files are refused at start instead of signing conflicting heads.
+const KEY_FINGERPRINT_SETTING: &str = "kt.signing_key_fingerprint";
+
+/// Queued identities one epoch takes at most (the rest go into the next epoch).
+const MAX_EPOCH_CHANGES: u32 = 10_000;
+
+/// Why the KT key cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KtKeyError {
+    /// Reading or creating the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a 32-byte Ed25519 seed.
+    #[error("{0}: a KT key file holds exactly 32 bytes")]
+    BadLength(PathBuf),
+    /// Another replica of this database signs with another key.
+    #[error("{0}: not the KT key this database's other replicas use")]
+    Mismatch(PathBuf),
+    /// The database failed.
+    #[error("storage: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The deployment's KT keys: the Ed25519 head-signing key, from which each application's VRF
+/// key is derived (HKDF-SHA-512, so one file to back up and share between replicas).
+pub struct KtKeys {
+    signing: SigningKey,
+}
+
+impl KtKeys {
+    /// Keys from a 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(seed),
+        }
+    }
+
+    /// The head-signing public key, 32 raw bytes.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// The head-signing public key as served and printed (base64).
+    pub fn public_key_base64(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(self.public_key())
+    }
+
+    /// The VRF secret key of `app_id`'s directory.
+    fn vrf_secret(&self, app_id: &str) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
+        let seed = Zeroizing::new(self.signing.to_bytes());
+        let hkdf = hkdf::Hkdf::<sha2::Sha512>::new(Some(b"sealkit-kt/v1 vrf"), &seed[..]);
+        let mut out = Zeroizing::new(vec![0u8; 32]);
+        hkdf.expand(app_id.as_bytes(), &mut out)
+            .map_err(ServiceError::internal)?;
+        Ok(out)
+    }
+}
+
+/// Reads the KT key (`kt_key_file`, default `kt.key` in the data directory), creating it
+/// (random, mode 0600) on first start, and checks it against the key other replicas of the
+/// database use.
+pub async fn load_keys(config: &Config, store: &dyn Store) -> Result<KtKeys, KtKeyError> {
+    let path = config
+        .kt_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join(KEY_FILE));
+    let seed = read_or_create_key(&path)?;
+    let keys = KtKeys::from_seed(&seed);
+    let fingerprint = sha2::Sha256::digest(keys.public_key()).to_vec();
+    let stored = store
+        .setting_or_insert(KEY_FINGERPRINT_SETTING, &fingerprint)
+        .await?;
+    if stored != fingerprint {
+        return Err(KtKeyError::Mismatch(path));
+    }
+    Ok(keys)
+}
+
+/// Reads the key file, or creates it: written under a temporary name, then hard-linked to
+/// `path`, so replicas starting together on one shared file all read the first complete one.
+fn read_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KtKeyError> {
+    let io = |source| KtKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let from_bytes = |bytes: Zeroizing<Vec<u8>>| -> Result<Zeroizing<[u8; 32]>, KtKeyError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(KtKeyError::BadLength(path.to_owned()));
+        }
+        seed.copy_from_slice(&bytes);
+        Ok(seed)
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => return from_bytes(Zeroizing::new(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand_core::OsRng.fill_bytes(&mut seed[..]);
+    let temp = dir.join(format!(
+        ".kt-key-{}-{:016x}",
+        std::process::id(),
+        rand_core::OsRng.next_u64()
+    ));
+    let published = super::pythia::write_new_file(&temp, &seed[..])
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match published {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "created the key-transparency signing key: back it up and give every replica the same file");
+            Ok(seed)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path)
+            .map(Zeroizing::new)
+            .map_err(io)
+            .and_then(from_bytes),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// An application's VRF key, as AKD asks for it.
+#[derive(Clone)]
+pub struct AppVrf(Arc<Zeroizing<Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl VRFKeyStorage for AppVrf {
+    async fn retrieve(&self) -> Result<Vec<u8>, VrfError> {
+        Ok(self.0.to_vec())
+    }
+}
+
+/// One application's directory.
+pub type AppDirectory = Directory<KtConfiguration, KtDatabase, AppVrf>;
+
+/// The key-transparency service: directories, publisher and proofs.
+pub struct KtService {
+    store: Arc<dyn Store>,
+    keys: KtKeys,
+    /// Directories opened so far, with their VRF public key. Stateless handles: every call
+    /// reads the shared store (no cache), so replicas agree.
+    directories: tokio::sync::Mutex<HashMap<String, (AppDirectory, [u8; 32])>>,
+}
+
+impl std::fmt::Debug for KtService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KtService")
+            .field("signing_public_key", &self.keys.public_key_base64())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Akd's errors are for logs; clients get typed errors.
+fn akd_error(e: akd::errors::AkdError) -> ServiceError {
+    ServiceError::internal(format!("key transparency: {e}"))
+}
+
+fn epoch_i64(epoch: u64) -> Result<i64, ServiceError> {
+    i64::try_from(epoch).map_err(|_| ServiceError::KtInvalid("epoch out of range".into()))
+}
+
+impl KtService {
+    /// The service over `store`, signing with `keys`.
+    pub fn new(store: Arc<dyn Store>, keys: KtKeys) -> Self {
+        Self {
+            store,
+            keys,
+            directories: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The deployment's head-signing key.
+    pub fn keys(&self) -> &KtKeys {
+        &self.keys
+    }
+
+    /// `app_id`'s directory; `create` makes it when the application has none (publisher only:
+    /// readers must not write a directory for any app id a request names).
+    async fn directory(
+        &self,
+        app_id: &str,
+        create: bool,
+    ) -> Result<(AppDirectory, [u8; 32]), ServiceError> {
+        if let Some(found) = self.directories.lock().await.get(app_id) {
+            return Ok(found.clone());
+        }
+        if !create {
+            let azks_id =
+                akd::Azks::get_full_binary_key_id(&akd::append_only_zks::DEFAULT_AZKS_KEY);
+            if self.store.kt_records(app_id, &[azks_id]).await?.is_empty() {
+                return Err(ServiceError::KtNoDirectory);
+            }
+        }
+        let vrf = AppVrf(Arc::new(self.keys.vrf_secret(app_id)?));
+        let storage = StorageManager::new_no_cache(KtDatabase::new(self.store.clone(), app_id));
+        let directory = AppDirectory::new(storage, vrf, AzksParallelismConfig::default())
+            .await
+            .map_err(akd_error)?;
+        let vrf_public: [u8; 32] = directory
+            .get_public_key()
+            .await
+            .map_err(akd_error)?
+            .to_bytes();
+        let entry = (directory, vrf_public);
+        self.directories
+            .lock()
+            .await
+            .insert(app_id.to_owned(), entry.clone());
+        Ok(entry)
+    }
+
+    fn sign(&self, app_id: &str, epoch: u64, root: [u8; 32], vrf: [u8; 32]) -> wire::SignedHead {
+        SignedHead::sign(&self.keys.signing, app_id, epoch, root, vrf).to_wire()
+    }
+
+    /// The newest signed head of `app_id`'s directory.
+    pub async fn head(&self, app_id: &str) -> Result<wire::SignedHead, ServiceError> {
+        let (directory, vrf) = self.directory(app_id, false).await?;
+        let akd::EpochHash(epoch, root) = directory.get_epoch_hash().await.map_err(akd_error)?;
+        Ok(self.sign(app_id, epoch, root, vrf))
+    }
+
+    /// Fails with [`ServiceError::KtNotInDirectory`] when `identity` has no entry yet.
+    async fn require_entry(&self, app_id: &str, identity: &str) -> Result<(), ServiceError> {
+        if self
+            .store
+            .kt_values(app_id, identity.as_bytes())
+            .await?
+            .is_empty()
+        {
+            return Err(ServiceError::KtNotInDirectory);
+        }
+        Ok(())
+    }
+
+    /// The lookup proof of `identity`'s current entry in the caller's application.
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        identity: &str,
+    ) -> Result<wire::LookupResponse, ServiceError> {
+        let app_id = caller.app_id.as_str();
+        let identity = valid_identity(identity)?;
+        let (directory, vrf) = self.directory(app_id, false).await?;
+        self.require_entry(app_id, identity).await?;
+        let (proof, akd::EpochHash(epoch, root)) = directory
+            .lookup(identity_label(identity))
+            .await
+            .map_err(akd_error)?;
+        Ok(wire::LookupResponse {
+            head: self.sign(app_id, epoch, root, vrf),
+            identity: identity.to_owned(),
+            proof: sealkit_kt::encode_lookup_proof(&proof),
+        })
+    }
+
+    /// The key-history proof of `identity` in the caller's application: every version, or the
+    /// newest `most_recent`.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        identity: &str,
+        most_recent: Option<u64>,
+    ) -> Result<wire::HistoryResponse, ServiceError> {
+        let app_id = caller.app_id.as_str();
+        let identity = valid_identity(identity)?;
+        let params = match most_recent {
+            None => HistoryParams::Complete,
+            Some(0) => {
+                return Err(ServiceError::KtInvalid(
+                    "most_recent must be at least 1".into(),
+                ))
+            }
+            Some(n) => HistoryParams::MostRecent(
+                usize::try_from(n).map_err(|_| ServiceError::KtInvalid("most_recent".into()))?,
+            ),
+        };
+        let (directory, vrf) = self.directory(app_id, false).await?;
+        self.require_entry(app_id, identity).await?;
+        let (proof, akd::EpochHash(epoch, root)) = directory
+            .key_history(&identity_label(identity), params)
+            .await
+            .map_err(akd_error)?;
+        Ok(wire::HistoryResponse {
+            head: self.sign(app_id, epoch, root, vrf),
+            identity: identity.to_owned(),
+            most_recent,
+            proof: sealkit_kt::encode_history_proof(&proof),
+        })
+    }
+
+    /// The append-only proof of `app_id`'s directory from epoch `start` to `end`, with the
+    /// signed heads of every epoch in between.
+    pub async fn audit(
+        &self,
+        app_id: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<wire::AuditResponse, ServiceError> {
+        if start >= end || end - start > wire::MAX_AUDIT_EPOCHS {
+            return Err(ServiceError::KtInvalid(format!(
+                "an audit needs start < end, at most {} epochs apart",
+                wire::MAX_AUDIT_EPOCHS
+            )));
+        }
+        let (directory, vrf) = self.directory(app_id, false).await?;
+        let roots = self
+            .store
+            .kt_roots(app_id, epoch_i64(start)?, epoch_i64(end)?)
+            .await?;
+        let expected = (end - start + 1) as usize;
+        if roots.len() != expected {
+            return Err(ServiceError::KtNoSuchEpoch);
+        }
+        let mut heads = Vec::with_capacity(expected);
+        for (epoch, root) in roots {
+            let root: [u8; 32] = root.try_into().map_err(|_| {
+                ServiceError::internal("a stored key-transparency root is not 32 bytes")
+            })?;
+            heads.push(self.sign(app_id, epoch as u64, root, vrf));
+        }
+        let proof = directory.audit(start, end).await.map_err(akd_error)?;
+        Ok(wire::AuditResponse {
+            heads,
+            proof: sealkit_kt::encode_append_only_proof(&proof),
+        })
+    }
+
+    /// One publisher round: if this process leads, publishes every queued change as one epoch
+    /// per application (applications without a real change get no epoch). Returns the epochs
+    /// published.
+    pub async fn publish_pending(&self) -> Result<Vec<(String, u64)>, ServiceError> {
+        if !self.store.kt_try_lead().await? {
+            return Ok(Vec::new());
+        }
+        let pending = self.store.kt_pending(MAX_EPOCH_CHANGES).await?;
+        let mut by_app: BTreeMap<String, Vec<KtPending>> = BTreeMap::new();
+        for item in pending {
+            by_app.entry(item.app_id.clone()).or_default().push(item);
+        }
+        let mut published = Vec::new();
+        for (app_id, items) in by_app {
+            let (directory, _) = self.directory(&app_id, true).await?;
+            // A crash between an epoch and its root leaves the root unwritten: write it now,
+            // before the next epoch. Epoch 0 (the empty directory) is recorded the same way.
+            let akd::EpochHash(epoch, root) =
+                directory.get_epoch_hash().await.map_err(akd_error)?;
+            self.store
+                .kt_put_root(&app_id, epoch_i64(epoch)?, &root)
+                .await?;
+            let mut updates = Vec::with_capacity(items.len());
+            for item in &items {
+                let ids = self
+                    .store
+                    .kt_current_card_ids(&app_id, &item.identity)
+                    .await?;
+                let raw_ids = ids
+                    .iter()
+                    .map(|id| sealkit_kt::parse_card_id(id))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ServiceError::internal)?;
+                let value = card_set_commitment(raw_ids).to_vec();
+                let latest = self
+                    .store
+                    .kt_values(&app_id, item.identity.as_bytes())
+                    .await?;
+                if latest.last().is_some_and(|v| v.value == value) {
+                    continue;
+                }
+                updates.push((identity_label(&item.identity), akd::AkdValue(value)));
+            }
+            if !updates.is_empty() {
+                let akd::EpochHash(epoch, root) =
+                    directory.publish(updates).await.map_err(akd_error)?;
+                self.store
+                    .kt_put_root(&app_id, epoch_i64(epoch)?, &root)
+                    .await?;
+                published.push((app_id.clone(), epoch));
+            }
+            self.store.kt_clear_pending(&items).await?;
+        }
+        Ok(published)
+    }
+
+    /// Runs [`KtService::publish_pending`] every `every` until the process ends.
+    pub fn spawn_publisher(self: Arc<Self>, every: Duration) {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match self.publish_pending().await {
+                    Ok(epochs) => {
+                        for (app_id, epoch) in epochs {
+                            tracing::debug!(app_id, epoch, "published a key-transparency epoch");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publishing a key-transparency epoch failed")
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn valid_identity(identity: &str) -> Result<&str, ServiceError> {
+    sealkit_proto::jwt::validate_identity(identity)
+        .map_err(|why| ServiceError::KtInvalid(format!("invalid identity: {why}")))?;
+    Ok(identity)
+}

@@ -1,0 +1,412 @@
+//! AKD's [`Database`] on top of [`KtStore`](crate::store::KtStore): one instance per
+//! application. Tree nodes and the AZKS header become `kt_records` rows under AKD's own binary
+//! ids, in the fixed binary encoding below; value states become `kt_values` rows, queried by
+//! label.
+//!
+//! Record encoding (all integers big-endian):
+//! * AZKS: `latest_epoch u64 || num_nodes u64`.
+//! * tree node: `node(latest) || 0x00` or `node(latest) || 0x01 || node(previous)`, where
+//!   `node = last_epoch u64 || min_descendant_epoch u64 || label(parent) || node_type u8 ||
+//!   opt_label(left) || opt_label(right) || hash [32]`, `label = value [32] || bit_length u32`
+//!   and `opt_label = 0x00 | 0x01 || label`. The node's own label is the record id.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use akd::errors::StorageError;
+use akd::storage::types::{DbRecord, KeyData, StorageType, ValueState, ValueStateRetrievalFlag};
+use akd::storage::{Database, DbSetState, Storable};
+use akd::tree_node::{TreeNode, TreeNodeWithPreviousValue};
+use akd::{AkdLabel, AkdValue, NodeLabel};
+use async_trait::async_trait;
+
+use crate::store::{KtValueRecord, Store};
+
+/// One application's directory storage.
+#[derive(Clone)]
+pub struct KtDatabase {
+    store: Arc<dyn Store>,
+    app_id: Arc<str>,
+}
+
+impl KtDatabase {
+    /// The storage of `app_id`'s directory.
+    pub fn new(store: Arc<dyn Store>, app_id: &str) -> Self {
+        Self {
+            store,
+            app_id: app_id.into(),
+        }
+    }
+}
+
+fn backend(e: crate::store::StoreError) -> StorageError {
+    StorageError::Connection(e.to_string())
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Other(format!("corrupt key-transparency record: {what}"))
+}
+
+fn put_label(out: &mut Vec<u8>, label: &NodeLabel) {
+    out.extend_from_slice(&label.label_val);
+    out.extend_from_slice(&label.label_len.to_be_bytes());
+}
+
+fn put_opt_label(out: &mut Vec<u8>, label: &Option<NodeLabel>) {
+    match label {
+        None => out.push(0),
+        Some(label) => {
+            out.push(1);
+            put_label(out, label);
+        }
+    }
+}
+
+fn put_node(out: &mut Vec<u8>, node: &TreeNode) {
+    out.extend_from_slice(&node.last_epoch.to_be_bytes());
+    out.extend_from_slice(&node.min_descendant_epoch.to_be_bytes());
+    put_label(out, &node.parent);
+    out.push(node.node_type as u8);
+    put_opt_label(out, &node.left_child);
+    put_opt_label(out, &node.right_child);
+    out.extend_from_slice(&node.hash.0);
+}
+
+/// Reads the fixed-size fields of an encoded record.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], StorageError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| corrupt("too short"))?;
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn u64(&mut self) -> Result<u64, StorageError> {
+        self.take::<8>().map(u64::from_be_bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, StorageError> {
+        self.take::<1>().map(|[b]| b)
+    }
+
+    fn label(&mut self) -> Result<NodeLabel, StorageError> {
+        let value = self.take::<32>()?;
+        let len = u32::from_be_bytes(self.take::<4>()?);
+        Ok(NodeLabel::new(value, len))
+    }
+
+    fn opt_label(&mut self) -> Result<Option<NodeLabel>, StorageError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.label().map(Some),
+            _ => Err(corrupt("optional label flag")),
+        }
+    }
+}
+
+/// The fields of an encoded node, in the order of `DbRecord::build_tree_node_with_previous_value`.
+struct NodeFields {
+    last_epoch: u64,
+    min_descendant_epoch: u64,
+    parent: NodeLabel,
+    node_type: u8,
+    left: Option<NodeLabel>,
+    right: Option<NodeLabel>,
+    hash: [u8; 32],
+}
+
+fn read_node(reader: &mut Reader<'_>) -> Result<NodeFields, StorageError> {
+    Ok(NodeFields {
+        last_epoch: reader.u64()?,
+        min_descendant_epoch: reader.u64()?,
+        parent: reader.label()?,
+        node_type: reader.u8()?,
+        left: reader.opt_label()?,
+        right: reader.opt_label()?,
+        hash: reader.take::<32>()?,
+    })
+}
+
+/// The record's `kt_records` data (`None` for value states, which go to `kt_values`).
+fn encode(record: &DbRecord) -> Option<Vec<u8>> {
+    match record {
+        DbRecord::Azks(azks) => {
+            let mut out = Vec::with_capacity(16);
+            out.extend_from_slice(&azks.latest_epoch.to_be_bytes());
+            out.extend_from_slice(&azks.num_nodes.to_be_bytes());
+            Some(out)
+        }
+        DbRecord::TreeNode(node) => {
+            let mut out = Vec::with_capacity(2 * 170);
+            put_node(&mut out, &node.latest_node);
+            match &node.previous_node {
+                None => out.push(0),
+                Some(previous) => {
+                    out.push(1);
+                    put_node(&mut out, previous);
+                }
+            }
+            Some(out)
+        }
+        DbRecord::ValueState(_) => None,
+    }
+}
+
+/// Decodes a `kt_records` row; its id's first byte is AKD's storage type.
+fn decode(id: &[u8], data: &[u8]) -> Result<DbRecord, StorageError> {
+    let mut reader = Reader(data);
+    match id.first() {
+        Some(&t) if t == StorageType::Azks as u8 => {
+            let latest_epoch = reader.u64()?;
+            let num_nodes = reader.u64()?;
+            Ok(DbRecord::Azks(DbRecord::build_azks(
+                latest_epoch,
+                num_nodes,
+            )))
+        }
+        Some(&t) if t == StorageType::TreeNode as u8 => {
+            let key =
+                TreeNodeWithPreviousValue::key_from_full_binary(id).map_err(|e| corrupt(&e))?;
+            let latest = read_node(&mut reader)?;
+            let previous = match reader.u8()? {
+                0 => None,
+                1 => Some(read_node(&mut reader)?),
+                _ => return Err(corrupt("previous node flag")),
+            };
+            let p = previous.as_ref();
+            Ok(DbRecord::TreeNode(
+                DbRecord::build_tree_node_with_previous_value(
+                    key.0.label_val,
+                    key.0.label_len,
+                    latest.last_epoch,
+                    latest.min_descendant_epoch,
+                    latest.parent.label_val,
+                    latest.parent.label_len,
+                    latest.node_type,
+                    latest.left,
+                    latest.right,
+                    latest.hash,
+                    p.map(|n| n.last_epoch),
+                    p.map(|n| n.min_descendant_epoch),
+                    p.map(|n| n.parent.label_val),
+                    p.map(|n| n.parent.label_len),
+                    p.map(|n| n.node_type),
+                    p.and_then(|n| n.left),
+                    p.and_then(|n| n.right),
+                    p.map(|n| n.hash),
+                ),
+            ))
+        }
+        _ => Err(corrupt("unknown record type")),
+    }
+}
+
+fn to_row(state: &ValueState) -> Result<KtValueRecord, StorageError> {
+    let mut node_label = Vec::with_capacity(36);
+    put_label(&mut node_label, &state.label);
+    Ok(KtValueRecord {
+        label: state.username.0.clone(),
+        epoch: i64::try_from(state.epoch).map_err(|_| corrupt("epoch"))?,
+        version: i64::try_from(state.version).map_err(|_| corrupt("version"))?,
+        node_label,
+        value: state.value.0.clone(),
+    })
+}
+
+fn from_row(row: KtValueRecord) -> Result<ValueState, StorageError> {
+    let label = Reader(&row.node_label).label()?;
+    Ok(DbRecord::build_user_state(
+        row.label,
+        row.value,
+        u64::try_from(row.version).map_err(|_| corrupt("version"))?,
+        label.label_len,
+        label.label_val,
+        u64::try_from(row.epoch).map_err(|_| corrupt("epoch"))?,
+    ))
+}
+
+/// AKD's choice among an identity's versions (sorted by epoch), as its in-memory database does.
+fn pick(states: Vec<ValueState>, flag: ValueStateRetrievalFlag) -> Option<ValueState> {
+    use ValueStateRetrievalFlag as F;
+    match flag {
+        F::MaxEpoch => states.into_iter().max_by_key(|s| s.epoch),
+        F::MinEpoch => states.into_iter().min_by_key(|s| s.epoch),
+        F::SpecificVersion(version) => states.into_iter().find(|s| s.version == version),
+        F::SpecificEpoch(epoch) => states.into_iter().find(|s| s.epoch == epoch),
+        F::LeqEpoch(epoch) => states
+            .into_iter()
+            .filter(|s| s.epoch <= epoch)
+            .max_by_key(|s| s.epoch),
+    }
+}
+
+impl KtDatabase {
+    async fn states(&self, label: &AkdLabel) -> Result<Vec<ValueState>, StorageError> {
+        self.store
+            .kt_values(&self.app_id, &label.0)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(from_row)
+            .collect()
+    }
+
+    async fn get_binary(&self, id: Vec<u8>) -> Result<DbRecord, StorageError> {
+        if id.first() == Some(&(StorageType::ValueState as u8)) {
+            let key = ValueState::key_from_full_binary(&id).map_err(|e| corrupt(&e))?;
+            return pick(
+                self.states(&AkdLabel(key.0)).await?,
+                ValueStateRetrievalFlag::SpecificEpoch(key.1),
+            )
+            .map(DbRecord::ValueState)
+            .ok_or_else(|| StorageError::NotFound("value state".into()));
+        }
+        let rows = self
+            .store
+            .kt_records(&self.app_id, std::slice::from_ref(&id))
+            .await
+            .map_err(backend)?;
+        match rows.first() {
+            Some((id, data)) => decode(id, data),
+            None => Err(StorageError::NotFound("record".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl Database for KtDatabase {
+    async fn set(&self, record: DbRecord) -> Result<(), StorageError> {
+        self.batch_set(vec![record], DbSetState::General).await
+    }
+
+    async fn batch_set(
+        &self,
+        records: Vec<DbRecord>,
+        _state: DbSetState,
+    ) -> Result<(), StorageError> {
+        let mut rows = Vec::with_capacity(records.len());
+        let mut values = Vec::new();
+        for record in &records {
+            match (record, encode(record)) {
+                (DbRecord::ValueState(state), _) => values.push(to_row(state)?),
+                (_, Some(data)) => rows.push((record.get_full_binary_id(), data)),
+                (_, None) => return Err(corrupt("unencodable record")),
+            }
+        }
+        self.store
+            .kt_write(&self.app_id, &rows, &values)
+            .await
+            .map_err(backend)
+    }
+
+    async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {
+        self.get_binary(St::get_full_binary_key_id(id)).await
+    }
+
+    async fn batch_get<St: Storable>(
+        &self,
+        ids: &[St::StorageKey],
+    ) -> Result<Vec<DbRecord>, StorageError> {
+        if St::data_type() == StorageType::ValueState {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                match self.get_binary(St::get_full_binary_key_id(id)).await {
+                    Ok(record) => found.push(record),
+                    Err(StorageError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(found);
+        }
+        let binary: Vec<Vec<u8>> = ids.iter().map(St::get_full_binary_key_id).collect();
+        self.store
+            .kt_records(&self.app_id, &binary)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|(id, data)| decode(id, data))
+            .collect()
+    }
+
+    async fn get_user_data(&self, username: &AkdLabel) -> Result<KeyData, StorageError> {
+        let states = self.states(username).await?;
+        if states.is_empty() {
+            return Err(StorageError::NotFound("no entry for this label".into()));
+        }
+        Ok(KeyData { states })
+    }
+
+    async fn get_user_state(
+        &self,
+        username: &AkdLabel,
+        flag: ValueStateRetrievalFlag,
+    ) -> Result<ValueState, StorageError> {
+        pick(self.states(username).await?, flag)
+            .ok_or_else(|| StorageError::NotFound("no such version for this label".into()))
+    }
+
+    async fn get_user_state_versions(
+        &self,
+        usernames: &[AkdLabel],
+        flag: ValueStateRetrievalFlag,
+    ) -> Result<HashMap<AkdLabel, (u64, AkdValue)>, StorageError> {
+        let mut found = HashMap::with_capacity(usernames.len());
+        for username in usernames {
+            if let Some(state) = pick(self.states(username).await?, flag) {
+                found.insert(username.clone(), (state.version, state.value));
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use akd::storage::types::DbRecord;
+
+    #[test]
+    fn tree_nodes_round_trip() -> Result<(), StorageError> {
+        let label = NodeLabel::new([7; 32], 12);
+        let node = DbRecord::build_tree_node_with_previous_value(
+            [7; 32],
+            12,
+            5,
+            2,
+            [1; 32],
+            3,
+            3,
+            Some(NodeLabel::new([2; 32], 13)),
+            None,
+            [9; 32],
+            Some(4),
+            Some(1),
+            Some([1; 32]),
+            Some(3),
+            Some(3),
+            None,
+            Some(NodeLabel::new([3; 32], 13)),
+            Some([8; 32]),
+        );
+        assert_eq!(node.label, label);
+        let record = DbRecord::TreeNode(node);
+        let data = encode(&record).ok_or_else(|| corrupt("none"))?;
+        assert_eq!(decode(&record.get_full_binary_id(), &data)?, record);
+        let azks = DbRecord::Azks(DbRecord::build_azks(17, 99));
+        let data = encode(&azks).ok_or_else(|| corrupt("none"))?;
+        assert_eq!(decode(&azks.get_full_binary_id(), &data)?, azks);
+        assert!(decode(&azks.get_full_binary_id(), &data[..8]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn value_states_round_trip() -> Result<(), StorageError> {
+        let state = DbRecord::build_user_state(b"alice".to_vec(), vec![1, 2], 3, 256, [4; 32], 9);
+        assert_eq!(from_row(to_row(&state)?)?, state);
+        Ok(())
+    }
+}
