@@ -52,6 +52,7 @@ pub mod manual;
 mod server;
 #[cfg(test)]
 mod tests;
+pub mod v3;
 #[cfg(test)]
 mod vector_tests;
 
