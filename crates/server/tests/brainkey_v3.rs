@@ -98,7 +98,10 @@ async fn c_flow(
         .call(json!({"op": "flow", "url": url, "token": token, "password": password}))
         .await;
     assert_eq!(answer["status"], 200, "{answer}");
-    assert_eq!(answer["verified"], true, "the C client must accept our proof: {answer}");
+    assert_eq!(
+        answer["verified"], true,
+        "the C client must accept our proof: {answer}"
+    );
     let seed = answer["seed"].as_str().unwrap().to_owned();
     let public_key = answer["server_public_key"].as_str().unwrap().to_owned();
     (oracle, seed, public_key)
@@ -118,12 +121,16 @@ async fn the_c_client_backs_up_and_restores_through_us() {
     assert_eq!(pk_alice, pk_again, "one public key per identity");
     let (oracle, other_password, _) = c_flow(oracle, &url, &alice, "battery staple").await;
     assert_ne!(seed1, other_password, "another password: another seed");
-    let (oracle, bob_seed, pk_bob) = c_flow(oracle, &url, &token(&h.app, "bob"), "correct horse").await;
+    let (oracle, bob_seed, pk_bob) =
+        c_flow(oracle, &url, &token(&h.app, "bob"), "correct horse").await;
     assert_ne!(seed1, bob_seed, "another identity: another seed");
     assert_ne!(pk_alice, pk_bob);
     let (oracle, other_app_seed, _) =
         c_flow(oracle, &url, &token(&h.other_app, "alice"), "correct horse").await;
-    assert_ne!(seed1, other_app_seed, "the same identity in another app: another seed");
+    assert_ne!(
+        seed1, other_app_seed,
+        "the same identity in another app: another seed"
+    );
 
     // A second replica over the same database and secret file answers the same.
     let store: Arc<dyn Store> = Arc::new(
@@ -151,7 +158,12 @@ async fn rust_client_round_trip() {
     for _ in 0..2 {
         let (factor, blinded) = v3::blind(b"pw", &mut OsRng).unwrap();
         let (status, body) = h
-            .json("POST", PATH, Some(&alice), Some(json!({"blinded_point": B64.encode(blinded)})))
+            .json(
+                "POST",
+                PATH,
+                Some(&alice),
+                Some(json!({"blinded_point": B64.encode(blinded)})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let field = |k: &str| B64.decode(body[k].as_str().unwrap()).unwrap();
@@ -190,10 +202,18 @@ async fn malformed_points_are_400_and_cost_no_token() {
     ];
     for point in bad_points {
         let (status, body) = h
-            .json("POST", PATH, Some(&alice), Some(json!({"blinded_point": B64.encode(&point)})))
+            .json(
+                "POST",
+                PATH,
+                Some(&alice),
+                Some(json!({"blinded_point": B64.encode(&point)})),
+            )
             .await;
         assert_error(status, &body, StatusCode::BAD_REQUEST);
-        assert!(body["message"].as_str().unwrap().contains("blinded_point"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("blinded_point"),
+            "{body}"
+        );
     }
     for body in [
         json!({"blinded_point": "not base64!"}),
@@ -209,9 +229,13 @@ async fn malformed_points_are_400_and_cost_no_token() {
 
     // None of the refusals took alice's only token; the next request takes it, the one after
     // is throttled with the code of /pythia/v1/brainkey.
-    let (status, body) = h.json("POST", PATH, Some(&alice), Some(request.clone())).await;
+    let (status, body) = h
+        .json("POST", PATH, Some(&alice), Some(request.clone()))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = h.json("POST", PATH, Some(&alice), Some(request.clone())).await;
+    let (status, body) = h
+        .json("POST", PATH, Some(&alice), Some(request.clone()))
+        .await;
     assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["code"], 60007);
     // v1 and v3 draw on one budget per identity.

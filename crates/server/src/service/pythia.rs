@@ -229,7 +229,13 @@ impl Brainkey {
             let secret = v3::IdentitySecret::derive(&master, &app, &id)?;
             let hardened = v3::harden(&secret, &blinded)?;
             let public_key = secret.public_key();
-            let proof = v3::prove(&blinded, &hardened, &secret, &public_key, &mut rand_core::OsRng)?;
+            let proof = v3::prove(
+                &blinded,
+                &hardened,
+                &secret,
+                &public_key,
+                &mut rand_core::OsRng,
+            )?;
             Ok::<_, sealkit_pythia::Error>((hardened, public_key, proof))
         })
         .await
