@@ -241,6 +241,52 @@ impl EThree {
     }
 
     async fn brain_key_once(&self, password: &[u8]) -> Result<PrivateKey> {
+        match self.inner.brainkey_version {
+            crate::BrainkeyVersion::V3 => self.brain_key_v3(password).await,
+            _ => self.brain_key_v2(password).await,
+        }
+    }
+
+    /// Brainkey v3, as e3kit-kotlin 3.x's `BrainkeyHttpClient.deriveKeyPair`: blind on P-256,
+    /// `POST /brainkey/v3/harden`, verify the server's DLEQ proof (a failure is reported as a
+    /// wrong password, like e3kit), deblind to a 32-byte seed with the key name `"e3kit-backup"`,
+    /// and the Ed25519 key virgil-crypto generates from that seed as key material.
+    async fn brain_key_v3(&self, password: &[u8]) -> Result<PrivateKey> {
+        use sealkit_pythia::v3;
+        let password = Zeroizing::new(password.to_vec());
+        let for_blind = password.clone();
+        let (factor, blinded) = blocking(move || {
+            v3::blind(&for_blind, &mut OsRng)
+                .map_err(|e| Error::InvalidInput(format!("unusable backup password: {e}")))
+        })
+        .await?;
+        let answer = self.inner.api.brainkey_v3_harden(&blinded).await?;
+        blocking(move || {
+            v3::verify(
+                &blinded,
+                &answer.hardened_point,
+                &answer.server_public_key,
+                &answer.proof_value_c,
+                &answer.proof_value_s,
+            )
+            .map_err(|e| match e {
+                sealkit_pythia::Error::ProofInvalid => Error::WrongKeyknoxPassword,
+                other => Error::InvalidResponse(format!("brainkey v3: {other}")),
+            })?;
+            let seed = v3::deblind(
+                &password,
+                &answer.hardened_point,
+                &factor,
+                v3::E3KIT_BACKUP_KEY_NAME,
+            )
+            .map_err(|e| Error::InvalidResponse(format!("brainkey v3: {e}")))?;
+            sealkit_pythia::private_key_from_key_material(&seed[..])
+                .map_err(|e| Error::InvalidResponse(format!("brainkey v3: {e}")))
+        })
+        .await
+    }
+
+    async fn brain_key_v2(&self, password: &[u8]) -> Result<PrivateKey> {
         let password = Zeroizing::new(password.to_vec());
         let (blinded, secret) = blocking(move || {
             sealkit_pythia::blind(&password, &mut OsRng)

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) local: LocalStore,
     key_type: KeyType,
     key_changed: Option<KeyChangedCallback>,
+    /// The brainkey protocol of key backups.
+    pub(crate) brainkey_version: crate::BrainkeyVersion,
     /// The private key once loaded (e3kit's `cachedPrivateKey`).
     private_key: Mutex<Option<Arc<PrivateKey>>>,
     /// Counts the cache clearings of key deletions, so that a load that read the key file before
@@ -169,6 +171,7 @@ impl EThree {
                 local,
                 key_type: options.new_key_type(),
                 key_changed: options.key_changed().cloned(),
+                brainkey_version: options.brainkey(),
                 private_key: Mutex::new(None),
                 key_deletions: AtomicU64::new(0),
                 ops: tokio::sync::Mutex::new(()),

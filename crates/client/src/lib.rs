@@ -103,7 +103,9 @@ pub use chat::Chat;
 pub use error::{BoxError, Error, GroupErrorCode, Result};
 pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
 pub use group::{Group, MAX_GROUP_PARTICIPANTS};
-pub use options::{EThreeOptions, KeyChangedCallback, KeyStorage, DEFAULT_REQUEST_TIMEOUT};
+pub use options::{
+    BrainkeyVersion, EThreeOptions, KeyChangedCallback, KeyStorage, DEFAULT_REQUEST_TIMEOUT,
+};
 pub use stream::FileStage;
 pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};
 

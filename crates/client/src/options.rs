@@ -100,6 +100,22 @@ pub struct EThreeOptions {
     request_timeout: Duration,
     key_changed: Option<KeyChangedCallback>,
     key_storage: KeyStorage,
+    brainkey_version: BrainkeyVersion,
+}
+
+/// Which brainkey protocol turns the backup password into the backup key pair
+/// (`docs/backup-and-brainkey.md`, "Brainkey v2 and v3"). A backup restores only with the
+/// version that made it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BrainkeyVersion {
+    /// Pythia on BLS12-381 (`POST /pythia/v1/brainkey`): e3kit-js and e3kit-node 2.x, and
+    /// e3kit-kotlin / e3kit-x before 3.0. The default, so existing backups keep restoring.
+    #[default]
+    V2,
+    /// The P-256 OPRF with a DLEQ proof (`POST /brainkey/v3/harden`): e3kit-kotlin 3.x and
+    /// e3kit-x. The server's proof is checked before the key is derived.
+    V3,
 }
 
 impl EThreeOptions {
@@ -125,7 +141,28 @@ impl EThreeOptions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             key_changed: None,
             key_storage: KeyStorage::Files,
+            brainkey_version: BrainkeyVersion::V2,
         }
+    }
+
+    /// The brainkey protocol of key backups; default [`BrainkeyVersion::V2`] (e3kit-js).
+    /// Choose [`BrainkeyVersion::V3`] to share backups with the mobile e3kit SDKs 3.x.
+    ///
+    /// ```
+    /// use sealkit::{BrainkeyVersion, EThreeOptions};
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .brainkey_version(BrainkeyVersion::V3);
+    /// assert_eq!(options.brainkey(), BrainkeyVersion::V3);
+    /// ```
+    pub fn brainkey_version(mut self, version: BrainkeyVersion) -> Self {
+        self.brainkey_version = version;
+        self
+    }
+
+    /// The configured [`BrainkeyVersion`].
+    pub fn brainkey(&self) -> BrainkeyVersion {
+        self.brainkey_version
     }
 
     /// Where the private key is kept; default [`KeyStorage::Files`]. The card cache and group
@@ -293,6 +330,7 @@ impl fmt::Debug for EThreeOptions {
             .field("request_timeout", &self.request_timeout)
             .field("on_key_changed", &self.key_changed.is_some())
             .field("key_storage", &self.key_storage)
+            .field("brainkey_version", &self.brainkey_version)
             .finish()
     }
 }

@@ -8,6 +8,7 @@
 //! * [`cards`]: Cards v5 (spec §3): [`RawSignedModel`], [`CardContent`], [`CardId`], search
 //!   bodies and the endpoints' paths.
 //! * [`error`]: the `{"code", "message"}` error body (spec §1).
+//! * [`brainkey`]: brainkey v3 (`/brainkey/v3/harden`) of the mobile e3kit SDKs.
 //! * [`chat`]: Sealkit's own end-to-end encrypted chat API (`/chat/v1`, not a Virgil service).
 //! * [`kt`]: Sealkit's key transparency API (`/kt/v1`): signed heads and proof envelopes.
 //!
@@ -40,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod brainkey;
 pub mod cards;
 pub mod chat;
 pub mod error;

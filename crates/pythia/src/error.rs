@@ -18,6 +18,10 @@ pub enum Encoding {
     Gt,
     /// A signed integer (sign byte followed by a minimal big-endian magnitude).
     Bn,
+    /// A NIST P-256 point of brainkey v3 (65-byte uncompressed SEC1).
+    P256,
+    /// A NIST P-256 scalar of brainkey v3 (32-byte big-endian, below the group order).
+    P256Scalar,
 }
 
 impl fmt::Display for Encoding {
@@ -27,6 +31,8 @@ impl fmt::Display for Encoding {
             Self::G2 => "G2 point",
             Self::Gt => "GT element",
             Self::Bn => "integer",
+            Self::P256 => "P-256 point",
+            Self::P256Scalar => "P-256 scalar",
         })
     }
 }

@@ -11,6 +11,8 @@
 //! * [`blind`], [`deblind`], [`brainkey_from_deblinded`]: e3kit's `BrainKey.generateKeyPair`
 //!   (blind → server → deblind → `generateKeysFromKeyMaterial`), ending in an Ed25519
 //!   [`sealkit_crypto::PrivateKey`].
+//! * [`v3`]: brainkey v3 of the mobile e3kit SDKs (e3kit-kotlin 3.x, e3kit-x), a P-256 OPRF with a
+//!   DLEQ proof, byte-compatible with virgil-crypto-c's foundation `brainkey_client`/`brainkey_server`.
 //! * [`G1Point`], [`G2Point`], [`Gt`]: relic's wire encodings (Montgomery-parity point
 //!   compression, packed GT), with strict decoders that take `&[u8]`.
 //!
@@ -52,6 +54,7 @@ pub mod manual;
 mod server;
 #[cfg(test)]
 mod tests;
+pub mod v3;
 #[cfg(test)]
 mod vector_tests;
 

@@ -124,4 +124,36 @@ impl ApiClient {
                 Error::InvalidResponse(format!("pythia brainkey: the seed is not base64 ({e})"))
             })
     }
+
+    /// `POST /brainkey/v3/harden`: the server's answer to a blinded P-256 point, decoded from
+    /// base64 (the points and proof values are checked by `sealkit_pythia::v3::verify`).
+    pub(crate) async fn brainkey_v3_harden(&self, blinded: &[u8]) -> Result<HardenAnswer> {
+        use base64::Engine as _;
+        use sealkit_proto::brainkey::{HardenRequest, HardenResponse, HARDEN_PATH};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let request = HardenRequest {
+            blinded_point: b64.encode(blinded),
+        };
+        let response = self.send(Method::Post, HARDEN_PATH, Some(&request)).await?;
+        let answer: HardenResponse = response.json("brainkey v3 harden")?;
+        let field = |name: &str, value: &str| {
+            b64.decode(value).map_err(|e| {
+                Error::InvalidResponse(format!("brainkey v3: {name} is not base64 ({e})"))
+            })
+        };
+        Ok(HardenAnswer {
+            hardened_point: field("hardened_point", &answer.hardened_point)?,
+            server_public_key: field("server_public_key", &answer.server_public_key)?,
+            proof_value_c: field("proof_value_c", &answer.proof_value_c)?,
+            proof_value_s: field("proof_value_s", &answer.proof_value_s)?,
+        })
+    }
+}
+
+/// The decoded answer of `POST /brainkey/v3/harden`.
+pub(crate) struct HardenAnswer {
+    pub(crate) hardened_point: Vec<u8>,
+    pub(crate) server_public_key: Vec<u8>,
+    pub(crate) proof_value_c: Vec<u8>,
+    pub(crate) proof_value_s: Vec<u8>,
 }

@@ -12,6 +12,7 @@ use crate::store::{Store, StoreError};
 use crate::Config;
 use base64::Engine as _;
 use rand_core::RngCore;
+use sealkit_proto::brainkey::HardenResponse;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,9 +139,12 @@ pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// a client from making the server hash (and log) arbitrarily long ids.
 pub const MAX_BRAINKEY_ID_LEN: usize = 128;
 
-/// The brainkey service: transform plus rate limit.
+/// The brainkey service: the v1 transform, the v3 harden and their shared rate limit.
 pub struct Brainkey {
     server: Arc<sealkit_pythia::BrainkeyServer>,
+    /// The master secret, from which v3 derives each identity's P-256 secret on every request
+    /// ([`sealkit_pythia::v3::IdentitySecret::derive`]): nothing per identity is stored.
+    v3_master: Arc<Zeroizing<Vec<u8>>>,
     burst: u32,
     per_second: f64,
 }
@@ -159,6 +163,7 @@ impl Brainkey {
     pub fn new(secret: &[u8], burst: u32, per_second: f64) -> Result<Self, sealkit_pythia::Error> {
         Ok(Self {
             server: Arc::new(sealkit_pythia::BrainkeyServer::new(secret)?),
+            v3_master: Arc::new(Zeroizing::new(secret.to_vec())),
             burst,
             per_second,
         })
@@ -183,14 +188,7 @@ impl Brainkey {
         let blinded = base64::engine::general_purpose::STANDARD
             .decode(blinded_b64)
             .map_err(|_| ServiceError::BadRequest("blinded_password is not base64".into()))?;
-        let bucket = format!("brainkey\u{1f}{app_id}\u{1f}{identity}");
-        if !store
-            .rate_limit_take(&bucket, now_ms, self.burst, self.per_second)
-            .await?
-        {
-            tracing::info!(app = %app_id, identity = %identity, "brainkey throttled");
-            return Err(ServiceError::Throttled);
-        }
+        self.take_token(store, caller, now_ms).await?;
         let server = self.server.clone();
         let (app, id, key_id) = (
             app_id.to_owned(),
@@ -204,6 +202,72 @@ impl Brainkey {
         .map_err(ServiceError::internal)?
         .map_err(|e| ServiceError::BadRequest(format!("blinded_password: {e}")))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(seed))
+    }
+
+    /// Brainkey v3 (`POST /brainkey/v3/harden`): hardens the caller's blinded P-256 point with
+    /// the identity's secret and proves it, after taking a token from the same bucket as v1 (one
+    /// password-guessing budget per identity, whichever protocol asks).
+    pub async fn harden_v3(
+        &self,
+        store: &dyn Store,
+        caller: &Caller,
+        blinded_b64: &str,
+        now_ms: i64,
+    ) -> Result<HardenResponse, ServiceError> {
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let blinded = b64
+            .decode(blinded_b64)
+            .map_err(|_| ServiceError::BadRequest("blinded_point is not base64".into()))?;
+        // Malformed points are refused before they cost the caller a token.
+        sealkit_pythia::v3::decode_point(&blinded)
+            .map_err(|e| ServiceError::BadRequest(format!("blinded_point: {e}")))?;
+        self.take_token(store, caller, now_ms).await?;
+        let master = self.v3_master.clone();
+        let (app, id) = (caller.app_id.clone(), caller.identity.clone());
+        let answer = tokio::task::spawn_blocking(move || {
+            use sealkit_pythia::v3;
+            let secret = v3::IdentitySecret::derive(&master, &app, &id)?;
+            let hardened = v3::harden(&secret, &blinded)?;
+            let public_key = secret.public_key();
+            let proof = v3::prove(
+                &blinded,
+                &hardened,
+                &secret,
+                &public_key,
+                &mut rand_core::OsRng,
+            )?;
+            Ok::<_, sealkit_pythia::Error>((hardened, public_key, proof))
+        })
+        .await
+        .map_err(ServiceError::internal)?;
+        let (hardened, public_key, proof) =
+            answer.map_err(|e| ServiceError::BadRequest(format!("blinded_point: {e}")))?;
+        Ok(HardenResponse {
+            hardened_point: b64.encode(hardened),
+            server_public_key: b64.encode(public_key),
+            proof_value_c: b64.encode(proof.c),
+            proof_value_s: b64.encode(proof.s),
+        })
+    }
+
+    /// Takes one token from the identity's brainkey bucket (shared by every replica through
+    /// the database), or fails with [`ServiceError::Throttled`].
+    async fn take_token(
+        &self,
+        store: &dyn Store,
+        caller: &Caller,
+        now_ms: i64,
+    ) -> Result<(), ServiceError> {
+        let Caller { app_id, identity } = caller;
+        let bucket = format!("brainkey\u{1f}{app_id}\u{1f}{identity}");
+        if !store
+            .rate_limit_take(&bucket, now_ms, self.burst, self.per_second)
+            .await?
+        {
+            tracing::info!(app = %app_id, identity = %identity, "brainkey throttled");
+            return Err(ServiceError::Throttled);
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,257 @@
+//! `POST /brainkey/v3/harden` (brainkey v3 of the mobile e3kit SDKs): the C library's client
+//! (virgil-crypto-lib 0.23.1 through `interop/python/brainkey_v3.py`, venv from
+//! `interop/python/setup.sh`; `SEALKIT_SKIP_INTEROP=1` skips those parts) runs e3kit-kotlin's
+//! flow against a real server over HTTP: the proof verifies, seeds are deterministic per
+//! identity and password (and across replicas) and differ otherwise; malformed points are 400,
+//! throttling is 429 with code 60007.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use common::*;
+use rand_core::OsRng;
+use sealkit_pythia::v3;
+use sealkit_server::store::sqlite::SqliteStore;
+use sealkit_server::store::Store;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const PATH: &str = "/brainkey/v3/harden";
+
+/// The C library's brainkey client, one JSON line per call.
+struct Oracle {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Oracle {
+    fn start() -> Option<Self> {
+        if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+            eprintln!("SEALKIT_SKIP_INTEROP is set: skipping the brainkey v3 oracle");
+            return None;
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let venv = std::env::var_os("SEALKIT_PY_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("interop/python/.venv"));
+        let python = venv.join("bin/python");
+        assert!(
+            python.is_file(),
+            "{} is missing: run interop/python/setup.sh (or set SEALKIT_SKIP_INTEROP=1)",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("interop/python/brainkey_v3.py"))
+            .arg("stdio")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Some(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// The oracle blocks on the server's answer: run it off the runtime serving that answer.
+    async fn call(mut self, request: Value) -> (Self, Value) {
+        tokio::task::spawn_blocking(move || {
+            writeln!(self.stdin, "{request}").unwrap();
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).unwrap();
+            let answer: Value = serde_json::from_str(&line).unwrap();
+            assert!(answer.get("error").is_none(), "{request} -> {answer}");
+            (self, answer)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// e3kit-kotlin's `BrainkeyHttpClient.deriveKeyPair` with the C client, through HTTP; returns
+/// (seed, server public key), both hex.
+async fn c_flow(
+    oracle: Oracle,
+    url: &str,
+    token: &str,
+    password: &str,
+) -> (Oracle, String, String) {
+    let (oracle, answer) = oracle
+        .call(json!({"op": "flow", "url": url, "token": token, "password": password}))
+        .await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(
+        answer["verified"], true,
+        "the C client must accept our proof: {answer}"
+    );
+    let seed = answer["seed"].as_str().unwrap().to_owned();
+    let public_key = answer["server_public_key"].as_str().unwrap().to_owned();
+    (oracle, seed, public_key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_client_backs_up_and_restores_through_us() {
+    let Some(oracle) = Oracle::start() else {
+        return;
+    };
+    let h = harness().await;
+    let url = format!("http://{}", listen(h.router.clone()).await);
+    let alice = token(&h.app, "alice");
+    let (oracle, seed1, pk_alice) = c_flow(oracle, &url, &alice, "correct horse").await;
+    let (oracle, seed2, pk_again) = c_flow(oracle, &url, &alice, "correct horse").await;
+    assert_eq!(seed1, seed2, "same identity and password: same seed");
+    assert_eq!(pk_alice, pk_again, "one public key per identity");
+    let (oracle, other_password, _) = c_flow(oracle, &url, &alice, "battery staple").await;
+    assert_ne!(seed1, other_password, "another password: another seed");
+    let (oracle, bob_seed, pk_bob) =
+        c_flow(oracle, &url, &token(&h.app, "bob"), "correct horse").await;
+    assert_ne!(seed1, bob_seed, "another identity: another seed");
+    assert_ne!(pk_alice, pk_bob);
+    let (oracle, other_app_seed, _) =
+        c_flow(oracle, &url, &token(&h.other_app, "alice"), "correct horse").await;
+    assert_ne!(
+        seed1, other_app_seed,
+        "the same identity in another app: another seed"
+    );
+
+    // A second replica over the same database and secret file answers the same.
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&h.dir.path().join("db.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let mut config = sealkit_server::Config::default();
+    config.data_dir = h.dir.path().to_owned();
+    let replica = sealkit_server::app(config, store).await.unwrap();
+    let replica_url = format!("http://{}", listen(replica).await);
+    let (_oracle, replica_seed, replica_pk) =
+        c_flow(oracle, &replica_url, &alice, "correct horse").await;
+    assert_eq!(replica_seed, seed1);
+    assert_eq!(replica_pk, pk_alice);
+}
+
+/// The Rust client against the server in-process: the proof verifies, the seed does not depend
+/// on the blinding. Runs without the oracle too.
+#[tokio::test]
+async fn rust_client_round_trip() {
+    let h = harness().await;
+    let alice = token(&h.app, "alice");
+    let mut seeds = Vec::new();
+    for _ in 0..2 {
+        let (factor, blinded) = v3::blind(b"pw", &mut OsRng).unwrap();
+        let (status, body) = h
+            .json(
+                "POST",
+                PATH,
+                Some(&alice),
+                Some(json!({"blinded_point": B64.encode(blinded)})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let field = |k: &str| B64.decode(body[k].as_str().unwrap()).unwrap();
+        let hardened = field("hardened_point");
+        let public_key = field("server_public_key");
+        assert_eq!((hardened.len(), public_key.len()), (65, 65));
+        let (c, s) = (field("proof_value_c"), field("proof_value_s"));
+        assert_eq!((c.len(), s.len()), (32, 32));
+        v3::verify(&blinded, &hardened, &public_key, &c, &s).unwrap();
+        let seed = v3::deblind(b"pw", &hardened, &factor, v3::E3KIT_BACKUP_KEY_NAME).unwrap();
+        seeds.push(seed.to_vec());
+    }
+    assert_eq!(seeds[0], seeds[1]);
+}
+
+#[tokio::test]
+async fn malformed_points_are_400_and_cost_no_token() {
+    let mut config = sealkit_server::Config::default();
+    config.brainkey_burst = 1;
+    config.brainkey_per_second = 0.001;
+    let h = harness_with(config).await;
+    let alice = token(&h.app, "alice");
+    let (_, good) = v3::blind(b"pw", &mut OsRng).unwrap();
+    let mut off_curve = good;
+    off_curve[64] ^= 1;
+    let mut compressed = good;
+    compressed[0] = 0x02;
+    let bad_points: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0],
+        good[..33].to_vec(),
+        [good.as_slice(), &[0]].concat(),
+        off_curve.to_vec(),
+        compressed.to_vec(),
+        [[4u8].as_slice(), &[0u8; 64]].concat(),
+    ];
+    for point in bad_points {
+        let (status, body) = h
+            .json(
+                "POST",
+                PATH,
+                Some(&alice),
+                Some(json!({"blinded_point": B64.encode(&point)})),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"].as_str().unwrap().contains("blinded_point"),
+            "{body}"
+        );
+    }
+    for body in [
+        json!({"blinded_point": "not base64!"}),
+        json!({"blinded_point": 5}),
+        json!({}),
+    ] {
+        let (status, answer) = h.json("POST", PATH, Some(&alice), Some(body)).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST);
+    }
+    let request = json!({"blinded_point": B64.encode(good)});
+    let (status, body) = h.json("POST", PATH, None, Some(request.clone())).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED);
+
+    // None of the refusals took alice's only token; the next request takes it, the one after
+    // is throttled with the code of /pythia/v1/brainkey.
+    let (status, body) = h
+        .json("POST", PATH, Some(&alice), Some(request.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = h
+        .json("POST", PATH, Some(&alice), Some(request.clone()))
+        .await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], 60007);
+    // v1 and v3 draw on one budget per identity.
+    let (blinded, _) = sealkit_pythia::blind(b"pw", &mut OsRng).unwrap();
+    let (status, body) = h
+        .json(
+            "POST",
+            "/pythia/v1/brainkey",
+            Some(&alice),
+            Some(json!({"blinded_password": B64.encode(blinded)})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS);
+    // Another identity has its own bucket.
+    let (status, body) = h
+        .json("POST", PATH, Some(&token(&h.app, "bob")), Some(request))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
