@@ -484,11 +484,17 @@ pub(crate) struct ServeArgs {
     /// depend on it.
     #[arg(long, value_name = "FILE")]
     pub(crate) pythia_secret_file: Option<PathBuf>,
+    /// The key-transparency signing key [default: DATA_DIR/kt.key, created on first start].
+    /// Every replica must use the same file: the database refuses another key.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kt_key_file: Option<PathBuf>,
     /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
-    /// jwt_leeway_secs, pythia_secret_file, brainkey_burst, brainkey_per_second,
-    /// chat_message_limit, chat_feed_capacity, tls_cert, tls_key, max_connections,
-    /// header_read_timeout_secs, request_timeout_secs, idle_timeout_secs, drain_timeout_secs;
-    /// docs/security.md lists them); command-line options win.
+    /// jwt_leeway_secs, pythia_secret_file, kt_key_file, kt_epoch_secs, brainkey_burst,
+    /// brainkey_per_second, keyknox_quota_bytes, chat_message_limit, chat_feed_capacity,
+    /// chat_channels_per_creator, chat_sockets_per_identity, chat_token_recheck_secs, tls_cert,
+    /// tls_key, max_connections, header_read_timeout_secs, request_timeout_secs,
+    /// idle_timeout_secs, drain_timeout_secs; docs/security.md lists them); command-line
+    /// options win.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Do not create the demo application on first start (SQLite only: when the database has

@@ -688,6 +688,8 @@ async fn run(
         database_url.to_owned(),
         "--pythia-secret-file".to_owned(),
         dir.join("pythia.secret").display().to_string(),
+        "--kt-key-file".to_owned(),
+        dir.join("kt.key").display().to_string(),
         "--no-demo-app".to_owned(),
     ];
     let mut replicas = Vec::new();

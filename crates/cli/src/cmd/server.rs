@@ -47,6 +47,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     if args.pythia_secret_file.is_some() {
         config.pythia_secret_file = args.pythia_secret_file.clone();
     }
+    if args.kt_key_file.is_some() {
+        config.kt_key_file = args.kt_key_file.clone();
+    }
     let runtime = runtime()?;
     if !args.no_demo_app && config.database_url.is_none() {
         runtime.block_on(demo_app(&config))?;

@@ -157,11 +157,14 @@ pub fn pg_deployment(tag: &str, dir: &Path) -> (PathBuf, Vec<String>) {
     let url = fresh_pg_database(tag);
     let creds = create_app(&["--database-url", &url], dir);
     let secret = dir.join("pythia.secret");
+    let kt_key = dir.join("kt.key");
     let serve = vec![
         "--database-url".to_owned(),
         url,
         "--pythia-secret-file".to_owned(),
         secret.to_str().unwrap().to_owned(),
+        "--kt-key-file".to_owned(),
+        kt_key.to_str().unwrap().to_owned(),
     ];
     (creds, serve)
 }
