@@ -7,13 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+#[path = "../../../interop/python/oracle.rs"]
+mod oracle;
 
 use common::*;
+use oracle::Oracle;
 use sealkit::{BrainkeyVersion, EThree, EThreeOptions, Error};
 use sealkit_proto::JwtGenerator;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 async fn device(
     url: &str,
@@ -116,36 +117,9 @@ fn keyknox_v1_message(url: &str, token: &str) -> Vec<u8> {
 /// The seed of e3kit-kotlin's flow run by the C library against `url`, or `None` when interop
 /// is skipped.
 fn c_client_seed(url: &str, token: &str, password: &str) -> Option<Vec<u8>> {
-    if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-        eprintln!("SEALKIT_SKIP_INTEROP is set: skipping the C client part");
-        return None;
-    }
-    let root = repo_root();
-    let venv = std::env::var_os("SEALKIT_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("interop/python/.venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run interop/python/setup.sh (or set SEALKIT_SKIP_INTEROP=1)",
-        python.display()
-    );
-    let mut child = Command::new(python)
-        .arg(root.join("interop/python/brainkey_v3.py"))
-        .arg("stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let request =
-        serde_json::json!({"op": "flow", "url": url, "token": token, "password": password});
-    writeln!(child.stdin.take().unwrap(), "{request}").unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    child.wait().unwrap();
-    let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let mut oracle = Oracle::start(&repo_root(), "the C client part")?;
+    let answer = oracle
+        .call(serde_json::json!({"op": "flow", "url": url, "token": token, "password": password}));
     assert_eq!(answer["verified"], true, "{answer}");
-    Some(hex::decode(answer["seed"].as_str().unwrap()).unwrap())
+    Some(Oracle::bytes(&answer, "seed"))
 }

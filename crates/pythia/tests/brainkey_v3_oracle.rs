@@ -7,74 +7,23 @@
 use rand_core::OsRng;
 use sealkit_pythia::v3::{self, DeblindFactor, IdentitySecret};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-struct Oracle {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+#[path = "../../../interop/python/oracle.rs"]
+mod oracle;
 
-impl Oracle {
-    fn start() -> Option<Self> {
-        if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-            eprintln!("SEALKIT_SKIP_INTEROP is set: skipping the brainkey v3 oracle test");
-            return None;
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let venv = std::env::var_os("SEALKIT_PY_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("interop/python/.venv"));
-        let python = venv.join("bin/python");
-        assert!(
-            python.is_file(),
-            "{} is missing: run interop/python/setup.sh (or set SEALKIT_SKIP_INTEROP=1)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(root.join("interop/python/brainkey_v3.py"))
-            .arg("stdio")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Some(Self {
-            child,
-            stdin,
-            stdout,
-        })
-    }
+use oracle::Oracle;
 
-    fn call(&mut self, request: Value) -> Value {
-        writeln!(self.stdin, "{request}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let answer: Value = serde_json::from_str(&line).unwrap();
-        assert!(answer.get("error").is_none(), "{request} -> {answer}");
-        answer
-    }
-
-    fn bytes(answer: &Value, key: &str) -> Vec<u8> {
-        hex::decode(answer[key].as_str().unwrap()).unwrap()
-    }
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start() -> Option<Oracle> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Oracle::start(&repo, "the brainkey v3 oracle test")
 }
 
 /// The C client against our harden and prove: the proof verifies in C, and the C client's seed
 /// is the one the C server gives with the same identity secret.
 #[test]
 fn c_client_with_rust_server() {
-    let Some(mut oracle) = Oracle::start() else {
+    let Some(mut oracle) = start() else {
         return;
     };
     for password in ["password", "pässwörd 🔐", "x"] {
@@ -124,7 +73,7 @@ fn c_client_with_rust_server() {
 /// Our client against the C server: its proof verifies here and our seed is the C client's.
 #[test]
 fn rust_client_with_c_server() {
-    let Some(mut oracle) = Oracle::start() else {
+    let Some(mut oracle) = start() else {
         return;
     };
     let secret = oracle.call(json!({"op": "generate_identity_secret"}))["identity_secret"].clone();

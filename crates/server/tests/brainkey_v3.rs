@@ -17,73 +17,30 @@ use sealkit_pythia::v3;
 use sealkit_server::store::sqlite::SqliteStore;
 use sealkit_server::store::Store;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const PATH: &str = "/brainkey/v3/harden";
 
-/// The C library's brainkey client, one JSON line per call.
-struct Oracle {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+#[path = "../../../interop/python/oracle.rs"]
+mod oracle;
+
+use oracle::Oracle;
+
+fn start_oracle() -> Option<Oracle> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Oracle::start(&repo, "the brainkey v3 oracle")
 }
 
-impl Oracle {
-    fn start() -> Option<Self> {
-        if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-            eprintln!("SEALKIT_SKIP_INTEROP is set: skipping the brainkey v3 oracle");
-            return None;
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let venv = std::env::var_os("SEALKIT_PY_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("interop/python/.venv"));
-        let python = venv.join("bin/python");
-        assert!(
-            python.is_file(),
-            "{} is missing: run interop/python/setup.sh (or set SEALKIT_SKIP_INTEROP=1)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(root.join("interop/python/brainkey_v3.py"))
-            .arg("stdio")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Some(Self {
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// The oracle blocks on the server's answer: run it off the runtime serving that answer.
-    async fn call(mut self, request: Value) -> (Self, Value) {
-        tokio::task::spawn_blocking(move || {
-            writeln!(self.stdin, "{request}").unwrap();
-            let mut line = String::new();
-            self.stdout.read_line(&mut line).unwrap();
-            let answer: Value = serde_json::from_str(&line).unwrap();
-            assert!(answer.get("error").is_none(), "{request} -> {answer}");
-            (self, answer)
-        })
-        .await
-        .unwrap()
-    }
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The oracle blocks on the server's answer: run it off the runtime serving that answer.
+async fn call(mut oracle: Oracle, request: Value) -> (Oracle, Value) {
+    tokio::task::spawn_blocking(move || {
+        let answer = oracle.call(request);
+        (oracle, answer)
+    })
+    .await
+    .unwrap()
 }
 
 /// e3kit-kotlin's `BrainkeyHttpClient.deriveKeyPair` with the C client, through HTTP; returns
@@ -94,9 +51,11 @@ async fn c_flow(
     token: &str,
     password: &str,
 ) -> (Oracle, String, String) {
-    let (oracle, answer) = oracle
-        .call(json!({"op": "flow", "url": url, "token": token, "password": password}))
-        .await;
+    let (oracle, answer) = call(
+        oracle,
+        json!({"op": "flow", "url": url, "token": token, "password": password}),
+    )
+    .await;
     assert_eq!(answer["status"], 200, "{answer}");
     assert_eq!(
         answer["verified"], true,
@@ -109,7 +68,7 @@ async fn c_flow(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_client_backs_up_and_restores_through_us() {
-    let Some(oracle) = Oracle::start() else {
+    let Some(oracle) = start_oracle() else {
         return;
     };
     let h = harness().await;

@@ -6,7 +6,12 @@
 //! Cases: unknown methods do not grow `/metrics`; a request head that never ends is cut off;
 //! an idle keep-alive connection is closed; a body that trickles in is answered 408; the
 //! connection cap holds further clients back until a slot frees; shutdown lets a request in
-//! flight finish and stops accepting; a token whose `exp` is `i64::MAX` is not a crash.
+//! flight finish and stops accepting; a token whose `exp` is `i64::MAX` is not a crash; NUL
+//! bytes in names are 400; cards are bounded; WebSocket frames, sockets and writes are bounded;
+//! `dm:` ids cannot be squatted; outsiders cannot tell which channels exist; a direct channel
+//! can be left; channels per creator are capped; the channel list is paged; a Keyknox push is
+//! stored once and within the owner's quota. (The server's resident memory under attack is
+//! measured on the real process in `crates/cli/tests/serve_ops.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
