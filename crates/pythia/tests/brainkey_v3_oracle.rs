@@ -6,7 +6,7 @@
 
 use rand_core::OsRng;
 use sealkit_pythia::v3::{self, DeblindFactor, IdentitySecret};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
 
 #[path = "../../../interop/python/oracle.rs"]
