@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 /// Besides the options' variables (whose values `--help` shows as `[env: NAME=value]`): the help

@@ -5,13 +5,11 @@
 //! identity and password (and across replicas) and differ otherwise; malformed points are 400,
 //! throttling is 429 with code 60007.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use common::*;
+use crate::common::*;
 use rand_core::OsRng;
 use sealkit_pythia::v3;
 use sealkit_server::store::sqlite::SqliteStore;
@@ -23,10 +21,8 @@ use std::sync::Arc;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const PATH: &str = "/brainkey/v3/harden";
 
-#[path = "../../../interop/python/oracle.rs"]
-mod oracle;
 
-use oracle::Oracle;
+use crate::oracle::Oracle;
 
 fn start_oracle() -> Option<Oracle> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

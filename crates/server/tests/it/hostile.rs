@@ -11,13 +11,11 @@
 //! `dm:` ids cannot be squatted; outsiders cannot tell which channels exist; a direct channel
 //! can be left; channels per creator are capped; the channel list is paged; a Keyknox push is
 //! stored once and within the owner's quota. (The server's resident memory under attack is
-//! measured on the real process in `crates/cli/tests/serve_ops.rs`.)
+//! measured on the real process in `crates/cli/tests/it/serve_ops.rs`.)
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::{harness_on, token, Harness};
+use crate::common::{harness_on, token, Harness};
 use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::sqlite::SqliteStore;
 use sealkit_server::store::Store;

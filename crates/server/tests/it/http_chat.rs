@@ -2,13 +2,11 @@
 //! paging, and WebSocket delivery (backlog, live, resume, removal), on SQLite and PostgreSQL,
 //! and across two replicas on one PostgreSQL database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
+use crate::common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sealkit_proto::chat::direct_channel_id;
 use sealkit_proto::chat::{codes, ServerFrame};

@@ -3,11 +3,9 @@
 //! `--token-command`, messages as base64 lines and as binary files, key backup and restore,
 //! groups, and one-line errors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::bin;
+use crate::common::bin;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;

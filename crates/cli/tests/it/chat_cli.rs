@@ -2,11 +2,9 @@
 //! `sealkit backend` (Virgil's sample backend endpoints), client options before the
 //! subcommand, and `sealkit chat` driven through stdin/stdout by two users.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::{bin, free_port, Server};
+use crate::common::{bin, free_port, Server};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};

@@ -3,11 +3,9 @@
 //! key rotation makes `user find` and `msg encrypt` fail with "changed" until bob accepts it
 //! (`--accept-change`) or verifies the new number. Pins survive `user cleanup`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::bin;
+use crate::common::bin;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

@@ -8,12 +8,10 @@
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! `SEALKIT_SKIP_INTEROP=1` skips the e3kit-node test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::node_peer::NodePeer;
-use common::*;
+use crate::common::node_peer::NodePeer;
+use crate::common::*;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

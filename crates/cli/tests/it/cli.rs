@@ -1,8 +1,6 @@
 //! The `sealkit` command as a user runs it: the interface of the crypto issue, exit codes, files
 //! that must not appear on failure, and round trips with the official npm packages.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
 use assert_cmd::Command;
 use base64::Engine as _;
 use std::fs;

@@ -6,11 +6,9 @@
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! each run creates its own database there. `SEALKIT_SKIP_INTEROP=1` skips the e3kit runs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::process::Command;

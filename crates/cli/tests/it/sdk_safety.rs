@@ -3,11 +3,9 @@
 //! uses their card (find_users, find_cached_users, encryption, chat send) fails with
 //! `ContactKeyChanged`, a received chat message is `SenderKeyChanged`, until accepted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sealkit::chat::{HistoryCursor, Verification};
 use sealkit::{EThree, EThreeOptions, Error, SafetyNumber};
 use sealkit_proto::JwtGenerator;

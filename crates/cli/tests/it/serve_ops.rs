@@ -2,11 +2,9 @@
 //! curl), a clean exit on SIGTERM, and logs that suit files and log shippers (no colour escapes
 //! when stderr is not a terminal; `--log-format json`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-
-use common::{bin, free_port, repo_root, SEALKIT_ENV};
+use crate::common::{bin, free_port, repo_root, SEALKIT_ENV};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,14 +1,12 @@
 //! The HTTP API in-process (router + SQLite in a temp dir): the card directory's rules, the JWT
 //! attack suite and bad input. Every rejection must be a 4xx with a `{code, message}` body.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
-use common::*;
+use crate::common::*;
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
 use serde_json::{json, Value};

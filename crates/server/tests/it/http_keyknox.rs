@@ -2,13 +2,11 @@
 //! 50010, empty answers for missing data, copies per recipient, brainkey determinism across
 //! blindings and throttling with code 60007.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use common::*;
+use crate::common::*;
 use rand_core::OsRng;
 use serde_json::{json, Value};
 

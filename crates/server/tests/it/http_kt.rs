@@ -3,16 +3,14 @@
 //! `/kt/v1` verify with `sealkit-kt` against the signed head; a swapped card, a tampered proof
 //! or a forged head does not.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use common::{assert_error, harness_on, harness_with, pg_url, token, Harness};
+use crate::common::{assert_error, harness_on, harness_with, pg_url, token, Harness};
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
 use sealkit_kt::{

@@ -4,14 +4,10 @@
 //! entry; and the backup is encrypted for the key the C library's client derives from the same
 //! password and server (`interop/python/brainkey_v3.py`, skipped with `SEALKIT_SKIP_INTEROP=1`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+use crate::common;
 
-mod common;
-#[path = "../../../interop/python/oracle.rs"]
-mod oracle;
-
-use common::*;
-use oracle::Oracle;
+use crate::common::*;
+use crate::oracle::Oracle;
 use sealkit::{BrainkeyVersion, EThree, EThreeOptions, Error};
 use sealkit_proto::JwtGenerator;
 use std::path::Path;

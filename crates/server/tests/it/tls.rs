@@ -3,9 +3,7 @@
 //! certificate while an established connection goes on; a broken file keeps the old one.
 //! Test certificates: `tests/data/tls/README.md`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
+use crate::common;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
