@@ -7,9 +7,9 @@
 
 use crate::common;
 
+use crate::common::*;
 use axum::http::StatusCode;
 use base64::Engine as _;
-use crate::common::*;
 use rand_core::OsRng;
 use sealkit_pythia::v3;
 use sealkit_server::store::sqlite::SqliteStore;
@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const PATH: &str = "/brainkey/v3/harden";
-
 
 use crate::oracle::Oracle;
 

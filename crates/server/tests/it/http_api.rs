@@ -3,10 +3,10 @@
 
 use crate::common;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
-use crate::common::*;
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
 use serde_json::{json, Value};

@@ -4,9 +4,9 @@
 
 use crate::common;
 
+use crate::common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
 use axum::http::StatusCode;
 use base64::Engine as _;
-use crate::common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sealkit_proto::chat::direct_channel_id;
 use sealkit_proto::chat::{codes, ServerFrame};

@@ -4,9 +4,9 @@
 
 use crate::common;
 
+use crate::common::*;
 use axum::http::StatusCode;
 use base64::Engine as _;
-use crate::common::*;
 use rand_core::OsRng;
 use serde_json::{json, Value};
 

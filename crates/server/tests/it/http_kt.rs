@@ -8,9 +8,9 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{assert_error, harness_on, harness_with, pg_url, token, Harness};
 use axum::http::StatusCode;
 use base64::Engine as _;
-use crate::common::{assert_error, harness_on, harness_with, pg_url, token, Harness};
 use rand_core::OsRng;
 use sealkit_crypto::{KeyType, PrivateKey};
 use sealkit_kt::{
