@@ -8,8 +8,6 @@
 //! PostgreSQL comes from `SEALKIT_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! `SEALKIT_SKIP_INTEROP=1` skips the e3kit-node test.
 
-use crate::common;
-
 use crate::common::node_peer::NodePeer;
 use crate::common::*;
 

@@ -4,8 +4,6 @@
 //! entry; and the backup is encrypted for the key the C library's client derives from the same
 //! password and server (`interop/python/brainkey_v3.py`, skipped with `SEALKIT_SKIP_INTEROP=1`).
 
-use crate::common;
-
 use crate::common::*;
 use crate::oracle::Oracle;
 use sealkit::{BrainkeyVersion, EThree, EThreeOptions, Error};

@@ -3,8 +3,6 @@
 //! uses their card (find_users, find_cached_users, encryption, chat send) fails with
 //! `ContactKeyChanged`, a received chat message is `SenderKeyChanged`, until accepted.
 
-use crate::common;
-
 use crate::common::*;
 use sealkit::chat::{HistoryCursor, Verification};
 use sealkit::{EThree, EThreeOptions, Error, SafetyNumber};

@@ -5,8 +5,6 @@
 //! identity and password (and across replicas) and differ otherwise; malformed points are 400,
 //! throttling is 429 with code 60007.
 
-use crate::common;
-
 use crate::common::*;
 use axum::http::StatusCode;
 use base64::Engine as _;

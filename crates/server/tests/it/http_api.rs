@@ -1,8 +1,6 @@
 //! The HTTP API in-process (router + SQLite in a temp dir): the card directory's rules, the JWT
 //! attack suite and bad input. Every rejection must be a 4xx with a `{code, message}` body.
 
-use crate::common;
-
 use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -2,8 +2,6 @@
 //! 50010, empty answers for missing data, copies per recipient, brainkey determinism across
 //! blindings and throttling with code 60007.
 
-use crate::common;
-
 use crate::common::*;
 use axum::http::StatusCode;
 use base64::Engine as _;
