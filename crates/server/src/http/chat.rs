@@ -205,18 +205,11 @@ async fn websocket(
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::MissingToken)?;
     let now = crate::now();
-    let caller = state.auth.verify(token, now).await?;
-    let upgrade = upgrade.map_err(|e| ServiceError::ChatInvalid(e.body_text()))?;
     // The connection lives no longer than its token would be accepted, so an application that
     // stops issuing tokens to a user also stops that user's live delivery.
-    let exp = sealkit_proto::Jwt::parse(token)
-        .map_err(|e| ServiceError::InvalidToken(e.to_string()))?
-        .claims()
-        .exp;
-    let valid_for = exp
-        .saturating_add(state.config.jwt_leeway_secs)
-        .saturating_sub(now)
-        .clamp(0, 365 * 24 * 3600);
+    let (caller, accepted_until) = state.auth.verify_with_expiry(token, now).await?;
+    let upgrade = upgrade.map_err(|e| ServiceError::ChatInvalid(e.body_text()))?;
+    let valid_for = accepted_until.saturating_sub(now).clamp(0, 365 * 24 * 3600);
     let expires = tokio::time::Instant::now() + Duration::from_secs(valid_for as u64);
     let slot = state
         .chat_sockets

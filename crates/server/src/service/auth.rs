@@ -34,7 +34,9 @@ const CACHE_MAX: usize = 50_000;
 pub struct Authenticator {
     store: Arc<dyn Store>,
     leeway: i64,
-    cache: Mutex<HashMap<[u8; 32], (Caller, i64)>>,
+    /// Per token digest: the caller, until when the entry may be used, and until when the
+    /// token itself is accepted (its `exp` plus the leeway).
+    cache: Mutex<HashMap<[u8; 32], (Caller, i64, i64)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -57,6 +59,16 @@ impl Authenticator {
 
     /// Verifies a token at time `now` (Unix seconds).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Caller, ServiceError> {
+        Ok(self.verify_with_expiry(token, now).await?.0)
+    }
+
+    /// Verifies a token like [`Self::verify`], and also says until when (Unix seconds) the token
+    /// will be accepted: its `exp` plus the leeway. A long-lived connection ends then.
+    pub async fn verify_with_expiry(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Caller, i64), ServiceError> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.cached(&digest, now) {
             return Ok(hit);
@@ -80,18 +92,15 @@ impl Authenticator {
                 .map_err(|e| ServiceError::InvalidToken(e.to_string()))?,
         };
         // Saturating: `exp` is the client's number, and may be i64::MAX.
-        let until = jwt
-            .claims()
-            .exp
-            .saturating_add(self.leeway)
-            .min(now.saturating_add(CACHE_TTL));
+        let accepted_until = jwt.claims().exp.saturating_add(self.leeway);
+        let until = accepted_until.min(now.saturating_add(CACHE_TTL));
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(digest, (caller.clone(), until));
+            cache.insert(digest, (caller.clone(), until, accepted_until));
         }
-        Ok(caller)
+        Ok((caller, accepted_until))
     }
 
     /// Verifies a token again without the cache, so a key revoked since it was last checked
@@ -104,10 +113,12 @@ impl Authenticator {
         self.verify(token, now).await
     }
 
-    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
+    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<(Caller, i64)> {
         let mut cache = self.cache.lock().ok()?;
         match cache.get(digest) {
-            Some((auth, until)) if *until >= now => Some(auth.clone()),
+            Some((auth, until, accepted_until)) if *until >= now => {
+                Some((auth.clone(), *accepted_until))
+            }
             Some(_) => {
                 cache.remove(digest);
                 None

@@ -270,13 +270,7 @@ impl HistoryQuery {
             .as_deref()
             .map(|v| parse_number("before", v))
             .transpose()?;
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_PAGE,
-            Some(v) => match parse_number("limit", v)? {
-                0 => return Err(invalid("limit must be at least 1")),
-                n => u32::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
-            },
-        };
+        let limit = parse_limit(self.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
         let cursor = match (after, before) {
             (Some(_), Some(_)) => return Err(invalid("give after or before, not both")),
             (Some(n), None) => HistoryCursor::After(n),
@@ -305,16 +299,20 @@ impl ChannelsQuery {
             .as_deref()
             .map(|id| ChannelId::new(id).map_err(invalid))
             .transpose()?;
-        let limit = match self.limit.as_deref() {
-            None => MAX_CHANNELS_PAGE,
-            Some(v) => match parse_number("limit", v)? {
-                0 => return Err(invalid("limit must be at least 1")),
-                n => u32::try_from(n)
-                    .unwrap_or(MAX_CHANNELS_PAGE)
-                    .min(MAX_CHANNELS_PAGE),
-            },
-        };
+        let limit = parse_limit(self.limit.as_deref(), MAX_CHANNELS_PAGE, MAX_CHANNELS_PAGE)?;
         Ok((after, limit))
+    }
+}
+
+/// A page size as received: absent means `default`, zero is refused, anything above `max` is
+/// served as `max` (a client asking for more than a page gets a full page, not an error).
+fn parse_limit(value: Option<&str>, default: u32, max: u32) -> Result<u32, ServiceError> {
+    match value {
+        None => Ok(default),
+        Some(v) => match parse_number("limit", v)? {
+            0 => Err(invalid("limit must be at least 1")),
+            n => Ok(u32::try_from(n).unwrap_or(max).min(max)),
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::listen::{self, notify};
 use super::sql::backend;
 use super::sql::chat::{self as sql, MembershipEdit};
-use super::PostgresStore;
+use super::{lock_pair, LockClass, PostgresStore};
 use crate::store::{
     rules, ChannelRecord, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
     NewChatMessage, Posted, StoreError, StoreResult,
@@ -52,12 +52,13 @@ impl ChatStore for PostgresStore {
         let (members, is_admin): (Vec<&str>, Vec<bool>) = members.into_iter().unzip();
         let mut tx = self.begin().await?;
         // Creations by one identity queue here, so each counts the ones before it.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 11))")
-            .bind(&channel.app_id)
-            .bind(channel.created_by.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        lock_pair(
+            &mut tx,
+            LockClass::ChannelCreator,
+            &channel.app_id,
+            channel.created_by.as_str(),
+        )
+        .await?;
         sql::check_creator_room(&mut tx, &channel.app_id, &channel.created_by, per_creator).await?;
         sql::insert_channel(&mut tx, &channel).await?;
         sqlx::query(

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::sql::{backend, keyknox as sql};
-use super::PostgresStore;
+use super::{lock_pair, LockClass, PostgresStore};
 use crate::store::{
     rules, KeyknoxAddress, KeyknoxStore, KeyknoxV1, KeyknoxV2Copy, KeyknoxV2Push, KeyknoxV2Reset,
     StoreResult,
@@ -44,12 +44,13 @@ impl KeyknoxStore for PostgresStore {
         let mut tx = self.begin().await?;
         // Pushes of one owner to different entries lock different rows; without this lock two
         // of them could each pass the quota check that counts the other's blob as absent.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 7))")
-            .bind(&push.address.app_id)
-            .bind(&push.address.owner)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        lock_pair(
+            &mut tx,
+            LockClass::KeyknoxOwner,
+            &push.address.app_id,
+            &push.address.owner,
+        )
+        .await?;
         let entry_id = sql::v2_claim_entry(&mut tx, &push).await?;
         let blob_id = sql::v2_store_blob(&mut tx, entry_id, &push).await?;
         // Deduplicated first: one upsert may not touch a row twice.

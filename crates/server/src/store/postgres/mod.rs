@@ -175,6 +175,34 @@ impl PostgresStore {
 }
 
 /// Schema names are spliced into SQL, so only a safe subset is accepted.
+/// What a transaction-scoped advisory lock of [`lock_pair`] serialises; the number keeps the
+/// classes apart when two of them lock the same pair of strings.
+#[derive(Clone, Copy)]
+enum LockClass {
+    /// Keyknox v2 pushes of one owner (the quota is a sum over the owner's entries).
+    KeyknoxOwner = 7,
+    /// Channel creations of one identity (the per-creator cap counts the ones before).
+    ChannelCreator = 11,
+}
+
+/// Takes the transaction-scoped advisory lock of `(class, a, b)`: concurrent transactions on
+/// every replica that ask for the same triple queue here until the holder commits or rolls back.
+async fn lock_pair(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    class: LockClass,
+    a: &str,
+    b: &str,
+) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, $3))")
+        .bind(a)
+        .bind(b)
+        .bind(class as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
 fn check_schema_name(schema: &str) -> StoreResult<()> {
     let mut chars = schema.chars();
     let valid = chars
