@@ -27,6 +27,10 @@ keys X25519 (32 bytes each), as e3kit uses them. Sessions live in the process, n
 Failures answer {"error": "...", "status": vscr_status_t code} (e.g. -13 for a missing skipped
 message key), so tests can match them with sealkit_ratchet::Error.
 
+`seeds DIR` writes the committed fuzz seeds (DIR is fuzz/seeds): C-made messages to
+DIR/ratchet_message (for the keys that crates/ratchet/src/fuzzing.rs `decrypt` uses, so that they
+get past the session start) and C-made session states to DIR/ratchet_session.
+
 `bench` times encrypt and decrypt per message in the C library (one 100-byte message each way,
 alternating senders), for comparison with `cargo bench -p sealkit-ratchet`.
 """
@@ -339,9 +343,49 @@ def bench(messages):
                       "decrypt_us": round(dec / messages * 1e6, 1)}))
 
 
+def write_seeds(root):
+    """Fuzz seeds made by the C library (see the module docs)."""
+    def ed25519_public(seed):
+        return bytes(_provider.export_public_key(private_key("ed25519", seed).extract_public_key())[-32:])
+
+    def x25519_public(raw):
+        return bytes(_provider.export_public_key(private_key("x25519", raw).extract_public_key())[-32:])
+
+    # The fixed keys of sealkit_ratchet::fuzzing::decrypt.
+    alice_seed, bob_seed, long_term, one_time = (bytes([i]) * 32 for i in (1, 2, 3, 4))
+    alice_pub, bob_pub = ed25519_public(alice_seed), ed25519_public(bob_seed)
+    ids = [bytes([i]) * 8 for i in (1, 2, 3, 4)]
+    messages, sessions = {}, {}
+    alice = initiate(alice_seed, ids[0], bob_pub, ids[1], x25519_public(long_term), ids[2],
+                     x25519_public(one_time), ids[3])
+    messages["c-prekey-one-time"] = encrypt(alice, b"first")
+    messages["c-prekey-second"] = encrypt(alice, b"second" * 40)
+    sessions["c-initiator-pending"] = serialize(alice)
+    bob = respond(alice_pub, bob_seed, long_term, one_time, messages["c-prekey-second"])
+    sessions["c-responder-new"] = serialize(bob)
+    decrypt(bob, messages["c-prekey-second"])
+    messages["c-regular-reply"] = encrypt(bob, b"reply")
+    decrypt(alice, messages["c-regular-reply"])
+    messages["c-regular-second-chain"] = encrypt(alice, b"")
+    encrypt(alice, b"skipped")
+    messages["c-regular-after-gap"] = encrypt(alice, b"x" * 300)
+    decrypt(bob, messages["c-regular-after-gap"])
+    sessions["c-responder-with-skipped-keys"] = serialize(bob)
+    sessions["c-initiator-established"] = serialize(alice)
+    no_one_time = initiate(alice_seed, ids[0], bob_pub, ids[1], x25519_public(long_term), ids[2])
+    messages["c-prekey-no-one-time"] = encrypt(no_one_time, b"no one-time key")
+    for sub, items in (("ratchet_message", messages), ("ratchet_session", sessions)):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+        for name, value in items.items():
+            with open(os.path.join(root, sub, name + ".bin"), "wb") as fh:
+                fh.write(value)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "stdio":
         serve()
+    elif len(sys.argv) == 3 and sys.argv[1] == "seeds":
+        write_seeds(sys.argv[2])
     elif len(sys.argv) >= 2 and sys.argv[1] == "bench":
         bench(int(sys.argv[2]) if len(sys.argv) > 2 else 2000)
     else:

@@ -47,3 +47,84 @@ fn hostile_inputs_do_not_panic() {
         fuzzing::decrypt(input);
     }
 }
+
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds")
+            .join(target)
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The committed seeds are C-made (see `interop/python/ratchet.py seeds`): they also serve as
+/// offline interop vectors, and the message seeds must open with the fixed keys of
+/// `fuzzing::decrypt`, or that target would never get past the session start.
+#[test]
+fn c_made_seeds_are_real_vectors() {
+    use sealkit_ratchet::x25519_dalek::StaticSecret;
+    use sealkit_ratchet::{IdentityPrivateKey, IdentityPublicKey, Message, Session};
+
+    let alice = IdentityPrivateKey::from_ed25519_seed(&[1; 32]);
+    let alice_public = IdentityPublicKey::from_x25519_bytes(alice.x25519_public_key().to_bytes());
+    let bob = IdentityPrivateKey::from_ed25519_seed(&[2; 32]);
+    let (long_term, one_time) = (StaticSecret::from([3; 32]), StaticSecret::from([4; 32]));
+    for (name, uses_one_time, plaintext) in [
+        ("c-prekey-one-time.bin", true, b"first".to_vec()),
+        ("c-prekey-second.bin", true, b"second".repeat(40)),
+        (
+            "c-prekey-no-one-time.bin",
+            false,
+            b"no one-time key".to_vec(),
+        ),
+    ] {
+        let bytes = seed("ratchet_message", name);
+        let message = Message::decode(&bytes).unwrap();
+        assert_eq!(message.encode(), bytes, "{name}");
+        let mut session = Session::respond(
+            &alice_public,
+            &bob,
+            &long_term,
+            uses_one_time.then_some(&one_time),
+            &message,
+        )
+        .unwrap();
+        assert_eq!(
+            session.decrypt(&message).unwrap().as_slice(),
+            &plaintext[..],
+            "{name}"
+        );
+    }
+    // The C responder's state after the second prekey message continues in Rust.
+    let mut bob_session =
+        Session::deserialize(&seed("ratchet_session", "c-responder-new.bin")).unwrap();
+    let second = Message::decode(&seed("ratchet_message", "c-prekey-second.bin")).unwrap();
+    assert_eq!(
+        bob_session.decrypt(&second).unwrap().as_slice(),
+        &b"second".repeat(40)[..]
+    );
+    let first = Message::decode(&seed("ratchet_message", "c-prekey-one-time.bin")).unwrap();
+    assert_eq!(bob_session.decrypt(&first).unwrap().as_slice(), b"first");
+    // C states re-encode byte for byte.
+    for name in [
+        "c-initiator-pending.bin",
+        "c-responder-new.bin",
+        "c-responder-with-skipped-keys.bin",
+        "c-initiator-established.bin",
+    ] {
+        let bytes = seed("ratchet_session", name);
+        let session = Session::deserialize(&bytes).unwrap();
+        assert_eq!(session.serialize().as_slice(), &bytes[..], "{name}");
+    }
+    let with_skipped = Session::deserialize(&seed(
+        "ratchet_session",
+        "c-responder-with-skipped-keys.bin",
+    ))
+    .unwrap();
+    assert_eq!(
+        with_skipped.skipped_key_count(),
+        2,
+        "the skipped second-chain messages"
+    );
+}
