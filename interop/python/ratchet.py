@@ -31,8 +31,9 @@ message key), so tests can match them with sealkit_ratchet::Error.
 DIR/ratchet_message (for the keys that crates/ratchet/src/fuzzing.rs `decrypt` uses, so that they
 get past the session start) and C-made session states to DIR/ratchet_session.
 
-`bench` times encrypt and decrypt per message in the C library (one 100-byte message each way,
-alternating senders), for comparison with `cargo bench -p sealkit-ratchet`.
+`bench [MESSAGES]` times encrypt and decrypt per 100-byte message in the C library, in one
+direction and with alternating senders, for comparison with `cargo bench -p sealkit-ratchet`
+on the same machine.
 """
 import binascii
 import ctypes
@@ -315,32 +316,34 @@ def serve():
 
 
 def bench(messages):
-    """Per-message encrypt and decrypt times of the C library, in microseconds."""
+    """Per-message encrypt and decrypt times of the C library, in microseconds: one direction
+    (same chain) and alternating directions (a DH ratchet step each message)."""
     seeds = [bytes([i]) * 32 for i in (1, 2, 3)]
-    alice_id, bob_id = private_key("ed25519", seeds[0]), private_key("ed25519", seeds[1])
     export = _provider.export_public_key
-    alice_pub = export(alice_id.extract_public_key())[-32:]
-    bob_pub = export(bob_id.extract_public_key())[-32:]
-    long_term = private_key("x25519", seeds[2])
-    long_term_pub = export(long_term.extract_public_key())[-32:]
-    alice = initiate(seeds[0], b"a" * 8, bytes(bob_pub), b"b" * 8, bytes(long_term_pub), b"l" * 8)
+    alice_pub = bytes(export(private_key("ed25519", seeds[0]).extract_public_key())[-32:])
+    bob_pub = bytes(export(private_key("ed25519", seeds[1]).extract_public_key())[-32:])
+    long_term_pub = bytes(export(private_key("x25519", seeds[2]).extract_public_key())[-32:])
+    alice = initiate(seeds[0], b"a" * 8, bob_pub, b"b" * 8, long_term_pub, b"l" * 8)
     first = encrypt(alice, b"hello")
-    bob = respond(bytes(alice_pub), seeds[1], seeds[2], None, first)
+    bob = respond(alice_pub, seeds[1], seeds[2], None, first)
     decrypt(bob, first)
+    decrypt(alice, encrypt(bob, b"hi"))
     plaintext = os.urandom(100)
-    enc = dec = 0.0
-    for i in range(messages):
-        sender, receiver = (alice, bob) if i % 2 == 0 else (bob, alice)
-        t0 = time.perf_counter()
-        message = encrypt(sender, plaintext)
-        t1 = time.perf_counter()
-        decrypt(receiver, message)
-        t2 = time.perf_counter()
-        enc += t1 - t0
-        dec += t2 - t1
-    print(json.dumps({"library": "libvsc_ratchet (ctypes)", "messages": messages,
-                      "encrypt_us": round(enc / messages * 1e6, 1),
-                      "decrypt_us": round(dec / messages * 1e6, 1)}))
+    result = {"library": "libvsc_ratchet 0.23.1 via ctypes (includes Python call overhead)",
+              "messages": messages}
+    for mode in ("same_chain", "alternating"):
+        enc = dec = 0.0
+        for i in range(messages):
+            sender, receiver = (alice, bob) if mode == "same_chain" or i % 2 == 0 else (bob, alice)
+            t0 = time.perf_counter()
+            message = encrypt(sender, plaintext)
+            t1 = time.perf_counter()
+            decrypt(receiver, message)
+            t2 = time.perf_counter()
+            enc += t1 - t0
+            dec += t2 - t1
+        result[mode] = {"encrypt_us": round(enc / messages * 1e6, 1), "decrypt_us": round(dec / messages * 1e6, 1)}
+    print(json.dumps(result))
 
 
 def write_seeds(root):

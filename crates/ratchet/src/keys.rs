@@ -76,6 +76,9 @@ impl IdentityPrivateKey {
     }
 }
 
+// The only field, a `StaticSecret`, zeroizes itself on drop.
+impl zeroize::ZeroizeOnDrop for IdentityPrivateKey {}
+
 impl fmt::Debug for IdentityPrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdentityPrivateKey")
@@ -135,6 +138,8 @@ pub(crate) fn agree(secret: &StaticSecret, public: &PublicKey) -> Result<Zeroizi
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     #[test]

@@ -265,6 +265,8 @@ impl Message {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn sample(prekey: bool) -> Message {

@@ -68,6 +68,10 @@ pub struct Session {
     skipped: SkippedKeys,
 }
 
+// Every secret field zeroizes itself on drop: the chain private key (`StaticSecret`), the root,
+// chain and skipped-message keys (`SymmetricKey`).
+impl zeroize::ZeroizeOnDrop for Session {}
+
 impl core::fmt::Debug for Session {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
@@ -268,9 +272,12 @@ impl Session {
     fn ratchet_decrypt(&mut self, message: &Message) -> Result<Zeroizing<Vec<u8>>> {
         let header = *message.header();
         let key_id = KeyId::of_public_key(&header.public_key);
-        let current = self.receiver_chain.as_ref().filter(|c| c.key_id == key_id);
+        let current = self.receiver_chain.as_mut().filter(|c| c.key_id == key_id);
 
-        if current.is_none_or(|c| c.chain_key.index > header.counter) {
+        if current
+            .as_ref()
+            .is_none_or(|c| c.chain_key.index > header.counter)
+        {
             match self.skipped.find(&key_id, header.counter) {
                 Some(message_key) => {
                     let plaintext =
@@ -283,11 +290,7 @@ impl Session {
             }
         }
 
-        if current.is_some() {
-            let chain = self
-                .receiver_chain
-                .as_mut()
-                .ok_or(Error::SenderChainMissing)?;
+        if let Some(chain) = current {
             let plaintext = decrypt_with_chain(&chain.chain_key, message)?;
             // Infallible from here: counter < u32::MAX was checked by decrypt_with_chain.
             store_skipped_keys(&mut self.skipped, chain, header.counter);
