@@ -126,3 +126,32 @@ fn c_made_seeds_are_real_vectors() {
     // and 1 of her second chain.
     assert_eq!(with_skipped.skipped_key_count(), 3);
 }
+
+/// Every seed with each byte changed (and cut at each position) through the parsers, and a
+/// sample of those through the decrypt entry point: a small, deterministic fuzz run on every
+/// test run, on top of the committed seeds.
+#[test]
+fn mutated_seeds_do_not_panic() {
+    for (target, entry) in [
+        ("ratchet_message", fuzzing::message as fn(&[u8])),
+        ("ratchet_session", fuzzing::session),
+    ] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds")
+            .join(target);
+        for file in std::fs::read_dir(&dir).unwrap().flatten() {
+            let original = std::fs::read(file.path()).unwrap();
+            for i in 0..original.len() {
+                let mut mutated = original.clone();
+                mutated[i] ^= 0x55;
+                entry(&mutated);
+                mutated[i] = 0xff;
+                entry(&mutated);
+                entry(&original[..i]);
+                if target == "ratchet_message" && i % 16 == 0 {
+                    fuzzing::decrypt(&mutated);
+                }
+            }
+        }
+    }
+}
