@@ -27,7 +27,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FUZZ_DIR/target}"
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
 TIMEOUT="${FUZZ_TIMEOUT:-10}"
 
-ALL_TARGETS=(message_info decrypt key_der key_text signature footer ecies group_message pythia_g1 pythia_g2 pythia_gt pythia_proof jwt card request_body chat_frame)
+ALL_TARGETS=(message_info decrypt key_der key_text signature footer ecies group_message pythia_g1 pythia_g2 pythia_gt pythia_proof jwt card request_body chat_frame ratchet_message ratchet_session ratchet_decrypt)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else

@@ -34,7 +34,13 @@ inputs for what the captures lack:
     chat_frame     hand-made WebSocket frames, client and server
 
 Every proto corpus also gets the committed seeds of fuzz/seeds/<target>/ (replayed by
-crates/proto/tests/fuzz_regressions.rs).
+crates/proto/tests/fuzz_regressions.rs). The ratchet targets get only committed seeds, made by
+Virgil's C library (interop/python/ratchet.py seeds fuzz/seeds; replayed by
+crates/ratchet/tests/it/fuzz_seeds.rs):
+
+    ratchet_message   messages, prekey and regular
+    ratchet_session   serialized sessions
+    ratchet_decrypt   the message seeds again (made for that target's fixed keys)
 
 Standard library only. Deterministic: the same vectors give the same files.
 """
@@ -58,8 +64,13 @@ DEFAULT_OUT = os.path.join(HERE, 'corpus')
 DEFAULT_CAPTURES = os.path.join(HERE, '..', '..', 'shared', 'captures')
 COMMITTED_SEEDS = os.path.join(HERE, 'seeds')
 PROTO_TARGETS = ['jwt', 'card', 'request_body', 'chat_frame']
+# sealkit-ratchet targets: seeded only from committed files made by Virgil's C library
+# (interop/python/ratchet.py seeds fuzz/seeds); ratchet_decrypt reads the message seeds.
+RATCHET_SEEDS = {'ratchet_message': 'ratchet_message', 'ratchet_session': 'ratchet_session',
+                 'ratchet_decrypt': 'ratchet_message'}
 TARGETS = ['message_info', 'decrypt', 'key_der', 'key_text', 'signature', 'footer', 'ecies',
-           'group_message', 'pythia_g1', 'pythia_g2', 'pythia_gt', 'pythia_proof'] + PROTO_TARGETS
+           'group_message', 'pythia_g1', 'pythia_g2', 'pythia_gt', 'pythia_proof'] + PROTO_TARGETS \
+    + list(RATCHET_SEEDS)
 
 # The first byte of a `request_body` input selects the type (crates/proto/src/fuzzing.rs).
 BODY_SEARCH, BODY_V1_PUSH, BODY_V2_PUSH, BODY_V2_PULL, BODY_V2_KEYS, BODY_V2_RESET = range(6)
@@ -575,8 +586,8 @@ def collect_proto(captures_dir, seeds):
     ]
     seeds['chat_frame'].extend(json.dumps(f, separators=(',', ':')).encode() for f in frames)
 
-    for target in PROTO_TARGETS:
-        committed = os.path.join(COMMITTED_SEEDS, target)
+    for target, source in [(t, t) for t in PROTO_TARGETS] + list(RATCHET_SEEDS.items()):
+        committed = os.path.join(COMMITTED_SEEDS, source)
         for name in sorted(os.listdir(committed)) if os.path.isdir(committed) else []:
             with open(os.path.join(committed, name), 'rb') as fh:
                 seeds[target].append(fh.read())
