@@ -1,6 +1,7 @@
-//! The brainkey v3 oracle for Rust tests: Virgil's C library (PyPI `virgil-crypto-lib`, in the
-//! virtualenv that `interop/python/setup.sh` makes) behind `interop/python/brainkey_v3.py stdio`,
-//! one JSON request and one JSON answer per line. Test crates include this file with
+//! The Python oracles for Rust tests: Virgil's C library (PyPI `virgil-crypto-lib`, in the
+//! virtualenv that `interop/python/setup.sh` makes) behind a script of `interop/python/` run as
+//! `SCRIPT stdio`, one JSON request and one JSON answer per line (`brainkey_v3.py` by default,
+//! `ratchet.py` for the double ratchet). Test crates include this file with
 //! `#[path = ".../interop/python/oracle.rs"] mod oracle;`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -22,6 +23,11 @@ impl Oracle {
     /// skipped). `repo` is the repository's root. A missing virtualenv fails the test with the
     /// command that makes it.
     pub fn start(repo: &Path, what: &str) -> Option<Self> {
+        Self::start_script(repo, "brainkey_v3.py", what)
+    }
+
+    /// Starts `interop/python/<script> stdio`, skipped and located like [`Oracle::start`].
+    pub fn start_script(repo: &Path, script: &str, what: &str) -> Option<Self> {
         if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
             eprintln!("SEALKIT_SKIP_INTEROP is set: skipping {what}");
             return None;
@@ -36,7 +42,7 @@ impl Oracle {
             python.display()
         );
         let mut child = Command::new(python)
-            .arg(repo.join("interop/python/brainkey_v3.py"))
+            .arg(repo.join("interop/python").join(script))
             .arg("stdio")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -51,12 +57,17 @@ impl Oracle {
         })
     }
 
-    /// One request; its answer, which must not be an error. Blocks until the oracle answers.
-    pub fn call(&mut self, request: Value) -> Value {
+    /// One request and its answer, whatever it says. Blocks until the oracle answers.
+    pub fn exchange(&mut self, request: &Value) -> Value {
         writeln!(self.stdin, "{request}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        let answer: Value = serde_json::from_str(&line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// One request; its answer, which must not be an error. Blocks until the oracle answers.
+    pub fn call(&mut self, request: Value) -> Value {
+        let answer = self.exchange(&request);
         assert!(answer.get("error").is_none(), "{request} -> {answer}");
         answer
     }

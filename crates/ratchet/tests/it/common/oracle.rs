@@ -3,20 +3,17 @@
 //! and skipped like `interop/python/oracle.rs`: `SEALKIT_PY_VENV`, `SEALKIT_SKIP_INTEROP`).
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::path::Path;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
 
 use super::{Party, UserKeys};
 
-pub struct Oracle {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+#[path = "../../../../../interop/python/oracle.rs"]
+mod python;
+
+pub struct Oracle(python::Oracle);
 
 pub type Shared = Rc<RefCell<Oracle>>;
 
@@ -24,42 +21,14 @@ impl Oracle {
     /// The running oracle, or `None` when `SEALKIT_SKIP_INTEROP` is set. A missing virtualenv
     /// fails the test with the command that makes it.
     pub fn start(what: &str) -> Option<Shared> {
-        if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
-            eprintln!("SEALKIT_SKIP_INTEROP is set: skipping {what}");
-            return None;
-        }
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let venv = std::env::var_os("SEALKIT_PY_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join("interop/python/.venv"));
-        let python = venv.join("bin/python");
-        assert!(
-            python.is_file(),
-            "{} is missing: run interop/python/setup.sh (or set SEALKIT_SKIP_INTEROP=1)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(repo.join("interop/python/ratchet.py"))
-            .arg("stdio")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Some(Rc::new(RefCell::new(Self {
-            child,
-            stdin,
-            stdout,
-        })))
+        let oracle = python::Oracle::start_script(&repo, "ratchet.py", what)?;
+        Some(Rc::new(RefCell::new(Self(oracle))))
     }
 
     /// One request; its answer or the C status code of its failure.
     pub fn try_call(&mut self, request: Value) -> Result<Value, i64> {
-        writeln!(self.stdin, "{request}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let answer = self.0.exchange(&request);
         match answer.get("status") {
             Some(status) => Err(status.as_i64().unwrap()),
             None => Ok(answer),
@@ -73,15 +42,8 @@ impl Oracle {
     }
 }
 
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn bytes(answer: &Value, key: &str) -> Vec<u8> {
-    hex::decode(answer[key].as_str().unwrap()).unwrap()
+    python::Oracle::bytes(answer, key)
 }
 
 /// A session held by the C library.
