@@ -240,9 +240,10 @@ async function show(id) {
   $('older').hidden = !entry.more;
   setComposer(!entry.removed);
   renderChannelList();
-  document.body.dataset.channel = id;
   if (!entry.removed) await refreshMembers();
   entry.list.scrollTop = entry.list.scrollHeight;
+  // Last: scripts wait for it to know the channel, its history and its members are shown.
+  document.body.dataset.channel = id;
 }
 
 function setComposer(enabled) {

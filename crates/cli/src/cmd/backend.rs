@@ -192,7 +192,10 @@ async fn web_config(State(backend): State<Arc<Backend>>) -> Response {
         .into_response()
 }
 
-fn web_asset(content_type: &'static str, body: &'static [u8]) -> axum::routing::MethodRouter<Arc<Backend>> {
+fn web_asset(
+    content_type: &'static str,
+    body: &'static [u8],
+) -> axum::routing::MethodRouter<Arc<Backend>> {
     get(move || async move {
         (
             [

@@ -133,7 +133,8 @@ impl BrowserPeer {
 
     /// Waits until `page` shows `text` from `sender`, and checks that it is marked verified.
     fn expect_verified(&mut self, page: &str, sender: &str, text: &str) {
-        let shown = self.call(json!({"cmd": "wait_message", "page": page, "sender": sender, "text": text}));
+        let shown =
+            self.call(json!({"cmd": "wait_message", "page": page, "sender": sender, "text": text}));
         let message = shown["messages"]
             .as_array()
             .unwrap()
@@ -321,7 +322,9 @@ async fn web_chat_in_headless_chromium() {
         assert_eq!(m["verified"], "false", "{m}");
         assert_eq!(m["status"], "not-for-me", "{m}");
         assert!(
-            plaintexts.iter().all(|p| !m["text"].as_str().unwrap().contains(p)),
+            plaintexts
+                .iter()
+                .all(|p| !m["text"].as_str().unwrap().contains(p)),
             "{m}"
         );
     }
@@ -340,9 +343,15 @@ async fn web_chat_in_headless_chromium() {
     web.call(json!({"cmd": "login", "page": "alice", "identity": "alice"}));
     web.call(json!({"cmd": "join", "page": "alice", "channel": "general"}));
     let history = web.messages("alice");
-    let texts: Vec<&str> = history.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = history
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, plaintexts, "{history:?}");
-    assert!(history.iter().all(|m| m["verified"] == "true"), "{history:?}");
+    assert!(
+        history.iter().all(|m| m["verified"] == "true"),
+        "{history:?}"
+    );
     let members = web.call(json!({"cmd": "members", "page": "alice"}));
     assert_eq!(members["members"], json!(["alice", "bob", "carol", "dave"]));
 
@@ -362,10 +371,7 @@ async fn web_chat_in_headless_chromium() {
     }
     assert_eq!(carol_got, plaintexts[4..7]);
     let dave_sees = web.messages("dave");
-    assert!(
-        dave_sees.iter().all(|m| m["text"] != text),
-        "{dave_sees:?}"
-    );
+    assert!(dave_sees.iter().all(|m| m["text"] != text), "{dave_sees:?}");
     // A direct channel with the terminal user, both ways.
     web.call(json!({"cmd": "dm", "page": "alice", "other": "bob"}));
     let text = "psst bob, directly: hellebore";
@@ -381,7 +387,9 @@ async fn web_chat_in_headless_chromium() {
 
     if let Some(path) = std::env::var_os("SEALKIT_WEB_SCREENSHOT") {
         web.call(json!({"cmd": "show", "page": "alice", "channel": "general"}));
-        let path = std::path::absolute(path).unwrap();
+        // Relative to the repository (cargo runs tests in the crate's directory).
+        let path = repo_root().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         web.call(json!({"cmd": "screenshot", "page": "alice", "path": path}));
     }
     let errors = web.page_errors();
@@ -411,7 +419,11 @@ async fn web_chat_in_headless_chromium() {
     let mut sorted = seqs.clone();
     sorted.dedup();
     assert_eq!(seqs, sorted, "order or repeats: {after:?}");
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "gaps: {after:?}");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "gaps: {after:?}"
+    );
 
     // Only the connection failures of the restart, nothing from the page's own code.
     let errors = web.page_errors();
