@@ -372,6 +372,69 @@ async fn web_chat_in_headless_chromium() {
     assert_eq!(carol_got, plaintexts[4..7]);
     let dave_sees = web.messages("dave");
     assert!(dave_sees.iter().all(|m| m["text"] != text), "{dave_sees:?}");
+    // Forgeries the page must flag, like the Rust SDK: carol posts a message signed by
+    // mallory's key (bad signature), and ghost, who has no card, posts one (unknown sender).
+    let (mallory, _) = sdk_user(&url, &creds, "mallory", dir.path()).await;
+    let alice_card = mallory.find_user("alice").await.unwrap();
+    let forged = mallory
+        .auth_encrypt(b"forged: belladonna", &[&alice_card])
+        .await
+        .unwrap();
+    let forged = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, forged);
+    let version = carol.channel("general").await.unwrap().member_version;
+    let generator = backend(&creds);
+    let raw = |identity: &str, method: &str, path: &str, body: Value| {
+        let jwt = generator.generate(identity, now()).unwrap().to_string();
+        ureq::request(method, &format!("{url}{path}"))
+            .set("Authorization", &format!("Virgil {jwt}"))
+            .send_json(body)
+            .unwrap()
+    };
+    let post = json!({"client_id": "forged-1", "ciphertext": forged, "member_version": version});
+    raw("carol", "POST", "/chat/v1/channels/general/messages", post);
+    raw(
+        "ghost",
+        "POST",
+        "/chat/v1/channels/general/members",
+        json!({"identity": "ghost"}),
+    );
+    let version = carol.channel("general").await.unwrap().member_version;
+    let post = json!({"client_id": "forged-2", "ciphertext": forged, "member_version": version});
+    raw("ghost", "POST", "/chat/v1/channels/general/messages", post);
+    bob.expect("[general] carol ⚠ UNVERIFIED");
+    bob.expect("[general] ghost ⚠ UNVERIFIED");
+    let deadline = Instant::now() + PEER_TIMEOUT;
+    let flagged = loop {
+        let shown = web.messages("alice");
+        let flagged: Vec<(String, String, String)> = shown
+            .iter()
+            .filter(|m| {
+                m["sender"] == "ghost" || m["text"].as_str().unwrap().contains("UNVERIFIED")
+            })
+            .map(|m| {
+                let field = |k: &str| m[k].as_str().unwrap().to_owned();
+                (field("sender"), field("status"), field("verified"))
+            })
+            .collect();
+        if flagged.len() == 2 || Instant::now() > deadline {
+            assert!(
+                shown
+                    .iter()
+                    .all(|m| !m["text"].as_str().unwrap().contains("belladonna")),
+                "{shown:?}"
+            );
+            break flagged;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let expected = [("carol", "bad-signature"), ("ghost", "unknown-sender")]
+        .map(|(s, st)| (s.to_owned(), st.to_owned(), "false".to_owned()));
+    assert_eq!(flagged, expected);
+    for _ in 0..2 {
+        let m = next_message(&mut carol_stream).await;
+        assert!(m.body.is_none(), "{m:?}");
+    }
+
     // A direct channel with the terminal user, both ways.
     web.call(json!({"cmd": "dm", "page": "alice", "other": "bob"}));
     let text = "psst bob, directly: hellebore";
@@ -441,6 +504,7 @@ async fn web_chat_in_headless_chromium() {
 
     // No plaintext in anything the server wrote.
     drop(server);
+    plaintexts.push("forged: belladonna");
     for text in &plaintexts {
         let hits = files_containing(&data, text.as_bytes());
         assert!(hits.is_empty(), "{text:?} in {hits:?}");
