@@ -180,14 +180,14 @@ async function labelOf(channel) {
 async function track(channel) {
   let entry = state.channels.get(channel.id);
   if (!entry) {
-    entry = { channel, label: await labelOf(channel), unread: 0, oldest: null, more: false, elements: new Map(), list: document.createElement('ol') };
+    entry = { channel, label: channel.id, unread: 0, oldest: null, more: false, elements: new Map(), list: document.createElement('ol') };
     state.channels.set(channel.id, entry);
-    // History first, then live messages after the last one shown.
-    const page = await state.chat.history(channel.id, { limit: 50 });
-    for (const m of page.messages) addMessage(entry, m);
-    entry.more = page.more;
-    const last = page.messages.length ? page.messages[page.messages.length - 1].message.seq : channel.last_seq;
-    state.stream.subscribe(channel.id, last);
+    // Callers that find the entry while its first page loads (the channel poll and a join at
+    // the same time) wait for it too.
+    entry.loaded = loadFirstPage(entry).catch((e) => {
+      state.channels.delete(channel.id);
+      throw e;
+    });
   } else {
     entry.channel = channel;
     entry.removed = false;
@@ -196,7 +196,20 @@ async function track(channel) {
       state.stream.subscribe(channel.id, last);
     }
   }
+  await entry.loaded;
   return entry;
+}
+
+/** History first (the newest page), then live messages after the last one shown. */
+async function loadFirstPage(entry) {
+  const { channel } = entry;
+  entry.label = await labelOf(channel);
+  const page = await state.chat.history(channel.id, { limit: 50 });
+  for (const m of page.messages) addMessage(entry, m);
+  entry.more = page.more;
+  if (state.current === channel.id) $('older').hidden = !entry.more;
+  const last = page.messages.length ? page.messages[page.messages.length - 1].message.seq : channel.last_seq;
+  state.stream.subscribe(channel.id, last);
 }
 
 async function refreshChannels() {

@@ -154,6 +154,13 @@ const commands = {
   async messages({ page }) {
     return { messages: await messages(get(page)) };
   },
+  async older({ page }) {
+    const p = get(page);
+    const before = (await messages(p)).length;
+    await p.click('#older');
+    await until(p, "return document.querySelectorAll('#messages .message').length > a", before);
+    return { messages: await messages(p), more: await p.$eval('#older', (e) => !e.hidden) };
+  },
   async members({ page }) {
     return { members: await get(page).$$eval('#members li.member', (els) => els.map((e) => e.dataset.identity)) };
   },

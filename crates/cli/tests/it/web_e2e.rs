@@ -488,7 +488,32 @@ async fn web_chat_in_headless_chromium() {
         "gaps: {after:?}"
     );
 
-    // Only the connection failures of the restart, nothing from the page's own code.
+    // History paging: a reloaded page shows the newest 50, and "Load older" the rest.
+    for i in 0..45 {
+        carol
+            .send_text("general", &format!("bulk message {i}"))
+            .await
+            .unwrap();
+    }
+    plaintexts.push("bulk message 44");
+    let total = seqs.len() as i64 + 45;
+    web.call(json!({"cmd": "reload", "page": "alice"}));
+    web.call(json!({"cmd": "login", "page": "alice", "identity": "alice"}));
+    web.call(json!({"cmd": "join", "page": "alice", "channel": "general"}));
+    let newest = web.messages("alice");
+    assert_eq!(newest.len(), 50);
+    assert_eq!(newest[0]["seq"], total - 49);
+    let older = web.call(json!({"cmd": "older", "page": "alice"}));
+    let all: Vec<i64> = older["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(all, (1..=total).collect::<Vec<_>>());
+    assert_eq!(older["more"], false);
+
+    // Since the restart: only its connection failures, nothing from the page's own code.
     let errors = web.page_errors();
     let unexpected: Vec<&Value> = errors
         .iter()
