@@ -358,7 +358,7 @@ function addMessage(entry, received) {
   const li = document.createElement('li');
   li.className = 'message';
   li.dataset.sender = message.sender;
-  li.dataset.verified = String(verified && text !== null);
+  li.dataset.verified = String(verified);
   li.dataset.status = status;
   li.dataset.seq = String(message.seq);
   const sender = document.createElement('span');
