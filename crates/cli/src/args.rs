@@ -47,7 +47,8 @@ pub(crate) enum Command {
     ///
     /// POST /authenticate {"identity"} answers {"authToken"}; GET /virgil-jwt with
     /// `Authorization: Bearer <authToken>` answers {"virgilToken"}, minted with
-    /// --app-credentials.
+    /// --app-credentials. It also serves the demo web chat at / (open it in a browser), which
+    /// talks to the Sealkit server of --server.
     ///
     /// WARNING: DEMO LOGIN, NO PASSWORD. Anyone who can reach it gets a token for ANY identity
     /// of the application. Tutorials and local tests only; in production your own backend mints

@@ -6,6 +6,10 @@
 //! `POST /authenticate {"identity"}` → `{"authToken"}`, then `GET /virgil-jwt` with
 //! `Authorization: Bearer <authToken>` → `{"virgilToken"}`. The login takes no password: it is
 //! a DEMO, and says so wherever it can.
+//!
+//! It also serves the demo web chat at `/` (built from `web/` and embedded in the binary), which
+//! logs in through those two endpoints and talks to the Sealkit server of `--server`, named to
+//! the page by `GET /config.json`.
 
 use crate::args::{BackendArgs, SdkOptions};
 use crate::common::{init_logging, runtime};
@@ -35,6 +39,8 @@ own login (see docs/chat.md).";
 
 struct Backend {
     generator: JwtGenerator,
+    /// The Sealkit server the web page talks to (`--server`), as the page is told.
+    server_url: String,
     /// authToken → identity.
     sessions: Mutex<HashMap<String, String>>,
 }
@@ -134,14 +140,92 @@ async fn virgil_jwt(State(backend): State<Arc<Backend>>, headers: HeaderMap) -> 
     }
 }
 
-fn router(generator: JwtGenerator) -> Router {
+/// The demo web chat's files (`web/dist`, rebuilt by `npm run build --prefix web`; CI checks
+/// that the committed build is current), embedded so that `cargo build` alone makes a binary
+/// that serves it.
+const WEB_ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../../../../web/dist/index.html"),
+    ),
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../../../web/dist/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../../web/dist/app.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../../web/dist/style.css"),
+    ),
+    (
+        "/libfoundation.browser.wasm",
+        "application/wasm",
+        include_bytes!("../../../../web/dist/libfoundation.browser.wasm"),
+    ),
+    (
+        "/libpythia.browser.wasm",
+        "application/wasm",
+        include_bytes!("../../../../web/dist/libpythia.browser.wasm"),
+    ),
+];
+
+/// `GET /config.json` answer: what the web page needs to know that only the backend knows.
+#[derive(serde::Serialize)]
+struct WebConfig<'a> {
+    server: &'a str,
+}
+
+async fn web_config(State(backend): State<Arc<Backend>>) -> Response {
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(WebConfig {
+            server: &backend.server_url,
+        }),
+    )
+        .into_response()
+}
+
+fn web_asset(
+    content_type: &'static str,
+    body: &'static [u8],
+) -> axum::routing::MethodRouter<Arc<Backend>> {
+    get(move || async move {
+        (
+            [
+                (axum::http::header::CONTENT_TYPE, content_type),
+                // The assets change only with the binary: revalidate rather than cache blindly.
+                (axum::http::header::CACHE_CONTROL, "no-cache"),
+                (
+                    axum::http::header::HeaderName::from_static("x-content-type-options"),
+                    "nosniff",
+                ),
+            ],
+            body,
+        )
+    })
+}
+
+fn router(generator: JwtGenerator, server_url: String) -> Router {
     let backend = Arc::new(Backend {
         generator,
+        server_url,
         sessions: Mutex::new(HashMap::new()),
     });
-    Router::new()
+    let mut router = Router::new()
         .route("/authenticate", post(authenticate))
         .route("/virgil-jwt", get(virgil_jwt))
+        .route("/config.json", get(web_config));
+    for (path, content_type, body) in WEB_ASSETS {
+        router = router.route(path, web_asset(content_type, body));
+    }
+    router
         // Open CORS: the tutorial's browser clients call it from another origin.
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(backend)
@@ -163,12 +247,16 @@ pub(crate) fn backend(opts: &SdkOptions, args: BackendArgs) -> Result<()> {
                 addr: args.listen,
                 source,
             })?;
+        let addr = listener.local_addr()?;
         eprintln!(
-            "sealkit backend: app {} on http://{} (POST /authenticate, GET /virgil-jwt)",
+            "sealkit backend: app {} on http://{addr} (POST /authenticate, GET /virgil-jwt)",
             generator.app_id(),
-            listener.local_addr()?
         );
-        axum::serve(listener, router(generator))
+        eprintln!(
+            "sealkit backend: web chat at http://{addr}/ (talking to the server {})",
+            opts.server
+        );
+        axum::serve(listener, router(generator, opts.server.clone()))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

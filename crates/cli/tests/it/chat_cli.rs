@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Generous: debug builds, a shared two-core machine.
-const WAIT: Duration = Duration::from_secs(90);
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
 
 /// `sealkit ARGS` with a clean environment: no SEALKIT_* variables, HOME in the test's dir.
-fn sealkit(dir: &Path) -> Command {
+pub(crate) fn sealkit(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
     for var in common::SEALKIT_ENV {
         cmd.env_remove(var);
@@ -28,7 +28,7 @@ fn sealkit(dir: &Path) -> Command {
 }
 
 /// A child process whose stdout and stderr are read line by line in threads.
-struct Proc {
+pub(crate) struct Proc {
     name: String,
     child: Child,
     stdin: Option<ChildStdin>,
@@ -38,7 +38,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, mut cmd: Command) -> Self {
+    pub(crate) fn spawn(name: &str, mut cmd: Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -75,18 +75,18 @@ impl Proc {
         }
     }
 
-    fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Waits for a stdout line containing `needle` (after the lines already matched).
-    fn expect(&mut self, needle: &str) -> String {
+    pub(crate) fn expect(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -108,7 +108,7 @@ impl Proc {
     }
 
     /// Closes stdin and waits for the exit.
-    fn finish(mut self) -> (ExitStatus, String) {
+    pub(crate) fn finish(mut self) -> (ExitStatus, String) {
         drop(self.stdin.take());
         let deadline = Instant::now() + WAIT;
         loop {

@@ -19,3 +19,4 @@ mod sdk_e2e;
 mod sdk_safety;
 mod serve_ops;
 mod server_e2e;
+mod web_e2e;
