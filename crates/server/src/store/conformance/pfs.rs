@@ -378,10 +378,10 @@ pub async fn pfs_pick_hands_out_each_key_once(store: &dyn Store) {
             .pfs_pick(
                 &app,
                 &[
-                    "bob".into(),
-                    "nobody".into(),
-                    "用户 😀".into(),
-                    "alice".into(),
+                    "bob".to_owned(),
+                    "nobody".to_owned(),
+                    "用户 😀".to_owned(),
+                    "alice".to_owned(),
                 ],
                 1_795_801_700,
             )
@@ -403,7 +403,7 @@ pub async fn pfs_pick_hands_out_each_key_once(store: &dyn Store) {
         ok(
             "other app",
             store
-                .pfs_pick(&app_id("pfs other"), &["bob".into()], 0)
+                .pfs_pick(&app_id("pfs other"), &["bob".to_owned()], 0)
                 .await
         ),
         vec![],
