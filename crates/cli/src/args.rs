@@ -490,7 +490,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) kt_key_file: Option<PathBuf>,
     /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
-    /// jwt_leeway_secs, pythia_secret_file, kt_key_file, kt_epoch_secs, brainkey_burst,
+    /// jwt_leeway_secs, pythia_secret_file, kt_key_file, kt_epoch_secs, card_cache_ms, brainkey_burst,
     /// brainkey_per_second, keyknox_quota_bytes, chat_message_limit, chat_feed_capacity,
     /// chat_channels_per_creator, chat_sockets_per_identity, chat_token_recheck_secs, tls_cert,
     /// tls_key, max_connections, header_read_timeout_secs, request_timeout_secs,

@@ -4,6 +4,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Largest `card_cache_ms`: other replicas must see a card change within a second.
+pub const MAX_CARD_CACHE_MS: u64 = 1000;
+
 /// Everything `sealkit serve` can be told.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +67,10 @@ pub struct Config {
     /// The key-transparency signing key, 32 raw bytes (default: `kt.key` in `data_dir`,
     /// created on first start). Every replica must use the same file.
     pub kt_key_file: Option<PathBuf>,
+    /// Milliseconds a card search answer may be served from this process's memory (0: never).
+    /// A publish or revoke through this process clears its identity at once; changes made
+    /// through other replicas show within this time. At most 1000.
+    pub card_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -92,6 +99,7 @@ impl Default for Config {
             drain_timeout_secs: 30,
             kt_epoch_secs: 1.0,
             kt_key_file: None,
+            card_cache_ms: 500,
         }
     }
 }
@@ -99,7 +107,21 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML configuration file; absent keys keep their defaults.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses values that would break a promise the documentation makes.
+    pub fn check(&self) -> Result<(), String> {
+        if self.card_cache_ms > MAX_CARD_CACHE_MS {
+            return Err(format!(
+                "card_cache_ms is {}; at most {MAX_CARD_CACHE_MS} (a card change must show on \
+                 every replica within a second)",
+                self.card_cache_ms
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +149,19 @@ mod tests {
         let set = Config::from_toml("kt_epoch_secs = 0.25\nkt_key_file = \"/etc/kt.key\"")?;
         assert_eq!(set.kt_epoch_secs, 0.25);
         assert_eq!(set.kt_key_file, Some("/etc/kt.key".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn card_cache_is_bounded_by_a_second() -> Result<(), String> {
+        assert_eq!(Config::from_toml("")?.card_cache_ms, 500);
+        assert_eq!(Config::from_toml("card_cache_ms = 0")?.card_cache_ms, 0);
+        assert_eq!(
+            Config::from_toml("card_cache_ms = 1000")?.card_cache_ms,
+            1000
+        );
+        let too_long = Config::from_toml("card_cache_ms = 1001");
+        assert!(too_long.is_err_and(|e| e.contains("at most 1000")));
         Ok(())
     }
 }

@@ -177,6 +177,11 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
             "kt_epoch_secs must be a positive number",
         ));
     }
+    if config.card_cache_ms > config::MAX_CARD_CACHE_MS {
+        return Err(ServerError::Config(
+            "card_cache_ms must be at most 1000 (a card change must show on every replica within a second)",
+        ));
+    }
     let kt_keys = service::kt::load_keys(&config, store.as_ref()).await?;
     tracing::info!(
         kt_signing_key = %kt_keys.public_key_base64(),
@@ -187,7 +192,11 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         .spawn_publisher(std::time::Duration::from_secs_f64(config.kt_epoch_secs));
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
+    let card_cache = Arc::new(service::cards::SearchCache::new(
+        std::time::Duration::from_millis(config.card_cache_ms),
+    ));
     let state = AppState {
+        card_cache,
         chat_sockets: Arc::default(),
         chat,
         auth: Arc::new(service::auth::Authenticator::new(

@@ -31,8 +31,14 @@ async fn publish(
     caller: Caller,
     Json(card): Json<RawSignedModel>,
 ) -> Result<Response, ApiError> {
-    let stored =
-        cards::publish(state.store.as_ref(), &state.keys.card_signer, &caller, card).await?;
+    let stored = cards::publish(
+        state.store.as_ref(),
+        &state.card_cache,
+        &state.keys.card_signer,
+        &caller,
+        card,
+    )
+    .await?;
     tracing::info!(app = %caller.app_id, identity = %caller.identity, "card published");
     Ok(json_bytes(stored))
 }
@@ -42,7 +48,13 @@ async fn search(
     caller: Caller,
     Json(request): Json<SearchRequest>,
 ) -> Result<Response, ApiError> {
-    let body = cards::search(state.store.as_ref(), &caller.app_id, request.identities).await?;
+    let body = cards::search(
+        state.store.as_ref(),
+        &state.card_cache,
+        &caller.app_id,
+        request.identities,
+    )
+    .await?;
     Ok(json_bytes(body))
 }
 
@@ -78,10 +90,7 @@ async fn revoke(
     _body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&card_id)?;
-    state
-        .store
-        .revoke_card(&caller.app_id, &id.to_string(), &caller.identity)
-        .await?;
+    cards::revoke(state.store.as_ref(), &state.card_cache, &caller, &id).await?;
     tracing::info!(app = %caller.app_id, identity = %caller.identity, card = %id, "card revoked");
     Ok(StatusCode::OK)
 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub chat: Arc<crate::service::chat::ChatHub<axum::extract::ws::Utf8Bytes>>,
     /// Key transparency: directories, proofs and (on the elected process) the publisher.
     pub kt: Arc<crate::service::kt::KtService>,
+    /// Recent card search answers per identity.
+    pub card_cache: Arc<crate::service::cards::SearchCache>,
 }
 
 /// Builds the application router.
