@@ -162,6 +162,9 @@ pub async fn search(
     Ok(json_array(&found))
 }
 
+/// One identity's answer: its cards' JSON, shared by every search that uses it.
+type CachedCards = Arc<[Arc<[u8]>]>;
+
 /// Most identities a [`SearchCache`] holds; it is emptied when full.
 const SEARCH_CACHE_MAX: usize = 100_000;
 
@@ -179,7 +182,8 @@ const SEARCH_CACHE_MAX: usize = 100_000;
 pub struct SearchCache {
     ttl: Duration,
     generation: AtomicU64,
-    entries: Mutex<HashMap<(String, String), (Instant, Arc<[Arc<[u8]>]>)>>,
+    /// Per (application, identity): when the answer was read, and the answer.
+    entries: Mutex<HashMap<(String, String), (Instant, CachedCards)>>,
 }
 
 impl SearchCache {
@@ -192,7 +196,7 @@ impl SearchCache {
         }
     }
 
-    fn get(&self, app_id: &str, identity: &str) -> Option<Arc<[Arc<[u8]>]>> {
+    fn get(&self, app_id: &str, identity: &str) -> Option<CachedCards> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -258,7 +262,7 @@ mod tests {
         texts.iter().map(|t| Arc::from(t.as_bytes())).collect()
     }
 
-    fn texts(found: Option<Arc<[Arc<[u8]>]>>) -> Option<Vec<String>> {
+    fn texts(found: Option<CachedCards>) -> Option<Vec<String>> {
         found.map(|cards| {
             cards
                 .iter()
