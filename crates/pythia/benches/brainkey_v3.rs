@@ -1,7 +1,7 @@
 //! Brainkey v3 (`sealkit_pythia::v3`): the server's work per `POST /brainkey/v3/harden`
 //! (identity-secret derivation, harden, public key, DLEQ proof) and the client's side
 //! (blind, verify, deblind). `cargo bench -p sealkit-pythia --bench brainkey_v3`.
-//! The same transform in Virgil's C library: `interop/python/bench_brainkey_v3.py`.
+//! Side by side with Virgil's C library, in one run: `interop/python/bench_mobile_v3.py`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

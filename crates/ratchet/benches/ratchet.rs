@@ -1,7 +1,7 @@
 //! Per-message cost of encrypt and decrypt (100-byte messages), in one direction (no DH ratchet
 //! step) and alternating directions (a DH ratchet step on every message). The C library's
-//! numbers for the same two cases come from `interop/python/ratchet.py bench` (through ctypes,
-//! so they include the Python call overhead).
+//! numbers for the same two cases, beside Rust's in one run: `interop/python/bench_mobile_v3.py`
+//! (through ctypes, so they include the Python call overhead).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
