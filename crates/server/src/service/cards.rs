@@ -171,7 +171,7 @@ const SEARCH_CACHE_MAX: usize = 100_000;
 /// The search answers of recently asked identities (their cards' JSON), each kept for a short
 /// period. Correctness rests on two rules:
 /// * a publish or revoke through this process forgets its identity once the store has it, and
-///   an answer read before such a change is never stored ([`Self::generation`]), so this
+///   an answer read while such a change was in progress is never stored, so this
 ///   process never serves a card older than a change it acknowledged;
 /// * other replicas' changes are not announced here: an entry is served for at most the
 ///   period (at most one second, see `Config::card_cache_ms`) after it was read.
