@@ -148,6 +148,10 @@ pub enum Verification {
     /// the change ([`crate::EThree::accept_change`]) or verifies the new safety number, then
     /// [`Chat::open`]s the message again.
     SenderKeyChanged,
+    /// The sender's card failed the key-transparency check (it is not the card the server's
+    /// verifiable key directory holds, or the directory's head did not verify): the plaintext
+    /// is withheld. The error itself comes from [`crate::EThree::find_user`] on the sender.
+    KeyTransparencyFailed,
     /// Not a message this SDK can read (bad base64, not an e3kit `authEncrypt` envelope,
     /// damaged).
     Malformed,
@@ -921,6 +925,9 @@ impl Chat {
                 }
                 Err(Error::ContactKeyChanged { .. }) => {
                     return Ok(verdict(message, Verification::SenderKeyChanged))
+                }
+                Err(Error::KeyTransparency(_)) => {
+                    return Ok(verdict(message, Verification::KeyTransparencyFailed))
                 }
                 Err(e) => return Err(e),
             };
