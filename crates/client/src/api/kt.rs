@@ -79,9 +79,14 @@ pub(crate) fn path_segment(text: &str) -> String {
 }
 
 /// Whether `error` is the server saying the identity has no entry in its directory yet
-/// (HTTP 404, code 80002): its first card is newer than the latest epoch.
+/// (HTTP 404, code 80002: its first card is newer than the latest epoch; or 80001: the
+/// application's first epoch is not published yet).
 pub(crate) fn is_not_in_directory(error: &Error) -> bool {
-    matches!(error, Error::Api { status: 404, code, .. } if *code == wire::codes::NOT_IN_DIRECTORY)
+    matches!(
+        error,
+        Error::Api { status: 404, code, .. }
+            if *code == wire::codes::NOT_IN_DIRECTORY || *code == wire::codes::NO_DIRECTORY
+    )
 }
 
 #[cfg(test)]

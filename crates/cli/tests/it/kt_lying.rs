@@ -1,0 +1,436 @@
+//! Key transparency against a lying server, through the `sealkit` binary: a proxy in front of
+//! `sealkit serve` that swaps alice's card in search answers is caught by `user find` and
+//! `msg encrypt`; a card published for alice by someone else holding a token for her is
+//! reported by her `user monitor` (and refused with "changed" by bob, who verified her); two
+//! copies of one deployment that diverge are reported by `kt audit`, which passes honest growth.
+
+use crate::common::{self, bin, create_app, free_port, Server};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use sealkit::PrivateKey;
+use sealkit_proto::{CardContent, RawSignedModel};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A user of one server: `--app-credentials`, `--identity` and a home of their own.
+struct User {
+    url: String,
+    creds: PathBuf,
+    identity: &'static str,
+    home: PathBuf,
+}
+
+impl User {
+    fn new(url: &str, creds: &Path, identity: &'static str, home: PathBuf) -> Self {
+        Self {
+            url: url.to_owned(),
+            creds: creds.to_owned(),
+            identity,
+            home,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = assert_cmd::Command::new(bin());
+        for var in common::SEALKIT_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.args(args)
+            .args(["--server", &self.url, "--identity", self.identity])
+            .arg("--app-credentials")
+            .arg(&self.creds)
+            .arg("--home")
+            .arg(&self.home)
+            .write_stdin(stdin.as_bytes().to_vec())
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{} sealkit {args:?} failed: {}",
+            self.identity,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and requires exit 1 with one line on stderr; returns stderr.
+    fn fails(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} sealkit {args:?}: {err}",
+            self.identity
+        );
+        assert_eq!(err.lines().count(), 1, "stderr: {err:?}");
+        err
+    }
+}
+
+fn sealkit(args: &[&str]) -> Output {
+    let mut cmd = assert_cmd::Command::new(bin());
+    for var in common::SEALKIT_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+fn app_id(creds: &Path) -> String {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(creds).unwrap()).unwrap();
+    json["app_id"].as_str().unwrap().to_owned()
+}
+
+// ------------------------------------------------------------------------------ the proxy
+
+/// Rewrites the body of a search answer.
+type Rewrite = Arc<dyn Fn(Vec<u8>) -> Vec<u8> + Send + Sync>;
+
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    rewrite_search: Rewrite,
+}
+
+/// A reverse proxy on its own runtime thread; dropped, it stops.
+struct Proxy {
+    url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    fn start(upstream: &str, rewrite_search: Rewrite) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = ProxyState {
+            upstream: upstream.to_owned(),
+            http: reqwest::Client::new(),
+            rewrite_search,
+        };
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            _runtime: runtime,
+        }
+    }
+}
+
+async fn forward(
+    State(state): State<ProxyState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+    let mut request = state
+        .http
+        .request(method, format!("{}{path}", state.upstream))
+        .body(body.to_vec());
+    for name in ["authorization", "content-type", "virgil-agent"] {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value.as_bytes());
+        }
+    }
+    let response = request.send().await.unwrap();
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let mut out_headers = HeaderMap::new();
+    out_headers.insert("content-type", "application/json".parse().unwrap());
+    let mut body = response.bytes().await.unwrap().to_vec();
+    if uri.path() == "/card/v5/actions/search" && status.is_success() {
+        body = (state.rewrite_search)(body);
+    }
+    (status, out_headers, body)
+}
+
+/// Replaces every card of `identity` in a search answer with one for the attacker's key,
+/// correctly self-signed: only the directory can tell.
+fn swap_cards_of(identity: &'static str, attacker: PrivateKey) -> Rewrite {
+    let attacker = Arc::new(attacker);
+    Arc::new(move |body| {
+        let cards: Vec<RawSignedModel> = serde_json::from_slice(&body).unwrap();
+        let swapped: Vec<RawSignedModel> = cards
+            .into_iter()
+            .map(|card| {
+                let content = card.content().unwrap();
+                if content.identity != identity {
+                    return card;
+                }
+                let forged = CardContent {
+                    identity: content.identity,
+                    previous_card_id: content.previous_card_id,
+                    created_at: content.created_at,
+                    version: content.version,
+                    public_key: attacker.public_key().to_base64(),
+                };
+                RawSignedModel::from_content(&forged, &attacker).unwrap()
+            })
+            .collect();
+        serde_json::to_vec(&swapped).unwrap()
+    })
+}
+
+// ------------------------------------------------------------------------------ the tests
+
+#[test]
+fn swapped_card_in_search_answers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = common::sqlite_deployment(dir.path());
+    let alice = User::new(&server.url, &creds, "alice", dir.path().join("alice"));
+    let carol = User::new(&server.url, &creds, "carol", dir.path().join("carol"));
+    let bob = User::new(&server.url, &creds, "bob", dir.path().join("bob"));
+    alice.ok(&["user", "register"], "");
+    carol.ok(&["user", "register"], "");
+    bob.ok(&["user", "register"], "");
+
+    let attacker = PrivateKey::ed25519_from_seed(&[66; 32]);
+    let proxy = Proxy::start(
+        &server.url,
+        swap_cards_of("alice", PrivateKey::ed25519_from_seed(&[66; 32])),
+    );
+    let lied_to = User::new(&proxy.url, &creds, "bob", dir.path().join("bob"));
+
+    // Through the proxy, honest answers still pass the check (the proxy works, KT is on).
+    let found = lied_to.ok(&["user", "find", "carol"], "");
+    assert!(found.contains("\"identity\": \"carol\""), "{found}");
+
+    // The swapped card is self-signed correctly, so only the directory catches it.
+    let err = lied_to.fails(&["user", "find", "alice"], "");
+    assert!(err.contains("key transparency"), "{err}");
+    assert!(err.contains("card not in directory"), "{err}");
+    let err = lied_to.fails(&["msg", "encrypt", "--to", "alice"], "secret for alice\n");
+    assert!(err.contains("card not in directory"), "{err}");
+    // Together with an honest recipient: refused as a whole, nothing encrypted.
+    let err = lied_to.fails(&["msg", "encrypt", "--to", "carol", "--to", "alice"], "x\n");
+    assert!(err.contains("alice"), "{err}");
+
+    // Without the proxy, bob finds alice's real card.
+    let real = bob.ok(&["user", "find", "alice"], "");
+    assert!(!real.contains(&attacker.public_key().to_base64()), "{real}");
+}
+
+#[test]
+fn card_published_by_someone_else_is_reported_and_refused_as_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = common::sqlite_deployment(dir.path());
+    let alice = User::new(&server.url, &creds, "alice", dir.path().join("alice"));
+    let bob = User::new(&server.url, &creds, "bob", dir.path().join("bob"));
+    alice.ok(&["user", "register"], "");
+    bob.ok(&["user", "register"], "");
+
+    // Bob verifies alice's safety number (found through the directory check).
+    let number = bob.ok(&["user", "safety-number", "alice"], "");
+    bob.ok(
+        &["user", "verify", "alice", "--safety-number", number.trim()],
+        "",
+    );
+
+    // Alice's own history: every version made by her device (once her card is published).
+    wait_until("alice's card is in the directory", || {
+        let out = alice.ok(&["user", "monitor"], "");
+        out.contains("version 1") && out.contains("made by this device")
+    });
+
+    // Someone holding a token for alice (the backend, or the server) publishes a card for her
+    // from another "device" that never had her key.
+    let mallory = User::new(&server.url, &creds, "alice", dir.path().join("mallory"));
+    let foreign_card = mallory.ok(&["user", "rotate"], "");
+    let foreign_card = foreign_card.trim();
+
+    let mut report = None;
+    wait_until("alice's monitor reports the foreign card", || {
+        let out = alice.run(&["user", "monitor"], "");
+        if out.status.code() == Some(1) {
+            report = Some(out);
+            true
+        } else {
+            assert!(out.status.success(), "{out:?}");
+            false
+        }
+    });
+    let report = report.unwrap();
+    let stdout = String::from_utf8(report.stdout).unwrap();
+    let stderr = String::from_utf8(report.stderr).unwrap();
+    assert!(
+        stderr.contains("1 version(s) of alice's key history"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("version 2"), "{stderr}");
+    assert!(stderr.contains(foreign_card), "{stderr}");
+    assert!(
+        stderr.contains(" created 20"),
+        "the time is listed: {stderr}"
+    );
+    assert!(stdout.contains("version 1 (epoch"), "{stdout}");
+    assert!(stdout.contains("made by this device"), "{stdout}");
+
+    // Bob verified alice: the new card is in the directory, so the directory check passes,
+    // and the pin refuses it.
+    let err = bob.fails(&["user", "find", "alice"], "");
+    assert!(err.contains("changed"), "{err}");
+    let err = bob.fails(&["msg", "encrypt", "--to", "alice"], "for alice\n");
+    assert!(err.contains("changed"), "{err}");
+
+    // The rotating "device" made version 2 itself, and does not hold version 1's key.
+    let out = mallory.run(&["user", "monitor"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("version 1"), "{stderr}");
+    assert!(!stderr.contains("version 2"), "{stderr}");
+}
+
+#[test]
+fn audit_passes_growth_and_reports_diverging_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let app = app_id(&creds);
+    let port = free_port();
+    let mut first = Server::start_at(port, &storage);
+    let state = dir.path().join("audit.json");
+    let audit = |url: &str| {
+        sealkit(&[
+            "kt",
+            "audit",
+            "--server",
+            url,
+            "--app",
+            &app,
+            "--state",
+            state.to_str().unwrap(),
+        ])
+    };
+
+    User::new(&first.url, &creds, "alice", dir.path().join("alice")).ok(&["user", "register"], "");
+    let mut stdout = String::new();
+    wait_until("the first epoch is published", || {
+        let out = audit(&first.url);
+        stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        out.status.success()
+    });
+    assert!(stdout.starts_with("trusted epoch "), "{stdout}");
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let first_epoch = stored["head"]["epoch"].as_u64().unwrap();
+
+    // Honest growth passes, and moves the stored head forward.
+    User::new(&first.url, &creds, "bob", dir.path().join("bob")).ok(&["user", "register"], "");
+    wait_until("a new epoch extends the stored one", || {
+        let out = audit(&first.url);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if stored_epoch(&state) == first_epoch {
+            assert!(stdout.ends_with("unchanged\n"), "{stdout}");
+            return false;
+        }
+        assert!(
+            stdout.contains(&format!("extends epoch {first_epoch}")),
+            "{stdout}"
+        );
+        true
+    });
+
+    // Two copies of one deployment's data (database and KT key), then different publishes.
+    first.kill9();
+    let copy = dir.path().join("copy");
+    copy_dir(&data, &copy);
+    let first = Server::start_at(port, &storage);
+    let second = Server::start(&["--data-dir", copy.to_str().unwrap()]);
+    User::new(&first.url, &creds, "carol", dir.path().join("carol")).ok(&["user", "register"], "");
+    User::new(&second.url, &creds, "dave", dir.path().join("dave")).ok(&["user", "register"], "");
+    let grown = stored_epoch(&state);
+    wait_until("both copies published their own epoch", || {
+        head_epoch(&first.url, &app) > grown && head_epoch(&second.url, &app) > grown
+    });
+
+    // The auditor follows the first copy; the second one's history is not an extension.
+    let out = audit(&first.url);
+    assert!(out.status.success(), "{out:?}");
+    let before = std::fs::read_to_string(&state).unwrap();
+    let out = audit(&second.url);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("key transparency: fork"), "{stderr}");
+    // A failed audit leaves the state as it was.
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), before);
+
+    // An SDK client that accepted the first copy's head, then meets the other copy at the same
+    // address (a restore from a diverged backup, or a server showing it another history).
+    let erin = User::new(&first.url, &creds, "erin", dir.path().join("erin"));
+    erin.ok(&["user", "find", "carol"], "");
+    drop(first);
+    drop(second);
+    let _copy_at_same_url = Server::start_at(port, &["--data-dir", copy.to_str().unwrap()]);
+    let err = erin.fails(&["user", "find", "dave"], "");
+    assert!(
+        err.contains("key transparency: fork") || err.contains("key transparency: rollback"),
+        "{err}"
+    );
+
+    // A state file that is not one is an error, not a first run.
+    std::fs::write(&state, "{}").unwrap();
+    let out = audit(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a key-transparency audit state"));
+}
+
+fn stored_epoch(state: &Path) -> u64 {
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    stored["head"]["epoch"].as_u64().unwrap()
+}
+
+fn head_epoch(url: &str, app: &str) -> u64 {
+    match ureq::get(&format!("{url}/kt/v1/apps/{app}/head")).call() {
+        Ok(response) => {
+            let head: serde_json::Value = response.into_json().unwrap();
+            head["epoch"].as_u64().unwrap()
+        }
+        Err(_) => 0,
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Polls `check` every 300 ms for up to 15 s.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
