@@ -233,6 +233,8 @@ pub(crate) struct Transparency {
     directory: tokio::sync::Mutex<Option<Directory>>,
     /// Serializes head acceptance, so concurrent lookups extend the stored head one at a time.
     heads: tokio::sync::Mutex<()>,
+    /// Gossiped heads (epoch, root) already found to be in this client's history.
+    gossip_seen: std::sync::Mutex<std::collections::HashSet<(u64, [u8; 32])>>,
 }
 
 impl fmt::Debug for Transparency {
@@ -267,7 +269,103 @@ impl Transparency {
             app_id: app_id.to_owned(),
             directory: tokio::sync::Mutex::new(None),
             heads: tokio::sync::Mutex::new(()),
+            gossip_seen: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// The head to gossip in a chat post: the newest one this storage directory accepted
+    /// (none with [`KtMode::Off`], before the first lookup, or when the store cannot be read:
+    /// gossip is best effort).
+    pub(crate) async fn gossip_head(&self, local: &LocalStore) -> Option<wire::SignedHead> {
+        if self.mode == KtMode::Off {
+            return None;
+        }
+        local
+            .kt_head(&self.server, &self.app_id)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Compares a head gossiped by `peer` (in a chat message) with this client's view: the
+    /// same epoch must have the same root; a newer one must extend the stored head (it is then
+    /// accepted); an older one must be extended by the stored head. A head that is not in one
+    /// history with this client's is a [`KtFailure::SplitView`]. A head that does not verify
+    /// under the pinned key (not the deployment's, or altered on the way) proves nothing and
+    /// is ignored, as is everything on a server without key transparency.
+    pub(crate) async fn check_gossip(
+        &self,
+        api: &ApiClient,
+        local: &LocalStore,
+        peer: &str,
+        gossiped: &wire::SignedHead,
+    ) -> Result<()> {
+        let Directory::Checked { key, .. } = self.directory(api, local).await? else {
+            return Ok(());
+        };
+        let Ok(head) = SignedHead::verified_from_wire(gossiped, &key, &self.app_id) else {
+            return Ok(());
+        };
+        let seen = (head.epoch, head.root_hash);
+        if self.seen_gossip().contains(&seen) {
+            return Ok(());
+        }
+        let split = |reason: String| -> Error {
+            KtFailure::SplitView {
+                peer: peer.to_owned(),
+                epoch: head.epoch,
+                reason,
+            }
+            .into()
+        };
+        let as_split = |e: Error| match e {
+            Error::KeyTransparency(KtFailure::Fork { reason, .. }) => split(reason),
+            // The server denies having published an epoch the peer holds a signed head of.
+            Error::Api {
+                status: 404,
+                code,
+                message,
+            } if code == wire::codes::NO_SUCH_EPOCH => split(message),
+            other => other,
+        };
+        let stored = match local.kt_head(&self.server, &self.app_id).await? {
+            Some(stored) => {
+                SignedHead::verified_from_wire(&stored, &key, &self.app_id).map_err(|e| {
+                    Error::Storage(format!(
+                        "the stored key-directory head does not verify: {e}"
+                    ))
+                })?
+            }
+            None => {
+                self.accept_head(api, local, &key, &head).await?;
+                self.seen_gossip().insert(seen);
+                return Ok(());
+            }
+        };
+        if head.epoch > stored.epoch {
+            match self.accept_head(api, local, &key, &head).await {
+                Ok(()) => {}
+                // The stored head moved past the gossiped one meanwhile: compare backwards.
+                Err(Error::KeyTransparency(KtFailure::Rollback { .. })) => {
+                    return Box::pin(self.check_gossip(api, local, peer, gossiped)).await;
+                }
+                Err(e) => return Err(as_split(e)),
+            }
+        } else {
+            extend(&key, &head, &stored, |start, end| {
+                api.kt_audit(&self.app_id, start, end)
+            })
+            .await
+            .map_err(as_split)?;
+        }
+        self.seen_gossip().insert(seen);
+        Ok(())
+    }
+
+    fn seen_gossip(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(u64, [u8; 32])>> {
+        self.gossip_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn app_id(&self) -> &str {

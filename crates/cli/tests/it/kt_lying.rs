@@ -434,3 +434,103 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+// ------------------------------------------------------------------------------ gossip
+
+async fn sdk_user(
+    url: &str,
+    backend: &sealkit_proto::JwtGenerator,
+    identity: &str,
+    storage: &Path,
+) -> sealkit::EThree {
+    let backend = backend.clone();
+    let who = identity.to_owned();
+    let provider =
+        move || std::future::ready(backend.generate(&who, common::now()).map(|j| j.to_string()));
+    sealkit::EThree::initialize(provider, sealkit::EThreeOptions::new(url, storage))
+        .await
+        .unwrap()
+}
+
+/// Polls the async `check` every 300 ms for up to 15 s.
+async fn wait_until_async<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A server showing two users two different directories (here: two diverged copies of one
+/// deployment) is caught by chat gossip: the message carries the sender's signed head, which is
+/// not in the receiver's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_gossip_reports_a_split_view() {
+    use sealkit::chat::{HistoryCursor, Verification};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let creds = create_app(&storage, dir.path());
+    let backend = common::backend(&creds);
+    let port = free_port();
+    let mut first = Server::start_at(port, &storage);
+    let alice = sdk_user(&first.url, &backend, "alice", &dir.path().join("alice")).await;
+    let bob = sdk_user(&first.url, &backend, "bob", &dir.path().join("bob")).await;
+    alice.register(None).await.unwrap();
+    bob.register(None).await.unwrap();
+    let channel = alice.chat().direct_channel("bob").await.unwrap().id;
+    alice.chat().send_text(&channel, "one view").await.unwrap();
+    let page = bob
+        .chat()
+        .history(&channel, HistoryCursor::After(0), 50)
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].status, Verification::Verified);
+    assert!(
+        page.messages[0].message.kt_head.is_some(),
+        "the post gossips its head"
+    );
+
+    // Two diverged copies of the deployment, both signing with the same key.
+    first.kill9();
+    let copy = dir.path().join("copy");
+    copy_dir(&data, &copy);
+    let first = Server::start_at(port, &storage);
+    let second = Server::start(&["--data-dir", copy.to_str().unwrap()]);
+    let carol = sdk_user(&first.url, &backend, "carol", &dir.path().join("carol")).await;
+    carol.register(None).await.unwrap();
+    let dave = sdk_user(&second.url, &backend, "dave", &dir.path().join("dave")).await;
+    dave.register(None).await.unwrap();
+
+    // Alice sees the first copy's directory, bob (on another device) the second's.
+    wait_until_async("alice sees carol", || async {
+        alice.find_user("carol").await.is_ok()
+    })
+    .await;
+    let bob_elsewhere = sdk_user(&second.url, &backend, "bob", &dir.path().join("bob")).await;
+    wait_until_async("bob sees dave", || async {
+        bob_elsewhere.find_user("dave").await.is_ok()
+    })
+    .await;
+    let sent = alice.chat().send_text(&channel, "split").await.unwrap();
+    let gossiped = sent.kt_head.clone().expect("a head is gossiped");
+
+    // On the first copy, bob reads it as usual (the head is in his history there)...
+    let page = bob
+        .chat()
+        .history(&channel, HistoryCursor::After(1), 50)
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].status, Verification::Verified);
+    assert_eq!(page.messages[0].message.kt_head, Some(gossiped));
+    // ...while bob's device that was shown the other copy detects the split.
+    let opened = bob_elsewhere.chat().open(sent).await.unwrap();
+    assert_eq!(opened.status, Verification::SplitView);
+    assert_eq!(opened.body, None);
+    drop(second);
+}

@@ -453,6 +453,9 @@ fn reason(status: Verification) -> &'static str {
         Verification::KeyTransparencyFailed => {
             "the sender's card is not the one in the server's key directory"
         }
+        Verification::SplitView => {
+            "split view: the sender saw another key directory than you; the server is lying"
+        }
         _ => "cannot be verified",
     }
 }

@@ -56,7 +56,35 @@ pub fn message_view(record: &ChatMessageRecord) -> Message {
         sent_at: record.sent_at_ms,
         member_version: record.member_version,
         ciphertext: B64.encode(&record.ciphertext),
+        // Stored only after it parsed (post), so a row that does not parse is left out.
+        kt_head: record
+            .kt_head
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .map(Box::new),
     }
+}
+
+/// Most bytes a gossiped head may take as JSON: its fields are an application id, a number,
+/// two 64-character hex strings and an 88-character signature; this leaves room, and no more.
+const MAX_GOSSIP_HEAD: usize = 1024;
+
+/// The gossiped head of a post, as stored (JSON). The server does not verify it (receivers do,
+/// against their pinned key); it only bounds its size.
+pub(super) fn gossip_head(
+    head: Option<&sealkit_proto::kt::SignedHead>,
+) -> Result<Option<String>, ServiceError> {
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    let text = serde_json::to_string(head).map_err(invalid)?;
+    if text.len() > MAX_GOSSIP_HEAD {
+        return Err(invalid(format!(
+            "kt_head is {} bytes, at most {MAX_GOSSIP_HEAD} are allowed",
+            text.len()
+        )));
+    }
+    Ok(Some(text))
 }
 
 /// The chat error for invalid input.
