@@ -95,24 +95,40 @@ fn app_id(creds: &Path) -> String {
 
 // ------------------------------------------------------------------------------ the proxy
 
-/// Rewrites the body of a search answer.
-type Rewrite = Arc<dyn Fn(Vec<u8>) -> Vec<u8> + Send + Sync>;
+/// Rewrites an answer: (path, status, body) to (status, body).
+type Rewrite = Arc<dyn Fn(&str, u16, Vec<u8>) -> (u16, Vec<u8>) + Send + Sync>;
 
 #[derive(Clone)]
 struct ProxyState {
     upstream: String,
     http: reqwest::Client,
-    rewrite_search: Rewrite,
+    rewrite: Rewrite,
 }
 
-/// A reverse proxy on its own runtime thread; dropped, it stops.
+/// A reverse proxy on its own runtime; dropped, it stops (also from async tests).
 struct Proxy {
     url: String,
-    _runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Proxy {
-    fn start(upstream: &str, rewrite_search: Rewrite) -> Self {
+    fn start(upstream: &str, rewrite: Rewrite) -> Self {
+        // Built on a thread of its own: async tests may not block on another runtime.
+        let upstream = upstream.to_owned();
+        std::thread::spawn(move || Self::start_here(&upstream, rewrite))
+            .join()
+            .unwrap()
+    }
+
+    fn start_here(upstream: &str, rewrite: Rewrite) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -121,7 +137,7 @@ impl Proxy {
         let state = ProxyState {
             upstream: upstream.to_owned(),
             http: reqwest::Client::new(),
-            rewrite_search,
+            rewrite,
         };
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -131,7 +147,7 @@ impl Proxy {
         runtime.spawn(async move { axum::serve(listener, app).await });
         Self {
             url,
-            _runtime: runtime,
+            runtime: Some(runtime),
         }
     }
 }
@@ -155,21 +171,22 @@ async fn forward(
         }
     }
     let response = request.send().await.unwrap();
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let status = response.status().as_u16();
     let mut out_headers = HeaderMap::new();
     out_headers.insert("content-type", "application/json".parse().unwrap());
-    let mut body = response.bytes().await.unwrap().to_vec();
-    if uri.path() == "/card/v5/actions/search" && status.is_success() {
-        body = (state.rewrite_search)(body);
-    }
-    (status, out_headers, body)
+    let body = response.bytes().await.unwrap().to_vec();
+    let (status, body) = (state.rewrite)(uri.path(), status, body);
+    (StatusCode::from_u16(status).unwrap(), out_headers, body)
 }
 
 /// Replaces every card of `identity` in a search answer with one for the attacker's key,
 /// correctly self-signed: only the directory can tell.
 fn swap_cards_of(identity: &'static str, attacker: PrivateKey) -> Rewrite {
     let attacker = Arc::new(attacker);
-    Arc::new(move |body| {
+    Arc::new(move |path, status, body| {
+        if path != "/card/v5/actions/search" || status != 200 {
+            return (status, body);
+        }
         let cards: Vec<RawSignedModel> = serde_json::from_slice(&body).unwrap();
         let swapped: Vec<RawSignedModel> = cards
             .into_iter()
@@ -188,7 +205,7 @@ fn swap_cards_of(identity: &'static str, attacker: PrivateKey) -> Rewrite {
                 RawSignedModel::from_content(&forged, &attacker).unwrap()
             })
             .collect();
-        serde_json::to_vec(&swapped).unwrap()
+        (status, serde_json::to_vec(&swapped).unwrap())
     })
 }
 
@@ -533,4 +550,142 @@ async fn chat_gossip_reports_a_split_view() {
     assert_eq!(opened.status, Verification::SplitView);
     assert_eq!(opened.body, None);
     drop(second);
+}
+
+// ------------------------------------------------------------------------------ policy
+
+/// What the policy proxy does to `/kt/v1/key` and search answers.
+const HONEST: u8 = 0;
+const NO_KT: u8 = 1;
+const OTHER_KEY: u8 = 2;
+const SWAP: u8 = 3;
+
+fn policy_proxy(upstream: &str, mode: Arc<std::sync::atomic::AtomicU8>) -> Proxy {
+    let swap = swap_cards_of("alice", PrivateKey::ed25519_from_seed(&[66; 32]));
+    Proxy::start(
+        upstream,
+        Arc::new(
+            move |path, status, body| match mode.load(std::sync::atomic::Ordering::SeqCst) {
+                NO_KT if path.starts_with("/kt/") => {
+                    (404, br#"{"code":0,"message":"no"}"#.to_vec())
+                }
+                OTHER_KEY if path == "/kt/v1/key" => {
+                    let other = base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        ed25519_dalek_key([5; 32]),
+                    );
+                    let json = format!(r#"{{"signing_public_key":"{other}"}}"#);
+                    (200, json.into_bytes())
+                }
+                SWAP => swap(path, status, body),
+                _ => (status, body),
+            },
+        ),
+    )
+}
+
+/// The Ed25519 public key of a seed, through the crypto crate (SPKI DER ends with it).
+fn ed25519_dalek_key(seed: [u8; 32]) -> [u8; 32] {
+    let der = PrivateKey::ed25519_from_seed(&seed).public_key().to_der();
+    der[der.len() - 32..].try_into().unwrap()
+}
+
+async fn policy_user(
+    url: &str,
+    backend: &sealkit_proto::JwtGenerator,
+    identity: &str,
+    storage: &Path,
+    mode: sealkit::KtMode,
+) -> sealkit::EThree {
+    let backend = backend.clone();
+    let who = identity.to_owned();
+    let provider =
+        move || std::future::ready(backend.generate(&who, common::now()).map(|j| j.to_string()));
+    let options = sealkit::EThreeOptions::new(url, storage).key_transparency(mode);
+    sealkit::EThree::initialize(provider, options)
+        .await
+        .unwrap()
+}
+
+fn failure(result: sealkit::Result<sealkit::Card>) -> sealkit::KtFailure {
+    match result {
+        Err(sealkit::Error::KeyTransparency(failure)) => failure,
+        other => panic!("expected a key-transparency failure, got {other:?}"),
+    }
+}
+
+/// The SDK's policy for servers without key transparency, and for a changed key: Auto pins on
+/// first use and then refuses a server that stops serving KT or serves another key; Required
+/// refuses a server without it; Off checks nothing (a swapped card goes through, as in e3kit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_for_servers_without_kt_and_changed_keys() {
+    use sealkit::{KtFailure, KtMode};
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = common::sqlite_deployment(dir.path());
+    let backend = common::backend(&creds);
+    let alice = sdk_user(&server.url, &backend, "alice", &dir.path().join("alice")).await;
+    let alice_card = alice.register(None).await.unwrap();
+    let mode = Arc::new(AtomicU8::new(NO_KT));
+    let proxy = policy_proxy(&server.url, mode.clone());
+
+    // A server that never served KT: Auto trusts it as e3kit would, Required refuses it.
+    let auto = policy_user(
+        &proxy.url,
+        &backend,
+        "bob",
+        &dir.path().join("bob"),
+        KtMode::Auto,
+    )
+    .await;
+    assert_eq!(auto.find_user("alice").await.unwrap().id(), alice_card.id());
+    let required = policy_user(
+        &proxy.url,
+        &backend,
+        "bob",
+        &dir.path().join("bob-r"),
+        KtMode::Required,
+    )
+    .await;
+    assert!(matches!(
+        failure(required.find_user("alice").await),
+        KtFailure::NotServed { .. }
+    ));
+
+    // Once a server served KT, its key is pinned: a new EThree (a later run) is refused when
+    // the server stops serving it, or serves another key.
+    mode.store(HONEST, Ordering::SeqCst);
+    let pinned = dir.path().join("carol");
+    let carol = policy_user(&proxy.url, &backend, "carol", &pinned, KtMode::Auto).await;
+    carol.find_user("alice").await.unwrap();
+    mode.store(NO_KT, Ordering::SeqCst);
+    let carol = policy_user(&proxy.url, &backend, "carol", &pinned, KtMode::Auto).await;
+    assert!(matches!(
+        failure(carol.find_user("alice").await),
+        KtFailure::NotServed { .. }
+    ));
+    mode.store(OTHER_KEY, Ordering::SeqCst);
+    let carol = policy_user(&proxy.url, &backend, "carol", &pinned, KtMode::Auto).await;
+    assert!(matches!(
+        failure(carol.find_user("alice").await),
+        KtFailure::SigningKeyChanged { .. }
+    ));
+
+    // A swapped card: refused with the check, accepted (e3kit's behaviour) with KtMode::Off.
+    mode.store(SWAP, Ordering::SeqCst);
+    let carol = policy_user(&proxy.url, &backend, "carol", &pinned, KtMode::Auto).await;
+    assert!(matches!(
+        failure(carol.find_user("alice").await),
+        KtFailure::CardNotInDirectory { .. }
+    ));
+    let off = policy_user(
+        &proxy.url,
+        &backend,
+        "dave",
+        &dir.path().join("dave"),
+        KtMode::Off,
+    )
+    .await;
+    assert_ne!(off.find_user("alice").await.unwrap().id(), alice_card.id());
 }
