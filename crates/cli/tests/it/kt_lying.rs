@@ -689,3 +689,81 @@ async fn policy_for_servers_without_kt_and_changed_keys() {
     .await;
     assert_ne!(off.find_user("alice").await.unwrap().id(), alice_card.id());
 }
+
+/// The automatic self-check: `initialize` with a stored key checks the own key history in the
+/// background and reports a foreign version to `on_foreign_key`; monitor_key_history on demand
+/// says the same, and marks the versions of the device's own (also past) keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_reports_a_foreign_key_in_the_background() {
+    use sealkit::KeyVersionOrigin;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = common::sqlite_deployment(dir.path());
+    let backend = common::backend(&creds);
+    let home = dir.path().join("alice");
+    let alice = sdk_user(&server.url, &backend, "alice", &home).await;
+    let first = alice.register(None).await.unwrap();
+    // A rotation on this device: both keys are this device's.
+    alice.cleanup().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the new card is a second newer
+    let second = alice.rotate_private_key().await.unwrap();
+    wait_until_async("both versions are in the directory", || async {
+        alice
+            .monitor_key_history()
+            .await
+            .is_ok_and(|h| h.versions.len() == 2)
+    })
+    .await;
+    let history = alice.monitor_key_history().await.unwrap();
+    assert!(history.is_clean(), "{history:?}");
+    assert!(history
+        .versions
+        .iter()
+        .all(|v| v.origin == KeyVersionOrigin::ThisDevice));
+    assert_eq!(
+        history.versions[0].cards[0].card_id,
+        second.id().to_string()
+    );
+    assert_eq!(history.versions[1].cards[0].card_id, first.id().to_string());
+
+    // Someone else, holding a token for alice, replaces her card.
+    let mallory = sdk_user(&server.url, &backend, "alice", &dir.path().join("mallory")).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let foreign = mallory.rotate_private_key().await.unwrap();
+    wait_until_async("the foreign version is in the directory", || async {
+        alice
+            .monitor_key_history()
+            .await
+            .is_ok_and(|h| h.versions.len() == 3)
+    })
+    .await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let backend2 = backend.clone();
+    let provider = move || {
+        std::future::ready(
+            backend2
+                .generate("alice", common::now())
+                .map(|j| j.to_string()),
+        )
+    };
+    let options = sealkit::EThreeOptions::new(&server.url, &home).on_foreign_key(move |history| {
+        let _ = tx.send(history.clone());
+    });
+    let _again = sealkit::EThree::initialize(provider, options)
+        .await
+        .unwrap();
+    let reported = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("the background check reports within 15 s")
+        .unwrap();
+    let foreign_versions: Vec<_> = reported.foreign().collect();
+    assert_eq!(foreign_versions.len(), 1, "{reported:?}");
+    assert_eq!(foreign_versions[0].version, 3);
+    assert_eq!(
+        foreign_versions[0].cards[0].card_id,
+        foreign.id().to_string()
+    );
+    assert!(!foreign_versions[0].cards[0].own);
+    assert!(foreign_versions[0].cards[0].created_at.is_some());
+}
