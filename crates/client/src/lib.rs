@@ -64,7 +64,9 @@
 //! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
 //! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable,
 //! and the group tickets (each encrypted for the user's key), and the pinned keys of verified
-//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again).
+//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again), and the
+//! key-transparency state: the pinned KT signing key and the last accepted directory head per
+//! server and application, and the public keys and cards of the user's own keys (also kept).
 //!
 //! ## Differences from e3kit
 //! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
