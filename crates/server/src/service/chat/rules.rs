@@ -365,3 +365,34 @@ pub(super) fn trim_page(
     }
     more
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sealkit_proto::kt::SignedHead;
+
+    fn head(app_id: &str) -> SignedHead {
+        SignedHead {
+            app_id: app_id.into(),
+            epoch: 7,
+            root_hash: "ab".repeat(32),
+            vrf_public_key: "cd".repeat(32),
+            signature: "A".repeat(88),
+        }
+    }
+
+    #[test]
+    fn gossip_heads_are_stored_as_posted_within_a_bound() {
+        assert_eq!(gossip_head(None).unwrap(), None);
+        let stored = gossip_head(Some(&head("app"))).unwrap().unwrap();
+        assert_eq!(
+            serde_json::from_str::<SignedHead>(&stored).unwrap(),
+            head("app")
+        );
+        assert!(matches!(
+            gossip_head(Some(&head(&"x".repeat(MAX_GOSSIP_HEAD)))),
+            Err(ServiceError::ChatInvalid(_))
+        ));
+    }
+}
