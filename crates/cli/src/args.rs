@@ -68,6 +68,26 @@ pub(crate) enum Command {
     Msg(MsgArgs),
     /// Group chats: create, load, manage participants, encrypt and decrypt.
     Group(GroupArgs),
+    /// Key transparency: audit a server's verifiable key directory (no account needed).
+    #[command(subcommand)]
+    Kt(KtCommand),
+}
+
+/// `sealkit kt ...`
+#[derive(Subcommand, Debug)]
+pub(crate) enum KtCommand {
+    /// Check that the newest signed head of --app's key directory on --server is an
+    /// append-only extension of the head stored in --state, then store the new head. The first
+    /// run (no FILE yet) trusts and stores what the server shows. Exits 1 on a fork, a rollback,
+    /// a bad signature or a changed signing key; prints the accepted epoch.
+    Audit {
+        /// The application whose directory to audit.
+        #[arg(long = "app", value_name = "APP_ID")]
+        app_id: String,
+        /// The auditor's state (JSON: the pinned signing key and the last accepted head).
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,12 +281,17 @@ pub(crate) enum UserCommand {
     Rotate,
     /// Delete the local private key and card cache (restore it from a backup later).
     Cleanup,
-    /// Print the users' cards as JSON (an array, in the order asked).
+    /// Print the users' cards as JSON (an array, in the order asked). Each card is checked
+    /// against the server's key directory when it has one; a failed check exits 1 naming it.
     Find {
         /// The identities.
         #[arg(required = true, value_name = "ID")]
         identities: Vec<String>,
     },
+    /// Check your own key history in the server's key directory: lists every version; exits 0
+    /// when each was made by a key this device holds or held, 1 otherwise, naming each foreign
+    /// version and its time.
+    Monitor,
     /// Print the safety number of you and ID (60 digits in groups of 5), to compare with what
     /// ID's device shows.
     SafetyNumber {

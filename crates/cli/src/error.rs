@@ -151,6 +151,27 @@ pub(crate) enum CliError {
     /// The SDK failed.
     #[error(transparent)]
     Sdk(#[from] sealkit::Error),
+    /// `user monitor`: versions of the own key history were not made by this device.
+    #[error(
+        "{count} version(s) of {identity}'s key history were not made by a key this device holds \
+         or held: {list}"
+    )]
+    ForeignKeyVersions {
+        /// The identity.
+        identity: String,
+        /// How many.
+        count: usize,
+        /// Each version and its time.
+        list: String,
+    },
+    /// `kt audit --state FILE`: the file is not an auditor state.
+    #[error("{} is not a key-transparency audit state: {reason}", path.display())]
+    AuditState {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A JSON output could not be made.
     #[error(transparent)]
     Json(#[from] serde_json::Error),

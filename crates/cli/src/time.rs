@@ -18,6 +18,28 @@ pub(crate) fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
         .map_err(|_| format!("{s:?} is not an RFC 3339 time (like 2026-11-27T20:15:00Z)"))
 }
 
+/// Unix seconds as an RFC 3339 UTC time (`2026-12-06T08:00:00Z`), for listings.
+pub(crate) fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (the proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -30,6 +52,14 @@ mod tests {
             Ok(d) => d.as_secs() as i64,
             Err(e) => -(e.duration().as_secs() as i64),
         }
+    }
+
+    #[test]
+    fn utc_listing_round_trips() {
+        for t in [0, 951_868_800, 1_764_979_200, 4_102_444_799, -86_400] {
+            assert_eq!(secs(&format_utc(t)), t, "{}", format_utc(t));
+        }
+        assert_eq!(format_utc(951_868_800), "2000-03-01T00:00:00Z");
     }
 
     #[test]

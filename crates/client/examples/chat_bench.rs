@@ -260,6 +260,7 @@ async fn fan_out(
             client_id: format!("fan-{i}"),
             ciphertext: ciphertext.clone(),
             member_version: channel.member_version,
+            kt_head: None,
         };
         let at = Instant::now();
         let response = http

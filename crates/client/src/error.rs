@@ -238,6 +238,10 @@ pub enum Error {
         /// How many times the message was encrypted.
         attempts: u32,
     },
+    /// A key-transparency check failed (see [`crate::transparency`]): the card or the server's
+    /// directory head is not used. [`KtFailure`](crate::KtFailure) names the failure.
+    #[error("key transparency: {0}")]
+    KeyTransparency(crate::transparency::KtFailure),
     /// The server answered with an error (`{"code", "message"}` body, spec §1).
     #[error("the server answered HTTP {status}, code {code}: {message}")]
     Api {

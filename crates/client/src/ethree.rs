@@ -6,8 +6,9 @@ use crate::card::{self, Card};
 use crate::error::{Error, Result};
 use crate::keystore::{create_private_dir, KeyStore};
 use crate::local::{self, LocalStore};
-use crate::options::{EThreeOptions, KeyChangedCallback};
+use crate::options::{EThreeOptions, ForeignKeyCallback, KeyChangedCallback};
 use crate::token::{TokenCache, TokenProvider};
+use crate::transparency::{self, Directory, KeyHistory, KtFailure, KtMode, Transparency};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::OsRng;
@@ -68,6 +69,9 @@ pub(crate) struct Inner {
     pub(crate) local: LocalStore,
     key_type: KeyType,
     key_changed: Option<KeyChangedCallback>,
+    /// Key transparency: the server's directory, the pinned key and the accepted head.
+    pub(crate) kt: Transparency,
+    foreign_key: Option<ForeignKeyCallback>,
     /// The brainkey protocol of key backups.
     pub(crate) brainkey_version: crate::BrainkeyVersion,
     /// The private key once loaded (e3kit's `cachedPrivateKey`).
@@ -144,6 +148,10 @@ impl EThree {
     /// assert!(!alice.has_local_private_key().await?);
     /// # Ok(()) }
     /// ```
+    ///
+    /// When a private key is stored and key transparency is not off, a check of the user's own
+    /// key history ([`EThree::monitor_key_history`]) starts in the background; a version this
+    /// device did not make is reported to [`EThreeOptions::on_foreign_key`].
     pub async fn initialize(
         token_provider: impl TokenProvider,
         options: EThreeOptions,
@@ -162,9 +170,17 @@ impl EThree {
         } else {
             Crypto::new()
         };
-        Ok(Self {
+        let kt = Transparency::new(
+            options.kt_mode(),
+            options.kt_key(),
+            options.api_url(),
+            api.app_id(),
+        );
+        let ethree = Self {
             inner: Arc::new(Inner {
                 identity,
+                kt,
+                foreign_key: options.foreign_key().cloned(),
                 api,
                 crypto,
                 keys: KeyStore::for_storage(dir.join("keys"), options.key_storage_kind()),
@@ -176,7 +192,9 @@ impl EThree {
                 key_deletions: AtomicU64::new(0),
                 ops: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        ethree.spawn_self_check(false);
+        Ok(ethree)
     }
 
     /// The identity this client acts for (the tokens' `sub` without `identity-`).
@@ -367,6 +385,10 @@ impl EThree {
             let key = key.clone();
             blocking(move || keys.store(&identity, &key, now_secs())).await?;
         }
+        self.inner
+            .local
+            .add_own_key(key.public_key(), now_secs())
+            .await?;
         *self.cached_key() = Some(key);
         Ok(())
     }
@@ -455,9 +477,139 @@ impl EThree {
             })
             .await?;
         }
+        let local = &self.inner.local;
+        local.add_own_key(key.public_key(), now).await?;
+        local
+            .add_own_card(&own.id().to_string(), key.public_key())
+            .await?;
         *self.cached_key() = Some(key);
-        self.inner.local.put_card(&own, now).await?;
+        local.put_card(&own, now).await?;
+        self.spawn_self_check(true);
         Ok(own)
+    }
+
+    // ------------------------------------------------------------------ key transparency
+
+    /// The user's own key history in the server's verifiable key directory: every version of
+    /// the identity's entry (each publish, rotation or revocation), newest first, each marked
+    /// with whether it was made by a key this device holds or held
+    /// ([`KeyVersionOrigin`](crate::KeyVersionOrigin)). A [`KeyVersionOrigin::Foreign`](crate::KeyVersionOrigin::Foreign)
+    /// version is a card published for the user with a key this device never had: from another
+    /// device of the user, or from someone holding a token for the user (a compromised
+    /// backend, or the server itself).
+    ///
+    /// The device remembers the public key of every key it stores (register, rotation, backup
+    /// restore) in the local store; a key from before this SDK version counts once it is seen
+    /// here. The proof is checked like every lookup, and the head must extend the stored one.
+    ///
+    /// Errors: [`Error::KeyTransparency`] ([`KtFailure::NotServed`] when the server has no
+    /// directory or KT is off, [`KtFailure::BadProof`], [`KtFailure::Fork`], ...), network
+    /// errors.
+    ///
+    /// ```no_run
+    /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
+    /// let history = ethree.monitor_key_history().await?;
+    /// for version in history.foreign() {
+    ///     eprintln!("a key you do not hold was published for you in epoch {}", version.epoch);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn monitor_key_history(&self) -> Result<KeyHistory> {
+        let inner = &self.inner;
+        let Directory::Checked { key, .. } = inner.kt.directory(&inner.api, &inner.local).await?
+        else {
+            return Err(KtFailure::NotServed {
+                reason: "key transparency is off for this client, or the server does not serve it"
+                    .to_owned(),
+            }
+            .into());
+        };
+        let now = now_secs();
+        if let Some(own) = self.load_private_key().await? {
+            inner.local.add_own_key(own.public_key(), now).await?;
+        }
+        let own_keys = inner.local.own_keys().await?;
+        let visible = self.search_own().await?;
+        for card in visible.iter().flat_map(Card::chain) {
+            if own_keys.contains(card.public_key()) {
+                inner
+                    .local
+                    .add_own_card(&card.id().to_string(), card.public_key())
+                    .await?;
+            }
+        }
+        let own_cards = inner.local.own_cards().await?;
+        let identity = inner.identity.as_str();
+        let app_id = inner.kt.app_id();
+        let mut retried = false;
+        let (head, entries) = loop {
+            let response = match inner.api.kt_history(identity).await {
+                Ok(response) => response,
+                Err(e) if crate::api::kt::is_not_in_directory(&e) => {
+                    return Ok(KeyHistory {
+                        identity: identity.to_owned(),
+                        epoch: None,
+                        versions: Vec::new(),
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            let (head, entries) =
+                transparency::verified_history(&key, app_id, identity, &response)?;
+            match inner
+                .kt
+                .accept_head(&inner.api, &inner.local, &key, &head)
+                .await
+            {
+                Err(Error::KeyTransparency(KtFailure::Rollback { .. })) if !retried => {
+                    retried = true;
+                }
+                other => {
+                    other?;
+                    break (head, entries);
+                }
+            }
+        };
+        let visible: Vec<&Card> = visible.iter().flat_map(Card::chain).collect();
+        Ok(KeyHistory {
+            identity: identity.to_owned(),
+            epoch: Some(head.epoch),
+            versions: transparency::classify(&entries, &own_cards, &visible),
+        })
+    }
+
+    /// Starts a background check of the own key history (see [`EThree::initialize`]): only
+    /// with a stored key, never failing anything, reporting foreign versions to the callback.
+    /// After an own publish it first waits two epochs, for the new card to be in the directory.
+    fn spawn_self_check(&self, after_publish: bool) {
+        if self.inner.kt.mode() == KtMode::Off {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        runtime.spawn(async move {
+            if after_publish {
+                let Ok(Directory::Checked { epoch, .. }) = this
+                    .inner
+                    .kt
+                    .directory(&this.inner.api, &this.inner.local)
+                    .await
+                else {
+                    return;
+                };
+                tokio::time::sleep(epoch * 2 + std::time::Duration::from_millis(500)).await;
+            }
+            if !matches!(this.load_private_key().await, Ok(Some(_))) {
+                return;
+            }
+            if let Ok(history) = this.monitor_key_history().await {
+                if let (false, Some(callback)) = (history.is_clean(), &this.inner.foreign_key) {
+                    callback(&history);
+                }
+            }
+        });
     }
 
     // ------------------------------------------------------------------------------ users
@@ -473,9 +625,15 @@ impl EThree {
     /// still have the pinned key: otherwise the call fails with [`Error::ContactKeyChanged`]
     /// (the new card is cached all the same, and the callback called).
     ///
+    /// When the server serves key transparency (see [`crate::transparency`]), every card must be
+    /// the one the server's verifiable key directory holds, proved against a signed head that
+    /// extends the last one this storage directory accepted; otherwise the call fails with
+    /// [`Error::KeyTransparency`] and nothing is cached. A card newer than the directory's
+    /// latest epoch is waited for, up to two epochs.
+    ///
     /// Errors: [`Error::UsersNotFound`] listing every identity without a card,
-    /// [`Error::UsersFoundWithMultipleCards`], [`Error::ContactKeyChanged`], and network or
-    /// server errors.
+    /// [`Error::UsersFoundWithMultipleCards`], [`Error::ContactKeyChanged`],
+    /// [`Error::KeyTransparency`], and network or server errors.
     ///
     /// ```no_run
     /// # async fn run(ethree: sealkit::EThree) -> sealkit::Result<()> {
@@ -523,6 +681,10 @@ impl EThree {
             });
         }
         let cards: Vec<&Card> = found.values().collect();
+        self.inner
+            .kt
+            .check_cards(&self.inner.api, &self.inner.local, &cards)
+            .await?;
         let before_ids = self.inner.local.put_cards(&cards, now_secs()).await?;
         for (card, before) in cards.iter().zip(before_ids) {
             if before.is_some_and(|id| id != card.id().to_string()) {
@@ -650,6 +812,10 @@ impl EThree {
                 }
             }
             let refs: Vec<&Card> = current.iter().collect();
+            self.inner
+                .kt
+                .check_cards(&self.inner.api, &self.inner.local, &refs)
+                .await?;
             let before_ids = self.inner.local.put_cards(&refs, now).await?;
             for (card, before) in current.iter().zip(before_ids) {
                 if before.is_none_or(|id| id != card.id().to_string()) {

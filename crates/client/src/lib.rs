@@ -49,6 +49,11 @@
 //!   [`EThree::verify_safety_number`] pins a contact's key, after which a changed key is an
 //!   [`Error::ContactKeyChanged`] on lookup and encryption until [`EThree::accept_change`];
 //!   [`EThree::is_verified`], [`EThree::forget_verification`].
+//! * Key transparency (not in e3kit; [`transparency`]): every card is checked against the
+//!   server's verifiable key directory when the server serves one ([`KtMode`]); a failure is
+//!   [`Error::KeyTransparency`]. [`EThree::monitor_key_history`] lists the user's own key
+//!   versions and which of them this device did not make; [`audit_directory`] checks that a
+//!   directory only grows.
 //! * [`Card`]: a verified user card with its predecessor chain (spec §3.1).
 //! * [`TokenProvider`]: where tokens come from; cached until 5 s before expiry and refreshed on
 //!   HTTP 401 / code 20304 (spec §1.2).
@@ -59,7 +64,9 @@
 //! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
 //! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable,
 //! and the group tickets (each encrypted for the user's key), and the pinned keys of verified
-//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again).
+//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again), and the
+//! key-transparency state: the pinned KT signing key and the last accepted directory head per
+//! server and application, and the public keys and cards of the user's own keys (also kept).
 //!
 //! ## Differences from e3kit
 //! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
@@ -95,6 +102,7 @@ mod local;
 mod options;
 mod stream;
 mod token;
+pub mod transparency;
 mod verify;
 
 pub use backup::DerivedPasswords;
@@ -104,10 +112,15 @@ pub use error::{BoxError, Error, GroupErrorCode, Result};
 pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
 pub use group::{Group, MAX_GROUP_PARTICIPANTS};
 pub use options::{
-    BrainkeyVersion, EThreeOptions, KeyChangedCallback, KeyStorage, DEFAULT_REQUEST_TIMEOUT,
+    BrainkeyVersion, EThreeOptions, ForeignKeyCallback, KeyChangedCallback, KeyStorage,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use stream::FileStage;
 pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};
+pub use transparency::{
+    audit_directory, AuditReport, AuditState, KeyHistory, KeyVersion, KeyVersionOrigin, KtFailure,
+    KtMode, VersionCard,
+};
 
 pub use sealkit_crypto::{KeyType, PrivateKey, PublicKey, SafetyNumber, Stage};
 pub use sealkit_proto::{CardError, CardId, JwtError, RawSignedModel};

@@ -1,5 +1,6 @@
 //! [`EThreeOptions`]: where the server and the local storage are, and how keys are made.
 
+use crate::transparency::{KeyHistory, KtMode};
 use sealkit_crypto::KeyType;
 use std::fmt;
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ use std::time::Duration;
 /// assert_eq!(changed.lock().unwrap().as_slice(), ["bob"]);
 /// ```
 pub type KeyChangedCallback = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Called with the user's own key history when an automatic check (on initialize, after the
+/// user's own publish) finds a version this device did not make, see
+/// [`EThreeOptions::on_foreign_key`].
+pub type ForeignKeyCallback = Arc<dyn Fn(&KeyHistory) + Send + Sync>;
 
 /// The default for [`EThreeOptions::request_timeout`].
 ///
@@ -100,6 +106,9 @@ pub struct EThreeOptions {
     request_timeout: Duration,
     key_changed: Option<KeyChangedCallback>,
     key_storage: KeyStorage,
+    kt_mode: KtMode,
+    kt_signing_key: Option<[u8; 32]>,
+    foreign_key: Option<ForeignKeyCallback>,
     brainkey_version: BrainkeyVersion,
 }
 
@@ -141,6 +150,9 @@ impl EThreeOptions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             key_changed: None,
             key_storage: KeyStorage::Files,
+            kt_mode: KtMode::Auto,
+            kt_signing_key: None,
+            foreign_key: None,
             brainkey_version: BrainkeyVersion::V2,
         }
     }
@@ -318,6 +330,78 @@ impl EThreeOptions {
     pub(crate) fn key_changed(&self) -> Option<&KeyChangedCallback> {
         self.key_changed.as_ref()
     }
+
+    pub(crate) fn foreign_key(&self) -> Option<&ForeignKeyCallback> {
+        self.foreign_key.as_ref()
+    }
+
+    pub(crate) fn kt_key(&self) -> Option<[u8; 32]> {
+        self.kt_signing_key
+    }
+
+    /// Whether cards are checked against the server's key directory; default [`KtMode::Auto`]
+    /// (checked when the server serves key transparency; its key is pinned on first use). See
+    /// [`crate::transparency`].
+    ///
+    /// ```
+    /// use sealkit::{EThreeOptions, KtMode};
+    ///
+    /// // A client that must never talk to a directory-less server:
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .key_transparency(KtMode::Required);
+    /// assert_eq!(options.kt_mode(), KtMode::Required);
+    /// ```
+    pub fn key_transparency(mut self, mode: KtMode) -> Self {
+        self.kt_mode = mode;
+        self
+    }
+
+    /// The configured [`KtMode`].
+    pub fn kt_mode(&self) -> KtMode {
+        self.kt_mode
+    }
+
+    /// The deployment's KT signing key, known out of band (the server prints it at start as
+    /// `kt_signing_key=...`; 32 raw Ed25519 bytes). Without it the key the server serves is
+    /// pinned on first use. With it, key transparency is required and a server serving another
+    /// key is refused.
+    ///
+    /// ```
+    /// use sealkit::{EThreeOptions, KtMode};
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .kt_signing_key([7; 32]);
+    /// assert!(format!("{options:?}").contains("kt_signing_key: true"));
+    /// ```
+    pub fn kt_signing_key(mut self, key: [u8; 32]) -> Self {
+        self.kt_signing_key = Some(key);
+        self
+    }
+
+    /// Called when an automatic check of the user's own key history (after
+    /// [`crate::EThree::initialize`] when a local key exists, and after the user's own
+    /// `register` / `rotate_private_key`) finds a version this device did not make: someone
+    /// published a card for the user. The checks run in the background and never fail the
+    /// call that started them; [`crate::EThree::monitor_key_history`] runs one on demand.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .on_foreign_key(|history| {
+    ///         for version in history.foreign() {
+    ///             eprintln!("someone else published a key for you (epoch {})", version.epoch);
+    ///         }
+    ///     });
+    /// assert!(format!("{options:?}").contains("on_foreign_key: true"));
+    /// ```
+    pub fn on_foreign_key(
+        mut self,
+        callback: impl Fn(&KeyHistory) + Send + Sync + 'static,
+    ) -> Self {
+        self.foreign_key = Some(Arc::new(callback));
+        self
+    }
 }
 
 impl fmt::Debug for EThreeOptions {
@@ -331,6 +415,9 @@ impl fmt::Debug for EThreeOptions {
             .field("on_key_changed", &self.key_changed.is_some())
             .field("key_storage", &self.key_storage)
             .field("brainkey_version", &self.brainkey_version)
+            .field("kt_mode", &self.kt_mode)
+            .field("kt_signing_key", &self.kt_signing_key.is_some())
+            .field("on_foreign_key", &self.foreign_key.is_some())
             .finish()
     }
 }

@@ -94,6 +94,7 @@ pub(crate) fn is_fresh(exp: i64, now: i64) -> bool {
 pub(crate) struct TokenCache {
     provider: Arc<dyn TokenProvider>,
     identity: String,
+    app_id: String,
     cached: tokio::sync::Mutex<Option<Jwt>>,
 }
 
@@ -104,15 +105,24 @@ impl TokenCache {
         let identity = jwt.identity().map_err(Error::InvalidToken)?.to_owned();
         sealkit_proto::validate_identity(&identity)
             .map_err(|_| Error::InvalidToken(sealkit_proto::JwtError::BadSubject))?;
+        // A token without Virgil's issuer prefix is the server's to refuse; KT checks then fail
+        // on the application name.
+        let app_id = jwt.app_id().unwrap_or_default().to_owned();
         Ok(Self {
             provider,
             identity,
+            app_id,
             cached: tokio::sync::Mutex::new(Some(jwt)),
         })
     }
 
     pub(crate) fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// The application of the tokens (the `iss` without `virgil-`).
+    pub(crate) fn app_id(&self) -> &str {
+        &self.app_id
     }
 
     /// The cached token while it is fresh at `now`, else a new one from the provider. With

@@ -203,6 +203,11 @@ pub struct NewMessage {
     pub ciphertext: String,
     /// The channel's `member_version` the ciphertext was encrypted for.
     pub member_version: i64,
+    /// Key-transparency gossip: the newest signed head of the application's key directory the
+    /// sender accepted, in clear, so receivers can compare it with their own view and detect a
+    /// server showing them different directories. Absent from clients without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kt_head: Option<crate::kt::SignedHead>,
 }
 
 /// A stored message.
@@ -222,6 +227,10 @@ pub struct Message {
     pub member_version: i64,
     /// Base64 of the encrypted message, as posted.
     pub ciphertext: String,
+    /// The sender's signed directory head, as posted ([`NewMessage::kt_head`]). Boxed: most
+    /// messages are moved around without looking at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kt_head: Option<Box<crate::kt::SignedHead>>,
 }
 
 /// `GET /chat/v1/channels/{id}/messages` answer, oldest first.
@@ -395,6 +404,7 @@ mod tests {
             sent_at: 1_795_801_646_000,
             member_version: 2,
             ciphertext: "AAEC".into(),
+            kt_head: None,
         };
         let json = serde_json::to_string(&ServerFrame::Message {
             message: message.clone(),

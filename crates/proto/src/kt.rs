@@ -87,6 +87,11 @@ pub struct KeyResponse {
     /// The Ed25519 public key that signs every [`SignedHead`] of this deployment, base64 of the
     /// 32 raw bytes. Clients should pin it out of band (it is printed at server start).
     pub signing_public_key: String,
+    /// How often the server publishes an epoch, in milliseconds (its `kt_epoch_secs`). A card is
+    /// in the directory at most about two epochs after it was published; clients wait that long
+    /// for a new card before refusing it. Absent from servers that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_millis: Option<u64>,
 }
 
 /// The signed head of one epoch of one application's directory. The exact signed bytes are
@@ -163,6 +168,20 @@ mod tests {
         let text = serde_json::to_string(&response)?;
         assert!(text.contains(r#""epoch":3"#));
         assert_eq!(serde_json::from_str::<LookupResponse>(&text)?, response);
+        Ok(())
+    }
+
+    #[test]
+    fn key_response_epoch_is_optional() -> Result<(), serde_json::Error> {
+        let old: KeyResponse = serde_json::from_str(r#"{"signing_public_key":"AA=="}"#)?;
+        assert_eq!(old.epoch_millis, None);
+        assert_eq!(
+            serde_json::to_string(&old)?,
+            r#"{"signing_public_key":"AA=="}"#
+        );
+        let new: KeyResponse =
+            serde_json::from_str(r#"{"signing_public_key":"AA==","epoch_millis":250}"#)?;
+        assert_eq!(new.epoch_millis, Some(250));
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod backend;
 pub(crate) mod chat;
 pub(crate) mod crypto;
 pub(crate) mod group;
+pub(crate) mod kt;
 pub(crate) mod msg;
 pub(crate) mod server;
 pub(crate) mod token;

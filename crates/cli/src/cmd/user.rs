@@ -57,6 +57,7 @@ pub(crate) fn user(opts: &SdkOptions, args: UserArgs) -> Result<()> {
                 }
                 print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
             }
+            UserCommand::Monitor => monitor(&ethree).await?,
             UserCommand::SafetyNumber { contact } => {
                 let number = ethree.safety_number(&contact).await?;
                 print_line(format_args!("{}", number.grouped()));
@@ -100,6 +101,53 @@ pub(crate) fn user(opts: &SdkOptions, args: UserArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `user monitor`: prints every version of the own key history, one per line; fails naming
+/// the versions this device did not make.
+async fn monitor(ethree: &sealkit::EThree) -> Result<()> {
+    let history = ethree.monitor_key_history().await?;
+    if history.versions.is_empty() {
+        print_line(format_args!(
+            "{} has no entry in the key directory yet",
+            history.identity
+        ));
+    }
+    for version in &history.versions {
+        print_line(format_args!("{}", describe(version)));
+    }
+    let foreign: Vec<String> = history.foreign().map(describe).collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::ForeignKeyVersions {
+        identity: history.identity.clone(),
+        count: foreign.len(),
+        list: foreign.join("; "),
+    })
+}
+
+/// One version as a line: number, epoch, who made it, and its cards with their times.
+fn describe(version: &sealkit::KeyVersion) -> String {
+    let origin = match version.origin {
+        sealkit::KeyVersionOrigin::ThisDevice => "made by this device",
+        sealkit::KeyVersionOrigin::NoCards => "no cards (revoked)",
+        _ => "FOREIGN: not made by a key this device holds or held",
+    };
+    let mut line = format!(
+        "version {} (epoch {}): {origin}",
+        version.version, version.epoch
+    );
+    if version.cards.is_empty() && version.origin != sealkit::KeyVersionOrigin::NoCards {
+        line.push_str(", card not shown by the server");
+    }
+    for card in &version.cards {
+        line.push_str(&format!(", card {}", card.card_id));
+        if let Some(created) = card.created_at {
+            line.push_str(&format!(" created {}", crate::time::format_utc(created)));
+        }
+    }
+    line
 }
 
 /// A card as JSON: its fields, the raw card (Virgil's wire format) and its predecessor.

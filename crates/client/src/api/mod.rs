@@ -5,6 +5,7 @@
 pub(crate) mod cards;
 pub(crate) mod chat;
 pub(crate) mod keyknox;
+pub(crate) mod kt;
 
 use crate::error::{Error, Result};
 use crate::token::TokenCache;
@@ -145,6 +146,11 @@ impl ApiClient {
         })
     }
 
+    /// The application of the tokens.
+    pub(crate) fn app_id(&self) -> &str {
+        self.tokens.app_id()
+    }
+
     /// Sends a request with the current token and a JSON body (if any). On HTTP 401 with code
     /// 20304 the token provider is asked for a new token and the request is repeated once
     /// (spec §1.2). Non-2xx answers become [`Error::Api`].
@@ -248,6 +254,64 @@ impl ApiClient {
             };
             Error::Network(format!("{url}: {cause}"))
         }
+    }
+}
+
+/// A client without a token, for the endpoints anyone may call (the key directory's key, heads
+/// and audit proofs: an auditor needs no account).
+#[derive(Debug)]
+pub(crate) struct PublicClient {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl PublicClient {
+    /// A client for the server at `base_url`.
+    pub(crate) fn new(base_url: &str, timeout: Duration) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| Error::InvalidInput(format!("server {base_url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::InvalidInput(format!(
+                "server {base_url:?} must start with https:// (or http:// for a local server)"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| Error::Network(format!("cannot set up the HTTP client: {}", chain(&e))))?;
+        Ok(Self {
+            http,
+            base,
+            timeout,
+        })
+    }
+
+    /// `GET path` as JSON of type `T`; non-2xx answers are [`Error::Api`].
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let network = |e: reqwest::Error| {
+            if e.is_timeout() {
+                Error::Network(format!(
+                    "{url}: no answer within {} s",
+                    self.timeout.as_secs_f32()
+                ))
+            } else {
+                Error::Network(format!("{url}: {}", chain(&e)))
+            }
+        };
+        let response = self.http.get(&url).send().await.map_err(network)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(network)?.to_vec();
+        Answer {
+            status,
+            response: ApiResponse { headers, body },
+        }
+        .into_result()?
+        .json(what)
     }
 }
 

@@ -64,6 +64,7 @@ use crate::api::chat::{Page, Posted};
 use crate::card::Card;
 use crate::error::{Error, Result};
 use crate::ethree::{EThree, MessageFormat};
+use crate::transparency::KtFailure;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
@@ -148,6 +149,16 @@ pub enum Verification {
     /// the change ([`crate::EThree::accept_change`]) or verifies the new safety number, then
     /// [`Chat::open`]s the message again.
     SenderKeyChanged,
+    /// The sender's card failed the key-transparency check (it is not the card the server's
+    /// verifiable key directory holds, or the directory's head did not verify): the plaintext
+    /// is withheld. The error itself comes from [`crate::EThree::find_user`] on the sender.
+    KeyTransparencyFailed,
+    /// The signed head of the key directory the sender gossiped with the message is not in one
+    /// history with this client's: the server shows the two users different directories (a
+    /// split view; [`crate::KtFailure::SplitView`]). The plaintext is withheld, since the
+    /// sender's card may come from the other view. Call [`crate::EThree::find_user`] on the
+    /// sender for the typed error; report the server.
+    SplitView,
     /// Not a message this SDK can read (bad base64, not an e3kit `authEncrypt` envelope,
     /// damaged).
     Malformed,
@@ -169,6 +180,7 @@ pub enum Verification {
 ///     sent_at: 1_700_000_000_000,
 ///     member_version: 1,
 ///     ciphertext: String::new(), // not looked at by the helpers
+///     kt_head: None,
 /// };
 /// let joined_later = ReceivedMessage {
 ///     message,
@@ -196,7 +208,7 @@ impl ReceivedMessage {
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
     /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    /// #     ciphertext: String::new() };
+    /// #     ciphertext: String::new(), kt_head: None };
     /// let verified = ReceivedMessage {
     ///     message,
     ///     body: Some(b"lunch at 1?".to_vec()),
@@ -222,7 +234,7 @@ impl ReceivedMessage {
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
     /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    /// #     ciphertext: String::new() };
+    /// #     ciphertext: String::new(), kt_head: None };
     /// # let verified = ReceivedMessage { message: message.clone(), body: Some(b"hi".to_vec()),
     /// #     status: Verification::Verified };
     /// # let forged = ReceivedMessage { message, body: None, status: Verification::BadSignature };
@@ -240,7 +252,7 @@ impl ReceivedMessage {
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
     /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    /// #     ciphertext: String::new() };
+    /// #     ciphertext: String::new(), kt_head: None };
     /// # let received = ReceivedMessage { message, body: None, status: Verification::NotForMe };
     /// use std::time::{Duration, UNIX_EPOCH};
     ///
@@ -700,6 +712,12 @@ impl Chat {
                 client_id: client_id.clone(),
                 ciphertext: STANDARD.encode(ciphertext),
                 member_version: info.member_version,
+                kt_head: self
+                    .ethree
+                    .inner
+                    .kt
+                    .gossip_head(&self.ethree.inner.local)
+                    .await,
             };
             match self.post(channel, &post).await {
                 Ok(Posted::Stored(message)) => {
@@ -911,6 +929,18 @@ impl Chat {
         let Ok(data) = STANDARD.decode(message.ciphertext.as_bytes()) else {
             return Ok(verdict(message, Verification::Malformed));
         };
+        if let Some(head) = &message.kt_head {
+            let inner = &self.ethree.inner;
+            // Gossip is a second line of defence: a failure to compare (offline, or a problem
+            // the card check reports anyway) does not stop reading; only a split view does.
+            if let Err(Error::KeyTransparency(KtFailure::SplitView { .. })) = inner
+                .kt
+                .check_gossip(&inner.api, &inner.local, &message.sender, head)
+                .await
+            {
+                return Ok(verdict(message, Verification::SplitView));
+            }
+        }
         let key = self.ethree.private_key().await?;
         let mut fetched = false;
         loop {
@@ -921,6 +951,9 @@ impl Chat {
                 }
                 Err(Error::ContactKeyChanged { .. }) => {
                     return Ok(verdict(message, Verification::SenderKeyChanged))
+                }
+                Err(Error::KeyTransparency(_)) => {
+                    return Ok(verdict(message, Verification::KeyTransparencyFailed))
                 }
                 Err(e) => return Err(e),
             };
@@ -1194,6 +1227,7 @@ mod tests {
             sent_at: 1_000_000,
             member_version: 1,
             ciphertext: STANDARD.encode(ciphertext),
+            kt_head: None,
         };
         let outcome = alice.chat().open(message).await;
         assert!(matches!(outcome, Err(Error::Network(_))), "{outcome:?}");

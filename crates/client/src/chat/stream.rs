@@ -838,6 +838,7 @@ mod tests {
                 sent_at: 1_795_801_646_000,
                 member_version: 1,
                 ciphertext: "AAEC".into(),
+                kt_head: None,
             },
         }
     }

@@ -3,7 +3,7 @@
 //! group tickets) and never see SQL.
 //!
 //! ```text
-//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 2
+//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 4
 //! cards(owner TEXT, identity TEXT, card_id TEXT, chain TEXT, cached_at INTEGER,
 //!       PRIMARY KEY (owner, identity))
 //! chain = JSON array of the RawSignedModels (spec §3.1), newest first
@@ -12,16 +12,23 @@
 //! ticket = the epoch ticket encrypted for the owner's key (it holds the epoch key)
 //! pins(owner, identity TEXT, keys TEXT, pinned_at INTEGER, PRIMARY KEY (owner, identity))
 //! keys = JSON array of base64 SubjectPublicKeyInfo DER: the contact's verified key(s)
+//! kt_servers(server TEXT PRIMARY KEY, signing_key TEXT, pinned_at INTEGER)
+//! kt_heads(server TEXT, app_id TEXT, epoch INTEGER, head TEXT (JSON SignedHead),
+//!          PRIMARY KEY (server, app_id))
+//! own_keys(owner, public_key TEXT (base64 SPKI DER), first_seen INTEGER)
+//! own_cards(owner, card_id TEXT (hex), public_key TEXT)
 //! ```
 //!
 //! `owner` is the identity of the [`crate::EThree`] instance, so several identities can share a
-//! storage directory. Apart from the pins ([`pins`]), the store only holds what the server or
+//! storage directory. The key-transparency state ([`transparency`]) belongs to the server and
+//! application, not to one owner. Apart from the pins ([`pins`]) and that state, the store only holds what the server or
 //! Keyknox can give again (public cards, group tickets), which is why its error messages suggest
 //! deleting a damaged file (at the price of verifying contacts again).
 
 mod cards;
 mod groups;
 mod pins;
+mod transparency;
 
 pub(crate) use groups::{SealedTicket, StoredGroup};
 
@@ -35,10 +42,11 @@ use std::time::Duration;
 /// The file name of the store in the storage directory (the name predates the group tables).
 pub(crate) const FILE_NAME: &str = "cards.sqlite3";
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// The tables [`LocalStore::clear`] empties, each with an `owner` column. `pins` is not among
-/// them: a verification cannot be fetched again, and outlives the key it was made with.
+/// them: a verification cannot be fetched again, and outlives the key it was made with; nor are
+/// the key-transparency tables (what the server is checked against, and the own past keys).
 const TABLES: [&str; 3] = ["cards", "groups", "group_tickets"];
 
 /// The local store of one identity.
@@ -128,6 +136,31 @@ impl LocalStore {
                 keys TEXT NOT NULL,
                 pinned_at INTEGER NOT NULL,
                 PRIMARY KEY (owner, identity)
+            )",
+            // Schema 4: key transparency (see crate::transparency).
+            "CREATE TABLE IF NOT EXISTS kt_servers (
+                server TEXT NOT NULL PRIMARY KEY,
+                signing_key TEXT NOT NULL,
+                pinned_at INTEGER NOT NULL
+            )",
+            "CREATE TABLE IF NOT EXISTS kt_heads (
+                server TEXT NOT NULL,
+                app_id TEXT NOT NULL,
+                epoch INTEGER NOT NULL,
+                head TEXT NOT NULL,
+                PRIMARY KEY (server, app_id)
+            )",
+            "CREATE TABLE IF NOT EXISTS own_keys (
+                owner TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                first_seen INTEGER NOT NULL,
+                PRIMARY KEY (owner, public_key)
+            )",
+            "CREATE TABLE IF NOT EXISTS own_cards (
+                owner TEXT NOT NULL,
+                card_id TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                PRIMARY KEY (owner, card_id)
             )",
         ] {
             sqlx::query(statement)

@@ -31,6 +31,7 @@ fn service(state: &AppState) -> &Arc<KtService> {
 async fn key(State(state): State<AppState>) -> Json<wire::KeyResponse> {
     Json(wire::KeyResponse {
         signing_public_key: service(&state).keys().public_key_base64(),
+        epoch_millis: Some((state.config.kt_epoch_secs * 1000.0).round() as u64),
     })
 }
 

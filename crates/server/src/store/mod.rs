@@ -551,6 +551,8 @@ pub struct NewChatMessage {
     pub member_version: i64,
     /// Server time, Unix milliseconds.
     pub sent_at_ms: i64,
+    /// The sender's key-directory head (JSON), stored as posted (gossip).
+    pub kt_head: Option<String>,
 }
 
 /// A stored message.
@@ -572,6 +574,8 @@ pub struct ChatMessageRecord {
     pub member_version: i64,
     /// Server time, Unix milliseconds.
     pub sent_at_ms: i64,
+    /// The sender's key-directory head (JSON), as posted.
+    pub kt_head: Option<String>,
 }
 
 /// The outcome of [`ChatStore::chat_post`].

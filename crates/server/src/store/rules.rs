@@ -211,6 +211,7 @@ pub(crate) fn stored_message(message: NewChatMessage, seq: i64) -> ChatMessageRe
         ciphertext: message.ciphertext,
         member_version: message.member_version,
         sent_at_ms: message.sent_at_ms,
+        kt_head: message.kt_head,
     }
 }
 

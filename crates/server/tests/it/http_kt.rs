@@ -82,6 +82,8 @@ async fn kt_end_to_end(h: &Harness) {
     let app_id = h.app.app_id.clone();
     let key: wire::KeyResponse = get(h, paths::KEY, None).await;
     let pinned = sealkit_kt::parse_signing_public_key(&key.signing_public_key).unwrap();
+    // The epoch length, so clients know how long to wait for a new card (kt_epoch_secs = 0.1).
+    assert_eq!(key.epoch_millis, Some(100));
 
     // Nothing published yet: no directory, answered with the KT codes.
     let (status, body) = h.json("GET", &paths::head(&app_id), None, None).await;

@@ -450,6 +450,12 @@ fn reason(status: Verification) -> &'static str {
             "the sender's key changed since you verified it (sealkit user verify --accept-change)"
         }
         Verification::Malformed => "not a readable message",
+        Verification::KeyTransparencyFailed => {
+            "the sender's card is not the one in the server's key directory"
+        }
+        Verification::SplitView => {
+            "split view: the sender saw another key directory than you; the server is lying"
+        }
         _ => "cannot be verified",
     }
 }

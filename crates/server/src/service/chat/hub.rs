@@ -657,6 +657,7 @@ mod tests {
             client_id: client_id.into(),
             ciphertext: base64::engine::general_purpose::STANDARD.encode(client_id),
             member_version: version,
+            kt_head: None,
         };
         let (message, fresh) = post(
             rig.store.as_ref(),

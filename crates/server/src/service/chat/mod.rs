@@ -176,6 +176,7 @@ pub async fn post(
 ) -> Result<(Message, bool), ServiceError> {
     let channel_id = parse_channel_id(channel_id)?;
     let ciphertext = rules::post_ciphertext(&new, limit)?;
+    let kt_head = rules::gossip_head(new.kt_head.as_ref())?;
     let posted = store
         .chat_post(NewChatMessage {
             app_id: caller.app_id.to_string(),
@@ -185,6 +186,7 @@ pub async fn post(
             ciphertext,
             member_version: new.member_version,
             sent_at_ms: now_ms,
+            kt_head,
         })
         .await;
     match posted {

@@ -56,7 +56,35 @@ pub fn message_view(record: &ChatMessageRecord) -> Message {
         sent_at: record.sent_at_ms,
         member_version: record.member_version,
         ciphertext: B64.encode(&record.ciphertext),
+        // Stored only after it parsed (post), so a row that does not parse is left out.
+        kt_head: record
+            .kt_head
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .map(Box::new),
     }
+}
+
+/// Most bytes a gossiped head may take as JSON: its fields are an application id, a number,
+/// two 64-character hex strings and an 88-character signature; this leaves room, and no more.
+const MAX_GOSSIP_HEAD: usize = 1024;
+
+/// The gossiped head of a post, as stored (JSON). The server does not verify it (receivers do,
+/// against their pinned key); it only bounds its size.
+pub(super) fn gossip_head(
+    head: Option<&sealkit_proto::kt::SignedHead>,
+) -> Result<Option<String>, ServiceError> {
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    let text = serde_json::to_string(head).map_err(invalid)?;
+    if text.len() > MAX_GOSSIP_HEAD {
+        return Err(invalid(format!(
+            "kt_head is {} bytes, at most {MAX_GOSSIP_HEAD} are allowed",
+            text.len()
+        )));
+    }
+    Ok(Some(text))
 }
 
 /// The chat error for invalid input.
@@ -334,4 +362,35 @@ pub(super) fn trim_page(
         }
     }
     more
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sealkit_proto::kt::SignedHead;
+
+    fn head(app_id: &str) -> SignedHead {
+        SignedHead {
+            app_id: app_id.into(),
+            epoch: 7,
+            root_hash: "ab".repeat(32),
+            vrf_public_key: "cd".repeat(32),
+            signature: "A".repeat(88),
+        }
+    }
+
+    #[test]
+    fn gossip_heads_are_stored_as_posted_within_a_bound() {
+        assert_eq!(gossip_head(None).unwrap(), None);
+        let stored = gossip_head(Some(&head("app"))).unwrap().unwrap();
+        assert_eq!(
+            serde_json::from_str::<SignedHead>(&stored).unwrap(),
+            head("app")
+        );
+        assert!(matches!(
+            gossip_head(Some(&head(&"x".repeat(MAX_GOSSIP_HEAD)))),
+            Err(ServiceError::ChatInvalid(_))
+        ));
+    }
 }

@@ -57,6 +57,8 @@ pub(crate) fn chat_message(
         ciphertext: format!("ciphertext {sender} {client_id}\0\u{ff}").into_bytes(),
         member_version,
         sent_at_ms: 1_800_000_000_000 + client_id.len() as i64,
+        // Every other message gossips a head: both must read back as posted.
+        kt_head: (client_id.len() % 2 == 0).then(|| format!("{{\"epoch\":\"{client_id}\"}}")),
     }
 }
 
@@ -441,6 +443,7 @@ pub async fn chat_post_rules(store: &dyn Store) {
             ciphertext: first.ciphertext.clone(),
             member_version: 1,
             sent_at_ms: first.sent_at_ms,
+            kt_head: Some(r#"{"epoch":"c1"}"#.to_owned()),
         }
     );
     // A retry: other bytes and even a stale version still get the stored message.

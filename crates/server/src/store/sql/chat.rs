@@ -16,7 +16,7 @@ use crate::store::{
 
 /// The columns of a [`ChatMessageRecord`].
 const MESSAGE_COLUMNS: &str =
-    "channel_id, seq, sender, client_id, ciphertext, member_version, sent_at_ms";
+    "channel_id, seq, sender, client_id, ciphertext, member_version, sent_at_ms, kt_head";
 
 /// Channels with their members, one row per member (`identity` NULL for a channel without
 /// members), from one statement, hence one snapshot. Filters follow in the caller's query.
@@ -368,7 +368,7 @@ pub(crate) async fn post(
     .map_err(backend)?;
     sqlx::query(
         "INSERT INTO chat_messages (app_id, channel_id, seq, sender, client_id, ciphertext, \
-         member_version, sent_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         member_version, sent_at_ms, kt_head) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&m.app_id)
     .bind(m.channel_id.as_str())
@@ -378,6 +378,7 @@ pub(crate) async fn post(
     .bind(&m.ciphertext)
     .bind(m.member_version)
     .bind(m.sent_at_ms)
+    .bind(&m.kt_head)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
