@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 /// Largest `card_cache_ms`: other replicas must see a card change within a second.
 pub const MAX_CARD_CACHE_MS: u64 = 1000;
+/// `card_cache_ms` when unset and no other process writes the database (SQLite).
+pub const DEFAULT_CARD_CACHE_MS: u64 = 500;
 
 /// Everything `sealkit serve` can be told.
 #[derive(Clone, Debug, Deserialize)]
@@ -69,8 +71,10 @@ pub struct Config {
     pub kt_key_file: Option<PathBuf>,
     /// Milliseconds a card search answer may be served from this process's memory (0: never).
     /// A publish or revoke through this process clears its identity at once; changes made
-    /// through other replicas show within this time. At most 1000.
-    pub card_cache_ms: u64,
+    /// through other replicas show within this time. At most 1000. Unset: 500 on SQLite (one
+    /// process owns the database), 0 on PostgreSQL (replicas would see each other's changes
+    /// up to that late, which clients that alternate replicas notice).
+    pub card_cache_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -99,7 +103,7 @@ impl Default for Config {
             drain_timeout_secs: 30,
             kt_epoch_secs: 1.0,
             kt_key_file: None,
-            card_cache_ms: 500,
+            card_cache_ms: None,
         }
     }
 }
@@ -114,11 +118,10 @@ impl Config {
 
     /// Refuses values that would break a promise the documentation makes.
     pub fn check(&self) -> Result<(), String> {
-        if self.card_cache_ms > MAX_CARD_CACHE_MS {
+        if let Some(ms) = self.card_cache_ms.filter(|ms| *ms > MAX_CARD_CACHE_MS) {
             return Err(format!(
-                "card_cache_ms is {}; at most {MAX_CARD_CACHE_MS} (a card change must show on \
-                 every replica within a second)",
-                self.card_cache_ms
+                "card_cache_ms is {ms}; at most {MAX_CARD_CACHE_MS} (a card change must show on \
+                 every replica within a second)"
             ));
         }
         Ok(())
@@ -154,11 +157,14 @@ mod tests {
 
     #[test]
     fn card_cache_is_bounded_by_a_second() -> Result<(), String> {
-        assert_eq!(Config::from_toml("")?.card_cache_ms, 500);
-        assert_eq!(Config::from_toml("card_cache_ms = 0")?.card_cache_ms, 0);
+        assert_eq!(Config::from_toml("")?.card_cache_ms, None);
+        assert_eq!(
+            Config::from_toml("card_cache_ms = 0")?.card_cache_ms,
+            Some(0)
+        );
         assert_eq!(
             Config::from_toml("card_cache_ms = 1000")?.card_cache_ms,
-            1000
+            Some(1000)
         );
         let too_long = Config::from_toml("card_cache_ms = 1001");
         assert!(too_long.is_err_and(|e| e.contains("at most 1000")));

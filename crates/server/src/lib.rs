@@ -177,7 +177,10 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
             "kt_epoch_secs must be a positive number",
         ));
     }
-    if config.card_cache_ms > config::MAX_CARD_CACHE_MS {
+    if config
+        .card_cache_ms
+        .is_some_and(|ms| ms > config::MAX_CARD_CACHE_MS)
+    {
         return Err(ServerError::Config(
             "card_cache_ms must be at most 1000 (a card change must show on every replica within a second)",
         ));
@@ -192,8 +195,15 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         .spawn_publisher(std::time::Duration::from_secs_f64(config.kt_epoch_secs));
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
+    let card_cache_ms = config
+        .card_cache_ms
+        .unwrap_or(if store.shared_with_other_processes() {
+            0
+        } else {
+            config::DEFAULT_CARD_CACHE_MS
+        });
     let card_cache = Arc::new(service::cards::SearchCache::new(
-        std::time::Duration::from_millis(config.card_cache_ms),
+        std::time::Duration::from_millis(card_cache_ms),
     ));
     let state = AppState {
         card_cache,

@@ -371,6 +371,17 @@ fn audit_passes_growth_and_reports_diverging_copies() {
     });
 
     // Two copies of one deployment's data (database and KT key), then different publishes.
+    // Copied only once no epoch is pending, so each copy's next epoch is its own: an epoch both
+    // copies published from the same queued change would be shared history, not a fork.
+    let mut quiet = head_epoch(&first.url, &app);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        let now = head_epoch(&first.url, &app);
+        if now == quiet {
+            break;
+        }
+        quiet = now;
+    }
     first.kill9();
     let copy = dir.path().join("copy");
     copy_dir(&data, &copy);
@@ -378,7 +389,7 @@ fn audit_passes_growth_and_reports_diverging_copies() {
     let second = Server::start(&["--data-dir", copy.to_str().unwrap()]);
     User::new(&first.url, &creds, "carol", dir.path().join("carol")).ok(&["user", "register"], "");
     User::new(&second.url, &creds, "dave", dir.path().join("dave")).ok(&["user", "register"], "");
-    let grown = stored_epoch(&state);
+    let grown = quiet;
     wait_until("both copies published their own epoch", || {
         head_epoch(&first.url, &app) > grown && head_epoch(&second.url, &app) > grown
     });

@@ -320,6 +320,11 @@ pub trait AppStore: Send + Sync {
 /// The card directory, part of [`Store`].
 #[async_trait]
 pub trait CardStore: Send + Sync {
+    /// Whether other server processes may change cards in this store while this one runs (the
+    /// replicas of a PostgreSQL deployment). Answers cached by one process are then not told of
+    /// changes made through another.
+    fn shared_with_other_processes(&self) -> bool;
+
     /// Publishes a card, atomically:
     /// * the id must be new (`Conflict(CardIdExists)`);
     /// * with `previous_card_id`: that card must be of the same app and identity, not revoked and

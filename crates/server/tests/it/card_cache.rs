@@ -1,6 +1,8 @@
 //! The in-process cache of card search answers (`card_cache_ms`): a publish or revoke is visible
 //! in the next search on the replica that acknowledged it, and on another replica once the
-//! cache period has passed, on SQLite and across two PostgreSQL replicas.
+//! cache period has passed, on SQLite and across two PostgreSQL replicas (which cache only when
+//! configured to: the e3kit-node scenario across two replicas in `crates/cli/tests/it` expects
+//! every change at once on both).
 
 use crate::common::*;
 use axum::http::StatusCode;
@@ -77,7 +79,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 #[tokio::test]
 async fn a_change_shows_at_once_on_the_replica_that_took_it() {
     let mut config = Config::default();
-    config.card_cache_ms = 1000;
+    config.card_cache_ms = Some(1000);
     let h = harness_with(config).await;
     let a1 = publish(&h, "alice", None).await;
     // Cached: alice with one card, carol with none.
@@ -107,7 +109,8 @@ async fn other_replicas_see_a_change_within_the_cache_period() {
             .expect("PostgreSQL reachable at DATABASE_URL"),
     );
     let mut config = Config::default();
-    config.card_cache_ms = 500;
+    // Replicas cache nothing unless told to: here they are.
+    config.card_cache_ms = Some(500);
     let a = harness_on(config.clone(), store_a).await;
     let store_b: Arc<dyn Store> = Arc::new(
         PostgresStore::connect_in_schema(&pg_url(), &schema)
@@ -153,7 +156,7 @@ async fn a_period_over_a_second_is_refused() {
     );
     let mut config = Config::default();
     config.data_dir = dir.path().to_owned();
-    config.card_cache_ms = 1001;
+    config.card_cache_ms = Some(1001);
     let error = sealkit_server::app(config, store).await.err().unwrap();
     assert!(error.to_string().contains("card_cache_ms"), "{error}");
 }

@@ -16,6 +16,10 @@ use crate::store::{
 
 #[async_trait]
 impl CardStore for PostgresStore {
+    fn shared_with_other_processes(&self) -> bool {
+        true
+    }
+
     async fn publish_card(&self, card: NewCard) -> StoreResult<()> {
         sql::publish_card(self.begin().await?, card, publish_error).await
     }

@@ -19,6 +19,10 @@ const SEARCH_CHUNK: usize = 500;
 
 #[async_trait]
 impl CardStore for SqliteStore {
+    fn shared_with_other_processes(&self) -> bool {
+        false
+    }
+
     async fn publish_card(&self, card: NewCard) -> StoreResult<()> {
         sql::publish_card(self.begin().await?, card, publish_error).await
     }
