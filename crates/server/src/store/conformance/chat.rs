@@ -154,6 +154,8 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     expected.members = identities(&["Zoe", "alice", "bob", "zed", "ärger"]);
     expected.member_version = 1;
     expected.last_seq = 0;
+    // Every member's read horizon starts at 0, sorted by identity like the members.
+    expected.read = expected.members.iter().map(|m| (m.clone(), 0)).collect();
     assert_eq!(stored, expected);
 
     let mut clash = group(&app, "general", "mallory", &[]);
