@@ -10,6 +10,7 @@ mod common;
 mod oracle;
 
 mod brainkey_v3;
+mod chat_read_state;
 mod hostile;
 mod http_api;
 mod http_chat;
