@@ -9,6 +9,12 @@
 //! so a lost or coalesced event costs latency, never a message: a subscriber that sees a gap in
 //! the numbers, or falls behind the broadcast, re-reads the store itself.
 //!
+//! Two events are the exception and carry their whole news: a member's read horizon
+//! (`ChatEvent::Read`) and a member typing (`ChatEvent::Typing`). The feed relays them as they
+//! come, without a store read; a lost one is not repeated (the channel answer has every
+//! horizon, and typing is stale seconds later anyway). Typing is throttled twice: when a member
+//! sends it on this replica, and when any replica's event reaches this one.
+//!
 //! The hub does not know the transport: it queues frames as any [`FrameText`] (the WebSocket's
 //! shared-buffer text type in `http::chat`), and returns the failures that end a subscription
 //! before it starts as [`ServiceError`]s for the transport to answer.
