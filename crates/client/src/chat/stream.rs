@@ -574,6 +574,9 @@ impl ChatStream {
         match frame {
             Frame::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
                 Ok(frame) => Some(frame),
+                // A kind of frame a newer server sends and this version does not know: skipped,
+                // as the protocol asks of clients (older SDKs failed on `read` and `typing`).
+                Err(_) if is_unknown_frame_type(text.as_str()) => None,
                 Err(e) => {
                     self.queue
                         .push_back(Item::Error(Error::InvalidResponse(format!(
@@ -702,6 +705,29 @@ impl Conn {
             next_ping: now + ping_every,
         }
     }
+}
+
+/// The `type`s of the server frames this version knows (`ServerFrame`'s tags).
+const KNOWN_FRAME_TYPES: [&str; 8] = [
+    "subscribed",
+    "message",
+    "members",
+    "removed",
+    "error",
+    "pong",
+    "read",
+    "typing",
+];
+
+/// Whether `text` is a JSON object whose `type` is not one of [`KNOWN_FRAME_TYPES`].
+fn is_unknown_frame_type(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Tagged {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Tagged>(text)
+        .is_ok_and(|frame| !KNOWN_FRAME_TYPES.contains(&frame.kind.as_str()))
 }
 
 fn frame_error(code: u32, message: String, channel: &str) -> Error {
@@ -929,6 +955,34 @@ mod tests {
                 Item::Error(e) => format!("error: {e}"),
             })
             .collect()
+    }
+
+    /// Frames of kinds this version does not know are skipped; malformed known ones are errors.
+    #[test]
+    fn unknown_frame_types_are_skipped() {
+        assert!(is_unknown_frame_type(
+            r#"{"type":"reaction","channel":"a"}"#
+        ));
+        for known in KNOWN_FRAME_TYPES {
+            assert!(!is_unknown_frame_type(&format!(r#"{{"type":"{known}"}}"#)));
+        }
+        assert!(!is_unknown_frame_type("not json"));
+        // Every known type parses as a ServerFrame (the list matches the enum).
+        let samples = [
+            r#"{"type":"subscribed","channel":"a","last_seq":1}"#,
+            r#"{"type":"members","channel":"a","member_version":2}"#,
+            r#"{"type":"removed","channel":"a"}"#,
+            r#"{"type":"error","channel":null,"code":1,"message":"m"}"#,
+            r#"{"type":"pong"}"#,
+            r#"{"type":"read","channel":"a","identity":"b","seq":1}"#,
+            r#"{"type":"typing","channel":"a","identity":"b"}"#,
+        ];
+        for sample in samples {
+            assert!(
+                serde_json::from_str::<ServerFrame>(sample).is_ok(),
+                "{sample}"
+            );
+        }
     }
 
     /// Read receipts and typing of subscribed channels become events, in order; those of other
