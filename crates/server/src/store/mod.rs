@@ -718,7 +718,8 @@ pub trait ChatStore: Send + Sync {
     /// unless the sender is a member; a (channel, sender, client_id) already stored returns
     /// [`Posted::Duplicate`] with the stored message (before the version check, so a retry of
     /// a stored message succeeds); `Conflict(StaleMemberVersion)` (with the current version) unless `member_version`
-    /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit.
+    /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit. A new
+    /// message also moves the sender's read horizon to its `seq`.
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted>;
 
     /// A page of a channel's messages (see [`HistoryCursor`]), ascending by `seq`.
