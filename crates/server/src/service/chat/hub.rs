@@ -834,6 +834,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn throttle_passes_one_per_key_and_interval() {
+        let throttle = Throttle::default();
+        let bob = ("app", "c", "bob");
+        assert!(throttle.pass(bob, false), "a check records nothing");
+        assert!(throttle.pass(bob, true));
+        assert!(!throttle.pass(bob, false));
+        assert!(!throttle.pass(bob, true));
+        assert!(throttle.pass(("app", "c", "carol"), true), "per member");
+        assert!(throttle.pass(("app", "d", "bob"), true), "per channel");
+        assert!(
+            throttle.pass(("other", "c", "bob"), true),
+            "per application"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_drive_delivery_and_resync_recovers_lost_ones() {
         let rig = rig().await;
