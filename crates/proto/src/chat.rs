@@ -68,6 +68,12 @@ pub mod paths {
     pub fn messages(id: &str) -> String {
         format!("{CHANNELS}/{id}/messages")
     }
+
+    /// `POST` [`super::MarkRead`]: move the caller's read horizon forward (members only).
+    /// Answers [`super::ReadState`].
+    pub fn read(id: &str) -> String {
+        format!("{CHANNELS}/{id}/read")
+    }
 }
 
 /// Error codes of the chat API, in the `{"code", "message"}` body shared with the Virgil
@@ -99,6 +105,10 @@ pub mod codes {
     /// 403: the caller created as many channels as the server allows one identity.
     pub const TOO_MANY_CHANNELS: u32 = 70010;
 }
+
+/// Shortest interval, per member and channel, between two [`ServerFrame::Typing`] frames the
+/// server relays: [`ClientFrame::Typing`] frames that come sooner are dropped without an answer.
+pub const TYPING_INTERVAL_MS: u64 = 5_000;
 
 /// Most members a channel may have.
 pub const MAX_MEMBERS: usize = 1000;
@@ -159,6 +169,15 @@ pub struct Channel {
     pub member_version: i64,
     /// The `seq` of the newest message (0 when there is none).
     pub last_seq: i64,
+    /// Messages after the caller's read horizon: `last_seq` minus the caller's horizon (see
+    /// [`MarkRead`]). Absent when the answer is not for a member (and from servers without
+    /// read state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
+    /// Every member's read horizon (read receipts): the highest `seq` each has marked read,
+    /// by identity. Only members see it; empty otherwise (and from servers without read state).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub read: std::collections::BTreeMap<String, i64>,
 }
 
 /// The body of a [`codes::STALE_MEMBERS`] refusal (HTTP 409): the common error body with the
@@ -208,6 +227,31 @@ pub struct NewMessage {
     /// server showing them different directories. Absent from clients without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kt_head: Option<crate::kt::SignedHead>,
+}
+
+/// `POST /chat/v1/channels/{id}/read`: the caller has read every message up to `seq`.
+///
+/// A member's read horizon only moves forward: a `seq` at or below it changes nothing. A `seq`
+/// above the channel's `last_seq`, or below 0, is refused ([`codes::INVALID`], HTTP 400).
+/// Posting a message also moves the sender's horizon to the message's `seq`, and a member
+/// added to a channel starts with the horizon at its `last_seq` then (what was sent before is
+/// not encrypted for them). Hence a member's unread count is `last_seq - horizon`: every message
+/// after the horizon was sent by someone else.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MarkRead {
+    /// The newest `seq` read.
+    pub seq: i64,
+}
+
+/// The answer to [`MarkRead`]: the caller's horizon as stored (possibly higher than asked).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    /// The channel id.
+    pub channel: String,
+    /// The caller's read horizon.
+    pub seq: i64,
+    /// Messages after it (`last_seq - seq`).
+    pub unread: i64,
 }
 
 /// A stored message.
@@ -265,6 +309,15 @@ pub enum ClientFrame {
     },
     /// Keep-alive; answered with [`ServerFrame::Pong`].
     Ping,
+    /// The user is typing in `channel` (members only; a non-member gets a
+    /// [`ServerFrame::Error`] with [`codes::CHANNEL_NOT_FOUND`]). Relayed as
+    /// [`ServerFrame::Typing`] to the channel's other members' subscriptions, never stored; at
+    /// most one per member and channel every [`TYPING_INTERVAL_MS`], the others are dropped
+    /// without an answer.
+    Typing {
+        /// The channel id.
+        channel: String,
+    },
 }
 
 /// A frame from server to client on the WebSocket.
@@ -306,6 +359,25 @@ pub enum ServerFrame {
     },
     /// Answer to [`ClientFrame::Ping`].
     Pong,
+    /// A member's read horizon moved (a [`MarkRead`]); sent to every subscription of the
+    /// channel, the reader's own included (its other devices). Posting moves the sender's
+    /// horizon without this frame: the message itself says so.
+    Read {
+        /// The channel id.
+        channel: String,
+        /// The member who read.
+        identity: String,
+        /// Their new horizon.
+        seq: i64,
+    },
+    /// Another member is typing in the channel (see [`ClientFrame::Typing`]). Show it for a
+    /// few seconds; a member who keeps typing sends it again.
+    Typing {
+        /// The channel id.
+        channel: String,
+        /// Who is typing.
+        identity: String,
+    },
 }
 
 /// The prefix of direct channel ids ([`direct_channel_id`]); the server reserves ids with it
@@ -418,6 +490,34 @@ mod tests {
             ServerFrame::Message { message }
         );
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"typing","channel":"g"}"#)?,
+            ClientFrame::Typing {
+                channel: "g".into()
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerFrame::Read {
+                channel: "g".into(),
+                identity: "bob".into(),
+                seq: 4
+            })?,
+            r#"{"type":"read","channel":"g","identity":"bob","seq":4}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerFrame::Typing {
+                channel: "g".into(),
+                identity: "bob".into()
+            })?,
+            r#"{"type":"typing","channel":"g","identity":"bob"}"#
+        );
+        // Channels from servers without read state read as before.
+        let old: Channel = serde_json::from_str(
+            r#"{"id":"g","kind":"group","open":false,"created_by":"a","created_at":1,"admins":["a"],"members":["a"],"member_version":1,"last_seq":3}"#,
+        )?;
+        assert_eq!(old.unread, None);
+        assert!(old.read.is_empty());
+        assert!(!serde_json::to_string(&old)?.contains("unread"));
         assert!(serde_json::from_str::<NewChannel>(r#"{"id":"g","kind":"guild"}"#).is_err());
         let channel: NewChannel = serde_json::from_str(r#"{"id":"g","kind":"direct"}"#)?;
         assert_eq!(channel.kind, ChannelKind::Direct);

@@ -140,13 +140,20 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
         match input {
             Input::Line(Some(line)) => {
                 if session.command(&line).await == Flow::Quit {
+                    session.mark_shown_read().await;
                     session.stream.close().await;
                     return Ok(());
                 }
             }
             Input::Line(None) => break,
-            Input::Event(event) => session.event(event),
-            Input::Poll => session.poll().await,
+            Input::Event(event) => {
+                session.event(event);
+                session.mark_shown_read_soon().await;
+            }
+            Input::Poll => {
+                session.poll().await;
+                session.mark_shown_read().await;
+            }
         }
     }
     // stdin ended: every send was awaited already; keep receiving for --linger.
@@ -158,10 +165,17 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
             _ = poll.tick() => Input::Poll,
         };
         match input {
-            Input::Event(event) => session.event(event),
-            _ => session.poll().await,
+            Input::Event(event) => {
+                session.event(event);
+                session.mark_shown_read_soon().await;
+            }
+            _ => {
+                session.poll().await;
+                session.mark_shown_read().await;
+            }
         }
     }
+    session.mark_shown_read().await;
     session.stream.close().await;
     Ok(())
 }

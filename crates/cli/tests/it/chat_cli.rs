@@ -491,6 +491,61 @@ const [backend, apiUrl, dir] = process.argv.slice(1);
 });
 "#;
 
+/// Read receipts, typing and unread counts in the terminal: what bob's client shows is marked
+/// read by itself, alice sees that as "seen by bob", `/typing` shows "bob is typing…" to
+/// alice, and `/unread` counts what has not been shown.
+#[test]
+fn terminal_chat_shows_receipts_typing_and_unread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: PathBuf = dir.path().join("sealkit-data");
+    let (_server, url) = serve(dir.path(), &["--data-dir", data.to_str().unwrap()]);
+    let chat = |identity: &str, extra: &[&str]| {
+        let mut cmd = sealkit(dir.path());
+        cmd.args(["--server", &url, "chat", "--identity", identity])
+            .args(extra);
+        Proc::spawn(identity, cmd)
+    };
+    let mut alice = chat("alice", &["--channel", "lounge"]);
+    alice.expect("alice is in: lounge");
+    let mut bob = chat("bob", &["--channel", "lounge"]);
+    bob.expect("bob is in: lounge");
+
+    alice.send("are you there?");
+    alice.expect("[lounge] alice ✔ are you there? (#1)");
+    bob.expect("[lounge] alice ✔ are you there?");
+    alice.expect("* [lounge] seen by bob (#1)");
+
+    bob.send("/typing");
+    alice.expect("* [lounge] bob is typing…");
+    bob.send("yes");
+    alice.expect("[lounge] bob ✔ yes");
+
+    // carol's client is not running: what alice sends stays unread for her.
+    let mut carol = chat("carol", &["--channel", "lounge"]);
+    carol.expect("carol is in: lounge");
+    let (status, _) = carol.finish();
+    assert!(status.success());
+    alice.send("carol, two for you");
+    alice.expect("(#3)");
+    alice.send("and another");
+    alice.expect("(#4)");
+    let mut carol = chat("carol", &[]);
+    carol.expect("carol is in: no channel yet");
+    carol.send("/unread");
+    carol.expect("* lounge: 2 unread");
+    let (status, _) = carol.finish();
+    assert!(status.success());
+
+    alice.send("/unread");
+    let line = alice.expect("* lounge: 0 unread");
+    assert!(line.contains("read up to: "), "{line}");
+    assert!(line.contains("bob #"), "{line}");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+    let (status, _) = bob.finish();
+    assert!(status.success());
+}
+
 #[test]
 fn two_users_chat_through_stdin_and_stdout() {
     let dir = tempfile::tempdir().unwrap();

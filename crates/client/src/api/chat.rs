@@ -4,8 +4,8 @@
 use super::{now_secs, ApiClient, Method};
 use crate::error::{Error, Result};
 use sealkit_proto::chat::{
-    codes, paths, AddMember, Channel, ChannelKind, ChannelList, Message, MessagePage, NewChannel,
-    NewMessage, StaleMembersBody,
+    codes, paths, AddMember, Channel, ChannelKind, ChannelList, MarkRead, Message, MessagePage,
+    NewChannel, NewMessage, ReadState, StaleMembersBody,
 };
 use std::time::Duration;
 
@@ -111,6 +111,13 @@ impl ApiClient {
             .into_result()?
             .json("chat message")
             .map(Posted::Stored)
+    }
+
+    /// `POST /chat/v1/channels/{id}/read`.
+    pub(crate) async fn chat_mark_read(&self, id: &str, seq: i64) -> Result<ReadState> {
+        self.send(Method::Post, &paths::read(id), Some(&MarkRead { seq }))
+            .await?
+            .json("chat read state")
     }
 
     /// `GET /chat/v1/channels/{id}/messages?...`.

@@ -57,7 +57,7 @@
 
 mod stream;
 
-pub use sealkit_proto::chat::{Channel, ChannelKind, Message};
+pub use sealkit_proto::chat::{Channel, ChannelKind, Message, ReadState};
 pub use stream::{ChatEvent, ChatStream};
 
 use crate::api::chat::{Page, Posted};
@@ -512,10 +512,9 @@ impl Chat {
     ///
     /// ```no_run
     /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
-    /// # fn last_read(_channel: &str) -> i64 { 0 }
-    /// // A channel list with unread counts (`last_read` is what the application stored):
+    /// // A channel list with unread counts (kept by the server, see `Chat::mark_read`):
     /// for channel in chat.channels().await? {
-    ///     let unread = channel.last_seq - last_read(&channel.id);
+    ///     let unread = channel.unread.unwrap_or(0);
     ///     println!("{} ({} members): {unread} new", channel.id, channel.members.len());
     /// }
     /// # Ok(()) }
@@ -549,6 +548,36 @@ impl Chat {
                 Err(chat_error(e, id))
             }
         }
+    }
+
+    /// Marks every message of `channel` up to `seq` read (the user's read horizon, kept by the
+    /// server for all the user's devices). The horizon never moves back: a lower `seq` changes
+    /// nothing, and the answer is the horizon as stored. A `seq` beyond the channel's newest
+    /// message is [`Error::InvalidInput`]; a channel the user is not in is
+    /// [`Error::ChannelNotFound`]. The other members' subscriptions get
+    /// [`ChatEvent::Read`]; [`Channel::read`] has every member's horizon and
+    /// [`Channel::unread`] the user's unread count. Sending a message moves the user's
+    /// horizon to it by itself.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// let page = chat.history("team", sealkit::chat::HistoryCursor::Latest, 50).await?;
+    /// // Shown on screen: mark them read.
+    /// if let Some(last) = page.messages.last() {
+    ///     let state = chat.mark_read("team", last.message.seq).await?;
+    ///     println!("{} unread in team", state.unread);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn mark_read(&self, channel: &str, seq: i64) -> Result<ReadState> {
+        check_id(channel)?;
+        if seq < 0 {
+            return Err(Error::InvalidInput("seq must not be negative".into()));
+        }
+        self.api()
+            .chat_mark_read(channel, seq)
+            .await
+            .map_err(|e| chat_error(e, channel))
     }
 
     /// Adds the user to an open channel ([`Error::ChannelNotFound`] if it does not exist or

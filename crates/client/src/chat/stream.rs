@@ -3,7 +3,7 @@
 use super::{chat_error, check_id, Chat, ReceivedMessage};
 use crate::error::{Error, Result};
 use futures_util::{SinkExt, StreamExt};
-use sealkit_proto::chat::{codes, ClientFrame, Message, ServerFrame};
+use sealkit_proto::chat::{codes, ClientFrame, Message, ServerFrame, TYPING_INTERVAL_MS};
 use sealkit_proto::ErrorBody;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -68,6 +68,27 @@ pub enum ChatEvent {
     /// The connection was lost and is back; the subscriptions resumed where they stopped
     /// (what was sent meanwhile follows).
     Reconnected,
+    /// A member of a subscribed channel (the user too, from another device) marked messages
+    /// read up to `seq` ([`Chat::mark_read`]): a read receipt. A member's own messages need no
+    /// receipt: sending one moves the sender's horizon to it without this event. Receipts
+    /// sent while the connection was down are not repeated; [`Chat::channel`] has them all.
+    Read {
+        /// The channel id.
+        channel: String,
+        /// Who read.
+        identity: String,
+        /// Their read horizon now.
+        seq: i64,
+    },
+    /// Another member is typing in a subscribed channel ([`ChatStream::typing`]). Show it for
+    /// a few seconds (a member who goes on typing says so again every
+    /// [`TYPING_INTERVAL_MS`] or so).
+    Typing {
+        /// The channel id.
+        channel: String,
+        /// Who is typing.
+        identity: String,
+    },
 }
 
 /// What is waiting to be handed out, in the order the server sent it.
@@ -133,6 +154,8 @@ pub struct ChatStream {
     /// [`PING_EVERY`] and [`DEAD_AFTER`] (shorter in tests).
     ping_every: Duration,
     dead_after: Duration,
+    /// When [`ChatStream::typing`] last sent a frame, per channel.
+    typing_sent: BTreeMap<String, Instant>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -158,6 +181,7 @@ impl ChatStream {
             retry_open_at: None,
             ping_every: PING_EVERY,
             dead_after: DEAD_AFTER,
+            typing_sent: BTreeMap::new(),
         };
         let socket = match stream.open_socket().await {
             Err(Error::Api { status: 401, .. }) => {
@@ -301,6 +325,39 @@ impl ChatStream {
     /// ```
     pub fn disconnect(&mut self) {
         self.conn = None;
+    }
+
+    /// Tells the other members of `channel` that the user is typing (they get
+    /// [`ChatEvent::Typing`]). Call it on every keystroke: it sends at most one frame per
+    /// channel every [`TYPING_INTERVAL_MS`] (the server relays no more than that) and nothing
+    /// while the connection is down; nothing is stored. A channel the user is not a member of
+    /// comes back from [`ChatStream::next`] as an error.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// # let mut stream = chat.subscribe().await?;
+    /// // In the input field's change handler:
+    /// stream.typing("team").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn typing(&mut self, channel: &str) -> Result<()> {
+        check_id(channel)?;
+        let now = Instant::now();
+        let interval = Duration::from_millis(TYPING_INTERVAL_MS);
+        if self
+            .typing_sent
+            .get(channel)
+            .is_some_and(|at| now.duration_since(*at) < interval)
+        {
+            return Ok(());
+        }
+        let frame = ClientFrame::Typing {
+            channel: channel.to_owned(),
+        };
+        if self.send_frame(&frame).await {
+            self.typing_sent.insert(channel.to_owned(), now);
+        }
+        Ok(())
     }
 
     /// Closes the connection politely (a WebSocket close frame) and ends the stream.
@@ -517,6 +574,9 @@ impl ChatStream {
         match frame {
             Frame::Text(text) => match serde_json::from_str::<ServerFrame>(text.as_str()) {
                 Ok(frame) => Some(frame),
+                // A kind of frame a newer server sends and this version does not know: skipped,
+                // as the protocol asks of clients (older SDKs failed on `read` and `typing`).
+                Err(_) if is_unknown_frame_type(text.as_str()) => None,
                 Err(e) => {
                     self.queue
                         .push_back(Item::Error(Error::InvalidResponse(format!(
@@ -592,6 +652,25 @@ impl ChatStream {
                 };
                 self.queue.push_back(Item::Error(error));
             }
+            ServerFrame::Read {
+                channel,
+                identity,
+                seq,
+            } => {
+                if self.subs.contains_key(&channel) {
+                    self.queue.push_back(Item::Event(ChatEvent::Read {
+                        channel,
+                        identity,
+                        seq,
+                    }));
+                }
+            }
+            ServerFrame::Typing { channel, identity } => {
+                if self.subs.contains_key(&channel) {
+                    self.queue
+                        .push_back(Item::Event(ChatEvent::Typing { channel, identity }));
+                }
+            }
             ServerFrame::Subscribed { .. } | ServerFrame::Pong => {}
         }
     }
@@ -612,6 +691,7 @@ impl ChatStream {
             retry_open_at: None,
             ping_every: PING_EVERY,
             dead_after: DEAD_AFTER,
+            typing_sent: BTreeMap::new(),
         }
     }
 }
@@ -625,6 +705,29 @@ impl Conn {
             next_ping: now + ping_every,
         }
     }
+}
+
+/// The `type`s of the server frames this version knows (`ServerFrame`'s tags).
+const KNOWN_FRAME_TYPES: [&str; 8] = [
+    "subscribed",
+    "message",
+    "members",
+    "removed",
+    "error",
+    "pong",
+    "read",
+    "typing",
+];
+
+/// Whether `text` is a JSON object whose `type` is not one of [`KNOWN_FRAME_TYPES`].
+fn is_unknown_frame_type(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Tagged {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Tagged>(text)
+        .is_ok_and(|frame| !KNOWN_FRAME_TYPES.contains(&frame.kind.as_str()))
 }
 
 fn frame_error(code: u32, message: String, channel: &str) -> Error {
@@ -853,6 +956,67 @@ mod tests {
                 Item::Error(e) => format!("error: {e}"),
             })
             .collect()
+    }
+
+    /// Frames of kinds this version does not know are skipped; malformed known ones are errors.
+    #[test]
+    fn unknown_frame_types_are_skipped() {
+        assert!(is_unknown_frame_type(
+            r#"{"type":"reaction","channel":"a"}"#
+        ));
+        for known in KNOWN_FRAME_TYPES {
+            assert!(!is_unknown_frame_type(&format!(r#"{{"type":"{known}"}}"#)));
+        }
+        assert!(!is_unknown_frame_type("not json"));
+        // Every known type parses as a ServerFrame (the list matches the enum).
+        let samples = [
+            r#"{"type":"subscribed","channel":"a","last_seq":1}"#,
+            r#"{"type":"members","channel":"a","member_version":2}"#,
+            r#"{"type":"removed","channel":"a"}"#,
+            r#"{"type":"error","channel":null,"code":1,"message":"m"}"#,
+            r#"{"type":"pong"}"#,
+            r#"{"type":"read","channel":"a","identity":"b","seq":1}"#,
+            r#"{"type":"typing","channel":"a","identity":"b"}"#,
+        ];
+        for sample in samples {
+            assert!(
+                serde_json::from_str::<ServerFrame>(sample).is_ok(),
+                "{sample}"
+            );
+        }
+    }
+
+    /// Read receipts and typing of subscribed channels become events, in order; those of other
+    /// channels are dropped. Typing without a connection sends nothing and is no error.
+    #[tokio::test]
+    async fn read_and_typing_only_for_subscribed_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = offline_stream(dir.path()).await;
+        stream.subs.insert("a".into(), 0);
+        for channel in ["a", "b"] {
+            stream.handle(ServerFrame::Read {
+                channel: channel.into(),
+                identity: "bob".into(),
+                seq: 3,
+            });
+            stream.handle(ServerFrame::Typing {
+                channel: channel.into(),
+                identity: "carol".into(),
+            });
+        }
+        assert_eq!(
+            queued(&stream),
+            [
+                r#"Read { channel: "a", identity: "bob", seq: 3 }"#,
+                r#"Typing { channel: "a", identity: "carol" }"#,
+            ]
+        );
+        stream.typing("a").await.unwrap();
+        assert!(stream.typing_sent.is_empty(), "nothing was sent offline");
+        assert!(matches!(
+            stream.typing("not a channel").await,
+            Err(Error::InvalidInput(_))
+        ));
     }
 
     /// A message that cannot be checked yet (here: no private key) is checked again every

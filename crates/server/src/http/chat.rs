@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use sealkit_proto::chat::{
-    codes, paths, AddMember, ChannelList, ClientFrame, NewChannel, NewMessage, ServerFrame,
+    codes, paths, AddMember, ChannelList, ClientFrame, MarkRead, NewChannel, NewMessage,
+    ServerFrame,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -93,6 +94,7 @@ pub fn routes(body_limit: usize, message_limit: usize) -> Router<AppState> {
                 .post(post_message)
                 .layer(DefaultBodyLimit::max(post_limit)),
         )
+        .route("/chat/v1/channels/{id}/read", post(mark_read))
         .route(paths::WS, get(websocket))
 }
 
@@ -183,6 +185,18 @@ async fn history(
 }
 
 /// The WebSocket's query string: browsers cannot set `Authorization` on a WebSocket.
+/// `POST /chat/v1/channels/{id}/read` ([`MarkRead`]): moves the caller's read horizon forward;
+/// answers the horizon as stored ([`sealkit_proto::chat::ReadState`]).
+async fn mark_read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(mark): Json<MarkRead>,
+) -> Result<Response, ApiError> {
+    let read = chat::mark_read(state.store.as_ref(), &caller, &id, mark.seq).await?;
+    Ok(axum::Json(read).into_response())
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 struct WsQuery {
     token: Option<String>,
@@ -405,6 +419,22 @@ fn handle_frame(
             if let Some(handle) = subscriptions.remove(&channel) {
                 handle.abort();
             }
+            None
+        }
+        ClientFrame::Typing { channel } => {
+            let hub = hub.clone();
+            let caller = caller.clone();
+            let out = out.clone();
+            tasks.spawn(async move {
+                // Relayed, throttled or refused; only a refusal is answered.
+                if let Err(e) = hub.typing(&caller, &channel).await {
+                    let e = ApiError::from(e);
+                    let (_, code) = e.status_and_code();
+                    let _ = out
+                        .send(error_frame(Some(channel), code, e.to_string()))
+                        .await;
+                }
+            });
             None
         }
         ClientFrame::Subscribe { channel, after } => {

@@ -111,6 +111,11 @@ pub enum Conflict {
     PfsOneTimeKeyUsed,
     /// A long-term key checked against another card than the one the upload records.
     PfsCardChanged,
+    /// A read horizon beyond the channel's newest message.
+    ReadBeyondLastSeq {
+        /// The channel's `last_seq` when the mark was refused.
+        last_seq: i64,
+    },
 }
 
 impl Conflict {
@@ -135,6 +140,7 @@ impl Conflict {
             Self::PfsTooManyOneTimeKeys { .. } => "too many unused one-time keys",
             Self::PfsOneTimeKeyUsed => "a one-time key of the upload was already handed out",
             Self::PfsCardChanged => "the identity card id changed during the upload",
+            Self::ReadBeyondLastSeq { .. } => "read horizon beyond the channel's last message",
         }
     }
 }
@@ -537,6 +543,31 @@ pub struct ChannelRecord {
     pub member_version: i64,
     /// Newest message's `seq`, 0 when none.
     pub last_seq: i64,
+    /// Each member's read horizon (the highest `seq` it marked read, see
+    /// [`ChatStore::chat_mark_read`]), sorted by identity. Empty in records that are not read
+    /// from the store (a channel about to be created).
+    pub read: Vec<(Identity, i64)>,
+}
+
+impl ChannelRecord {
+    /// `identity`'s read horizon, when it is a member the store reported horizons for.
+    pub fn read_seq(&self, identity: &str) -> Option<i64> {
+        self.read
+            .iter()
+            .find(|(member, _)| member.as_str() == identity)
+            .map(|(_, seq)| *seq)
+    }
+}
+
+/// The outcome of [`ChatStore::chat_mark_read`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The member's horizon after the call (the asked `seq`, or a higher one stored before).
+    pub seq: i64,
+    /// The channel's `last_seq` when it was read.
+    pub last_seq: i64,
+    /// Whether the horizon moved (and [`ChatEvent::Read`] was emitted).
+    pub moved: bool,
 }
 
 /// A message to store.
@@ -625,9 +656,42 @@ pub enum ChatEvent {
         /// The new version.
         member_version: i64,
     },
+    /// A member's read horizon moved forward (now at `seq`).
+    Read {
+        /// Application.
+        app_id: String,
+        /// Channel id.
+        channel_id: String,
+        /// The member.
+        identity: String,
+        /// The new horizon.
+        seq: i64,
+    },
+    /// A member is typing: ephemeral, never stored, only relayed to live subscribers.
+    Typing {
+        /// Application.
+        app_id: String,
+        /// Channel id.
+        channel_id: String,
+        /// The member.
+        identity: String,
+    },
     /// Events may have been missed (the listener reconnected): every subscriber must re-read
     /// its channels from the store.
     Resync,
+}
+
+impl ChatEvent {
+    /// The application the event belongs to (`None` for [`ChatEvent::Resync`]).
+    pub fn app_id(&self) -> Option<&str> {
+        match self {
+            Self::Message { app_id, .. }
+            | Self::Members { app_id, .. }
+            | Self::Read { app_id, .. }
+            | Self::Typing { app_id, .. } => Some(app_id),
+            Self::Resync => None,
+        }
+    }
 }
 
 /// A stream of [`ChatEvent`]s.
@@ -691,7 +755,8 @@ pub trait ChatStore: Send + Sync {
     /// unless the sender is a member; a (channel, sender, client_id) already stored returns
     /// [`Posted::Duplicate`] with the stored message (before the version check, so a retry of
     /// a stored message succeeds); `Conflict(StaleMemberVersion)` (with the current version) unless `member_version`
-    /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit.
+    /// is current; else `seq = last_seq + 1`, emitting [`ChatEvent::Message`] on commit. A new
+    /// message also moves the sender's read horizon to its `seq`.
     async fn chat_post(&self, message: NewChatMessage) -> StoreResult<Posted>;
 
     /// A page of a channel's messages (see [`HistoryCursor`]), ascending by `seq`.
@@ -708,6 +773,24 @@ pub trait ChatStore: Send + Sync {
     /// if the write committed), reconnecting after a connection loss and then yielding
     /// [`ChatEvent::Resync`].
     async fn chat_events(&self) -> StoreResult<ChatEventStream>;
+
+    /// Moves `identity`'s read horizon in the channel forward to `seq` (never back: a lower or
+    /// equal `seq` changes nothing), emitting [`ChatEvent::Read`] on commit when it moved.
+    /// `NotFound` for no channel; `Forbidden(NotAMember)` unless `identity` is a member;
+    /// `Conflict(ReadBeyondLastSeq)` when `seq` is above the channel's `last_seq`. (Posting
+    /// moves the sender's horizon to the new `seq` by itself, without an event; a member added
+    /// later starts at the channel's `last_seq` then.)
+    async fn chat_mark_read(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        seq: i64,
+    ) -> StoreResult<ReadMark>;
+
+    /// Announces that `identity` is typing in the channel: emits [`ChatEvent::Typing`] to every
+    /// replica and writes nothing. The caller checked the membership and the rate.
+    async fn chat_typing(&self, app_id: &str, channel_id: &str, identity: &str) -> StoreResult<()>;
 }
 
 impl std::fmt::Debug for dyn Store {

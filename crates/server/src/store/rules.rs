@@ -444,6 +444,7 @@ mod tests {
             members: members.iter().map(|s| s.parse().unwrap()).collect(),
             member_version: 1,
             last_seq: 0,
+            read: Vec::new(),
         }
     }
 

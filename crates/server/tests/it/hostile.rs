@@ -773,6 +773,12 @@ async fn outsiders_cannot_tell_which_channels_exist() {
                     format!("/chat/v1/channels/{id}/members"),
                     Some(json!({"identity": "mallory"})),
                 ),
+                // Beyond the last seq too: membership is checked first, so it tells nothing.
+                (
+                    "POST",
+                    format!("/chat/v1/channels/{id}/read"),
+                    Some(json!({"seq": 5})),
+                ),
                 (
                     "DELETE",
                     format!("/chat/v1/channels/{id}/members/mallory"),

@@ -28,7 +28,21 @@ pub(super) struct Session {
     /// The last stream error printed: the stream retries a message it could not check, and the
     /// same failure is worth one line, not one every half second.
     last_error: Option<String>,
+    /// The newest message shown per channel, to be marked read ([`Session::mark_shown_read`]).
+    shown: BTreeMap<String, i64>,
+    /// The read horizon the server confirmed per channel.
+    marked: BTreeMap<String, i64>,
+    /// The user's newest own message per channel, for read receipts.
+    last_own: BTreeMap<String, i64>,
+    /// The newest own message a receipt was printed for, per (channel, reader).
+    receipts: BTreeMap<(String, String), i64>,
+    /// When shown messages were last marked read.
+    last_marked: Option<std::time::Instant>,
 }
+
+/// Shown messages are marked read at most this often while events come in (and at every
+/// poll, and before the session ends).
+const MARK_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether the session goes on after a command.
 #[derive(PartialEq, Eq)]
@@ -49,6 +63,8 @@ text          send to the current channel (//text sends a line that starts with 
 /add ID       add ID to the current channel (admins)
 /remove ID    remove ID from the current channel (admins)
 /leave        leave the current channel
+/unread       unread messages per channel, and how far the members have read
+/typing       tell the current channel you are typing
 /quit         exit (so does the end of input)";
 
 impl Session {
@@ -62,6 +78,11 @@ impl Session {
             started: false,
             echoed: HashSet::new(),
             last_error: None,
+            shown: BTreeMap::new(),
+            marked: BTreeMap::new(),
+            last_own: BTreeMap::new(),
+            receipts: BTreeMap::new(),
+            last_marked: None,
         }
     }
 
@@ -97,6 +118,8 @@ impl Session {
                     ("add", [who]) => self.add(who).await,
                     ("remove", [who]) => self.remove(who).await,
                     ("leave", []) => self.leave().await,
+                    ("unread", []) => self.unread().await,
+                    ("typing", []) => self.typing().await,
                     _ => Err(usage(verb)),
                 }
             }
@@ -271,6 +294,9 @@ impl Session {
         let channel = self.current()?;
         let message = self.chat.send_text(&channel, text).await?;
         self.echoed.insert((message.channel.clone(), message.seq));
+        // Sending moved the user's read horizon to this message (the server does that).
+        self.last_own.insert(message.channel.clone(), message.seq);
+        self.marked.insert(message.channel.clone(), message.seq);
         print_line(format_args!(
             "[{}] {} ✔ {} (#{})",
             self.label(&message.channel),
@@ -296,6 +322,9 @@ impl Session {
         ));
         for m in &page.messages {
             print_line(format_args!("{} (#{})", self.render(m), m.message.seq));
+        }
+        if let Some(last) = page.messages.last() {
+            self.note_shown(&channel, last.message.seq);
         }
         Ok(())
     }
@@ -380,6 +409,82 @@ impl Session {
         Ok(())
     }
 
+    /// `/unread`: each channel's unread count, as the server keeps it, and how far the other
+    /// members of the current channel have read.
+    async fn unread(&mut self) -> Result<()> {
+        self.mark_shown_read().await;
+        let list = self.chat.channels().await?;
+        for c in &list {
+            self.channels.insert(c.id.clone(), c.clone());
+        }
+        let me = self.chat.identity().to_owned();
+        for c in &list {
+            let unread = c.unread.unwrap_or(0);
+            let others: Vec<String> = c
+                .read
+                .iter()
+                .filter(|(member, _)| **member != me)
+                .map(|(member, seq)| format!("{} #{seq}", printable(member)))
+                .collect();
+            if self.current.as_deref() == Some(c.id.as_str()) && !others.is_empty() {
+                notice(format_args!(
+                    "{}: {unread} unread; read up to: {}",
+                    self.label(&c.id),
+                    others.join(", ")
+                ));
+            } else {
+                notice(format_args!("{}: {unread} unread", self.label(&c.id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// `/typing`: tells the current channel's members that the user is typing (a line-based
+    /// terminal cannot see keystrokes, so the user says so).
+    async fn typing(&mut self) -> Result<()> {
+        let channel = self.current()?;
+        Ok(self.stream.typing(&channel).await?)
+    }
+
+    fn note_shown(&mut self, channel: &str, seq: i64) {
+        let shown = self.shown.entry(channel.to_owned()).or_insert(0);
+        *shown = (*shown).max(seq);
+    }
+
+    /// Marks the messages shown since the last call read, one request per channel; a channel
+    /// the user has left meanwhile is skipped quietly.
+    pub(super) async fn mark_shown_read(&mut self) {
+        self.last_marked = Some(std::time::Instant::now());
+        let due: Vec<(String, i64)> = self
+            .shown
+            .iter()
+            .filter(|(channel, seq)| self.marked.get(*channel).is_none_or(|m| m < seq))
+            .map(|(channel, seq)| (channel.clone(), *seq))
+            .collect();
+        for (channel, seq) in due {
+            match self.chat.mark_read(&channel, seq).await {
+                Ok(state) => {
+                    self.marked.insert(channel, state.seq);
+                }
+                Err(sealkit::Error::ChannelNotFound { .. }) => {
+                    self.shown.remove(&channel);
+                }
+                Err(e) => eprintln!("! cannot mark {} read: {}", self.label(&channel), e),
+            }
+        }
+    }
+
+    /// Marks shown messages read unless that was done less than [`MARK_READ_EVERY`] ago (the
+    /// next poll does it then).
+    pub(super) async fn mark_shown_read_soon(&mut self) {
+        if self
+            .last_marked
+            .is_none_or(|at| at.elapsed() >= MARK_READ_EVERY)
+        {
+            self.mark_shown_read().await;
+        }
+    }
+
     pub(super) fn event(&mut self, event: Option<sealkit::Result<ChatEvent>>) {
         match event {
             Some(Ok(ChatEvent::Message(m))) => {
@@ -387,13 +492,31 @@ impl Session {
                 if !self.echoed.remove(&key) {
                     print_line(format_args!("{}", self.render(&m)));
                 }
+                if m.message.sender == self.chat.identity() {
+                    let own = self.last_own.entry(key.0.clone()).or_insert(0);
+                    *own = (*own).max(key.1);
+                }
+                self.note_shown(&key.0, key.1);
             }
+            Some(Ok(ChatEvent::Typing { channel, identity })) => {
+                notice(format_args!(
+                    "[{}] {} is typing…",
+                    self.label(&channel),
+                    printable(&identity)
+                ));
+            }
+            Some(Ok(ChatEvent::Read {
+                channel,
+                identity,
+                seq,
+            })) => self.receipt(channel, identity, seq),
             Some(Ok(ChatEvent::Removed { channel })) => {
                 notice(format_args!(
                     "you were removed from {}",
                     self.label(&channel)
                 ));
                 self.channels.remove(&channel);
+                self.shown.remove(&channel);
                 if self.current.as_deref() == Some(channel.as_str()) {
                     self.current = None;
                 }
@@ -412,6 +535,27 @@ impl Session {
             None => {}
         }
         self.last_error = None;
+    }
+
+    /// A read receipt is worth a line only when another member read the user's newest own
+    /// message of the channel (once per reader and message).
+    fn receipt(&mut self, channel: String, reader: String, seq: i64) {
+        if reader == self.chat.identity() {
+            return;
+        }
+        let Some(own) = self.last_own.get(&channel).copied() else {
+            return;
+        };
+        let key = (channel, reader);
+        if seq < own || self.receipts.get(&key).is_some_and(|r| *r >= own) {
+            return;
+        }
+        notice(format_args!(
+            "[{}] seen by {} (#{own})",
+            self.label(&key.0),
+            printable(&key.1)
+        ));
+        self.receipts.insert(key, own);
     }
 
     fn render(&self, m: &ReceivedMessage) -> String {

@@ -9,6 +9,12 @@
 //! so a lost or coalesced event costs latency, never a message: a subscriber that sees a gap in
 //! the numbers, or falls behind the broadcast, re-reads the store itself.
 //!
+//! Two events are the exception and carry their whole news: a member's read horizon
+//! (`ChatEvent::Read`) and a member typing (`ChatEvent::Typing`). The feed relays them as they
+//! come, without a store read; a lost one is not repeated (the channel answer has every
+//! horizon, and typing is stale seconds later anyway). Typing is throttled twice: when a member
+//! sends it on this replica, and when any replica's event reaches this one.
+//!
 //! The hub does not know the transport: it queues frames as any [`FrameText`] (the WebSocket's
 //! shared-buffer text type in `http::chat`), and returns the failures that end a subscription
 //! before it starts as [`ServiceError`]s for the transport to answer.
@@ -18,7 +24,7 @@ use crate::service::auth::Caller;
 use crate::service::error::ServiceError;
 use crate::store::{ChatEvent, ChatEventStream, HistoryCursor, Store};
 use futures_util::StreamExt as _;
-use sealkit_proto::chat::{ServerFrame, MAX_PAGE};
+use sealkit_proto::chat::{ServerFrame, MAX_PAGE, TYPING_INTERVAL_MS};
 use sealkit_proto::Identity;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +50,14 @@ enum FeedItem<F> {
     Members {
         version: i64,
         members: Arc<Vec<Identity>>,
+    },
+    /// A frame that carries its whole news (a read horizon, someone typing) and is not stored
+    /// in order with the messages: relayed as it comes, to every subscriber except `from`
+    /// when `skip_from`.
+    Live {
+        from: Arc<str>,
+        skip_from: bool,
+        frame: F,
     },
 }
 
@@ -91,6 +105,50 @@ pub struct ChatHub<F: FrameText> {
     capacity: usize,
     /// Each feed with its number of subscribers.
     feeds: Mutex<HashMap<FeedKey, FeedEntry<F>>>,
+    /// When this process last published a typing event per (app, channel, identity).
+    typing_sent: Throttle,
+    /// When this process last relayed a typing event per (app, channel, identity), whichever
+    /// replica published it: several sockets of one member on several replicas still give at
+    /// most one per interval.
+    typing_relayed: Throttle,
+}
+
+/// At most one event per key and interval.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Mutex<HashMap<(String, String, String), std::time::Instant>>,
+}
+
+/// Keys a [`Throttle`] holds before it forgets the expired ones.
+const THROTTLE_PRUNE_AT: usize = 4096;
+
+impl Throttle {
+    fn interval() -> Duration {
+        Duration::from_millis(TYPING_INTERVAL_MS)
+    }
+
+    /// Whether an event for `key` may pass now (and then records it); `record` false only
+    /// checks.
+    fn pass(&self, key: (&str, &str, &str), record: bool) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let key = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
+        if last
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < Self::interval())
+        {
+            return false;
+        }
+        if record {
+            if last.len() >= THROTTLE_PRUNE_AT {
+                last.retain(|_, at| now.duration_since(*at) < Self::interval());
+            }
+            last.insert(key, now);
+        }
+        true
+    }
 }
 
 impl<F: FrameText> ChatHub<F> {
@@ -104,6 +162,8 @@ impl<F: FrameText> ChatHub<F> {
             store,
             capacity: capacity.max(1),
             feeds: Mutex::new(HashMap::new()),
+            typing_sent: Throttle::default(),
+            typing_relayed: Throttle::default(),
         });
         tokio::spawn(dispatch(Arc::downgrade(&hub), events));
         hub
@@ -162,6 +222,59 @@ impl<F: FrameText> ChatHub<F> {
                 feed.wake.notify_one();
                 feeds.remove(key);
             }
+        }
+    }
+
+    /// Announces that `caller` is typing in `channel_id`, to the channel's subscribers on every
+    /// replica. At most one per caller and channel every [`TYPING_INTERVAL_MS`]: the others
+    /// are dropped (`Ok`). A non-member, or no such channel, is refused like everywhere else.
+    pub async fn typing(&self, caller: &Caller, channel_id: &str) -> Result<(), ServiceError> {
+        let channel = super::parse_channel_id(channel_id)?;
+        let key = (
+            caller.app_id.as_str(),
+            channel.as_str(),
+            caller.identity.as_str(),
+        );
+        if !self.typing_sent.pass(key, false) {
+            return Ok(());
+        }
+        readable(
+            self.store.as_ref(),
+            &caller.app_id,
+            &caller.identity,
+            &channel,
+        )
+        .await?;
+        if !self.typing_sent.pass(key, true) {
+            return Ok(());
+        }
+        self.store
+            .chat_typing(&caller.app_id, &channel, &caller.identity)
+            .await
+            .map_err(ServiceError::internal)
+    }
+
+    /// Relays a frame that carries its whole news to a channel's local subscribers.
+    fn relay(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        from: &str,
+        skip_from: bool,
+        frame: &ServerFrame,
+    ) {
+        let Some(feed) = self.feed(app_id, channel_id) else {
+            return;
+        };
+        match serde_json::to_string(frame) {
+            Ok(text) => {
+                let _ = feed.tx.send(FeedItem::Live {
+                    from: Arc::from(from),
+                    skip_from,
+                    frame: F::from(text),
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "chat: serializing a frame failed"),
         }
     }
 
@@ -237,6 +350,17 @@ impl<F: FrameText> ChatHub<F> {
                             member_version: version,
                         };
                         send(&out, &frame).await
+                    }
+                }
+                Ok(FeedItem::Live {
+                    from,
+                    skip_from,
+                    frame,
+                }) => {
+                    if skip_from && *from == *identity.as_str() {
+                        true
+                    } else {
+                        out.send(frame).await.is_ok()
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => sub.catch_up().await,
@@ -419,6 +543,37 @@ async fn dispatch<F: FrameText>(hub: Weak<ChatHub<F>>, mut events: ChatEventStre
             } => {
                 if let Some(feed) = hub.feed(&app_id, &channel_id) {
                     feed.note(|p| p.member_version = p.member_version.max(member_version));
+                }
+            }
+            ChatEvent::Read {
+                app_id,
+                channel_id,
+                identity,
+                seq,
+            } => {
+                let frame = ServerFrame::Read {
+                    channel: channel_id.clone(),
+                    identity: identity.clone(),
+                    seq,
+                };
+                // The reader's other devices want it too.
+                hub.relay(&app_id, &channel_id, &identity, false, &frame);
+            }
+            ChatEvent::Typing {
+                app_id,
+                channel_id,
+                identity,
+            } => {
+                if hub.feed(&app_id, &channel_id).is_some()
+                    && hub
+                        .typing_relayed
+                        .pass((&app_id, &channel_id, &identity), true)
+                {
+                    let frame = ServerFrame::Typing {
+                        channel: channel_id.clone(),
+                        identity: identity.clone(),
+                    };
+                    hub.relay(&app_id, &channel_id, &identity, true, &frame);
                 }
             }
             ChatEvent::Resync => {
@@ -678,6 +833,22 @@ mod tests {
             ServerFrame::Message { message } => message.seq,
             other => panic!("expected a message, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn throttle_passes_one_per_key_and_interval() {
+        let throttle = Throttle::default();
+        let bob = ("app", "c", "bob");
+        assert!(throttle.pass(bob, false), "a check records nothing");
+        assert!(throttle.pass(bob, true));
+        assert!(!throttle.pass(bob, false));
+        assert!(!throttle.pass(bob, true));
+        assert!(throttle.pass(("app", "c", "carol"), true), "per member");
+        assert!(throttle.pass(("app", "d", "bob"), true), "per channel");
+        assert!(
+            throttle.pass(("other", "c", "bob"), true),
+            "per application"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

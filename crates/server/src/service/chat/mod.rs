@@ -9,13 +9,13 @@ pub mod hub;
 mod rules;
 
 pub use hub::{ChatHub, FrameText};
-pub use rules::{channel_view, message_view, ChannelsQuery, HistoryQuery};
+pub use rules::{channel_view, member_view, message_view, ChannelsQuery, HistoryQuery};
 
 use super::auth::Caller;
 use super::error::ServiceError;
 use crate::store::{ChannelRecord, Conflict, NewChatMessage, Posted, Store, StoreError};
 use rules::{invalid, is_member};
-use sealkit_proto::chat::{Channel, Message, MessagePage, NewChannel, NewMessage};
+use sealkit_proto::chat::{Channel, Message, MessagePage, NewChannel, NewMessage, ReadState};
 use sealkit_proto::ChannelId;
 
 /// Chat store failures that no rule above anticipated: `NotFound` means the channel vanished.
@@ -73,7 +73,12 @@ pub async fn create_channel(
     let id = parse_channel_id(&new.id)?;
     let record = rules::new_channel(&caller.app_id, &caller.identity, id, new, now_ms)?;
     match store.chat_create_channel(record.clone(), per_creator).await {
-        Ok(()) => Ok(channel_view(record)),
+        // A new channel has no messages: every member's horizon is 0.
+        Ok(()) => {
+            let mut record = record;
+            record.read = record.members.iter().map(|m| (m.clone(), 0)).collect();
+            Ok(member_view(record, &caller.identity))
+        }
         Err(StoreError::Conflict(Conflict::ChannelExists)) => Err(ServiceError::ChannelExists),
         Err(StoreError::Conflict(Conflict::TooManyChannels { limit })) => {
             Err(ServiceError::TooManyChannels { limit })
@@ -100,7 +105,8 @@ pub async fn channels_of(
         .map_err(store_error)?;
     let more = records.len() > limit as usize;
     records.truncate(limit as usize);
-    Ok((records.into_iter().map(channel_view).collect(), more))
+    let view = |record| member_view(record, &caller.identity);
+    Ok((records.into_iter().map(view).collect(), more))
 }
 
 /// One channel, for its members.
@@ -112,7 +118,7 @@ pub async fn channel(
     let channel_id = parse_channel_id(channel_id)?;
     readable(store, &caller.app_id, &caller.identity, &channel_id)
         .await
-        .map(channel_view)
+        .map(|record| member_view(record, &caller.identity))
 }
 
 /// The channel whose membership changes by `identity`: validated ids, 404 for no channel.
@@ -139,7 +145,7 @@ pub async fn add_member(
     store
         .chat_add_member(&caller.app_id, channel_id, identity, false)
         .await
-        .map(channel_view)
+        .map(|record| member_view(record, &caller.identity))
         .map_err(store_error)
 }
 
@@ -156,7 +162,7 @@ pub async fn remove_member(
         .chat_remove_member(&caller.app_id, channel_id, identity)
         .await
     {
-        Ok(record) => Ok(channel_view(record)),
+        Ok(record) => Ok(member_view(record, &caller.identity)),
         // The channel exists (read above), so the member left concurrently.
         Err(StoreError::NotFound) => Err(rules::not_a_member(identity)),
         Err(e) => Err(store_error(e)),
@@ -199,7 +205,7 @@ pub async fn post(
             let record = readable(store, &caller.app_id, &caller.identity, &channel_id).await?;
             Err(ServiceError::StaleMembers {
                 sent: new.member_version,
-                channel: Box::new(channel_view(record)),
+                channel: Box::new(member_view(record, &caller.identity)),
             })
         }
         Err(e) => Err(store_error(e)),
@@ -225,4 +231,33 @@ pub async fn history(
         messages: records.iter().map(message_view).collect(),
         more,
     })
+}
+
+/// Moves the caller's read horizon in a channel forward to `seq` (members only; never back).
+/// A `seq` below 0 or above the channel's `last_seq` is invalid.
+pub async fn mark_read(
+    store: &dyn Store,
+    caller: &Caller,
+    channel_id: &str,
+    seq: i64,
+) -> Result<ReadState, ServiceError> {
+    let channel_id = parse_channel_id(channel_id)?;
+    if seq < 0 {
+        return Err(invalid("seq must not be negative"));
+    }
+    match store
+        .chat_mark_read(&caller.app_id, &channel_id, &caller.identity, seq)
+        .await
+    {
+        Ok(mark) => Ok(ReadState {
+            channel: channel_id.into_string(),
+            seq: mark.seq,
+            unread: (mark.last_seq - mark.seq).max(0),
+        }),
+        Err(StoreError::Conflict(Conflict::ReadBeyondLastSeq { last_seq })) => Err(invalid(
+            format!("seq {seq} is beyond the channel's newest message ({last_seq})"),
+        )),
+        Err(StoreError::NotFound) => Err(ServiceError::ChannelNotFound),
+        Err(e) => Err(store_error(e)),
+    }
 }

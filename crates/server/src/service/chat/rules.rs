@@ -43,7 +43,28 @@ pub fn channel_view(record: ChannelRecord) -> Channel {
         members: record.members.into_iter().map(String::from).collect(),
         member_version: record.member_version,
         last_seq: record.last_seq,
+        unread: None,
+        read: Default::default(),
     }
+}
+
+/// The API view of a stored channel for `viewer`: with its unread count and every member's
+/// read horizon when `viewer` is a member (read state is for members only).
+pub fn member_view(record: ChannelRecord, viewer: &str) -> Channel {
+    let read_state = record.read_seq(viewer).map(|horizon| {
+        let horizons = record
+            .read
+            .iter()
+            .map(|(member, seq)| (member.to_string(), *seq))
+            .collect();
+        ((record.last_seq - horizon).max(0), horizons)
+    });
+    let mut channel = channel_view(record);
+    if let Some((unread, horizons)) = read_state {
+        channel.unread = Some(unread);
+        channel.read = horizons;
+    }
+    channel
 }
 
 /// The API view of a stored message.
@@ -183,6 +204,7 @@ pub(super) fn new_channel(
         members,
         member_version: 1,
         last_seq: 0,
+        read: Vec::new(),
     })
 }
 

@@ -16,7 +16,7 @@ const NO_CHANNEL_LIMIT: u32 = u32::MAX;
 const ALL_CHANNELS: u32 = 1000;
 use crate::store::{
     ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, Conflict, Forbidden,
-    HistoryCursor, NewChatMessage, Posted, Store, StoreError,
+    HistoryCursor, NewChatMessage, Posted, ReadMark, Store, StoreError,
 };
 
 /// How long a test waits for a chat event before calling the event path broken.
@@ -39,6 +39,7 @@ pub(crate) fn group(app_id: &str, id: &str, creator: &str, others: &[&str]) -> C
         members: identities(others),
         member_version: 1,
         last_seq: 0,
+        read: Vec::new(),
     }
 }
 
@@ -102,9 +103,8 @@ pub(crate) async fn next_event(events: &mut ChatEventStream, app_id: &str) -> Ch
             Ok(None) => panic!("the chat event stream ended"),
             Err(_) => panic!("no chat event within {EVENT_TIMEOUT:?}"),
         };
-        match &event {
-            ChatEvent::Message { app_id: a, .. } | ChatEvent::Members { app_id: a, .. }
-                if a != app_id => {}
+        match event.app_id() {
+            Some(a) if a != app_id => {}
             _ => return event,
         }
     }
@@ -156,6 +156,8 @@ pub async fn chat_channels_create_and_list(store: &dyn Store) {
     expected.members = identities(&["Zoe", "alice", "bob", "zed", "ärger"]);
     expected.member_version = 1;
     expected.last_seq = 0;
+    // Every member's read horizon starts at 0, sorted by identity like the members.
+    expected.read = expected.members.iter().map(|m| (m.clone(), 0)).collect();
     assert_eq!(stored, expected);
 
     let mut clash = group(&app, "general", "mallory", &[]);
@@ -875,4 +877,203 @@ pub async fn chat_concurrent_membership(store: &dyn Store) {
     let channel = channel_of(store, &app, "two-admins").await;
     assert_eq!(channel.admins.len(), 1);
     assert_eq!(channel.members.len(), 2);
+}
+
+fn read_event(app_id: &str, channel_id: &str, identity: &str, seq: i64) -> ChatEvent {
+    ChatEvent::Read {
+        app_id: app_id.to_owned(),
+        channel_id: channel_id.to_owned(),
+        identity: identity.to_owned(),
+        seq,
+    }
+}
+
+fn typing_event(app_id: &str, channel_id: &str, identity: &str) -> ChatEvent {
+    ChatEvent::Typing {
+        app_id: app_id.to_owned(),
+        channel_id: channel_id.to_owned(),
+        identity: identity.to_owned(),
+    }
+}
+
+/// Every member's horizon, by identity, as the store reports the channel.
+async fn horizons(store: &dyn Store, app_id: &str, channel_id: &str) -> Vec<(String, i64)> {
+    channel_of(store, app_id, channel_id)
+        .await
+        .read
+        .into_iter()
+        .map(|(member, seq)| (member.into_string(), seq))
+        .collect()
+}
+
+fn pairs(items: &[(&str, i64)]) -> Vec<(String, i64)> {
+    items.iter().map(|(m, s)| ((*m).to_owned(), *s)).collect()
+}
+
+/// Read horizons: 0 at creation, moved by posts (the sender's) and by marks, never back; a mark
+/// beyond the newest message, by a non-member or in no channel is refused; members added later
+/// start at the newest message; only moves are announced; the horizons come with the channel
+/// and the channel list.
+pub async fn chat_read_state(store: &dyn Store) {
+    let app = app_id("chat read state");
+    let mut events = ok("subscribe", store.chat_events().await);
+    ok(
+        "create",
+        store
+            .chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
+            .await,
+    );
+    assert_eq!(
+        horizons(store, &app, "g").await,
+        pairs(&[("alice", 0), ("bob", 0)])
+    );
+    assert_eq!(
+        ok("mark 0", store.chat_mark_read(&app, "g", "bob", 0).await),
+        ReadMark {
+            seq: 0,
+            last_seq: 0,
+            moved: false
+        }
+    );
+    match store.chat_mark_read(&app, "g", "bob", 1).await {
+        Err(StoreError::Conflict(Conflict::ReadBeyondLastSeq { last_seq: 0 })) => {}
+        other => panic!("mark beyond the last seq: {other:?}"),
+    }
+    for client_id in ["c1", "c2", "c3"] {
+        post_new(store, chat_message(&app, "g", "alice", client_id, 1)).await;
+    }
+    assert_eq!(
+        horizons(store, &app, "g").await,
+        pairs(&[("alice", 3), ("bob", 0)]),
+        "posting moves the sender's horizon"
+    );
+    assert_eq!(
+        ok("mark 2", store.chat_mark_read(&app, "g", "bob", 2).await),
+        ReadMark {
+            seq: 2,
+            last_seq: 3,
+            moved: true
+        }
+    );
+    assert_eq!(
+        ok("mark 1", store.chat_mark_read(&app, "g", "bob", 1).await),
+        ReadMark {
+            seq: 2,
+            last_seq: 3,
+            moved: false
+        },
+        "a horizon never moves back"
+    );
+    assert_eq!(
+        horizons(store, &app, "g").await,
+        pairs(&[("alice", 3), ("bob", 2)])
+    );
+    match store.chat_mark_read(&app, "g", "mallory", 1).await {
+        Err(StoreError::Forbidden(Forbidden::NotAMember)) => {}
+        other => panic!("mark by a non-member: {other:?}"),
+    }
+    match store.chat_mark_read(&app, "nowhere", "bob", 0).await {
+        Err(StoreError::NotFound) => {}
+        other => panic!("mark in no channel: {other:?}"),
+    }
+    match store
+        .chat_mark_read(&app_id("chat read other app"), "g", "bob", 0)
+        .await
+    {
+        Err(StoreError::NotFound) => {}
+        other => panic!("mark in another app: {other:?}"),
+    }
+    // Three posts, then exactly one move: the no-op and refused marks announced nothing.
+    for seq in 1..=3 {
+        assert_eq!(
+            next_event(&mut events, &app).await,
+            message_event(&app, "g", seq)
+        );
+    }
+    assert_eq!(
+        next_event(&mut events, &app).await,
+        read_event(&app, "g", "bob", 2)
+    );
+
+    // A member added later starts at the newest message; one who leaves and comes back too.
+    ok(
+        "add carol",
+        store.chat_add_member(&app, "g", "carol", false).await,
+    );
+    ok(
+        "bob leaves",
+        store.chat_remove_member(&app, "g", "bob").await,
+    );
+    post_new(store, chat_message(&app, "g", "alice", "c4", 3)).await;
+    ok(
+        "bob back",
+        store.chat_add_member(&app, "g", "bob", false).await,
+    );
+    assert_eq!(
+        horizons(store, &app, "g").await,
+        pairs(&[("alice", 4), ("bob", 4), ("carol", 3)])
+    );
+    let listed = ok(
+        "channels of carol",
+        store
+            .chat_channels_of(&app, "carol", None, ALL_CHANNELS)
+            .await,
+    );
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].read_seq("carol"), Some(3));
+    assert_eq!(listed[0].read_seq("alice"), Some(4));
+    assert_eq!(listed[0].read_seq("mallory"), None);
+    assert_eq!(listed[0].last_seq - 3, 1, "carol has one unread message");
+}
+
+/// Typing: announced to every subscriber, and nothing is written.
+pub async fn chat_typing_is_announced_not_stored(store: &dyn Store) {
+    let app = app_id("chat typing");
+    let mut events = ok("subscribe", store.chat_events().await);
+    ok(
+        "create",
+        store
+            .chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
+            .await,
+    );
+    let before = channel_of(store, &app, "g").await;
+    ok("typing", store.chat_typing(&app, "g", "bob").await);
+    assert_eq!(
+        next_event(&mut events, &app).await,
+        typing_event(&app, "g", "bob")
+    );
+    assert_eq!(channel_of(store, &app, "g").await, before);
+    assert!(seqs(store, &app, "g", HistoryCursor::Latest, 10)
+        .await
+        .is_empty());
+}
+
+/// Two replicas: read horizons and typing written on one are heard on both.
+pub async fn chat_read_and_typing_cross_replicas(a: &dyn Store, b: &dyn Store) {
+    let app = app_id("chat read replicas");
+    let mut at_a = ok("subscribe a", a.chat_events().await);
+    ok(
+        "create",
+        a.chat_create_channel(group(&app, "g", "alice", &["bob"]), NO_CHANNEL_LIMIT)
+            .await,
+    );
+    post_new(a, chat_message(&app, "g", "alice", "c1", 1)).await;
+    assert_eq!(
+        next_event(&mut at_a, &app).await,
+        message_event(&app, "g", 1)
+    );
+    ok("mark on b", b.chat_mark_read(&app, "g", "bob", 1).await);
+    assert_eq!(
+        next_event(&mut at_a, &app).await,
+        read_event(&app, "g", "bob", 1)
+    );
+    ok("typing on b", b.chat_typing(&app, "g", "bob").await);
+    assert_eq!(
+        next_event(&mut at_a, &app).await,
+        typing_event(&app, "g", "bob")
+    );
+    assert_eq!(
+        horizons(a, &app, "g").await,
+        pairs(&[("alice", 1), ("bob", 1)])
+    );
 }

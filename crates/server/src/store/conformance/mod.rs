@@ -92,6 +92,8 @@ macro_rules! store_conformance_tests {
             chat_history_cursors,
             chat_events_delivered,
             chat_concurrent_membership,
+            chat_read_state,
+            chat_typing_is_announced_not_stored,
             kt_card_changes_are_queued,
             kt_records_and_values,
             kt_roots_first_write_wins,

@@ -9,7 +9,7 @@ use super::sql::chat::{self as sql, MembershipEdit};
 use super::{lock_pair, LockClass, PostgresStore};
 use crate::store::{
     rules, ChannelRecord, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
-    NewChatMessage, Posted, StoreError, StoreResult,
+    NewChatMessage, Posted, ReadMark, StoreError, StoreResult,
 };
 
 impl PostgresStore {
@@ -150,5 +150,29 @@ impl ChatStore for PostgresStore {
 
     async fn chat_events(&self) -> StoreResult<ChatEventStream> {
         listen::events(self).await
+    }
+
+    async fn chat_mark_read(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        seq: i64,
+    ) -> StoreResult<ReadMark> {
+        let mut tx = self.begin().await?;
+        let mark = sql::mark_read(&mut tx, (app_id, channel_id, identity), seq).await?;
+        if mark.moved {
+            let event = listen::Notice::read(app_id, channel_id, identity, mark.seq);
+            listen::notify_event(&mut tx, &self.events_channel, &event).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(mark)
+    }
+
+    async fn chat_typing(&self, app_id: &str, channel_id: &str, identity: &str) -> StoreResult<()> {
+        // A NOTIFY outside any transaction: nothing is written, every replica hears it.
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let event = listen::Notice::typing(app_id, channel_id, identity);
+        listen::notify_event(&mut conn, &self.events_channel, &event).await
     }
 }

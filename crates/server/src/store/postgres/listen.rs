@@ -31,17 +31,54 @@ pub(super) fn schema_events_channel(schema: &str) -> String {
 /// A [`ChatEvent`] as a `NOTIFY` payload: short JSON (ids are at most 128 + 32 bytes, far
 /// below PostgreSQL's 8000-byte payload limit).
 #[derive(Serialize, Deserialize)]
-struct Notice {
+pub(super) struct Notice {
     app: String,
     channel: String,
-    /// `"message"` (then `n` is the seq) or `"members"` (then `n` is the member version).
+    /// `"message"` (then `n` is the seq), `"members"` (then `n` is the member version),
+    /// `"read"` (then `n` is `who`'s new read horizon) or `"typing"` (`n` is 0).
     kind: String,
     n: i64,
+    /// The member who read or is typing (absent for the other kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    who: Option<String>,
 }
 
 impl Notice {
+    /// A read horizon that moved.
+    pub(super) fn read(app_id: &str, channel_id: &str, identity: &str, seq: i64) -> Self {
+        Self {
+            app: app_id.to_owned(),
+            channel: channel_id.to_owned(),
+            kind: "read".to_owned(),
+            n: seq,
+            who: Some(identity.to_owned()),
+        }
+    }
+
+    /// A member typing.
+    pub(super) fn typing(app_id: &str, channel_id: &str, identity: &str) -> Self {
+        Self {
+            app: app_id.to_owned(),
+            channel: channel_id.to_owned(),
+            kind: "typing".to_owned(),
+            n: 0,
+            who: Some(identity.to_owned()),
+        }
+    }
+
     fn into_event(self) -> Option<ChatEvent> {
         match self.kind.as_str() {
+            "read" => Some(ChatEvent::Read {
+                app_id: self.app,
+                channel_id: self.channel,
+                identity: self.who?,
+                seq: self.n,
+            }),
+            "typing" => Some(ChatEvent::Typing {
+                app_id: self.app,
+                channel_id: self.channel,
+                identity: self.who?,
+            }),
             "message" => Some(ChatEvent::Message {
                 app_id: self.app,
                 channel_id: self.channel,
@@ -66,13 +103,25 @@ pub(super) async fn notify(
     kind: &str,
     n: i64,
 ) -> StoreResult<()> {
-    let payload = serde_json::to_string(&Notice {
+    let notice = Notice {
         app: app_id.to_owned(),
         channel: channel_id.to_owned(),
         kind: kind.to_owned(),
         n,
-    })
-    .map_err(|e| StoreError::Backend(format!("encoding a chat notice: {e}")))?;
+        who: None,
+    };
+    notify_event(conn, events_channel, &notice).await
+}
+
+/// Sends `notice`: in the caller's transaction (delivered on commit), or at once on a
+/// connection outside one.
+pub(super) async fn notify_event(
+    conn: &mut PgConnection,
+    events_channel: &str,
+    notice: &Notice,
+) -> StoreResult<()> {
+    let payload = serde_json::to_string(notice)
+        .map_err(|e| StoreError::Backend(format!("encoding a chat notice: {e}")))?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(events_channel)
         .bind(payload)

@@ -321,6 +321,7 @@ mod tests {
             .expect("second replica");
         conformance::chat_replicas_agree(&a, &b).await;
         conformance::chat_events_cross_replicas(&a, &b).await;
+        conformance::chat_read_and_typing_cross_replicas(&a, &b).await;
         a.close().await;
         b.close().await;
     }

@@ -11,7 +11,7 @@ use super::{backend, locked, unique_or_backend, Conn, Db, BYTE_ORDER};
 use crate::store::rules::{self, MemberChange};
 use crate::store::{
     ChannelRecord, ChatMessageRecord, Conflict, Forbidden, HistoryCursor, NewChatMessage, Posted,
-    StoreError, StoreResult,
+    ReadMark, StoreError, StoreResult,
 };
 
 /// The columns of a [`ChatMessageRecord`].
@@ -21,7 +21,7 @@ const MESSAGE_COLUMNS: &str =
 /// Channels with their members, one row per member (`identity` NULL for a channel without
 /// members), from one statement, hence one snapshot. Filters follow in the caller's query.
 const CHANNEL_WITH_MEMBERS: &str = "SELECT c.app_id, c.id, c.kind, c.open, c.created_by, \
-     c.created_at_ms, c.member_version, c.last_seq, m.identity, m.admin \
+     c.created_at_ms, c.member_version, c.last_seq, m.identity, m.admin, m.read_seq \
      FROM chat_channels AS c \
      LEFT JOIN chat_members AS m ON m.app_id = c.app_id AND m.channel_id = c.id";
 
@@ -35,6 +35,7 @@ fn channels_from_rows(
     rows: &[<Db as sqlx::Database>::Row],
 ) -> Result<Vec<ChannelRecord>, sqlx::Error> {
     let mut by_id: BTreeMap<String, (ChannelRecord, Vec<(Identity, bool)>)> = BTreeMap::new();
+    // Sorted below by identity with Rust's order, like the members.
     for row in rows {
         let id: String = row.try_get("id")?;
         if !by_id.contains_key(&id) {
@@ -49,17 +50,23 @@ fn channels_from_rows(
                 members: Vec::new(),
                 member_version: row.try_get("member_version")?,
                 last_seq: row.try_get("last_seq")?,
+                read: Vec::new(),
             };
             by_id.insert(id.clone(), (channel, Vec::new()));
         }
         let identity: Option<String> = row.try_get("identity")?;
-        if let (Some(identity), Some((_, members))) = (identity, by_id.get_mut(&id)) {
-            members.push((decode_id(identity)?, row.try_get("admin")?));
+        if let (Some(identity), Some((channel, members))) = (identity, by_id.get_mut(&id)) {
+            let identity: Identity = decode_id(identity)?;
+            channel
+                .read
+                .push((identity.clone(), row.try_get("read_seq")?));
+            members.push((identity, row.try_get("admin")?));
         }
     }
     Ok(by_id
         .into_values()
         .map(|(mut channel, members)| {
+            channel.read.sort_unstable();
             rules::add_members(&mut channel, members);
             channel
         })
@@ -268,9 +275,12 @@ pub(crate) async fn add_member(
             .await
             .map_err(backend)?;
             rules::check_room(count).map_err(StoreError::Conflict)?;
+            // A new member's horizon starts at the newest message: nothing sent before was
+            // encrypted for it, so nothing of that is unread.
             sqlx::query(
-                "INSERT INTO chat_members (app_id, channel_id, identity, admin) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO chat_members (app_id, channel_id, identity, admin, read_seq) \
+                 VALUES ($1, $2, $3, $4, \
+                   (SELECT last_seq FROM chat_channels WHERE app_id = $1 AND id = $2))",
             )
             .bind(app_id)
             .bind(channel_id)
@@ -382,6 +392,8 @@ pub(crate) async fn post(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
+    // The sender has read what it sends (and, by then, everything before it).
+    advance_read_seq(conn, &m.app_id, &m.channel_id, &m.sender, seq).await?;
     Ok(Posted::New(rules::stored_message(message, seq)))
 }
 
@@ -416,4 +428,81 @@ pub(crate) async fn history<'c>(
         messages.reverse();
     }
     Ok(messages)
+}
+
+/// Moves a member's horizon to `seq` if that is higher; whether it moved. One statement, so
+/// concurrent marks of one member never move it back.
+async fn advance_read_seq(
+    conn: &mut Conn,
+    app_id: &str,
+    channel_id: &str,
+    identity: &str,
+    seq: i64,
+) -> StoreResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE chat_members SET read_seq = $4 \
+         WHERE app_id = $1 AND channel_id = $2 AND identity = $3 AND read_seq < $4",
+    )
+    .bind(app_id)
+    .bind(channel_id)
+    .bind(identity)
+    .bind(seq)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?
+    .rows_affected();
+    Ok(moved > 0)
+}
+
+/// Moves a member's read horizon forward (see [`ChatStore::chat_mark_read`]); the caller emits
+/// the event when it moved.
+///
+/// [`ChatStore::chat_mark_read`]: crate::store::ChatStore::chat_mark_read
+pub(crate) async fn mark_read(
+    conn: &mut Conn,
+    (app_id, channel_id, identity): (&str, &str, &str),
+    seq: i64,
+) -> StoreResult<ReadMark> {
+    let last_seq: i64 =
+        sqlx::query_scalar("SELECT last_seq FROM chat_channels WHERE app_id = $1 AND id = $2")
+            .bind(app_id)
+            .bind(channel_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound)?;
+    let read_seq = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT read_seq FROM chat_members \
+             WHERE app_id = $1 AND channel_id = $2 AND identity = $3",
+        )
+        .bind(app_id)
+        .bind(channel_id)
+        .bind(identity)
+    };
+    if read_seq()
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .is_none()
+    {
+        return Err(StoreError::Forbidden(Forbidden::NotAMember));
+    }
+    if seq > last_seq {
+        return Err(StoreError::Conflict(Conflict::ReadBeyondLastSeq {
+            last_seq,
+        }));
+    }
+    let moved = advance_read_seq(conn, app_id, channel_id, identity, seq).await?;
+    // Read again: a concurrent mark may have moved it further.
+    let seq = read_seq()
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::Forbidden(Forbidden::NotAMember))?;
+    Ok(ReadMark {
+        seq,
+        last_seq,
+        moved,
+    })
 }

@@ -12,7 +12,7 @@ use super::sql::chat::{self as sql, MembershipEdit};
 use super::{Db, SqliteStore};
 use crate::store::{
     rules, ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
-    NewChatMessage, Posted, StoreError, StoreResult,
+    NewChatMessage, Posted, ReadMark, StoreError, StoreResult,
 };
 
 impl SqliteStore {
@@ -159,5 +159,39 @@ impl ChatStore for SqliteStore {
             }
         });
         Ok(Box::pin(stream))
+    }
+
+    async fn chat_mark_read(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        identity: &str,
+        seq: i64,
+    ) -> StoreResult<ReadMark> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let mark = sql::mark_read(&mut tx, (app_id, channel_id, identity), seq).await?;
+        tx.commit().await.map_err(backend)?;
+        if mark.moved {
+            self.emit(ChatEvent::Read {
+                app_id: app_id.to_owned(),
+                channel_id: channel_id.to_owned(),
+                identity: identity.to_owned(),
+                seq: mark.seq,
+            });
+        }
+        Ok(mark)
+    }
+
+    async fn chat_typing(&self, app_id: &str, channel_id: &str, identity: &str) -> StoreResult<()> {
+        self.emit(ChatEvent::Typing {
+            app_id: app_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+            identity: identity.to_owned(),
+        });
+        Ok(())
     }
 }
