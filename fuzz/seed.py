@@ -75,6 +75,7 @@ TARGETS = ['message_info', 'decrypt', 'key_der', 'key_text', 'signature', 'foote
 # The first byte of a `request_body` input selects the type (crates/proto/src/fuzzing.rs).
 BODY_SEARCH, BODY_V1_PUSH, BODY_V2_PUSH, BODY_V2_PULL, BODY_V2_KEYS, BODY_V2_RESET = range(6)
 BODY_BRAINKEY, BODY_PASSWORD, BODY_NEW_CHANNEL, BODY_ADD_MEMBER, BODY_NEW_MESSAGE = range(6, 11)
+BODY_PFS_UPLOAD, BODY_PFS_VALIDATE, BODY_PFS_PICK_ONE, BODY_PFS_PICK_BATCH = range(11, 15)
 # Request (method, path) of the captures -> selector.
 CAPTURED_BODIES = {
     ('POST', '/card/v5/actions/search'): BODY_SEARCH,
@@ -99,6 +100,13 @@ OID_CMS_DATA = bytes.fromhex('2a864886f70d010701')
 OID_CMS_ENVELOPED = bytes.fromhex('2a864886f70d010703')
 OID_HKDF_SHA512 = bytes.fromhex('2a864886f70d010910031e')
 OID_RANDOM_PADDING = bytes.fromhex('2b0601040183ac1b0103')
+
+# Ratchet keys of the `request_body` seeds: the X25519 base point as SPKI DER and raw, an id,
+# and a Virgil signature's shape (not a valid signature: the target does not verify).
+PFS_KEY_RAW = base64.b64encode(bytes([9]) + bytes(31)).decode()
+PFS_KEY_DER = base64.b64encode(bytes.fromhex('302a300506032b656e032100') + bytes([9]) + bytes(31)).decode()
+PFS_KEY_ID = base64.b64encode(bytes(range(8))).decode()
+PFS_SIGNATURE = base64.b64encode(bytes.fromhex('3051300d060960864801650304020305000440') + bytes(64)).decode()
 
 # The private key of the `decrypt` target (crates/crypto/src/fuzzing.rs): Ed25519 seed [7; 32].
 FUZZ_KEY_SEED = bytes([7]) * 32
@@ -565,6 +573,15 @@ def collect_proto(captures_dir, seeds):
         BODY_ADD_MEMBER: [{'identity': 'charles'}],
         BODY_NEW_MESSAGE: [{'client_id': '0190f3a2-7c1e', 'ciphertext': 'MFEwDQYJYIZIAWUDBAIDBQAE',
                             'member_version': 2}],
+        # Ratchet keys: an X25519 SPKI DER, its 32 raw bytes, an 8-byte id.
+        BODY_PFS_UPLOAD: [{'identity_card_id': '0f' * 32,
+                           'long_term_key': {'public_key': PFS_KEY_DER, 'signature': PFS_SIGNATURE},
+                           'one_time_keys': [PFS_KEY_DER, PFS_KEY_RAW]},
+                          {'one_time_keys': []}],
+        BODY_PFS_VALIDATE: [{'long_term_key_id': PFS_KEY_ID, 'one_time_keys_ids': [PFS_KEY_ID]},
+                            {'long_term_key_id': PFS_KEY_ID}],
+        BODY_PFS_PICK_ONE: [{'identity': 'alice'}],
+        BODY_PFS_PICK_BATCH: [{'identities': ['alice', 'bob']}],
     }
     for selector, bodies in hand_made.items():
         for body in bodies:

@@ -11,6 +11,7 @@ use crate::chat::{
 };
 use crate::jwt::{validate_identity, Jwt};
 use crate::keyknox::{V1Push, V2Keys, V2Pull, V2Push, V2Reset};
+use crate::pfs::{self, PickBatch, PickOne, UploadKeys, ValidateKeys};
 use crate::pythia::{BrainkeyRequest, PasswordRequest};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use std::fmt::Debug;
 
 /// The number of request body types [`request_body`] chooses from with its first byte.
-pub const REQUEST_BODY_KINDS: u8 = 11;
+pub const REQUEST_BODY_KINDS: u8 = 15;
 
 /// A token as the server reads it from `Authorization: Virgil <jwt>`: UTF-8, then
 /// [`Jwt::parse`]. A parsed token keeps its exact text, its signed part is a prefix of it, the
@@ -93,10 +94,12 @@ fn snapshot(bytes: &[u8]) {
 /// A request body as the server's JSON extractor reads it. The first byte selects the type
 /// (modulo [`REQUEST_BODY_KINDS`]): 0 cards `SearchRequest`, 1 keyknox `V1Push`, 2 `V2Push`,
 /// 3 `V2Pull`, 4 `V2Keys`, 5 `V2Reset`, 6 pythia `BrainkeyRequest`, 7 `PasswordRequest`, 8 chat
-/// `NewChannel`, 9 `AddMember`, 10 `NewMessage`; the rest is the JSON body. A parsed body must
+/// `NewChannel`, 9 `AddMember`, 10 `NewMessage`, 11 ratchet keys `UploadKeys`, 12 `ValidateKeys`,
+/// 13 `PickOne`, 14 `PickBatch`; the rest is the JSON body. A parsed body must
 /// survive serialize → parse unchanged; then the validators the server applies to its fields
-/// run (identities, channel and client ids), and its base64 fields, where they decode, must
-/// re-encode to the same text (the server decodes them with canonical padding).
+/// run (identities, channel and client ids, card ids, ratchet keys and their ids), and its base64
+/// fields, where they decode, must re-encode to the same text (the server decodes them with
+/// canonical padding).
 pub fn request_body(data: &[u8]) {
     let Some((&selector, body)) = data.split_first() else {
         return;
@@ -155,11 +158,59 @@ pub fn request_body(data: &[u8]) {
                 let _ = validate_identity(&add.identity);
             }
         }
-        _ => {
+        10 => {
             if let Some(message) = parse_round_trip::<NewMessage>(body) {
                 let _ = validate_client_id(&message.client_id);
                 base64_fields(&[&message.ciphertext]);
             }
+        }
+        11 => {
+            if let Some(upload) = parse_round_trip::<UploadKeys>(body) {
+                if let Some(card_id) = &upload.identity_card_id {
+                    let _ = card_id.parse::<CardId>();
+                }
+                if let Some(long_term) = &upload.long_term_key {
+                    ratchet_keys(&[&long_term.public_key]);
+                    base64_fields(&[&long_term.signature]);
+                }
+                let one_time: Vec<&String> = upload.one_time_keys.iter().flatten().collect();
+                ratchet_keys(&one_time);
+            }
+        }
+        12 => {
+            if let Some(validate) = parse_round_trip::<ValidateKeys>(body) {
+                let ids: Vec<&String> = validate
+                    .long_term_key_id
+                    .iter()
+                    .chain(validate.one_time_keys_ids.iter().flatten())
+                    .collect();
+                base64_fields(&ids);
+            }
+        }
+        13 => {
+            if let Some(pick) = parse_round_trip::<PickOne>(body) {
+                let _ = validate_identity(&pick.identity);
+            }
+        }
+        _ => {
+            if let Some(pick) = parse_round_trip::<PickBatch>(body) {
+                identities(&pick.identities);
+            }
+        }
+    }
+}
+
+/// Ratchet keys as the key service reads them: base64, then raw or SPKI DER X25519; a key that
+/// is accepted has 32 raw bytes that are the key itself or the tail of its DER, and an id.
+fn ratchet_keys(keys: &[&String]) {
+    base64_fields(keys);
+    for key in keys {
+        let Ok(bytes) = STANDARD.decode(key.as_bytes()) else {
+            continue;
+        };
+        if let Ok(raw) = pfs::x25519_raw(&bytes) {
+            assert!(bytes.ends_with(&raw));
+            let _ = pfs::key_id(&raw);
         }
     }
 }

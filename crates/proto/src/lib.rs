@@ -11,6 +11,8 @@
 //! * [`brainkey`]: brainkey v3 (`/brainkey/v3/harden`) of the mobile e3kit SDKs.
 //! * [`chat`]: Sealkit's own end-to-end encrypted chat API (`/chat/v1`, not a Virgil service).
 //! * [`kt`]: Sealkit's key transparency API (`/kt/v1`): signed heads and proof envelopes.
+//! * [`pfs`]: the ratchet key service (`/pfs/v3/keys`) of the mobile e3kit SDKs' double-ratchet
+//!   channels.
 //!
 //! Like the crypto core it builds on, this crate does no I/O and reads no clock: times are
 //! arguments. Signed data (JWT segments, card snapshots) is verified as received, never
@@ -53,6 +55,7 @@ pub mod ids;
 pub mod jwt;
 pub mod keyknox;
 pub mod kt;
+pub mod pfs;
 pub mod pythia;
 mod text;
 

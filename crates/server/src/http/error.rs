@@ -15,6 +15,7 @@ use sealkit_proto::chat::codes as chat;
 use sealkit_proto::chat::StaleMembersBody;
 use sealkit_proto::error::ErrorBody;
 use sealkit_proto::kt::codes as kt;
+use sealkit_proto::pfs::codes as pfs;
 
 /// An error answered to a client: a service failure, or one only HTTP can have.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,15 @@ pub fn service_status_and_code(e: &ServiceError) -> (StatusCode, u32) {
         E::KtNotInDirectory => (StatusCode::NOT_FOUND, kt::NOT_IN_DIRECTORY),
         E::KtInvalid(_) => (StatusCode::BAD_REQUEST, kt::INVALID),
         E::KtNoSuchEpoch => (StatusCode::NOT_FOUND, kt::NO_SUCH_EPOCH),
+        E::PfsInvalid(_) => (StatusCode::BAD_REQUEST, pfs::INVALID),
+        E::PfsBadSignature => (StatusCode::BAD_REQUEST, pfs::BAD_SIGNATURE),
+        E::PfsInvalidCard(_) => (StatusCode::BAD_REQUEST, pfs::INVALID_CARD),
+        E::PfsNoCard => (StatusCode::CONFLICT, pfs::NO_CARD),
+        E::PfsNoLongTermKey => (StatusCode::CONFLICT, pfs::NO_LONG_TERM_KEY),
+        E::PfsTooManyOneTimeKeys { .. } => (StatusCode::CONFLICT, pfs::TOO_MANY_ONE_TIME_KEYS),
+        E::PfsOneTimeKeyUsed => (StatusCode::CONFLICT, pfs::ONE_TIME_KEY_USED),
+        E::PfsCardChanged => (StatusCode::CONFLICT, pfs::CARD_CHANGED),
+        E::PfsKeysNotFound => (StatusCode::NOT_FOUND, pfs::KEYS_NOT_FOUND),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod error;
 pub mod keyknox;
 pub mod kt;
+pub mod pfs;
 pub mod pythia;
 
 use crate::metrics::Metrics;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(keyknox::routes())
         .merge(pythia::routes())
         .merge(kt::routes())
+        .merge(pfs::routes())
         .merge(chat::routes(
             state.config.body_limit,
             state.config.chat_message_limit,

@@ -121,6 +121,36 @@ pub enum ServiceError {
     /// Key transparency: an epoch of the requested range is not published.
     #[error("an epoch of the requested range is not published")]
     KtNoSuchEpoch,
+    /// Ratchet keys: a malformed field (base64, key type, key id, identity, counts).
+    #[error("{0}")]
+    PfsInvalid(String),
+    /// Ratchet keys: the long-term key's signature does not verify with the card's key.
+    #[error("the long-term key's signature does not verify with the identity card's key")]
+    PfsBadSignature,
+    /// Ratchet keys: the identity card is not the caller's current Ed25519 card.
+    #[error("identity card: {0}")]
+    PfsInvalidCard(String),
+    /// Ratchet keys: a long-term key before any identity card id.
+    #[error("no identity card id is recorded; send identity_card_id with the long-term key")]
+    PfsNoCard,
+    /// Ratchet keys: one-time keys before any long-term key.
+    #[error("no long-term key is stored; send long_term_key with the one-time keys")]
+    PfsNoLongTermKey,
+    /// Ratchet keys: the upload would leave too many unused one-time keys.
+    #[error("the upload would leave more than {limit} unused one-time keys")]
+    PfsTooManyOneTimeKeys {
+        /// The most unused one-time keys one identity may have.
+        limit: usize,
+    },
+    /// Ratchet keys: a one-time key that was handed out before, uploaded again.
+    #[error("a one-time key of the upload was already handed out; generate new keys")]
+    PfsOneTimeKeyUsed,
+    /// Ratchet keys: the card id changed while the upload was checked.
+    #[error("the identity card id changed during the upload; send it again")]
+    PfsCardChanged,
+    /// Ratchet keys: the identity has no keys (or they belong to a card it no longer uses).
+    #[error("the identity has no ratchet keys")]
+    PfsKeysNotFound,
 }
 
 impl ServiceError {

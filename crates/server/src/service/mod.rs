@@ -18,6 +18,7 @@ pub mod chat;
 pub mod error;
 pub mod keyknox;
 pub mod kt;
+pub mod pfs;
 pub mod pythia;
 
 pub use auth::Caller;

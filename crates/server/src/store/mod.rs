@@ -1,6 +1,6 @@
 //! Storage: one object-safe trait, [`Store`], for everything the service keeps (one sub-trait
 //! per domain: [`AppStore`], [`CardStore`], [`KeyknoxStore`], [`RateLimitStore`],
-//! [`ChatStore`], [`KtStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
+//! [`ChatStore`], [`KtStore`], [`PfsStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
 //! replicas), and checked by one conformance suite that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
@@ -98,6 +98,19 @@ pub enum Conflict {
         /// The channel's `member_version` when the post was refused.
         current: i64,
     },
+    /// A ratchet long-term key for an identity with no card id recorded.
+    PfsNoCard,
+    /// Ratchet one-time keys for an identity with no long-term key.
+    PfsNoLongTermKey,
+    /// An upload that would leave more unused one-time keys than allowed.
+    PfsTooManyOneTimeKeys {
+        /// The most unused one-time keys one identity may have.
+        limit: usize,
+    },
+    /// A one-time key that was already handed out, uploaded again.
+    PfsOneTimeKeyUsed,
+    /// A long-term key checked against another card than the one the upload records.
+    PfsCardChanged,
 }
 
 impl Conflict {
@@ -117,6 +130,11 @@ impl Conflict {
             Self::LastAdmin => "the last admin cannot leave",
             Self::TooManyChannels { .. } => "too many channels created by this identity",
             Self::StaleMemberVersion { .. } => "stale member version",
+            Self::PfsNoCard => "no identity card id is recorded; send identity_card_id first",
+            Self::PfsNoLongTermKey => "no long-term key is stored; send long_term_key first",
+            Self::PfsTooManyOneTimeKeys { .. } => "too many unused one-time keys",
+            Self::PfsOneTimeKeyUsed => "a one-time key of the upload was already handed out",
+            Self::PfsCardChanged => "the identity card id changed during the upload",
         }
     }
 }
@@ -236,7 +254,16 @@ impl CardRecord {
 /// inside the database transaction of the method that writes. Every type that implements the
 /// five domain traits is a `Store`.
 pub trait Store:
-    AppStore + CardStore + KeyknoxStore + RateLimitStore + ChatStore + KtStore + Send + Sync + 'static
+    AppStore
+    + CardStore
+    + KeyknoxStore
+    + RateLimitStore
+    + ChatStore
+    + KtStore
+    + PfsStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -247,6 +274,7 @@ impl<T> Store for T where
         + RateLimitStore
         + ChatStore
         + KtStore
+        + PfsStore
         + Send
         + Sync
         + 'static
@@ -757,4 +785,117 @@ pub trait KtStore: Send + Sync {
     /// by someone else if that connection dies; SQLite: one process, always `true`). Asked
     /// again before every epoch.
     async fn kt_try_lead(&self) -> StoreResult<bool>;
+}
+
+/// The id of a ratchet key: SHA-512 of its 32 raw X25519 bytes, first 8 bytes
+/// (`sealkit_proto::pfs::key_id`).
+pub type PfsKeyId = [u8; 8];
+
+/// A ratchet public key: its id and its bytes exactly as uploaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfsKey {
+    /// The key's id.
+    pub key_id: PfsKeyId,
+    /// The key as uploaded (raw 32 bytes or SPKI DER), returned as is.
+    pub public_key: Vec<u8>,
+}
+
+/// A long-term key whose signature the service verified against a card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfsLongTermKey {
+    /// The key.
+    pub key: PfsKey,
+    /// The Virgil signature over `key.public_key`, as uploaded.
+    pub signature: Vec<u8>,
+    /// The card whose key verified the signature. The upload is refused
+    /// (`Conflict(PfsCardChanged)`) unless it is the card the identity's keys belong to after
+    /// the upload.
+    pub verified_with_card: String,
+}
+
+/// What [`PfsStore::pfs_upload`] writes for one identity, in this order of dependence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfsUpload {
+    /// Owning application.
+    pub app_id: String,
+    /// The uploading identity.
+    pub identity: String,
+    /// The identity's card to record. A card id other than the recorded one removes the stored
+    /// long-term and one-time keys first (they were made for the other card).
+    pub card_id: Option<String>,
+    /// A long-term key to replace the stored one; needs a card id (given or recorded), else
+    /// `Conflict(PfsNoCard)`.
+    pub long_term_key: Option<PfsLongTermKey>,
+    /// One-time keys to add (distinct ids); need a long-term key (given or stored), else
+    /// `Conflict(PfsNoLongTermKey)`. A key stored and unused already is kept as it is (a
+    /// retried upload); one handed out before is refused (`Conflict(PfsOneTimeKeyUsed)`).
+    pub one_time_keys: Vec<PfsKey>,
+    /// The most unused one-time keys the identity may have after the upload, else
+    /// `Conflict(PfsTooManyOneTimeKeys)` and nothing is written.
+    pub max_one_time_keys: usize,
+    /// Server time, Unix seconds.
+    pub now: i64,
+}
+
+/// Which of the asked key ids [`PfsStore::pfs_validate`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PfsValidation {
+    /// The asked long-term key id, when it is the stored long-term key.
+    pub long_term_key_id: Option<PfsKeyId>,
+    /// The asked one-time key ids that are stored and not handed out, in the order asked.
+    pub one_time_key_ids: Vec<PfsKeyId>,
+}
+
+/// One identity's keys as [`PfsStore::pfs_pick`] hands them out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfsKeySet {
+    /// Whose keys.
+    pub identity: String,
+    /// The stored card (RawSignedModel JSON) whose key signed the long-term key: the
+    /// identity's current card at the time of the pick.
+    pub card_raw: Vec<u8>,
+    /// The long-term key as uploaded.
+    pub long_term_key: Vec<u8>,
+    /// Its signature as uploaded.
+    pub long_term_signature: Vec<u8>,
+    /// One one-time key, removed from the store by this pick; `None` when none was left.
+    pub one_time_key: Option<Vec<u8>>,
+}
+
+/// The ratchet key service's keys (`/pfs/v3/keys`), part of [`Store`]. Uploads of one identity
+/// are serialized (SQLite: the write lock; PostgreSQL: its `pfs_identities` row lock), so the
+/// order rules and the one-time key limit hold across replicas; a one-time key is handed out by
+/// deleting it, so no two picks, on any replica, get the same key.
+#[async_trait]
+pub trait PfsStore: Send + Sync {
+    /// The card id recorded for an identity, if any.
+    async fn pfs_card_id(&self, app_id: &str, identity: &str) -> StoreResult<Option<String>>;
+
+    /// Applies an upload atomically (see [`PfsUpload`]): all of it or, on a `Conflict`,
+    /// nothing.
+    async fn pfs_upload(&self, upload: PfsUpload) -> StoreResult<()>;
+
+    /// Which of the given ids of `identity`'s keys are stored (see [`PfsValidation`]).
+    async fn pfs_validate(
+        &self,
+        app_id: &str,
+        identity: &str,
+        long_term_key_id: Option<PfsKeyId>,
+        one_time_key_ids: &[PfsKeyId],
+    ) -> StoreResult<PfsValidation>;
+
+    /// The keys of each identity, in the order given, each with its oldest unused one-time key,
+    /// which is removed (its id kept as handed out) in the same transaction. Identities without
+    /// a long-term key, or whose recorded card is no longer their current card (superseded,
+    /// revoked), are left out and lose no one-time key.
+    async fn pfs_pick(
+        &self,
+        app_id: &str,
+        identities: &[String],
+        now: i64,
+    ) -> StoreResult<Vec<PfsKeySet>>;
+
+    /// Removes everything stored for the identity: card id, long-term key, one-time keys and
+    /// the ids of handed-out ones. Removing nothing succeeds.
+    async fn pfs_delete(&self, app_id: &str, identity: &str) -> StoreResult<()>;
 }

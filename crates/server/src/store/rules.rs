@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::{
     AppKeyRecord, AppRecord, ChannelRecord, ChatMessageRecord, Conflict, KeyknoxV1, NewChatMessage,
-    KEYKNOX_EMPTY_HASH,
+    PfsUpload, KEYKNOX_EMPTY_HASH,
 };
 
 /// An application's first key must be one of its own.
@@ -230,6 +230,66 @@ pub(crate) fn add_members(
     channel.members.sort_unstable();
 }
 
+/// An identity's ratchet key row as an upload reads it under the lock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PfsStoredIdentity {
+    /// The recorded card id, if any.
+    pub(crate) card_id: Option<String>,
+    /// Whether a long-term key is stored.
+    pub(crate) has_long_term_key: bool,
+}
+
+/// What a ratchet key upload does to the stored row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PfsUploadPlan {
+    /// The card id to record (the given one, else the stored one).
+    pub(crate) card_id: Option<String>,
+    /// The card id changes: the stored long-term and one-time keys go first.
+    pub(crate) clear_keys: bool,
+}
+
+/// The order rules of a ratchet key upload (card id, then long-term key, then one-time keys):
+/// a long-term key needs a card id, given or recorded, and must have been checked against
+/// that card; one-time keys need a long-term key, given or kept. A new card id clears the
+/// stored keys, which were made for the old card.
+pub(crate) fn pfs_plan_upload(
+    stored: &PfsStoredIdentity,
+    upload: &PfsUpload,
+) -> Result<PfsUploadPlan, Conflict> {
+    let clear_keys = matches!(
+        (&upload.card_id, &stored.card_id),
+        (Some(new), Some(old)) if new != old
+    );
+    let card_id = upload.card_id.clone().or_else(|| stored.card_id.clone());
+    if let Some(long_term) = &upload.long_term_key {
+        let Some(card_id) = &card_id else {
+            return Err(Conflict::PfsNoCard);
+        };
+        if &long_term.verified_with_card != card_id {
+            return Err(Conflict::PfsCardChanged);
+        }
+    }
+    let long_term_after =
+        upload.long_term_key.is_some() || (stored.has_long_term_key && !clear_keys);
+    if !upload.one_time_keys.is_empty() && !long_term_after {
+        return Err(Conflict::PfsNoLongTermKey);
+    }
+    Ok(PfsUploadPlan {
+        card_id,
+        clear_keys,
+    })
+}
+
+/// The one-time key limit: `unused` keys after an upload against `limit`; exactly the limit
+/// is allowed.
+pub(crate) fn pfs_check_one_time_count(unused: usize, limit: usize) -> Result<(), Conflict> {
+    if unused <= limit {
+        Ok(())
+    } else {
+        Err(Conflict::PfsTooManyOneTimeKeys { limit })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -446,5 +506,85 @@ mod tests {
         );
         assert_eq!(record.members, ["Zoe", "alice", "bob"]);
         assert_eq!(record.admins, ["Zoe", "alice"]);
+    }
+
+    fn upload(card: Option<&str>, long_term_card: Option<&str>, one_time: usize) -> PfsUpload {
+        use crate::store::{PfsKey, PfsLongTermKey};
+        let key = |n: u8| PfsKey {
+            key_id: [n; 8],
+            public_key: vec![n; 32],
+        };
+        PfsUpload {
+            app_id: "app".into(),
+            identity: "alice".into(),
+            card_id: card.map(str::to_owned),
+            long_term_key: long_term_card.map(|c| PfsLongTermKey {
+                key: key(0),
+                signature: vec![1],
+                verified_with_card: c.to_owned(),
+            }),
+            one_time_keys: (1..=one_time).map(|n| key(n as u8)).collect(),
+            max_one_time_keys: 150,
+            now: 0,
+        }
+    }
+
+    #[test]
+    fn pfs_upload_order() {
+        let empty = PfsStoredIdentity::default();
+        let with_card = PfsStoredIdentity {
+            card_id: Some("c1".into()),
+            has_long_term_key: false,
+        };
+        let with_keys = PfsStoredIdentity {
+            card_id: Some("c1".into()),
+            has_long_term_key: true,
+        };
+        // Everything in one upload, in order.
+        assert_eq!(
+            pfs_plan_upload(&empty, &upload(Some("c1"), Some("c1"), 2)),
+            Ok(PfsUploadPlan {
+                card_id: Some("c1".into()),
+                clear_keys: false
+            })
+        );
+        // A long-term key needs a card id; one-time keys need a long-term key.
+        assert_eq!(
+            pfs_plan_upload(&empty, &upload(None, Some("c1"), 0)),
+            Err(Conflict::PfsNoCard)
+        );
+        assert_eq!(
+            pfs_plan_upload(&with_card, &upload(None, None, 1)),
+            Err(Conflict::PfsNoLongTermKey)
+        );
+        assert!(pfs_plan_upload(&with_card, &upload(None, Some("c1"), 1)).is_ok());
+        assert!(pfs_plan_upload(&with_keys, &upload(None, None, 1)).is_ok());
+        assert!(pfs_plan_upload(&with_keys, &upload(Some("c1"), None, 1)).is_ok());
+        // Checked against another card than the recorded one.
+        assert_eq!(
+            pfs_plan_upload(&with_card, &upload(None, Some("c2"), 0)),
+            Err(Conflict::PfsCardChanged)
+        );
+        // A new card clears the keys: one-time keys then need a new long-term key.
+        assert_eq!(
+            pfs_plan_upload(&with_keys, &upload(Some("c2"), None, 1)),
+            Err(Conflict::PfsNoLongTermKey)
+        );
+        assert_eq!(
+            pfs_plan_upload(&with_keys, &upload(Some("c2"), Some("c2"), 1)),
+            Ok(PfsUploadPlan {
+                card_id: Some("c2".into()),
+                clear_keys: true
+            })
+        );
+    }
+
+    #[test]
+    fn pfs_one_time_limit_allows_exactly_the_limit() {
+        assert_eq!(pfs_check_one_time_count(150, 150), Ok(()));
+        assert_eq!(
+            pfs_check_one_time_count(151, 150),
+            Err(Conflict::PfsTooManyOneTimeKeys { limit: 150 })
+        );
     }
 }

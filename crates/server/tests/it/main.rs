@@ -15,4 +15,5 @@ mod http_api;
 mod http_chat;
 mod http_keyknox;
 mod http_kt;
+mod pfs;
 mod tls;

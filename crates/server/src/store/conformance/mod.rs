@@ -2,7 +2,7 @@
 //! `&dyn Store` (each expects an empty store and panics on a violation), and the
 //! [`store_conformance_tests!`](crate::store_conformance_tests) macro that turns them into one
 //! `#[tokio::test]` each for a backend. One file per domain (`apps`, `cards`, `keyknox`,
-//! `pythia` for rate limits, `chat`, `kt`); this one holds the helpers they share and
+//! `pythia` for rate limits, `chat`, `kt`, `pfs` for ratchet keys); this one holds the helpers they share and
 //! [`replicas_agree`], which runs each domain's two-replica check.
 //!
 //! A new backend adds one line to its tests: `crate::store_conformance_tests!(factory());`.
@@ -21,6 +21,7 @@ mod cards;
 mod chat;
 mod keyknox;
 mod kt;
+mod pfs;
 mod pythia;
 
 pub use apps::*;
@@ -28,6 +29,7 @@ pub use cards::*;
 pub use chat::*;
 pub use keyknox::*;
 pub use kt::*;
+pub use pfs::*;
 pub use pythia::*;
 
 /// Expands to one `#[tokio::test]` per behaviour of [`crate::store::conformance`].
@@ -93,6 +95,11 @@ macro_rules! store_conformance_tests {
             kt_card_changes_are_queued,
             kt_records_and_values,
             kt_roots_first_write_wins,
+            pfs_upload_rules,
+            pfs_pick_hands_out_each_key_once,
+            pfs_delete_removes_everything,
+            pfs_concurrent_picks,
+            pfs_concurrent_uploads_keep_the_limit,
         );
     };
     (@each $factory:expr; $($name:ident),+ $(,)?) => {
@@ -165,11 +172,12 @@ pub(super) const RACE_ROUNDS: usize = 5;
 
 /// Two handles on one database (two server processes): concurrent first publishes, rotations,
 /// settings, Keyknox v1 puts and v2 pushes split between them still have exactly one winner
-/// each, and a rate-limit bucket is shared. Backends call this with
+/// each, a rate-limit bucket is shared, and ratchet one-time keys are handed out once. Backends call this with
 /// two independently opened stores on the same, empty database.
 pub async fn replicas_agree(a: &dyn Store, b: &dyn Store) {
     cards::replicas_agree_on_cards(a, b).await;
     apps::replicas_share_settings(a, b).await;
     keyknox::replicas_agree_on_keyknox(a, b).await;
     pythia::replicas_share_buckets(a, b).await;
+    pfs::replicas_never_share_a_key(a, b).await;
 }

@@ -16,6 +16,9 @@
 //!   missing row is created with `INSERT … ON CONFLICT DO NOTHING`, and the loser of a creation
 //!   race locks and compares the winner's row instead. A v2 reset locks the matching entries
 //!   first, so no push adds a copy between its deletions.
+//! * ratchet keys: an upload locks its identity's row (`FOR UPDATE`) before it checks the order
+//!   rules and counts one-time keys; a pick deletes the oldest one-time key it could lock
+//!   (`FOR UPDATE SKIP LOCKED`), so concurrent picks take different keys, never one twice.
 //! * chat: every membership change and post first locks its channel's row
 //!   (`SELECT … FOR UPDATE`), so they queue per channel across replicas (different channels do
 //!   not contend) and see what the previous one committed: membership, `member_version`, the
@@ -42,6 +45,7 @@ mod chat;
 mod keyknox;
 mod kt;
 mod listen;
+mod pfs;
 mod pythia;
 // The shared SQL core, compiled against this backend's `Db` (the other backend includes the
 // same files for its own): loading its files as two modules each is the point here.
@@ -62,6 +66,9 @@ type Conn = PgConnection;
 /// until the transaction ends, so concurrent writers of one row (on any replica) queue and each
 /// sees what the previous one committed.
 const ROW_LOCK: &str = " FOR UPDATE";
+/// Appended to the read that chooses a ratchet one-time key to hand out: concurrent picks (on
+/// any replica) each lock and take a different key instead of waiting for one another.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 /// Orders text by bytes (see the shared core, `store/sql/mod.rs`).
 const BYTE_ORDER: &str = " COLLATE \"C\"";
 

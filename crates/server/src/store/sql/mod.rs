@@ -6,6 +6,10 @@
 //! * `ROW_LOCK`, appended to the reads of a writing transaction that decide what it writes
 //!   (`" FOR UPDATE"` on PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already holds
 //!   the database's write lock).
+//! * `SKIP_LOCKED`, appended to the read that chooses a row to take away (a ratchet one-time
+//!   key), so concurrent takers pass over the rows others hold instead of waiting for them:
+//!   `" FOR UPDATE SKIP LOCKED"` on PostgreSQL; nothing on SQLite, where takers run one after
+//!   another under the write lock.
 //! * `BYTE_ORDER`, the collation that orders text by bytes (as Rust does), for paging by id:
 //!   `COLLATE "C"` on PostgreSQL, whose default collation depends on the database; nothing on
 //!   SQLite, whose default (`BINARY`) already is.
@@ -20,11 +24,12 @@ pub(super) mod cards;
 pub(super) mod chat;
 pub(super) mod keyknox;
 pub(super) mod kt;
+pub(super) mod pfs;
 pub(super) mod pythia;
 
 use sqlx::error::ErrorKind;
 
-use super::{Conn, Db, BYTE_ORDER, ROW_LOCK};
+use super::{Conn, Db, BYTE_ORDER, ROW_LOCK, SKIP_LOCKED};
 use crate::store::{Conflict, StoreError};
 
 /// How often a writer that lost a creation race (`INSERT … ON CONFLICT DO NOTHING` inserted

@@ -14,7 +14,8 @@
 //! Chat events go to a broadcast channel of this process only: two processes sharing one file
 //! do not hear each other's chat events.
 //!
-//! One file per domain (`apps`, `cards`, `keyknox`, `pythia` for rate limits, `chat`) holds the
+//! One file per domain (`apps`, `cards`, `keyknox`, `pythia` for rate limits, `chat`, `kt`,
+//! `pfs` for ratchet keys) holds the
 //! domain's trait implementation and its SQLite dialect code.
 
 use std::path::Path;
@@ -33,6 +34,7 @@ mod cards;
 mod chat;
 mod keyknox;
 mod kt;
+mod pfs;
 mod pythia;
 // The shared SQL core, compiled against this backend's `Db` (the other backend includes the
 // same files for its own): loading its files as two modules each is the point here.
@@ -51,6 +53,8 @@ type Conn = sqlx::SqliteConnection;
 /// Nothing: a writing transaction's `BEGIN IMMEDIATE` already holds the database's write lock
 /// when it reads what decides its writes.
 const ROW_LOCK: &str = "";
+/// Nothing: ratchet key picks run one after another in `BEGIN IMMEDIATE` transactions.
+const SKIP_LOCKED: &str = "";
 /// Orders text by bytes (see the shared core, `store/sql/mod.rs`).
 const BYTE_ORDER: &str = "";
 
