@@ -45,6 +45,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::User(a) => cmd::user::user(&cli.client, a)?,
         Command::Msg(a) => cmd::msg::msg(&cli.client, a)?,
         Command::Group(a) => cmd::group::group(&cli.client, a)?,
+        Command::Ratchet(a) => cmd::ratchet::ratchet(&cli.client, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -78,6 +78,10 @@ pub(crate) struct Inner {
     /// Serializes register / rotate / unregister / cleanup (e3kit refuses overlapping calls;
     /// here they wait for each other).
     pub(crate) ops: tokio::sync::Mutex<()>,
+    /// The ratchet key rotation interval; `None` when ratchet channels are disabled.
+    pub(crate) ratchet_interval: Option<std::time::Duration>,
+    /// Serializes the ratchet key rotations and every load-advance-store of a ratchet session.
+    pub(crate) ratchet_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EThree {
@@ -114,7 +118,9 @@ impl EThree {
     /// Creates the client for the identity of `token_provider`'s tokens (e3kit
     /// `EThree.initialize`): calls the provider once and takes the identity from the token's
     /// `sub` (spec §2), opens (or creates) the storage directory and the card cache. Makes no
-    /// HTTP request, so it works offline when the provider does.
+    /// HTTP request, so it works offline when the provider does; only with
+    /// [`EThreeOptions::enable_ratchet`], a local key and a ratchet key rotation due, it rotates
+    /// the ratchet keys (an unreachable server is not an error then).
     ///
     /// See [`TokenProvider`] for how tokens are cached and refreshed.
     ///
@@ -162,7 +168,7 @@ impl EThree {
         } else {
             Crypto::new()
         };
-        Ok(Self {
+        let ethree = Self {
             inner: Arc::new(Inner {
                 identity,
                 api,
@@ -175,8 +181,28 @@ impl EThree {
                 private_key: Mutex::new(None),
                 key_deletions: AtomicU64::new(0),
                 ops: tokio::sync::Mutex::new(()),
+                ratchet_interval: options
+                    .ratchet_enabled()
+                    .then(|| options.rotation_interval()),
+                ratchet_lock: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        ethree.rotate_ratchet_keys_at_start().await?;
+        Ok(ethree)
+    }
+
+    /// With ratchet channels enabled and a local key: rotates the ratchet keys if a rotation
+    /// is due (e3kit rotates when it sets up ratchet at initialization). Not being registered
+    /// yet and an unreachable server are no errors here: `register` publishes the keys, and
+    /// the next ratchet call rotates them.
+    async fn rotate_ratchet_keys_at_start(&self) -> Result<()> {
+        if self.inner.ratchet_interval.is_none() || self.load_private_key().await?.is_none() {
+            return Ok(());
+        }
+        match self.rotate_ratchet_keys_if_due().await {
+            Err(Error::Network(_) | Error::RegisterRequired) => Ok(()),
+            other => other,
+        }
     }
 
     /// The identity this client acts for (the tokens' `sub` without `identity-`).
@@ -224,7 +250,9 @@ impl EThree {
             }
         }
         let key = key.unwrap_or_else(|| PrivateKey::generate(self.inner.key_type, &mut OsRng));
-        self.publish_then_save(key, None, true).await
+        let card = self.publish_then_save(key, None, true).await?;
+        self.publish_ratchet_keys().await?;
+        Ok(card)
     }
 
     /// Replaces the user's key (e3kit `rotatePrivateKey`), for when the private key is lost:
@@ -256,7 +284,17 @@ impl EThree {
             return Err(Error::PrivateKeyAlreadyExists);
         }
         let key = PrivateKey::generate(self.inner.key_type, &mut OsRng);
-        self.publish_then_save(key, Some(previous), false).await
+        let card = self.publish_then_save(key, Some(previous), false).await?;
+        self.publish_ratchet_keys().await?;
+        Ok(card)
+    }
+
+    /// With ratchet channels enabled: publishes ratchet keys for the new card.
+    async fn publish_ratchet_keys(&self) -> Result<()> {
+        if self.inner.ratchet_interval.is_some() {
+            self.rotate_ratchet_keys().await?;
+        }
+        Ok(())
     }
 
     /// Unregisters the user (e3kit `unregister`): revokes every card of the identity
@@ -397,7 +435,7 @@ impl EThree {
     }
 
     /// The identity's actual cards.
-    async fn search_own(&self) -> Result<Vec<Card>> {
+    pub(crate) async fn search_own(&self) -> Result<Vec<Card>> {
         let identity = self.inner.identity.clone();
         let raw = self
             .inner

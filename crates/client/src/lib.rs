@@ -42,6 +42,11 @@
 //! * Groups (e3kit's tickets in Keyknox v2): [`EThree::create_group`], [`EThree::load_group`],
 //!   [`EThree::get_group`], [`EThree::delete_group`], and [`Group`] with `encrypt`, `decrypt`,
 //!   `add`, `remove`, `re_add`, `update`.
+//! * Ratchet channels (e3kit's double-ratchet channels, forward secrecy for 1:1 messages;
+//!   [`EThreeOptions::enable_ratchet`]): [`EThree::create_ratchet_channel`],
+//!   [`EThree::join_ratchet_channel`], [`EThree::get_ratchet_channel`],
+//!   [`EThree::delete_ratchet_channel`], [`EThree::rotate_ratchet_keys`], and
+//!   [`RatchetChannel`] with `encrypt` and `decrypt` (see `docs/forward-secrecy.md`).
 //! * Chat (Sealkit's `/chat/v1`, not in e3kit): [`EThree::chat`] gives a [`Chat`] for channels,
 //!   [`Chat::send`], [`Chat::history`] and the realtime [`chat::ChatStream`]; each message is
 //!   encrypted for the channel's members of the moment (see [`chat`] for the security model).
@@ -93,6 +98,7 @@ mod group;
 mod keystore;
 mod local;
 mod options;
+mod ratchet;
 mod stream;
 mod token;
 mod verify;
@@ -104,8 +110,15 @@ pub use error::{BoxError, Error, GroupErrorCode, Result};
 pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
 pub use group::{Group, MAX_GROUP_PARTICIPANTS};
 pub use options::{
-    BrainkeyVersion, EThreeOptions, KeyChangedCallback, KeyStorage, DEFAULT_REQUEST_TIMEOUT,
+    BrainkeyVersion, EThreeOptions, KeyChangedCallback, KeyStorage, DEFAULT_KEY_ROTATION_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT,
 };
+pub use ratchet::{
+    RatchetChannel, RatchetRotation, DEFAULT_RATCHET_CHANNEL, ORPHANED_ONE_TIME_KEY_TTL,
+    OUTDATED_LONG_TERM_KEY_TTL, RATCHET_LONG_TERM_KEY_TTL, RATCHET_ONE_TIME_KEYS,
+};
+/// The double-ratchet sessions under [`RatchetChannel`] (its errors are [`Error::Ratchet`]).
+pub use sealkit_ratchet;
 pub use stream::FileStage;
 pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};
 

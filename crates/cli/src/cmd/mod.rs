@@ -6,6 +6,7 @@ pub(crate) mod chat;
 pub(crate) mod crypto;
 pub(crate) mod group;
 pub(crate) mod msg;
+pub(crate) mod ratchet;
 pub(crate) mod server;
 pub(crate) mod token;
 pub(crate) mod user;

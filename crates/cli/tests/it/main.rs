@@ -13,6 +13,7 @@ mod chat_cli;
 mod chat_e2e;
 mod cli;
 mod cli_sdk;
+mod ratchet;
 mod safety_numbers;
 mod sdk_brainkey_v3;
 mod sdk_e2e;

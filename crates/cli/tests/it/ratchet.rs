@@ -1,0 +1,289 @@
+//! Double-ratchet channels (e3kit's ratchet channels) through the SDK and the `sealkit ratchet`
+//! command against `sealkit serve` as a process, on SQLite and PostgreSQL: keys published at
+//! `/pfs/v3/keys` on register, create / join through the Keyknox invitation, both directions,
+//! out-of-order messages, one-time keys consumed once, rotation, delete, and the typed errors.
+
+use crate::cli_sdk;
+use crate::common::*;
+
+use sealkit::{Card, EThree, EThreeOptions, Error, RatchetChannel};
+use sealkit_proto::JwtGenerator;
+use sealkit_ratchet::{KeyId, Message};
+use std::path::Path;
+
+async fn user(
+    url: &str,
+    backend: &JwtGenerator,
+    identity: &str,
+    dir: &Path,
+    ratchet: bool,
+) -> EThree {
+    let backend = backend.clone();
+    let id = identity.to_owned();
+    let provider = move || std::future::ready(backend.generate(&id, now()).map(|j| j.to_string()));
+    let options = EThreeOptions::new(url, dir.join(identity)).enable_ratchet(ratchet);
+    EThree::initialize(provider, options).await.unwrap()
+}
+
+/// The one-time key id named by a channel's first (prekey) message.
+fn one_time_key_of(message: &[u8]) -> Option<KeyId> {
+    let message = Message::decode(message).unwrap();
+    message
+        .prekey()
+        .expect("a prekey message")
+        .receiver_one_time_key_id
+}
+
+async fn text(channel: &RatchetChannel, message: &[u8]) -> String {
+    String::from_utf8(channel.decrypt(message).await.unwrap()).unwrap()
+}
+
+async fn scenario(url: &str, creds: &Path, dir: &Path) {
+    let backend = backend(creds);
+    let alice = user(url, &backend, "alice", dir, true).await;
+    let bob = user(url, &backend, "bob", dir, true).await;
+    let carol = user(url, &backend, "carol", dir, true).await;
+    let dave = user(url, &backend, "dave", dir, false).await;
+    for u in [&alice, &bob, &carol, &dave] {
+        u.register(None).await.unwrap();
+    }
+    // register published the keys: a rotation right after has nothing to do.
+    let rotation = bob.rotate_ratchet_keys().await.unwrap();
+    assert!(!rotation.long_term_key_rotated, "{rotation:?}");
+    assert_eq!(rotation.one_time_keys_added, 0);
+    assert_eq!(rotation.one_time_keys_used, 0);
+
+    let users = alice.find_users(&["bob", "carol", "dave"]).await.unwrap();
+    let (bob_card, carol_card, dave_card) = (&users["bob"], &users["carol"], &users["dave"]);
+    let alice_card: Card = bob.find_user("alice").await.unwrap();
+    let carol_for_bob = bob.find_user("carol").await.unwrap();
+
+    // Typed refusals before anything exists.
+    assert!(matches!(
+        dave.create_ratchet_channel(bob_card, None).await,
+        Err(Error::RatchetDisabled)
+    ));
+    assert!(matches!(
+        alice.create_ratchet_channel(dave_card, None).await,
+        Err(Error::UserNotUsingRatchet { identity }) if identity == "dave"
+    ));
+    let own = alice.find_user("alice").await.unwrap();
+    assert!(matches!(
+        alice.create_ratchet_channel(&own, None).await,
+        Err(Error::SelfRatchetChannel)
+    ));
+    assert!(matches!(
+        bob.join_ratchet_channel(&alice_card, None).await,
+        Err(Error::NoRatchetInvite { .. })
+    ));
+    assert!(alice
+        .get_ratchet_channel("bob", None)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Alice creates, writes three messages before Bob joins.
+    let to_bob = alice.create_ratchet_channel(bob_card, None).await.unwrap();
+    assert_eq!((to_bob.participant(), to_bob.name()), ("bob", "default"));
+    assert!(matches!(
+        alice.create_ratchet_channel(bob_card, None).await,
+        Err(Error::RatchetChannelExists { .. })
+    ));
+    let m1 = to_bob.encrypt(b"one").await.unwrap();
+    let m2 = to_bob.encrypt_text("two").await.unwrap();
+    let m3 = to_bob.encrypt(b"three").await.unwrap();
+    let alice_used = one_time_key_of(&m1).expect("bob had one-time keys");
+
+    let from_alice = bob.join_ratchet_channel(&alice_card, None).await.unwrap();
+    assert!(matches!(
+        bob.join_ratchet_channel(&alice_card, None).await,
+        Err(Error::RatchetChannelExists { .. })
+    ));
+    // Out of order, each once.
+    assert_eq!(text(&from_alice, &m3).await, "three");
+    assert_eq!(text(&from_alice, &m1).await, "one");
+    assert_eq!(from_alice.decrypt_text(&m2).await.unwrap(), "two");
+    assert!(matches!(
+        from_alice.decrypt(&m1).await,
+        Err(Error::Ratchet(_))
+    ));
+    assert!(matches!(
+        from_alice.decrypt(b"not a message").await,
+        Err(Error::Ratchet(_))
+    ));
+
+    // Both directions, several turns.
+    for round in 0..3 {
+        let reply = from_alice
+            .encrypt(format!("bob {round}").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(text(&to_bob, &reply).await, format!("bob {round}"));
+        let next = to_bob
+            .encrypt(format!("alice {round}").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(text(&from_alice, &next).await, format!("alice {round}"));
+    }
+    // A message of one channel does not open in another.
+    let to_carol = alice
+        .create_ratchet_channel(carol_card, Some("work"))
+        .await
+        .unwrap();
+    let for_carol = to_carol.encrypt(b"for carol").await.unwrap();
+    assert!(matches!(
+        from_alice.decrypt(&for_carol).await,
+        Err(Error::Ratchet(_))
+    ));
+
+    // Carol starts a channel with Bob: another of Bob's one-time keys.
+    let carol_to_bob = carol
+        .create_ratchet_channel(&users["bob"], None)
+        .await
+        .unwrap();
+    let c1 = carol_to_bob.encrypt(b"hi bob").await.unwrap();
+    let carol_used = one_time_key_of(&c1).expect("bob had one-time keys");
+    assert_ne!(alice_used, carol_used);
+    let bob_from_carol = bob
+        .join_ratchet_channel(&carol_for_bob, None)
+        .await
+        .unwrap();
+    assert_eq!(text(&bob_from_carol, &c1).await, "hi bob");
+
+    // Bob's two joins deleted the two one-time keys used; a rotation replaces them.
+    let rotation = bob.rotate_ratchet_keys().await.unwrap();
+    assert_eq!(rotation.one_time_keys_added, 2, "{rotation:?}");
+    assert_eq!(rotation.one_time_keys_used, 0);
+    assert!(!rotation.long_term_key_rotated);
+
+    // The one-time key served one channel: joining Carol's invitation again cannot work.
+    bob.delete_ratchet_channel("carol", None).await.unwrap();
+    assert!(bob
+        .get_ratchet_channel("carol", None)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        bob.join_ratchet_channel(&carol_for_bob, None).await,
+        Err(Error::RatchetKeyMissing {
+            which: "one-time",
+            ..
+        })
+    ));
+    // A handle of a deleted channel says so.
+    assert!(matches!(
+        bob_from_carol.encrypt(b"x").await,
+        Err(Error::RatchetChannelNotFound { .. })
+    ));
+
+    // The sessions live on disk: a new instance continues them.
+    let bob_again = user(url, &backend, "bob", dir, true).await;
+    let stored = bob_again
+        .get_ratchet_channel("alice", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let later = to_bob.encrypt(b"after restart").await.unwrap();
+    assert_eq!(text(&stored, &later).await, "after restart");
+
+    // Delete on both sides, then start over.
+    alice.delete_ratchet_channel("bob", None).await.unwrap();
+    assert!(alice
+        .get_ratchet_channel("bob", None)
+        .await
+        .unwrap()
+        .is_none());
+    bob.delete_ratchet_channel("alice", None).await.unwrap();
+    assert!(matches!(
+        bob.join_ratchet_channel(&alice_card, None).await,
+        Err(Error::NoRatchetInvite { .. })
+    ));
+    let again = alice.create_ratchet_channel(bob_card, None).await.unwrap();
+    let first = again.encrypt(b"new start").await.unwrap();
+    assert_ne!(one_time_key_of(&first), Some(alice_used));
+    let joined = bob.join_ratchet_channel(&alice_card, None).await.unwrap();
+    assert_eq!(text(&joined, &first).await, "new start");
+    // Deleting what does not exist is no error.
+    alice
+        .delete_ratchet_channel("nobody", Some("none"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_channels_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = sqlite_deployment(dir.path());
+    scenario(&server.url, &creds, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_channels_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, serve) = pg_deployment("ratchet", dir.path());
+    let server = Server::start(&as_strs(&serve));
+    scenario(&server.url, &creds, dir.path()).await;
+}
+
+/// `sealkit ratchet` end to end: keys, create, join, base64 lines both ways, each message once,
+/// delete, one-line errors.
+#[test]
+fn cli_round_trip() {
+    let server = cli_sdk::Server::start();
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    alice.ok(&["user", "register"], b"");
+    bob.ok(&["user", "register"], b"");
+    // Bob has not published ratchet keys yet (plain `user register`).
+    let err = alice.fails(&["ratchet", "create", "--with", "bob"], b"");
+    assert!(err.contains("published no ratchet keys"), "{err}");
+    bob.ok(&["ratchet", "rotate"], b"");
+
+    alice.ok(&["ratchet", "create", "--with", "bob"], b"");
+    let err = alice.fails(&["ratchet", "create", "--with", "bob"], b"");
+    assert!(err.contains("exists already"), "{err}");
+    let sent = alice.ok_text(&["ratchet", "encrypt", "--with", "bob"], "hello\nworld\n");
+    assert_eq!(sent.lines().count(), 2, "{sent}");
+
+    let err = bob.fails(&["ratchet", "decrypt", "--with", "alice"], sent.as_bytes());
+    assert!(err.contains("no ratchet channel"), "{err}");
+    bob.ok(&["ratchet", "join", "--with", "alice"], b"");
+    let read = bob.ok_text(&["ratchet", "decrypt", "--with", "alice"], &sent);
+    assert_eq!(read, "hello\nworld\n");
+    // Each message decrypts once.
+    let err = bob.fails(&["ratchet", "decrypt", "--with", "alice"], sent.as_bytes());
+    assert!(err.contains("line 1"), "{err}");
+
+    let reply = bob.ok_text(&["ratchet", "encrypt", "--with", "alice"], "hi alice\n");
+    assert_eq!(
+        alice.ok_text(&["ratchet", "decrypt", "--with", "bob"], &reply),
+        "hi alice\n"
+    );
+
+    // Named channels are separate.
+    alice.ok(
+        &["ratchet", "create", "--with", "bob", "--name", "work"],
+        b"",
+    );
+    bob.ok(
+        &["ratchet", "join", "--with", "alice", "--name", "work"],
+        b"",
+    );
+    let work = alice.ok_text(
+        &["ratchet", "encrypt", "--with", "bob", "--name", "work"],
+        "w\n",
+    );
+    let err = bob.fails(&["ratchet", "decrypt", "--with", "alice"], work.as_bytes());
+    assert!(err.contains("line 1"), "{err}");
+    assert_eq!(
+        bob.ok_text(
+            &["ratchet", "decrypt", "--with", "alice", "--name", "work"],
+            &work
+        ),
+        "w\n"
+    );
+
+    alice.ok(&["ratchet", "delete", "--with", "bob"], b"");
+    let err = alice.fails(&["ratchet", "encrypt", "--with", "bob"], b"x\n");
+    assert!(err.contains("no ratchet channel"), "{err}");
+}
