@@ -319,6 +319,9 @@ impl EThree {
         if cards.is_empty() {
             return Err(Error::RegisterRequired);
         }
+        if self.inner.ratchet_interval.is_some() {
+            self.delete_ratchet_keys_remotely().await?;
+        }
         for card in &cards {
             self.inner.api.revoke_card(card.id()).await?;
         }

@@ -727,6 +727,22 @@ impl EThree {
         Ok(())
     }
 
+    /// `unregister` with ratchet enabled: deletes this user's keys at the key service and the
+    /// invitations this user left in Keyknox (e3kit resets its secure chat and cloud ratchet
+    /// storage). The local ones go with the private key.
+    pub(crate) async fn delete_ratchet_keys_remotely(&self) -> Result<()> {
+        self.inner.api.pfs_delete().await?;
+        self.inner
+            .api
+            .keyknox_v2_reset(&V2Reset {
+                root: Some(RATCHET_ROOT.to_owned()),
+                path: None,
+                key: None,
+                identity: None,
+            })
+            .await
+    }
+
     fn channel(&self, participant: String, name: String) -> RatchetChannel {
         RatchetChannel {
             ethree: self.clone(),

@@ -32,9 +32,7 @@ mod pins;
 mod ratchet;
 
 pub(crate) use groups::{SealedTicket, StoredGroup};
-pub(crate) use ratchet::{
-    KeyChanges, NewRatchetKey, RatchetKeyInfo, RatchetKeyKind, RotationState,
-};
+pub(crate) use ratchet::{KeyChanges, NewRatchetKey, RatchetKeyKind, RotationState};
 
 use crate::error::{Error, Result};
 use sqlx::sqlite::{
