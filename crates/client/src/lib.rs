@@ -64,7 +64,9 @@
 //! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
 //! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable,
 //! and the group tickets (each encrypted for the user's key), and the pinned keys of verified
-//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again).
+//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again), and with ratchet
+//! channels enabled their long-term and one-time private keys and sessions (each encrypted for
+//! the user's key, deleted with it).
 //!
 //! ## Differences from e3kit
 //! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
