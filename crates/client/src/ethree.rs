@@ -193,14 +193,17 @@ impl EThree {
 
     /// With ratchet channels enabled and a local key: rotates the ratchet keys if a rotation
     /// is due (e3kit rotates when it sets up ratchet at initialization). Not being registered
-    /// yet and an unreachable server are no errors here: `register` publishes the keys, and
-    /// the next ratchet call rotates them.
+    /// yet, an unreachable server and a key that cannot sign ratchet keys (not Ed25519) are no
+    /// errors here: `register` publishes the keys, and the next ratchet call rotates them (or
+    /// reports the key type).
     async fn rotate_ratchet_keys_at_start(&self) -> Result<()> {
         if self.inner.ratchet_interval.is_none() || self.load_private_key().await?.is_none() {
             return Ok(());
         }
         match self.rotate_ratchet_keys_if_due().await {
-            Err(Error::Network(_) | Error::RegisterRequired) => Ok(()),
+            // Offline, not registered yet, or a key that is not Ed25519: the ratchet calls
+            // report it when they are made; plain e3kit use keeps working.
+            Err(Error::Network(_) | Error::RegisterRequired | Error::InvalidInput(_)) => Ok(()),
             other => other,
         }
     }
@@ -459,6 +462,12 @@ impl EThree {
         if !matches!(key.key_type(), KeyType::Ed25519 | KeyType::Secp256r1) {
             return Err(Error::InvalidInput(format!(
                 "a {} key cannot sign its card: use Ed25519 (the default) or P-256",
+                key.key_type()
+            )));
+        }
+        if self.inner.ratchet_interval.is_some() && key.key_type() != KeyType::Ed25519 {
+            return Err(Error::InvalidInput(format!(
+                "ratchet channels are enabled and need an Ed25519 key (as e3kit's), not {}",
                 key.key_type()
             )));
         }

@@ -18,10 +18,14 @@ async fn user(
     dir: &Path,
     ratchet: bool,
 ) -> EThree {
+    let options = EThreeOptions::new(url, dir.join(identity)).enable_ratchet(ratchet);
+    user_with(options, backend, identity).await
+}
+
+async fn user_with(options: EThreeOptions, backend: &JwtGenerator, identity: &str) -> EThree {
     let backend = backend.clone();
     let id = identity.to_owned();
     let provider = move || std::future::ready(backend.generate(&id, now()).map(|j| j.to_string()));
-    let options = EThreeOptions::new(url, dir.join(identity)).enable_ratchet(ratchet);
     EThree::initialize(provider, options).await.unwrap()
 }
 
@@ -52,6 +56,20 @@ async fn scenario(url: &str, creds: &Path, dir: &Path) {
     assert!(!rotation.long_term_key_rotated, "{rotation:?}");
     assert_eq!(rotation.one_time_keys_added, 0);
     assert_eq!(rotation.one_time_keys_used, 0);
+
+    // Ratchet needs Ed25519 card keys: a P-256 user is refused before a card is published.
+    let p256 = EThreeOptions::new(url, dir.join("erin"))
+        .enable_ratchet(true)
+        .key_type(sealkit::KeyType::Secp256r1);
+    let erin = user_with(p256, &backend, "erin").await;
+    assert!(matches!(
+        erin.register(None).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        alice.find_user("erin").await,
+        Err(Error::UsersNotFound { .. })
+    ));
 
     let users = alice.find_users(&["bob", "carol", "dave"]).await.unwrap();
     let (bob_card, carol_card, dave_card) = (&users["bob"], &users["carol"], &users["dave"]);
