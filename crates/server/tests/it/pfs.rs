@@ -36,7 +36,6 @@ async fn pg_harness() -> (Harness, String) {
 
 /// A user with a published card.
 struct User {
-    identity: String,
     token: String,
     key: PrivateKey,
     card_id: String,
@@ -56,7 +55,6 @@ async fn register(h: &Harness, identity: &str) -> User {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     User {
-        identity: identity.to_owned(),
         token,
         card_id: model.card_id().unwrap().to_string(),
         key,
@@ -498,7 +496,16 @@ async fn concurrent_picks_across_replicas() {
             .await
             .unwrap(),
     );
-    let replica = harness_on(Config::default(), second).await;
+    // The second server shares the first one's data directory (its brainkey secret), as
+    // replicas do.
+    let mut config = Config::default();
+    config.data_dir = h.dir.path().to_owned();
+    let replica = Harness {
+        router: sealkit_server::app(config, second).await.unwrap(),
+        dir: tempfile::tempdir().unwrap(),
+        app: h.app.clone(),
+        other_app: h.other_app.clone(),
+    };
     let alice = register(&h, "alice").await;
     let keys: Vec<Vec<u8>> = (0..40).map(|_| x25519_der()).collect();
     let (status, body) = upload(

@@ -327,6 +327,16 @@ pub(crate) async fn delete(
     app_id: &str,
     identity: &str,
 ) -> StoreResult<()> {
+    // The identity's row first, as an upload takes it: an upload that clears one-time keys
+    // holds it while it deletes them, so taking the key rows first could deadlock with it.
+    sqlx::query(&locked(
+        "SELECT card_id FROM pfs_identities WHERE app_id = $1 AND identity = $2",
+    ))
+    .bind(app_id)
+    .bind(identity)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(backend)?;
     for table in [
         "pfs_one_time_keys",
         "pfs_used_one_time_keys",
