@@ -226,6 +226,33 @@ async fn scenario(url: &str, creds: &Path, dir: &Path) {
         .delete_ratchet_channel("nobody", Some("none"))
         .await
         .unwrap();
+
+    // Bob loses his key and rotates it: his channels go with the old key, and ratchet keys for
+    // the new card replace the old ones at the key service.
+    bob.cleanup().await.unwrap();
+    assert!(bob
+        .get_ratchet_channel("alice", None)
+        .await
+        .unwrap()
+        .is_none());
+    let new_card = bob.rotate_private_key().await.unwrap();
+    // A peer with Bob's old card gets keys signed for the new one, and refuses them.
+    assert!(matches!(
+        alice.create_ratchet_channel(bob_card, Some("stale")).await,
+        Err(Error::InvalidRatchetKeys { .. })
+    ));
+    let bob_now = alice.find_user("bob").await.unwrap();
+    assert_eq!(bob_now.id(), new_card.id());
+    let fresh = alice
+        .create_ratchet_channel(&bob_now, Some("after rotation"))
+        .await
+        .unwrap();
+    let m = fresh.encrypt(b"to the new key").await.unwrap();
+    let joined = bob
+        .join_ratchet_channel(&alice_card, Some("after rotation"))
+        .await
+        .unwrap();
+    assert_eq!(text(&joined, &m).await, "to the new key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
