@@ -1,7 +1,8 @@
 //! Double-ratchet channels (e3kit's ratchet channels) through the SDK and the `sealkit ratchet`
 //! command against `sealkit serve` as a process, on SQLite and PostgreSQL: keys published at
 //! `/pfs/v3/keys` on register, create / join through the Keyknox invitation, both directions,
-//! out-of-order messages, one-time keys consumed once, rotation, delete, and the typed errors.
+//! out-of-order messages, one-time keys consumed once, rotation, delete, and the typed errors;
+//! and an SDK channel continued by Virgil's C library (libvsc_ratchet) in both directions.
 
 use crate::cli_sdk;
 use crate::common::*;
@@ -331,4 +332,159 @@ fn cli_round_trip() {
     alice.ok(&["ratchet", "delete", "--with", "bob"], b"");
     let err = alice.fails(&["ratchet", "encrypt", "--with", "bob"], b"x\n");
     assert!(err.contains("no ratchet channel"), "{err}");
+}
+
+/// Virgil's C library (`interop/python/ratchet.py stdio`, libvsc_ratchet of virgil-crypto-lib
+/// 0.23.1) as Bob: Bob's ratchet keys are published by hand, the SDK's Alice starts a channel,
+/// and the C library answers from Bob's private keys. Sessions of the SDK continue with the C
+/// library in both directions. `None` when `SEALKIT_SKIP_INTEROP` is set.
+struct CRatchet {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl CRatchet {
+    fn start() -> Option<Self> {
+        use std::process::{Command, Stdio};
+        if std::env::var_os("SEALKIT_SKIP_INTEROP").is_some() {
+            eprintln!("SEALKIT_SKIP_INTEROP is set: skipping the C ratchet oracle");
+            return None;
+        }
+        let repo = repo_root();
+        let venv = std::env::var_os("SEALKIT_PY_VENV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| repo.join("interop/python/.venv"));
+        let python = venv.join("bin/python");
+        assert!(
+            python.is_file(),
+            "{} is missing: run interop/python/setup.sh (or set SEALKIT_SKIP_INTEROP=1)",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(repo.join("interop/python/ratchet.py"))
+            .arg("stdio")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Some(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn call(&mut self, request: serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{request}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(answer.get("error").is_none(), "{request} -> {answer}");
+        answer
+    }
+
+    fn bytes(answer: &serde_json::Value, key: &str) -> Vec<u8> {
+        hex::decode(answer[key].as_str().unwrap()).unwrap()
+    }
+}
+
+impl Drop for CRatchet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_channel_with_the_c_library() {
+    use sealkit::PrivateKey;
+    use sealkit_ratchet::x25519_dalek::{PublicKey as X25519Public, StaticSecret};
+    use serde_json::json;
+
+    let Some(mut c) = CRatchet::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = sqlite_deployment(dir.path());
+    let backend = backend(&creds);
+    let alice = user(&server.url, &backend, "alice", dir.path(), true).await;
+    alice.register(None).await.unwrap();
+    // Bob's card key is known to the test; his SDK does not publish ratchet keys.
+    let bob_seed = [0x42u8; 32];
+    let bob = user(&server.url, &backend, "bob", dir.path(), false).await;
+    let bob_card = bob
+        .register(Some(PrivateKey::ed25519_from_seed(&bob_seed)))
+        .await
+        .unwrap();
+    let bob_key = PrivateKey::ed25519_from_seed(&bob_seed);
+
+    // Bob's long-term and one-time keys, published as the mobile clients publish them.
+    let (long_term, one_time) = ([0x21u8; 32], [0x22u8; 32]);
+    let spki = |secret: [u8; 32]| {
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(X25519Public::from(&StaticSecret::from(secret)).as_bytes());
+        der
+    };
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let signature =
+        sealkit_crypto::sign(&spki(long_term), &bob_key, &mut rand_core::OsRng).unwrap();
+    let token = backend.generate("bob", now()).unwrap().to_string();
+    let upload = json!({
+        "identity_card_id": bob_card.id().to_string(),
+        "long_term_key": {"public_key": b64(&spki(long_term)), "signature": b64(&signature)},
+        "one_time_keys": [b64(&spki(one_time))],
+    });
+    let answer = ureq::put(&format!("{}/pfs/v3/keys", server.url))
+        .set("Authorization", &format!("Virgil {token}"))
+        .send_json(upload)
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+
+    // The SDK's Alice starts the channel; the C library answers as Bob.
+    let bob_found = alice.find_user("bob").await.unwrap();
+    let channel = alice
+        .create_ratchet_channel(&bob_found, None)
+        .await
+        .unwrap();
+    let first = channel.encrypt(b"from the sdk").await.unwrap();
+    let second = channel.encrypt(b"and again").await.unwrap();
+    let alice_public = match alice.find_user("alice").await.unwrap().public_key() {
+        sealkit::PublicKey::Ed25519(k) => k.to_bytes(),
+        other => panic!("alice's key is {other:?}"),
+    };
+    let session = c.call(json!({
+        "op": "respond",
+        "sender_identity_public": hex::encode(alice_public),
+        "receiver_identity_private": hex::encode(bob_seed),
+        "receiver_long_term_private": hex::encode(long_term),
+        "receiver_one_time_private": hex::encode(one_time),
+        "message": hex::encode(&first),
+    }))["session"]
+        .clone();
+    for (message, text) in [(&second, "and again"), (&first, "from the sdk")] {
+        let answer =
+            c.call(json!({"op": "decrypt", "session": session, "message": hex::encode(message)}));
+        assert_eq!(CRatchet::bytes(&answer, "plaintext"), text.as_bytes());
+    }
+    for round in 0..3 {
+        let reply = format!("from C {round}");
+        let answer =
+            c.call(json!({"op": "encrypt", "session": session, "plaintext": hex::encode(&reply)}));
+        let message = CRatchet::bytes(&answer, "message");
+        assert_eq!(channel.decrypt(&message).await.unwrap(), reply.as_bytes());
+        let next = format!("from the sdk {round}");
+        let message = channel.encrypt(next.as_bytes()).await.unwrap();
+        let answer =
+            c.call(json!({"op": "decrypt", "session": session, "message": hex::encode(message)}));
+        assert_eq!(CRatchet::bytes(&answer, "plaintext"), next.as_bytes());
+    }
 }
