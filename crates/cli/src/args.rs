@@ -71,6 +71,13 @@ pub(crate) enum Command {
     /// Key transparency: audit a server's verifiable key directory (no account needed).
     #[command(subcommand)]
     Kt(KtCommand),
+    /// Double-ratchet channels with one user (forward secrecy, e3kit's ratchet channels).
+    ///
+    /// Each side publishes ratchet keys first: every `ratchet` command does when a rotation is
+    /// due (hourly), `ratchet rotate` does it now. Then one side creates the channel and the
+    /// other joins it; both encrypt and decrypt in it. Each message decrypts once: keep the
+    /// plaintext, not the ciphertext (docs/forward-secrecy.md).
+    Ratchet(RatchetArgs),
 }
 
 /// `sealkit kt ...`
@@ -485,6 +492,60 @@ pub(crate) enum GroupCommand {
         #[command(flatten)]
         io: InOut,
     },
+}
+
+/// `sealkit ratchet ...`
+#[derive(Args, Debug)]
+pub(crate) struct RatchetArgs {
+    #[command(subcommand)]
+    pub(crate) cmd: RatchetCommand,
+}
+
+/// Which ratchet channel.
+#[derive(Args, Debug)]
+pub(crate) struct ChannelArg {
+    /// The other participant.
+    #[arg(long = "with", value_name = "ID")]
+    pub(crate) with: String,
+    /// The channel's name, for several channels with one user [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RatchetCommand {
+    /// Create a channel with a user who published ratchet keys; they join it next.
+    Create {
+        #[command(flatten)]
+        channel: ChannelArg,
+    },
+    /// Join the channel a user created with you.
+    Join {
+        #[command(flatten)]
+        channel: ChannelArg,
+    },
+    /// Encrypt in the channel. From stdin to stdout each line is one message.
+    Encrypt {
+        #[command(flatten)]
+        channel: ChannelArg,
+        #[command(flatten)]
+        io: InOut,
+    },
+    /// Decrypt messages of the channel, each once. Each stdin line is one base64 message; each
+    /// plaintext is written followed by a newline.
+    Decrypt {
+        #[command(flatten)]
+        channel: ChannelArg,
+        #[command(flatten)]
+        io: InOut,
+    },
+    /// Delete the channel on this device (and your invitation for it, if you created it).
+    Delete {
+        #[command(flatten)]
+        channel: ChannelArg,
+    },
+    /// Publish or rotate your ratchet keys now.
+    Rotate,
 }
 
 /// Where the server's data lives (shared by `serve` and `app`).

@@ -221,6 +221,17 @@ pub(crate) enum CliError {
          --initiator ID`"
     )]
     GroupNotLocal(String),
+    /// `ratchet encrypt|decrypt`: no channel with that user and name on this device.
+    #[error(
+        "no ratchet channel {name:?} with {with} on this device: run `sealkit ratchet create \
+         --with {with}` (or `join`, if they created it) first"
+    )]
+    RatchetChannelNotLocal {
+        /// The other participant.
+        with: String,
+        /// The channel name.
+        name: String,
+    },
 
     // ----------------------------------------------------------------------- server and tokens
     /// `serve --config` names a file that is not a valid configuration.

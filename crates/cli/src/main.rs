@@ -46,6 +46,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Msg(a) => cmd::msg::msg(&cli.client, a)?,
         Command::Group(a) => cmd::group::group(&cli.client, a)?,
         Command::Kt(a) => cmd::kt::kt(&cli.client, a)?,
+        Command::Ratchet(a) => cmd::ratchet::ratchet(&cli.client, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -108,7 +108,20 @@ pub(crate) async fn initialize(
     provider: Provider,
     home: PathBuf,
 ) -> Result<EThree> {
-    let options = EThreeOptions::new(opts.server.trim_end_matches('/'), home);
+    initialize_with(
+        opts,
+        provider,
+        EThreeOptions::new(opts.server.trim_end_matches('/'), home),
+    )
+    .await
+}
+
+/// [`initialize`] with SDK options chosen by the caller (e.g. ratchet channels enabled).
+async fn initialize_with(
+    opts: &SdkOptions,
+    provider: Provider,
+    options: EThreeOptions,
+) -> Result<EThree> {
     let provider = move || {
         let provider = provider.clone();
         async move { provider.get_token().await }
@@ -133,6 +146,18 @@ pub(crate) async fn ethree(opts: &SdkOptions) -> Result<EThree> {
     };
     let provider = options_provider(opts)?.ok_or(CliError::NoTokenSource)?;
     initialize(opts, provider, home).await
+}
+
+/// [`ethree`] with the ratchet channels enabled (which publishes or rotates this user's ratchet
+/// keys when a rotation is due).
+pub(crate) async fn ratchet_ethree(opts: &SdkOptions) -> Result<EThree> {
+    let home = match &opts.home {
+        Some(h) => h.clone(),
+        None => default_home()?,
+    };
+    let provider = options_provider(opts)?.ok_or(CliError::NoTokenSource)?;
+    let options = EThreeOptions::new(opts.server.trim_end_matches('/'), home).enable_ratchet(true);
+    initialize_with(opts, provider, options).await
 }
 
 /// The users' cards from the server, or from the local cache when the server is unreachable.

@@ -242,6 +242,89 @@ pub enum Error {
     /// directory head is not used. [`KtFailure`](crate::KtFailure) names the failure.
     #[error("key transparency: {0}")]
     KeyTransparency(crate::transparency::KtFailure),
+    /// A ratchet method was called without [`crate::EThreeOptions::enable_ratchet`] (e3kit
+    /// `ratchetIsDisabled`).
+    #[error("ratchet channels are disabled: set EThreeOptions::enable_ratchet(true)")]
+    RatchetDisabled,
+    /// A ratchet channel with oneself was asked for (e3kit `selfChannelIsForbidden`).
+    #[error("a ratchet channel with yourself is not possible: use auth_encrypt for your own data")]
+    SelfRatchetChannel,
+    /// `create_ratchet_channel` / `join_ratchet_channel`: a channel with this user and name
+    /// exists already, on this device or (for create) in the cloud (e3kit
+    /// `channelAlreadyExists`).
+    #[error(
+        "a ratchet channel {name:?} with {identity} exists already: use get_ratchet_channel(), \
+         or delete_ratchet_channel() on both sides first to start over"
+    )]
+    RatchetChannelExists {
+        /// The other participant.
+        identity: String,
+        /// The channel name (`"default"` when none was given).
+        name: String,
+    },
+    /// No ratchet channel with this user and name is stored on this device (e3kit
+    /// `missingLocalChannel`).
+    #[error("no ratchet channel {name:?} with {identity} on this device: create or join it first")]
+    RatchetChannelNotFound {
+        /// The other participant.
+        identity: String,
+        /// The channel name.
+        name: String,
+    },
+    /// The user has published no ratchet keys: they never used an SDK with ratchet enabled, or
+    /// their keys belong to an older card (e3kit `userIsNotUsingRatchet`; key service code
+    /// 90008).
+    #[error(
+        "{identity} has published no ratchet keys: they must enable ratchet channels and sign in \
+         once (or again after a key rotation)"
+    )]
+    UserNotUsingRatchet {
+        /// The user.
+        identity: String,
+    },
+    /// `join_ratchet_channel`: the user has not created a channel with this name for this
+    /// user (e3kit `noInvite`).
+    #[error(
+        "{identity} has not created a ratchet channel {name:?} with you (or deleted it): ask them \
+         to create it"
+    )]
+    NoRatchetInvite {
+        /// Who should have created the channel.
+        identity: String,
+        /// The channel name.
+        name: String,
+    },
+    /// The key service's keys for this user do not belong to their card: the identity key is
+    /// another one, or the long-term key's signature does not verify with the card's key
+    /// (virgil-ratchet `identityKeyDoesntMatch`, `invalidLongTermKeySignature`). Either the user
+    /// changed keys meanwhile (fetch the card again) or the server is lying.
+    #[error(
+        "the ratchet keys the server gave for {identity} are not valid for their card: {reason}"
+    )]
+    InvalidRatchetKeys {
+        /// The user.
+        identity: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// `join_ratchet_channel`: the invitation names a long-term or one-time key whose private
+    /// half is not on this device (any more): it was used already (a one-time key serves one
+    /// channel), deleted after its rotation, or made on another device.
+    #[error(
+        "the ratchet channel from {identity} was started with a {which} key this device does not \
+         hold (used already, rotated away, or made on another device): ask them to delete the \
+         channel and create it again"
+    )]
+    RatchetKeyMissing {
+        /// Who started the channel.
+        identity: String,
+        /// `"long-term"` or `"one-time"`.
+        which: &'static str,
+    },
+    /// A ratchet message could not be encrypted or decrypted: malformed, tampered, for another
+    /// channel, already decrypted, too far ahead; see [`sealkit_ratchet::Error`].
+    #[error("ratchet: {0}")]
+    Ratchet(#[from] sealkit_ratchet::Error),
     /// The server answered with an error (`{"code", "message"}` body, spec §1).
     #[error("the server answered HTTP {status}, code {code}: {message}")]
     Api {

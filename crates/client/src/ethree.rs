@@ -82,6 +82,10 @@ pub(crate) struct Inner {
     /// Serializes register / rotate / unregister / cleanup (e3kit refuses overlapping calls;
     /// here they wait for each other).
     pub(crate) ops: tokio::sync::Mutex<()>,
+    /// The ratchet key rotation interval; `None` when ratchet channels are disabled.
+    pub(crate) ratchet_interval: Option<std::time::Duration>,
+    /// Serializes the ratchet key rotations and every load-advance-store of a ratchet session.
+    pub(crate) ratchet_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EThree {
@@ -118,7 +122,9 @@ impl EThree {
     /// Creates the client for the identity of `token_provider`'s tokens (e3kit
     /// `EThree.initialize`): calls the provider once and takes the identity from the token's
     /// `sub` (spec §2), opens (or creates) the storage directory and the card cache. Makes no
-    /// HTTP request, so it works offline when the provider does.
+    /// HTTP request, so it works offline when the provider does; only with
+    /// [`EThreeOptions::enable_ratchet`], a local key and a ratchet key rotation due, it rotates
+    /// the ratchet keys (an unreachable server is not an error then).
     ///
     /// See [`TokenProvider`] for how tokens are cached and refreshed.
     ///
@@ -191,10 +197,32 @@ impl EThree {
                 private_key: Mutex::new(None),
                 key_deletions: AtomicU64::new(0),
                 ops: tokio::sync::Mutex::new(()),
+                ratchet_interval: options
+                    .ratchet_enabled()
+                    .then(|| options.rotation_interval()),
+                ratchet_lock: tokio::sync::Mutex::new(()),
             }),
         };
+        ethree.rotate_ratchet_keys_at_start().await?;
         ethree.spawn_self_check(false);
         Ok(ethree)
+    }
+
+    /// With ratchet channels enabled and a local key: rotates the ratchet keys if a rotation
+    /// is due (e3kit rotates when it sets up ratchet at initialization). Not being registered
+    /// yet, an unreachable server and a key that cannot sign ratchet keys (not Ed25519) are no
+    /// errors here: `register` publishes the keys, and the next ratchet call rotates them (or
+    /// reports the key type).
+    async fn rotate_ratchet_keys_at_start(&self) -> Result<()> {
+        if self.inner.ratchet_interval.is_none() || self.load_private_key().await?.is_none() {
+            return Ok(());
+        }
+        match self.rotate_ratchet_keys_if_due().await {
+            // Offline, not registered yet, or a key that is not Ed25519: the ratchet calls
+            // report it when they are made; plain e3kit use keeps working.
+            Err(Error::Network(_) | Error::RegisterRequired | Error::InvalidInput(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// The identity this client acts for (the tokens' `sub` without `identity-`).
@@ -242,7 +270,9 @@ impl EThree {
             }
         }
         let key = key.unwrap_or_else(|| PrivateKey::generate(self.inner.key_type, &mut OsRng));
-        self.publish_then_save(key, None, true).await
+        let card = self.publish_then_save(key, None, true).await?;
+        self.publish_ratchet_keys().await?;
+        Ok(card)
     }
 
     /// Replaces the user's key (e3kit `rotatePrivateKey`), for when the private key is lost:
@@ -274,7 +304,17 @@ impl EThree {
             return Err(Error::PrivateKeyAlreadyExists);
         }
         let key = PrivateKey::generate(self.inner.key_type, &mut OsRng);
-        self.publish_then_save(key, Some(previous), false).await
+        let card = self.publish_then_save(key, Some(previous), false).await?;
+        self.publish_ratchet_keys().await?;
+        Ok(card)
+    }
+
+    /// With ratchet channels enabled: publishes ratchet keys for the new card.
+    async fn publish_ratchet_keys(&self) -> Result<()> {
+        if self.inner.ratchet_interval.is_some() {
+            self.rotate_ratchet_keys().await?;
+        }
+        Ok(())
     }
 
     /// Unregisters the user (e3kit `unregister`): revokes every card of the identity
@@ -298,6 +338,9 @@ impl EThree {
         let cards = self.search_own().await?;
         if cards.is_empty() {
             return Err(Error::RegisterRequired);
+        }
+        if self.inner.ratchet_interval.is_some() {
+            self.delete_ratchet_keys_remotely().await?;
         }
         for card in &cards {
             self.inner.api.revoke_card(card.id()).await?;
@@ -419,7 +462,7 @@ impl EThree {
     }
 
     /// The identity's actual cards.
-    async fn search_own(&self) -> Result<Vec<Card>> {
+    pub(crate) async fn search_own(&self) -> Result<Vec<Card>> {
         let identity = self.inner.identity.clone();
         let raw = self
             .inner
@@ -440,6 +483,12 @@ impl EThree {
         if !matches!(key.key_type(), KeyType::Ed25519 | KeyType::Secp256r1) {
             return Err(Error::InvalidInput(format!(
                 "a {} key cannot sign its card: use Ed25519 (the default) or P-256",
+                key.key_type()
+            )));
+        }
+        if self.inner.ratchet_interval.is_some() && key.key_type() != KeyType::Ed25519 {
+            return Err(Error::InvalidInput(format!(
+                "ratchet channels are enabled and need an Ed25519 key (as e3kit's), not {}",
                 key.key_type()
             )));
         }

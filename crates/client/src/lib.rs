@@ -42,6 +42,11 @@
 //! * Groups (e3kit's tickets in Keyknox v2): [`EThree::create_group`], [`EThree::load_group`],
 //!   [`EThree::get_group`], [`EThree::delete_group`], and [`Group`] with `encrypt`, `decrypt`,
 //!   `add`, `remove`, `re_add`, `update`.
+//! * Ratchet channels (e3kit's double-ratchet channels, forward secrecy for 1:1 messages;
+//!   [`EThreeOptions::enable_ratchet`]): [`EThree::create_ratchet_channel`],
+//!   [`EThree::join_ratchet_channel`], [`EThree::get_ratchet_channel`],
+//!   [`EThree::delete_ratchet_channel`], [`EThree::rotate_ratchet_keys`], and
+//!   [`RatchetChannel`] with `encrypt` and `decrypt` (see `docs/forward-secrecy.md`).
 //! * Chat (Sealkit's `/chat/v1`, not in e3kit): [`EThree::chat`] gives a [`Chat`] for channels,
 //!   [`Chat::send`], [`Chat::history`] and the realtime [`chat::ChatStream`]; each message is
 //!   encrypted for the channel's members of the moment (see [`chat`] for the security model).
@@ -64,9 +69,11 @@
 //! identity (mode 0600, e3kit-node's key entry format: JSON with the base64 DER key), and
 //! `cards.sqlite3`, the card cache that lets encryption work while the server is unreachable,
 //! and the group tickets (each encrypted for the user's key), and the pinned keys of verified
-//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again), and the
+//! contacts (kept by [`EThree::cleanup`], as they cannot be fetched again), the
 //! key-transparency state: the pinned KT signing key and the last accepted directory head per
-//! server and application, and the public keys and cards of the user's own keys (also kept).
+//! server and application, and the public keys and cards of the user's own keys (also kept),
+//! and with ratchet channels enabled their long-term and one-time private keys and sessions
+//! (each encrypted for the user's key, deleted with it).
 //!
 //! ## Differences from e3kit
 //! * Server requests have a timeout ([`EThreeOptions::request_timeout`]) and fail with
@@ -100,6 +107,7 @@ mod group;
 mod keystore;
 mod local;
 mod options;
+mod ratchet;
 mod stream;
 mod token;
 pub mod transparency;
@@ -113,8 +121,14 @@ pub use ethree::{EThree, MAX_IDENTITIES_PER_SEARCH};
 pub use group::{Group, MAX_GROUP_PARTICIPANTS};
 pub use options::{
     BrainkeyVersion, EThreeOptions, ForeignKeyCallback, KeyChangedCallback, KeyStorage,
-    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_KEY_ROTATION_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
+pub use ratchet::{
+    RatchetChannel, RatchetRotation, DEFAULT_RATCHET_CHANNEL, ORPHANED_ONE_TIME_KEY_TTL,
+    OUTDATED_LONG_TERM_KEY_TTL, RATCHET_LONG_TERM_KEY_TTL, RATCHET_ONE_TIME_KEYS,
+};
+/// The double-ratchet sessions under [`RatchetChannel`] (its errors are [`Error::Ratchet`]).
+pub use sealkit_ratchet;
 pub use stream::FileStage;
 pub use token::{BoxFuture, TokenProvider, TOKEN_EXPIRATION_MARGIN_SECS};
 pub use transparency::{

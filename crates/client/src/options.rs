@@ -52,6 +52,17 @@ pub type ForeignKeyCallback = Arc<dyn Fn(&KeyHistory) + Send + Sync>;
 /// ```
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The default for [`EThreeOptions::key_rotation_interval`]: an hour, e3kit-x's
+/// `keyRotationInterval`.
+///
+/// ```
+/// use sealkit::DEFAULT_KEY_ROTATION_INTERVAL;
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_KEY_ROTATION_INTERVAL, Duration::from_secs(3600));
+/// ```
+pub const DEFAULT_KEY_ROTATION_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Where [`crate::EThree`] keeps the user's private key (see
 /// [`EThreeOptions::key_storage`]).
 ///
@@ -110,6 +121,8 @@ pub struct EThreeOptions {
     kt_signing_key: Option<[u8; 32]>,
     foreign_key: Option<ForeignKeyCallback>,
     brainkey_version: BrainkeyVersion,
+    enable_ratchet: bool,
+    key_rotation_interval: Duration,
 }
 
 /// Which brainkey protocol turns the backup password into the backup key pair
@@ -154,7 +167,60 @@ impl EThreeOptions {
             kt_signing_key: None,
             foreign_key: None,
             brainkey_version: BrainkeyVersion::V2,
+            enable_ratchet: false,
+            key_rotation_interval: DEFAULT_KEY_ROTATION_INTERVAL,
         }
+    }
+
+    /// Enables the double-ratchet channels ([`crate::EThree::create_ratchet_channel`] and the
+    /// rest; e3kit's `enableRatchet`, default `false`). With it, the SDK publishes this user's
+    /// ratchet keys at the key service `/pfs/v3/keys` and rotates them (see
+    /// [`EThreeOptions::key_rotation_interval`]); without it, the ratchet methods fail with
+    /// [`crate::Error::RatchetDisabled`]. `docs/forward-secrecy.md` says what the channels
+    /// protect.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .enable_ratchet(true);
+    /// assert!(options.ratchet_enabled());
+    /// ```
+    pub fn enable_ratchet(mut self, enabled: bool) -> Self {
+        self.enable_ratchet = enabled;
+        self
+    }
+
+    /// Whether the ratchet channels are enabled.
+    pub fn ratchet_enabled(&self) -> bool {
+        self.enable_ratchet
+    }
+
+    /// How often the ratchet keys are checked and rotated (e3kit's `keyRotationInterval`,
+    /// default [`DEFAULT_KEY_ROTATION_INTERVAL`]). e3kit runs a timer with this period; this SDK
+    /// has no background task and instead rotates when a rotation is due at
+    /// [`crate::EThree::initialize`], [`crate::EThree::register`] and before creating or
+    /// joining a channel, and whenever [`crate::EThree::rotate_ratchet_keys`] is called. A
+    /// rotation replaces the one-time keys that were handed out and, when it is older than
+    /// [`crate::RATCHET_LONG_TERM_KEY_TTL`], the long-term key.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    /// use std::time::Duration;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .enable_ratchet(true)
+    ///     .key_rotation_interval(Duration::from_secs(600));
+    /// assert_eq!(options.rotation_interval(), Duration::from_secs(600));
+    /// ```
+    pub fn key_rotation_interval(mut self, interval: Duration) -> Self {
+        self.key_rotation_interval = interval;
+        self
+    }
+
+    /// The configured ratchet key rotation interval.
+    pub fn rotation_interval(&self) -> Duration {
+        self.key_rotation_interval
     }
 
     /// The brainkey protocol of key backups; default [`BrainkeyVersion::V2`] (e3kit-js).
@@ -418,6 +484,8 @@ impl fmt::Debug for EThreeOptions {
             .field("kt_mode", &self.kt_mode)
             .field("kt_signing_key", &self.kt_signing_key.is_some())
             .field("on_foreign_key", &self.foreign_key.is_some())
+            .field("enable_ratchet", &self.enable_ratchet)
+            .field("key_rotation_interval", &self.key_rotation_interval)
             .finish()
     }
 }

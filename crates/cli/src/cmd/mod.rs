@@ -7,6 +7,7 @@ pub(crate) mod crypto;
 pub(crate) mod group;
 pub(crate) mod kt;
 pub(crate) mod msg;
+pub(crate) mod ratchet;
 pub(crate) mod server;
 pub(crate) mod token;
 pub(crate) mod user;

@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::Duration;
 
 /// `sealkit serve` on SQLite in a temporary directory, with an app created beforehand.
-struct Server {
+pub(crate) struct Server {
     // Declared before `dir`, so the process is killed before its data directory is removed.
     process: std::cell::RefCell<common::Server>,
     url: String,
@@ -20,7 +20,7 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (creds, process) = common::sqlite_deployment(dir.path());
         Self {
@@ -40,7 +40,7 @@ impl Server {
     }
 
     /// A command acting as `identity` with its own home and `--app-credentials`.
-    fn user(&self, identity: &str) -> User<'_> {
+    pub(crate) fn user(&self, identity: &str) -> User<'_> {
         User {
             server: self,
             auth: vec![
@@ -54,7 +54,7 @@ impl Server {
     }
 }
 
-struct User<'a> {
+pub(crate) struct User<'a> {
     server: &'a Server,
     auth: Vec<String>,
     home: PathBuf,
@@ -62,7 +62,7 @@ struct User<'a> {
 
 impl User<'_> {
     /// Runs `sealkit ARGS` with the global options, `stdin` as standard input.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut cmd = assert_cmd::Command::new(bin());
         for var in common::SEALKIT_ENV {
             cmd.env_remove(var);
@@ -80,7 +80,7 @@ impl User<'_> {
     }
 
     /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    pub(crate) fn ok(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
         let out = self.run(args, stdin);
         assert!(
             out.status.success(),
@@ -90,13 +90,13 @@ impl User<'_> {
         out.stdout
     }
 
-    fn ok_text(&self, args: &[&str], stdin: &str) -> String {
+    pub(crate) fn ok_text(&self, args: &[&str], stdin: &str) -> String {
         String::from_utf8(self.ok(args, stdin.as_bytes())).unwrap()
     }
 
     /// Runs and requires failure with exactly one line on stderr and nothing on stdout; returns
     /// that line.
-    fn fails(&self, args: &[&str], stdin: &[u8]) -> String {
+    pub(crate) fn fails(&self, args: &[&str], stdin: &[u8]) -> String {
         let out = self.run(args, stdin);
         assert!(!out.status.success(), "sealkit {args:?} succeeded");
         assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);

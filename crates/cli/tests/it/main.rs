@@ -15,6 +15,7 @@ mod chat_read_typing;
 mod cli;
 mod cli_sdk;
 mod kt_lying;
+mod ratchet;
 mod safety_numbers;
 mod sdk_brainkey_v3;
 mod sdk_e2e;

@@ -1,11 +1,12 @@
 //! HTTP glue for the Virgil service APIs (spec §1): one client, one token cache, one error
 //! mapping. Each service has its own module with its endpoints (`cards`; `keyknox` with Pythia's
-//! brainkey), built on [`ApiClient::send`].
+//! brainkey; `pfs`, the ratchet key service), built on [`ApiClient::send`].
 
 pub(crate) mod cards;
 pub(crate) mod chat;
 pub(crate) mod keyknox;
 pub(crate) mod kt;
+pub(crate) mod pfs;
 
 use crate::error::{Error, Result};
 use crate::token::TokenCache;

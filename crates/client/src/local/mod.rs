@@ -3,7 +3,7 @@
 //! group tickets) and never see SQL.
 //!
 //! ```text
-//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 4
+//! <storage_dir>/cards.sqlite3, PRAGMA user_version = 5
 //! cards(owner TEXT, identity TEXT, card_id TEXT, chain TEXT, cached_at INTEGER,
 //!       PRIMARY KEY (owner, identity))
 //! chain = JSON array of the RawSignedModels (spec §3.1), newest first
@@ -17,20 +17,30 @@
 //!          PRIMARY KEY (server, app_id))
 //! own_keys(owner, public_key TEXT (base64 SPKI DER), first_seen INTEGER)
 //! own_cards(owner, card_id TEXT (hex), public_key TEXT)
+//! ratchet_keys(owner, key_id TEXT (hex), kind TEXT ('long_term' | 'one_time'), sealed BLOB,
+//!              created_at INTEGER, retired_at INTEGER NULL, PRIMARY KEY (owner, key_id))
+//! ratchet_sessions(owner, participant TEXT, name TEXT, sealed BLOB,
+//!                  PRIMARY KEY (owner, participant, name))
+//! ratchet_state(owner TEXT PRIMARY KEY, card_id TEXT, rotated_at INTEGER)
+//! sealed = the private key DER / the serialized session, encrypted for the owner's key
 //! ```
 //!
 //! `owner` is the identity of the [`crate::EThree`] instance, so several identities can share a
 //! storage directory. The key-transparency state ([`transparency`]) belongs to the server and
-//! application, not to one owner. Apart from the pins ([`pins`]) and that state, the store only holds what the server or
+//! application, not to one owner. Apart from the pins ([`pins`]), that state and the ratchet
+//! channels' keys and sessions ([`ratchet`], which cannot be fetched again either), the store
+//! only holds what the server or
 //! Keyknox can give again (public cards, group tickets), which is why its error messages suggest
 //! deleting a damaged file (at the price of verifying contacts again).
 
 mod cards;
 mod groups;
 mod pins;
+mod ratchet;
 mod transparency;
 
 pub(crate) use groups::{SealedTicket, StoredGroup};
+pub(crate) use ratchet::{KeyChanges, NewRatchetKey, RatchetKeyKind, RotationState};
 
 use crate::error::{Error, Result};
 use sqlx::sqlite::{
@@ -42,12 +52,20 @@ use std::time::Duration;
 /// The file name of the store in the storage directory (the name predates the group tables).
 pub(crate) const FILE_NAME: &str = "cards.sqlite3";
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// The tables [`LocalStore::clear`] empties, each with an `owner` column. `pins` is not among
 /// them: a verification cannot be fetched again, and outlives the key it was made with; nor are
 /// the key-transparency tables (what the server is checked against, and the own past keys).
-const TABLES: [&str; 3] = ["cards", "groups", "group_tickets"];
+/// The ratchet tables are: their secrets are sealed for the private key being deleted.
+const TABLES: [&str; 6] = [
+    "cards",
+    "groups",
+    "group_tickets",
+    "ratchet_keys",
+    "ratchet_sessions",
+    "ratchet_state",
+];
 
 /// The local store of one identity.
 #[derive(Clone, Debug)]
@@ -162,6 +180,28 @@ impl LocalStore {
                 public_key TEXT NOT NULL,
                 PRIMARY KEY (owner, card_id)
             )",
+            // Schema 5: ratchet channels (see crate::ratchet).
+            "CREATE TABLE IF NOT EXISTS ratchet_keys (
+                owner TEXT NOT NULL,
+                key_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                sealed BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                retired_at INTEGER,
+                PRIMARY KEY (owner, key_id)
+            )",
+            "CREATE TABLE IF NOT EXISTS ratchet_sessions (
+                owner TEXT NOT NULL,
+                participant TEXT NOT NULL,
+                name TEXT NOT NULL,
+                sealed BLOB NOT NULL,
+                PRIMARY KEY (owner, participant, name)
+            )",
+            "CREATE TABLE IF NOT EXISTS ratchet_state (
+                owner TEXT NOT NULL PRIMARY KEY,
+                card_id TEXT NOT NULL,
+                rotated_at INTEGER NOT NULL
+            )",
         ] {
             sqlx::query(statement)
                 .execute(&mut *tx)
@@ -176,8 +216,9 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Forgets what is stored for this owner and can be fetched again: cards, groups and tickets
-    /// (e3kit deletes local groups with the private key). Pins stay.
+    /// Forgets what is stored for this owner with the private key: cards, groups and tickets
+    /// (e3kit deletes local groups with the private key), and the ratchet keys and sessions
+    /// (sealed for that key). Pins stay.
     pub(crate) async fn clear(&self) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
         for table in TABLES {
