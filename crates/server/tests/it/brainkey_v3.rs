@@ -2,14 +2,15 @@
 //! (virgil-crypto-lib 0.23.1 through `interop/python/brainkey_v3.py`, venv from
 //! `interop/python/setup.sh`; `SEALKIT_SKIP_INTEROP=1` skips those parts) runs e3kit-kotlin's
 //! flow against a real server over HTTP: the proof verifies, seeds are deterministic per
-//! identity and password (and across replicas) and differ otherwise; malformed points are 400,
-//! throttling is 429 with code 60007.
+//! identity and password (and across replicas, on SQLite and PostgreSQL) and differ otherwise;
+//! malformed points are 400, throttling is 429 with code 60007.
 
 use crate::common::*;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use rand_core::OsRng;
 use sealkit_pythia::v3;
+use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::sqlite::SqliteStore;
 use sealkit_server::store::Store;
 use serde_json::{json, Value};
@@ -98,6 +99,53 @@ async fn the_c_client_backs_up_and_restores_through_us() {
         c_flow(oracle, &replica_url, &alice, "correct horse").await;
     assert_eq!(replica_seed, seed1);
     assert_eq!(replica_pk, pk_alice);
+}
+
+/// Two replicas on one PostgreSQL database (sharing the deployment's secret file, as replicas
+/// must): the C client gets one seed through either, and the throttle is one budget for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_client_gets_one_seed_from_two_postgresql_replicas() {
+    let Some(oracle) = start_oracle() else {
+        return;
+    };
+    let schema = schema_name("bk3");
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::connect_fresh_schema(&pg_url(), &schema)
+            .await
+            .expect("PostgreSQL reachable at DATABASE_URL"),
+    );
+    let mut config = sealkit_server::Config::default();
+    config.brainkey_burst = 3;
+    config.brainkey_per_second = 0.001;
+    let a = harness_on(config.clone(), store).await;
+    config.data_dir = a.dir.path().to_owned();
+    let store_b: Arc<dyn Store> = Arc::new(
+        PostgresStore::connect_in_schema(&pg_url(), &schema)
+            .await
+            .unwrap(),
+    );
+    let b = sealkit_server::app(config, store_b).await.unwrap();
+    let (url_a, url_b) = (
+        format!("http://{}", listen(a.router.clone()).await),
+        format!("http://{}", listen(b).await),
+    );
+    let alice = token(&a.app, "alice");
+    let (oracle, seed_a, pk_a) = c_flow(oracle, &url_a, &alice, "correct horse").await;
+    let (oracle, seed_b, pk_b) = c_flow(oracle, &url_b, &alice, "correct horse").await;
+    assert_eq!(seed_a, seed_b, "both replicas derive alice's secret alike");
+    assert_eq!(pk_a, pk_b);
+    let (_oracle, other, _) = c_flow(oracle, &url_b, &alice, "battery staple").await;
+    assert_ne!(seed_a, other);
+
+    // The burst of 3 is spent across both replicas: the next request is throttled on either.
+    let (_, blinded) = v3::blind(b"pw", &mut OsRng).unwrap();
+    let request = json!({"blinded_point": B64.encode(blinded)});
+    let (status, body) = a.json("POST", PATH, Some(&alice), Some(request)).await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], 60007);
+    PostgresStore::drop_schema(&pg_url(), &schema)
+        .await
+        .unwrap();
 }
 
 /// The Rust client against the server in-process: the proof verifies, the seed does not depend
