@@ -1,0 +1,509 @@
+//! Key-transparency load measurement on the real store (SQLite or PostgreSQL): how long it takes
+//! to get N identities into the directory, and then lookup proof generation, proof size,
+//! verification and the publish time of an epoch rotating 1% of the identities. Results and how
+//! to read them: the Performance section of `docs/key-transparency.md`.
+//!
+//! ```text
+//! cargo build --release -p sealkit-server --example kt_load
+//! target/release/examples/kt_load --backend sqlite --identities 100000
+//! target/release/examples/kt_load --backend postgres --identities 100000 \
+//!     --database-url postgres://postgres@127.0.0.1:5432/test
+//! ```
+//!
+//! Steps:
+//! 1. Seeding: real cards inserted straight into `cards` (as `load.rs` does; every tenth identity
+//!    has rotated once), then every identity queued in `kt_pending`, which is what the card's
+//!    publish transaction does (and what migration 0005 does for cards older than KT).
+//! 2. Initial directory: `KtService::publish_pending` until the queue is empty (epochs of at most
+//!    `MAX_EPOCH_CHANGES` identities), timed per epoch.
+//! 3. Lookups: `KtService::lookup` of `--lookups` random identities, one task, then two tasks.
+//! 4. Proof size (protobuf bytes, JSON answer bytes) and `sealkit_kt::verify_lookup` time.
+//! 5. Rotation: 1% of the identities publish a new card through `Store::publish_card`
+//!    (untimed), then the epoch that takes them in is timed.
+
+#[path = "shared/seed.rs"]
+mod seed;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rand_core::{OsRng, RngCore as _};
+use sealkit_proto::kt::LookupResponse;
+use sealkit_proto::{AppId, Identity};
+use sealkit_server::service::kt::{KtKeys, KtService};
+use sealkit_server::service::Caller;
+use sealkit_server::store::postgres::PostgresStore;
+use sealkit_server::store::sqlite::SqliteStore;
+use sealkit_server::store::{NewCard, Store};
+use seed::{fail, identity, plan, seed, stored_card, Res, Rng, Seeder};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+const USAGE: &str = "\
+usage: kt_load [--backend sqlite|postgres] [--identities N] [--database-url URL]
+               [--lookups N] [--gen-threads N] [--keep]
+--keep leaves the PostgreSQL schema (and prints its name) instead of dropping it.";
+
+/// The statement that queues every seeded identity for the directory (the same as migration
+/// 0005's backfill; a card publish queues its identity in its own transaction).
+const QUEUE_ALL: &str =
+    "INSERT INTO kt_pending (app_id, identity) SELECT DISTINCT app_id, identity FROM cards";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Args {
+    backend: Backend,
+    identities: usize,
+    database_url: String,
+    lookups: usize,
+    gen_threads: usize,
+    keep: bool,
+}
+
+fn parse_args() -> Res<Args> {
+    let mut args = Args {
+        backend: Backend::Sqlite,
+        identities: 100_000,
+        database_url: "postgres://postgres@127.0.0.1:5432/test".to_owned(),
+        lookups: 1000,
+        gen_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        keep: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| fail(format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--backend" => {
+                args.backend = match value()?.as_str() {
+                    "sqlite" => Backend::Sqlite,
+                    "postgres" | "postgresql" => Backend::Postgres,
+                    other => return Err(fail(format!("unknown backend {other}"))),
+                }
+            }
+            "--identities" => args.identities = value()?.replace('_', "").parse()?,
+            "--database-url" => args.database_url = value()?,
+            "--lookups" => args.lookups = value()?.parse()?,
+            "--gen-threads" => args.gen_threads = value()?.parse()?,
+            "--keep" => args.keep = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(fail(format!("unknown option {other}\n{USAGE}"))),
+        }
+    }
+    if args.identities < 100 || args.lookups < 2 {
+        return Err(fail("need --identities >= 100 and --lookups >= 2"));
+    }
+    Ok(args)
+}
+
+/// The seeded store and what the measurements need from the setup.
+struct Env {
+    store: Arc<dyn Store>,
+    app_id: String,
+    identities: usize,
+    service_key: sealkit_crypto::PrivateKey,
+    seed_secs: f64,
+    /// PostgreSQL: the URL and schema to drop at the end.
+    cleanup: Option<(String, String, PostgresStore)>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
+    // plan() gives every tenth identity two cards: ask for exactly `identities` identities.
+    let counts = plan(args.identities + args.identities.div_ceil(10));
+    let identities = counts.len();
+    match args.backend {
+        Backend::Sqlite => {
+            let tempdir = tempfile::Builder::new()
+                .prefix("sealkit-kt-load")
+                .tempdir()?;
+            let db = tempdir.path().join("sealkit.db");
+            let store = rt.block_on(SqliteStore::open(&db))?;
+            let creds = rt.block_on(sealkit_server::admin::create_app(
+                &store,
+                "kt-load",
+                sealkit_server::now(),
+            ))?;
+            let keys = rt.block_on(sealkit_server::service_keys(&store))?;
+            rt.block_on(store.close());
+            let (seed_secs, _) = seed(
+                rt,
+                Seeder::Sqlite(rt.block_on(sqlite_bulk(&db).connect())?),
+                &creds.app_id,
+                &counts,
+                &keys.card_signer,
+                args.gen_threads,
+            )?;
+            rt.block_on(async {
+                let mut conn = sqlite_bulk(&db).connect().await?;
+                conn.execute(QUEUE_ALL).await?;
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+                conn.close().await
+            })?;
+            let store: Arc<dyn Store> = Arc::new(rt.block_on(SqliteStore::open(&db))?);
+            Ok(Env {
+                store,
+                app_id: creds.app_id,
+                identities,
+                service_key: keys.card_signer,
+                seed_secs,
+                cleanup: None,
+                _tempdir: Some(tempdir),
+            })
+        }
+        Backend::Postgres => {
+            let schema = format!(
+                "sealkit_kt_load_{}_{}",
+                std::process::id(),
+                sealkit_server::now()
+            );
+            let url = args.database_url.clone();
+            let store = rt.block_on(PostgresStore::connect_fresh_schema(&url, &schema))?;
+            let creds = rt.block_on(sealkit_server::admin::create_app(
+                &store,
+                "kt-load",
+                sealkit_server::now(),
+            ))?;
+            let keys = rt.block_on(sealkit_server::service_keys(&store))?;
+            let connect = || async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                conn.execute(format!("SET search_path TO \"{schema}\"").as_str())
+                    .await?;
+                Ok::<_, sqlx::Error>(conn)
+            };
+            let (seed_secs, _) = seed(
+                rt,
+                Seeder::Postgres(rt.block_on(connect())?),
+                &creds.app_id,
+                &counts,
+                &keys.card_signer,
+                args.gen_threads,
+            )?;
+            rt.block_on(async {
+                let mut conn = connect().await?;
+                conn.execute(QUEUE_ALL).await?;
+                conn.execute("ANALYZE kt_pending").await?;
+                conn.close().await
+            })?;
+            if args.keep {
+                eprintln!("  schema {schema} (kept)");
+            }
+            Ok(Env {
+                store: Arc::new(store.clone()),
+                app_id: creds.app_id,
+                identities,
+                service_key: keys.card_signer,
+                seed_secs,
+                cleanup: (!args.keep).then_some((url, schema, store)),
+                _tempdir: None,
+            })
+        }
+    }
+}
+
+/// A single bulk-loading connection to the SQLite file (as `load.rs` seeds).
+fn sqlite_bulk(db: &Path) -> sqlx::sqlite::SqliteConnectOptions {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Off)
+        .foreign_keys(false)
+        .pragma("cache_size", "-1048576")
+}
+
+/// `q`-quantile of sorted `values` (nearest rank).
+fn quantile<T: Copy>(sorted: &[T], q: f64) -> T {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// p50 / p99 / max of `samples`, in milliseconds.
+fn summary(mut samples: Vec<Duration>) -> String {
+    samples.sort_unstable();
+    format!(
+        "{} / {} / {}",
+        ms(quantile(&samples, 0.5)),
+        ms(quantile(&samples, 0.99)),
+        ms(quantile(&samples, 1.0))
+    )
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `count` distinct random identity indices below `identities`.
+fn pick(identities: usize, count: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Rng::seeded(seed);
+    let mut picked = std::collections::BTreeSet::new();
+    while picked.len() < count.min(identities) {
+        picked.insert(rng.below(identities));
+    }
+    let mut out: Vec<usize> = picked.into_iter().collect();
+    // Random order, so neighbouring lookups do not share tree paths more than chance says.
+    for i in (1..out.len()).rev() {
+        out.swap(i, rng.below(i + 1));
+    }
+    out
+}
+
+fn caller(app_id: &str, who: &str) -> Res<Caller> {
+    Ok(Caller {
+        app_id: AppId::new(app_id)?,
+        identity: Identity::new(who)?,
+    })
+}
+
+/// Publishes epochs until nothing is queued; returns each epoch's wall time.
+async fn drain(kt: &KtService, store: &dyn Store) -> Res<Vec<Duration>> {
+    let mut epochs = Vec::new();
+    while !store.kt_pending(1).await?.is_empty() {
+        let start = Instant::now();
+        let published = kt.publish_pending().await?;
+        epochs.push(start.elapsed());
+        if published.is_empty() && !store.kt_pending(1).await?.is_empty() {
+            return Err(fail("publish_pending made no progress (not the leader?)"));
+        }
+        eprint!(
+            "\r  epoch {} published in {} (load {})   ",
+            epochs.len(),
+            ms(start.elapsed()),
+            loadavg()
+        );
+    }
+    eprintln!();
+    Ok(epochs)
+}
+
+/// Times `KtService::lookup` of `indices` split across `tasks` tasks; returns the responses,
+/// the per-call latencies and the wall time.
+async fn lookups(
+    kt: &Arc<KtService>,
+    app_id: &str,
+    indices: &[usize],
+    tasks: usize,
+) -> Res<(Vec<(String, LookupResponse)>, Vec<Duration>, Duration)> {
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for part in indices.chunks(indices.len().div_ceil(tasks)) {
+        let kt = kt.clone();
+        let app_id = app_id.to_owned();
+        let part = part.to_vec();
+        handles.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(part.len());
+            for i in part {
+                let who = identity(i);
+                let caller = caller(&app_id, &who)?;
+                let t = Instant::now();
+                let response = kt.lookup(&caller, &who).await?;
+                out.push((who, response, t.elapsed()));
+            }
+            Ok::<_, seed::BoxError>(out)
+        }));
+    }
+    let mut responses = Vec::new();
+    let mut times = Vec::new();
+    for handle in handles {
+        for (who, response, took) in handle.await?? {
+            responses.push((who, response));
+            times.push(took);
+        }
+    }
+    Ok((responses, times, start.elapsed()))
+}
+
+/// The current card id of `who` (the one not superseded and not revoked).
+async fn current_card(store: &dyn Store, app_id: &str, who: &str) -> Res<String> {
+    store
+        .search_cards(app_id, &[who.to_owned()])
+        .await?
+        .into_iter()
+        .find(|c| c.superseded_by.is_none() && !c.revoked)
+        .map(|c| c.id)
+        .ok_or_else(|| fail(format!("{who} has no current card")))
+}
+
+fn main() -> Res<()> {
+    let args = parse_args()?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()?;
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |what: &str, value: String| {
+        println!("  {what}: {value}");
+        rows.push((what.to_owned(), value));
+    };
+
+    eprintln!(
+        "seeding {} identities ({:?}), load {}",
+        args.identities,
+        args.backend,
+        loadavg()
+    );
+    let env = setup(&rt, &args)?;
+    row(
+        "seeding cards (not KT; direct inserts)",
+        format!("{:.1} s", env.seed_secs),
+    );
+
+    let mut seed_bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut seed_bytes);
+    let keys = KtKeys::from_seed(&seed_bytes);
+    let signing_key = keys.public_key();
+    let kt = Arc::new(KtService::new(env.store.clone(), keys));
+    let app_id = env.app_id.clone();
+
+    // 2. The initial directory.
+    let load_start = loadavg();
+    let epochs = rt.block_on(drain(&kt, env.store.as_ref()))?;
+    let total: Duration = epochs.iter().sum();
+    let mut sorted = epochs.clone();
+    sorted.sort_unstable();
+    row(
+        "initial directory: epochs / total / per epoch min–max",
+        format!(
+            "{} epochs / {:.1} s / {:.1}–{:.1} s (load {} → {})",
+            epochs.len(),
+            total.as_secs_f64(),
+            sorted[0].as_secs_f64(),
+            sorted[sorted.len() - 1].as_secs_f64(),
+            load_start,
+            loadavg()
+        ),
+    );
+
+    // 3. Lookups.
+    let indices = pick(env.identities, args.lookups, 1);
+    // Warm-up: the directory handle is opened on the first call.
+    rt.block_on(lookups(&kt, &app_id, &indices[..1], 1))?;
+    let load_before = loadavg();
+    let (responses, times, _) = rt.block_on(lookups(&kt, &app_id, &indices, 1))?;
+    row(
+        "lookup generation, 1 task: p50 / p99 / max",
+        format!("{} (load {load_before} → {})", summary(times), loadavg()),
+    );
+    let (_, times2, wall2) = rt.block_on(lookups(&kt, &app_id, &indices, 2))?;
+    row(
+        "lookup generation, 2 tasks: p50 / p99 / max, throughput",
+        format!(
+            "{}, {:.0} lookups/s (load {})",
+            summary(times2),
+            indices.len() as f64 / wall2.as_secs_f64(),
+            loadavg()
+        ),
+    );
+
+    // 4. Sizes and verification.
+    let mut proof_bytes = Vec::new();
+    let mut json_bytes = Vec::new();
+    let mut verify_times = Vec::new();
+    for (who, response) in &responses {
+        proof_bytes.push(
+            base64::engine::general_purpose::STANDARD
+                .decode(&response.proof)?
+                .len(),
+        );
+        json_bytes.push(serde_json::to_vec(response)?.len());
+        let t = Instant::now();
+        sealkit_kt::verify_lookup(&signing_key, &app_id, who, response)?;
+        verify_times.push(t.elapsed());
+    }
+    proof_bytes.sort_unstable();
+    json_bytes.sort_unstable();
+    row(
+        "lookup proof: protobuf bytes p50 / max",
+        format!(
+            "{} / {}",
+            quantile(&proof_bytes, 0.5),
+            quantile(&proof_bytes, 1.0)
+        ),
+    );
+    row(
+        "lookup answer: JSON bytes p50 / max",
+        format!(
+            "{} / {}",
+            quantile(&json_bytes, 0.5),
+            quantile(&json_bytes, 1.0)
+        ),
+    );
+    row(
+        "lookup verification (verify_lookup): p50 / p99 / max",
+        format!("{} (load {})", summary(verify_times), loadavg()),
+    );
+
+    // 5. An epoch rotating 1% of the identities.
+    let rotated = pick(env.identities, env.identities / 100, 2);
+    let now = sealkit_server::now();
+    let publish_start = Instant::now();
+    rt.block_on(async {
+        for &i in &rotated {
+            let who = identity(i);
+            let previous = current_card(env.store.as_ref(), &app_id, &who).await?;
+            let (id, raw) = stored_card(&who, Some(&previous), now, &env.service_key)?;
+            env.store
+                .publish_card(NewCard {
+                    id,
+                    app_id: app_id.clone(),
+                    identity: Identity::new(who.as_str())?,
+                    previous_card_id: Some(previous),
+                    raw,
+                    created_at: now,
+                })
+                .await?;
+        }
+        Ok::<_, seed::BoxError>(())
+    })?;
+    let card_secs = publish_start.elapsed().as_secs_f64();
+    let load_before = loadavg();
+    let rotation = rt.block_on(drain(&kt, env.store.as_ref()))?;
+    row(
+        "epoch rotating 1% (publish_pending)",
+        format!(
+            "{} identities: {} epoch(s), {:.2} s (load {load_before} → {}; the {} card \
+             publishes before it took {card_secs:.1} s, not counted)",
+            rotated.len(),
+            rotation.len(),
+            rotation.iter().sum::<Duration>().as_secs_f64(),
+            loadavg(),
+            rotated.len()
+        ),
+    );
+
+    println!();
+    println!(
+        "| {:?}, {} identities | result |",
+        args.backend, env.identities
+    );
+    println!("| --- | --- |");
+    for (what, value) in &rows {
+        println!("| {what} | {value} |");
+    }
+
+    if let Some((url, schema, store)) = &env.cleanup {
+        rt.block_on(async {
+            store.close().await;
+            if let Err(e) = PostgresStore::drop_schema(url, schema).await {
+                eprintln!("dropping schema {schema}: {e}");
+            }
+        });
+    }
+    Ok(())
+}
