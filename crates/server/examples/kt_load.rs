@@ -37,7 +37,7 @@ use sealkit_server::service::Caller;
 use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::sqlite::SqliteStore;
 use sealkit_server::store::{NewCard, Store};
-use seed::{fail, identity, plan, seed, stored_card, Res, Rng, Seeder};
+use seed::{fail, identity, plan, seed, stored_card, Backend, Res, Rng, Seeder};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 const USAGE: &str = "\
@@ -49,12 +49,6 @@ usage: kt_load [--backend sqlite|postgres] [--identities N] [--database-url URL]
 /// 0005's backfill; a card publish queues its identity in its own transaction).
 const QUEUE_ALL: &str =
     "INSERT INTO kt_pending (app_id, identity) SELECT DISTINCT app_id, identity FROM cards";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 struct Args {
     backend: Backend,
@@ -81,13 +75,7 @@ fn parse_args() -> Res<Args> {
                 .ok_or_else(|| fail(format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            "--backend" => {
-                args.backend = match value()?.as_str() {
-                    "sqlite" => Backend::Sqlite,
-                    "postgres" | "postgresql" => Backend::Postgres,
-                    other => return Err(fail(format!("unknown backend {other}"))),
-                }
-            }
+            "--backend" => args.backend = Backend::parse(&value()?)?,
             "--identities" => args.identities = value()?.replace('_', "").parse()?,
             "--database-url" => args.database_url = value()?,
             "--lookups" => args.lookups = value()?.parse()?,
@@ -353,9 +341,9 @@ fn main() -> Res<()> {
     };
 
     eprintln!(
-        "seeding {} identities ({:?}), load {}",
+        "seeding {} identities ({}), load {}",
         args.identities,
-        args.backend,
+        args.backend.label(),
         loadavg()
     );
     let env = setup(&rt, &args)?;
@@ -489,8 +477,9 @@ fn main() -> Res<()> {
 
     println!();
     println!(
-        "| {:?}, {} identities | result |",
-        args.backend, env.identities
+        "| {}, {} identities | result |",
+        args.backend.label(),
+        env.identities
     );
     println!("| --- | --- |");
     for (what, value) in &rows {

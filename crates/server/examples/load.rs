@@ -55,7 +55,9 @@ use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::sqlite::SqliteStore;
 use sealkit_server::store::Store;
 use sealkit_server::Config;
-use seed::{client_card, fail, identity, parallel, plan, seed, BoxError, Res, Rng, Seeder};
+use seed::{
+    client_card, fail, identity, parallel, plan, seed, Backend, BoxError, Res, Rng, Seeder,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::{ConnectOptions, Connection, Executor};
 use tower::ServiceExt;
@@ -82,12 +84,6 @@ phases: trivial,search1,search50,search1-fresh,router-search1,store-search1,
         store-search50,store-search1-c1,publish,micro (default: all)
 --data-dir with SQLite keeps the seeded database; a later run with the same directory and
 --cards reuses it (bench-state.json) instead of seeding again.";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -134,13 +130,7 @@ fn parse_args() -> Res<Args> {
                 .ok_or_else(|| fail(format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            "--backend" => {
-                args.backend = match value()?.as_str() {
-                    "sqlite" => Backend::Sqlite,
-                    "postgres" | "postgresql" => Backend::Postgres,
-                    other => return Err(fail(format!("unknown backend {other}"))),
-                }
-            }
+            "--backend" => args.backend = Backend::parse(&value()?)?,
             "--cards" => args.cards = value()?.replace('_', "").parse()?,
             "--database-url" => args.database_url = value()?,
             "--seconds" => args.seconds = value()?.parse()?,
@@ -1174,10 +1164,7 @@ fn main() -> Res<()> {
     }
 
     // Report.
-    let backend = match args.backend {
-        Backend::Sqlite => "SQLite",
-        Backend::Postgres => "PostgreSQL",
-    };
+    let backend = args.backend.label();
     println!(
         "\n### {backend}, {} cards ({} identities), {} connections, {} s per phase (+{} s warm-up)\n",
         args.cards, identities, conns, args.seconds, args.warmup

@@ -19,6 +19,34 @@ pub fn fail(message: impl Into<String>) -> BoxError {
     message.into().into()
 }
 
+/// The database a load generator runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite store.
+    Sqlite,
+    /// PostgreSQL at `--database-url`.
+    Postgres,
+}
+
+impl Backend {
+    /// The value of `--backend`.
+    pub fn parse(name: &str) -> Res<Self> {
+        match name {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(fail(format!("unknown backend {other}"))),
+        }
+    }
+
+    /// The name shown in result tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 /// splitmix64: a fast non-cryptographic generator for picking identities.
 pub struct Rng(u64);
 
