@@ -191,6 +191,10 @@ async function track(channel) {
   } else {
     entry.channel = channel;
     entry.removed = false;
+    // After the first page: while it loads, nothing is subscribed yet and nothing is shown,
+    // and subscribing from 0 here would deliver the whole history again (a join racing the
+    // channel poll did).
+    await entry.loaded;
     if (!state.stream.subscriptions.has(channel.id)) {
       const last = Math.max(0, ...entry.elements.keys());
       state.stream.subscribe(channel.id, last);
