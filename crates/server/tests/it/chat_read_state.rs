@@ -2,11 +2,10 @@
 //! `read` and `typing` WebSocket frames) on SQLite and PostgreSQL, and across two PostgreSQL
 //! replicas.
 
-use crate::common;
-use crate::common::{assert_error, harness, harness_on, listen, pg_url, token, Harness};
+use crate::common::{assert_error, harness, listen, pg_url, token, Harness};
+use crate::http_chat::{assert_quiet, connect, next, pg_harness, send, Ws};
 use axum::http::StatusCode;
 use base64::Engine as _;
-use futures_util::{SinkExt as _, StreamExt as _};
 use sealkit_proto::chat::{codes, ServerFrame};
 use sealkit_server::store::postgres::PostgresStore;
 use sealkit_server::store::Store;
@@ -14,24 +13,8 @@ use sealkit_server::Config;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const CHANNELS: &str = "/chat/v1/channels";
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn pg_harness() -> (Harness, String) {
-    let schema = common::schema_name("chat_read");
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::connect_fresh_schema(&pg_url(), &schema)
-            .await
-            .expect("PostgreSQL reachable at DATABASE_URL"),
-    );
-    (harness_on(Config::default(), store).await, schema)
-}
 
 /// A second server process (replica) on the harness's PostgreSQL schema.
 async fn replica(h: &Harness, schema: &str) -> std::net::SocketAddr {
@@ -108,43 +91,6 @@ async fn channel(h: &Harness, who: &str, id: &str) -> Value {
     b
 }
 
-async fn connect(addr: std::net::SocketAddr, tok: &str) -> Ws {
-    let mut request = format!("ws://{addr}/chat/v1/ws")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Virgil {tok}").parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, frame: Value) {
-    ws.send(WsMessage::text(frame.to_string())).await.unwrap();
-}
-
-async fn next(ws: &mut Ws) -> ServerFrame {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("the socket is open")
-            .unwrap();
-        match msg {
-            WsMessage::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-/// Asserts that no frame arrives for a while (answers a ping to prove the socket is alive).
-async fn assert_quiet(ws: &mut Ws) {
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    send(ws, json!({"type": "ping"})).await;
-    assert_eq!(next(ws).await, ServerFrame::Pong);
-}
-
-/// Subscribes from the newest message on.
 async fn subscribe(ws: &mut Ws, channel: &str, after: i64) {
     send(
         ws,
@@ -295,8 +241,8 @@ async fn read_state_rest_postgres() {
 async fn live_frames(h: &Harness) {
     let addr = listen(h.router.clone()).await;
     group_with_posts(h, "t", &["bob"], 2).await;
-    let mut alice = connect(addr, &token(&h.app, "alice")).await;
-    let mut bob = connect(addr, &token(&h.app, "bob")).await;
+    let mut alice = connect(addr, &token(&h.app, "alice"), false).await;
+    let mut bob = connect(addr, &token(&h.app, "bob"), false).await;
     subscribe(&mut alice, "t", 2).await;
     subscribe(&mut bob, "t", 2).await;
 
@@ -318,7 +264,7 @@ async fn live_frames(h: &Harness) {
     assert_quiet(&mut bob).await;
 
     // A non-member, and a channel that does not exist: refused alike.
-    let mut dave = connect(addr, &token(&h.app, "dave")).await;
+    let mut dave = connect(addr, &token(&h.app, "dave"), false).await;
     for id in ["t", "nowhere"] {
         typing(&mut dave, id).await;
         match next(&mut dave).await {
@@ -361,15 +307,15 @@ async fn replicas_relay_read_and_typing() {
     let addr_a = listen(a.router.clone()).await;
     let addr_b = replica(&a, &schema).await;
     group_with_posts(&a, "x", &["bob"], 1).await;
-    let mut alice_on_b = connect(addr_b, &token(&a.app, "alice")).await;
+    let mut alice_on_b = connect(addr_b, &token(&a.app, "alice"), false).await;
     subscribe(&mut alice_on_b, "x", 1).await;
 
     let (s, b) = mark_read(&a, "bob", "x", json!({"seq": 1})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(next(&mut alice_on_b).await, read_frame("x", "bob", 1));
 
-    let mut bob_on_a = connect(addr_a, &token(&a.app, "bob")).await;
-    let mut bob_on_b = connect(addr_b, &token(&a.app, "bob")).await;
+    let mut bob_on_a = connect(addr_a, &token(&a.app, "bob"), false).await;
+    let mut bob_on_b = connect(addr_b, &token(&a.app, "bob"), false).await;
     typing(&mut bob_on_a, "x").await;
     typing(&mut bob_on_b, "x").await;
     assert_eq!(next(&mut alice_on_b).await, typing_frame("x", "bob"));

@@ -28,7 +28,7 @@ fn schema_name() -> String {
 }
 
 /// A harness on a fresh PostgreSQL schema; returns the schema so a second replica can join.
-async fn pg_harness() -> (Harness, String) {
+pub(crate) async fn pg_harness() -> (Harness, String) {
     let schema = schema_name();
     let store: Arc<dyn Store> = Arc::new(
         PostgresStore::connect_fresh_schema(&pg_url(), &schema)
@@ -475,10 +475,10 @@ async fn history_paging_postgres() {
     let _ = PostgresStore::drop_schema(&pg_url(), &schema).await;
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens the chat WebSocket with the token in the header, or in the query when `in_query`.
-async fn connect(addr: std::net::SocketAddr, tok: &str, in_query: bool) -> Ws {
+pub(crate) async fn connect(addr: std::net::SocketAddr, tok: &str, in_query: bool) -> Ws {
     let url = if in_query {
         format!("ws://{addr}/chat/v1/ws?token={tok}")
     } else {
@@ -493,12 +493,12 @@ async fn connect(addr: std::net::SocketAddr, tok: &str, in_query: bool) -> Ws {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
-async fn send(ws: &mut Ws, frame: Value) {
+pub(crate) async fn send(ws: &mut Ws, frame: Value) {
     ws.send(WsMessage::text(frame.to_string())).await.unwrap();
 }
 
 /// The next server frame (skipping WebSocket pings), failing after 10 s.
-async fn next(ws: &mut Ws) -> ServerFrame {
+pub(crate) async fn next(ws: &mut Ws) -> ServerFrame {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -514,8 +514,8 @@ async fn next(ws: &mut Ws) -> ServerFrame {
 }
 
 /// Asserts that no frame arrives for a while (answers a ping to prove the socket is alive).
-async fn assert_quiet(ws: &mut Ws) {
-    tokio::time::sleep(Duration::from_millis(400)).await;
+pub(crate) async fn assert_quiet(ws: &mut Ws) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
     send(ws, json!({"type": "ping"})).await;
     assert_eq!(next(ws).await, ServerFrame::Pong);
 }
