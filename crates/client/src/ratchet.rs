@@ -442,28 +442,8 @@ impl EThree {
         card: &Card,
         name: Option<&str>,
     ) -> Result<RatchetChannel> {
-        self.ratchet_interval()?;
-        let name = channel_name(name)?;
-        let participant = card.identity().to_owned();
-        if participant == self.inner.identity {
-            return Err(Error::SelfRatchetChannel);
-        }
-        let exists = || Error::RatchetChannelExists {
-            identity: participant.clone(),
-            name: name.clone(),
-        };
-        self.check_pins([card]).await?;
-        self.rotate_ratchet_keys_if_due().await?;
-        let _lock = self.inner.ratchet_lock.lock().await;
-        if self
-            .inner
-            .local
-            .sealed_session(&participant, &name)
-            .await?
-            .is_some()
-        {
-            return Err(exists());
-        }
+        let new = self.begin_new_channel(card, name).await?;
+        let (participant, name) = (new.participant.clone(), new.name.clone());
         let key = self.private_key().await?;
         let seed = ed25519_seed(&key)?;
         let own_raw = ed25519_raw(key.public_key(), "this user")?;
@@ -538,19 +518,10 @@ impl EThree {
                 status: 409,
                 code: HASH_MISMATCH_CODE,
                 ..
-            }) => return Err(exists()),
+            }) => return Err(new.exists()),
             Err(e) => return Err(e),
         }
-        let sealed = self.seal_local(&key, &session.serialize())?;
-        if !self
-            .inner
-            .local
-            .save_session(&participant, &name, &sealed, true, None)
-            .await?
-        {
-            return Err(exists());
-        }
-        Ok(self.channel(participant, name))
+        self.store_new_channel(new, &key, &session, None).await
     }
 
     /// Joins the double-ratchet channel that the user of `card` created with this user (e3kit
@@ -575,32 +546,12 @@ impl EThree {
         card: &Card,
         name: Option<&str>,
     ) -> Result<RatchetChannel> {
-        self.ratchet_interval()?;
-        let name = channel_name(name)?;
-        let participant = card.identity().to_owned();
-        if participant == self.inner.identity {
-            return Err(Error::SelfRatchetChannel);
-        }
-        let exists = || Error::RatchetChannelExists {
-            identity: participant.clone(),
-            name: name.clone(),
-        };
+        let new = self.begin_new_channel(card, name).await?;
+        let (participant, name) = (new.participant.clone(), new.name.clone());
         let no_invite = || Error::NoRatchetInvite {
             identity: participant.clone(),
             name: name.clone(),
         };
-        self.check_pins([card]).await?;
-        self.rotate_ratchet_keys_if_due().await?;
-        let _lock = self.inner.ratchet_lock.lock().await;
-        if self
-            .inner
-            .local
-            .sealed_session(&participant, &name)
-            .await?
-            .is_some()
-        {
-            return Err(exists());
-        }
         let key = self.private_key().await?;
         let seed = ed25519_seed(&key)?;
         let peer_raw = ed25519_raw(card.public_key(), &participant)?;
@@ -661,16 +612,68 @@ impl EThree {
             &message,
         )?;
         session.decrypt(&message)?;
-        let sealed = self.seal_local(&key, &session.serialize())?;
         let used = prekey.receiver_one_time_key_id.map(|id| id.0);
+        self.store_new_channel(new, &key, &session, used.as_ref())
+            .await
+    }
+
+    /// The checks that creating and joining a channel share: ratchet enabled, a valid name,
+    /// another user, pinned keys unchanged, ratchet keys rotated when due, and no channel of
+    /// that name yet. The result holds the ratchet lock until the new channel is stored.
+    async fn begin_new_channel(&self, card: &Card, name: Option<&str>) -> Result<NewChannel<'_>> {
+        self.ratchet_interval()?;
+        let name = channel_name(name)?;
+        let participant = card.identity().to_owned();
+        if participant == self.inner.identity {
+            return Err(Error::SelfRatchetChannel);
+        }
+        self.check_pins([card]).await?;
+        self.rotate_ratchet_keys_if_due().await?;
+        let lock = self.inner.ratchet_lock.lock().await;
+        let new = NewChannel {
+            participant,
+            name,
+            _lock: lock,
+        };
+        if self
+            .inner
+            .local
+            .sealed_session(&new.participant, &new.name)
+            .await?
+            .is_some()
+        {
+            return Err(new.exists());
+        }
+        Ok(new)
+    }
+
+    /// Seals `session` under this device's key and stores it as the new channel, consuming the
+    /// one-time key the peer's invitation used (if any) in the same transaction.
+    async fn store_new_channel(
+        &self,
+        new: NewChannel<'_>,
+        key: &PrivateKey,
+        session: &Session,
+        used_one_time_key: Option<&[u8; 8]>,
+    ) -> Result<RatchetChannel> {
+        let sealed = self.seal_local(key, &session.serialize())?;
         if !self
             .inner
             .local
-            .save_session(&participant, &name, &sealed, true, used.as_ref())
+            .save_session(
+                &new.participant,
+                &new.name,
+                &sealed,
+                true,
+                used_one_time_key,
+            )
             .await?
         {
-            return Err(exists());
+            return Err(new.exists());
         }
+        let NewChannel {
+            participant, name, ..
+        } = new;
         Ok(self.channel(participant, name))
     }
 
@@ -850,6 +853,23 @@ impl RatchetChannel {
     pub async fn decrypt_text(&self, message: &str) -> Result<String> {
         let data = decode_base64(message)?;
         utf8(self.decrypt(&data).await?, "RatchetChannel::decrypt")
+    }
+}
+
+/// A channel being created or joined: who with, its name, and the ratchet lock held until it
+/// is stored (see `EThree::begin_new_channel`).
+struct NewChannel<'a> {
+    participant: String,
+    name: String,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl NewChannel<'_> {
+    fn exists(&self) -> Error {
+        Error::RatchetChannelExists {
+            identity: self.participant.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 

@@ -11,15 +11,14 @@
 //! docs/img/web-chat.png is made that way).
 
 use crate::chat_cli::{sealkit, Proc};
+use crate::common::json_lines::JsonLinePeer;
 use crate::common::*;
 
 use sealkit::chat::{ChatEvent, ChatStream, Verification};
 use sealkit::{Chat, EThree, EThreeOptions};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The longest wait for one answer of the browser peer (each page action waits 30 s at most).
@@ -51,70 +50,27 @@ fn chromium() -> PathBuf {
 }
 
 /// `node web/test/browser_peer.mjs`: headless Chromium pages driven one JSON command per line.
-struct BrowserPeer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next_id: u64,
-}
+struct BrowserPeer(JsonLinePeer);
 
 impl BrowserPeer {
     fn start(backend: &str, server: &str) -> Self {
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg(repo_root().join("web/test/browser_peer.mjs"))
             .args(["--backend", backend, "--server", server])
             .arg("--chromium")
-            .arg(chromium())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rpc) = line.strip_prefix("@@ ") {
-                    if tx.send(rpc.to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let mut peer = Self {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
-        };
-        let ready = peer.receive();
+            .arg(chromium());
+        let (peer, ready) =
+            JsonLinePeer::start("browser", command, PEER_TIMEOUT, Duration::from_secs(10));
         assert_eq!(ready["result"]["ready"], true, "{ready}");
-        peer
-    }
-
-    fn receive(&mut self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(PEER_TIMEOUT)
-            .expect("the browser peer did not answer");
-        serde_json::from_str(&line).unwrap()
+        Self(peer)
     }
 
     /// Runs a command; `Err(text)` when it failed in the page (the text says why).
-    fn try_call(&mut self, mut request: Value) -> Result<Value, String> {
-        self.next_id += 1;
-        request["id"] = json!(self.next_id);
-        writeln!(self.stdin, "{request}").unwrap();
-        self.stdin.flush().unwrap();
+    fn try_call(&mut self, request: Value) -> Result<Value, String> {
         // Blocking: keep the runtime's other worker for the SDK user's tasks.
-        let answer = tokio::task::block_in_place(|| self.receive());
-        assert_eq!(answer["id"], json!(self.next_id), "{answer}");
-        if answer["ok"] == json!(true) {
-            Ok(answer["result"].clone())
-        } else {
-            Err(answer["error"].as_str().unwrap_or_default().to_owned())
-        }
+        tokio::task::block_in_place(|| self.0.send(request))
+            .map_err(|answer| answer["error"].as_str().unwrap_or_default().to_owned())
     }
 
     fn call(&mut self, request: Value) -> Value {
@@ -152,21 +108,6 @@ impl BrowserPeer {
             .as_array()
             .unwrap()
             .clone()
-    }
-}
-
-impl Drop for BrowserPeer {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit", "id": 0}));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
 
+pub mod json_lines;
 pub mod node_peer;
 
 use sealkit_proto::{AppCredentials, JwtGenerator};
