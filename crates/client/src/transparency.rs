@@ -9,7 +9,9 @@
 //! commits to exactly the card it received (the id computed from the card's own snapshot). A
 //! card whose identity is not in the directory yet, or whose entry still commits to other
 //! cards, is asked for again for up to two epochs (the server says how long an epoch is), then
-//! refused. Cards read back from the local cache were checked when they were fetched.
+//! refused; while the server says the change is queued for the next epoch (`?pending=true`, a
+//! hint that proves nothing) for up to ten epochs, at least 10 s. Cards read back from the
+//! local cache were checked when they were fetched.
 //!
 //! **Heads.** Per server and application, the storage directory keeps the newest signed head it
 //! accepted. A newer head is accepted only with an append-only proof from the stored one
@@ -26,7 +28,7 @@
 //! own directory entry, each marked as made by a key this device holds or held (the SDK
 //! remembers the public keys of its own keys), or not.
 
-use crate::api::kt::{is_not_in_directory, KeyAnswer};
+use crate::api::kt::{is_entry_pending, is_not_in_directory, KeyAnswer};
 use crate::api::{now_secs, ApiClient};
 use crate::card::Card;
 use crate::error::{Error, Result};
@@ -213,6 +215,11 @@ const MIN_EPOCH: Duration = Duration::from_millis(50);
 const MAX_EPOCH: Duration = Duration::from_secs(10);
 /// Extra time over two epochs, for the publish itself and the network.
 const EPOCH_SLACK: Duration = Duration::from_millis(500);
+/// How long a card the server says is queued for the next epoch is waited for: this many
+/// epochs, and at least [`MIN_QUEUED_WAIT`] (a publisher that is slow under load, or a replica
+/// taking over from one that died).
+const QUEUED_WAIT_EPOCHS: u32 = 10;
+const MIN_QUEUED_WAIT: Duration = Duration::from_secs(10);
 
 /// What the server's key directory is for this client, once found out.
 #[derive(Clone, Copy, Debug)]
@@ -467,11 +474,23 @@ impl Transparency {
     ) -> Result<()> {
         let identity = card.identity();
         let card_id = card.id().to_string();
-        let deadline = Instant::now() + epoch * 2 + EPOCH_SLACK;
+        let started = Instant::now();
+        let deadline = started + epoch * 2 + EPOCH_SLACK;
+        let queued_deadline = started + (epoch * QUEUED_WAIT_EPOCHS).max(MIN_QUEUED_WAIT);
         let mut rollback_retried = false;
+        // The first lookup is the plain one (the common case: the card is in the directory);
+        // the ones after it also ask whether a change is queued.
+        let mut ask_queued = false;
         loop {
-            let pending = match api.kt_lookup(identity).await {
+            let answer = if ask_queued {
+                api.kt_lookup_pending(identity).await
+            } else {
+                api.kt_lookup(identity).await
+            };
+            let queued;
+            let pending = match answer {
                 Ok(response) => {
+                    queued = response.pending == Some(true);
                     let (head, entry) = verify_lookup(key, &self.app_id, identity, &response)
                         .map_err(|e| bad_proof(identity, e))?;
                     match self.accept_head(api, local, key, &head).await {
@@ -494,18 +513,25 @@ impl Transparency {
                         Err(e) => return Err(bad_proof(identity, e)),
                     }
                 }
-                Err(e) if is_not_in_directory(&e) => KtFailure::IdentityNotInDirectory {
-                    identity: identity.to_owned(),
-                },
+                Err(e) if is_not_in_directory(&e) || is_entry_pending(&e) => {
+                    queued = is_entry_pending(&e);
+                    KtFailure::IdentityNotInDirectory {
+                        identity: identity.to_owned(),
+                    }
+                }
                 Err(e) => return Err(e),
             };
-            // Possibly a card newer than the latest epoch: wait for the next ones.
+            // Possibly a card newer than the latest epoch: wait for the next ones, longer while
+            // the server says the change is queued (a slow or failed-over publisher). The card
+            // is used only once a proof shows it.
             let now = Instant::now();
-            if now >= deadline {
+            let until = if queued { queued_deadline } else { deadline };
+            if now >= until {
                 return Err(pending.into());
             }
+            ask_queued = true;
             let pause = (epoch / 2).max(Duration::from_millis(100));
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            tokio::time::sleep(pause.min(until - now)).await;
         }
     }
 

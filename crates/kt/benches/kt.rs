@@ -95,6 +95,7 @@ fn bench(c: &mut Criterion) {
             head: sign(epoch, root).to_wire(),
             identity: "user7".into(),
             proof: encode_lookup_proof(&proof),
+            pending: None,
         };
         let json = serde_json::to_vec(&response).unwrap();
         eprintln!(

@@ -79,6 +79,9 @@ pub mod codes {
     pub const NO_SUCH_EPOCH: u32 = 80004;
     /// 503: key transparency is turned off on this server.
     pub const DISABLED: u32 = 80005;
+    /// 404, only to `GET /kt/v1/lookup/{identity}?pending=true`: the identity has cards but no
+    /// entry yet, its first one is queued for the next epoch (ask again after it).
+    pub const ENTRY_PENDING: u32 = 80006;
 }
 
 /// `GET /kt/v1/key`: the deployment's KT signing key.
@@ -121,6 +124,11 @@ pub struct LookupResponse {
     /// Base64 of AKD's protobuf `LookupProof` (it carries the entry's version, the epoch it was
     /// published in and its value: the card-set commitment).
     pub proof: String,
+    /// Only when asked (`?pending=true`): whether the identity's current cards differ from the
+    /// entry proved here, i.e. a change is queued for the next epoch. A hint for how long to
+    /// wait for a new card, never a proof of anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<bool>,
 }
 
 /// `GET /kt/v1/history/{identity}`: every version of the identity's entry (newest first),
@@ -164,6 +172,7 @@ mod tests {
             },
             identity: "alice".into(),
             proof: "CgA=".into(),
+            pending: None,
         };
         let text = serde_json::to_string(&response)?;
         assert!(text.contains(r#""epoch":3"#));

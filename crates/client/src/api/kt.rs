@@ -40,6 +40,15 @@ impl ApiClient {
             .json("key-transparency lookup")
     }
 
+    /// `GET /kt/v1/lookup/{identity}?pending=true`: the lookup, and whether the server has a
+    /// change of the identity's cards queued for the next epoch.
+    pub(crate) async fn kt_lookup_pending(&self, identity: &str) -> Result<wire::LookupResponse> {
+        let path = format!("{}?pending=true", paths::lookup(&path_segment(identity)));
+        self.send::<()>(Method::Get, &path, None)
+            .await?
+            .json("key-transparency lookup")
+    }
+
     /// `GET /kt/v1/history/{identity}` (every version).
     pub(crate) async fn kt_history(&self, identity: &str) -> Result<wire::HistoryResponse> {
         self.send::<()>(Method::Get, &paths::history(&path_segment(identity)), None)
@@ -86,6 +95,15 @@ pub(crate) fn is_not_in_directory(error: &Error) -> bool {
         error,
         Error::Api { status: 404, code, .. }
             if *code == wire::codes::NOT_IN_DIRECTORY || *code == wire::codes::NO_DIRECTORY
+    )
+}
+
+/// Whether `error` is the server saying the identity's first entry is queued for the next
+/// epoch (HTTP 404, code 80006; only to a lookup with `?pending=true`).
+pub(crate) fn is_entry_pending(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Api { status: 404, code, .. } if *code == wire::codes::ENTRY_PENDING
     )
 }
 

@@ -110,6 +110,7 @@ pub fn service_status_and_code(e: &ServiceError) -> (StatusCode, u32) {
         E::TooManyChannels { .. } => (StatusCode::FORBIDDEN, chat::TOO_MANY_CHANNELS),
         E::KtNoDirectory => (StatusCode::NOT_FOUND, kt::NO_DIRECTORY),
         E::KtNotInDirectory => (StatusCode::NOT_FOUND, kt::NOT_IN_DIRECTORY),
+        E::KtEntryPending => (StatusCode::NOT_FOUND, kt::ENTRY_PENDING),
         E::KtInvalid(_) => (StatusCode::BAD_REQUEST, kt::INVALID),
         E::KtNoSuchEpoch => (StatusCode::NOT_FOUND, kt::NO_SUCH_EPOCH),
         E::PfsInvalid(_) => (StatusCode::BAD_REQUEST, pfs::INVALID),

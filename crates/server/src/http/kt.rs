@@ -70,12 +70,33 @@ async fn audit(
     ))
 }
 
+/// `?pending=true`.
+#[derive(Deserialize)]
+struct LookupQuery {
+    #[serde(default)]
+    pending: bool,
+}
+
 async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
     Path(identity): Path<String>,
+    query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::LookupResponse>, ApiError> {
-    Ok(Json(service(&state).lookup(&caller, &identity).await?))
+    let Query(query) = query.map_err(|e| ServiceError::KtInvalid(e.body_text()))?;
+    let service = service(&state);
+    let mut answer = match service.lookup(&caller, &identity).await {
+        Err(ServiceError::KtNotInDirectory | ServiceError::KtNoDirectory)
+            if query.pending && service.pending_change(&caller, &identity).await? =>
+        {
+            return Err(ServiceError::KtEntryPending.into())
+        }
+        answer => answer?,
+    };
+    if query.pending {
+        answer.pending = Some(service.pending_change(&caller, &identity).await?);
+    }
+    Ok(Json(answer))
 }
 
 /// `?most_recent=N`.

@@ -115,6 +115,10 @@ pub enum ServiceError {
     /// Key transparency: the identity has no entry (yet).
     #[error("the identity has no entry in the key-transparency directory (yet)")]
     KtNotInDirectory,
+    /// Key transparency: the identity has cards but no entry yet; the first one is queued for
+    /// the next epoch (only said when the client asked, `?pending=true`).
+    #[error("the identity's first key-transparency entry is queued for the next epoch")]
+    KtEntryPending,
     /// Key transparency: an invalid parameter.
     #[error("{0}")]
     KtInvalid(String),

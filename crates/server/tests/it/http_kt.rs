@@ -333,3 +333,56 @@ async fn kt_on_postgres() {
     drop(h);
     let _ = PostgresStore::drop_schema(&pg_url(), &schema).await;
 }
+
+/// `?pending=true`: a card waiting for the next epoch is announced as queued (code 80006 for
+/// an identity's first card, `pending: true` for a rotation), and no longer once published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_says_when_a_change_is_queued() {
+    // Long epochs, so the test acts well inside one (the first one publishes at start).
+    let mut config = Config::default();
+    config.kt_epoch_secs = 5.0;
+    let h = harness_with(config).await;
+    let key: wire::KeyResponse = get(&h, paths::KEY, None).await;
+    let pinned = sealkit_kt::parse_signing_public_key(&key.signing_public_key).unwrap();
+    let observer = token(&h.app, "observer");
+    let queued_path = |identity: &str| format!("{}?pending=true", paths::lookup(identity));
+
+    // No card at all: not queued, the plain answer.
+    let (status, body) = h
+        .json("GET", &queued_path("nobody"), Some(&observer), None)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    assert_ne!(body["code"], wire::codes::ENTRY_PENDING, "{body}");
+
+    let alice_key = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+    let first = publish(&h, "alice", &alice_key, None).await;
+    let (status, body) = h
+        .json("GET", &queued_path("alice"), Some(&observer), None)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], wire::codes::ENTRY_PENDING, "{body}");
+    // Without the question, the answer is the one older clients know.
+    let (status, body) = h
+        .json("GET", &paths::lookup("alice"), Some(&observer), None)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    assert_ne!(body["code"], wire::codes::ENTRY_PENDING, "{body}");
+
+    lookup_until(&h, &pinned, "alice", &[&first]).await;
+    let settled: wire::LookupResponse = get(&h, &queued_path("alice"), Some(&observer)).await;
+    assert_eq!(settled.pending, Some(false));
+    let plain: wire::LookupResponse = get(&h, &paths::lookup("alice"), Some(&observer)).await;
+    assert_eq!(plain.pending, None);
+
+    let rotated_key = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+    let second = publish(&h, "alice", &rotated_key, Some(&first)).await;
+    let queued: wire::LookupResponse = get(&h, &queued_path("alice"), Some(&observer)).await;
+    assert_eq!(queued.pending, Some(true));
+    // The proof still shows the published card: the hint changes nothing it proves.
+    let (_, entry) = verify_lookup(&pinned, &h.app.app_id, "alice", &queued).unwrap();
+    assert!(entry.check_cards([first.as_str()]).is_ok());
+
+    lookup_until(&h, &pinned, "alice", &[&second]).await;
+    let settled: wire::LookupResponse = get(&h, &queued_path("alice"), Some(&observer)).await;
+    assert_eq!(settled.pending, Some(false));
+}

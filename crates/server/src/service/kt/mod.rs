@@ -301,7 +301,36 @@ impl KtService {
             head: self.sign(app_id, epoch, root, vrf),
             identity: identity.to_owned(),
             proof: sealkit_kt::encode_lookup_proof(&proof),
+            pending: None,
         })
+    }
+
+    /// Whether `identity`'s current cards in the caller's application differ from its newest
+    /// published entry: a change the next epoch will publish. Clients wait longer for a card
+    /// the directory does not show yet while this is true; it proves nothing by itself.
+    pub async fn pending_change(
+        &self,
+        caller: &Caller,
+        identity: &str,
+    ) -> Result<bool, ServiceError> {
+        let app_id = caller.app_id.as_str();
+        let identity = valid_identity(identity)?;
+        let ids = self.store.kt_current_card_ids(app_id, identity).await?;
+        let published = self.store.kt_values(app_id, identity.as_bytes()).await?;
+        Ok(match published.last() {
+            // Cards, but no entry yet: the first one is queued.
+            None => !ids.is_empty(),
+            Some(newest) => newest.value != commitment(&ids)?,
+        })
+    }
+
+    /// The directory value `identity`'s current cards commit to.
+    async fn current_commitment(
+        &self,
+        app_id: &str,
+        identity: &str,
+    ) -> Result<Vec<u8>, ServiceError> {
+        commitment(&self.store.kt_current_card_ids(app_id, identity).await?)
     }
 
     /// The key-history proof of `identity` in the caller's application: every version, or the
@@ -400,16 +429,7 @@ impl KtService {
                 .await?;
             let mut updates = Vec::with_capacity(items.len());
             for item in &items {
-                let ids = self
-                    .store
-                    .kt_current_card_ids(&app_id, &item.identity)
-                    .await?;
-                let raw_ids = ids
-                    .iter()
-                    .map(|id| sealkit_kt::parse_card_id(id))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ServiceError::internal)?;
-                let value = card_set_commitment(raw_ids).to_vec();
+                let value = self.current_commitment(&app_id, &item.identity).await?;
                 let latest = self
                     .store
                     .kt_values(&app_id, item.identity.as_bytes())
@@ -452,6 +472,16 @@ impl KtService {
             }
         });
     }
+}
+
+/// The directory value of a set of card ids.
+fn commitment(card_ids: &[String]) -> Result<Vec<u8>, ServiceError> {
+    let raw_ids = card_ids
+        .iter()
+        .map(|id| sealkit_kt::parse_card_id(id))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ServiceError::internal)?;
+    Ok(card_set_commitment(raw_ids).to_vec())
 }
 
 fn valid_identity(identity: &str) -> Result<&str, ServiceError> {
