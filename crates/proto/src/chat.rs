@@ -551,7 +551,9 @@ mod tests {
         );
         assert_eq!(
             serde_json::from_str::<ServerFrame>(&json)?,
-            ServerFrame::Message { message }
+            ServerFrame::Message {
+                message: message.clone()
+            }
         );
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe"}"#).is_err());
         assert_eq!(

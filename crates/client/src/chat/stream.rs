@@ -411,8 +411,8 @@ impl ChatStream {
     pub async fn next(&mut self) -> Option<Result<ChatEvent>> {
         loop {
             match self.queue.front() {
-                Some(item @ (Item::Message(message) | Item::Revision(message))) => {
-                    let revision = matches!(item, Item::Revision(_));
+                Some(Item::Message(message) | Item::Revision(message)) => {
+                    let revision = matches!(self.queue.front(), Some(Item::Revision(_)));
                     // A deadline, not a fresh sleep (see `reconnect`).
                     if let Some(at) = self.retry_open_at {
                         tokio::time::sleep_until(at).await;
@@ -971,6 +971,8 @@ mod tests {
                 member_version: 1,
                 ciphertext: "AAEC".into(),
                 kt_head: None,
+                edited_at: None,
+                deleted: None,
             },
         }
     }

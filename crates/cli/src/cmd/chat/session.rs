@@ -68,7 +68,7 @@ text          send to the current channel (//text sends a line that starts with 
 /leave        leave the current channel
 /unread       unread messages per channel, and how far the members have read
 /typing       tell the current channel you are typing
-/edit SEQ TEXT  replace your message #SEQ with TEXT (others see it marked "(edited)")
+/edit SEQ TEXT  replace your message #SEQ with TEXT (others see it marked (edited))
 /delete SEQ   delete message #SEQ (yours; anyone's if you are an admin); the server keeps no copy
 /quit         exit (so does the end of input)";
 
