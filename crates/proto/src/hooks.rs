@@ -137,7 +137,10 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
-                timestamp = Some(t.parse::<i64>().map_err(|_| HookVerifyError::MalformedHeader)?)
+                timestamp = Some(
+                    t.parse::<i64>()
+                        .map_err(|_| HookVerifyError::MalformedHeader)?,
+                )
             }
             Some(("v1", hex)) => signatures.push(decode_hex(hex)?),
             // Other schemes may follow; they are not ours to check.
@@ -217,7 +220,14 @@ mod tests {
             verify("s3cret", &moved, body, 1100, 300),
             Err(HookVerifyError::BadSignature)
         );
-        for bad in ["", "t=1000", "v1=00", "t=x,v1=00", "t=1000,v1=0g", "garbage"] {
+        for bad in [
+            "",
+            "t=1000",
+            "v1=00",
+            "t=x,v1=00",
+            "t=1000,v1=0g",
+            "garbage",
+        ] {
             assert_eq!(
                 verify("s3cret", bad, body, 1100, 300),
                 Err(HookVerifyError::MalformedHeader),

@@ -23,7 +23,13 @@ async fn receive(State(secret): State<Arc<str>>, headers: HeaderMap, body: Bytes
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match verify(&secret, header, &body, sealkit_server::now(), TOLERANCE_SECS) {
+    match verify(
+        &secret,
+        header,
+        &body,
+        sealkit_server::now(),
+        TOLERANCE_SECS,
+    ) {
         Ok(event) => {
             // Deduplicate on event.id in a real backend: a retried delivery repeats it.
             println!(

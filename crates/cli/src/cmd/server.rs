@@ -245,11 +245,23 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
 /// `sealkit app hook ...`.
 async fn hook(command: HookCommand) -> Result<()> {
     match command {
-        HookCommand::Set { app_id, url, storage } => {
+        HookCommand::Set {
+            app_id,
+            url,
+            storage,
+        } => {
             let store = sealkit_server::open_store(&config(&storage, None)?).await?;
-            let hook = sealkit_server::admin::set_hook(store.as_ref(), &app_id, &url, sealkit_server::now())
-                .await
-                .map_err(|source| CliError::SetHook { app_id: app_id.clone(), source })?;
+            let hook = sealkit_server::admin::set_hook(
+                store.as_ref(),
+                &app_id,
+                &url,
+                sealkit_server::now(),
+            )
+            .await
+            .map_err(|source| CliError::SetHook {
+                app_id: app_id.clone(),
+                source,
+            })?;
             print_line(format_args!("url:    {}", hook.url));
             print_line(format_args!("secret: {}", hook.secret));
             eprintln!(
@@ -257,9 +269,16 @@ async fn hook(command: HookCommand) -> Result<()> {
                  of every event (docs/chat.md, \"Push hooks\"). Running servers deliver to the new URL."
             );
         }
-        HookCommand::Show { app_id, storage, json } => {
+        HookCommand::Show {
+            app_id,
+            storage,
+            json,
+        } => {
             let store = sealkit_server::open_store(&config(&storage, None)?).await?;
-            let hook = store.hook_get(&app_id).await?.ok_or_else(|| CliError::NoHook(app_id.clone()))?;
+            let hook = store
+                .hook_get(&app_id)
+                .await?
+                .ok_or_else(|| CliError::NoHook(app_id.clone()))?;
             let backlog = store.hook_backlog(&app_id).await?;
             if json {
                 let out = serde_json::json!({

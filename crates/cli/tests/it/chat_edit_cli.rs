@@ -43,8 +43,9 @@ fn receiver() -> (String, Arc<Mutex<Vec<Delivery>>>) {
             if reader.read_exact(&mut body).is_ok() {
                 sink.lock().unwrap().push((signature, body));
             }
-            let _ = stream
-                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         }
     });
     (format!("http://127.0.0.1:{port}/hook"), got)
@@ -77,7 +78,11 @@ fn edit_delete_and_push_hooks_through_the_cli() {
 
     // The hook, set on the database the running server uses.
     let (hook_url, deliveries) = receiver();
-    let (out, err, ok) = app(dir.path(), &data, &["hook", "set", &app_id, "--url", &hook_url]);
+    let (out, err, ok) = app(
+        dir.path(),
+        &data,
+        &["hook", "set", &app_id, "--url", &hook_url],
+    );
     assert!(ok, "{err}");
     let secret = out
         .lines()
@@ -87,13 +92,28 @@ fn edit_delete_and_push_hooks_through_the_cli() {
         .to_owned();
     assert!(secret.starts_with("whsec_"), "{out}");
     let (out, err, ok) = app(dir.path(), &data, &["hook", "show", &app_id]);
-    assert!(ok && out.contains(&hook_url) && !out.contains(&secret), "{out}{err}");
-    let (_, err, ok) = app(dir.path(), &data, &["hook", "set", &app_id, "--url", "ftp://x"]);
+    assert!(
+        ok && out.contains(&hook_url) && !out.contains(&secret),
+        "{out}{err}"
+    );
+    let (_, err, ok) = app(
+        dir.path(),
+        &data,
+        &["hook", "set", &app_id, "--url", "ftp://x"],
+    );
     assert!(!ok && err.contains("http"), "{err}");
 
     let chat = |identity: &str| {
         let mut cmd = sealkit(dir.path());
-        cmd.args(["--server", &url, "chat", "--identity", identity, "--channel", "general"]);
+        cmd.args([
+            "--server",
+            &url,
+            "chat",
+            "--identity",
+            identity,
+            "--channel",
+            "general",
+        ]);
         Proc::spawn(identity, cmd)
     };
     let mut alice = chat("alice");
@@ -116,7 +136,10 @@ fn edit_delete_and_push_hooks_through_the_cli() {
     bob.expect("[general] bob ✔ bob's herb is basil (#2)");
     alice.expect("[general] bob ✔ bob's herb is basil");
     let errors = bob.stderr();
-    assert!(errors.contains("is not yours: only the sender may edit"), "{errors}");
+    assert!(
+        errors.contains("is not yours: only the sender may edit"),
+        "{errors}"
+    );
     assert!(errors.contains("only the sender or an admin"), "{errors}");
     assert!(errors.contains("usage: /edit SEQ TEXT"), "{errors}");
 
@@ -141,7 +164,11 @@ fn edit_delete_and_push_hooks_through_the_cli() {
     // Hook events: bob joining, two posts, the edit and the delete; signed, metadata only.
     let deadline = Instant::now() + WAIT;
     while deliveries.lock().unwrap().len() < 5 {
-        assert!(Instant::now() < deadline, "hook events: {:?}", deliveries.lock().unwrap().len());
+        assert!(
+            Instant::now() < deadline,
+            "hook events: {:?}",
+            deliveries.lock().unwrap().len()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let mut kinds = Vec::new();
@@ -152,10 +179,18 @@ fn edit_delete_and_push_hooks_through_the_cli() {
         }
         let event = verify(&secret, signature, body, crate::common::now(), 300)
             .unwrap_or_else(|e| panic!("{e}: {signature} {text}"));
-        assert_eq!((event.app.as_str(), event.channel.as_str()), (app_id.as_str(), "general"));
+        assert_eq!(
+            (event.app.as_str(), event.channel.as_str()),
+            (app_id.as_str(), "general")
+        );
         kinds.push(event.kind);
     }
-    for kind in [HookKind::MemberAdded, HookKind::Message, HookKind::Edit, HookKind::Delete] {
+    for kind in [
+        HookKind::MemberAdded,
+        HookKind::Message,
+        HookKind::Edit,
+        HookKind::Delete,
+    ] {
         assert!(kinds.contains(&kind), "{kinds:?}");
     }
 

@@ -179,7 +179,9 @@ async fn deliver_one(
         Err(e) => {
             // Not ours to fix by retrying: drop it.
             tracing::error!(id = delivery.id, error = %e, "push hooks: unreadable queued event");
-            let _ = store.hook_retry(delivery.id, None, "unreadable event").await;
+            let _ = store
+                .hook_retry(delivery.id, None, "unreadable event")
+                .await;
             return;
         }
     };

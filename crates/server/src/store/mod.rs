@@ -1169,6 +1169,10 @@ pub trait HookStore: Send + Sync {
     /// Records a failed attempt: the event is due again at `next_attempt_ms` (its lease
     /// released), or, with `None`, dropped for good. `error` is kept for `sealkit app hook
     /// show`.
-    async fn hook_retry(&self, id: i64, next_attempt_ms: Option<i64>, error: &str)
-        -> StoreResult<()>;
+    async fn hook_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()>;
 }

@@ -78,7 +78,10 @@ async fn subscribed(addr: std::net::SocketAddr, tok: &str, after: i64) -> Ws {
         json!({"type": "subscribe", "channel": "g", "after": after}),
     )
     .await;
-    assert!(matches!(next(&mut ws).await, ServerFrame::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut ws).await,
+        ServerFrame::Subscribed { .. }
+    ));
     ws
 }
 
@@ -146,7 +149,11 @@ async fn edits_and_deletes(h: &Harness) {
     assert_eq!(s, StatusCode::OK, "{edited}");
     let edited: Message = serde_json::from_value(edited).unwrap();
     assert_eq!(
-        (edited.seq, edited.sender.as_str(), edited.ciphertext.as_str()),
+        (
+            edited.seq,
+            edited.sender.as_str(),
+            edited.ciphertext.as_str()
+        ),
         (1, "alice", b64(b"from-alice v2").as_str())
     );
     let edited_at = edited.edited_at.expect("edited_at");
@@ -162,7 +169,10 @@ async fn edits_and_deletes(h: &Harness) {
     assert_eq!(s, StatusCode::OK, "{b}");
     let tombstone: Message = serde_json::from_value(b).unwrap();
     assert_eq!(tombstone.ciphertext, "");
-    assert_eq!(tombstone.deleted.as_ref().map(|d| d.by.as_str()), Some("bob"));
+    assert_eq!(
+        tombstone.deleted.as_ref().map(|d| d.by.as_str()),
+        Some("bob")
+    );
     assert_eq!(
         next(&mut bob_ws).await,
         ServerFrame::Deleted {

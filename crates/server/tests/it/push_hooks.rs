@@ -126,14 +126,42 @@ async fn chat_activity(h: &Harness) -> Vec<String> {
     let group = json!({"id": "g", "kind": "group", "members": ["bob"]});
     call(h, "POST", CHANNELS, &alice, Some(group)).await;
     let add = json!({"identity": "carol"});
-    call(h, "POST", &format!("{CHANNELS}/g/members"), &alice, Some(add)).await;
+    call(
+        h,
+        "POST",
+        &format!("{CHANNELS}/g/members"),
+        &alice,
+        Some(add),
+    )
+    .await;
     let first = b64(b"SECRET-CIPHERTEXT-ONE");
     let second = b64(b"SECRET-CIPHERTEXT-TWO");
     let message = json!({"client_id": "c1", "ciphertext": first, "member_version": 2});
-    call(h, "POST", &format!("{CHANNELS}/g/messages"), &alice, Some(message)).await;
+    call(
+        h,
+        "POST",
+        &format!("{CHANNELS}/g/messages"),
+        &alice,
+        Some(message),
+    )
+    .await;
     let edit = json!({"ciphertext": second, "member_version": 2});
-    call(h, "PUT", &format!("{CHANNELS}/g/messages/1"), &alice, Some(edit)).await;
-    call(h, "DELETE", &format!("{CHANNELS}/g/messages/1"), &alice, None).await;
+    call(
+        h,
+        "PUT",
+        &format!("{CHANNELS}/g/messages/1"),
+        &alice,
+        Some(edit),
+    )
+    .await;
+    call(
+        h,
+        "DELETE",
+        &format!("{CHANNELS}/g/messages/1"),
+        &alice,
+        None,
+    )
+    .await;
     vec![first, second]
 }
 
@@ -141,14 +169,10 @@ async fn chat_activity(h: &Harness) -> Vec<String> {
 async fn signed_metadata_with_retries(store: Arc<dyn Store>) {
     let (receiver, url) = start_receiver(2).await;
     let h = harness_on(fast_hooks(), store.clone()).await;
-    let hook = sealkit_server::admin::set_hook(
-        store.as_ref(),
-        &h.app.app_id,
-        &url,
-        sealkit_server::now(),
-    )
-    .await
-    .unwrap();
+    let hook =
+        sealkit_server::admin::set_hook(store.as_ref(), &h.app.app_id, &url, sealkit_server::now())
+            .await
+            .unwrap();
     let ciphertexts = chat_activity(&h).await;
     // Another application's activity goes nowhere: it has no hook.
     let other = token(&h.other_app, "zed");
@@ -174,7 +198,11 @@ async fn signed_metadata_with_retries(store: Arc<dyn Store>) {
 
     let mut events: Vec<HookEvent> = Vec::new();
     for (id, attempts) in receiver.by_event() {
-        assert_eq!(attempts.len(), 3, "event {id}: two failures, then delivered once");
+        assert_eq!(
+            attempts.len(),
+            3,
+            "event {id}: two failures, then delivered once"
+        );
         // Each retry waited at least its backoff: 300 ms, then 600 ms.
         let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].at - w[0].at).collect();
         assert!(gaps[0] >= Duration::from_millis(300), "{gaps:?}");
@@ -185,7 +213,10 @@ async fn signed_metadata_with_retries(store: Arc<dyn Store>) {
             for secret in &ciphertexts {
                 assert!(!text.contains(secret.as_str()), "ciphertext in {text}");
             }
-            assert!(!text.contains("SECRET") && !text.contains("ciphertext"), "{text}");
+            assert!(
+                !text.contains("SECRET") && !text.contains("ciphertext"),
+                "{text}"
+            );
             let event = verify(
                 &hook.secret,
                 &attempt.signature,
@@ -195,7 +226,14 @@ async fn signed_metadata_with_retries(store: Arc<dyn Store>) {
             )
             .unwrap_or_else(|e| panic!("event {id}: {e}"));
             assert_eq!(event.id, id);
-            assert!(verify("whsec_wrong", &attempt.signature, &attempt.body, sealkit_server::now(), 300).is_err());
+            assert!(verify(
+                "whsec_wrong",
+                &attempt.signature,
+                &attempt.body,
+                sealkit_server::now(),
+                300
+            )
+            .is_err());
             bodies.insert(event.id.clone(), event);
         }
         events.extend(bodies.into_values());
@@ -271,8 +309,16 @@ async fn two_replicas_deliver_each_event_once() {
     let group = json!({"id": "g", "kind": "group"});
     call(&h, "POST", CHANNELS, &alice, Some(group)).await;
     for n in 0..30 {
-        let message = json!({"client_id": format!("c{n}"), "ciphertext": b64(b"x"), "member_version": 1});
-        call(&h, "POST", &format!("{CHANNELS}/g/messages"), &alice, Some(message)).await;
+        let message =
+            json!({"client_id": format!("c{n}"), "ciphertext": b64(b"x"), "member_version": 1});
+        call(
+            &h,
+            "POST",
+            &format!("{CHANNELS}/g/messages"),
+            &alice,
+            Some(message),
+        )
+        .await;
     }
     receiver
         .wait_for("30 events", |r| r.by_event().len() == 30)

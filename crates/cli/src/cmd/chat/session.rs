@@ -335,7 +335,8 @@ impl Session {
         let channel = self.current()?;
         let seq = seq.parse::<i64>().map_err(|_| usage("delete"))?;
         let tombstone = self.chat.delete(&channel, seq).await?;
-        self.echoed_revisions.insert((tombstone.channel.clone(), seq));
+        self.echoed_revisions
+            .insert((tombstone.channel.clone(), seq));
         notice(format_args!("[{}] deleted #{seq}", self.label(&channel)));
         Ok(())
     }

@@ -7,8 +7,7 @@ use crate::store::{ChannelRecord, ChatMessageRecord, HistoryCursor};
 use base64::Engine as _;
 use sealkit_proto::chat::{
     direct_channel_id, validate_client_id, Channel, ChannelKind, Deletion, Message, NewChannel,
-    NewMessage,
-    DEFAULT_PAGE, DIRECT_PREFIX, MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
+    NewMessage, DEFAULT_PAGE, DIRECT_PREFIX, MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
 };
 use sealkit_proto::{ChannelId, Identity};
 

@@ -68,7 +68,9 @@ pub async fn chat_edit_rules(store: &dyn Store) {
 
     expect_err(
         "bob edits alice's message",
-        store.chat_edit_message(edit_of(&app, 1, "bob", "x", 1)).await,
+        store
+            .chat_edit_message(edit_of(&app, 1, "bob", "x", 1))
+            .await,
         StoreError::Forbidden(Forbidden::NotTheSender),
     );
     expect_err(
@@ -104,7 +106,9 @@ pub async fn chat_edit_rules(store: &dyn Store) {
     ));
     expect_err(
         "edit for the old membership",
-        store.chat_edit_message(edit_of(&app, 1, "alice", "x", 1)).await,
+        store
+            .chat_edit_message(edit_of(&app, 1, "alice", "x", 1))
+            .await,
         StoreError::Conflict(Conflict::StaleMemberVersion { current: 2 }),
     );
     // Nothing was changed by the refusals.
@@ -241,7 +245,9 @@ pub async fn chat_delete_rules(store: &dyn Store) {
     assert_eq!(
         ok(
             "retry of the deleted post",
-            store.chat_post(chat_message(&app, "g", "bob", "b1", 1)).await
+            store
+                .chat_post(chat_message(&app, "g", "bob", "b1", 1))
+                .await
         ),
         Posted::Duplicate(expected.clone())
     );

@@ -40,7 +40,9 @@ async fn backlog(store: &dyn Store, app_id: &str) -> HookBacklog {
 /// the events say, in commit order, without ciphertext.
 pub async fn hooks_queue_metadata_events(store: &dyn Store) {
     assert_eq!(
-        store.hook_set(hook(&app_id("no such app"), "http://x")).await,
+        store
+            .hook_set(hook(&app_id("no such app"), "http://x"))
+            .await,
         Err(StoreError::NotFound)
     );
     let app = new_app(store, "hooked").await;
@@ -121,10 +123,7 @@ pub async fn hooks_queue_metadata_events(store: &dyn Store) {
         (events[1].identity.as_deref(), events[1].member_version),
         (Some("carol"), Some(2))
     );
-    assert_eq!(
-        (events[2].seq, events[2].at),
-        (Some(1), 1_800_000_500_000)
-    );
+    assert_eq!((events[2].seq, events[2].at), (Some(1), 1_800_000_500_000));
     assert_eq!(events[3].deleted_by.as_deref(), Some("alice"));
     assert_eq!(
         (events[4].identity.as_deref(), events[4].member_version),
@@ -169,9 +168,16 @@ pub async fn hooks_claim_lease_retry_ack(store: &dyn Store) {
     assert_eq!(first.len(), 2);
     let rest = ok("claim the rest", store.hook_claim(LATER, LEASE, 10).await);
     assert_eq!(rest.len(), 1, "leased events are skipped");
-    assert!(ok("all leased", store.hook_claim(LATER + LEASE - 1, LEASE, 10).await).is_empty());
+    assert!(ok(
+        "all leased",
+        store.hook_claim(LATER + LEASE - 1, LEASE, 10).await
+    )
+    .is_empty());
     // The claimer died: once the lease ends, the events are claimed again, attempts unchanged.
-    let again = ok("after the lease", store.hook_claim(LATER + LEASE, LEASE, 10).await);
+    let again = ok(
+        "after the lease",
+        store.hook_claim(LATER + LEASE, LEASE, 10).await,
+    );
     assert_eq!(
         again.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
         first
@@ -187,7 +193,9 @@ pub async fn hooks_claim_lease_retry_ack(store: &dyn Store) {
     ok("ack twice", store.hook_ack(a).await);
     ok(
         "b failed",
-        store.hook_retry(b, Some(now + 5_000), "HTTP 500: down").await,
+        store
+            .hook_retry(b, Some(now + 5_000), "HTTP 500: down")
+            .await,
     );
     ok("c given up", store.hook_retry(c, None, "HTTP 410").await);
     assert_eq!(
@@ -197,7 +205,11 @@ pub async fn hooks_claim_lease_retry_ack(store: &dyn Store) {
             last_error: Some("HTTP 500: down".to_owned()),
         }
     );
-    assert!(ok("b not yet due", store.hook_claim(now + 4_999, LEASE, 10).await).is_empty());
+    assert!(ok(
+        "b not yet due",
+        store.hook_claim(now + 4_999, LEASE, 10).await
+    )
+    .is_empty());
     let due = ok("b due", store.hook_claim(now + 5_000, LEASE, 10).await);
     assert_eq!(
         due.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
@@ -208,7 +220,10 @@ pub async fn hooks_claim_lease_retry_ack(store: &dyn Store) {
         "b failed again",
         store.hook_retry(b, Some(now + 6_000), "timeout").await,
     );
-    let due = ok("b due again", store.hook_claim(now + 6_000, LEASE, 10).await);
+    let due = ok(
+        "b due again",
+        store.hook_claim(now + 6_000, LEASE, 10).await,
+    );
     assert_eq!(
         due.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
         [(b, 2)]
@@ -236,12 +251,20 @@ pub async fn hooks_concurrent_claims_are_disjoint(store: &dyn Store) {
     let mut seen = HashSet::new();
     for claim in claims {
         for delivery in ok("claim", claim) {
-            assert!(seen.insert(delivery.id), "event {} claimed twice", delivery.id);
+            assert!(
+                seen.insert(delivery.id),
+                "event {} claimed twice",
+                delivery.id
+            );
         }
     }
     // Whatever a claim passed over (a row another was locking) is still due.
     for delivery in ok("leftovers", store.hook_claim(LATER, LEASE, 100).await) {
-        assert!(seen.insert(delivery.id), "event {} claimed twice", delivery.id);
+        assert!(
+            seen.insert(delivery.id),
+            "event {} claimed twice",
+            delivery.id
+        );
     }
     assert_eq!(seen.len(), 40);
 }

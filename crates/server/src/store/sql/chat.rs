@@ -8,12 +8,12 @@ use sealkit_proto::{Identity, InvalidId};
 use sqlx::{Executor, Row};
 
 use super::{backend, hooks, locked, unique_or_backend, Conn, Db, BYTE_ORDER};
-use sealkit_proto::hooks::{HookEvent, HookKind};
 use crate::store::rules::{self, MemberChange};
 use crate::store::{
     ChannelRecord, ChatMessageRecord, Conflict, Forbidden, HistoryCursor, NewChatMessage, Posted,
     ReadMark, StoreError, StoreResult,
 };
+use sealkit_proto::hooks::{HookEvent, HookKind};
 
 /// The columns of a [`ChatMessageRecord`].
 pub(super) const MESSAGE_COLUMNS: &str = "channel_id, seq, sender, client_id, ciphertext, \

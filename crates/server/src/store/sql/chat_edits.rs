@@ -6,9 +6,7 @@ use sealkit_proto::hooks::{HookEvent, HookKind};
 use super::chat::{membership, MESSAGE_COLUMNS};
 use super::{backend, hooks, Conn};
 use crate::store::rules;
-use crate::store::{
-    ChatMessageRecord, Conflict, Forbidden, MessageEdit, StoreError, StoreResult,
-};
+use crate::store::{ChatMessageRecord, Conflict, Forbidden, MessageEdit, StoreError, StoreResult};
 
 /// The stored message `seq` of a channel, read inside the caller's transaction.
 async fn message(

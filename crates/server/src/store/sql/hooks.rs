@@ -69,13 +69,12 @@ pub(crate) async fn get<'c>(
     db: impl Executor<'c, Database = Db>,
     app_id: &str,
 ) -> StoreResult<Option<HookRecord>> {
-    let row: Option<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT app_id, url, secret, created_at FROM app_hooks WHERE app_id = $1",
-    )
-    .bind(app_id)
-    .fetch_optional(db)
-    .await
-    .map_err(backend)?;
+    let row: Option<(String, String, String, i64)> =
+        sqlx::query_as("SELECT app_id, url, secret, created_at FROM app_hooks WHERE app_id = $1")
+            .bind(app_id)
+            .fetch_optional(db)
+            .await
+            .map_err(backend)?;
     Ok(row.map(|(app_id, url, secret, created_at)| HookRecord {
         app_id,
         url,
