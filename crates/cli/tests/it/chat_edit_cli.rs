@@ -214,3 +214,120 @@ fn edit_delete_and_push_hooks_through_the_cli() {
     let (_, err, ok) = app(dir.path(), &data, &["hook", "show", &app_id]);
     assert!(!ok && err.contains("has no push hook"), "{err}");
 }
+
+/// A registered SDK user of the deployment whose credentials are `creds`.
+async fn sdk_member(
+    url: &str,
+    creds: &Path,
+    identity: &str,
+    dir: &Path,
+) -> (sealkit::EThree, sealkit::Chat) {
+    let backend = crate::common::backend(creds);
+    let who = identity.to_owned();
+    let provider = move || {
+        let token = backend.generate(&who, crate::common::now());
+        std::future::ready(token.map(|j| j.to_string()))
+    };
+    let options = sealkit::EThreeOptions::new(url, dir.join(identity));
+    let ethree = sealkit::EThree::initialize(provider, options).await.unwrap();
+    ethree.register(None).await.unwrap();
+    let chat = ethree.chat();
+    (ethree, chat)
+}
+
+async fn next_event(stream: &mut sealkit::chat::ChatStream) -> sealkit::chat::ChatEvent {
+    match tokio::time::timeout(std::time::Duration::from_secs(20), stream.next()).await {
+        Ok(Some(Ok(event))) => event,
+        other => panic!("no chat event: {other:?}"),
+    }
+}
+
+/// The SDK: `Chat::edit` and `Chat::delete`, their typed refusals, `ChatEvent::Edited` and
+/// `ChatEvent::Deleted`, history in the latest state, and an "edit" that the sender did not
+/// sign (what a lying server could serve) withheld as a bad signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_edits_and_deletes_are_verified() {
+    use sealkit::chat::{ChannelKind, ChatEvent, HistoryCursor, Message, Verification};
+    use sealkit::Error;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, server) = crate::common::sqlite_deployment(dir.path());
+    let clients = dir.path().join("clients");
+    let (_a, alice) = sdk_member(&server.url, &creds, "alice", &clients).await;
+    let (_b, bob) = sdk_member(&server.url, &creds, "bob", &clients).await;
+    let (_c, carol) = sdk_member(&server.url, &creds, "carol", &clients).await;
+    alice
+        .create_channel("team", ChannelKind::Group, &["bob", "carol"], false)
+        .await
+        .unwrap();
+    let mut stream = bob.subscribe().await.unwrap();
+    stream.subscribe("team", 0).await.unwrap();
+
+    let first = alice.send_text("team", "lunch at noon").await.unwrap();
+    assert!(matches!(next_event(&mut stream).await, ChatEvent::Message(m) if m.text() == Some("lunch at noon")));
+    assert!(matches!(
+        bob.edit_text("team", first.seq, "mine now").await,
+        Err(Error::NotTheSender { seq: 1, .. })
+    ));
+    let edited = alice.edit_text("team", first.seq, "lunch at one").await.unwrap();
+    assert_eq!((edited.seq, edited.sent_at), (first.seq, first.sent_at));
+    assert!(edited.edited_at.is_some());
+    match next_event(&mut stream).await {
+        ChatEvent::Edited(m) => {
+            assert_eq!(m.text(), Some("lunch at one"));
+            assert_eq!(m.status, Verification::Verified);
+            assert!(m.edited_at().is_some());
+        }
+        other => panic!("expected an edit, got {other:?}"),
+    }
+
+    let by_bob = bob.send_text("team", "bob was here").await.unwrap();
+    assert!(matches!(next_event(&mut stream).await, ChatEvent::Message(m) if m.message.seq == 2));
+    // A server passing bob's ciphertext off as an edit of alice's message: not alice's
+    // signature, so no text.
+    let forged = Message {
+        seq: first.seq,
+        sender: "alice".into(),
+        client_id: first.client_id.clone(),
+        edited_at: Some(by_bob.sent_at),
+        ..by_bob.clone()
+    };
+    let opened = bob.open(forged).await.unwrap();
+    assert_eq!((opened.status, opened.body), (Verification::BadSignature, None));
+
+    assert!(matches!(
+        carol.delete("team", by_bob.seq).await,
+        Err(Error::NotTheSender { seq: 2, .. })
+    ));
+    let tombstone = alice.delete("team", by_bob.seq).await.unwrap();
+    assert_eq!(tombstone.deleted.as_ref().map(|d| d.by.as_str()), Some("alice"));
+    match next_event(&mut stream).await {
+        ChatEvent::Deleted(m) => {
+            assert_eq!((m.status, m.body.as_ref()), (Verification::Deleted, None));
+            assert_eq!(m.deletion().map(|(_, by)| by), Some("alice"));
+        }
+        other => panic!("expected a deletion, got {other:?}"),
+    }
+    assert!(matches!(
+        bob.edit_text("team", by_bob.seq, "back").await,
+        Err(Error::MessageDeleted { seq: 2, .. })
+    ));
+    assert!(matches!(
+        alice.delete("team", 9).await,
+        Err(Error::MessageNotFound { seq: 9, .. })
+    ));
+
+    let page = carol.history("team", HistoryCursor::After(0), 10).await.unwrap();
+    let states: Vec<(i64, Option<&str>, Verification, bool)> = page
+        .messages
+        .iter()
+        .map(|m| (m.message.seq, m.text(), m.status, m.edited_at().is_some()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, Some("lunch at one"), Verification::Verified, true),
+            (2, None, Verification::Deleted, false)
+        ]
+    );
+}
