@@ -229,7 +229,9 @@ async fn sdk_member(
         std::future::ready(token.map(|j| j.to_string()))
     };
     let options = sealkit::EThreeOptions::new(url, dir.join(identity));
-    let ethree = sealkit::EThree::initialize(provider, options).await.unwrap();
+    let ethree = sealkit::EThree::initialize(provider, options)
+        .await
+        .unwrap();
     ethree.register(None).await.unwrap();
     let chat = ethree.chat();
     (ethree, chat)
@@ -264,12 +266,17 @@ async fn sdk_edits_and_deletes_are_verified() {
     stream.subscribe("team", 0).await.unwrap();
 
     let first = alice.send_text("team", "lunch at noon").await.unwrap();
-    assert!(matches!(next_event(&mut stream).await, ChatEvent::Message(m) if m.text() == Some("lunch at noon")));
+    assert!(
+        matches!(next_event(&mut stream).await, ChatEvent::Message(m) if m.text() == Some("lunch at noon"))
+    );
     assert!(matches!(
         bob.edit_text("team", first.seq, "mine now").await,
         Err(Error::NotTheSender { seq: 1, .. })
     ));
-    let edited = alice.edit_text("team", first.seq, "lunch at one").await.unwrap();
+    let edited = alice
+        .edit_text("team", first.seq, "lunch at one")
+        .await
+        .unwrap();
     assert_eq!((edited.seq, edited.sent_at), (first.seq, first.sent_at));
     assert!(edited.edited_at.is_some());
     match next_event(&mut stream).await {
@@ -293,14 +300,20 @@ async fn sdk_edits_and_deletes_are_verified() {
         ..by_bob.clone()
     };
     let opened = bob.open(forged).await.unwrap();
-    assert_eq!((opened.status, opened.body), (Verification::BadSignature, None));
+    assert_eq!(
+        (opened.status, opened.body),
+        (Verification::BadSignature, None)
+    );
 
     assert!(matches!(
         carol.delete("team", by_bob.seq).await,
         Err(Error::NotTheSender { seq: 2, .. })
     ));
     let tombstone = alice.delete("team", by_bob.seq).await.unwrap();
-    assert_eq!(tombstone.deleted.as_ref().map(|d| d.by.as_str()), Some("alice"));
+    assert_eq!(
+        tombstone.deleted.as_ref().map(|d| d.by.as_str()),
+        Some("alice")
+    );
     match next_event(&mut stream).await {
         ChatEvent::Deleted(m) => {
             assert_eq!((m.status, m.body.as_ref()), (Verification::Deleted, None));
@@ -317,7 +330,10 @@ async fn sdk_edits_and_deletes_are_verified() {
         Err(Error::MessageNotFound { seq: 9, .. })
     ));
 
-    let page = carol.history("team", HistoryCursor::After(0), 10).await.unwrap();
+    let page = carol
+        .history("team", HistoryCursor::After(0), 10)
+        .await
+        .unwrap();
     let states: Vec<(i64, Option<&str>, Verification, bool)> = page
         .messages
         .iter()

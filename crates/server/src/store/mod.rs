@@ -1,6 +1,6 @@
 //! Storage: one object-safe trait, [`Store`], for everything the service keeps (one sub-trait
 //! per domain: [`AppStore`], [`CardStore`], [`KeyknoxStore`], [`RateLimitStore`],
-//! [`ChatStore`], [`KtStore`], [`PfsStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
+//! [`ChatStore`], [`KtStore`], [`PfsStore`], [`HookStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
 //! replicas), and checked by one conformance suite that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
@@ -19,7 +19,7 @@
 //!   compiled once per backend, against that backend's driver and its `ROW_LOCK` (empty on
 //!   SQLite, whose `BEGIN IMMEDIATE` already holds the write lock; `FOR UPDATE` on PostgreSQL).
 //! * `sqlite/` and `postgres/`: one file per domain (`apps`, `cards`, `keyknox`, `pythia` for
-//!   the rate limits, `chat`; PostgreSQL adds `listen` for `LISTEN`/`NOTIFY`), each holding the
+//!   the rate limits, `chat`, `hooks`; PostgreSQL adds `listen` for `LISTEN`/`NOTIFY`), each holding the
 //!   domain's trait implementation and the code that really differs between the databases
 //!   (transaction start, `json_each` against arrays, chunked against `= ANY` searches, how a
 //!   violated index is named, how chat events travel). That code stays duplicated on purpose,

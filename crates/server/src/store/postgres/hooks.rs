@@ -37,6 +37,9 @@ impl HookStore for PostgresStore {
         lease_ms: i64,
         limit: u32,
     ) -> StoreResult<Vec<HookDelivery>> {
+        if !sql::any_due(&self.pool, now_ms).await? {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
         let claimed = sql::claim(&mut tx, now_ms, lease_ms, limit).await?;
         tx.commit().await.map_err(backend)?;

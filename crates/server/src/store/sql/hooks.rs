@@ -122,6 +122,22 @@ pub(crate) async fn backlog<'c>(
     })
 }
 
+/// Whether any event is due at `now_ms`: a plain read, so a delivery task that finds nothing
+/// to do never takes a write lock (on SQLite, the one writer chat posts queue on).
+pub(crate) async fn any_due<'c>(
+    db: impl Executor<'c, Database = Db>,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM hook_outbox WHERE next_attempt_ms <= $1 AND lease_until_ms <= $1 LIMIT 1",
+    )
+    .bind(now_ms)
+    .fetch_optional(db)
+    .await
+    .map_err(backend)?;
+    Ok(due.is_some())
+}
+
 /// Claims due events in the caller's transaction (see [`HookStore::hook_claim`]).
 ///
 /// [`HookStore::hook_claim`]: crate::store::HookStore::hook_claim
