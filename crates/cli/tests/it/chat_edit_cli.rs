@@ -17,7 +17,11 @@ type Delivery = (String, Vec<u8>);
 
 /// A minimal HTTP/1.1 webhook receiver on a free port: records each POST, answers 204.
 fn receiver() -> (String, Arc<Mutex<Vec<Delivery>>>) {
-    let port = free_port();
+    receiver_on(free_port())
+}
+
+/// [`receiver`] on `port`.
+fn receiver_on(port: u16) -> (String, Arc<Mutex<Vec<Delivery>>>) {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let sink = got.clone();
@@ -346,4 +350,88 @@ async fn sdk_edits_and_deletes_are_verified() {
             (2, None, Verification::Deleted, false)
         ]
     );
+}
+
+/// Events queued while the receiver is down survive a `kill -9` of the server: the next server
+/// on the database delivers them, signed, once the receiver is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_events_survive_a_killed_server() {
+    use crate::common::{create_app, Server};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "hook_poll_ms = 100\nhook_retry_base_ms = 200\nhook_retry_max_ms = 1000\nhook_timeout_secs = 1\n",
+    )
+    .unwrap();
+    let data_arg = data.to_str().unwrap();
+    let storage = ["--data-dir", data_arg, "--config", config.to_str().unwrap()];
+    let creds = create_app(&["--data-dir", data_arg], dir.path());
+    let app_id = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&creds).unwrap())
+        .unwrap()["app_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Nothing listens there yet: every delivery fails.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let (out, err, ok) = app(dir.path(), &data, &["hook", "set", &app_id, "--url", &url]);
+    assert!(ok, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let mut server = Server::start(&storage);
+    let clients = dir.path().join("clients");
+    let (_a, alice) = sdk_member(&server.url, &creds, "alice", &clients).await;
+    alice
+        .create_channel("team", sealkit::chat::ChannelKind::Group, &[], false)
+        .await
+        .unwrap();
+    for text in ["one", "two", "three"] {
+        alice.send_text("team", text).await.unwrap();
+    }
+    // Wait until the server has tried and failed, then kill it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (out, err, ok) = app(dir.path(), &data, &["hook", "show", &app_id, "--json"]);
+        assert!(ok, "{err}");
+        let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if shown["queued"] == 3 && shown["last_error"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed delivery: {shown}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.kill9();
+
+    let (_, deliveries) = receiver_on(port);
+    let _server = Server::start(&storage);
+    let deadline = Instant::now() + WAIT;
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "delivered after the restart: {seqs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        seqs = deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(signature, body)| {
+                let event = verify(&secret, signature, body, crate::common::now(), 300).unwrap();
+                assert_eq!(event.kind, HookKind::Message);
+                event.seq.unwrap()
+            })
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+    }
+    assert_eq!(seqs, [1, 2, 3]);
 }
