@@ -578,7 +578,8 @@ pub(crate) struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
     /// jwt_leeway_secs, pythia_secret_file, kt_key_file, kt_epoch_secs, card_cache_ms, brainkey_burst,
     /// brainkey_per_second, keyknox_quota_bytes, chat_message_limit, chat_feed_capacity,
-    /// chat_channels_per_creator, chat_sockets_per_identity, chat_token_recheck_secs, tls_cert,
+    /// chat_channels_per_creator, chat_sockets_per_identity, chat_token_recheck_secs,
+    /// hook_poll_ms, hook_retry_base_ms, hook_retry_max_ms, hook_timeout_secs, tls_cert,
     /// tls_key, max_connections, header_read_timeout_secs, request_timeout_secs,
     /// idle_timeout_secs, drain_timeout_secs; docs/security.md lists them); command-line
     /// options win.
@@ -645,6 +646,46 @@ pub(crate) enum AppCommand {
         /// The key id (the JWT `kid`).
         #[arg(long)]
         key_id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Push hooks: chat events (metadata only, never ciphertext) POSTed, signed, to the
+    /// application's backend; see docs/chat.md, "Push hooks".
+    #[command(subcommand)]
+    Hook(HookCommand),
+}
+
+/// `sealkit app hook ...`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum HookCommand {
+    /// Set (or replace) the application's webhook; prints the new signing secret (keep it
+    /// secret; it is shown this once). Events still queued go to the new URL.
+    Set {
+        /// The application.
+        #[arg(value_name = "APP_ID")]
+        app_id: String,
+        /// Where events are POSTed (https:// in production).
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Show the application's webhook and its undelivered events (not the secret).
+    Show {
+        /// The application.
+        #[arg(value_name = "APP_ID")]
+        app_id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Print JSON: {"app_id","url","created_at","queued","last_error"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the application's webhook and drop its undelivered events.
+    Remove {
+        /// The application.
+        #[arg(value_name = "APP_ID")]
+        app_id: String,
         #[command(flatten)]
         storage: StorageArgs,
     },

@@ -279,6 +279,18 @@ pub(crate) enum CliError {
         #[source]
         source: StoreError,
     },
+    /// `app hook set` failed.
+    #[error("cannot set the push hook of app {app_id}")]
+    SetHook {
+        /// The application.
+        app_id: String,
+        /// Why.
+        #[source]
+        source: sealkit_server::admin::HookAdminError,
+    },
+    /// `app hook show` for an application without a hook.
+    #[error("app {0} has no push hook (set one with `sealkit app hook set {0} --url URL`)")]
+    NoHook(String),
     /// `token` without `--app-credentials`.
     #[error("token needs --app-credentials FILE (`sealkit app create --json` output)")]
     TokenNeedsCredentials,

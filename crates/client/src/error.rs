@@ -226,6 +226,33 @@ pub enum Error {
         /// The server's explanation.
         message: String,
     },
+    /// Chat: the channel has no message with this seq (code 70020).
+    #[error("chat channel {channel:?} has no message #{seq}")]
+    MessageNotFound {
+        /// The channel id.
+        channel: String,
+        /// The seq asked for.
+        seq: i64,
+    },
+    /// Chat: only the sender may edit a message, and only the sender or an admin of the
+    /// channel may delete it (code 70021).
+    #[error("message #{seq} of chat channel {channel:?} is not yours: {message}")]
+    NotTheSender {
+        /// The channel id.
+        channel: String,
+        /// The message's seq.
+        seq: i64,
+        /// The server's explanation.
+        message: String,
+    },
+    /// Chat: the message was deleted, so it cannot be edited (code 70022).
+    #[error("message #{seq} of chat channel {channel:?} was deleted")]
+    MessageDeleted {
+        /// The channel id.
+        channel: String,
+        /// The message's seq.
+        seq: i64,
+    },
     /// Chat: the channel's members kept changing while the message was being encrypted for
     /// them (code 70005 after several re-reads); nothing was posted, so sending again is safe.
     #[error(

@@ -74,6 +74,13 @@ pub mod paths {
     pub fn read(id: &str) -> String {
         format!("{CHANNELS}/{id}/read")
     }
+
+    /// `PUT` [`super::EditMessage`]: replace the message's ciphertext (its sender only);
+    /// `DELETE`: delete it, leaving a tombstone (its sender, or an admin of the channel). Both
+    /// answer the [`super::Message`] as stored after the change.
+    pub fn message(id: &str, seq: i64) -> String {
+        format!("{CHANNELS}/{id}/messages/{seq}")
+    }
 }
 
 /// Error codes of the chat API, in the `{"code", "message"}` body shared with the Virgil
@@ -104,6 +111,14 @@ pub mod codes {
     pub const TOO_MANY_SOCKETS: u32 = 70009;
     /// 403: the caller created as many channels as the server allows one identity.
     pub const TOO_MANY_CHANNELS: u32 = 70010;
+    /// 404: the channel has no message with this `seq` (it is 0, negative or beyond the
+    /// channel's newest message).
+    pub const MESSAGE_NOT_FOUND: u32 = 70020;
+    /// 403: only the message's sender may edit it; only its sender or an admin of the channel
+    /// may delete it.
+    pub const NOT_THE_SENDER: u32 = 70021;
+    /// 409: the message was deleted; a tombstone cannot be edited.
+    pub const MESSAGE_DELETED: u32 = 70022;
 }
 
 /// Shortest interval, per member and channel, between two [`ServerFrame::Typing`] frames the
@@ -275,6 +290,40 @@ pub struct Message {
     /// messages are moved around without looking at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kt_head: Option<Box<crate::kt::SignedHead>>,
+    /// When the sender last edited it, Unix milliseconds (server time); `ciphertext` is then
+    /// the latest version, signed by the same sender. Absent for a message never edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// Present once the message was deleted: `ciphertext` is then empty (a tombstone that
+    /// keeps the `seq`, so history has no gaps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deletion>,
+}
+
+/// `PUT /chat/v1/channels/{id}/messages/{seq}`: the sender replaces a message's ciphertext.
+///
+/// The new ciphertext is encrypted (and signed, by the same sender) for the channel's current
+/// members, like a post: a stale `member_version` is refused ([`codes::STALE_MEMBERS`]). The
+/// message keeps its `seq`, `sent_at` and `client_id`; [`Message::edited_at`] says when it was
+/// last edited. A deleted message cannot be edited ([`codes::MESSAGE_DELETED`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EditMessage {
+    /// Base64 (standard alphabet, padded) of the new encrypted message.
+    pub ciphertext: String,
+    /// The channel's `member_version` the new ciphertext was encrypted for.
+    pub member_version: i64,
+    /// Key-transparency gossip, as in [`NewMessage::kt_head`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kt_head: Option<crate::kt::SignedHead>,
+}
+
+/// How a message was deleted ([`Message::deleted`]): its ciphertext is gone from the server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// When, Unix milliseconds (server time).
+    pub at: i64,
+    /// Who deleted it: the sender, or an admin of the channel.
+    pub by: String,
 }
 
 /// `GET /chat/v1/channels/{id}/messages` answer, oldest first.
@@ -378,6 +427,19 @@ pub enum ServerFrame {
         /// Who is typing.
         identity: String,
     },
+    /// A message the subscription already delivered was edited: `message` is its latest
+    /// version ([`Message::edited_at`] set). Sent only for a `seq` the subscription has
+    /// delivered; a later one arrives as [`ServerFrame::Message`] already in its latest state.
+    Edited {
+        /// The message as stored now.
+        message: Message,
+    },
+    /// A message the subscription already delivered was deleted: `message` is its tombstone
+    /// ([`Message::deleted`] set, empty `ciphertext`). Delivered like [`ServerFrame::Edited`].
+    Deleted {
+        /// The tombstone.
+        message: Message,
+    },
 }
 
 /// The prefix of direct channel ids ([`direct_channel_id`]); the server reserves ids with it
@@ -477,6 +539,8 @@ mod tests {
             member_version: 2,
             ciphertext: "AAEC".into(),
             kt_head: None,
+            edited_at: None,
+            deleted: None,
         };
         let json = serde_json::to_string(&ServerFrame::Message {
             message: message.clone(),
@@ -487,7 +551,9 @@ mod tests {
         );
         assert_eq!(
             serde_json::from_str::<ServerFrame>(&json)?,
-            ServerFrame::Message { message }
+            ServerFrame::Message {
+                message: message.clone()
+            }
         );
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe"}"#).is_err());
         assert_eq!(
@@ -511,6 +577,24 @@ mod tests {
             })?,
             r#"{"type":"typing","channel":"g","identity":"bob"}"#
         );
+        // Edits and tombstones carry their state; messages from servers without edits read
+        // as never edited.
+        let tombstone = Message {
+            ciphertext: String::new(),
+            deleted: Some(Deletion {
+                at: 5,
+                by: "bob".into(),
+            }),
+            ..message.clone()
+        };
+        assert_eq!(
+            serde_json::to_string(&ServerFrame::Deleted { message: tombstone })?,
+            r#"{"type":"deleted","message":{"seq":3,"channel":"general","sender":"alice","client_id":"c1","sent_at":1795801646000,"member_version":2,"ciphertext":"","deleted":{"at":5,"by":"bob"}}}"#
+        );
+        let edited: Message = serde_json::from_str(
+            r#"{"seq":3,"channel":"g","sender":"a","client_id":"c","sent_at":1,"member_version":2,"ciphertext":"AA==","edited_at":9}"#,
+        )?;
+        assert_eq!((edited.edited_at, edited.deleted), (Some(9), None));
         // Channels from servers without read state read as before.
         let old: Channel = serde_json::from_str(
             r#"{"id":"g","kind":"group","open":false,"created_by":"a","created_at":1,"admins":["a"],"members":["a"],"member_version":1,"last_seq":3}"#,

@@ -51,6 +51,7 @@ pub mod error;
 /// succeeds, checks that serializing and parsing again gives the same value.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod hooks;
 pub mod ids;
 pub mod jwt;
 pub mod keyknox;

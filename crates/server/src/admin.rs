@@ -4,6 +4,9 @@ use crate::store::{AppKeyRecord, AppRecord, Store, StoreError};
 use rand_core::RngCore;
 use sealkit_crypto::{KeyType, PrivateKey};
 
+// Push hooks are set, shown and removed by `sealkit app hook ...` through these.
+pub use crate::service::hooks::{set_hook, HookAdminError};
+
 // What `sealkit app create --json` prints: defined in sealkit-proto because app backends (the
 // SDK's examples, `sealkit token`) parse it.
 pub use sealkit_proto::AppCredentials;

@@ -75,6 +75,16 @@ pub struct Config {
     /// process owns the database), 0 on PostgreSQL (replicas would see each other's changes
     /// up to that late, which clients that alternate replicas notice).
     pub card_cache_ms: Option<u64>,
+    /// Milliseconds between two looks at the push hook outbox when it had nothing due (see
+    /// docs/chat.md, "Push hooks").
+    pub hook_poll_ms: u64,
+    /// Milliseconds before the second attempt of a failed hook delivery; each further failure
+    /// doubles it, up to `hook_retry_max_ms`.
+    pub hook_retry_base_ms: u64,
+    /// Longest wait between two attempts of a hook delivery, in milliseconds.
+    pub hook_retry_max_ms: u64,
+    /// Seconds one hook delivery (connect, send, answer) may take before it counts as failed.
+    pub hook_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -104,6 +114,10 @@ impl Default for Config {
             kt_epoch_secs: 1.0,
             kt_key_file: None,
             card_cache_ms: None,
+            hook_poll_ms: 1000,
+            hook_retry_base_ms: 5_000,
+            hook_retry_max_ms: 3_600_000,
+            hook_timeout_secs: 10,
         }
     }
 }

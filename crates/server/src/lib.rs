@@ -193,6 +193,10 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
     let kt = Arc::new(service::kt::KtService::new(store.clone(), kt_keys));
     kt.clone()
         .spawn_publisher(std::time::Duration::from_secs_f64(config.kt_epoch_secs));
+    service::hooks::spawn_delivery(
+        store.clone(),
+        service::hooks::HookSettings::from_config(&config),
+    );
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
     let card_cache_ms = config

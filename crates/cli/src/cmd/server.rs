@@ -1,7 +1,7 @@
 //! The server commands: `serve` and `app ...` (applications and their API keys, directly in the
 //! database).
 
-use crate::args::{AppCommand, ServeArgs, StorageArgs};
+use crate::args::{AppCommand, HookCommand, ServeArgs, StorageArgs};
 use crate::common::{init_logging, print_line, runtime};
 use crate::error::{CliError, ConfigError, Result};
 use crate::io::write_secret_file;
@@ -236,7 +236,72 @@ pub(crate) fn app(cmd: AppCommand) -> Result<()> {
                     .map_err(|source| CliError::RevokeKey { key_id: key_id.clone(), source })?;
                 eprintln!("sealkit: key {key_id} revoked");
             }
+            AppCommand::Hook(command) => hook(command).await?,
         }
         Ok(())
     })
+}
+
+/// `sealkit app hook ...`.
+async fn hook(command: HookCommand) -> Result<()> {
+    match command {
+        HookCommand::Set {
+            app_id,
+            url,
+            storage,
+        } => {
+            let store = sealkit_server::open_store(&config(&storage, None)?).await?;
+            let hook = sealkit_server::admin::set_hook(
+                store.as_ref(),
+                &app_id,
+                &url,
+                sealkit_server::now(),
+            )
+            .await
+            .map_err(|source| CliError::SetHook {
+                app_id: app_id.clone(),
+                source,
+            })?;
+            print_line(format_args!("url:    {}", hook.url));
+            print_line(format_args!("secret: {}", hook.secret));
+            eprintln!(
+                "Keep the secret on your backend only: it verifies the Sealkit-Signature header \
+                 of every event (docs/chat.md, \"Push hooks\"). Running servers deliver to the new URL."
+            );
+        }
+        HookCommand::Show {
+            app_id,
+            storage,
+            json,
+        } => {
+            let store = sealkit_server::open_store(&config(&storage, None)?).await?;
+            let hook = store
+                .hook_get(&app_id)
+                .await?
+                .ok_or_else(|| CliError::NoHook(app_id.clone()))?;
+            let backlog = store.hook_backlog(&app_id).await?;
+            if json {
+                let out = serde_json::json!({
+                    "app_id": hook.app_id, "url": hook.url, "created_at": hook.created_at,
+                    "queued": backlog.queued, "last_error": backlog.last_error,
+                });
+                print_line(format_args!("{}", serde_json::to_string_pretty(&out)?));
+            } else {
+                print_line(format_args!("url:        {}", hook.url));
+                print_line(format_args!("queued:     {}", backlog.queued));
+                if let Some(error) = &backlog.last_error {
+                    print_line(format_args!("last error: {error}"));
+                }
+            }
+        }
+        HookCommand::Remove { app_id, storage } => {
+            let store = sealkit_server::open_store(&config(&storage, None)?).await?;
+            if store.hook_remove(&app_id).await? {
+                eprintln!("sealkit: push hook of app {app_id} removed");
+            } else {
+                return Err(CliError::NoHook(app_id));
+            }
+        }
+    }
+    Ok(())
 }

@@ -4,8 +4,8 @@
 use super::{now_secs, ApiClient, Method};
 use crate::error::{Error, Result};
 use sealkit_proto::chat::{
-    codes, paths, AddMember, Channel, ChannelKind, ChannelList, MarkRead, Message, MessagePage,
-    NewChannel, NewMessage, ReadState, StaleMembersBody,
+    codes, paths, AddMember, Channel, ChannelKind, ChannelList, EditMessage, MarkRead, Message,
+    MessagePage, NewChannel, NewMessage, ReadState, StaleMembersBody,
 };
 use std::time::Duration;
 
@@ -111,6 +111,32 @@ impl ApiClient {
             .into_result()?
             .json("chat message")
             .map(Posted::Stored)
+    }
+
+    /// `PUT /chat/v1/channels/{id}/messages/{seq}`: a refusal for a stale membership with the
+    /// channel is [`Posted::Stale`], like a post's.
+    pub(crate) async fn chat_edit(&self, id: &str, seq: i64, edit: &EditMessage) -> Result<Posted> {
+        let answer = self
+            .exchange(Method::Put, &paths::message(id, seq), Some(edit), None)
+            .await?;
+        if answer.status == reqwest::StatusCode::CONFLICT {
+            if let Ok(stale) = serde_json::from_slice::<StaleMembersBody>(&answer.response.body) {
+                if stale.error.code == codes::STALE_MEMBERS {
+                    return Ok(Posted::Stale(stale.channel));
+                }
+            }
+        }
+        answer
+            .into_result()?
+            .json("chat message")
+            .map(Posted::Stored)
+    }
+
+    /// `DELETE /chat/v1/channels/{id}/messages/{seq}`: the tombstone.
+    pub(crate) async fn chat_delete(&self, id: &str, seq: i64) -> Result<Message> {
+        self.send::<()>(Method::Delete, &paths::message(id, seq), None)
+            .await?
+            .json("chat message")
     }
 
     /// `POST /chat/v1/channels/{id}/read`.

@@ -57,7 +57,7 @@
 
 mod stream;
 
-pub use sealkit_proto::chat::{Channel, ChannelKind, Message, ReadState};
+pub use sealkit_proto::chat::{Channel, ChannelKind, Deletion, Message, ReadState};
 pub use stream::{ChatEvent, ChatStream};
 
 use crate::api::chat::{Page, Posted};
@@ -69,7 +69,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
 use sealkit_crypto::PublicKey;
-use sealkit_proto::chat::{codes, validate_channel_id, NewMessage};
+use sealkit_proto::chat::{codes, validate_channel_id, EditMessage, NewMessage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -162,6 +162,9 @@ pub enum Verification {
     /// Not a message this SDK can read (bad base64, not an e3kit `authEncrypt` envelope,
     /// damaged).
     Malformed,
+    /// The message was deleted ([`Chat::delete`]): the server holds only its tombstone
+    /// ([`ReceivedMessage::deletion`]), there is nothing to decrypt.
+    Deleted,
 }
 
 /// A message as received: the server's metadata, and the plaintext if it verified.
@@ -181,6 +184,8 @@ pub enum Verification {
 ///     member_version: 1,
 ///     ciphertext: String::new(), // not looked at by the helpers
 ///     kt_head: None,
+///     edited_at: None,
+///     deleted: None,
 /// };
 /// let joined_later = ReceivedMessage {
 ///     message,
@@ -208,7 +213,7 @@ impl ReceivedMessage {
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
     /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    /// #     ciphertext: String::new(), kt_head: None };
+    /// #     ciphertext: String::new(), kt_head: None, edited_at: None, deleted: None };
     /// let verified = ReceivedMessage {
     ///     message,
     ///     body: Some(b"lunch at 1?".to_vec()),
@@ -234,7 +239,7 @@ impl ReceivedMessage {
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
     /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    /// #     ciphertext: String::new(), kt_head: None };
+    /// #     ciphertext: String::new(), kt_head: None, edited_at: None, deleted: None };
     /// # let verified = ReceivedMessage { message: message.clone(), body: Some(b"hi".to_vec()),
     /// #     status: Verification::Verified };
     /// # let forged = ReceivedMessage { message, body: None, status: Verification::BadSignature };
@@ -246,13 +251,53 @@ impl ReceivedMessage {
         self.status == Verification::Verified
     }
 
+    /// When the sender last edited it ([`Chat::edit`]), if ever: the body is then the latest
+    /// version, checked against the sender's key at the time of the edit.
+    ///
+    /// ```
+    /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
+    /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
+    /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
+    /// #     ciphertext: String::new(), kt_head: None, edited_at: Some(1_700_000_060_000),
+    /// #     deleted: None };
+    /// # let m = ReceivedMessage { message, body: Some(b"lunch at 2?".to_vec()),
+    /// #     status: Verification::Verified };
+    /// let mark = if m.edited_at().is_some() { " (edited)" } else { "" };
+    /// assert_eq!(format!("#{}{mark} {}", m.message.seq, m.text().unwrap_or("-")), "#7 (edited) lunch at 2?");
+    /// ```
+    pub fn edited_at(&self) -> Option<SystemTime> {
+        self.message.edited_at.map(millis_to_time)
+    }
+
+    /// When and by whom the message was deleted ([`Chat::delete`]), for a tombstone: the
+    /// time, and the sender or the channel admin who deleted it.
+    ///
+    /// ```
+    /// # use sealkit::chat::{Deletion, Message, ReceivedMessage, Verification};
+    /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
+    /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
+    /// #     ciphertext: String::new(), kt_head: None, edited_at: None,
+    /// #     deleted: Some(Deletion { at: 1_700_000_060_000, by: "alice".into() }) };
+    /// # let m = ReceivedMessage { message, body: None, status: Verification::Deleted };
+    /// if let Some((_, by)) = m.deletion() {
+    ///     println!("#{} (deleted by {by})", m.message.seq);
+    /// }
+    /// assert_eq!(m.text(), None);
+    /// ```
+    pub fn deletion(&self) -> Option<(SystemTime, &str)> {
+        self.message
+            .deleted
+            .as_ref()
+            .map(|d| (millis_to_time(d.at), d.by.as_str()))
+    }
+
     /// When the server stored it.
     ///
     /// ```
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
     /// # let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     /// #     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    /// #     ciphertext: String::new(), kt_head: None };
+    /// #     ciphertext: String::new(), kt_head: None, edited_at: None, deleted: None };
     /// # let received = ReceivedMessage { message, body: None, status: Verification::NotForMe };
     /// use std::time::{Duration, UNIX_EPOCH};
     ///
@@ -734,19 +779,12 @@ impl Chat {
             None => self.channel(channel).await?,
         };
         for _ in 0..STALE_RETRIES {
-            let cards = self.member_cards(&info.members).await?;
-            let recipients: Vec<&Card> = cards.iter().collect();
-            let ciphertext = self.ethree.auth_encrypt(data, &recipients).await?;
+            let (ciphertext, kt_head) = self.encrypt_for(&info, data).await?;
             let post = NewMessage {
                 client_id: client_id.clone(),
-                ciphertext: STANDARD.encode(ciphertext),
+                ciphertext,
                 member_version: info.member_version,
-                kt_head: self
-                    .ethree
-                    .inner
-                    .kt
-                    .gossip_head(&self.ethree.inner.local)
-                    .await,
+                kt_head,
             };
             match self.post(channel, &post).await {
                 Ok(Posted::Stored(message)) => {
@@ -788,6 +826,124 @@ impl Chat {
     /// ```
     pub async fn send_text(&self, channel: &str, text: &str) -> Result<Message> {
         self.send(channel, text.as_bytes()).await
+    }
+
+    /// `data` signed by the user and encrypted for the members of `info` (base64), with the
+    /// key-directory head to gossip.
+    async fn encrypt_for(
+        &self,
+        info: &Channel,
+        data: &[u8],
+    ) -> Result<(String, Option<sealkit_proto::kt::SignedHead>)> {
+        let cards = self.member_cards(&info.members).await?;
+        let recipients: Vec<&Card> = cards.iter().collect();
+        let ciphertext = self.ethree.auth_encrypt(data, &recipients).await?;
+        let inner = &self.ethree.inner;
+        let kt_head = inner.kt.gossip_head(&inner.local).await;
+        Ok((STANDARD.encode(ciphertext), kt_head))
+    }
+
+    /// Replaces the user's message `seq` in `channel` with `data`: a new ciphertext, signed by
+    /// the user and encrypted for the channel's members now (like [`Chat::send`], encrypting
+    /// again when they changed meanwhile). Members see the latest version with its
+    /// [`ReceivedMessage::edited_at`]; subscriptions that had the message get
+    /// [`ChatEvent::Edited`]. A member added since the message was sent can read the edit
+    /// (it is sent now), not the original.
+    ///
+    /// Errors: [`Error::NotTheSender`] (someone else's message), [`Error::MessageDeleted`],
+    /// [`Error::MessageNotFound`], [`Error::ChannelNotFound`], [`Error::MembersChanging`].
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// let sent = chat.send_text("team", "standup at 9").await?;
+    /// let fixed = chat.edit_text("team", sent.seq, "standup at 10").await?;
+    /// assert_eq!(fixed.seq, sent.seq);
+    /// assert!(fixed.edited_at.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn edit(&self, channel: &str, seq: i64, data: &[u8]) -> Result<Message> {
+        check_id(channel)?;
+        let cached = lock(&self.shared.channels).get(channel).cloned();
+        let mut info = match cached {
+            Some(c) => c,
+            None => self.channel(channel).await?,
+        };
+        for _ in 0..STALE_RETRIES {
+            let (ciphertext, kt_head) = self.encrypt_for(&info, data).await?;
+            let edit = EditMessage {
+                ciphertext,
+                member_version: info.member_version,
+                kt_head,
+            };
+            match self.api().chat_edit(channel, seq, &edit).await {
+                Ok(Posted::Stored(message)) => {
+                    if message.seq != seq || message.sender != self.identity() {
+                        return Err(Error::InvalidResponse(
+                            "the edited message came back with another seq or sender".to_owned(),
+                        ));
+                    }
+                    return Ok(message);
+                }
+                Ok(Posted::Stale(current)) => info = self.remember(current),
+                Err(Error::Api {
+                    code: codes::STALE_MEMBERS,
+                    ..
+                }) => info = self.channel(channel).await?,
+                Err(e) => return Err(message_error(e, channel, seq)),
+            }
+        }
+        Err(Error::MembersChanging {
+            channel: channel.to_owned(),
+            attempts: STALE_RETRIES,
+        })
+    }
+
+    /// [`Chat::edit`] for text.
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// use sealkit::Error;
+    ///
+    /// match chat.edit_text("team", 3, "corrected").await {
+    ///     Ok(m) => println!("#{} edited", m.seq),
+    ///     Err(Error::NotTheSender { .. }) => println!("only its sender can edit #3"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn edit_text(&self, channel: &str, seq: i64, text: &str) -> Result<Message> {
+        self.edit(channel, seq, text.as_bytes()).await
+    }
+
+    /// Deletes message `seq` of `channel`: the user's own, or anyone's when the user is an
+    /// admin of the channel. The server removes the ciphertext and keeps a tombstone (the seq,
+    /// sender and times), so history keeps no gaps; members see it as
+    /// [`Verification::Deleted`] and subscriptions that had it get [`ChatEvent::Deleted`].
+    /// Deleting a deleted message again is not an error. Returns the tombstone.
+    ///
+    /// Errors: [`Error::NotTheSender`] (someone else's message, and the user is no admin),
+    /// [`Error::MessageNotFound`], [`Error::ChannelNotFound`].
+    ///
+    /// ```no_run
+    /// # async fn run(chat: sealkit::Chat) -> sealkit::Result<()> {
+    /// let sent = chat.send_text("team", "wrong channel, sorry").await?;
+    /// let tombstone = chat.delete("team", sent.seq).await?;
+    /// assert!(tombstone.deleted.is_some() && tombstone.ciphertext.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, channel: &str, seq: i64) -> Result<Message> {
+        check_id(channel)?;
+        let tombstone = self
+            .api()
+            .chat_delete(channel, seq)
+            .await
+            .map_err(|e| message_error(e, channel, seq))?;
+        if tombstone.seq != seq || tombstone.deleted.is_none() {
+            return Err(Error::InvalidResponse(
+                "the deleted message came back without its tombstone".to_owned(),
+            ));
+        }
+        Ok(tombstone)
     }
 
     /// Posts, repeating the same post after network errors and 5xx answers.
@@ -955,6 +1111,9 @@ impl Chat {
             body: None,
             status,
         };
+        if message.deleted.is_some() {
+            return Ok(verdict(message, Verification::Deleted));
+        }
         let Ok(data) = STANDARD.decode(message.ciphertext.as_bytes()) else {
             return Ok(verdict(message, Verification::Malformed));
         };
@@ -986,7 +1145,9 @@ impl Chat {
                 }
                 Err(e) => return Err(e),
             };
-            let signers = signers_at(&card, message.sent_at);
+            // An edit is signed when it is made: by the sender's key of that time. (The server
+            // lets only the sender edit, and the check is against `sender`'s card either way.)
+            let signers = signers_at(&card, message.edited_at.unwrap_or(message.sent_at));
             if signers.is_empty() {
                 if !fetched {
                     fetched = true;
@@ -1148,6 +1309,31 @@ fn millis_to_time(ms: i64) -> SystemTime {
     }
 }
 
+/// The server's chat codes for one message (edits and deletes) as the SDK's errors.
+fn message_error(e: Error, channel: &str, seq: i64) -> Error {
+    let channel = channel.to_owned();
+    match e {
+        Error::Api {
+            code: codes::MESSAGE_NOT_FOUND,
+            ..
+        } => Error::MessageNotFound { channel, seq },
+        Error::Api {
+            code: codes::NOT_THE_SENDER,
+            message,
+            ..
+        } => Error::NotTheSender {
+            channel,
+            seq,
+            message,
+        },
+        Error::Api {
+            code: codes::MESSAGE_DELETED,
+            ..
+        } => Error::MessageDeleted { channel, seq },
+        other => chat_error(other, &channel),
+    }
+}
+
 /// The server's chat codes as the SDK's errors.
 pub(crate) fn chat_error(e: Error, channel: &str) -> Error {
     let channel = channel.to_owned();
@@ -1257,6 +1443,8 @@ mod tests {
             member_version: 1,
             ciphertext: STANDARD.encode(ciphertext),
             kt_head: None,
+            edited_at: None,
+            deleted: None,
         };
         let outcome = alice.chat().open(message).await;
         assert!(matches!(outcome, Err(Error::Network(_))), "{outcome:?}");
@@ -1326,6 +1514,22 @@ mod tests {
         assert!(matches!(
             chat_error(Error::Network("x".into()), "c"),
             Error::Network(_)
+        ));
+        assert!(matches!(
+            message_error(api(codes::MESSAGE_NOT_FOUND), "c", 4),
+            Error::MessageNotFound { seq: 4, .. }
+        ));
+        assert!(matches!(
+            message_error(api(codes::NOT_THE_SENDER), "c", 4),
+            Error::NotTheSender { seq: 4, .. }
+        ));
+        assert!(matches!(
+            message_error(api(codes::MESSAGE_DELETED), "c", 4),
+            Error::MessageDeleted { seq: 4, .. }
+        ));
+        assert!(matches!(
+            message_error(api(codes::CHANNEL_NOT_FOUND), "c", 4),
+            Error::ChannelNotFound { .. }
         ));
     }
 }

@@ -89,12 +89,23 @@ pub enum ChatEvent {
         /// Who is typing.
         identity: String,
     },
+    /// A message already handed out was edited by its sender ([`Chat::edit`]): its latest
+    /// version, decrypted and checked like a new message (against the sender's key at the
+    /// time of the edit; [`ReceivedMessage::edited_at`] says when). Edits made while the
+    /// connection was down are not repeated; [`Chat::history`] shows the latest versions.
+    Edited(ReceivedMessage),
+    /// A message already handed out was deleted ([`Chat::delete`]): its tombstone, with no
+    /// body ([`ReceivedMessage::deletion`] says when and by whom). Like [`ChatEvent::Edited`],
+    /// not repeated after a reconnection.
+    Deleted(ReceivedMessage),
 }
 
 /// What is waiting to be handed out, in the order the server sent it.
 enum Item {
     /// A message to decrypt before it is handed out.
     Message(Message),
+    /// A new version (or the tombstone) of a message handed out before.
+    Revision(Message),
     Event(ChatEvent),
     Error(Error),
 }
@@ -264,7 +275,7 @@ impl ChatStream {
     fn reposition(&mut self, channel: &str, after: i64) {
         self.subs.insert(channel.to_owned(), after);
         self.queue
-            .retain(|i| !matches!(i, Item::Message(m) if m.channel == channel && m.seq > after));
+            .retain(|i| !matches!(i, Item::Message(m) | Item::Revision(m) if m.channel == channel && m.seq > after));
     }
 
     /// Stops delivery of `channel` (messages of it still queued are dropped).
@@ -282,7 +293,7 @@ impl ChatStream {
         check_id(channel)?;
         self.subs.remove(channel);
         self.queue
-            .retain(|i| !matches!(i, Item::Message(m) if m.channel == channel));
+            .retain(|i| !matches!(i, Item::Message(m) | Item::Revision(m) if m.channel == channel));
         let frame = ClientFrame::Unsubscribe {
             channel: channel.to_owned(),
         };
@@ -400,7 +411,8 @@ impl ChatStream {
     pub async fn next(&mut self) -> Option<Result<ChatEvent>> {
         loop {
             match self.queue.front() {
-                Some(Item::Message(message)) => {
+                Some(Item::Message(message) | Item::Revision(message)) => {
+                    let revision = matches!(self.queue.front(), Some(Item::Revision(_)));
                     // A deadline, not a fresh sleep (see `reconnect`).
                     if let Some(at) = self.retry_open_at {
                         tokio::time::sleep_until(at).await;
@@ -410,7 +422,13 @@ impl ChatStream {
                         Ok(received) => {
                             self.retry_open_at = None;
                             self.queue.pop_front();
-                            return Some(Ok(ChatEvent::Message(received)));
+                            return Some(Ok(match revision {
+                                false => ChatEvent::Message(received),
+                                true if received.message.deleted.is_some() => {
+                                    ChatEvent::Deleted(received)
+                                }
+                                true => ChatEvent::Edited(received),
+                            }));
                         }
                         Err(e) => {
                             self.retry_open_at = Some(Instant::now() + RETRY_PAUSE);
@@ -669,6 +687,17 @@ impl ChatStream {
                 if self.subs.contains_key(&channel) {
                     self.queue
                         .push_back(Item::Event(ChatEvent::Typing { channel, identity }));
+                }
+            }
+            ServerFrame::Edited { message } | ServerFrame::Deleted { message } => {
+                // Only for what was handed out (or is queued): a later seq comes as a message
+                // in its latest state.
+                if self
+                    .subs
+                    .get(&message.channel)
+                    .is_some_and(|last| message.seq <= *last)
+                {
+                    self.queue.push_back(Item::Revision(message));
                 }
             }
             ServerFrame::Subscribed { .. } | ServerFrame::Pong => {}
@@ -942,6 +971,8 @@ mod tests {
                 member_version: 1,
                 ciphertext: "AAEC".into(),
                 kt_head: None,
+                edited_at: None,
+                deleted: None,
             },
         }
     }
@@ -952,6 +983,7 @@ mod tests {
             .iter()
             .map(|i| match i {
                 Item::Message(m) => format!("{}#{}", m.channel, m.seq),
+                Item::Revision(m) => format!("revision {}#{}", m.channel, m.seq),
                 Item::Event(e) => format!("{e:?}"),
                 Item::Error(e) => format!("error: {e}"),
             })

@@ -10,11 +10,11 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use sealkit_proto::chat::{
-    codes, paths, AddMember, ChannelList, ClientFrame, MarkRead, NewChannel, NewMessage,
-    ServerFrame,
+    codes, paths, AddMember, ChannelList, ClientFrame, EditMessage, MarkRead, NewChannel,
+    NewMessage, ServerFrame,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -92,6 +92,12 @@ pub fn routes(body_limit: usize, message_limit: usize) -> Router<AppState> {
             "/chat/v1/channels/{id}/messages",
             get(history)
                 .post(post_message)
+                .layer(DefaultBodyLimit::max(post_limit)),
+        )
+        .route(
+            "/chat/v1/channels/{id}/messages/{seq}",
+            put(edit_message)
+                .delete(delete_message)
                 .layer(DefaultBodyLimit::max(post_limit)),
         )
         .route("/chat/v1/channels/{id}/read", post(mark_read))
@@ -182,6 +188,38 @@ async fn history(
 ) -> Result<Response, ApiError> {
     let page = chat::history(state.store.as_ref(), &caller, &id, &query).await?;
     Ok(axum::Json(page).into_response())
+}
+
+/// `PUT /chat/v1/channels/{id}/messages/{seq}` ([`EditMessage`]): the sender's new version;
+/// answers the message as stored.
+async fn edit_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, i64)>,
+    Json(edit): Json<EditMessage>,
+) -> Result<Response, ApiError> {
+    let limit = state.config.chat_message_limit;
+    let message = chat::edit(
+        state.store.as_ref(),
+        &caller,
+        (&id, seq),
+        edit,
+        limit,
+        crate::now_ms(),
+    )
+    .await?;
+    Ok(axum::Json(message).into_response())
+}
+
+/// `DELETE /chat/v1/channels/{id}/messages/{seq}`: the sender or an admin deletes a message;
+/// answers its tombstone.
+async fn delete_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, seq)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let message = chat::delete(state.store.as_ref(), &caller, (&id, seq), crate::now_ms()).await?;
+    Ok(axum::Json(message).into_response())
 }
 
 /// The WebSocket's query string: browsers cannot set `Authorization` on a WebSocket.

@@ -109,6 +109,21 @@ pub enum ServiceError {
     /// Chat: the membership change breaks a rule of the channel.
     #[error("{0}")]
     MembershipRule(String),
+    /// Chat: the channel has no message with this seq.
+    #[error("the channel has no message #{seq}")]
+    MessageNotFound {
+        /// The seq asked for.
+        seq: i64,
+    },
+    /// Chat: only the sender may edit a message (and only the sender or an admin delete it).
+    #[error("{0}")]
+    NotTheSender(&'static str),
+    /// Chat: a deleted message cannot be edited.
+    #[error("message #{seq} was deleted")]
+    MessageDeleted {
+        /// The seq of the tombstone.
+        seq: i64,
+    },
     /// Key transparency: the application has no directory yet.
     #[error("this application has no key-transparency directory yet")]
     KtNoDirectory,

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cards;
 pub mod chat;
 pub mod error;
+pub mod hooks;
 pub mod keyknox;
 pub mod kt;
 pub mod pfs;

@@ -1,6 +1,6 @@
 //! Storage: one object-safe trait, [`Store`], for everything the service keeps (one sub-trait
 //! per domain: [`AppStore`], [`CardStore`], [`KeyknoxStore`], [`RateLimitStore`],
-//! [`ChatStore`], [`KtStore`], [`PfsStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
+//! [`ChatStore`], [`KtStore`], [`PfsStore`], [`HookStore`]), implemented by SQLite (embedded, the default) and PostgreSQL (for several
 //! replicas), and checked by one conformance suite that runs against both.
 //!
 //! Methods are domain verbs. Every write that must be atomic across replicas (card supersession,
@@ -19,7 +19,7 @@
 //!   compiled once per backend, against that backend's driver and its `ROW_LOCK` (empty on
 //!   SQLite, whose `BEGIN IMMEDIATE` already holds the write lock; `FOR UPDATE` on PostgreSQL).
 //! * `sqlite/` and `postgres/`: one file per domain (`apps`, `cards`, `keyknox`, `pythia` for
-//!   the rate limits, `chat`; PostgreSQL adds `listen` for `LISTEN`/`NOTIFY`), each holding the
+//!   the rate limits, `chat`, `hooks`; PostgreSQL adds `listen` for `LISTEN`/`NOTIFY`), each holding the
 //!   domain's trait implementation and the code that really differs between the databases
 //!   (transaction start, `json_each` against arrays, chunked against `= ANY` searches, how a
 //!   violated index is named, how chat events travel). That code stays duplicated on purpose,
@@ -116,6 +116,11 @@ pub enum Conflict {
         /// The channel's `last_seq` when the mark was refused.
         last_seq: i64,
     },
+    /// An edit or delete of a `seq` the channel has no message for (0, negative, or beyond
+    /// its `last_seq`).
+    NoSuchMessage,
+    /// An edit of a deleted message (a tombstone).
+    MessageDeleted,
 }
 
 impl Conflict {
@@ -141,6 +146,8 @@ impl Conflict {
             Self::PfsOneTimeKeyUsed => "a one-time key of the upload was already handed out",
             Self::PfsCardChanged => "the identity card id changed during the upload",
             Self::ReadBeyondLastSeq { .. } => "read horizon beyond the channel's last message",
+            Self::NoSuchMessage => "no message with this seq",
+            Self::MessageDeleted => "the message was deleted",
         }
     }
 }
@@ -153,6 +160,10 @@ pub enum Forbidden {
     CardOfAnotherIdentity,
     /// Posting to a chat channel without being a member.
     NotAMember,
+    /// Editing a chat message of another sender.
+    NotTheSender,
+    /// Deleting a chat message of another sender without being an admin of the channel.
+    NotTheSenderOrAdmin,
 }
 
 impl Forbidden {
@@ -161,6 +172,10 @@ impl Forbidden {
         match self {
             Self::CardOfAnotherIdentity => "card belongs to another identity",
             Self::NotAMember => "not a member",
+            Self::NotTheSender => "only the sender may edit a message",
+            Self::NotTheSenderOrAdmin => {
+                "only the sender or an admin of the channel may delete a message"
+            }
         }
     }
 }
@@ -267,6 +282,7 @@ pub trait Store:
     + ChatStore
     + KtStore
     + PfsStore
+    + HookStore
     + Send
     + Sync
     + 'static
@@ -281,6 +297,7 @@ impl<T> Store for T where
         + ChatStore
         + KtStore
         + PfsStore
+        + HookStore
         + Send
         + Sync
         + 'static
@@ -610,7 +627,34 @@ pub struct ChatMessageRecord {
     pub member_version: i64,
     /// Server time, Unix milliseconds.
     pub sent_at_ms: i64,
-    /// The sender's key-directory head (JSON), as posted.
+    /// The sender's key-directory head (JSON), as posted (or as sent with the latest edit).
+    pub kt_head: Option<String>,
+    /// When the sender last edited it, Unix milliseconds.
+    pub edited_at_ms: Option<i64>,
+    /// When it was deleted, Unix milliseconds; `ciphertext` is then empty.
+    pub deleted_at_ms: Option<i64>,
+    /// Who deleted it (the sender or an admin of the channel).
+    pub deleted_by: Option<String>,
+}
+
+/// A sender's new version of a stored message ([`ChatStore::chat_edit_message`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageEdit {
+    /// Owning application.
+    pub app_id: String,
+    /// Channel id.
+    pub channel_id: ChannelId,
+    /// The message's `seq`.
+    pub seq: i64,
+    /// Who edits (from the JWT): must be the message's sender.
+    pub editor: Identity,
+    /// The new encrypted bytes (opaque), replacing the stored ones.
+    pub ciphertext: Vec<u8>,
+    /// The membership version the new ciphertext was encrypted for: must be current.
+    pub member_version: i64,
+    /// Server time, Unix milliseconds.
+    pub edited_at_ms: i64,
+    /// The editor's key-directory head (JSON), replacing the stored one.
     pub kt_head: Option<String>,
 }
 
@@ -667,6 +711,15 @@ pub enum ChatEvent {
         /// The new horizon.
         seq: i64,
     },
+    /// The message with this `seq` was edited or deleted (its stored state is the news).
+    Revised {
+        /// Application.
+        app_id: String,
+        /// Channel id.
+        channel_id: String,
+        /// Its `seq`.
+        seq: i64,
+    },
     /// A member is typing: ephemeral, never stored, only relayed to live subscribers.
     Typing {
         /// Application.
@@ -688,6 +741,7 @@ impl ChatEvent {
             Self::Message { app_id, .. }
             | Self::Members { app_id, .. }
             | Self::Read { app_id, .. }
+            | Self::Revised { app_id, .. }
             | Self::Typing { app_id, .. } => Some(app_id),
             Self::Resync => None,
         }
@@ -791,6 +845,31 @@ pub trait ChatStore: Send + Sync {
     /// Announces that `identity` is typing in the channel: emits [`ChatEvent::Typing`] to every
     /// replica and writes nothing. The caller checked the membership and the rate.
     async fn chat_typing(&self, app_id: &str, channel_id: &str, identity: &str) -> StoreResult<()>;
+
+    /// Replaces a message's ciphertext (and gossiped head) with its sender's new version, in
+    /// the channel's transaction: `NotFound` for no channel; `Forbidden(NotAMember)` unless
+    /// the editor is a member; `Conflict(NoSuchMessage)` for a `seq` the channel has no message
+    /// for; `Forbidden(NotTheSender)` unless the editor sent it; `Conflict(MessageDeleted)`
+    /// for a tombstone; `Conflict(StaleMemberVersion)` unless `member_version` is current.
+    /// Records the edit time and the new `member_version`, emits [`ChatEvent::Revised`] on
+    /// commit and returns the message as stored.
+    async fn chat_edit_message(&self, edit: MessageEdit) -> StoreResult<ChatMessageRecord>;
+
+    /// Deletes a message: its ciphertext and gossiped head are removed from the row (not
+    /// hidden), which stays as a tombstone with the time and who deleted it, so the channel's
+    /// seqs keep no gaps. `NotFound` for no channel; `Forbidden(NotAMember)` unless `deleter`
+    /// is a member; `Conflict(NoSuchMessage)` for a `seq` the channel has no message for;
+    /// `Forbidden(NotTheSenderOrAdmin)` unless `deleter` sent it or is an admin. Deleting a
+    /// tombstone again changes nothing and returns it; otherwise emits [`ChatEvent::Revised`]
+    /// on commit. Returns the tombstone.
+    async fn chat_delete_message(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        seq: i64,
+        deleter: &str,
+        at_ms: i64,
+    ) -> StoreResult<ChatMessageRecord>;
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -990,4 +1069,110 @@ pub trait PfsStore: Send + Sync {
     /// Removes everything stored for the identity: card id, long-term key, one-time keys and
     /// the ids of handed-out ones. Removing nothing succeeds.
     async fn pfs_delete(&self, app_id: &str, identity: &str) -> StoreResult<()>;
+}
+
+/// An application's push hook: where its events go and the secret that signs them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HookRecord {
+    /// The application.
+    pub app_id: String,
+    /// The webhook URL (`http` or `https`).
+    pub url: String,
+    /// The HMAC-SHA256 secret (see `sealkit_proto::hooks`); stored in clear because the server
+    /// signs with it.
+    pub secret: String,
+    /// When the hook was set, Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for HookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookRecord")
+            .field("app_id", &self.app_id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`HookStore::hook_backlog`] reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookBacklog {
+    /// Events queued and not yet delivered.
+    pub queued: u64,
+    /// The error of the most recent failed attempt among them, if any.
+    pub last_error: Option<String>,
+}
+
+/// One claimed event of the outbox, with where and how to deliver it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HookDelivery {
+    /// The outbox row id: the event's id, the same on every attempt.
+    pub id: i64,
+    /// The application.
+    pub app_id: String,
+    /// The hook's URL now (it may have changed since the event was queued).
+    pub url: String,
+    /// The hook's secret now.
+    pub secret: String,
+    /// The event as queued (`sealkit_proto::hooks::HookEvent` JSON, its `id` empty).
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+impl std::fmt::Debug for HookDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookDelivery")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Push hooks and their durable outbox, part of [`Store`]. Chat writes queue their event in
+/// their own transaction (only for applications with a hook), so an event exists exactly when
+/// its change committed. Delivery claims rows with a lease: a row claimed by a process that
+/// dies is claimed again once the lease ends, and on PostgreSQL concurrent claimers skip each
+/// other's rows (`FOR UPDATE SKIP LOCKED`), so each event goes to one replica at a time.
+#[async_trait]
+pub trait HookStore: Send + Sync {
+    /// Sets (or replaces) the application's hook; `NotFound` if the application does not
+    /// exist. Events queued before keep waiting and go to the new URL, signed with the new
+    /// secret.
+    async fn hook_set(&self, hook: HookRecord) -> StoreResult<()>;
+
+    /// The application's hook, if any.
+    async fn hook_get(&self, app_id: &str) -> StoreResult<Option<HookRecord>>;
+
+    /// Removes the application's hook and every event still queued for it; whether there was
+    /// one.
+    async fn hook_remove(&self, app_id: &str) -> StoreResult<bool>;
+
+    /// The application's events not yet delivered.
+    async fn hook_backlog(&self, app_id: &str) -> StoreResult<HookBacklog>;
+
+    /// Claims up to `limit` due events (next attempt at or before `now_ms`, not leased by
+    /// another claim), oldest first, leasing them until `now_ms + lease_ms`: until then no
+    /// other claim, on any replica, returns them.
+    async fn hook_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<HookDelivery>>;
+
+    /// Removes a delivered event. Removing one that is gone is not an error.
+    async fn hook_ack(&self, id: i64) -> StoreResult<()>;
+
+    /// Records a failed attempt: the event is due again at `next_attempt_ms` (its lease
+    /// released), or, with `None`, dropped for good. `error` is kept for `sealkit app hook
+    /// show`.
+    async fn hook_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()>;
 }

@@ -6,8 +6,8 @@ use sealkit_proto::Identity;
 use std::collections::BTreeSet;
 
 use super::{
-    AppKeyRecord, AppRecord, ChannelRecord, ChatMessageRecord, Conflict, KeyknoxV1, NewChatMessage,
-    PfsUpload, KEYKNOX_EMPTY_HASH,
+    AppKeyRecord, AppRecord, ChannelRecord, ChatMessageRecord, Conflict, Forbidden, KeyknoxV1,
+    NewChatMessage, PfsUpload, StoreError, KEYKNOX_EMPTY_HASH,
 };
 
 /// An application's first key must be one of its own.
@@ -212,6 +212,36 @@ pub(crate) fn stored_message(message: NewChatMessage, seq: i64) -> ChatMessageRe
         member_version: message.member_version,
         sent_at_ms: message.sent_at_ms,
         kt_head: message.kt_head,
+        edited_at_ms: None,
+        deleted_at_ms: None,
+        deleted_by: None,
+    }
+}
+
+/// Whether `editor` may replace the ciphertext of `message` (see
+/// [`ChatStore::chat_edit_message`](crate::store::ChatStore::chat_edit_message)): its sender
+/// only, and not once it is a tombstone.
+pub(crate) fn check_edit(message: &ChatMessageRecord, editor: &str) -> Result<(), StoreError> {
+    if message.sender.as_str() != editor {
+        return Err(StoreError::Forbidden(Forbidden::NotTheSender));
+    }
+    if message.deleted_at_ms.is_some() {
+        return Err(StoreError::Conflict(Conflict::MessageDeleted));
+    }
+    Ok(())
+}
+
+/// Whether `deleter` (a member; `admin` when an admin of the channel) may delete `message`:
+/// its sender, or any admin.
+pub(crate) fn check_delete(
+    message: &ChatMessageRecord,
+    deleter: &str,
+    admin: bool,
+) -> Result<(), StoreError> {
+    if admin || message.sender.as_str() == deleter {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(Forbidden::NotTheSenderOrAdmin))
     }
 }
 

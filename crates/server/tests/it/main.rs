@@ -11,6 +11,7 @@ mod oracle;
 
 mod brainkey_v3;
 mod card_cache;
+mod chat_edits;
 mod chat_read_state;
 mod hostile;
 mod http_api;
@@ -18,4 +19,5 @@ mod http_chat;
 mod http_keyknox;
 mod http_kt;
 mod pfs;
+mod push_hooks;
 mod tls;

@@ -32,6 +32,9 @@ pub(super) struct Session {
     shown: BTreeMap<String, i64>,
     /// The read horizon the server confirmed per channel.
     marked: BTreeMap<String, i64>,
+    /// Own edits and deletes already printed, by (channel, seq), so the stream's copy is not
+    /// printed again.
+    echoed_revisions: HashSet<(String, i64)>,
     /// The user's newest own message per channel, for read receipts.
     last_own: BTreeMap<String, i64>,
     /// The newest own message a receipt was printed for, per (channel, reader).
@@ -65,6 +68,8 @@ text          send to the current channel (//text sends a line that starts with 
 /leave        leave the current channel
 /unread       unread messages per channel, and how far the members have read
 /typing       tell the current channel you are typing
+/edit SEQ TEXT  replace your message #SEQ with TEXT (others see it marked (edited))
+/delete SEQ   delete message #SEQ (yours; anyone's if you are an admin); the server keeps no copy
 /quit         exit (so does the end of input)";
 
 impl Session {
@@ -77,6 +82,7 @@ impl Session {
             channels: BTreeMap::new(),
             started: false,
             echoed: HashSet::new(),
+            echoed_revisions: HashSet::new(),
             last_error: None,
             shown: BTreeMap::new(),
             marked: BTreeMap::new(),
@@ -120,6 +126,8 @@ impl Session {
                     ("leave", []) => self.leave().await,
                     ("unread", []) => self.unread().await,
                     ("typing", []) => self.typing().await,
+                    ("edit", [seq, _, ..]) => self.edit(seq, words_after(rest, 2)).await,
+                    ("delete", [seq]) => self.delete(seq).await,
                     _ => Err(usage(verb)),
                 }
             }
@@ -307,6 +315,32 @@ impl Session {
         Ok(())
     }
 
+    /// `/edit SEQ TEXT`.
+    async fn edit(&mut self, seq: &str, text: &str) -> Result<()> {
+        let channel = self.current()?;
+        let seq = seq.parse::<i64>().map_err(|_| usage("edit"))?;
+        let message = self.chat.edit_text(&channel, seq, text).await?;
+        self.echoed_revisions.insert((message.channel.clone(), seq));
+        print_line(format_args!(
+            "[{}] {} ✔ {} (#{seq} (edited))",
+            self.label(&message.channel),
+            message.sender,
+            printable(text),
+        ));
+        Ok(())
+    }
+
+    /// `/delete SEQ`.
+    async fn delete(&mut self, seq: &str) -> Result<()> {
+        let channel = self.current()?;
+        let seq = seq.parse::<i64>().map_err(|_| usage("delete"))?;
+        let tombstone = self.chat.delete(&channel, seq).await?;
+        self.echoed_revisions
+            .insert((tombstone.channel.clone(), seq));
+        notice(format_args!("[{}] deleted #{seq}", self.label(&channel)));
+        Ok(())
+    }
+
     async fn history(&mut self, n: i64) -> Result<()> {
         let channel = self.current()?;
         let limit = u32::try_from(n.min(i64::from(sealkit_proto::chat::MAX_PAGE))).unwrap_or(1);
@@ -321,7 +355,7 @@ impl Session {
             if page.more { ", more before" } else { "" }
         ));
         for m in &page.messages {
-            print_line(format_args!("{} (#{})", self.render(m), m.message.seq));
+            print_line(format_args!("{} {}", self.render(m), tag(m)));
         }
         if let Some(last) = page.messages.last() {
             self.note_shown(&channel, last.message.seq);
@@ -490,7 +524,12 @@ impl Session {
             Some(Ok(ChatEvent::Message(m))) => {
                 let key = (m.message.channel.clone(), m.message.seq);
                 if !self.echoed.remove(&key) {
-                    print_line(format_args!("{}", self.render(&m)));
+                    // Already edited or deleted when it arrived: say so (and which it is).
+                    if m.message.edited_at.is_some() || m.message.deleted.is_some() {
+                        print_line(format_args!("{} {}", self.render(&m), tag(&m)));
+                    } else {
+                        print_line(format_args!("{}", self.render(&m)));
+                    }
                 }
                 if m.message.sender == self.chat.identity() {
                     let own = self.last_own.entry(key.0.clone()).or_insert(0);
@@ -519,6 +558,12 @@ impl Session {
                 self.shown.remove(&channel);
                 if self.current.as_deref() == Some(channel.as_str()) {
                     self.current = None;
+                }
+            }
+            Some(Ok(ChatEvent::Edited(m) | ChatEvent::Deleted(m))) => {
+                let key = (m.message.channel.clone(), m.message.seq);
+                if !self.echoed_revisions.remove(&key) {
+                    print_line(format_args!("{} {}", self.render(&m), tag(&m)));
                 }
             }
             Some(Ok(ChatEvent::Members { .. })) => {}
@@ -566,9 +611,35 @@ impl Session {
                 "[{channel}] {sender} ✔ {}",
                 printable(&String::from_utf8_lossy(body))
             ),
+            (Verification::Deleted, _) => {
+                let by = m.deletion().map_or("?", |(_, by)| by);
+                format!("[{channel}] {sender} ✖ deleted by {}", printable(by))
+            }
             (status, _) => format!("[{channel}] {sender} ⚠ UNVERIFIED ({})", reason(status)),
         }
     }
+}
+
+/// A message's number as shown after it: `(#7)`, `(#7 (edited))` or `(#7 (deleted))`.
+fn tag(m: &ReceivedMessage) -> String {
+    let seq = m.message.seq;
+    if m.message.deleted.is_some() {
+        format!("(#{seq} (deleted))")
+    } else if m.message.edited_at.is_some() {
+        format!("(#{seq} (edited))")
+    } else {
+        format!("(#{seq})")
+    }
+}
+
+/// What follows the first `n` words of `line`, as typed (inner spaces kept).
+fn words_after(line: &str, n: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = rest.get(end..).unwrap_or_default().trim_start();
+    }
+    rest
 }
 
 /// The error for a command used wrongly: its help line, or "unknown".
@@ -626,6 +697,13 @@ pub(super) fn notice(text: std::fmt::Arguments<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_text_keeps_its_spaces() {
+        assert_eq!(words_after("edit 3 hello   there ", 2), "hello   there ");
+        assert_eq!(words_after("  edit   3\tx", 2), "x");
+        assert_eq!(words_after("edit 3", 2), "");
+    }
 
     #[test]
     fn printable_escapes_controls() {

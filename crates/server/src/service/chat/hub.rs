@@ -51,6 +51,9 @@ enum FeedItem<F> {
         version: i64,
         members: Arc<Vec<Identity>>,
     },
+    /// An edited message or a tombstone (`ServerFrame::Edited`/`Deleted`) for `seq`: only for
+    /// subscribers that have delivered `seq` (a later one gets the message in its latest state).
+    Revision { seq: i64, frame: F },
     /// A frame that carries its whole news (a read horizon, someone typing) and is not stored
     /// in order with the messages: relayed as it comes, to every subscriber except `from`
     /// when `skip_from`.
@@ -68,6 +71,8 @@ struct Pending {
     seq: i64,
     member_version: i64,
     resync: bool,
+    /// Messages edited or deleted since the last wake-up.
+    revised: std::collections::BTreeSet<i64>,
 }
 
 type FeedKey = (String, String);
@@ -352,6 +357,10 @@ impl<F: FrameText> ChatHub<F> {
                         send(&out, &frame).await
                     }
                 }
+                Ok(FeedItem::Revision { seq, frame }) => {
+                    // Not delivered yet: it will come from the store in its latest state.
+                    seq > sub.sent || out.send(frame).await.is_ok()
+                }
                 Ok(FeedItem::Live {
                     from,
                     skip_from,
@@ -545,6 +554,17 @@ async fn dispatch<F: FrameText>(hub: Weak<ChatHub<F>>, mut events: ChatEventStre
                     feed.note(|p| p.member_version = p.member_version.max(member_version));
                 }
             }
+            ChatEvent::Revised {
+                app_id,
+                channel_id,
+                seq,
+            } => {
+                if let Some(feed) = hub.feed(&app_id, &channel_id) {
+                    feed.note(|p| {
+                        p.revised.insert(seq);
+                    });
+                }
+            }
             ChatEvent::Read {
                 app_id,
                 channel_id,
@@ -632,6 +652,16 @@ async fn run_feed<F: FrameText>(store: Arc<dyn Store>, feed: Arc<Feed<F>>) {
         }
         if ok && (pending.resync || pending.seq > state.last_seq) {
             ok &= refresh_messages(store.as_ref(), &feed, &mut state).await;
+        }
+        // After the new messages: a subscriber then has every seq up to the revised one, so
+        // the revision reaches all who were sent the old version.
+        for seq in &pending.revised {
+            if !ok {
+                // Lost with the retry below, like the other events of a failed round; the
+                // history still has the latest version.
+                break;
+            }
+            ok &= broadcast_revision(store.as_ref(), &feed, *seq).await;
         }
         if !ok {
             tokio::time::sleep(RETRY_DELAY).await;
@@ -723,6 +753,43 @@ async fn refresh_messages<F: FrameText>(
         }
         if !full {
             return true;
+        }
+    }
+}
+
+/// Reads message `seq` as stored now and broadcasts it as an edit or a tombstone.
+async fn broadcast_revision<F: FrameText>(store: &dyn Store, feed: &Feed<F>, seq: i64) -> bool {
+    let (app_id, channel_id) = &feed.key;
+    let page = match store
+        .chat_history(app_id, channel_id, HistoryCursor::After(seq - 1), 1)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => {
+            tracing::warn!(error = %e, "chat: reading a revised message failed");
+            return false;
+        }
+    };
+    let Some(record) = page.first().filter(|record| record.seq == seq) else {
+        return true;
+    };
+    let message = message_view(record);
+    let frame = if message.deleted.is_some() {
+        ServerFrame::Deleted { message }
+    } else {
+        ServerFrame::Edited { message }
+    };
+    match serde_json::to_string(&frame) {
+        Ok(text) => {
+            let _ = feed.tx.send(FeedItem::Revision {
+                seq,
+                frame: F::from(text),
+            });
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "chat: serializing a revision failed");
+            false
         }
     }
 }

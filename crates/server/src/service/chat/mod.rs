@@ -13,9 +13,13 @@ pub use rules::{channel_view, member_view, message_view, ChannelsQuery, HistoryQ
 
 use super::auth::Caller;
 use super::error::ServiceError;
-use crate::store::{ChannelRecord, Conflict, NewChatMessage, Posted, Store, StoreError};
+use crate::store::{
+    ChannelRecord, Conflict, Forbidden, MessageEdit, NewChatMessage, Posted, Store, StoreError,
+};
 use rules::{invalid, is_member};
-use sealkit_proto::chat::{Channel, Message, MessagePage, NewChannel, NewMessage, ReadState};
+use sealkit_proto::chat::{
+    Channel, EditMessage, Message, MessagePage, NewChannel, NewMessage, ReadState,
+};
 use sealkit_proto::ChannelId;
 
 /// Chat store failures that no rule above anticipated: `NotFound` means the channel vanished.
@@ -260,4 +264,83 @@ pub async fn mark_read(
         Err(StoreError::NotFound) => Err(ServiceError::ChannelNotFound),
         Err(e) => Err(store_error(e)),
     }
+}
+
+/// The refusals an edit and a delete share, in the service's words.
+fn revision_error(e: StoreError, seq: i64) -> ServiceError {
+    match e {
+        StoreError::Conflict(Conflict::NoSuchMessage) => ServiceError::MessageNotFound { seq },
+        StoreError::Conflict(Conflict::MessageDeleted) => ServiceError::MessageDeleted { seq },
+        StoreError::Forbidden(why @ (Forbidden::NotTheSender | Forbidden::NotTheSenderOrAdmin)) => {
+            ServiceError::NotTheSender(why.message())
+        }
+        // Not a member, like everywhere else: as if the channel did not exist.
+        StoreError::Forbidden(_) => rules::hidden_from_outsider(),
+        e => store_error(e),
+    }
+}
+
+/// A message seq from a path: 1 or more (a channel numbers its messages from 1).
+fn check_seq(seq: i64) -> Result<(), ServiceError> {
+    if seq < 1 {
+        return Err(ServiceError::MessageNotFound { seq });
+    }
+    Ok(())
+}
+
+/// Replaces the caller's message `seq` with a new ciphertext (its sender only). Like a post, it
+/// must be encrypted for the current members: a stale `member_version` is refused with the
+/// channel as it is now ([`ServiceError::StaleMembers`]).
+pub async fn edit(
+    store: &dyn Store,
+    caller: &Caller,
+    (channel_id, seq): (&str, i64),
+    edit: EditMessage,
+    limit: usize,
+    now_ms: i64,
+) -> Result<Message, ServiceError> {
+    let channel_id = parse_channel_id(channel_id)?;
+    check_seq(seq)?;
+    let ciphertext = rules::ciphertext(&edit.ciphertext, limit)?;
+    let kt_head = rules::gossip_head(edit.kt_head.as_ref())?;
+    let edited = store
+        .chat_edit_message(MessageEdit {
+            app_id: caller.app_id.to_string(),
+            channel_id: channel_id.clone(),
+            seq,
+            editor: caller.identity.clone(),
+            ciphertext,
+            member_version: edit.member_version,
+            edited_at_ms: now_ms,
+            kt_head,
+        })
+        .await;
+    match edited {
+        Ok(record) => Ok(message_view(&record)),
+        Err(StoreError::Conflict(Conflict::StaleMemberVersion { .. })) => {
+            let record = readable(store, &caller.app_id, &caller.identity, &channel_id).await?;
+            Err(ServiceError::StaleMembers {
+                sent: edit.member_version,
+                channel: Box::new(member_view(record, &caller.identity)),
+            })
+        }
+        Err(e) => Err(revision_error(e, seq)),
+    }
+}
+
+/// Deletes message `seq` (its sender, or an admin of the channel): the ciphertext is removed
+/// from the store and a tombstone stays. Deleting a tombstone again answers it unchanged.
+pub async fn delete(
+    store: &dyn Store,
+    caller: &Caller,
+    (channel_id, seq): (&str, i64),
+    now_ms: i64,
+) -> Result<Message, ServiceError> {
+    let channel_id = parse_channel_id(channel_id)?;
+    check_seq(seq)?;
+    store
+        .chat_delete_message(&caller.app_id, &channel_id, seq, &caller.identity, now_ms)
+        .await
+        .map(|record| message_view(&record))
+        .map_err(|e| revision_error(e, seq))
 }

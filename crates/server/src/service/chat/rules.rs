@@ -6,8 +6,8 @@ use super::super::error::ServiceError;
 use crate::store::{ChannelRecord, ChatMessageRecord, HistoryCursor};
 use base64::Engine as _;
 use sealkit_proto::chat::{
-    direct_channel_id, validate_client_id, Channel, ChannelKind, Message, NewChannel, NewMessage,
-    DEFAULT_PAGE, DIRECT_PREFIX, MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
+    direct_channel_id, validate_client_id, Channel, ChannelKind, Deletion, Message, NewChannel,
+    NewMessage, DEFAULT_PAGE, DIRECT_PREFIX, MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
 };
 use sealkit_proto::{ChannelId, Identity};
 
@@ -83,6 +83,11 @@ pub fn message_view(record: &ChatMessageRecord) -> Message {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .map(Box::new),
+        edited_at: record.edited_at_ms,
+        deleted: record.deleted_at_ms.map(|at| Deletion {
+            at,
+            by: record.deleted_by.clone().unwrap_or_default(),
+        }),
     }
 }
 
@@ -271,12 +276,18 @@ pub(super) fn not_a_member(identity: &str) -> ServiceError {
 /// at most `limit` bytes.
 pub(super) fn post_ciphertext(new: &NewMessage, limit: usize) -> Result<Vec<u8>, ServiceError> {
     validate_client_id(&new.client_id).map_err(invalid)?;
+    ciphertext(&new.ciphertext, limit)
+}
+
+/// The decoded ciphertext of a post or an edit: standard padded base64, not empty, at most
+/// `limit` bytes.
+pub(super) fn ciphertext(text: &str, limit: usize) -> Result<Vec<u8>, ServiceError> {
     // Decoding allocates, so refuse what cannot fit before decoding it.
-    if new.ciphertext.len() / 4 * 3 > limit + 2 {
+    if text.len() / 4 * 3 > limit + 2 {
         return Err(ServiceError::MessageTooLarge { limit });
     }
     let ciphertext = B64
-        .decode(&new.ciphertext)
+        .decode(text)
         .map_err(|_| invalid("ciphertext must be standard, padded base64"))?;
     if ciphertext.is_empty() {
         return Err(invalid("ciphertext is empty"));

@@ -446,6 +446,9 @@ pub async fn chat_post_rules(store: &dyn Store) {
             member_version: 1,
             sent_at_ms: first.sent_at_ms,
             kt_head: Some(r#"{"epoch":"c1"}"#.to_owned()),
+            edited_at_ms: None,
+            deleted_at_ms: None,
+            deleted_by: None,
         }
     );
     // A retry: other bytes and even a stale version still get the stored message.

@@ -19,6 +19,8 @@ use super::{Store, StoreError, StoreResult};
 mod apps;
 mod cards;
 mod chat;
+mod chat_edits;
+mod hooks;
 mod keyknox;
 mod kt;
 mod pfs;
@@ -27,6 +29,8 @@ mod pythia;
 pub use apps::*;
 pub use cards::*;
 pub use chat::*;
+pub use chat_edits::*;
+pub use hooks::*;
 pub use keyknox::*;
 pub use kt::*;
 pub use pfs::*;
@@ -94,6 +98,11 @@ macro_rules! store_conformance_tests {
             chat_concurrent_membership,
             chat_read_state,
             chat_typing_is_announced_not_stored,
+            chat_edit_rules,
+            chat_delete_rules,
+            hooks_queue_metadata_events,
+            hooks_claim_lease_retry_ack,
+            hooks_concurrent_claims_are_disjoint,
             kt_card_changes_are_queued,
             kt_records_and_values,
             kt_roots_first_write_wins,

@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use super::listen::{self, notify};
 use super::sql::backend;
 use super::sql::chat::{self as sql, MembershipEdit};
+use super::sql::chat_edits;
 use super::{lock_pair, LockClass, PostgresStore};
 use crate::store::{
     rules, ChannelRecord, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
-    NewChatMessage, Posted, ReadMark, StoreError, StoreResult,
+    MessageEdit, NewChatMessage, Posted, ReadMark, StoreError, StoreResult,
 };
 
 impl PostgresStore {
@@ -174,5 +175,51 @@ impl ChatStore for PostgresStore {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         let event = listen::Notice::typing(app_id, channel_id, identity);
         listen::notify_event(&mut conn, &self.events_channel, &event).await
+    }
+
+    async fn chat_edit_message(&self, edit: MessageEdit) -> StoreResult<ChatMessageRecord> {
+        let mut tx = self.begin().await?;
+        let current = sql::lock_channel(&mut tx, &edit.app_id, &edit.channel_id).await?;
+        let app_id = edit.app_id.clone();
+        let stored = chat_edits::edit(&mut tx, edit, current).await?;
+        let channel_id = stored.channel_id.to_string();
+        notify(
+            &mut tx,
+            &self.events_channel,
+            &app_id,
+            &channel_id,
+            "revised",
+            stored.seq,
+        )
+        .await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
+    async fn chat_delete_message(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        seq: i64,
+        deleter: &str,
+        at_ms: i64,
+    ) -> StoreResult<ChatMessageRecord> {
+        let mut tx = self.begin().await?;
+        sql::lock_channel(&mut tx, app_id, channel_id).await?;
+        let (tombstone, fresh) =
+            chat_edits::delete(&mut tx, (app_id, channel_id, seq), deleter, at_ms).await?;
+        if fresh {
+            notify(
+                &mut tx,
+                &self.events_channel,
+                app_id,
+                channel_id,
+                "revised",
+                seq,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(tombstone)
     }
 }

@@ -34,7 +34,8 @@ pub(super) fn schema_events_channel(schema: &str) -> String {
 pub(super) struct Notice {
     app: String,
     channel: String,
-    /// `"message"` (then `n` is the seq), `"members"` (then `n` is the member version),
+    /// `"message"` (then `n` is the seq), `"revised"` (an edit or delete of message `n`),
+    /// `"members"` (then `n` is the member version),
     /// `"read"` (then `n` is `who`'s new read horizon) or `"typing"` (`n` is 0).
     kind: String,
     n: i64,
@@ -80,6 +81,11 @@ impl Notice {
                 identity: self.who?,
             }),
             "message" => Some(ChatEvent::Message {
+                app_id: self.app,
+                channel_id: self.channel,
+                seq: self.n,
+            }),
+            "revised" => Some(ChatEvent::Revised {
                 app_id: self.app,
                 channel_id: self.channel,
                 seq: self.n,

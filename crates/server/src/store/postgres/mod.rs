@@ -42,6 +42,7 @@ use super::{StoreError, StoreResult};
 mod apps;
 mod cards;
 mod chat;
+mod hooks;
 mod keyknox;
 mod kt;
 mod listen;

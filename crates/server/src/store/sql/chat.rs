@@ -7,16 +7,17 @@ use std::collections::BTreeMap;
 use sealkit_proto::{Identity, InvalidId};
 use sqlx::{Executor, Row};
 
-use super::{backend, locked, unique_or_backend, Conn, Db, BYTE_ORDER};
+use super::{backend, hooks, locked, unique_or_backend, Conn, Db, BYTE_ORDER};
 use crate::store::rules::{self, MemberChange};
 use crate::store::{
     ChannelRecord, ChatMessageRecord, Conflict, Forbidden, HistoryCursor, NewChatMessage, Posted,
     ReadMark, StoreError, StoreResult,
 };
+use sealkit_proto::hooks::{HookEvent, HookKind};
 
 /// The columns of a [`ChatMessageRecord`].
-const MESSAGE_COLUMNS: &str =
-    "channel_id, seq, sender, client_id, ciphertext, member_version, sent_at_ms, kt_head";
+pub(super) const MESSAGE_COLUMNS: &str = "channel_id, seq, sender, client_id, ciphertext, \
+     member_version, sent_at_ms, kt_head, edited_at_ms, deleted_at_ms, deleted_by";
 
 /// Channels with their members, one row per member (`identity` NULL for a channel without
 /// members), from one statement, hence one snapshot. Filters follow in the caller's query.
@@ -182,7 +183,7 @@ pub(crate) async fn lock_channel(
 }
 
 /// Whether `identity` is a member (`Some(admin)`) of the channel.
-async fn membership(
+pub(super) async fn membership(
     conn: &mut Conn,
     app_id: &str,
     channel_id: &str,
@@ -233,14 +234,27 @@ pub(crate) async fn edit_membership(
     edit: MembershipEdit<'_>,
 ) -> StoreResult<Option<i64>> {
     lock_channel(conn, app_id, channel_id).await?;
-    match edit {
-        MembershipEdit::Add { identity, admin } => {
-            add_member(conn, app_id, channel_id, identity, admin).await
-        }
-        MembershipEdit::Remove { identity } => remove_member(conn, app_id, channel_id, identity)
-            .await
-            .map(Some),
+    let (changed, kind, identity) = match edit {
+        MembershipEdit::Add { identity, admin } => (
+            add_member(conn, app_id, channel_id, identity, admin).await?,
+            HookKind::MemberAdded,
+            identity,
+        ),
+        MembershipEdit::Remove { identity } => (
+            Some(remove_member(conn, app_id, channel_id, identity).await?),
+            HookKind::MemberRemoved,
+            identity,
+        ),
+    };
+    if let Some(member_version) = changed {
+        let event = HookEvent {
+            identity: Some(identity.to_owned()),
+            member_version: Some(member_version),
+            ..hooks::event(app_id, channel_id, kind, crate::now_ms())
+        };
+        hooks::enqueue(conn, &event).await?;
     }
+    Ok(changed)
 }
 
 pub(crate) async fn add_member(
@@ -394,6 +408,12 @@ pub(crate) async fn post(
     .map_err(backend)?;
     // The sender has read what it sends (and, by then, everything before it).
     advance_read_seq(conn, &m.app_id, &m.channel_id, &m.sender, seq).await?;
+    let event = HookEvent {
+        seq: Some(seq),
+        sender: Some(m.sender.to_string()),
+        ..hooks::event(&m.app_id, &m.channel_id, HookKind::Message, m.sent_at_ms)
+    };
+    hooks::enqueue(conn, &event).await?;
     Ok(Posted::New(rules::stored_message(message, seq)))
 }
 

@@ -22,6 +22,8 @@
 pub(super) mod apps;
 pub(super) mod cards;
 pub(super) mod chat;
+pub(super) mod chat_edits;
+pub(super) mod hooks;
 pub(super) mod keyknox;
 pub(super) mod kt;
 pub(super) mod pfs;

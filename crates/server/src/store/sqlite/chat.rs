@@ -9,10 +9,11 @@ use tokio::sync::broadcast;
 
 use super::sql::backend;
 use super::sql::chat::{self as sql, MembershipEdit};
+use super::sql::chat_edits;
 use super::{Db, SqliteStore};
 use crate::store::{
     rules, ChannelRecord, ChatEvent, ChatEventStream, ChatMessageRecord, ChatStore, HistoryCursor,
-    NewChatMessage, Posted, ReadMark, StoreError, StoreResult,
+    MessageEdit, NewChatMessage, Posted, ReadMark, StoreError, StoreResult,
 };
 
 impl SqliteStore {
@@ -193,5 +194,50 @@ impl ChatStore for SqliteStore {
             identity: identity.to_owned(),
         });
         Ok(())
+    }
+
+    async fn chat_edit_message(&self, edit: MessageEdit) -> StoreResult<ChatMessageRecord> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let current = sql::lock_channel(&mut tx, &edit.app_id, &edit.channel_id).await?;
+        let app_id = edit.app_id.clone();
+        let stored = chat_edits::edit(&mut tx, edit, current).await?;
+        tx.commit().await.map_err(backend)?;
+        self.emit(ChatEvent::Revised {
+            app_id,
+            channel_id: stored.channel_id.to_string(),
+            seq: stored.seq,
+        });
+        Ok(stored)
+    }
+
+    async fn chat_delete_message(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        seq: i64,
+        deleter: &str,
+        at_ms: i64,
+    ) -> StoreResult<ChatMessageRecord> {
+        let mut writer = self.chat_writer().await?;
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        sql::lock_channel(&mut tx, app_id, channel_id).await?;
+        let (tombstone, fresh) =
+            chat_edits::delete(&mut tx, (app_id, channel_id, seq), deleter, at_ms).await?;
+        tx.commit().await.map_err(backend)?;
+        if fresh {
+            self.emit(ChatEvent::Revised {
+                app_id: app_id.to_owned(),
+                channel_id: channel_id.to_owned(),
+                seq,
+            });
+        }
+        Ok(tombstone)
     }
 }

@@ -32,6 +32,7 @@ use super::{ChatEvent, StoreError, StoreResult};
 mod apps;
 mod cards;
 mod chat;
+mod hooks;
 mod keyknox;
 mod kt;
 mod pfs;
@@ -100,6 +101,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted chat messages: freed bytes are zeroed, not left in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
             .min_connections(1)
