@@ -145,7 +145,7 @@ fn wait_for_port(port: u16) {
 }
 
 /// `sealkit serve` on a fresh port with its stderr captured (the harness's Server discards it).
-fn serve(dir: &Path, args: &[&str]) -> (Proc, String) {
+pub(crate) fn serve(dir: &Path, args: &[&str]) -> (Proc, String) {
     let port = free_port();
     let mut cmd = sealkit(dir);
     cmd.arg("serve")

@@ -11,6 +11,7 @@ mod oracle;
 
 mod brainkey_v3;
 mod card_cache;
+mod chat_blobs;
 mod chat_read_state;
 mod hostile;
 mod http_api;
