@@ -167,7 +167,11 @@ mod tests {
             "chat_blob_limit = 1000\nchat_blob_quota = 5000\nchat_blob_grace_secs = 60",
         )?;
         assert_eq!(
-            (set.chat_blob_limit, set.chat_blob_quota, set.chat_blob_grace_secs),
+            (
+                set.chat_blob_limit,
+                set.chat_blob_quota,
+                set.chat_blob_grace_secs
+            ),
             (1000, 5000, 60)
         );
         Ok(())

@@ -208,11 +208,16 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
     alice.expect(&line);
     bob.expect(&line);
     alice.send("/send-file");
-    alice.send(&format!("/send-file {}", outbox.join("missing.bin").display()));
+    alice.send(&format!(
+        "/send-file {}",
+        outbox.join("missing.bin").display()
+    ));
     alice.send("/history 2");
     alice.expect(&format!(
         "[files] alice ✔ file quarterly report.txt ({size} bytes) #2 (#2)"
     ));
+    // stderr is read by another thread: give it a moment to catch up with stdout.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let errors = alice.stderr();
     assert!(errors.contains("! /send-file PATH"), "{errors}");
     assert!(errors.contains("missing.bin"), "{errors}");
@@ -227,7 +232,9 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
     let (ok, stdout, stderr) = download(dir.path(), &proxy.url, "2", &got);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains(&format!("saved quarterly report.txt ({size} bytes, #2 of files)")),
+        stdout.contains(&format!(
+            "saved quarterly report.txt ({size} bytes, #2 of files)"
+        )),
         "{stdout}"
     );
     assert!(std::fs::read(&got).unwrap() == original, "other bytes");
@@ -271,5 +278,8 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
         !contains(&stored, MARKER.as_bytes()),
         "plaintext of the attachment in the server's files"
     );
-    assert!(!contains(&stored, b"quarterly report"), "the file name is in clear");
+    assert!(
+        !contains(&stored, b"quarterly report"),
+        "the file name is in clear"
+    );
 }

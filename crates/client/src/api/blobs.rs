@@ -58,12 +58,11 @@ impl ApiClient {
         if !response.status().is_success() {
             return Err(self.refusal(&url, response).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.network(&url, &e))?;
+        let body = response.bytes().await.map_err(|e| self.network(&url, &e))?;
         serde_json::from_slice(&body).map_err(|e| {
-            Error::InvalidResponse(format!("blob upload: the body is not the expected JSON ({e})"))
+            Error::InvalidResponse(format!(
+                "blob upload: the body is not the expected JSON ({e})"
+            ))
         })
     }
 

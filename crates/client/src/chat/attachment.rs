@@ -337,7 +337,10 @@ impl Chat {
             };
             match crypto.encrypt_stream(&mut OsRng, &mut reader, &mut writer, &keys, signing, true)
             {
-                Ok(()) => Ok((reader.hash.finalize().into(), reader.len)),
+                Ok(()) => {
+                    let digest: [u8; 32] = reader.hash.finalize().into();
+                    Ok((digest, reader.len))
+                }
                 Err(e) => {
                     writer.fail("encryption failed");
                     Err(Error::from(e))
@@ -400,7 +403,9 @@ impl Chat {
     ) -> Result<(super::Message, Attachment)> {
         check_id(channel)?;
         let file = FileToSend::new(path).await?;
-        let (message, attachment) = self.send_payload(channel, super::Payload::File(&file)).await?;
+        let (message, attachment) = self
+            .send_payload(channel, super::Payload::File(&file))
+            .await?;
         match attachment {
             Some(attachment) => Ok((message, attachment)),
             None => Err(Error::InvalidResponse(
@@ -435,7 +440,9 @@ impl Chat {
         if seq < 1 {
             return Err(not_found());
         }
-        let page = self.history(channel, HistoryCursor::After(seq - 1), 1).await?;
+        let page = self
+            .history(channel, HistoryCursor::After(seq - 1), 1)
+            .await?;
         let received = page
             .messages
             .into_iter()
@@ -513,9 +520,9 @@ impl Chat {
             current: Bytes::new(),
         };
         let sent_at = millis_to_time(received.message.sent_at);
-        let decrypt = self
-            .ethree
-            .auth_decrypt_stream(reader, stage, &sender, Some(sent_at), |_| ());
+        let decrypt =
+            self.ethree
+                .auth_decrypt_stream(reader, stage, &sender, Some(sent_at), |_| ());
         let ((), decrypted) = tokio::join!(feed, decrypt);
         let (file, sha256, len) = decrypted?;
         if len != attachment.size || sha256 != attachment.sha256 {
@@ -565,7 +572,15 @@ mod tests {
         let body = sample().to_body().unwrap();
         // Without the tag, as text someone typed: not an attachment.
         assert_eq!(Attachment::from_body(&body[1..]), None);
-        for name in ["../../etc/passwd", "a/b", "a\\b", "", "..", "a\nb", &"x".repeat(256)] {
+        for name in [
+            "../../etc/passwd",
+            "a/b",
+            "a\\b",
+            "",
+            "..",
+            "a\nb",
+            &"x".repeat(256),
+        ] {
             let evil = Attachment {
                 name: name.to_owned(),
                 ..sample()

@@ -756,7 +756,10 @@ impl Chat {
                 Payload::Data(data) => (std::borrow::Cow::Borrowed(data), None),
                 Payload::File(file) => {
                     let attachment = self.upload_file(channel, file, &recipients).await?;
-                    (std::borrow::Cow::Owned(attachment.to_body()?), Some(attachment))
+                    (
+                        std::borrow::Cow::Owned(attachment.to_body()?),
+                        Some(attachment),
+                    )
                 }
             };
             let blobs = attachment.iter().map(|a| a.blob.clone()).collect();

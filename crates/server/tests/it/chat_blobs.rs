@@ -161,23 +161,53 @@ async fn blobs_round_trip(store: Arc<dyn Store>) {
     assert_eq!(len, Some(data.len().to_string()));
     assert!(body == data, "the uploader reads back other bytes");
     let (status, _, body) = download(&h, &bob, "team", &blob).await;
-    assert_code(status, &error_body(&body), StatusCode::NOT_FOUND, codes::BLOB_NOT_FOUND);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::NOT_FOUND,
+        codes::BLOB_NOT_FOUND,
+    );
 
     // Outsiders learn nothing: the channel's 404, for uploads and downloads alike.
     let (status, body) = upload(&h, &carol, "team", b"x".to_vec(), None).await;
-    assert_code(status, &body, StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        codes::CHANNEL_NOT_FOUND,
+    );
     let (status, _, body) = download(&h, &carol, "team", &blob).await;
-    assert_code(status, &error_body(&body), StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::NOT_FOUND,
+        codes::CHANNEL_NOT_FOUND,
+    );
     let other = token(&h.other_app, "alice");
     let (status, _, body) = download(&h, &other, "team", &blob).await;
-    assert_code(status, &error_body(&body), StatusCode::NOT_FOUND, codes::CHANNEL_NOT_FOUND);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::NOT_FOUND,
+        codes::CHANNEL_NOT_FOUND,
+    );
 
     // Bad ids are 400; unknown ones 404.
     let (status, _, body) = download(&h, &alice, "team", "..%2F..%2Fetc").await;
-    assert_code(status, &error_body(&body), StatusCode::BAD_REQUEST, codes::INVALID);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::BAD_REQUEST,
+        codes::INVALID,
+    );
     let unknown = "0123456789abcdef0123456789abcdef";
     let (status, _, body) = download(&h, &alice, "team", unknown).await;
-    assert_code(status, &error_body(&body), StatusCode::NOT_FOUND, codes::BLOB_NOT_FOUND);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::NOT_FOUND,
+        codes::BLOB_NOT_FOUND,
+    );
 
     // Posts: only the sender's own finished blob of this channel, once.
     let (status, body) = post_message(&h, &bob, "team", "b1", &[&blob]).await;
@@ -197,7 +227,12 @@ async fn blobs_round_trip(store: Arc<dyn Store>) {
     assert_eq!(status, StatusCode::OK);
     assert!(body == data, "a member reads back other bytes");
     let (status, _, body) = download(&h, &bob, "bobs", &blob).await;
-    assert_code(status, &error_body(&body), StatusCode::NOT_FOUND, codes::BLOB_NOT_FOUND);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::NOT_FOUND,
+        codes::BLOB_NOT_FOUND,
+    );
 
     // An empty file is a blob too.
     let (status, empty) = upload(&h, &bob, "team", Vec::new(), None).await;
@@ -216,7 +251,12 @@ async fn blobs_round_trip(store: Arc<dyn Store>) {
         1
     );
     let (status, _, body) = download(&h, &bob, "team", &blob).await;
-    assert_code(status, &error_body(&body), StatusCode::NOT_FOUND, codes::BLOB_NOT_FOUND);
+    assert_code(
+        status,
+        &error_body(&body),
+        StatusCode::NOT_FOUND,
+        codes::BLOB_NOT_FOUND,
+    );
     assert_eq!(store.chat_blob_usage(&app).await.unwrap(), 0);
 }
 
@@ -234,11 +274,9 @@ async fn blobs_round_trip_postgres() {
 /// The per-blob limit and the per-application quota are typed 413s, and a refused upload
 /// leaves nothing stored.
 async fn blobs_limits(store: Arc<dyn Store>) {
-    let config = Config {
-        chat_blob_limit: (1 << 20) + 100,
-        chat_blob_quota: (3 << 20) + 100,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.chat_blob_limit = (1 << 20) + 100;
+    config.chat_blob_quota = (3 << 20) + 100;
     let h = harness_on(config, store.clone()).await;
     let app = h.app.app_id.to_string();
     let alice = token(&h.app, "alice");
@@ -246,11 +284,24 @@ async fn blobs_limits(store: Arc<dyn Store>) {
 
     // Over the limit, found while streaming (no Content-Length) or from the header.
     let (status, body) = upload(&h, &alice, "team", pattern((1 << 20) + 101, 2), None).await;
-    assert_code(status, &body, StatusCode::PAYLOAD_TOO_LARGE, codes::BLOB_TOO_LARGE);
-    assert!(body["message"].as_str().unwrap().contains("1048676"), "{body}");
+    assert_code(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::BLOB_TOO_LARGE,
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("1048676"),
+        "{body}"
+    );
     assert_eq!(store.chat_blob_usage(&app).await.unwrap(), 0);
     let (status, body) = upload(&h, &alice, "team", vec![1; 10], Some(5 << 20)).await;
-    assert_code(status, &body, StatusCode::PAYLOAD_TOO_LARGE, codes::BLOB_TOO_LARGE);
+    assert_code(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::BLOB_TOO_LARGE,
+    );
     // Exactly the limit is fine.
     let (status, body) = upload(&h, &alice, "team", pattern((1 << 20) + 100, 3), None).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -293,10 +344,8 @@ async fn blobs_limits_postgres() {
 async fn unposted_blobs_are_collected() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir).await;
-    let config = Config {
-        chat_blob_grace_secs: 1,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.chat_blob_grace_secs = 1;
     let h = harness_on(config, store.clone()).await;
     let alice = token(&h.app, "alice");
     group(&h, &alice, "team", &[]).await;

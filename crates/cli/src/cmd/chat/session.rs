@@ -123,7 +123,11 @@ impl Session {
                     ("typing", []) => self.typing().await,
                     ("send-file", _) => {
                         // The path is the rest of the line, spaces included.
-                        let path = rest.trim_start().strip_prefix("send-file").unwrap_or("").trim();
+                        let path = rest
+                            .trim_start()
+                            .strip_prefix("send-file")
+                            .unwrap_or("")
+                            .trim();
                         if path.is_empty() {
                             Err(CliError::SendFileUsage)
                         } else {
@@ -587,10 +591,7 @@ impl Session {
         let channel = self.label(&m.message.channel);
         let sender = printable(&m.message.sender);
         if let Some(file) = m.attachment() {
-            return format!(
-                "[{channel}] {sender} ✔ {}",
-                file_line(&file, m.message.seq)
-            );
+            return format!("[{channel}] {sender} ✔ {}", file_line(&file, m.message.seq));
         }
         match (m.status, &m.body) {
             (Verification::Verified, Some(body)) => format!(

@@ -29,7 +29,9 @@ pub const BLOB_CHUNK: usize = 1 << 20;
 /// A refusal of the store while writing a blob, in the service's words.
 fn blob_store_error(e: StoreError) -> ServiceError {
     match e {
-        StoreError::Conflict(Conflict::BlobTooLarge { limit }) => ServiceError::BlobTooLarge { limit },
+        StoreError::Conflict(Conflict::BlobTooLarge { limit }) => {
+            ServiceError::BlobTooLarge { limit }
+        }
         StoreError::Conflict(Conflict::BlobQuotaExceeded { quota }) => {
             ServiceError::BlobQuotaExceeded { quota }
         }

@@ -128,25 +128,40 @@ pub async fn chat_blobs_chunks_and_membership(store: &dyn Store) {
         assert_eq!(stored.as_deref(), Some(*chunk), "chunk {index}");
     }
     assert_eq!(
-        ok("past the end", store.chat_blob_chunk(&app, &blob_id, 3).await),
+        ok(
+            "past the end",
+            store.chat_blob_chunk(&app, &blob_id, 3).await
+        ),
         None
     );
     // Applications are isolated.
     let other = app_id("blob chunks other");
     assert_eq!(record(store, &other, &blob_id).await, None);
     assert_eq!(
-        ok("other app", store.chat_blob_chunk(&other, &blob_id, 0).await),
+        ok(
+            "other app",
+            store.chat_blob_chunk(&other, &blob_id, 0).await
+        ),
         None
     );
     assert_eq!(ok("usage", store.chat_blob_usage(&app).await), size);
     assert!(ok("delete", store.chat_blob_delete(&app, &blob_id).await));
-    assert!(!ok("delete again", store.chat_blob_delete(&app, &blob_id).await));
+    assert!(!ok(
+        "delete again",
+        store.chat_blob_delete(&app, &blob_id).await
+    ));
     assert_eq!(record(store, &app, &blob_id).await, None);
     assert_eq!(
-        ok("chunk of deleted", store.chat_blob_chunk(&app, &blob_id, 0).await),
+        ok(
+            "chunk of deleted",
+            store.chat_blob_chunk(&app, &blob_id, 0).await
+        ),
         None
     );
-    assert_eq!(ok("usage after delete", store.chat_blob_usage(&app).await), 0);
+    assert_eq!(
+        ok("usage after delete", store.chat_blob_usage(&app).await),
+        0
+    );
     assert_refused(
         "append to deleted",
         store.chat_blob_append(&app, &blob_id, b"x", ROOMY).await,
@@ -173,11 +188,15 @@ pub async fn chat_blobs_size_limit(store: &dyn Store) {
     ok("create", store.chat_blob_create(blob).await);
     ok(
         "6 bytes",
-        store.chat_blob_append(&app, &blob_id, b"123456", limits).await,
+        store
+            .chat_blob_append(&app, &blob_id, b"123456", limits)
+            .await,
     );
     assert_refused(
         "5 more",
-        store.chat_blob_append(&app, &blob_id, b"12345", limits).await,
+        store
+            .chat_blob_append(&app, &blob_id, b"12345", limits)
+            .await,
         StoreError::Conflict(Conflict::BlobTooLarge { limit: 10 }),
     );
     let after = some("blob stored", record(store, &app, &blob_id).await);
@@ -186,7 +205,9 @@ pub async fn chat_blobs_size_limit(store: &dyn Store) {
     assert_eq!(
         ok(
             "exactly the limit",
-            store.chat_blob_append(&app, &blob_id, b"1234", limits).await
+            store
+                .chat_blob_append(&app, &blob_id, b"1234", limits)
+                .await
         ),
         10
     );
@@ -258,17 +279,24 @@ pub async fn chat_blobs_quota(store: &dyn Store) {
     }
     let (full, empty) = (some("a stored chunk", full), some("a refused one", empty));
     ok("delete", store.chat_blob_delete(&app, &full).await);
-    assert_eq!(ok("usage after delete", store.chat_blob_usage(&app).await), 90);
+    assert_eq!(
+        ok("usage after delete", store.chat_blob_usage(&app).await),
+        90
+    );
     assert_eq!(
         ok(
             "room again",
-            store.chat_blob_append(&app, &empty, &[7u8; 10], limits).await
+            store
+                .chat_blob_append(&app, &empty, &[7u8; 10], limits)
+                .await
         ),
         10
     );
     assert_refused(
         "full again",
-        store.chat_blob_append(&app, &empty, &[7u8; 1], limits).await,
+        store
+            .chat_blob_append(&app, &empty, &[7u8; 1], limits)
+            .await,
         StoreError::Conflict(Conflict::BlobQuotaExceeded { quota: 100 }),
     );
 }
@@ -285,22 +313,40 @@ pub async fn chat_blobs_attach_rules(store: &dyn Store) {
                 .await,
         );
     }
-    let mine = uploaded(store, new_blob(&app, "team", "alice", "mine", 1), &[b"a"]).await;
-    let bobs = uploaded(store, new_blob(&app, "team", "bob", "bobs", 1), &[b"b"]).await;
-    let elsewhere = uploaded(store, new_blob(&app, "other", "alice", "else", 1), &[b"c"]).await;
+    let mine = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "mine", 1),
+        &[&b"a"[..]],
+    )
+    .await;
+    let bobs = uploaded(
+        store,
+        new_blob(&app, "team", "bob", "bobs", 1),
+        &[&b"b"[..]],
+    )
+    .await;
+    let elsewhere = uploaded(
+        store,
+        new_blob(&app, "other", "alice", "else", 1),
+        &[&b"c"[..]],
+    )
+    .await;
     let unfinished = new_blob(&app, "team", "alice", "unfinished", 1);
     let unfinished_id = unfinished.id.clone();
     ok("create", store.chat_blob_create(unfinished).await);
     let unknown = super::hex_id("no such blob", 32);
-    for (label, blobs) in [
+    for (n, (label, blobs)) in [
         ("another sender's", vec![bobs.clone()]),
         ("another channel's", vec![elsewhere.clone()]),
         ("unfinished", vec![unfinished_id.clone()]),
         ("unknown", vec![unknown]),
         ("one good, one bad", vec![mine.clone(), bobs.clone()]),
         ("the same twice", vec![mine.clone(), mine.clone()]),
-    ] {
-        let mut message = chat_message(&app, "team", "alice", &format!("refused-{}", label.len()), 1);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut message = chat_message(&app, "team", "alice", &format!("refused-{n}"), 1);
         message.blobs = blobs;
         assert_refused(
             label,
@@ -308,9 +354,15 @@ pub async fn chat_blobs_attach_rules(store: &dyn Store) {
             StoreError::Conflict(Conflict::BlobUnusable),
         );
     }
-    let channel = some("channel", ok("channel", store.chat_channel(&app, "team").await));
+    let channel = some(
+        "channel",
+        ok("channel", store.chat_channel(&app, "team").await),
+    );
     assert_eq!(channel.last_seq, 0, "refused posts took no seq");
-    assert_eq!(some("blob", record(store, &app, &mine).await).message_seq, None);
+    assert_eq!(
+        some("blob", record(store, &app, &mine).await).message_seq,
+        None
+    );
 
     let mut message = chat_message(&app, "team", "alice", "with-file", 1);
     message.blobs = vec![mine.clone()];
@@ -346,9 +398,24 @@ pub async fn chat_blobs_deleted_with_message(store: &dyn Store) {
             .chat_create_channel(group(&app, "team", "alice", &[]), u32::MAX)
             .await,
     );
-    let first = uploaded(store, new_blob(&app, "team", "alice", "1a", 1), &[b"12", b"34"]).await;
-    let second = uploaded(store, new_blob(&app, "team", "alice", "1b", 1), &[b"5"]).await;
-    let kept = uploaded(store, new_blob(&app, "team", "alice", "2", 1), &[b"678"]).await;
+    let first = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "1a", 1),
+        &[&b"12"[..], &b"34"[..]],
+    )
+    .await;
+    let second = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "1b", 1),
+        &[&b"5"[..]],
+    )
+    .await;
+    let kept = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "2", 1),
+        &[&b"678"[..]],
+    )
+    .await;
     let mut one = chat_message(&app, "team", "alice", "m1", 1);
     one.blobs = vec![first.clone(), second.clone()];
     let one = post_new(store, one).await;
@@ -365,7 +432,10 @@ pub async fn chat_blobs_deleted_with_message(store: &dyn Store) {
     );
     for gone in [&first, &second] {
         assert_eq!(record(store, &app, gone).await, None);
-        assert_eq!(ok("chunk", store.chat_blob_chunk(&app, gone, 0).await), None);
+        assert_eq!(
+            ok("chunk", store.chat_blob_chunk(&app, gone, 0).await),
+            None
+        );
     }
     assert!(record(store, &app, &kept).await.is_some());
     assert_eq!(
@@ -405,7 +475,12 @@ pub async fn chat_blobs_garbage_collected(store: &dyn Store) {
                 .await,
         );
     }
-    let old_unposted = uploaded(store, new_blob(&app, "team", "alice", "old", 100), &[b"aa"]).await;
+    let old_unposted = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "old", 100),
+        &[&b"aa"[..]],
+    )
+    .await;
     let abandoned = new_blob(&other, "team", "alice", "abandoned", 100);
     let abandoned_id = abandoned.id.clone();
     ok("create", store.chat_blob_create(abandoned).await);
@@ -415,8 +490,18 @@ pub async fn chat_blobs_garbage_collected(store: &dyn Store) {
             .chat_blob_append(&other, &abandoned_id, b"bbb", ROOMY)
             .await,
     );
-    let old_posted = uploaded(store, new_blob(&app, "team", "alice", "posted", 100), &[b"c"]).await;
-    let recent = uploaded(store, new_blob(&app, "team", "alice", "recent", 900), &[b"d"]).await;
+    let old_posted = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "posted", 100),
+        &[&b"c"[..]],
+    )
+    .await;
+    let recent = uploaded(
+        store,
+        new_blob(&app, "team", "alice", "recent", 900),
+        &[&b"d"[..]],
+    )
+    .await;
     let mut message = chat_message(&app, "team", "alice", "m", 1);
     message.blobs = vec![old_posted.clone()];
     post_new(store, message).await;
@@ -434,13 +519,10 @@ pub async fn chat_blobs_garbage_collected(store: &dyn Store) {
         uploaded(
             store,
             new_blob(&app, "team", "alice", &format!("many {n}"), 200),
-            &[b"x"],
+            &[&b"x"[..]],
         )
         .await;
     }
-    assert_eq!(
-        ok("gc many", store.chat_blob_gc(500).await),
-        GC_MANY
-    );
+    assert_eq!(ok("gc many", store.chat_blob_gc(500).await), GC_MANY);
     assert!(record(store, &app, &recent).await.is_some());
 }

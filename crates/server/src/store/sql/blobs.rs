@@ -7,11 +7,9 @@
 
 use sqlx::Executor;
 
-use super::{backend, locked, Conn, Db};
+use super::{backend, locked, Conn, Db, BYTE_ORDER};
 use crate::store::rules;
-use crate::store::{
-    BlobLimits, BlobRecord, Conflict, Forbidden, NewBlob, StoreError, StoreResult,
-};
+use crate::store::{BlobLimits, BlobRecord, Conflict, Forbidden, NewBlob, StoreError, StoreResult};
 
 /// The columns of a [`BlobRecord`].
 const BLOB_COLUMNS: &str =
@@ -83,14 +81,16 @@ pub(crate) async fn append(
         })
     })?;
     take_quota(conn, app_id, len, limits.app_quota_bytes).await?;
-    sqlx::query("INSERT INTO chat_blob_chunks (app_id, blob_id, idx, data) VALUES ($1, $2, $3, $4)")
-        .bind(app_id)
-        .bind(blob_id)
-        .bind(chunks)
-        .bind(data)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+    sqlx::query(
+        "INSERT INTO chat_blob_chunks (app_id, blob_id, idx, data) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(app_id)
+    .bind(blob_id)
+    .bind(chunks)
+    .bind(data)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
     sqlx::query(
         "UPDATE chat_blobs SET size = $3, chunks = chunks + 1 WHERE app_id = $1 AND id = $2",
     )
@@ -150,7 +150,11 @@ async fn give_back(conn: &mut Conn, app_id: &str, bytes: i64) -> StoreResult<()>
 }
 
 /// Marks a blob complete and returns it; `NotFound` when it does not exist.
-pub(crate) async fn finish(conn: &mut Conn, app_id: &str, blob_id: &str) -> StoreResult<BlobRecord> {
+pub(crate) async fn finish(
+    conn: &mut Conn,
+    app_id: &str,
+    blob_id: &str,
+) -> StoreResult<BlobRecord> {
     sqlx::query_as(&format!(
         "UPDATE chat_blobs SET complete = TRUE WHERE app_id = $1 AND id = $2 \
          RETURNING {BLOB_COLUMNS}"
@@ -241,17 +245,21 @@ pub(crate) const GC_BATCH: i64 = 100;
 
 /// Deletes up to [`GC_BATCH`] blobs that no message names, started before `created_before_ms`,
 /// giving their bytes back; how many. The condition is checked again by the deleting statement,
-/// so a blob a post named meanwhile stays.
+/// so a blob a post named meanwhile stays. Locks are taken in one order, blob rows by id first
+/// and usage rows by application last, as appends and message deletions take them (blob, then
+/// usage), so concurrent collectors and uploads on PostgreSQL cannot deadlock.
 pub(crate) async fn gc_batch(conn: &mut Conn, created_before_ms: i64) -> StoreResult<u64> {
-    let candidates: Vec<(String, String)> = sqlx::query_as(
+    let candidates: Vec<(String, String)> = sqlx::query_as(&format!(
         "SELECT app_id, id FROM chat_blobs \
-         WHERE message_seq IS NULL AND created_at_ms < $1 LIMIT $2",
-    )
+         WHERE message_seq IS NULL AND created_at_ms < $1 \
+         ORDER BY app_id{BYTE_ORDER}, id{BYTE_ORDER} LIMIT $2"
+    ))
     .bind(created_before_ms)
     .bind(GC_BATCH)
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
+    let mut freed: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
     let mut deleted = 0;
     for (app_id, blob_id) in candidates {
         let size: Option<i64> = sqlx::query_scalar(
@@ -264,9 +272,12 @@ pub(crate) async fn gc_batch(conn: &mut Conn, created_before_ms: i64) -> StoreRe
         .await
         .map_err(backend)?;
         if let Some(size) = size {
-            give_back(conn, &app_id, size).await?;
+            *freed.entry(app_id).or_default() += size;
             deleted += 1;
         }
+    }
+    for (app_id, bytes) in freed {
+        give_back(conn, &app_id, bytes).await?;
     }
     Ok(deleted)
 }

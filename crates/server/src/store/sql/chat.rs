@@ -394,7 +394,7 @@ pub(crate) async fn post(
     .map_err(backend)?;
     super::blobs::attach(
         conn,
-        (&m.app_id, &m.channel_id, &m.sender),
+        (&m.app_id, m.channel_id.as_str(), m.sender.as_str()),
         seq,
         &m.blobs,
     )
