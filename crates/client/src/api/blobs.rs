@@ -90,9 +90,4 @@ impl ApiClient {
         }
         Ok(response)
     }
-
-    /// A network error of a blob transfer, worded like the other requests'.
-    pub(crate) fn transfer_error(&self, what: &str, e: &reqwest::Error) -> Error {
-        self.network(what, e)
-    }
 }
