@@ -17,11 +17,13 @@ use std::sync::{Arc, Mutex};
 const MARKER: &str = "tangerine-quokka-7731 is the attachment's secret plaintext\n";
 
 /// An HTTP proxy in front of the server, one request per connection, that can flip a byte in
-/// the middle of every blob it serves and keeps a copy of the last blob as the server sent it.
+/// the middle of every blob it serves, or serve another blob than the one asked for, and keeps
+/// the last blob (as the server sent it) and its path.
 struct Proxy {
     url: String,
     tamper: Arc<AtomicBool>,
-    last_blob: Arc<Mutex<Vec<u8>>>,
+    swap: Arc<Mutex<Option<String>>>,
+    last_blob: Arc<Mutex<(String, Vec<u8>)>>,
 }
 
 impl Proxy {
@@ -29,31 +31,41 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let tamper = Arc::new(AtomicBool::new(false));
-        let last_blob = Arc::new(Mutex::new(Vec::new()));
-        let (upstream, flag, blob) = (upstream.to_owned(), tamper.clone(), last_blob.clone());
+        let swap = Arc::new(Mutex::new(None));
+        let last_blob = Arc::new(Mutex::new((String::new(), Vec::new())));
+        let lies = Lies {
+            tamper: tamper.clone(),
+            swap: swap.clone(),
+            last_blob: last_blob.clone(),
+        };
+        let upstream = upstream.to_owned();
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let (upstream, flag, blob) = (upstream.clone(), flag.clone(), blob.clone());
+                let (upstream, lies) = (upstream.clone(), lies.clone());
                 std::thread::spawn(move || {
-                    let _ = relay(stream, &upstream, &flag, &blob);
+                    let _ = relay(stream, &upstream, &lies);
                 });
             }
         });
         Self {
             url,
             tamper,
+            swap,
             last_blob,
         }
     }
 }
 
+/// What the proxy's relays share.
+#[derive(Clone)]
+struct Lies {
+    tamper: Arc<AtomicBool>,
+    swap: Arc<Mutex<Option<String>>>,
+    last_blob: Arc<Mutex<(String, Vec<u8>)>>,
+}
+
 /// Relays one request and its answer (`Connection: close`).
-fn relay(
-    mut client: TcpStream,
-    upstream: &str,
-    tamper: &AtomicBool,
-    last_blob: &Mutex<Vec<u8>>,
-) -> std::io::Result<()> {
+fn relay(mut client: TcpStream, upstream: &str, lies: &Lies) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = String::new();
     reader.read_line(&mut head)?;
@@ -86,7 +98,12 @@ fn relay(
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    let mut request = ureq::request(&method, &format!("{upstream}{path}"));
+    let is_blob = method == "GET" && path.contains("/blobs/");
+    let asked = match lies.swap.lock().unwrap().clone() {
+        Some(other) if is_blob => other,
+        _ => path.clone(),
+    };
+    let mut request = ureq::request(&method, &format!("{upstream}{asked}"));
     for (name, value) in &headers {
         request = request.set(name, value);
     }
@@ -108,9 +125,9 @@ fn relay(
         .collect();
     let mut answer = Vec::new();
     response.into_reader().read_to_end(&mut answer)?;
-    if method == "GET" && path.contains("/blobs/") && status == 200 {
-        *last_blob.lock().unwrap() = answer.clone();
-        if tamper.load(Ordering::SeqCst) {
+    if is_blob && status == 200 {
+        *lies.last_blob.lock().unwrap() = (path.clone(), answer.clone());
+        if lies.tamper.load(Ordering::SeqCst) {
             let middle = answer.len() / 2;
             if let Some(byte) = answer.get_mut(middle) {
                 *byte ^= 0x01;
@@ -207,12 +224,17 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
     let line = format!("[files] alice ✔ file quarterly report.txt ({size} bytes) #2");
     alice.expect(&line);
     bob.expect(&line);
+    // A second file, for the swap below.
+    let other = outbox.join("other.txt");
+    std::fs::write(&other, b"another file from alice").unwrap();
+    alice.send(&format!("/send-file {}", other.display()));
+    alice.expect("[files] alice ✔ file other.txt (23 bytes) #3");
     alice.send("/send-file");
     alice.send(&format!(
         "/send-file {}",
         outbox.join("missing.bin").display()
     ));
-    alice.send("/history 2");
+    alice.send("/history 3");
     alice.expect(&format!(
         "[files] alice ✔ file quarterly report.txt ({size} bytes) #2 (#2)"
     ));
@@ -248,6 +270,20 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
         assert!(!out.exists());
     }
 
+    // The server answers with another authentic file of alice's: refused too (it is not the
+    // file the message names), nothing written.
+    let (ok, _, stderr) = download(dir.path(), &proxy.url, "3", &inbox.join("other.txt"));
+    assert!(ok, "{stderr}");
+    let other_path = proxy.last_blob.lock().unwrap().0.clone();
+    *proxy.swap.lock().unwrap() = Some(other_path);
+    let swapped = inbox.join("swapped.txt");
+    let (ok, _, stderr) = download(dir.path(), &proxy.url, "2", &swapped);
+    assert!(!ok, "another blob was accepted");
+    assert!(stderr.contains("is not the one the message names"), "{stderr}");
+    assert!(!swapped.exists());
+    *proxy.swap.lock().unwrap() = None;
+    std::fs::remove_file(inbox.join("other.txt")).unwrap();
+
     // The server alters one byte of the blob: refused, and neither the file nor a temporary
     // file is left; an existing file of that name is not replaced.
     proxy.tamper.store(true, Ordering::SeqCst);
@@ -262,7 +298,7 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
     assert_eq!(files_in(&inbox), ["report.txt"]);
 
     // The server's files: the ciphertext is there, the plaintext is not.
-    let blob = proxy.last_blob.lock().unwrap().clone();
+    let blob = proxy.last_blob.lock().unwrap().1.clone();
     assert!(blob.len() > size, "the blob is the padded ciphertext");
     let stored = read_dir_bytes(&data);
     // Stored pages split the blob every few KiB, so look for several short pieces of it.
