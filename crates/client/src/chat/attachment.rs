@@ -501,12 +501,29 @@ impl Chat {
             len: 0,
         };
         let (tx, rx) = mpsc::channel(PIPE_DEPTH);
+        // The network's pieces are small (a few KiB); handing each to the decrypting thread
+        // would cost a thread switch per piece, so they are gathered into PIPE_PIECE first.
         let feed = async move {
             let mut response = response;
+            let mut gathered = Vec::with_capacity(PIPE_PIECE);
             loop {
                 let piece = match response.chunk().await {
-                    Ok(Some(piece)) => Ok(piece),
-                    Ok(None) => return,
+                    Ok(Some(piece)) => {
+                        gathered.extend_from_slice(&piece);
+                        if gathered.len() < PIPE_PIECE {
+                            continue;
+                        }
+                        Ok(Bytes::from(std::mem::replace(
+                            &mut gathered,
+                            Vec::with_capacity(PIPE_PIECE),
+                        )))
+                    }
+                    Ok(None) => {
+                        if !gathered.is_empty() {
+                            let _ = tx.send(Ok(Bytes::from(gathered))).await;
+                        }
+                        return;
+                    }
                     Err(e) => Err(io::Error::other(e.to_string())),
                 };
                 let failed = piece.is_err();
