@@ -279,7 +279,10 @@ fn files_are_sent_downloaded_verified_and_never_stored_in_clear() {
     let swapped = inbox.join("swapped.txt");
     let (ok, _, stderr) = download(dir.path(), &proxy.url, "2", &swapped);
     assert!(!ok, "another blob was accepted");
-    assert!(stderr.contains("is not the one the message names"), "{stderr}");
+    assert!(
+        stderr.contains("is not the one the message names"),
+        "{stderr}"
+    );
     assert!(!swapped.exists());
     *proxy.swap.lock().unwrap() = None;
     std::fs::remove_file(inbox.join("other.txt")).unwrap();
