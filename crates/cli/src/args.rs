@@ -723,4 +723,11 @@ pub(crate) struct ChatArgs {
     /// After stdin ends, keep printing incoming messages for SECS seconds (for scripts).
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub(crate) linger: f64,
+    /// Instead of chatting: download the file sent as message SEQ of --channel into --out, then
+    /// exit. The file appears only once complete and verified (exit status 1 otherwise).
+    #[arg(long, value_name = "SEQ", requires_all = ["channel", "out"])]
+    pub(crate) download: Option<i64>,
+    /// Where --download writes the file (replaced if it exists).
+    #[arg(long, value_name = "FILE", requires = "download")]
+    pub(crate) out: Option<PathBuf>,
 }

@@ -404,6 +404,9 @@ pub(crate) enum CliError {
     /// A chat command with the wrong arguments: its help line.
     #[error("usage: {0}")]
     ChatUsage(&'static str),
+    /// `/send-file` without a path.
+    #[error("/send-file PATH: the file to send")]
+    SendFileUsage,
     /// An unknown chat command.
     #[error("unknown command {0}: /help lists them")]
     UnknownChatCommand(String),

@@ -261,6 +261,7 @@ async fn fan_out(
             ciphertext: ciphertext.clone(),
             member_version: channel.member_version,
             kt_head: None,
+            blobs: Vec::new(),
         };
         let at = Instant::now();
         let response = http

@@ -253,6 +253,52 @@ pub enum Error {
         /// The message's seq.
         seq: i64,
     },
+    /// Chat: the encrypted file exceeds the server's attachment limit (code 70011); nothing
+    /// was posted.
+    #[error("the file is too large for chat channel {channel:?}: {message}")]
+    AttachmentTooLarge {
+        /// The channel id.
+        channel: String,
+        /// The server's explanation (with its limit).
+        message: String,
+    },
+    /// Chat: the application's attachment storage is full (code 70012); nothing was posted.
+    #[error("no room for the file in chat channel {channel:?}: {message}")]
+    AttachmentQuotaExceeded {
+        /// The channel id.
+        channel: String,
+        /// The server's explanation (with the quota).
+        message: String,
+    },
+    /// Chat: message `seq` of the channel does not exist, carries no attachment, or its blob is
+    /// gone (code 70013: the message was deleted).
+    #[error("message #{seq} of chat channel {channel:?} has no file to download")]
+    AttachmentNotFound {
+        /// The channel id.
+        channel: String,
+        /// The message.
+        seq: i64,
+    },
+    /// Chat: the message naming the file did not verify, so its file is not fetched.
+    #[error("message #{seq} of chat channel {channel:?} did not verify ({status:?}): its file is not downloaded")]
+    AttachmentUnverified {
+        /// The channel id.
+        channel: String,
+        /// The message.
+        seq: i64,
+        /// Why it did not verify.
+        status: crate::chat::Verification,
+    },
+    /// Chat: the downloaded file decrypted and carries the sender's signature, but it is not
+    /// the file the message names (another size or SHA-256): the server served other bytes.
+    /// Nothing was written.
+    #[error("the file of message #{seq} of chat channel {channel:?} is not the one the message names; nothing was written")]
+    AttachmentAltered {
+        /// The channel id.
+        channel: String,
+        /// The message.
+        seq: i64,
+    },
     /// Chat: the channel's members kept changing while the message was being encrypted for
     /// them (code 70005 after several re-reads); nothing was posted, so sending again is safe.
     #[error(

@@ -81,6 +81,19 @@ pub mod paths {
     pub fn message(id: &str, seq: i64) -> String {
         format!("{CHANNELS}/{id}/messages/{seq}")
     }
+
+    /// `POST` (body: the encrypted file, `application/octet-stream`, streamed): upload an
+    /// attachment's ciphertext (members only). Answers 201 [`super::BlobUploaded`]. A blob no
+    /// message names ([`super::NewMessage::blobs`]) within the server's grace period is deleted.
+    pub fn blobs(id: &str) -> String {
+        format!("{CHANNELS}/{id}/blobs")
+    }
+
+    /// `GET`: the blob's bytes as uploaded, streamed (members only; a blob no message names yet
+    /// only for its uploader).
+    pub fn blob(id: &str, blob: &str) -> String {
+        format!("{CHANNELS}/{id}/blobs/{blob}")
+    }
 }
 
 /// Error codes of the chat API, in the `{"code", "message"}` body shared with the Virgil
@@ -119,6 +132,15 @@ pub mod codes {
     pub const NOT_THE_SENDER: u32 = 70021;
     /// 409: the message was deleted; a tombstone cannot be edited.
     pub const MESSAGE_DELETED: u32 = 70022;
+    /// 413: the blob exceeds the server's per-blob limit (the upload was discarded).
+    pub const BLOB_TOO_LARGE: u32 = 70011;
+    /// 413: the application's blobs would exceed its storage quota (the upload was discarded).
+    pub const BLOB_QUOTA_EXCEEDED: u32 = 70012;
+    /// 404: no such blob in this channel, or not one the caller may read.
+    pub const BLOB_NOT_FOUND: u32 = 70013;
+    /// 409: a post names a blob that is not the sender's finished upload to this channel, or
+    /// that another message names already.
+    pub const BLOB_UNUSABLE: u32 = 70014;
 }
 
 /// Shortest interval, per member and channel, between two [`ServerFrame::Typing`] frames the
@@ -136,6 +158,8 @@ pub const MAX_CHANNELS_PAGE: u32 = 500;
 pub const DEFAULT_PAGE: u32 = 100;
 /// Longest `client_id`, in bytes.
 pub const MAX_CLIENT_ID: usize = 64;
+/// Most blobs one message may name ([`NewMessage::blobs`]).
+pub const MAX_BLOBS_PER_MESSAGE: usize = 16;
 
 /// Direct (exactly two members, fixed) or group (admins add and remove members).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -242,6 +266,33 @@ pub struct NewMessage {
     /// server showing them different directories. Absent from clients without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kt_head: Option<crate::kt::SignedHead>,
+    /// The blobs (attachments, [`paths::blobs`]) the message refers to, in clear: random ids
+    /// that tell the server nothing but which blobs to delete with the message. Each must be a
+    /// finished upload of the sender to this channel that no other message names (else
+    /// [`codes::BLOB_UNUSABLE`]); at most [`MAX_BLOBS_PER_MESSAGE`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<String>,
+}
+
+/// The answer to an upload ([`paths::blobs`]): the blob's id, to name in
+/// [`NewMessage::blobs`] and to download it with ([`paths::blob`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BlobUploaded {
+    /// 32 lowercase hex digits, chosen by the server at random.
+    pub id: String,
+    /// Bytes stored.
+    pub size: u64,
+}
+
+/// A blob id is 32 lowercase hex digits (16 random bytes).
+pub fn validate_blob_id(id: &str) -> Result<(), InvalidChatInput> {
+    let ok_char = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if id.len() != 32 || !id.chars().all(ok_char) {
+        return Err(InvalidChatInput(format!(
+            "blob id {id:?} must be 32 lowercase hex digits"
+        )));
+    }
+    Ok(())
 }
 
 /// `POST /chat/v1/channels/{id}/read`: the caller has read every message up to `seq`.
@@ -517,6 +568,28 @@ mod tests {
         for bad in ["", "a b", "a/b", "é", &"x".repeat(129), "a?b", "a%2Fb"] {
             assert!(validate_channel_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn blob_ids() {
+        assert!(validate_blob_id("0123456789abcdef0123456789abcdef").is_ok());
+        for bad in [
+            "",
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789abcdef0123456789abcdeg",
+            "../3456789abcdef0123456789abcdef",
+        ] {
+            assert!(validate_blob_id(bad).is_err(), "{bad}");
+        }
+        let old: NewMessage =
+            serde_json::from_str(r#"{"client_id":"c","ciphertext":"AA==","member_version":1}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(old.blobs.is_empty());
+        assert!(!serde_json::to_string(&old)
+            .unwrap_or_default()
+            .contains("blobs"));
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub struct Config {
     pub chat_channels_per_creator: u32,
     /// Live WebSockets one identity may hold open on one server process.
     pub chat_sockets_per_identity: usize,
+    /// Largest chat attachment (blob), in bytes of ciphertext; a larger upload is answered 413
+    /// ([`sealkit_proto::chat::codes::BLOB_TOO_LARGE`]) and discarded.
+    pub chat_blob_limit: u64,
+    /// Bytes of chat attachments one application may store in all (uploads in progress and
+    /// blobs awaiting garbage collection included); an upload over it is answered 413
+    /// ([`sealkit_proto::chat::codes::BLOB_QUOTA_EXCEEDED`]) and discarded.
+    pub chat_blob_quota: u64,
+    /// Seconds an uploaded blob may stay unnamed by any message (and an unfinished upload may
+    /// stay) before it is deleted.
+    pub chat_blob_grace_secs: u64,
     /// Seconds between re-verifications of a live WebSocket's token (a revoked API key closes
     /// its sockets within this time).
     pub chat_token_recheck_secs: u64,
@@ -104,6 +114,9 @@ impl Default for Config {
             chat_channels_per_creator: 5000,
             chat_sockets_per_identity: 32,
             chat_token_recheck_secs: 30,
+            chat_blob_limit: 100 << 20,
+            chat_blob_quota: 10 << 30,
+            chat_blob_grace_secs: 24 * 3600,
             tls_cert: None,
             tls_key: None,
             max_connections: 10_000,
@@ -155,6 +168,26 @@ mod tests {
         assert_eq!(set.chat_message_limit, 1000);
         assert_eq!(set.chat_feed_capacity, 8);
         assert!(Config::from_toml("chat_message_limt = 1").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn blob_options_have_defaults_and_read_from_toml() -> Result<(), String> {
+        let defaults = Config::from_toml("")?;
+        assert_eq!(defaults.chat_blob_limit, 100 << 20);
+        assert_eq!(defaults.chat_blob_quota, 10 << 30);
+        assert_eq!(defaults.chat_blob_grace_secs, 86_400);
+        let set = Config::from_toml(
+            "chat_blob_limit = 1000\nchat_blob_quota = 5000\nchat_blob_grace_secs = 60",
+        )?;
+        assert_eq!(
+            (
+                set.chat_blob_limit,
+                set.chat_blob_quota,
+                set.chat_blob_grace_secs
+            ),
+            (1000, 5000, 60)
+        );
         Ok(())
     }
 

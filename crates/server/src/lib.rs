@@ -172,6 +172,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         config.brainkey_burst,
         config.brainkey_per_second,
     );
+    collect_unposted_blobs(store.clone(), config.chat_blob_grace_secs);
     if !(config.kt_epoch_secs.is_finite() && config.kt_epoch_secs > 0.0) {
         return Err(ServerError::Config(
             "kt_epoch_secs must be a positive number",
@@ -251,6 +252,26 @@ fn prune_idle_rate_limits(store: Arc<dyn Store>, burst: u32, per_second: f64) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(buckets = n, "pruned idle rate-limit buckets"),
                 Err(e) => tracing::warn!(error = %e, "pruning rate-limit buckets failed"),
+            }
+        }
+    });
+}
+
+/// Deletes the chat blobs no message named within `grace_secs` of their upload (uploads never
+/// posted, abandoned uploads), checking a quarter of the grace period apart (between a second
+/// and ten minutes). Harmless when several replicas do it: each deletion re-checks that no
+/// message names the blob.
+fn collect_unposted_blobs(store: Arc<dyn Store>, grace_secs: u64) {
+    let grace_ms = i64::try_from(grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let every = std::time::Duration::from_secs((grace_secs / 4).clamp(1, 600));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match service::chat::blobs::collect_garbage(store.as_ref(), now_ms(), grace_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(blobs = n, "deleted blobs no message names"),
+                Err(e) => tracing::warn!(error = %e, "collecting chat blobs failed"),
             }
         }
     });

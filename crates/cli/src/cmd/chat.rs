@@ -113,6 +113,9 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
     let ethree = sdk::initialize(opts, provider, home.clone()).await?;
     ensure_registered(&ethree, &home).await?;
     let chat = ethree.chat();
+    if let (Some(seq), Some(channel), Some(out)) = (args.download, &args.channel, &args.out) {
+        return download(&chat, channel, seq, out).await;
+    }
     let stream = chat.subscribe().await?;
     let mut session = Session::new(chat, stream);
     // The --channel first, so that its recent messages are shown; then the others, from now.
@@ -177,6 +180,19 @@ async fn run(opts: &SdkOptions, args: &ChatArgs, linger: Duration) -> Result<()>
     }
     session.mark_shown_read().await;
     session.stream.close().await;
+    Ok(())
+}
+
+/// `--download SEQ --out FILE`: the SDK writes FILE only once the blob decrypted, its signature
+/// verified and it matched the message's size and SHA-256.
+async fn download(chat: &sealkit::Chat, channel: &str, seq: i64, out: &Path) -> Result<()> {
+    let file = chat.download(channel, seq, out).await?;
+    notice(format_args!(
+        "saved {} ({} bytes, #{seq} of {channel}) to {}",
+        session::printable(&file.name),
+        file.size,
+        out.display()
+    ));
     Ok(())
 }
 

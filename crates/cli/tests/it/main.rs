@@ -12,6 +12,7 @@ mod oracle;
 mod chat_cli;
 mod chat_e2e;
 mod chat_edit_cli;
+mod chat_files;
 mod chat_read_typing;
 mod cli;
 mod cli_sdk;

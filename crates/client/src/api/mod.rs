@@ -2,6 +2,7 @@
 //! mapping. Each service has its own module with its endpoints (`cards`; `keyknox` with Pythia's
 //! brainkey; `pfs`, the ratchet key service), built on [`ApiClient::send`].
 
+pub(crate) mod blobs;
 pub(crate) mod cards;
 pub(crate) mod chat;
 pub(crate) mod keyknox;

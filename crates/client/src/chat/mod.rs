@@ -55,8 +55,10 @@
 //! # Ok(()) }
 //! ```
 
+mod attachment;
 mod stream;
 
+pub use attachment::Attachment;
 pub use sealkit_proto::chat::{Channel, ChannelKind, Deletion, Message, ReadState};
 pub use stream::{ChatEvent, ChatStream};
 
@@ -207,7 +209,8 @@ pub struct ReceivedMessage {
 }
 
 impl ReceivedMessage {
-    /// The verified body as UTF-8 text (`None` when unverified or not UTF-8).
+    /// The verified body as UTF-8 text (`None` when unverified, not UTF-8, or a file: see
+    /// [`ReceivedMessage::attachment`]).
     ///
     /// ```
     /// # use sealkit::chat::{Message, ReceivedMessage, Verification};
@@ -230,6 +233,7 @@ impl ReceivedMessage {
     pub fn text(&self) -> Option<&str> {
         self.body
             .as_deref()
+            .filter(|b| Attachment::from_body(b).is_none())
             .and_then(|b| std::str::from_utf8(b).ok())
     }
 
@@ -772,6 +776,18 @@ impl Chat {
     /// ```
     pub async fn send(&self, channel: &str, data: &[u8]) -> Result<Message> {
         check_id(channel)?;
+        let (message, _) = self.send_payload(channel, Payload::Data(data)).await?;
+        Ok(message)
+    }
+
+    /// Encrypts the payload for the channel's current members and posts it (see
+    /// [`Chat::send`]); a file is uploaded first, for the same members, and the message names
+    /// it. Returns the stored message and, for a file, its attachment.
+    async fn send_payload(
+        &self,
+        channel: &str,
+        payload: Payload<'_>,
+    ) -> Result<(Message, Option<Attachment>)> {
         let client_id = hex::encode(random_bytes::<16>());
         let cached = lock(&self.shared.channels).get(channel).cloned();
         let mut info = match cached {
@@ -779,12 +795,31 @@ impl Chat {
             None => self.channel(channel).await?,
         };
         for _ in 0..STALE_RETRIES {
-            let (ciphertext, kt_head) = self.encrypt_for(&info, data).await?;
+            let cards = self.member_cards(&info.members).await?;
+            let recipients: Vec<&Card> = cards.iter().collect();
+            let (data, attachment) = match payload {
+                Payload::Data(data) => (std::borrow::Cow::Borrowed(data), None),
+                Payload::File(file) => {
+                    let attachment = self.upload_file(channel, file, &recipients).await?;
+                    (
+                        std::borrow::Cow::Owned(attachment.to_body()?),
+                        Some(attachment),
+                    )
+                }
+            };
+            let blobs = attachment.iter().map(|a| a.blob.clone()).collect();
+            let ciphertext = STANDARD.encode(self.ethree.auth_encrypt(&data, &recipients).await?);
             let post = NewMessage {
                 client_id: client_id.clone(),
                 ciphertext,
                 member_version: info.member_version,
-                kt_head,
+                kt_head: self
+                    .ethree
+                    .inner
+                    .kt
+                    .gossip_head(&self.ethree.inner.local)
+                    .await,
+                blobs,
             };
             match self.post(channel, &post).await {
                 Ok(Posted::Stored(message)) => {
@@ -794,7 +829,7 @@ impl Chat {
                                 .to_owned(),
                         ));
                     }
-                    return Ok(message);
+                    return Ok((message, attachment));
                 }
                 // The refusal names the current members: encrypt for them straight away.
                 Ok(Posted::Stale(current)) => info = self.remember(current),
@@ -1259,6 +1294,15 @@ impl EThree {
 /// ```
 pub use sealkit_proto::chat::direct_channel_id;
 
+/// What [`Chat::send_payload`] sends.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// Bytes, as the message body.
+    Data(&'a [u8]),
+    /// A file, uploaded as a blob and announced by the message body.
+    File(&'a attachment::FileToSend),
+}
+
 /// The keys that may have signed a message stored at `sent_at_ms`: those of the sender's cards
 /// that were current at some moment within [`CLOCK_SKEW`] of it.
 fn signers_at(card: &Card, sent_at_ms: i64) -> Vec<PublicKey> {
@@ -1349,6 +1393,8 @@ pub(crate) fn chat_error(e: Error, channel: &str) -> Error {
             codes::CHANNEL_EXISTS => Error::ChannelExists { channel },
             codes::TOO_MANY_CHANNELS => Error::TooManyChannels { message },
             codes::MEMBERSHIP_RULE => Error::MembershipRule { channel, message },
+            codes::BLOB_TOO_LARGE => Error::AttachmentTooLarge { channel, message },
+            codes::BLOB_QUOTA_EXCEEDED => Error::AttachmentQuotaExceeded { channel, message },
             // 413 without the chat code: the server's overall body limit came first.
             _ if code == codes::MESSAGE_TOO_LARGE || status == 413 => {
                 Error::MessageTooLarge { channel, message }

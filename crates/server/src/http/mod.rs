@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cards;
 pub mod chat;
+pub mod chat_blobs;
 pub mod error;
 pub mod keyknox;
 pub mod kt;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
             state.config.body_limit,
             state.config.chat_message_limit,
         ))
+        .merge(chat_blobs::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })

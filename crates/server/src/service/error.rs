@@ -106,6 +106,30 @@ pub enum ServiceError {
         /// The most channels one identity may create in an application.
         limit: u32,
     },
+    /// Chat: the upload exceeds the per-blob limit.
+    #[error("the blob is larger than the limit of {limit} bytes")]
+    BlobTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// Chat: the upload would take the application's blobs over its quota.
+    #[error(
+        "the application's attachments would exceed its storage quota of {quota} bytes; \
+         delete messages with attachments that are no longer needed"
+    )]
+    BlobQuotaExceeded {
+        /// The quota, in bytes.
+        quota: u64,
+    },
+    /// Chat: no such blob in the channel (or not one the caller may read yet).
+    #[error("no such blob")]
+    BlobNotFound,
+    /// Chat: a post names a blob it may not name.
+    #[error(
+        "a named blob is not a finished upload of the sender to this channel, or another \
+         message names it"
+    )]
+    BlobUnusable,
     /// Chat: the membership change breaks a rule of the channel.
     #[error("{0}")]
     MembershipRule(String),

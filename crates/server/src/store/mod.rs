@@ -121,6 +121,21 @@ pub enum Conflict {
     NoSuchMessage,
     /// An edit of a deleted message (a tombstone).
     MessageDeleted,
+    /// A chunk that would take a blob over the per-blob limit.
+    BlobTooLarge {
+        /// The most bytes one blob may hold.
+        limit: u64,
+    },
+    /// A chunk that would take the application's blobs over its quota.
+    BlobQuotaExceeded {
+        /// The application's quota, in bytes.
+        quota: u64,
+    },
+    /// A chunk for a blob that is already complete.
+    BlobComplete,
+    /// A post naming a blob that is not a complete upload of the sender to the channel, or
+    /// that another message names.
+    BlobUnusable,
 }
 
 impl Conflict {
@@ -148,6 +163,13 @@ impl Conflict {
             Self::ReadBeyondLastSeq { .. } => "read horizon beyond the channel's last message",
             Self::NoSuchMessage => "no message with this seq",
             Self::MessageDeleted => "the message was deleted",
+            Self::BlobTooLarge { .. } => "the blob exceeds the per-blob limit",
+            Self::BlobQuotaExceeded { .. } => "the application's blob storage quota is exceeded",
+            Self::BlobComplete => "the blob is complete",
+            Self::BlobUnusable => {
+                "a named blob is not a complete upload of the sender to this channel, or \
+                 another message names it"
+            }
         }
     }
 }
@@ -280,6 +302,7 @@ pub trait Store:
     + KeyknoxStore
     + RateLimitStore
     + ChatStore
+    + ChatBlobStore
     + KtStore
     + PfsStore
     + HookStore
@@ -295,6 +318,7 @@ impl<T> Store for T where
         + KeyknoxStore
         + RateLimitStore
         + ChatStore
+        + ChatBlobStore
         + KtStore
         + PfsStore
         + HookStore
@@ -606,6 +630,9 @@ pub struct NewChatMessage {
     pub sent_at_ms: i64,
     /// The sender's key-directory head (JSON), stored as posted (gossip).
     pub kt_head: Option<String>,
+    /// Blob ids the message names ([`ChatBlobStore`]): each becomes the message's in the
+    /// posting transaction, or the post fails with `Conflict(BlobUnusable)`.
+    pub blobs: Vec<String>,
 }
 
 /// A stored message.
@@ -870,6 +897,118 @@ pub trait ChatStore: Send + Sync {
         deleter: &str,
         at_ms: i64,
     ) -> StoreResult<ChatMessageRecord>;
+}
+
+/// A blob to create ([`ChatBlobStore::chat_blob_create`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBlob {
+    /// Owning application.
+    pub app_id: String,
+    /// Blob id (32 lowercase hex digits, random).
+    pub id: String,
+    /// The channel it was uploaded to.
+    pub channel_id: ChannelId,
+    /// Who uploads it; only they may name it in a message.
+    pub uploader: Identity,
+    /// Server time, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// A stored blob (without its bytes).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct BlobRecord {
+    /// Blob id.
+    pub id: String,
+    /// The channel it was uploaded to.
+    #[sqlx(try_from = "String")]
+    pub channel_id: ChannelId,
+    /// Who uploaded it.
+    #[sqlx(try_from = "String")]
+    pub uploader: Identity,
+    /// Bytes stored so far (all of it once complete).
+    pub size: i64,
+    /// Chunks stored so far, numbered `0..chunks`.
+    pub chunks: i64,
+    /// Whether the upload finished ([`ChatBlobStore::chat_blob_finish`]).
+    pub complete: bool,
+    /// The message that names it, once one does.
+    pub message_seq: Option<i64>,
+    /// Server time of the upload's start, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// The limits a chunk is checked against ([`ChatBlobStore::chat_blob_append`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLimits {
+    /// Most bytes one blob may hold.
+    pub max_blob_bytes: u64,
+    /// Most bytes the application's blobs may hold together (complete or not).
+    pub app_quota_bytes: u64,
+}
+
+/// Chat attachments, part of [`Store`]: encrypted files (opaque bytes) uploaded to a channel
+/// in numbered chunks, named by at most one message, deleted with it or, when no message names
+/// them, after a grace period. The bytes live in the database, so every replica of a
+/// PostgreSQL deployment serves every blob, and neither an upload nor a download holds a whole
+/// blob in memory. Each application's blobs count against its quota in one usage row that
+/// every chunk changes with one conditional update, so concurrent uploads on any replica
+/// never exceed it together.
+#[async_trait]
+pub trait ChatBlobStore: Send + Sync {
+    /// Starts an empty, incomplete blob. `NotFound` for no such channel;
+    /// `Forbidden(NotAMember)` unless the uploader is a member; `Conflict(BlobUnusable)` for
+    /// an id that exists (random ids do not collide).
+    async fn chat_blob_create(&self, blob: NewBlob) -> StoreResult<()>;
+
+    /// Appends the next chunk, atomically: `NotFound` for no such blob;
+    /// `Conflict(BlobComplete)` once finished; `Conflict(BlobTooLarge)` when the blob would
+    /// exceed `limits.max_blob_bytes`; `Conflict(BlobQuotaExceeded)` when the application's
+    /// blobs would exceed `limits.app_quota_bytes`. Nothing is written on a refusal. Returns
+    /// the blob's size after the chunk.
+    async fn chat_blob_append(
+        &self,
+        app_id: &str,
+        blob_id: &str,
+        data: &[u8],
+        limits: BlobLimits,
+    ) -> StoreResult<u64>;
+
+    /// Marks the blob complete (finishing twice is not an error) and returns it. `NotFound`
+    /// for no such blob.
+    async fn chat_blob_finish(&self, app_id: &str, blob_id: &str) -> StoreResult<BlobRecord>;
+
+    /// One blob of the application, if it exists (complete or not).
+    async fn chat_blob(&self, app_id: &str, blob_id: &str) -> StoreResult<Option<BlobRecord>>;
+
+    /// Chunk `index` of a blob, if both exist.
+    async fn chat_blob_chunk(
+        &self,
+        app_id: &str,
+        blob_id: &str,
+        index: i64,
+    ) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Deletes one blob with its chunks, giving its bytes back to the quota (an upload that
+    /// failed). Deleting nothing succeeds; returns whether a blob was deleted.
+    async fn chat_blob_delete(&self, app_id: &str, blob_id: &str) -> StoreResult<bool>;
+
+    /// Deletes every blob the message `seq` of the channel names, with their chunks, giving
+    /// their bytes back to the quota; returns how many. [`ChatStore::chat_delete_message`]
+    /// does the same in the transaction of the deletion.
+    async fn chat_delete_message_blobs(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        seq: i64,
+    ) -> StoreResult<u64>;
+
+    /// Deletes the blobs, of every application, that no message names and whose upload started
+    /// before `created_before_ms` (abandoned uploads, uploads never posted); returns how many.
+    /// A blob a message names meanwhile is kept.
+    async fn chat_blob_gc(&self, created_before_ms: i64) -> StoreResult<u64>;
+
+    /// Bytes the application's blobs hold (complete or not), as counted against its quota.
+    async fn chat_blob_usage(&self, app_id: &str) -> StoreResult<u64>;
 }
 
 impl std::fmt::Debug for dyn Store {

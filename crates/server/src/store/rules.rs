@@ -245,6 +245,18 @@ pub(crate) fn check_delete(
     }
 }
 
+/// The size a blob of `size` bytes reaches with a chunk of `len` bytes, or
+/// `Conflict(BlobTooLarge)` past `limit`.
+pub(crate) fn blob_size_after(size: i64, len: usize, limit: u64) -> Result<i64, Conflict> {
+    let after = u64::try_from(size)
+        .unwrap_or(u64::MAX)
+        .saturating_add(len as u64);
+    match i64::try_from(after) {
+        Ok(after) if after as u64 <= limit => Ok(after),
+        _ => Err(Conflict::BlobTooLarge { limit }),
+    }
+}
+
 /// Adds members (identity, admin) to a channel, keeping members and admins sorted by Rust's
 /// string order (the same in both backends, whatever the database's collation).
 pub(crate) fn add_members(
@@ -336,6 +348,21 @@ mod tests {
                 used: 101,
                 quota: 100
             })
+        );
+    }
+
+    #[test]
+    fn blob_limit_allows_exactly_the_limit() {
+        assert_eq!(blob_size_after(0, 0, 0), Ok(0));
+        assert_eq!(blob_size_after(60, 40, 100), Ok(100));
+        assert_eq!(
+            blob_size_after(60, 41, 100),
+            Err(Conflict::BlobTooLarge { limit: 100 })
+        );
+        // Beyond what the database column holds, whatever the limit says.
+        assert_eq!(
+            blob_size_after(i64::MAX, 1, u64::MAX),
+            Err(Conflict::BlobTooLarge { limit: u64::MAX })
         );
     }
 

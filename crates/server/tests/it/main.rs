@@ -12,6 +12,7 @@ mod oracle;
 mod brainkey_v3;
 mod card_cache;
 mod chat_edits;
+mod chat_blobs;
 mod chat_read_state;
 mod hostile;
 mod http_api;

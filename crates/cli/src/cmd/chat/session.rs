@@ -61,6 +61,7 @@ text          send to the current channel (//text sends a line that starts with 
 /join NAME    join an open channel (or switch to one of yours)
 /create NAME [ID...]  create a closed group channel with these members (you are its admin)
 /dm ID        direct channel with ID
+/send-file PATH  encrypt the file PATH and send it (fetch: chat --download SEQ --out FILE)
 /history [N]  the last N messages of the current channel (default 20)
 /members      members of the current channel
 /add ID       add ID to the current channel (admins)
@@ -128,6 +129,19 @@ impl Session {
                     ("typing", []) => self.typing().await,
                     ("edit", [seq, _, ..]) => self.edit(seq, words_after(rest, 2)).await,
                     ("delete", [seq]) => self.delete(seq).await,
+                    ("send-file", _) => {
+                        // The path is the rest of the line, spaces included.
+                        let path = rest
+                            .trim_start()
+                            .strip_prefix("send-file")
+                            .unwrap_or("")
+                            .trim();
+                        if path.is_empty() {
+                            Err(CliError::SendFileUsage)
+                        } else {
+                            self.send_file(std::path::Path::new(path)).await
+                        }
+                    }
                     _ => Err(usage(verb)),
                 }
             }
@@ -326,6 +340,22 @@ impl Session {
             self.label(&message.channel),
             message.sender,
             printable(text),
+        ));
+        Ok(())
+    }
+
+    /// `/send-file PATH`.
+    async fn send_file(&mut self, path: &std::path::Path) -> Result<()> {
+        let channel = self.current()?;
+        let (message, file) = self.chat.send_file(&channel, path).await?;
+        self.echoed.insert((message.channel.clone(), message.seq));
+        self.last_own.insert(message.channel.clone(), message.seq);
+        self.marked.insert(message.channel.clone(), message.seq);
+        print_line(format_args!(
+            "[{}] {} ✔ {}",
+            self.label(&message.channel),
+            message.sender,
+            file_line(&file, message.seq)
         ));
         Ok(())
     }
@@ -606,6 +636,9 @@ impl Session {
     fn render(&self, m: &ReceivedMessage) -> String {
         let channel = self.label(&m.message.channel);
         let sender = printable(&m.message.sender);
+        if let Some(file) = m.attachment() {
+            return format!("[{channel}] {sender} ✔ {}", file_line(&file, m.message.seq));
+        }
         match (m.status, &m.body) {
             (Verification::Verified, Some(body)) => format!(
                 "[{channel}] {sender} ✔ {}",
@@ -675,9 +708,19 @@ fn reason(status: Verification) -> &'static str {
     }
 }
 
+/// How a file in a message is shown: its name, size and the message's number (what
+/// `--download` takes).
+fn file_line(file: &sealkit::chat::Attachment, seq: i64) -> String {
+    format!(
+        "file {} ({} bytes) #{seq}",
+        printable(&file.name),
+        file.size
+    )
+}
+
 /// Text as one terminal line: control characters (escape sequences a sender could use to
 /// redraw the screen, line breaks that would fake another sender's line) are shown escaped.
-fn printable(text: &str) -> String {
+pub(super) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() {

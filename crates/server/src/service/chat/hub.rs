@@ -880,6 +880,7 @@ mod tests {
             ciphertext: base64::engine::general_purpose::STANDARD.encode(client_id),
             member_version: version,
             kt_head: None,
+            blobs: Vec::new(),
         };
         let (message, fresh) = post(
             rig.store.as_ref(),

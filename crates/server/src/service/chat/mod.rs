@@ -5,6 +5,7 @@
 //! WebSocket subscribers of this process. Every operation takes the [`Caller`] it acts for and
 //! answers [`ServiceError`]s; none knows about HTTP.
 
+pub mod blobs;
 pub mod hub;
 mod rules;
 
@@ -187,6 +188,7 @@ pub async fn post(
     let channel_id = parse_channel_id(channel_id)?;
     let ciphertext = rules::post_ciphertext(&new, limit)?;
     let kt_head = rules::gossip_head(new.kt_head.as_ref())?;
+    rules::check_post_blobs(&new.blobs)?;
     let posted = store
         .chat_post(NewChatMessage {
             app_id: caller.app_id.to_string(),
@@ -197,12 +199,14 @@ pub async fn post(
             member_version: new.member_version,
             sent_at_ms: now_ms,
             kt_head,
+            blobs: new.blobs.clone(),
         })
         .await;
     match posted {
         Ok(Posted::New(record)) => Ok((message_view(&record), true)),
         Ok(Posted::Duplicate(record)) => Ok((message_view(&record), false)),
         Err(StoreError::Forbidden(_)) => Err(rules::hidden_from_outsider()),
+        Err(StoreError::Conflict(Conflict::BlobUnusable)) => Err(ServiceError::BlobUnusable),
         // The sender needs the current members to encrypt again: read them once here, so
         // the refusal carries them and the client does not ask for the channel itself.
         Err(StoreError::Conflict(Conflict::StaleMemberVersion { .. })) => {

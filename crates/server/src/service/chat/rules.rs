@@ -6,8 +6,9 @@ use super::super::error::ServiceError;
 use crate::store::{ChannelRecord, ChatMessageRecord, HistoryCursor};
 use base64::Engine as _;
 use sealkit_proto::chat::{
-    direct_channel_id, validate_client_id, Channel, ChannelKind, Deletion, Message, NewChannel,
-    NewMessage, DEFAULT_PAGE, DIRECT_PREFIX, MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
+    direct_channel_id, validate_blob_id, validate_client_id, Channel, ChannelKind, Deletion,
+    Message, NewChannel, NewMessage, DEFAULT_PAGE, DIRECT_PREFIX, MAX_BLOBS_PER_MESSAGE,
+    MAX_CHANNELS_PAGE, MAX_MEMBERS, MAX_PAGE,
 };
 use sealkit_proto::{ChannelId, Identity};
 
@@ -111,6 +112,22 @@ pub(super) fn gossip_head(
         )));
     }
     Ok(Some(text))
+}
+
+/// The blob ids a post names: valid ids, none twice, at most [`MAX_BLOBS_PER_MESSAGE`].
+pub(super) fn check_post_blobs(blobs: &[String]) -> Result<(), ServiceError> {
+    if blobs.len() > MAX_BLOBS_PER_MESSAGE {
+        return Err(invalid(format!(
+            "a message may name at most {MAX_BLOBS_PER_MESSAGE} blobs"
+        )));
+    }
+    for (n, blob) in blobs.iter().enumerate() {
+        validate_blob_id(blob).map_err(invalid)?;
+        if blobs.iter().take(n).any(|earlier| earlier == blob) {
+            return Err(invalid(format!("blob {blob} is named twice")));
+        }
+    }
+    Ok(())
 }
 
 /// The chat error for invalid input.
@@ -402,6 +419,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use sealkit_proto::kt::SignedHead;
+
+    #[test]
+    fn post_blobs_are_valid_distinct_and_few() {
+        let id = |n: usize| format!("{n:032x}");
+        assert!(check_post_blobs(&[]).is_ok());
+        let most: Vec<String> = (0..MAX_BLOBS_PER_MESSAGE).map(id).collect();
+        assert!(check_post_blobs(&most).is_ok());
+        let too_many: Vec<String> = (0..=MAX_BLOBS_PER_MESSAGE).map(id).collect();
+        assert!(check_post_blobs(&too_many).is_err());
+        assert!(check_post_blobs(&[id(1), id(2), id(1)]).is_err());
+        assert!(check_post_blobs(&["../etc/passwd".into()]).is_err());
+    }
 
     fn head(app_id: &str) -> SignedHead {
         SignedHead {

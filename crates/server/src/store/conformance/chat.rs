@@ -60,6 +60,7 @@ pub(crate) fn chat_message(
         sent_at_ms: 1_800_000_000_000 + client_id.len() as i64,
         // Every other message gossips a head: both must read back as posted.
         kt_head: (client_id.len() % 2 == 0).then(|| format!("{{\"epoch\":\"{client_id}\"}}")),
+        blobs: Vec::new(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `&dyn Store` (each expects an empty store and panics on a violation), and the
 //! [`store_conformance_tests!`](crate::store_conformance_tests) macro that turns them into one
 //! `#[tokio::test]` each for a backend. One file per domain (`apps`, `cards`, `keyknox`,
-//! `pythia` for rate limits, `chat`, `kt`, `pfs` for ratchet keys); this one holds the helpers they share and
+//! `pythia` for rate limits, `chat`, `blobs` for chat attachments, `kt`, `pfs` for ratchet
+//! keys); this one holds the helpers they share and
 //! [`replicas_agree`], which runs each domain's two-replica check.
 //!
 //! A new backend adds one line to its tests: `crate::store_conformance_tests!(factory());`.
@@ -17,6 +18,7 @@ use futures_util::future::join_all;
 use super::{Store, StoreError, StoreResult};
 
 mod apps;
+mod blobs;
 mod cards;
 mod chat;
 mod chat_edits;
@@ -27,6 +29,7 @@ mod pfs;
 mod pythia;
 
 pub use apps::*;
+pub use blobs::*;
 pub use cards::*;
 pub use chat::*;
 pub use chat_edits::*;
@@ -103,6 +106,12 @@ macro_rules! store_conformance_tests {
             hooks_queue_metadata_events,
             hooks_claim_lease_retry_ack,
             hooks_concurrent_claims_are_disjoint,
+            chat_blobs_chunks_and_membership,
+            chat_blobs_size_limit,
+            chat_blobs_quota,
+            chat_blobs_attach_rules,
+            chat_blobs_deleted_with_message,
+            chat_blobs_garbage_collected,
             kt_card_changes_are_queued,
             kt_records_and_values,
             kt_roots_first_write_wins,

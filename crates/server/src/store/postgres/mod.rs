@@ -40,6 +40,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use super::{StoreError, StoreResult};
 
 mod apps;
+mod blobs;
 mod cards;
 mod chat;
 mod hooks;

@@ -406,6 +406,13 @@ pub(crate) async fn post(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
+    super::blobs::attach(
+        conn,
+        (&m.app_id, m.channel_id.as_str(), m.sender.as_str()),
+        seq,
+        &m.blobs,
+    )
+    .await?;
     // The sender has read what it sends (and, by then, everything before it).
     advance_read_seq(conn, &m.app_id, &m.channel_id, &m.sender, seq).await?;
     let event = HookEvent {

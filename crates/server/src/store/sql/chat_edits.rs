@@ -4,7 +4,7 @@
 use sealkit_proto::hooks::{HookEvent, HookKind};
 
 use super::chat::{membership, MESSAGE_COLUMNS};
-use super::{backend, hooks, Conn};
+use super::{backend, blobs, hooks, Conn};
 use crate::store::rules;
 use crate::store::{ChatMessageRecord, Conflict, Forbidden, MessageEdit, StoreError, StoreResult};
 
@@ -95,7 +95,9 @@ pub(crate) async fn delete(
     if stored.deleted_at_ms.is_some() {
         return Ok((stored, false));
     }
-    // attachments: delete the message's blobs here
+    // The files the message named go with it, in the same transaction (their bytes go back
+    // to the application's quota).
+    blobs::delete_of_message(conn, app_id, channel_id, seq).await?;
     // The bytes are overwritten in the row, not flagged: the ciphertext is gone from the
     // database (SQLite runs with `secure_delete`, so freed pages are zeroed as well).
     sqlx::query(

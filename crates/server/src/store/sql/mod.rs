@@ -20,6 +20,7 @@
 //! possible on PostgreSQL), read again under the lock.
 
 pub(super) mod apps;
+pub(super) mod blobs;
 pub(super) mod cards;
 pub(super) mod chat;
 pub(super) mod chat_edits;

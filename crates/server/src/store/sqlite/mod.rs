@@ -30,6 +30,7 @@ use tokio::sync::broadcast;
 use super::{ChatEvent, StoreError, StoreResult};
 
 mod apps;
+mod blobs;
 mod cards;
 mod chat;
 mod hooks;
