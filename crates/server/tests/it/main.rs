@@ -11,8 +11,8 @@ mod oracle;
 
 mod brainkey_v3;
 mod card_cache;
-mod chat_edits;
 mod chat_blobs;
+mod chat_edits;
 mod chat_read_state;
 mod hostile;
 mod http_api;
