@@ -12,6 +12,7 @@ mod oracle;
 mod chat_cli;
 mod chat_e2e;
 mod chat_read_typing;
+mod chat_search;
 mod cli;
 mod cli_sdk;
 mod kt_lying;

@@ -55,9 +55,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod search;
 mod stream;
 
 pub use sealkit_proto::chat::{Channel, ChannelKind, Message, ReadState};
+pub use search::SearchHit;
 pub use stream::{ChatEvent, ChatStream};
 
 use crate::api::chat::{Page, Posted};
@@ -756,6 +758,7 @@ impl Chat {
                                 .to_owned(),
                         ));
                     }
+                    self.index_sent(&message, data).await;
                     return Ok(message);
                 }
                 // The refusal names the current members: encrypt for them straight away.
@@ -924,8 +927,9 @@ impl Chat {
             .map_err(|e| chat_error(e, channel))?;
         let mut messages = Vec::with_capacity(page.messages.len());
         for message in page.messages {
-            messages.push(self.open(message).await?);
+            messages.push(self.open_unindexed(message).await?);
         }
+        self.index_received(&messages).await;
         Ok(HistoryPage {
             messages,
             more: page.more,
@@ -950,6 +954,13 @@ impl Chat {
     /// # Ok(()) }
     /// ```
     pub async fn open(&self, message: Message) -> Result<ReceivedMessage> {
+        let received = self.open_unindexed(message).await?;
+        self.index_received(std::slice::from_ref(&received)).await;
+        Ok(received)
+    }
+
+    /// [`Chat::open`] without adding the message to the search index.
+    async fn open_unindexed(&self, message: Message) -> Result<ReceivedMessage> {
         let verdict = |message: Message, status| ReceivedMessage {
             message,
             body: None,

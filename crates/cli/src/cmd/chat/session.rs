@@ -64,6 +64,7 @@ text          send to the current channel (//text sends a line that starts with 
 /remove ID    remove ID from the current channel (admins)
 /leave        leave the current channel
 /unread       unread messages per channel, and how far the members have read
+/search TERM  search the messages this device decrypted (all words; nothing is sent)
 /typing       tell the current channel you are typing
 /quit         exit (so does the end of input)";
 
@@ -120,6 +121,7 @@ impl Session {
                     ("leave", []) => self.leave().await,
                     ("unread", []) => self.unread().await,
                     ("typing", []) => self.typing().await,
+                    ("search", [_, ..]) => self.search(&args.join(" ")).await,
                     _ => Err(usage(verb)),
                 }
             }
@@ -435,6 +437,27 @@ impl Session {
             } else {
                 notice(format_args!("{}: {unread} unread", self.label(&c.id)));
             }
+        }
+        Ok(())
+    }
+
+    /// `/search TERM`: the best hits of the local index, one line each, best first.
+    async fn search(&mut self, query: &str) -> Result<()> {
+        let hits = self.chat.search(query).await?;
+        notice(format_args!(
+            "{} {} for {}",
+            hits.len(),
+            if hits.len() == 1 { "hit" } else { "hits" },
+            printable(query)
+        ));
+        for hit in &hits {
+            print_line(format_args!(
+                "[{}] #{} {}: {}",
+                self.label(&hit.channel),
+                hit.seq,
+                printable(&hit.sender),
+                printable(&hit.text)
+            ));
         }
         Ok(())
     }
