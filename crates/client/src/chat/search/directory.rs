@@ -159,12 +159,12 @@ impl Directory for SealedDirectory {
             Err(e) => return Err(OpenWriteError::wrap_io_error(e, path.to_owned())),
         }
         lock(&self.inner.cache).remove(path);
-        let writer = SealingWriter {
+        let writer: Box<dyn TerminatingWrite + Send + Sync> = Box::new(SealingWriter {
             directory: self.clone(),
             path: path.to_owned(),
             buffer: Vec::new(),
-        };
-        Ok(io::BufWriter::new(Box::new(writer)))
+        });
+        Ok(io::BufWriter::new(writer))
     }
 
     fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {

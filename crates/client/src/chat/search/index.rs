@@ -64,8 +64,8 @@ pub(crate) enum OpenFailure {
     /// The files do not make an index (damaged, or sealed under another key and the key
     /// check lost).
     Damaged(Error),
-    /// Another [`SearchIndex`] of this process writes it (two clients of one identity on one
-    /// storage directory).
+    /// Another [`SearchIndex`] writes it, in this process or another (two clients of one
+    /// identity on one storage directory).
     Busy,
     /// Anything else (I/O).
     Failed(Error),
@@ -99,6 +99,8 @@ impl Fields {
 
 /// A user's search index, open for reading and writing.
 pub(crate) struct SearchIndex {
+    /// Held open for the index's lifetime: the lock that keeps other processes out.
+    _process_lock: Option<std::fs::File>,
     index: Index,
     writer: Mutex<IndexWriter>,
     reader: IndexReader,
@@ -123,6 +125,7 @@ impl SearchIndex {
     pub(crate) fn open(root: &Path, key: IndexKey) -> std::result::Result<Self, OpenFailure> {
         let fail = |what: &str, e: &dyn std::fmt::Display| OpenFailure::Failed(failed(what, e));
         create_private_dir(root).map_err(|e| fail("cannot create its folder", &e))?;
+        let process_lock = lock_folder(root)?;
         let check = root.join(CHECK_FILE);
         let new_check = match std::fs::read(&check) {
             Ok(sealed) if key.matches_check_file(&sealed) => None,
@@ -151,6 +154,7 @@ impl SearchIndex {
             std::fs::write(&check, sealed).map_err(|e| fail("cannot write its key check", &e))?;
         }
         Ok(Self {
+            _process_lock: process_lock,
             index,
             writer: Mutex::new(writer),
             reader,
@@ -296,6 +300,34 @@ fn key_text(channel: &str, seq: i64) -> String {
 fn key_term(field: Field, channel: &str, seq: i64) -> Term {
     Term::from_field_text(field, &key_text(channel, seq))
 }
+
+/// Keeps other processes from opening the index in `root` while the returned file is open
+/// (tantivy's own locks are per process here, see [`SealedDirectory`]). An advisory lock
+/// (`flock`), released by the OS when the process ends, so a crash leaves nothing stale.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"))]
+fn lock_folder(root: &Path) -> std::result::Result<Option<std::fs::File>, OpenFailure> {
+    use rustix::fs::{flock, FlockOperation};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(PROCESS_LOCK))
+        .map_err(|e| OpenFailure::Failed(failed("cannot create its lock", e)))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(OpenFailure::Busy),
+        Err(e) => Err(OpenFailure::Failed(failed("cannot lock it", e))),
+    }
+}
+
+/// Elsewhere only the locks of this process apply (documented).
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios")))]
+fn lock_folder(_root: &Path) -> std::result::Result<Option<std::fs::File>, OpenFailure> {
+    Ok(None)
+}
+
+/// The file [`lock_folder`] locks (empty).
+const PROCESS_LOCK: &str = "sealkit-index.lock";
 
 /// Creates `dir` (and its parents), readable by the user only where the OS has modes.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

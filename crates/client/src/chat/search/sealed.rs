@@ -57,7 +57,7 @@ impl IndexKey {
         info.extend_from_slice(identity.as_bytes());
         let mut key = Zeroizing::new([0u8; 32]);
         // 32 bytes is far below HKDF-SHA-512's limit of 255 * 64: this cannot fail.
-        if hkdf.expand(&info, key.as_mut()).is_err() {
+        if hkdf.expand(&info, &mut key[..]).is_err() {
             key.fill(0);
         }
         Self::from_bytes(&key)
