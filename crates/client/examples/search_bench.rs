@@ -53,7 +53,9 @@ fn vocabulary() -> Vec<String> {
     let mut words = std::collections::BTreeSet::new();
     while words.len() < VOCABULARY {
         let n = 2 + rng.below(3);
-        let word: String = (0..n).map(|_| SYLLABLES[rng.below(SYLLABLES.len())]).collect();
+        let word: String = (0..n)
+            .map(|_| SYLLABLES[rng.below(SYLLABLES.len())])
+            .collect();
         words.insert(word);
     }
     let mut words: Vec<String> = words.into_iter().collect();
@@ -145,11 +147,9 @@ fn main() -> BoxResult<()> {
         for _ in 0..queries / 3 {
             let query = match class {
                 "frequent word" => words[rng.below(50)].clone(),
-                "two words" => format!(
-                    "{} {}",
-                    words[rng.zipf(words.len())],
-                    words[rng.below(200)]
-                ),
+                "two words" => {
+                    format!("{} {}", words[rng.zipf(words.len())], words[rng.below(200)])
+                }
                 _ => words[VOCABULARY / 2 + rng.below(VOCABULARY / 2)].clone(),
             };
             let t = Instant::now();

@@ -121,6 +121,10 @@ fn search_in_the_terminal_finds_decrypted_messages_locally() {
         .into_iter()
         .filter(|p| p.components().any(|c| c.as_os_str() == "search"))
         .count();
-    assert!(index_files >= 4, "no search index under {}", homes.display());
+    assert!(
+        index_files >= 4,
+        "no search index under {}",
+        homes.display()
+    );
     assert_absent(&homes, &words);
 }

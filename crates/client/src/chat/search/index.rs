@@ -8,15 +8,13 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::error::LockError;
 use tantivy::query::{QueryParser, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::directory::error::LockError;
-use tantivy::{
-    Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term,
-};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
 /// The indexing arena of the writer: tantivy's minimum for one thread is 15 MB; segments are
 /// flushed at every commit anyway, so it is never filled in chat use.
@@ -241,7 +239,10 @@ impl SearchIndex {
                 // Matched on another field (sender:bob): the start of the text.
                 (text.chars().take(SNIPPET_CHARS).collect(), Vec::new())
             } else {
-                (snippet.fragment().to_owned(), snippet.highlighted().to_vec())
+                (
+                    snippet.fragment().to_owned(),
+                    snippet.highlighted().to_vec(),
+                )
             };
             hits.push(SearchHit {
                 channel: self.str_of(&doc, self.fields.channel),
@@ -275,9 +276,7 @@ impl SearchIndex {
     fn commit(&self, mut writer: std::sync::MutexGuard<'_, IndexWriter>) -> Result<()> {
         writer.commit().map_err(|e| failed("cannot commit", e))?;
         drop(writer);
-        self.reader
-            .reload()
-            .map_err(|e| failed("cannot reload", e))
+        self.reader.reload().map_err(|e| failed("cannot reload", e))
     }
 
     fn str_of(&self, doc: &TantivyDocument, field: Field) -> String {
@@ -304,7 +303,12 @@ fn key_term(field: Field, channel: &str, seq: i64) -> Term {
 /// Keeps other processes from opening the index in `root` while the returned file is open
 /// (tantivy's own locks are per process here, see [`SealedDirectory`]). An advisory lock
 /// (`flock`), released by the OS when the process ends, so a crash leaves nothing stale.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"))]
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios"
+))]
 fn lock_folder(root: &Path) -> std::result::Result<Option<std::fs::File>, OpenFailure> {
     use rustix::fs::{flock, FlockOperation};
     let file = std::fs::OpenOptions::new()
@@ -321,7 +325,12 @@ fn lock_folder(root: &Path) -> std::result::Result<Option<std::fs::File>, OpenFa
 }
 
 /// Elsewhere only the locks of this process apply (documented).
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios"
+)))]
 fn lock_folder(_root: &Path) -> std::result::Result<Option<std::fs::File>, OpenFailure> {
     Ok(None)
 }
@@ -374,7 +383,12 @@ mod tests {
             .put(&[
                 entry("team", 1, "bob", "lunch at noon?"),
                 entry("team", 2, "alice", "the zebra report is late, zebra zebra"),
-                entry("ops", 7, "carol", "a zebra crossed the datacenter floor during lunch"),
+                entry(
+                    "ops",
+                    7,
+                    "carol",
+                    "a zebra crossed the datacenter floor during lunch",
+                ),
                 entry("ops", 8, "carol", "nothing to see"),
             ])
             .unwrap();
@@ -463,7 +477,13 @@ mod tests {
     fn no_plaintext_on_disk() {
         let tmp = tempfile::tempdir().unwrap();
         let index = open(tmp.path(), 1);
-        let words = ["quokka", "marmalade", "xylophone", "bobsender", "secretchan"];
+        let words = [
+            "quokka",
+            "marmalade",
+            "xylophone",
+            "bobsender",
+            "secretchan",
+        ];
         let mut batch = Vec::new();
         for seq in 1..=200 {
             batch.push(entry(
@@ -474,7 +494,9 @@ mod tests {
             ));
         }
         index.put(&batch).unwrap();
-        index.put(&[entry("secretchan", 500, "bobsender", "quokka again")]).unwrap();
+        index
+            .put(&[entry("secretchan", 500, "bobsender", "quokka again")])
+            .unwrap();
         index.remove("secretchan", 3).unwrap();
         assert_eq!(found(&index, "quokka").len(), 10);
         drop(index);

@@ -160,7 +160,11 @@ mod tests {
                 assert_eq!(key.open("a.idx", &damaged), Err(Unsealable), "byte {i}");
             }
             for cut in 0..sealed.len() {
-                assert_eq!(key.open("a.idx", &sealed[..cut]), Err(Unsealable), "cut {cut}");
+                assert_eq!(
+                    key.open("a.idx", &sealed[..cut]),
+                    Err(Unsealable),
+                    "cut {cut}"
+                );
             }
         }
     }
@@ -178,7 +182,10 @@ mod tests {
         let mut raw = [0u8; 32];
         hkdf.expand(b"sealkit chat search index v1\0alice", &mut raw)
             .unwrap();
-        assert_eq!(IndexKey::from_bytes(&raw).open("x", &sealed).unwrap(), b"hello");
+        assert_eq!(
+            IndexKey::from_bytes(&raw).open("x", &sealed).unwrap(),
+            b"hello"
+        );
     }
 
     #[test]
