@@ -140,9 +140,10 @@ fn main() -> BoxResult<()> {
     live.sort();
 
     // Searches.
-    let mut classes: Vec<(&str, Vec<Duration>, usize)> = Vec::new();
+    let mut classes: Vec<(&str, Vec<Duration>, Vec<Duration>, usize)> = Vec::new();
     for class in ["frequent word", "two words", "rare word"] {
         let mut times = Vec::with_capacity(queries / 3);
+        let mut bests = Vec::with_capacity(queries / 3);
         let mut hits = 0;
         for _ in 0..queries / 3 {
             let query = match class {
@@ -152,13 +153,24 @@ fn main() -> BoxResult<()> {
                 }
                 _ => words[VOCABULARY / 2 + rng.below(VOCABULARY / 2)].clone(),
             };
-            let t = Instant::now();
-            let found = index.search(&query, HITS)?;
-            times.push(t.elapsed());
-            hits += found.len();
+            // Each query three times: the first is the latency; the best of three strips the
+            // pauses of a loaded machine (another process holding the core) from it.
+            let mut best = Duration::MAX;
+            for round in 0..3 {
+                let t = Instant::now();
+                let found = index.search(&query, HITS)?;
+                let took = t.elapsed();
+                if round == 0 {
+                    times.push(took);
+                    hits += found.len();
+                }
+                best = best.min(took);
+            }
+            bests.push(best);
         }
         times.sort();
-        classes.push((class, times, hits));
+        bests.sort();
+        classes.push((class, times, bests, hits));
     }
     drop(index);
     let (size, files) = dir_size(&dir)?;
@@ -188,23 +200,29 @@ fn main() -> BoxResult<()> {
         ms(percentile(&live, 0.99))
     );
     let mut all = Vec::new();
-    for (class, times, hits) in &classes {
+    let mut all_best = Vec::new();
+    for (class, times, bests, hits) in &classes {
         println!(
-            "search, {class:<15} p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} queries, {:.1} hits each)",
+            "search, {class:<15} p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; best of 3: p50 {:.2} ms, p99 {:.2} ms ({} queries, {:.1} hits each)",
             ms(percentile(times, 0.5)),
             ms(percentile(times, 0.99)),
             ms(times.last().copied().unwrap_or_default()),
+            ms(percentile(bests, 0.5)),
+            ms(percentile(bests, 0.99)),
             times.len(),
             *hits as f64 / times.len().max(1) as f64
         );
         all.extend_from_slice(times);
+        all_best.extend_from_slice(bests);
     }
     all.sort();
+    all_best.sort();
     println!(
-        "search, all             p50 {:.2} ms, p99 {:.2} ms (target p99 < 20 ms: {:.2}x of it)",
+        "search, all             p50 {:.2} ms, p99 {:.2} ms; best of 3: p50 {:.2} ms, p99 {:.2} ms (target p99 < 20 ms)",
         ms(percentile(&all, 0.5)),
         ms(percentile(&all, 0.99)),
-        ms(percentile(&all, 0.99)) / 20.0
+        ms(percentile(&all_best, 0.5)),
+        ms(percentile(&all_best, 0.99)),
     );
     println!(
         "open again + 1 search   {:.0} ms ({} hits)",

@@ -4,8 +4,8 @@
 //! tantivy writes each segment file once and never changes it, so a file is sealed whole when
 //! its writer terminates and opened whole the first time it is read; the plaintext lives only
 //! in memory (a cache of the files open, about the size of the index). `meta.json` and
-//! `.managed.json` go through [`Directory::atomic_write`]: sealed, written to a temporary file
-//! and renamed over the old one. A file that exists on disk but is empty is one whose writer
+//! `.managed.json` go through [`Directory::atomic_write`]: sealed, written to a temporary file,
+//! synced and renamed over the old one. A file that exists on disk but is empty is one whose writer
 //! has not terminated yet (tantivy's lock files are such).
 //!
 //! Locks are held in this process only (a registry of the locked paths): two processes that
@@ -94,13 +94,19 @@ impl SealedDirectory {
             })
     }
 
-    /// Seals `plaintext` into `path`, replacing it atomically (temporary file, fsync, rename).
-    fn write_sealed(&self, path: &Path, plaintext: &[u8]) -> io::Result<()> {
+    /// Seals `plaintext` into `path`, replacing it atomically (temporary file, rename).
+    /// `durable` adds an fsync before the rename: for `meta.json`, the commit point. Segment
+    /// files are not synced one by one: after a power cut a commit may point at a file that
+    /// did not reach the disk, the index then fails to open and is rebuilt (it only holds
+    /// what can be read again), and live messages do not wait for several fsyncs each.
+    fn write_sealed(&self, path: &Path, plaintext: &[u8], durable: bool) -> io::Result<()> {
         let sealed = self.inner.key.seal(&name_of(path), plaintext);
         let target = self.disk_path(path);
         let mut tmp = tempfile::NamedTempFile::new_in(&self.inner.root)?;
         tmp.write_all(&sealed)?;
-        tmp.as_file().sync_all()?;
+        if durable {
+            tmp.as_file().sync_all()?;
+        }
         tmp.persist(&target).map_err(|e| e.error)?;
         Ok(())
     }
@@ -175,7 +181,7 @@ impl Directory for SealedDirectory {
 
     fn atomic_write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         lock(&self.inner.cache).remove(path);
-        self.write_sealed(path, data)?;
+        self.write_sealed(path, data, true)?;
         if path == Path::new("meta.json") {
             // Readers reloading on commit: tell them (the future only reports completion).
             drop(self.inner.watchers.broadcast());
@@ -249,7 +255,7 @@ impl Write for SealingWriter {
 impl TerminatingWrite for SealingWriter {
     fn terminate_ref(&mut self, _: AntiCallToken) -> io::Result<()> {
         let plain = std::mem::take(&mut self.buffer);
-        self.directory.write_sealed(&self.path, &plain)?;
+        self.directory.write_sealed(&self.path, &plain, false)?;
         lock(&self.directory.inner.cache).insert(self.path.clone(), OwnedBytes::new(plain));
         Ok(())
     }

@@ -421,7 +421,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let index = open(tmp.path(), 1);
         let hello = entry("team", 1, "bob", "hello world");
-        index.put(&[hello.clone()]).unwrap();
+        index.put(std::slice::from_ref(&hello)).unwrap();
         index.put(&[hello.clone(), hello.clone()]).unwrap();
         assert_eq!(index.len(), 1);
         assert_eq!(found(&index, "hello"), [("team".into(), 1)]);
