@@ -206,9 +206,23 @@ impl SearchSlot {
         let index = slot.take();
         let root = self.root.clone();
         blocking(move || {
-            // The writer's threads stop when it is dropped; then its files can go.
-            drop(index);
-            remove_dir(&root)
+            // Its merges finish first, then its files can go; a search still running elsewhere
+            // holds the last reference, so a late file is possible: try a few times.
+            if let Some(index) = index {
+                if let Ok(index) = Arc::try_unwrap(index) {
+                    index.close();
+                }
+            }
+            let mut attempt = 0;
+            loop {
+                match remove_dir(&root) {
+                    Err(_) if attempt < 10 => {
+                        attempt += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    other => return other,
+                }
+            }
         })
         .await
     }
