@@ -1302,7 +1302,11 @@ mod tests {
         let hits = chat.search("MARIGOLD").await.unwrap();
         assert_eq!(hits.len(), 1);
         assert_eq!(
-            (hits[0].channel.as_str(), hits[0].seq, hits[0].sender.as_str()),
+            (
+                hits[0].channel.as_str(),
+                hits[0].seq,
+                hits[0].sender.as_str()
+            ),
             ("garden", 4, "bob")
         );
         assert_eq!(hits[0].text, "the marigold seeds arrive");

@@ -208,7 +208,10 @@ impl SearchIndex {
     /// Closes the index, waiting for tantivy's background merges (which would otherwise
     /// still write files while the folder is being deleted).
     pub(crate) fn close(self) {
-        let writer = self.writer.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let writer = self
+            .writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         // A merge that failed leaves nothing to wait for; the folder goes anyway.
         let _ = writer.wait_merging_threads();
     }
