@@ -449,6 +449,17 @@ pub enum Error {
     /// The local key file or card cache cannot be read or written, or is corrupt.
     #[error("local storage: {0}")]
     Storage(String),
+
+    /// The chat search index in `path` was sealed under another private key (the user's key
+    /// was replaced since). [`crate::Chat`] replaces such an index by itself.
+    #[error(
+        "the chat search index {path} was sealed under another private key: delete it (it is \
+         rebuilt as messages are read)"
+    )]
+    SearchIndexKey {
+        /// The index folder.
+        path: String,
+    },
     /// An argument is not acceptable (not base64, not UTF-8, a key that cannot sign, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),

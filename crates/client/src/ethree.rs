@@ -86,6 +86,8 @@ pub(crate) struct Inner {
     pub(crate) ratchet_interval: Option<std::time::Duration>,
     /// Serializes the ratchet key rotations and every load-advance-store of a ratchet session.
     pub(crate) ratchet_lock: tokio::sync::Mutex<()>,
+    /// The chat search index (opened at its first use).
+    pub(crate) search: crate::chat::search::SearchSlot,
 }
 
 impl std::fmt::Debug for EThree {
@@ -182,8 +184,10 @@ impl EThree {
             options.api_url(),
             api.app_id(),
         );
+        let search = crate::chat::search::SearchSlot::new(&dir, &identity);
         let ethree = Self {
             inner: Arc::new(Inner {
+                search,
                 identity,
                 kt,
                 foreign_key: options.foreign_key().cloned(),
@@ -371,7 +375,7 @@ impl EThree {
     }
 
     /// Deletes the local private key (e3kit `cleanup`), and this identity's card cache as e3kit
-    /// does when the key is deleted. Without a backup, messages encrypted for the key can no
+    /// does when the key is deleted, and its chat search index ([`crate::chat::search`]). Without a backup, messages encrypted for the key can no
     /// longer be decrypted. Succeeds when there is no key.
     ///
     /// ```no_run
@@ -458,6 +462,8 @@ impl EThree {
         // Again once the file is gone: a load that read it in between may have cached it.
         self.forget_cached_key();
         deleted?;
+        // The search index is sealed under the deleted key: nobody could open it any more.
+        self.inner.search.wipe().await?;
         self.inner.local.clear().await
     }
 

@@ -14,6 +14,7 @@ mod chat_e2e;
 mod chat_edit_cli;
 mod chat_files;
 mod chat_read_typing;
+mod chat_search;
 mod cli;
 mod cli_sdk;
 mod kt_lying;

@@ -56,10 +56,12 @@
 //! ```
 
 mod attachment;
+pub mod search;
 mod stream;
 
 pub use attachment::Attachment;
 pub use sealkit_proto::chat::{Channel, ChannelKind, Deletion, Message, ReadState};
+pub use search::SearchHit;
 pub use stream::{ChatEvent, ChatStream};
 
 use crate::api::chat::{Page, Posted};
@@ -829,6 +831,9 @@ impl Chat {
                                 .to_owned(),
                         ));
                     }
+                    if attachment.is_none() {
+                        self.index_sent(&message, &data).await;
+                    }
                     return Ok((message, attachment));
                 }
                 // The refusal names the current members: encrypt for them straight away.
@@ -917,6 +922,7 @@ impl Chat {
                             "the edited message came back with another seq or sender".to_owned(),
                         ));
                     }
+                    self.index_sent(&message, data).await;
                     return Ok(message);
                 }
                 Ok(Posted::Stale(current)) => info = self.remember(current),
@@ -978,6 +984,7 @@ impl Chat {
                 "the deleted message came back without its tombstone".to_owned(),
             ));
         }
+        self.unindex_quietly(channel, seq).await;
         Ok(tombstone)
     }
 
@@ -1115,8 +1122,9 @@ impl Chat {
             .map_err(|e| chat_error(e, channel))?;
         let mut messages = Vec::with_capacity(page.messages.len());
         for message in page.messages {
-            messages.push(self.open(message).await?);
+            messages.push(self.open_unindexed(message).await?);
         }
+        self.index_received(&messages).await;
         Ok(HistoryPage {
             messages,
             more: page.more,
@@ -1141,6 +1149,13 @@ impl Chat {
     /// # Ok(()) }
     /// ```
     pub async fn open(&self, message: Message) -> Result<ReceivedMessage> {
+        let received = self.open_unindexed(message).await?;
+        self.index_received(std::slice::from_ref(&received)).await;
+        Ok(received)
+    }
+
+    /// [`Chat::open`] without adding the message to the search index.
+    async fn open_unindexed(&self, message: Message) -> Result<ReceivedMessage> {
         let verdict = |message: Message, status| ReceivedMessage {
             message,
             body: None,
@@ -1494,6 +1509,103 @@ mod tests {
         };
         let outcome = alice.chat().open(message).await;
         assert!(matches!(outcome, Err(Error::Network(_))), "{outcome:?}");
+    }
+
+    /// What `open` hands out verified is searchable at once, once; edits and deletions reach
+    /// the index; another key replaces the index; `cleanup` deletes it.
+    #[tokio::test]
+    async fn opened_messages_are_searchable_until_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, alice_card) = offline_user(dir.path(), "alice", 1).await;
+        let (bob, bob_card) = offline_user(dir.path(), "bob", 2).await;
+        // Offline: alice checks bob's signature against her cached copy of his card.
+        alice.inner.local.put_card(&bob_card, 1000).await.unwrap();
+        let ciphertext = bob
+            .auth_encrypt(b"the marigold seeds arrive", &[&alice_card])
+            .await
+            .unwrap();
+        let message = Message {
+            seq: 4,
+            channel: "garden".into(),
+            sender: "bob".into(),
+            client_id: "c4".into(),
+            sent_at: 1_000_000,
+            member_version: 1,
+            ciphertext: STANDARD.encode(ciphertext),
+            kt_head: None,
+            edited_at: None,
+            deleted: None,
+        };
+        let chat = alice.chat();
+        let opened = chat.open(message.clone()).await.unwrap();
+        assert!(opened.is_verified());
+        let hits = chat.search("MARIGOLD").await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            (
+                hits[0].channel.as_str(),
+                hits[0].seq,
+                hits[0].sender.as_str()
+            ),
+            ("garden", 4, "bob")
+        );
+        assert_eq!(hits[0].text, "the marigold seeds arrive");
+        chat.open(message.clone()).await.unwrap();
+        assert_eq!(chat.indexed_count().await.unwrap(), 1);
+        // Another Chat of the same client shares the index.
+        assert_eq!(alice.chat().search("seeds").await.unwrap().len(), 1);
+        // An unverified message is not indexed.
+        let forged = ReceivedMessage {
+            status: Verification::BadSignature,
+            body: None,
+            ..opened.clone()
+        };
+        chat.index_message(&forged).await.unwrap();
+        assert!(chat.search("marigold").await.unwrap().is_empty());
+        // An edit, then a deletion.
+        let edited = ReceivedMessage {
+            body: Some(b"the tulip seeds arrive".to_vec()),
+            ..opened
+        };
+        chat.index_message(&edited).await.unwrap();
+        assert!(chat.search("marigold").await.unwrap().is_empty());
+        assert_eq!(chat.search("tulip").await.unwrap()[0].seq, 4);
+        assert!(chat.unindex_message("garden", 4).await.unwrap());
+        assert!(!chat.unindex_message("garden", 4).await.unwrap());
+        chat.index_message(&edited).await.unwrap();
+        // Its tombstone, read from history or a stream, takes it out of the index.
+        let tombstone = Message {
+            ciphertext: String::new(),
+            deleted: Some(Deletion {
+                at: 2_000_000,
+                by: "bob".into(),
+            }),
+            ..message
+        };
+        chat.open(tombstone).await.unwrap();
+        assert!(chat.search("tulip").await.unwrap().is_empty());
+        chat.index_message(&edited).await.unwrap();
+
+        // The key is replaced (as by a restore of another key): the old index cannot be opened
+        // and is replaced by an empty one.
+        alice.inner.keys.delete("alice").unwrap();
+        drop((chat, alice));
+        let (alice, _) = offline_user(dir.path(), "alice", 5).await;
+        let chat = alice.chat();
+        assert!(chat.search("tulip").await.unwrap().is_empty());
+        assert_eq!(chat.indexed_count().await.unwrap(), 0);
+        chat.index_message(&edited).await.unwrap();
+        assert_eq!(chat.search("tulip").await.unwrap().len(), 1);
+
+        // Cleanup (sign-out) deletes it with the key.
+        let search_dir = dir.path().join("alice").join("search");
+        assert_eq!(std::fs::read_dir(&search_dir).unwrap().count(), 1);
+        alice.cleanup().await.unwrap();
+        assert_eq!(std::fs::read_dir(&search_dir).unwrap().count(), 0);
+        assert!(matches!(
+            chat.search("tulip").await,
+            Err(Error::MissingPrivateKey)
+        ));
     }
 
     #[test]

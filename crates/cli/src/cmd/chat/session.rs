@@ -68,6 +68,7 @@ text          send to the current channel (//text sends a line that starts with 
 /remove ID    remove ID from the current channel (admins)
 /leave        leave the current channel
 /unread       unread messages per channel, and how far the members have read
+/search TERM  search the messages this device decrypted (all words; nothing is sent)
 /typing       tell the current channel you are typing
 /edit SEQ TEXT  replace your message #SEQ with TEXT (others see it marked (edited))
 /delete SEQ   delete message #SEQ (yours; anyone's if you are an admin); the server keeps no copy
@@ -142,6 +143,7 @@ impl Session {
                             self.send_file(std::path::Path::new(path)).await
                         }
                     }
+                    ("search", [_, ..]) => self.search(&args.join(" ")).await,
                     _ => Err(usage(verb)),
                 }
             }
@@ -499,6 +501,27 @@ impl Session {
             } else {
                 notice(format_args!("{}: {unread} unread", self.label(&c.id)));
             }
+        }
+        Ok(())
+    }
+
+    /// `/search TERM`: the best hits of the local index, one line each, best first.
+    async fn search(&mut self, query: &str) -> Result<()> {
+        let hits = self.chat.search(query).await?;
+        notice(format_args!(
+            "{} {} for {}",
+            hits.len(),
+            if hits.len() == 1 { "hit" } else { "hits" },
+            printable(query)
+        ));
+        for hit in &hits {
+            print_line(format_args!(
+                "[{}] #{} {}: {}",
+                self.label(&hit.channel),
+                hit.seq,
+                printable(&hit.sender),
+                printable(&hit.text)
+            ));
         }
         Ok(())
     }
