@@ -17,5 +17,6 @@ mod http_api;
 mod http_chat;
 mod http_keyknox;
 mod http_kt;
+mod kt_cache;
 mod pfs;
 mod tls;
