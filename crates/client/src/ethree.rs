@@ -882,7 +882,12 @@ impl EThree {
             let refs: Vec<&Card> = current.iter().collect();
             self.inner
                 .kt
-                .check_cards(&self.inner.api, &self.inner.local, &refs, Default::default())
+                .check_cards(
+                    &self.inner.api,
+                    &self.inner.local,
+                    &refs,
+                    Default::default(),
+                )
                 .await?;
             let before_ids = self.inner.local.put_cards(&refs, now).await?;
             for (card, before) in current.iter().zip(before_ids) {

@@ -305,9 +305,7 @@ impl Transparency {
         }
     }
 
-    fn verified(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Verified>> {
+    fn verified(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Verified>> {
         self.verified
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -367,11 +365,7 @@ impl Transparency {
         let answers =
             futures_util::future::join_all(wanted.iter().map(|identity| api.kt_lookup(identity)))
                 .await;
-        wanted
-            .into_iter()
-            .cloned()
-            .zip(answers)
-            .collect()
+        wanted.into_iter().cloned().zip(answers).collect()
     }
 
     /// The head to gossip in a chat post: the newest one this storage directory accepted

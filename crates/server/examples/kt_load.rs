@@ -384,7 +384,10 @@ fn main() -> Res<()> {
     // 3. Lookups, by a service that did not publish (a replica, or the process after a
     // restart): its node cache starts empty. Disjoint sets of identities, so only the "repeat"
     // row is answered from the proof cache.
-    let reader = Arc::new(KtService::new(env.store.clone(), KtKeys::from_seed(&seed_bytes)));
+    let reader = Arc::new(KtService::new(
+        env.store.clone(),
+        KtKeys::from_seed(&seed_bytes),
+    ));
     let all = pick(env.identities, (args.lookups * 3).min(env.identities), 1);
     let (first, rest) = all.split_at(all.len() / 3);
     let (second, third) = rest.split_at(rest.len() / 2);
@@ -400,10 +403,7 @@ fn main() -> Res<()> {
         rt.block_on(kt.node_cache(&app_id))
             .map_or(0, |cache| cache.len())
     };
-    row(
-        "nodes cached after it",
-        format!("{}", cached(&reader)),
-    );
+    row("nodes cached after it", format!("{}", cached(&reader)));
     let load_before = loadavg();
     let (responses, times, _) = rt.block_on(lookups(&reader, &app_id, second, 1))?;
     row(

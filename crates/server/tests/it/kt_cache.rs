@@ -27,7 +27,12 @@ fn who(i: usize) -> String {
 
 /// Publishes a new card for `identity` (replacing `previous`) straight into the store, which
 /// queues the identity for the next epoch; returns the card id.
-async fn publish(store: &dyn Store, app_id: &str, identity: &str, previous: Option<&str>) -> String {
+async fn publish(
+    store: &dyn Store,
+    app_id: &str,
+    identity: &str,
+    previous: Option<&str>,
+) -> String {
     let key = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
     let card = common::card(identity, &key, previous);
     let id = card.card_id().unwrap().to_string();

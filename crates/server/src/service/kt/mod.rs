@@ -183,8 +183,8 @@ pub struct AppVrf {
 
 impl AppVrf {
     fn new(secret: Zeroizing<Vec<u8>>) -> Result<Self, ServiceError> {
-        let private =
-            VRFPrivateKey::try_from(&secret[..]).map_err(|e| ServiceError::internal(e.to_string()))?;
+        let private = VRFPrivateKey::try_from(&secret[..])
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
         Ok(Self {
             expanded: Arc::new(VRFExpandedPrivateKey::from(&private)),
             public: VRFPublicKey::from(&private),
@@ -257,7 +257,9 @@ impl AppHandle {
     /// reads the AZKS record once and every node it needs in one batch per tree level (AKD's
     /// lookup preload, which it skips without a cache), below which the shared node cache
     /// answers most of them.
-    async fn for_request(&self) -> Result<(AppDirectory, StorageManager<KtDatabase>), ServiceError> {
+    async fn for_request(
+        &self,
+    ) -> Result<(AppDirectory, StorageManager<KtDatabase>), ServiceError> {
         let storage = StorageManager::new(self.database.clone(), None, None, None);
         let directory = AppDirectory::new(
             storage.clone(),
@@ -680,7 +682,8 @@ mod tests {
                     .to_bytes()
             );
             assert_eq!(
-                ours.get_node_label::<Tc>(&label, freshness, version).await?,
+                ours.get_node_label::<Tc>(&label, freshness, version)
+                    .await?,
                 reference
                     .get_node_label::<Tc>(&label, freshness, version)
                     .await?

@@ -160,7 +160,9 @@ impl NodeCache {
                 }
             }
             if self.capacity > 0 {
-                state.nodes.insert(record.get_full_binary_id(), record.clone());
+                state
+                    .nodes
+                    .insert(record.get_full_binary_id(), record.clone());
             }
         }
     }
@@ -633,7 +635,10 @@ mod tests {
         let before = cache.generation();
         cache.observe_epoch(4);
         cache.insert_read(before, std::slice::from_ref(&old));
-        assert!(cache.get(&id).is_none(), "a read from before epoch 4 was cached");
+        assert!(
+            cache.get(&id).is_none(),
+            "a read from before epoch 4 was cached"
+        );
         // An older epoch seen late changes nothing.
         let now = cache.generation();
         cache.insert_read(now, std::slice::from_ref(&old));
@@ -655,7 +660,10 @@ mod tests {
         let rewritten = node(2, 5);
         cache.published(
             5,
-            &[rewritten.clone(), DbRecord::Azks(DbRecord::build_azks(5, 9))],
+            &[
+                rewritten.clone(),
+                DbRecord::Azks(DbRecord::build_azks(5, 9)),
+            ],
         );
         assert_eq!(cache.epoch(), Some(5));
         assert_eq!(cache.get(&kept.get_full_binary_id()), Some(kept.clone()));
@@ -679,7 +687,11 @@ mod tests {
         let generation = cache.generation();
         let nodes: Vec<DbRecord> = (0..40).map(|i| node(i, 1)).collect();
         cache.insert_read(generation, &nodes);
-        assert!(cache.len() <= 16 && cache.len() > 8, "{} nodes", cache.len());
+        assert!(
+            cache.len() <= 16 && cache.len() > 8,
+            "{} nodes",
+            cache.len()
+        );
     }
 
     #[test]
