@@ -355,6 +355,11 @@ impl Transparency {
         local: &LocalStore,
         identities: &[String],
     ) -> Prefetched {
+        // Only on a fresh token: finding out the directory (`GET /kt/v1/key`) must not ask the
+        // token provider on behalf of a search that may fail anyway.
+        if !api.has_fresh_token().await {
+            return Prefetched::new();
+        }
         let Ok(Directory::Checked { .. }) = self.directory(api, local).await else {
             return Prefetched::new();
         };
@@ -362,10 +367,16 @@ impl Transparency {
             .iter()
             .filter(|identity| !self.recently_checked(identity))
             .collect();
-        let answers =
-            futures_util::future::join_all(wanted.iter().map(|identity| api.kt_lookup(identity)))
-                .await;
-        wanted.into_iter().cloned().zip(answers).collect()
+        let answers = futures_util::future::join_all(
+            wanted.iter().map(|identity| api.kt_lookup_ahead(identity)),
+        )
+        .await;
+        wanted
+            .into_iter()
+            .cloned()
+            .zip(answers)
+            .filter_map(|(identity, answer)| answer.map(|a| (identity, a)))
+            .collect()
     }
 
     /// The head to gossip in a chat post: the newest one this storage directory accepted
