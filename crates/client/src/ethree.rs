@@ -183,6 +183,7 @@ impl EThree {
             options.kt_key(),
             options.api_url(),
             api.app_id(),
+            options.kt_proof_reuse_window(),
         );
         let search = crate::chat::search::SearchSlot::new(&dir, &identity);
         let ethree = Self {
@@ -710,9 +711,27 @@ impl EThree {
         let unique = dedup(identities)?;
         let mut found: BTreeMap<String, Card> = BTreeMap::new();
         let mut multiple = Vec::new();
-        for chunk in unique.chunks(MAX_IDENTITIES_PER_SEARCH) {
+        let search = async {
+            let mut raws = Vec::new();
+            for chunk in unique.chunks(MAX_IDENTITIES_PER_SEARCH) {
+                raws.push((chunk, self.inner.api.search_cards(chunk).await?));
+            }
+            Ok::<_, Error>(raws)
+        };
+        // The lookups do not depend on the search's answer: one search's worth of them is
+        // asked for alongside it (more would be too many requests at once).
+        let (raws, prefetched) = if unique.len() <= MAX_IDENTITIES_PER_SEARCH {
+            let prefetch = self
+                .inner
+                .kt
+                .prefetch(&self.inner.api, &self.inner.local, &unique);
+            let (raws, prefetched) = tokio::join!(search, prefetch);
+            (raws?, prefetched)
+        } else {
+            (search.await?, Default::default())
+        };
+        for (chunk, raw) in raws {
             let requested: HashSet<&str> = chunk.iter().map(String::as_str).collect();
-            let raw = self.inner.api.search_cards(chunk).await?;
             for card in card::from_search(raw, &requested)? {
                 let identity = card.identity().to_owned();
                 if found.insert(identity.clone(), card).is_some() && !multiple.contains(&identity) {
@@ -738,7 +757,7 @@ impl EThree {
         let cards: Vec<&Card> = found.values().collect();
         self.inner
             .kt
-            .check_cards(&self.inner.api, &self.inner.local, &cards)
+            .check_cards(&self.inner.api, &self.inner.local, &cards, prefetched)
             .await?;
         let before_ids = self.inner.local.put_cards(&cards, now_secs()).await?;
         for (card, before) in cards.iter().zip(before_ids) {
@@ -869,7 +888,12 @@ impl EThree {
             let refs: Vec<&Card> = current.iter().collect();
             self.inner
                 .kt
-                .check_cards(&self.inner.api, &self.inner.local, &refs)
+                .check_cards(
+                    &self.inner.api,
+                    &self.inner.local,
+                    &refs,
+                    Default::default(),
+                )
                 .await?;
             let before_ids = self.inner.local.put_cards(&refs, now).await?;
             for (card, before) in current.iter().zip(before_ids) {

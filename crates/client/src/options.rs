@@ -119,6 +119,7 @@ pub struct EThreeOptions {
     key_storage: KeyStorage,
     kt_mode: KtMode,
     kt_signing_key: Option<[u8; 32]>,
+    kt_proof_reuse: Duration,
     foreign_key: Option<ForeignKeyCallback>,
     brainkey_version: BrainkeyVersion,
     enable_ratchet: bool,
@@ -165,6 +166,7 @@ impl EThreeOptions {
             key_storage: KeyStorage::Files,
             kt_mode: KtMode::Auto,
             kt_signing_key: None,
+            kt_proof_reuse: crate::transparency::DEFAULT_KT_PROOF_REUSE,
             foreign_key: None,
             brainkey_version: BrainkeyVersion::V2,
             enable_ratchet: false,
@@ -444,6 +446,32 @@ impl EThreeOptions {
         self
     }
 
+    /// How long a card that passed its key-transparency check is taken as checked when the
+    /// server returns the very same card again (default
+    /// [`DEFAULT_KT_PROOF_REUSE`](crate::transparency::DEFAULT_KT_PROOF_REUSE), one second; at
+    /// most [`MAX_KT_PROOF_REUSE`](crate::transparency::MAX_KT_PROOF_REUSE)). Repeated
+    /// searches of an unchanged card then need no lookup proof. Within the window a card the
+    /// identity has since replaced is accepted if the server still returns it, as from the card
+    /// cache; `Duration::ZERO` checks every time.
+    ///
+    /// ```
+    /// use sealkit::EThreeOptions;
+    /// use std::time::Duration;
+    ///
+    /// let options = EThreeOptions::new("https://sealkit.example.com", "/var/lib/myapp/e3kit")
+    ///     .kt_proof_reuse(Duration::ZERO);
+    /// assert_eq!(options.kt_proof_reuse_window(), Duration::ZERO);
+    /// ```
+    pub fn kt_proof_reuse(mut self, window: Duration) -> Self {
+        self.kt_proof_reuse = window.min(crate::transparency::MAX_KT_PROOF_REUSE);
+        self
+    }
+
+    /// The configured [`EThreeOptions::kt_proof_reuse`] window.
+    pub fn kt_proof_reuse_window(&self) -> Duration {
+        self.kt_proof_reuse
+    }
+
     /// Called when an automatic check of the user's own key history (after
     /// [`crate::EThree::initialize`] when a local key exists, and after the user's own
     /// `register` / `rotate_private_key`) finds a version this device did not make: someone
@@ -483,6 +511,7 @@ impl fmt::Debug for EThreeOptions {
             .field("brainkey_version", &self.brainkey_version)
             .field("kt_mode", &self.kt_mode)
             .field("kt_signing_key", &self.kt_signing_key.is_some())
+            .field("kt_proof_reuse", &self.kt_proof_reuse)
             .field("on_foreign_key", &self.foreign_key.is_some())
             .field("enable_ratchet", &self.enable_ratchet)
             .field("key_rotation_interval", &self.key_rotation_interval)

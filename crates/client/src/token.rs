@@ -125,6 +125,16 @@ impl TokenCache {
         &self.app_id
     }
 
+    /// The cached token if it is fresh at `now`; never asks the provider.
+    pub(crate) async fn peek(&self, now: i64) -> Option<Jwt> {
+        self.cached
+            .lock()
+            .await
+            .as_ref()
+            .filter(|j| is_fresh(j.claims().exp, now))
+            .cloned()
+    }
+
     /// The cached token while it is fresh at `now`, else a new one from the provider. With
     /// `force`, always asks the provider (after the server said the token expired).
     pub(crate) async fn get(&self, now: i64, force: bool) -> Result<Jwt> {

@@ -13,6 +13,13 @@
 //! hint that proves nothing) for up to ten epochs, at least 10 s. Cards read back from the
 //! local cache were checked when they were fetched.
 //!
+//! The lookups of a search are asked for at the same time as the search itself (they do not
+//! depend on its answer), so a checked search costs the slower of the two round trips, not
+//! their sum. A card that passed its check is not checked again for a short while
+//! ([`crate::EThreeOptions::kt_proof_reuse`], one second by default) if the server returns the
+//! very same card: within that window an identity's rotation is noticed only when the server
+//! returns the new card, as with the card cache.
+//!
 //! **Heads.** Per server and application, the storage directory keeps the newest signed head it
 //! accepted. A newer head is accepted only with an append-only proof from the stored one
 //! (`GET /kt/v1/apps/{app}/audit`); the same epoch must have the same root; an older epoch is
@@ -221,6 +228,24 @@ const EPOCH_SLACK: Duration = Duration::from_millis(500);
 const QUEUED_WAIT_EPOCHS: u32 = 10;
 const MIN_QUEUED_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a card that passed its check is taken as checked by default
+/// ([`crate::EThreeOptions::kt_proof_reuse`]).
+pub const DEFAULT_KT_PROOF_REUSE: Duration = Duration::from_secs(1);
+/// The longest [`crate::EThreeOptions::kt_proof_reuse`] honoured.
+pub const MAX_KT_PROOF_REUSE: Duration = Duration::from_secs(60);
+/// Identities whose last successful check is remembered.
+const VERIFIED_CAPACITY: usize = 1024;
+
+/// Lookup answers asked for before the cards they are for arrived, by identity.
+pub(crate) type Prefetched = std::collections::HashMap<String, Result<wire::LookupResponse>>;
+
+/// The last successful check of an identity's card.
+#[derive(Clone, Debug)]
+struct Verified {
+    card_id: String,
+    at: Instant,
+}
+
 /// What the server's key directory is for this client, once found out.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Directory {
@@ -242,6 +267,10 @@ pub(crate) struct Transparency {
     heads: tokio::sync::Mutex<()>,
     /// Gossiped heads (epoch, root) already found to be in this client's history.
     gossip_seen: std::sync::Mutex<std::collections::HashSet<(u64, [u8; 32])>>,
+    /// How long a successful card check is reused.
+    proof_reuse: Duration,
+    /// The last successful check per identity, for [`Transparency::proof_reuse`].
+    verified: std::sync::Mutex<std::collections::HashMap<String, Verified>>,
 }
 
 impl fmt::Debug for Transparency {
@@ -268,6 +297,7 @@ impl Transparency {
         configured_key: Option<[u8; 32]>,
         server: &str,
         app_id: &str,
+        proof_reuse: Duration,
     ) -> Self {
         Self {
             mode,
@@ -277,7 +307,83 @@ impl Transparency {
             directory: tokio::sync::Mutex::new(None),
             heads: tokio::sync::Mutex::new(()),
             gossip_seen: std::sync::Mutex::new(std::collections::HashSet::new()),
+            proof_reuse: proof_reuse.min(MAX_KT_PROOF_REUSE),
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Verified>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `identity`'s card was checked less than the reuse window ago (any card).
+    fn recently_checked(&self, identity: &str) -> bool {
+        self.verified()
+            .get(identity)
+            .is_some_and(|v| v.at.elapsed() < self.proof_reuse)
+    }
+
+    /// Whether exactly this card of `identity` was checked less than the reuse window ago.
+    fn checked_card(&self, identity: &str, card_id: &str) -> bool {
+        self.verified()
+            .get(identity)
+            .is_some_and(|v| v.card_id == card_id && v.at.elapsed() < self.proof_reuse)
+    }
+
+    fn remember_checked(&self, identity: &str, card_id: &str) {
+        if self.proof_reuse.is_zero() {
+            return;
+        }
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_CAPACITY {
+            let window = self.proof_reuse;
+            verified.retain(|_, v| v.at.elapsed() < window);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            identity.to_owned(),
+            Verified {
+                card_id: card_id.to_owned(),
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Asks for the lookups of `identities` (those without a recent successful check), to run
+    /// alongside the card search; answers and errors are kept for [`Transparency::check_cards`].
+    /// Nothing for an unchecked server; a failure to find out is left for `check_cards`.
+    pub(crate) async fn prefetch(
+        &self,
+        api: &ApiClient,
+        local: &LocalStore,
+        identities: &[String],
+    ) -> Prefetched {
+        // Only on a fresh token: finding out the directory (`GET /kt/v1/key`) must not ask the
+        // token provider on behalf of a search that may fail anyway.
+        if !api.has_fresh_token().await {
+            return Prefetched::new();
+        }
+        let Ok(Directory::Checked { .. }) = self.directory(api, local).await else {
+            return Prefetched::new();
+        };
+        let wanted: Vec<&String> = identities
+            .iter()
+            .filter(|identity| !self.recently_checked(identity))
+            .collect();
+        let answers = futures_util::future::join_all(
+            wanted.iter().map(|identity| api.kt_lookup_ahead(identity)),
+        )
+        .await;
+        wanted
+            .into_iter()
+            .cloned()
+            .zip(answers)
+            .filter_map(|(identity, answer)| answer.map(|a| (identity, a)))
+            .collect()
     }
 
     /// The head to gossip in a chat post: the newest one this storage directory accepted
@@ -443,11 +549,14 @@ impl Transparency {
 
     /// Checks every card against the directory (see the module documentation); the first
     /// failure is the error. Does nothing for an unchecked server.
+    /// `prefetched` holds lookups already asked for ([`Transparency::prefetch`]): each is used
+    /// once, in place of the first request for its identity.
     pub(crate) async fn check_cards(
         &self,
         api: &ApiClient,
         local: &LocalStore,
         cards: &[&Card],
+        mut prefetched: Prefetched,
     ) -> Result<()> {
         if cards.is_empty() {
             return Ok(());
@@ -455,9 +564,10 @@ impl Transparency {
         let Directory::Checked { key, epoch } = self.directory(api, local).await? else {
             return Ok(());
         };
-        let checks = cards
-            .iter()
-            .map(|card| self.check_card(api, local, &key, epoch, card));
+        let checks = cards.iter().map(|card| {
+            let first = prefetched.remove(card.identity());
+            self.check_card(api, local, &key, epoch, card, first)
+        });
         for outcome in futures_util::future::join_all(checks).await {
             outcome?;
         }
@@ -471,9 +581,13 @@ impl Transparency {
         key: &[u8; 32],
         epoch: Duration,
         card: &Card,
+        mut prefetched: Option<Result<wire::LookupResponse>>,
     ) -> Result<()> {
         let identity = card.identity();
         let card_id = card.id().to_string();
+        if self.checked_card(identity, &card_id) {
+            return Ok(());
+        }
         let started = Instant::now();
         let deadline = started + epoch * 2 + EPOCH_SLACK;
         let queued_deadline = started + (epoch * QUEUED_WAIT_EPOCHS).max(MIN_QUEUED_WAIT);
@@ -482,10 +596,10 @@ impl Transparency {
         // the ones after it also ask whether a change is queued.
         let mut ask_queued = false;
         loop {
-            let answer = if ask_queued {
-                api.kt_lookup_pending(identity).await
-            } else {
-                api.kt_lookup(identity).await
+            let answer = match prefetched.take() {
+                Some(answer) => answer,
+                None if ask_queued => api.kt_lookup_pending(identity).await,
+                None => api.kt_lookup(identity).await,
             };
             let queued;
             let pending = match answer {
@@ -505,7 +619,10 @@ impl Transparency {
                         other => other?,
                     }
                     match entry.check_cards([card_id.as_str()]) {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => {
+                            self.remember_checked(identity, &card_id);
+                            return Ok(());
+                        }
                         Err(KtError::CardsNotInDirectory) => KtFailure::CardNotInDirectory {
                             identity: identity.to_owned(),
                             epoch: head.epoch,

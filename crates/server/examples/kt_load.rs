@@ -16,7 +16,10 @@
 //!    publish transaction does (and what migration 0005 does for cards older than KT).
 //! 2. Initial directory: `KtService::publish_pending` until the queue is empty (epochs of at most
 //!    `MAX_EPOCH_CHANGES` identities), timed per epoch.
-//! 3. Lookups: `KtService::lookup` of `--lookups` random identities, one task, then two tasks.
+//! 3. Lookups: `KtService::lookup` by a second service over the same store (it did not publish,
+//!    so its node cache starts empty): `--lookups` random identities, then as many others (the
+//!    node cache now filled), then others with two tasks, then the first ones again (answered
+//!    from the proof cache); last, the first ones by the publishing service.
 //! 4. Proof size (protobuf bytes, JSON answer bytes) and `sealkit_kt::verify_lookup` time.
 //! 5. Rotation: 1% of the identities publish a new card through `Store::publish_card`
 //!    (untimed), then the epoch that takes them in is timed.
@@ -378,23 +381,57 @@ fn main() -> Res<()> {
         ),
     );
 
-    // 3. Lookups.
-    let indices = pick(env.identities, args.lookups, 1);
-    // Warm-up: the directory handle is opened on the first call.
-    rt.block_on(lookups(&kt, &app_id, &indices[..1], 1))?;
+    // 3. Lookups, by a service that did not publish (a replica, or the process after a
+    // restart): its node cache starts empty. Disjoint sets of identities, so only the "repeat"
+    // row is answered from the proof cache.
+    let reader = Arc::new(KtService::new(
+        env.store.clone(),
+        KtKeys::from_seed(&seed_bytes),
+    ));
+    let all = pick(env.identities, (args.lookups * 3).min(env.identities), 1);
+    let (first, rest) = all.split_at(all.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    // The directory handle is opened on the first call (one lookup, untimed).
+    rt.block_on(lookups(&reader, &app_id, &all[..1], 1))?;
     let load_before = loadavg();
-    let (responses, times, _) = rt.block_on(lookups(&kt, &app_id, &indices, 1))?;
+    let (_, times, _) = rt.block_on(lookups(&reader, &app_id, first, 1))?;
     row(
-        "lookup generation, 1 task: p50 / p99 / max",
+        "lookup generation, empty node cache, 1 task: p50 / p99 / max",
         format!("{} (load {load_before} → {})", summary(times), loadavg()),
     );
-    let (_, times2, wall2) = rt.block_on(lookups(&kt, &app_id, &indices, 2))?;
+    let cached = |kt: &Arc<KtService>| {
+        rt.block_on(kt.node_cache(&app_id))
+            .map_or(0, |cache| cache.len())
+    };
+    row("nodes cached after it", format!("{}", cached(&reader)));
+    let load_before = loadavg();
+    let (responses, times, _) = rt.block_on(lookups(&reader, &app_id, second, 1))?;
     row(
-        "lookup generation, 2 tasks: p50 / p99 / max, throughput",
+        "lookup generation, node cache filled by the row above, new identities, 1 task: p50 / p99 / max",
+        format!("{} (load {load_before} → {})", summary(times), loadavg()),
+    );
+    let (_, times2, wall2) = rt.block_on(lookups(&reader, &app_id, third, 2))?;
+    row(
+        "lookup generation, same, new identities, 2 tasks: p50 / p99 / max, throughput",
         format!(
             "{}, {:.0} lookups/s (load {})",
             summary(times2),
-            indices.len() as f64 / wall2.as_secs_f64(),
+            third.len() as f64 / wall2.as_secs_f64(),
+            loadavg()
+        ),
+    );
+    let (_, times, _) = rt.block_on(lookups(&reader, &app_id, first, 1))?;
+    row(
+        "lookup generation, repeated identities (proof cache), 1 task: p50 / p99 / max",
+        format!("{} (load {})", summary(times), loadavg()),
+    );
+    let (_, times, _) = rt.block_on(lookups(&kt, &app_id, first, 1))?;
+    row(
+        "lookup generation by the publishing service (its epochs written through), 1 task",
+        format!(
+            "{} ({} nodes cached; load {})",
+            summary(times),
+            cached(&kt),
             loadavg()
         ),
     );

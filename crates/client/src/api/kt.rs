@@ -49,6 +49,31 @@ impl ApiClient {
             .json("key-transparency lookup")
     }
 
+    /// Whether a request now would go out without asking the token provider.
+    pub(crate) async fn has_fresh_token(&self) -> bool {
+        self.tokens.peek(super::now_secs()).await.is_some()
+    }
+
+    /// `GET /kt/v1/lookup/{identity}` asked for ahead of need: only with a cached fresh token
+    /// and without the retry on an expired one, so it never asks the token provider (the
+    /// request it runs alongside does). `None` when not asked or the token was refused.
+    pub(crate) async fn kt_lookup_ahead(
+        &self,
+        identity: &str,
+    ) -> Option<Result<wire::LookupResponse>> {
+        let token = self.tokens.peek(super::now_secs()).await?;
+        let path = paths::lookup(&path_segment(identity));
+        match self.send_once(Method::Get, &path, None, None, &token).await {
+            Ok(answer) if answer.is_expired_token() => None,
+            Ok(answer) => Some(
+                answer
+                    .into_result()
+                    .and_then(|r| r.json("key-transparency lookup")),
+            ),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// `GET /kt/v1/history/{identity}` (every version).
     pub(crate) async fn kt_history(&self, identity: &str) -> Result<wire::HistoryResponse> {
         self.send::<()>(Method::Get, &paths::history(&path_segment(identity)), None)

@@ -19,6 +19,7 @@ mod http_api;
 mod http_chat;
 mod http_keyknox;
 mod http_kt;
+mod kt_cache;
 mod pfs;
 mod push_hooks;
 mod tls;

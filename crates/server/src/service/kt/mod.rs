@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use akd::ecvrf::{VRFKeyStorage, VrfError};
+use akd::ecvrf::{
+    Proof, VRFExpandedPrivateKey, VRFKeyStorage, VRFPrivateKey, VRFPublicKey, VrfError,
+};
 use akd::storage::{Storable as _, StorageManager};
 use akd::{AzksParallelismConfig, Directory, HistoryParams};
 use ed25519_dalek::SigningKey;
@@ -30,7 +32,7 @@ use super::auth::Caller;
 use super::error::ServiceError;
 use crate::store::{KtPending, Store};
 use crate::Config;
-use storage::KtDatabase;
+use storage::{KtDatabase, NodeCache};
 
 /// The KT signing key file's name in the data directory (when `kt_key_file` is not set).
 pub const KEY_FILE: &str = "kt.key";
@@ -169,27 +171,158 @@ fn read_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KtKeyError> {
     }
 }
 
-/// An application's VRF key, as AKD asks for it.
+/// An application's VRF key, as AKD asks for it, with the expanded secret and the public key
+/// computed once: AKD's default methods would derive both again (SHA-512 and a base-point
+/// multiplication) for each of the six VRF evaluations of every lookup.
 #[derive(Clone)]
-pub struct AppVrf(Arc<Zeroizing<Vec<u8>>>);
+pub struct AppVrf {
+    secret: Arc<Zeroizing<Vec<u8>>>,
+    expanded: Arc<VRFExpandedPrivateKey>,
+    public: VRFPublicKey,
+}
+
+impl AppVrf {
+    fn new(secret: Zeroizing<Vec<u8>>) -> Result<Self, ServiceError> {
+        let private = VRFPrivateKey::try_from(&secret[..])
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        Ok(Self {
+            expanded: Arc::new(VRFExpandedPrivateKey::from(&private)),
+            public: VRFPublicKey::from(&private),
+            secret: Arc::new(secret),
+        })
+    }
+}
 
 #[async_trait::async_trait]
 impl VRFKeyStorage for AppVrf {
     async fn retrieve(&self) -> Result<Vec<u8>, VrfError> {
-        Ok(self.0.to_vec())
+        Ok(self.secret.to_vec())
+    }
+
+    async fn get_vrf_public_key(&self) -> Result<VRFPublicKey, VrfError> {
+        Ok(self.public.clone())
+    }
+
+    async fn get_node_label<TC: akd::Configuration>(
+        &self,
+        label: &akd::AkdLabel,
+        freshness: akd::VersionFreshness,
+        version: u64,
+    ) -> Result<akd::NodeLabel, VrfError> {
+        Ok(Self::get_node_label_with_expanded_key::<TC>(
+            &self.expanded,
+            &self.public,
+            label,
+            freshness,
+            version,
+        ))
+    }
+
+    async fn get_label_proof<TC: akd::Configuration>(
+        &self,
+        label: &akd::AkdLabel,
+        freshness: akd::VersionFreshness,
+        version: u64,
+    ) -> Result<Proof, VrfError> {
+        let input = TC::get_hash_from_label_input(label, freshness, version);
+        Ok(self.expanded.prove(&self.public, &input))
     }
 }
 
 /// One application's directory.
 pub type AppDirectory = Directory<KtConfiguration, KtDatabase, AppVrf>;
 
+/// Tree nodes cached per application and process (about 400 bytes each, so about 80 MB at
+/// most per application; a directory of 1M identities has about 2M nodes, of which the top 17
+/// levels, read by every lookup, are 131k).
+const NODE_CACHE_CAPACITY: usize = 200_000;
+
+/// Lookup answers kept for repeated lookups of an identity within one epoch (about 5 KB each).
+const PROOF_CACHE_CAPACITY: usize = 4_096;
+
+/// An application's directory as this process opened it.
+#[derive(Clone)]
+struct AppHandle {
+    /// The storage, with the application's node cache; shared by every request.
+    database: KtDatabase,
+    vrf: AppVrf,
+    vrf_public: [u8; 32],
+    /// The publisher's directory. It reads through the node cache but keeps no AKD cache of
+    /// its own: an AKD cache would keep the AZKS record of the epoch it first read forever.
+    publisher: AppDirectory,
+}
+
+impl AppHandle {
+    /// A directory for one request: AKD's cache lives as long as the request, so the request
+    /// reads the AZKS record once and every node it needs in one batch per tree level (AKD's
+    /// lookup preload, which it skips without a cache), below which the shared node cache
+    /// answers most of them.
+    async fn for_request(
+        &self,
+    ) -> Result<(AppDirectory, StorageManager<KtDatabase>), ServiceError> {
+        let storage = StorageManager::new(self.database.clone(), None, None, None);
+        let directory = AppDirectory::new(
+            storage.clone(),
+            self.vrf.clone(),
+            AzksParallelismConfig::disabled(),
+        )
+        .await
+        .map_err(akd_error)?;
+        Ok((directory, storage))
+    }
+}
+
+/// Lookup answers by (application, identity), all of the newest epoch seen: an answer is the
+/// proof for that epoch, so it stays right for as long as the epoch is the newest.
+#[derive(Default)]
+struct ProofCache {
+    epochs: HashMap<String, u64>,
+    answers: HashMap<(String, String), (u64, wire::LookupResponse)>,
+}
+
+impl ProofCache {
+    fn get(&self, app_id: &str, identity: &str, epoch: u64) -> Option<wire::LookupResponse> {
+        self.answers
+            .get(&(app_id.to_owned(), identity.to_owned()))
+            .filter(|(cached, _)| *cached == epoch)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    fn put(&mut self, app_id: &str, epoch: u64, answer: &wire::LookupResponse) {
+        let newest = self.epochs.entry(app_id.to_owned()).or_insert(epoch);
+        if epoch < *newest {
+            return;
+        }
+        if epoch > *newest {
+            *newest = epoch;
+            self.answers
+                .retain(|(app, _), (cached, _)| app != app_id || *cached >= epoch);
+        }
+        if self.answers.len() >= PROOF_CACHE_CAPACITY {
+            let victims: Vec<_> = self
+                .answers
+                .keys()
+                .take(PROOF_CACHE_CAPACITY / 8)
+                .cloned()
+                .collect();
+            for victim in victims {
+                self.answers.remove(&victim);
+            }
+        }
+        self.answers.insert(
+            (app_id.to_owned(), answer.identity.clone()),
+            (epoch, answer.clone()),
+        );
+    }
+}
+
 /// The key-transparency service: directories, publisher and proofs.
 pub struct KtService {
     store: Arc<dyn Store>,
     keys: KtKeys,
-    /// Directories opened so far, with their VRF public key. Stateless handles: every call
-    /// reads the shared store (no cache), so replicas agree.
-    directories: tokio::sync::Mutex<HashMap<String, (AppDirectory, [u8; 32])>>,
+    /// Directories opened so far.
+    directories: tokio::sync::Mutex<HashMap<String, AppHandle>>,
+    proofs: std::sync::Mutex<ProofCache>,
 }
 
 impl std::fmt::Debug for KtService {
@@ -216,6 +349,7 @@ impl KtService {
             store,
             keys,
             directories: tokio::sync::Mutex::default(),
+            proofs: std::sync::Mutex::default(),
         }
     }
 
@@ -226,11 +360,7 @@ impl KtService {
 
     /// `app_id`'s directory; `create` makes it when the application has none (publisher only:
     /// readers must not write a directory for any app id a request names).
-    async fn directory(
-        &self,
-        app_id: &str,
-        create: bool,
-    ) -> Result<(AppDirectory, [u8; 32]), ServiceError> {
+    async fn directory(&self, app_id: &str, create: bool) -> Result<AppHandle, ServiceError> {
         if let Some(found) = self.directories.lock().await.get(app_id) {
             return Ok(found.clone());
         }
@@ -241,22 +371,47 @@ impl KtService {
                 return Err(ServiceError::KtNoDirectory);
             }
         }
-        let vrf = AppVrf(Arc::new(self.keys.vrf_secret(app_id)?));
-        let storage = StorageManager::new_no_cache(KtDatabase::new(self.store.clone(), app_id));
-        let directory = AppDirectory::new(storage, vrf, AzksParallelismConfig::default())
-            .await
-            .map_err(akd_error)?;
-        let vrf_public: [u8; 32] = directory
+        let vrf = AppVrf::new(self.keys.vrf_secret(app_id)?)?;
+        let database = KtDatabase::new(
+            self.store.clone(),
+            app_id,
+            Arc::new(NodeCache::new(NODE_CACHE_CAPACITY)),
+        );
+        let publisher = AppDirectory::new(
+            StorageManager::new_no_cache(database.clone()),
+            vrf.clone(),
+            AzksParallelismConfig::default(),
+        )
+        .await
+        .map_err(akd_error)?;
+        let vrf_public: [u8; 32] = publisher
             .get_public_key()
             .await
             .map_err(akd_error)?
             .to_bytes();
-        let entry = (directory, vrf_public);
+        let handle = AppHandle {
+            database,
+            vrf,
+            vrf_public,
+            publisher,
+        };
+        Ok(self
+            .directories
+            .lock()
+            .await
+            .entry(app_id.to_owned())
+            .or_insert(handle)
+            .clone())
+    }
+
+    /// The node cache of `app_id`'s directory in this process, once opened (for tests and
+    /// measurements).
+    pub async fn node_cache(&self, app_id: &str) -> Option<Arc<NodeCache>> {
         self.directories
             .lock()
             .await
-            .insert(app_id.to_owned(), entry.clone());
-        Ok(entry)
+            .get(app_id)
+            .map(|handle| handle.database.cache().clone())
     }
 
     fn sign(&self, app_id: &str, epoch: u64, root: [u8; 32], vrf: [u8; 32]) -> wire::SignedHead {
@@ -265,9 +420,10 @@ impl KtService {
 
     /// The newest signed head of `app_id`'s directory.
     pub async fn head(&self, app_id: &str) -> Result<wire::SignedHead, ServiceError> {
-        let (directory, vrf) = self.directory(app_id, false).await?;
+        let handle = self.directory(app_id, false).await?;
+        let (directory, _) = handle.for_request().await?;
         let akd::EpochHash(epoch, root) = directory.get_epoch_hash().await.map_err(akd_error)?;
-        Ok(self.sign(app_id, epoch, root, vrf))
+        Ok(self.sign(app_id, epoch, root, handle.vrf_public))
     }
 
     /// Fails with [`ServiceError::KtNotInDirectory`] when `identity` has no entry yet.
@@ -291,18 +447,39 @@ impl KtService {
     ) -> Result<wire::LookupResponse, ServiceError> {
         let app_id = caller.app_id.as_str();
         let identity = valid_identity(identity)?;
-        let (directory, vrf) = self.directory(app_id, false).await?;
+        let handle = self.directory(app_id, false).await?;
         self.require_entry(app_id, identity).await?;
-        let (proof, akd::EpochHash(epoch, root)) = directory
-            .lookup(identity_label(identity))
-            .await
-            .map_err(akd_error)?;
-        Ok(wire::LookupResponse {
-            head: self.sign(app_id, epoch, root, vrf),
-            identity: identity.to_owned(),
-            proof: sealkit_kt::encode_lookup_proof(&proof),
-            pending: None,
-        })
+        for _ in 0..PROOF_ATTEMPTS {
+            let (directory, storage) = handle.for_request().await?;
+            // The request's epoch: AKD read the AZKS record into the request's cache when the
+            // directory was made, and the lookup below reads the same record.
+            let epoch = azks_epoch(&storage).await?;
+            if let Some(answer) = self.proof_cache().get(app_id, identity, epoch) {
+                return Ok(answer);
+            }
+            let generated = directory.lookup(identity_label(identity)).await;
+            if !still_consistent(&handle.database, epoch).await? {
+                continue;
+            }
+            let (proof, akd::EpochHash(epoch, root)) = generated.map_err(akd_error)?;
+            let answer = wire::LookupResponse {
+                head: self.sign(app_id, epoch, root, handle.vrf_public),
+                identity: identity.to_owned(),
+                proof: sealkit_kt::encode_lookup_proof(&proof),
+                pending: None,
+            };
+            self.proof_cache().put(app_id, epoch, &answer);
+            return Ok(answer);
+        }
+        Err(ServiceError::internal(
+            "the directory moved on by two epochs during each of several lookups",
+        ))
+    }
+
+    fn proof_cache(&self) -> std::sync::MutexGuard<'_, ProofCache> {
+        self.proofs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether `identity`'s current cards in the caller's application differ from its newest
@@ -354,18 +531,28 @@ impl KtService {
                 usize::try_from(n).map_err(|_| ServiceError::KtInvalid("most_recent".into()))?,
             ),
         };
-        let (directory, vrf) = self.directory(app_id, false).await?;
+        let handle = self.directory(app_id, false).await?;
         self.require_entry(app_id, identity).await?;
-        let (proof, akd::EpochHash(epoch, root)) = directory
-            .key_history(&identity_label(identity), params)
-            .await
-            .map_err(akd_error)?;
-        Ok(wire::HistoryResponse {
-            head: self.sign(app_id, epoch, root, vrf),
-            identity: identity.to_owned(),
-            most_recent,
-            proof: sealkit_kt::encode_history_proof(&proof),
-        })
+        for _ in 0..PROOF_ATTEMPTS {
+            let (directory, storage) = handle.for_request().await?;
+            let epoch = azks_epoch(&storage).await?;
+            let generated = directory
+                .key_history(&identity_label(identity), params)
+                .await;
+            if !still_consistent(&handle.database, epoch).await? {
+                continue;
+            }
+            let (proof, akd::EpochHash(epoch, root)) = generated.map_err(akd_error)?;
+            return Ok(wire::HistoryResponse {
+                head: self.sign(app_id, epoch, root, handle.vrf_public),
+                identity: identity.to_owned(),
+                most_recent,
+                proof: sealkit_kt::encode_history_proof(&proof),
+            });
+        }
+        Err(ServiceError::internal(
+            "the directory moved on by two epochs during each of several history proofs",
+        ))
     }
 
     /// The append-only proof of `app_id`'s directory from epoch `start` to `end`, with the
@@ -382,7 +569,9 @@ impl KtService {
                 wire::MAX_AUDIT_EPOCHS
             )));
         }
-        let (directory, vrf) = self.directory(app_id, false).await?;
+        let handle = self.directory(app_id, false).await?;
+        let (directory, _) = handle.for_request().await?;
+        let vrf = handle.vrf_public;
         let roots = self
             .store
             .kt_roots(app_id, epoch_i64(start)?, epoch_i64(end)?)
@@ -419,7 +608,7 @@ impl KtService {
         }
         let mut published = Vec::new();
         for (app_id, items) in by_app {
-            let (directory, _) = self.directory(&app_id, true).await?;
+            let directory = self.directory(&app_id, true).await?.publisher;
             // A crash between an epoch and its root leaves the root unwritten: write it now,
             // before the next epoch. Epoch 0 (the empty directory) is recorded the same way.
             let akd::EpochHash(epoch, root) =
@@ -474,6 +663,41 @@ impl KtService {
     }
 }
 
+/// How many times a proof is made again when the directory moved on by two epochs while it
+/// was being made (see [`still_consistent`]).
+const PROOF_ATTEMPTS: usize = 4;
+
+/// The epoch of the AZKS record as `storage` reads it (for a request: the one it works on).
+async fn azks_epoch(storage: &StorageManager<KtDatabase>) -> Result<u64, ServiceError> {
+    match storage
+        .get::<akd::Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY)
+        .await
+        .map_err(|e| akd_error(e.into()))?
+    {
+        akd::storage::types::DbRecord::Azks(azks) => Ok(azks.latest_epoch),
+        _ => Err(ServiceError::internal("the AZKS record is not an AZKS")),
+    }
+}
+
+/// Whether a proof made for `epoch` read a consistent tree. A proof reads tree nodes level
+/// by level while epochs may be published (by this process or another replica). AKD keeps
+/// each node's state before its last change, so reads for epoch E stay right while E + 1 is
+/// written, but not once E + 2 is: a node changed in both then holds no state of E any more,
+/// and the proof would not verify (seen under load with two PostgreSQL replicas). So the
+/// database's epoch is read again after the proof: at most E + 1, and every node read was
+/// right for E.
+async fn still_consistent(database: &KtDatabase, epoch: u64) -> Result<bool, ServiceError> {
+    use akd::storage::Database as _;
+    match database
+        .get::<akd::Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY)
+        .await
+        .map_err(|e| akd_error(e.into()))?
+    {
+        akd::storage::types::DbRecord::Azks(azks) => Ok(azks.latest_epoch <= epoch + 1),
+        _ => Err(ServiceError::internal("the AZKS record is not an AZKS")),
+    }
+}
+
 /// The directory value of a set of card ids.
 fn commitment(card_ids: &[String]) -> Result<Vec<u8>, ServiceError> {
     let raw_ids = card_ids
@@ -488,4 +712,56 @@ fn valid_identity(identity: &str) -> Result<&str, ServiceError> {
     sealkit_proto::jwt::validate_identity(identity)
         .map_err(|why| ServiceError::KtInvalid(format!("invalid identity: {why}")))?;
     Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use akd::{AkdLabel, VersionFreshness};
+    use sealkit_kt::KtConfiguration as Tc;
+
+    /// AKD's own handling of the key: its default methods, from the secret bytes alone.
+    #[derive(Clone)]
+    struct DefaultVrf(Vec<u8>);
+
+    #[async_trait::async_trait]
+    impl VRFKeyStorage for DefaultVrf {
+        async fn retrieve(&self) -> Result<Vec<u8>, VrfError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// The precomputed keys give exactly what AKD's own key handling gives.
+    #[tokio::test]
+    async fn app_vrf_matches_akds_default_derivation() -> Result<(), VrfError> {
+        let secret = KtKeys::from_seed(&[5; 32])
+            .vrf_secret("app")
+            .map_err(|e| VrfError::SigningKey(e.to_string()))?;
+        let reference = DefaultVrf(secret.to_vec());
+        let ours = AppVrf::new(secret).map_err(|e| VrfError::SigningKey(e.to_string()))?;
+        assert_eq!(
+            ours.get_vrf_public_key().await?,
+            reference.get_vrf_public_key().await?
+        );
+        let label = AkdLabel::from("alice");
+        for (freshness, version) in [(VersionFreshness::Fresh, 1), (VersionFreshness::Stale, 7)] {
+            assert_eq!(
+                ours.get_label_proof::<Tc>(&label, freshness, version)
+                    .await?
+                    .to_bytes(),
+                reference
+                    .get_label_proof::<Tc>(&label, freshness, version)
+                    .await?
+                    .to_bytes()
+            );
+            assert_eq!(
+                ours.get_node_label::<Tc>(&label, freshness, version)
+                    .await?,
+                reference
+                    .get_node_label::<Tc>(&label, freshness, version)
+                    .await?
+            );
+        }
+        Ok(())
+    }
 }

@@ -9,9 +9,13 @@
 //!   `node = last_epoch u64 || min_descendant_epoch u64 || label(parent) || node_type u8 ||
 //!   opt_label(left) || opt_label(right) || hash [32]`, `label = value [32] || bit_length u32`
 //!   and `opt_label = 0x00 | 0x01 || label`. The node's own label is the record id.
+//!
+//! Tree nodes are kept in a [`NodeCache`] shared by every request of the process, so a lookup
+//! reads from the database only the nodes no earlier request read (see [`NodeCache`] for why a
+//! cached node is never older than the epoch a request works on).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use akd::errors::StorageError;
 use akd::storage::types::{DbRecord, KeyData, StorageType, ValueState, ValueStateRetrievalFlag};
@@ -22,20 +26,170 @@ use async_trait::async_trait;
 
 use crate::store::{KtValueRecord, Store};
 
+/// Tree nodes an application's directory has read or written, valid for every epoch from the
+/// newest one seen on.
+///
+/// The invariant: every cached node is the database's state of that node at some moment after
+/// the directory was at epoch [`NodeCache`]'s `epoch`. A request works on the epoch of the
+/// AZKS record it read first (read from the database every time, never from here); that read
+/// raises `epoch`, flushing the cache when it moves, so the request only ever finds nodes as
+/// they were at its own epoch or later. A node of a later epoch still serves an older
+/// request, because AKD keeps each node's previous state and picks the one of the request's
+/// epoch, exactly as when it reads the database directly.
+///
+/// A database read that began before a flush must not refill the cache with what it read (it
+/// may be the state before the new epoch): each flush moves `generation`, and a read inserts
+/// only if the generation it started under is still current.
+///
+/// The process that publishes an epoch knows every node it changed (AKD writes an epoch as one
+/// batch ending with the AZKS record): it writes them through instead of flushing, so its own
+/// cache survives its epochs. Another process (a PostgreSQL replica) sees the epoch move and
+/// flushes.
+pub struct NodeCache {
+    state: Mutex<CacheState>,
+    capacity: usize,
+}
+
+struct CacheState {
+    /// The newest epoch seen; `None` before the first AZKS read.
+    epoch: Option<u64>,
+    generation: u64,
+    nodes: HashMap<Vec<u8>, DbRecord>,
+}
+
+impl NodeCache {
+    /// An empty cache holding at most `capacity` nodes (about 400 bytes each).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(CacheState {
+                epoch: None,
+                generation: 0,
+                nodes: HashMap::new(),
+            }),
+            capacity,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, CacheState> {
+        // The state is consistent after every statement, so a panic elsewhere leaves it usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The number of nodes cached.
+    pub fn len(&self) -> usize {
+        self.state().nodes.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The newest epoch seen in the database, if any.
+    pub fn epoch(&self) -> Option<u64> {
+        self.state().epoch
+    }
+
+    /// The database is at `epoch` (or later): forget everything older.
+    fn observe_epoch(&self, epoch: u64) {
+        let mut state = self.state();
+        if state.epoch.is_none_or(|seen| epoch > seen) {
+            state.epoch = Some(epoch);
+            state.generation += 1;
+            state.nodes.clear();
+        }
+    }
+
+    /// Something was written that is not a whole epoch: forget everything.
+    fn flush(&self) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.nodes.clear();
+    }
+
+    fn generation(&self) -> u64 {
+        self.state().generation
+    }
+
+    fn get(&self, id: &[u8]) -> Option<DbRecord> {
+        self.state().nodes.get(id).cloned()
+    }
+
+    /// Keeps `records`, read from the database under `generation`, unless a flush came since.
+    fn insert_read(&self, generation: u64, records: &[DbRecord]) {
+        let mut state = self.state();
+        if state.generation == generation {
+            self.insert(&mut state, records);
+        }
+    }
+
+    /// This process committed `records`, the whole of epoch `epoch` (ending with its AZKS).
+    fn published(&self, epoch: u64, records: &[DbRecord]) {
+        let mut state = self.state();
+        match state.epoch {
+            // Someone is already further: what was written may be outdated.
+            Some(seen) if seen > epoch => return,
+            // The cache holds the previous epoch (or this one, read after the commit): the
+            // written nodes are the only ones that changed.
+            Some(seen) if seen + 1 >= epoch => {}
+            // Epochs in between were published elsewhere, or nothing was seen yet.
+            _ => state.nodes.clear(),
+        }
+        state.epoch = Some(epoch);
+        // Reads that began before the commit may hold the nodes' previous state.
+        state.generation += 1;
+        self.insert(&mut state, records);
+    }
+
+    fn insert(&self, state: &mut CacheState, records: &[DbRecord]) {
+        for record in records {
+            if !matches!(record, DbRecord::TreeNode(_)) {
+                continue;
+            }
+            if state.nodes.len() >= self.capacity {
+                // Drop an arbitrary eighth: no bookkeeping per read, and the nodes near the
+                // root, read by every lookup, come back at the next one.
+                let victims: Vec<Vec<u8>> = state
+                    .nodes
+                    .keys()
+                    .take((self.capacity / 8).max(1))
+                    .cloned()
+                    .collect();
+                for victim in victims {
+                    state.nodes.remove(&victim);
+                }
+            }
+            if self.capacity > 0 {
+                state
+                    .nodes
+                    .insert(record.get_full_binary_id(), record.clone());
+            }
+        }
+    }
+}
+
 /// One application's directory storage.
 #[derive(Clone)]
 pub struct KtDatabase {
     store: Arc<dyn Store>,
     app_id: Arc<str>,
+    cache: Arc<NodeCache>,
 }
 
 impl KtDatabase {
-    /// The storage of `app_id`'s directory.
-    pub fn new(store: Arc<dyn Store>, app_id: &str) -> Self {
+    /// The storage of `app_id`'s directory, caching tree nodes in `cache` (one per application
+    /// and process).
+    pub fn new(store: Arc<dyn Store>, app_id: &str, cache: Arc<NodeCache>) -> Self {
         Self {
             store,
             app_id: app_id.into(),
+            cache,
         }
+    }
+
+    /// The node cache.
+    pub fn cache(&self) -> &Arc<NodeCache> {
+        &self.cache
     }
 }
 
@@ -265,15 +419,35 @@ impl KtDatabase {
             .map(DbRecord::ValueState)
             .ok_or_else(|| StorageError::NotFound("value state".into()));
         }
+        let is_node = id.first() == Some(&(StorageType::TreeNode as u8));
+        if is_node {
+            if let Some(record) = self.cache.get(&id) {
+                return Ok(record);
+            }
+        }
+        let generation = self.cache.generation();
         let rows = self
             .store
             .kt_records(&self.app_id, std::slice::from_ref(&id))
             .await
             .map_err(backend)?;
-        match rows.first() {
-            Some((id, data)) => decode(id, data),
-            None => Err(StorageError::NotFound("record".into())),
+        let record = match rows.first() {
+            Some((id, data)) => decode(id, data)?,
+            None => return Err(StorageError::NotFound("record".into())),
+        };
+        self.remember(generation, std::slice::from_ref(&record));
+        Ok(record)
+    }
+
+    /// Feeds what was read from the database (under `generation`) to the cache: an AZKS
+    /// record moves the cache's epoch, tree nodes are kept.
+    fn remember(&self, generation: u64, records: &[DbRecord]) {
+        for record in records {
+            if let DbRecord::Azks(azks) = record {
+                self.cache.observe_epoch(azks.latest_epoch);
+            }
         }
+        self.cache.insert_read(generation, records);
     }
 }
 
@@ -297,10 +471,20 @@ impl Database for KtDatabase {
                 (_, None) => return Err(corrupt("unencodable record")),
             }
         }
-        self.store
-            .kt_write(&self.app_id, &rows, &values)
-            .await
-            .map_err(backend)
+        let written = self.store.kt_write(&self.app_id, &rows, &values).await;
+        // AKD commits an epoch as one batch whose last record is the new AZKS.
+        match (written, records.last()) {
+            (Ok(()), Some(DbRecord::Azks(azks))) => {
+                self.cache.published(azks.latest_epoch, &records);
+                Ok(())
+            }
+            (written, _) => {
+                // A partial write or a failed one: what is cached may no longer be the
+                // database's state.
+                self.cache.flush();
+                written.map_err(backend)
+            }
+        }
     }
 
     async fn get<St: Storable>(&self, id: &St::StorageKey) -> Result<DbRecord, StorageError> {
@@ -322,14 +506,29 @@ impl Database for KtDatabase {
             }
             return Ok(found);
         }
-        let binary: Vec<Vec<u8>> = ids.iter().map(St::get_full_binary_key_id).collect();
-        self.store
-            .kt_records(&self.app_id, &binary)
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids.iter().map(St::get_full_binary_key_id) {
+            match self.cache.get(&id) {
+                Some(record) => found.push(record),
+                None => missing.push(id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let generation = self.cache.generation();
+        let read = self
+            .store
+            .kt_records(&self.app_id, &missing)
             .await
             .map_err(backend)?
             .iter()
             .map(|(id, data)| decode(id, data))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.remember(generation, &read);
+        found.extend(read);
+        Ok(found)
     }
 
     async fn get_user_data(&self, username: &AkdLabel) -> Result<KeyData, StorageError> {
@@ -401,6 +600,98 @@ mod tests {
         assert_eq!(decode(&azks.get_full_binary_id(), &data)?, azks);
         assert!(decode(&azks.get_full_binary_id(), &data[..8]).is_err());
         Ok(())
+    }
+
+    fn node(label: u8, last_epoch: u64) -> DbRecord {
+        DbRecord::TreeNode(DbRecord::build_tree_node_with_previous_value(
+            [label; 32],
+            8,
+            last_epoch,
+            1,
+            [0; 32],
+            0,
+            3,
+            None,
+            None,
+            [label; 32],
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_newer_epoch_flushes_and_fences_reads_begun_before() {
+        let cache = NodeCache::new(100);
+        cache.observe_epoch(3);
+        let old = node(1, 3);
+        let id = old.get_full_binary_id();
+        // A read that began at epoch 3 finishes after another request saw epoch 4.
+        let before = cache.generation();
+        cache.observe_epoch(4);
+        cache.insert_read(before, std::slice::from_ref(&old));
+        assert!(
+            cache.get(&id).is_none(),
+            "a read from before epoch 4 was cached"
+        );
+        // An older epoch seen late changes nothing.
+        let now = cache.generation();
+        cache.insert_read(now, std::slice::from_ref(&old));
+        cache.observe_epoch(3);
+        assert_eq!(cache.get(&id), Some(old));
+        assert_eq!(cache.epoch(), Some(4));
+        cache.observe_epoch(5);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn an_own_epoch_is_written_through_and_a_gap_flushes() {
+        let cache = NodeCache::new(100);
+        cache.observe_epoch(4);
+        let kept = node(1, 2);
+        let changed = node(2, 4);
+        let generation = cache.generation();
+        cache.insert_read(generation, &[kept.clone(), changed.clone()]);
+        let rewritten = node(2, 5);
+        cache.published(
+            5,
+            &[
+                rewritten.clone(),
+                DbRecord::Azks(DbRecord::build_azks(5, 9)),
+            ],
+        );
+        assert_eq!(cache.epoch(), Some(5));
+        assert_eq!(cache.get(&kept.get_full_binary_id()), Some(kept.clone()));
+        assert_eq!(cache.get(&changed.get_full_binary_id()), Some(rewritten));
+        // Reads begun before the commit may hold the previous state: fenced.
+        cache.insert_read(generation, std::slice::from_ref(&changed));
+        assert_eq!(cache.get(&changed.get_full_binary_id()), Some(node(2, 5)));
+        // Epoch 6 was published elsewhere: this process's epoch 7 cannot vouch for the rest.
+        cache.published(7, &[node(3, 7)]);
+        assert!(cache.get(&kept.get_full_binary_id()).is_none());
+        assert_eq!(cache.len(), 1);
+        // Already further: an older write-through is ignored.
+        cache.published(6, &[node(4, 6)]);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity() {
+        let cache = NodeCache::new(16);
+        cache.observe_epoch(1);
+        let generation = cache.generation();
+        let nodes: Vec<DbRecord> = (0..40).map(|i| node(i, 1)).collect();
+        cache.insert_read(generation, &nodes);
+        assert!(
+            cache.len() <= 16 && cache.len() > 8,
+            "{} nodes",
+            cache.len()
+        );
     }
 
     #[test]
