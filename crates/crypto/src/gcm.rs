@@ -91,7 +91,7 @@ impl AesGcmStream {
             nonce_hash.update(&[lengths]);
             j0 = nonce_hash.finalize();
         }
-        let mut core = ctr::CtrCore::inner_iv_init(cipher, &j0);
+        let mut core = ctr::CtrCore::<Aes256, ctr::flavors::Ctr32BE>::inner_iv_init(cipher, &j0);
         let mut mask = ghash::Block::default();
         // The first counter block (J0) masks the tag; the text starts at inc32(J0).
         core.write_keystream_block(&mut mask);
