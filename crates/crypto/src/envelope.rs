@@ -1137,6 +1137,46 @@ mod tests {
         }
     }
 
+    /// Bodies past `PIPELINE_AFTER` hash on a worker thread on both sides; the signature must
+    /// still cover exactly the plaintext, and a flipped byte must still be caught.
+    #[test]
+    fn long_signed_streams_hash_on_a_second_core_and_verify() {
+        let (a, b, _) = keys();
+        let to = [b.public_key().clone()];
+        let signer = [a.public_key().clone()];
+        let crypto = Crypto::new();
+        let len = 3 * crate::hash_pipe::PIPELINE_AFTER as usize + 1001;
+        let pt: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let signature = signature::sign(&pt, &a, &mut OsRng).unwrap_or_default();
+        for signing in [
+            Signing::SignAndEncrypt {
+                signer: &a,
+                plaintext_len: len as u64,
+            },
+            Signing::SignThenEncrypt {
+                signer: &a,
+                signature: &signature,
+            },
+        ] {
+            let mut msg = Vec::new();
+            let sent = crypto.encrypt_stream(&mut OsRng, &pt[..], &mut msg, &to, signing, true);
+            assert!(sent.is_ok(), "{sent:?}");
+            let back = crypto.decrypt_stream(&msg[..], &b, Some(&signer), Vec::new());
+            assert_eq!(back.ok().map(|(p, _)| p), Some(pt.clone()));
+            let other = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+            let wrong = [other.public_key().clone()];
+            assert!(crypto
+                .decrypt_stream(&msg[..], &b, Some(&wrong), Vec::new())
+                .is_err());
+            let mut bad = msg.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(crypto
+                .decrypt_stream(&bad[..], &b, Some(&signer), Vec::new())
+                .is_err());
+        }
+    }
+
     #[test]
     fn declared_length_is_enforced() {
         let (a, b, _) = keys();
