@@ -1,7 +1,8 @@
 //! Timings for `bench/compare`: Sealkit's operations and the primitives they are built from, as
 //! JSON lines `{"impl", "op", "ns_per_op"[, "bytes"]}`. `--quick` uses 4 MiB bulk payloads and
 //! shorter runs. `--streams` times only 256 MiB authEncrypt/authDecrypt streams (in memory, no
-//! files) next to their SHA-512 and AES-256-GCM primitives, for `bench/streams`' analysis. The criterion benches (`cargo bench -p sealkit-crypto`) measure the same
+//! files) next to their SHA-512 and AES-256-GCM primitives; `--bulk-primitives` only those
+//! primitives (64 MiB SHA-512, AES-256-GCM now and with the previous backend). The criterion benches (`cargo bench -p sealkit-crypto`) measure the same
 //! operations with statistics; this program exists to put them in one table with the Virgil
 //! libraries.
 
@@ -68,7 +69,11 @@ fn main() {
         json: args.iter().any(|a| a == "--json"),
     };
     if args.iter().any(|a| a == "--streams") {
-        streams(&bench);
+        streams(&bench, true);
+        return;
+    }
+    if args.iter().any(|a| a == "--bulk-primitives") {
+        streams(&bench, false);
         return;
     }
     let bulk_len = if quick { 4 << 20 } else { 64 << 20 };
@@ -262,14 +267,13 @@ impl sealkit_crypto::Stage for Discard {
     }
 }
 
-/// 256 MiB sign-and-encrypt streams without any file I/O, and the two primitives they run.
-fn streams(bench: &Bench) {
+/// 256 MiB sign-and-encrypt streams without any file I/O (with `with_streams`), and the two
+/// primitives they run.
+fn streams(bench: &Bench, with_streams: bool) {
     const LEN: u64 = 256 << 20;
     let crypto = Crypto::new();
     let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
     let bob = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
-    let alice_pub = [alice.public_key().clone()];
-    let bob_pub = [bob.public_key().clone()];
     let mut block = vec![0u8; 1 << 20];
     OsRng.fill_bytes(&mut block);
     let signing = || sealkit_crypto::Signing::SignAndEncrypt {
@@ -280,6 +284,23 @@ fn streams(bench: &Bench) {
         block: &block,
         left: LEN,
     };
+    if with_streams {
+        stream_ops(bench, &crypto, &alice, &bob, source, signing);
+    }
+    bulk_primitives(bench, LEN);
+}
+
+fn stream_ops<'a, R: std::io::Read>(
+    bench: &Bench,
+    crypto: &Crypto,
+    alice: &PrivateKey,
+    bob: &PrivateKey,
+    source: impl Fn() -> R,
+    signing: impl Fn() -> sealkit_crypto::Signing<'a>,
+) {
+    const LEN: u64 = 256 << 20;
+    let alice_pub = [alice.public_key().clone()];
+    let bob_pub = [bob.public_key().clone()];
     let s = bench.time(|| {
         crypto
             .encrypt_stream(&mut OsRng, source(), std::io::sink(), &bob_pub, signing(), true)
@@ -291,13 +312,17 @@ fn streams(bench: &Bench) {
         .encrypt_stream(&mut OsRng, source(), &mut message, &bob_pub, signing(), true)
         .unwrap();
     let s = bench.time(|| {
-        crypto
-            .decrypt_stream(&message[..], &bob, Some(&alice_pub), Discard)
-            .unwrap()
+        sink(
+            crypto
+                .decrypt_stream(&message[..], bob, Some(&alice_pub), Discard)
+                .unwrap(),
+        )
     });
     bench.report("sealkit", "auth_stream_decrypt_256m", s, Some(LEN as usize));
-    drop(message);
+}
 
+/// SHA-512 and AES-256-GCM over 64 MiB, and the single-core floor of a `len`-byte auth stream.
+fn bulk_primitives(bench: &Bench, len: u64) {
     let mut data = vec![0u8; 64 << 20];
     OsRng.fill_bytes(&mut data);
     let sha = bench.time(|| sink(sha2::Sha512::digest(black_box(&data))));
@@ -315,6 +340,6 @@ fn streams(bench: &Bench) {
         black_box(c.finish());
     });
     bench.report("primitive", "aes256gcm_64m_prev", prev, Some(data.len()));
-    let scale = LEN as f64 / data.len() as f64;
-    bench.report("floor", "auth_stream_256m_one_core", scale * (sha + gcm), Some(LEN as usize));
+    let scale = len as f64 / data.len() as f64;
+    bench.report("floor", "auth_stream_256m_one_core", scale * (sha + gcm), Some(len as usize));
 }
