@@ -303,13 +303,27 @@ fn stream_ops<'a, R: std::io::Read>(
     let bob_pub = [bob.public_key().clone()];
     let s = bench.time(|| {
         crypto
-            .encrypt_stream(&mut OsRng, source(), std::io::sink(), &bob_pub, signing(), true)
+            .encrypt_stream(
+                &mut OsRng,
+                source(),
+                std::io::sink(),
+                &bob_pub,
+                signing(),
+                true,
+            )
             .unwrap()
     });
     bench.report("sealkit", "auth_stream_encrypt_256m", s, Some(LEN as usize));
     let mut message = Vec::with_capacity(LEN as usize + 4096);
     crypto
-        .encrypt_stream(&mut OsRng, source(), &mut message, &bob_pub, signing(), true)
+        .encrypt_stream(
+            &mut OsRng,
+            source(),
+            &mut message,
+            &bob_pub,
+            signing(),
+            true,
+        )
         .unwrap();
     let s = bench.time(|| {
         sink(
@@ -341,5 +355,10 @@ fn bulk_primitives(bench: &Bench, len: u64) {
     });
     bench.report("primitive", "aes256gcm_64m_prev", prev, Some(data.len()));
     let scale = len as f64 / data.len() as f64;
-    bench.report("floor", "auth_stream_256m_one_core", scale * (sha + gcm), Some(len as usize));
+    bench.report(
+        "floor",
+        "auth_stream_256m_one_core",
+        scale * (sha + gcm),
+        Some(len as usize),
+    );
 }

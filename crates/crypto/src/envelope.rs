@@ -25,10 +25,10 @@ use crate::format::message_info::{
 };
 use crate::format::oid;
 use crate::format::signature::VirgilSignature;
-use crate::keys::{KeyId, KeyIdScheme, PrivateKey, PublicKey};
-use crate::padding;
 use crate::gcm::AesGcmStream as Gcm;
 use crate::hash_pipe::BodyHasher;
+use crate::keys::{KeyId, KeyIdScheme, PrivateKey, PublicKey};
+use crate::padding;
 use crate::signature::{self, Hasher};
 use rand_core::CryptoRngCore;
 use std::io::{self, Read, Write};

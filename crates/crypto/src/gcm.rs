@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn nist_vectors_encrypt_and_decrypt_in_any_pieces() {
         let doc: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/data/nist_gcm256.json")).unwrap_or_default();
+            serde_json::from_str(include_str!("../tests/data/nist_gcm256.json"))
+                .unwrap_or_default();
         let vectors = doc["vectors"].as_array().cloned().unwrap_or_default();
         assert_eq!(vectors.len(), 50);
         for (i, v) in vectors.iter().enumerate() {
@@ -236,7 +237,11 @@ mod tests {
             let mut expected = unhex(&v["ciphertext"]);
             expected.extend_from_slice(&unhex(&v["tag"]));
             for piece in [1, 7, 16, 17, 1000] {
-                assert_eq!(seal(&key, &nonce, &aad, &pt, piece), expected, "vector {i}, piece {piece}");
+                assert_eq!(
+                    seal(&key, &nonce, &aad, &pt, piece),
+                    expected,
+                    "vector {i}, piece {piece}"
+                );
                 let mut gcm = AesGcmStream::new(&key, &nonce);
                 assert_eq!(gcm.set_aad(&aad), Ok(()));
                 let mut back = expected[..pt.len()].to_vec();

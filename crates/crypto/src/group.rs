@@ -7,8 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::group::{GroupMessage, Header, Regular, Ticket, MAX_CIPHER_TEXT};
-use crate::keys::{PrivateKey, PublicKey};
 use crate::gcm::AesGcmStream;
+use crate::keys::{PrivateKey, PublicKey};
 use rand_core::CryptoRngCore;
 use sha2::Digest;
 use std::collections::BTreeMap;

@@ -186,7 +186,10 @@ mod tests {
                     h.update(c);
                 }
                 let went_to_thread = matches!(h.mode, Mode::Worker(_));
-                assert!(went_to_thread, "piece {piece}: the hash never left the thread");
+                assert!(
+                    went_to_thread,
+                    "piece {piece}: the hash never left the thread"
+                );
                 assert_eq!(h.finish(), Some(expected.clone()), "{alg:?}, piece {piece}");
             }
         }
