@@ -1,6 +1,8 @@
 //! Timings for `bench/compare`: Sealkit's operations and the primitives they are built from, as
 //! JSON lines `{"impl", "op", "ns_per_op"[, "bytes"]}`. `--quick` uses 4 MiB bulk payloads and
-//! shorter runs. The criterion benches (`cargo bench -p sealkit-crypto`) measure the same
+//! shorter runs. `--streams` times only 256 MiB authEncrypt/authDecrypt streams (in memory, no
+//! files) next to their SHA-512 and AES-256-GCM primitives; `--bulk-primitives` only those
+//! primitives (64 MiB SHA-512, AES-256-GCM now and with the previous backend). The criterion benches (`cargo bench -p sealkit-crypto`) measure the same
 //! operations with statistics; this program exists to put them in one table with the Virgil
 //! libraries.
 
@@ -66,6 +68,14 @@ fn main() {
         budget: Duration::from_millis(if quick { 200 } else { 1000 }),
         json: args.iter().any(|a| a == "--json"),
     };
+    if args.iter().any(|a| a == "--streams") {
+        streams(&bench, true);
+        return;
+    }
+    if args.iter().any(|a| a == "--bulk-primitives") {
+        streams(&bench, false);
+        return;
+    }
     let bulk_len = if quick { 4 << 20 } else { 64 << 20 };
     let crypto = Crypto::new();
     let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
@@ -147,9 +157,10 @@ fn main() {
     bench.report("primitive", "x25519_dh", x_dh, None);
 
     let gcm_key = [7u8; 32];
+    // The streaming AES-256-GCM Sealkit's envelopes use (aes 0.9 + ctr 0.10 + ghash 0.6).
     let gcm = |data: &mut [u8]| {
-        let mut c = aead_gcm_stream::AesGcm::<aes::Aes256>::new(&gcm_key.into(), &[1u8; 12]);
-        c.encrypt(data);
+        let mut c = sealkit_crypto::gcm::AesGcmStream::new(&gcm_key, &[1u8; 12]);
+        c.encrypt(data).unwrap();
         black_box(c.finish());
     };
     let mut buf = kib.clone();
@@ -159,6 +170,15 @@ fn main() {
     let mut big = bulk.clone();
     let gcm_bulk = bench.time(|| gcm(&mut big));
     bench.report("primitive", "aes256gcm_64m", gcm_bulk, Some(bulk_len));
+    // The previous backend (aead-gcm-stream 0.4 over aes 0.8 + ghash 0.5), for comparison.
+    let gcm_prev = bench.time(|| {
+        let mut c = aead_gcm_stream::AesGcm::<aes::Aes256>::new(&gcm_key.into(), &[1u8; 12]);
+        c.encrypt(&mut big);
+        black_box(c.finish());
+    });
+    bench.report("primitive", "aes256gcm_64m_prev", gcm_prev, Some(bulk_len));
+    let sha512_bulk = bench.time(|| sink(sha2::Sha512::digest(black_box(&bulk))));
+    bench.report("primitive", "sha512_64m", sha512_bulk, Some(bulk_len));
     let hkdf = bench.time(|| {
         let mut okm = [0u8; 88];
         hkdf::Hkdf::<sha2::Sha512>::new(None, &gcm_key)
@@ -208,4 +228,137 @@ fn main() {
     );
     bench.report("floor", "bulk_encrypt_64m", gcm_bulk, Some(bulk_len));
     bench.report("floor", "bulk_decrypt_64m", gcm_bulk, Some(bulk_len));
+}
+
+/// Yields `left` bytes by repeating one block, so a 256 MiB input costs no memory.
+struct Repeat<'a> {
+    block: &'a [u8],
+    left: u64,
+}
+
+impl std::io::Read for Repeat<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(self.block.len())
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        buf[..n].copy_from_slice(&self.block[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A decryption stage that drops the plaintext.
+struct Discard;
+
+impl std::io::Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl sealkit_crypto::Stage for Discard {
+    type Output = ();
+    fn commit(self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// 256 MiB sign-and-encrypt streams without any file I/O (with `with_streams`), and the two
+/// primitives they run.
+fn streams(bench: &Bench, with_streams: bool) {
+    const LEN: u64 = 256 << 20;
+    let crypto = Crypto::new();
+    let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+    let bob = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+    let mut block = vec![0u8; 1 << 20];
+    OsRng.fill_bytes(&mut block);
+    let signing = || sealkit_crypto::Signing::SignAndEncrypt {
+        signer: &alice,
+        plaintext_len: LEN,
+    };
+    let source = || Repeat {
+        block: &block,
+        left: LEN,
+    };
+    if with_streams {
+        stream_ops(bench, &crypto, &alice, &bob, source, signing);
+    }
+    bulk_primitives(bench, LEN);
+}
+
+fn stream_ops<'a, R: std::io::Read>(
+    bench: &Bench,
+    crypto: &Crypto,
+    alice: &PrivateKey,
+    bob: &PrivateKey,
+    source: impl Fn() -> R,
+    signing: impl Fn() -> sealkit_crypto::Signing<'a>,
+) {
+    const LEN: u64 = 256 << 20;
+    let alice_pub = [alice.public_key().clone()];
+    let bob_pub = [bob.public_key().clone()];
+    let s = bench.time(|| {
+        crypto
+            .encrypt_stream(
+                &mut OsRng,
+                source(),
+                std::io::sink(),
+                &bob_pub,
+                signing(),
+                true,
+            )
+            .unwrap()
+    });
+    bench.report("sealkit", "auth_stream_encrypt_256m", s, Some(LEN as usize));
+    let mut message = Vec::with_capacity(LEN as usize + 4096);
+    crypto
+        .encrypt_stream(
+            &mut OsRng,
+            source(),
+            &mut message,
+            &bob_pub,
+            signing(),
+            true,
+        )
+        .unwrap();
+    let s = bench.time(|| {
+        sink(
+            crypto
+                .decrypt_stream(&message[..], bob, Some(&alice_pub), Discard)
+                .unwrap(),
+        )
+    });
+    bench.report("sealkit", "auth_stream_decrypt_256m", s, Some(LEN as usize));
+}
+
+/// SHA-512 and AES-256-GCM over 64 MiB, and the single-core floor of a `len`-byte auth stream.
+fn bulk_primitives(bench: &Bench, len: u64) {
+    let mut data = vec![0u8; 64 << 20];
+    OsRng.fill_bytes(&mut data);
+    let sha = bench.time(|| sink(sha2::Sha512::digest(black_box(&data))));
+    bench.report("primitive", "sha512_64m", sha, Some(data.len()));
+    let key = [7u8; 32];
+    let gcm = bench.time(|| {
+        let mut c = sealkit_crypto::gcm::AesGcmStream::new(&key, &[1u8; 12]);
+        c.encrypt(&mut data).unwrap();
+        black_box(c.finish());
+    });
+    bench.report("primitive", "aes256gcm_64m", gcm, Some(data.len()));
+    let prev = bench.time(|| {
+        let mut c = aead_gcm_stream::AesGcm::<aes::Aes256>::new(&key.into(), &[1u8; 12]);
+        c.encrypt(&mut data);
+        black_box(c.finish());
+    });
+    bench.report("primitive", "aes256gcm_64m_prev", prev, Some(data.len()));
+    let scale = len as f64 / data.len() as f64;
+    bench.report(
+        "floor",
+        "auth_stream_256m_one_core",
+        scale * (sha + gcm),
+        Some(len as usize),
+    );
 }

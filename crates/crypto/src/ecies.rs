@@ -153,11 +153,11 @@ pub(crate) fn unwrap(envelope: &[u8], key: &PrivateKey) -> Result<Zeroizing<[u8;
                 .ok_or(Error::DecryptionFailed)?;
             let (ct, tag) = env.ciphertext.split_at(split);
             let mut plain = ct.to_vec();
-            let mut key = aes::cipher::generic_array::GenericArray::default();
+            let mut key = Zeroizing::new([0u8; 32]);
             key.copy_from_slice(&k[..32]);
-            let mut gcm = aead_gcm_stream::AesGcm::<aes::Aes256>::new(&key, nonce);
-            key.zeroize();
-            gcm.decrypt(&mut plain);
+            let mut gcm = crate::gcm::AesGcmStream::new(&key, nonce);
+            gcm.decrypt(&mut plain)
+                .map_err(|_| Error::DecryptionFailed)?;
             if !bool::from(subtle::ConstantTimeEq::ct_eq(gcm.finish().as_slice(), tag)) {
                 plain.zeroize();
                 return Err(Error::DecryptionFailed);

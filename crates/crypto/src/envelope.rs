@@ -25,16 +25,15 @@ use crate::format::message_info::{
 };
 use crate::format::oid;
 use crate::format::signature::VirgilSignature;
+use crate::gcm::AesGcmStream as Gcm;
+use crate::hash_pipe::BodyHasher;
 use crate::keys::{KeyId, KeyIdScheme, PrivateKey, PublicKey};
 use crate::padding;
 use crate::signature::{self, Hasher};
-use aead_gcm_stream::AesGcm;
 use rand_core::CryptoRngCore;
 use std::io::{self, Read, Write};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
-
-type Gcm = AesGcm<aes::Aes256>;
 
 const TAG_LEN: usize = 16;
 /// AES-GCM's limit for one message: 2^32 − 2 blocks.
@@ -289,7 +288,7 @@ impl Crypto {
                 let state = SaeEncrypt {
                     signer,
                     signer_id: self.key_id(signer.public_key()),
-                    hasher: sha2::Sha512::default(),
+                    hasher: BodyHasher::new(Hasher::new(HashAlg::Sha512)),
                     expected_len: *plaintext_len,
                     footer_key: keys.footer_key,
                     footer_nonce: keys.footer_nonce,
@@ -317,14 +316,15 @@ impl Crypto {
                 ),
             ]);
         }
-        let mut gcm = Gcm::new((&*data_key).into(), &nonce);
+        let mut gcm = Gcm::new(&data_key, &nonce);
         if let Some((_, data_size)) = &sae {
             info.cipher_kdf = Some(AlgorithmId::bare(oid::HKDF_SHA512));
             info.footer_info = Some(FooterInfo {
                 data_size: *data_size,
                 signed_data_digest: Some(AlgorithmId::sha512()),
             });
-            gcm.set_aad(&FooterInfo::signed_data_info_der(&AlgorithmId::sha512()));
+            gcm.set_aad(&FooterInfo::signed_data_info_der(&AlgorithmId::sha512()))
+                .map_err(|_| Error::InvalidArgument("AES-GCM associated data set twice"))?;
         }
         if padding {
             info.padding = Some(AlgorithmId::bare(oid::RANDOM_PADDING));
@@ -431,7 +431,7 @@ impl SaeKeys {
 struct SaeEncrypt<'a> {
     signer: &'a PrivateKey,
     signer_id: KeyId,
-    hasher: sha2::Sha512,
+    hasher: BodyHasher,
     expected_len: u64,
     footer_key: Zeroizing<[u8; 32]>,
     footer_nonce: [u8; 12],
@@ -469,7 +469,6 @@ impl Encryptor<'_> {
             .filter(|&n| n <= GCM_MAX_BODY - padding::MAX_TAIL as u64)
             .ok_or(Error::InvalidArgument("plaintext too large for AES-GCM"))?;
         if let Some(sae) = &mut self.sae {
-            use sha2::Digest;
             if self.fed > sae.expected_len {
                 return Err(Error::InvalidArgument(
                     "more plaintext than the length declared for sign-and-encrypt",
@@ -479,7 +478,7 @@ impl Encryptor<'_> {
         }
         let start = out.len();
         out.extend_from_slice(plaintext);
-        self.gcm.encrypt(&mut out[start..]);
+        self.gcm.encrypt(&mut out[start..]).map_err(too_large)?;
         Ok(())
     }
 
@@ -495,12 +494,11 @@ impl Encryptor<'_> {
         if self.padding {
             let start = out.len();
             out.extend_from_slice(&padding::tail(self.fed, rng));
-            self.gcm.encrypt(&mut out[start..]);
+            self.gcm.encrypt(&mut out[start..]).map_err(too_large)?;
         }
         out.extend_from_slice(&self.gcm.finish());
         if let Some(sae) = self.sae {
-            use sha2::Digest;
-            let digest = sae.hasher.finalize();
+            let digest = sae.hasher.finish().ok_or_else(hash_thread_failed)?;
             let raw = signature::sign_digest(&digest, sae.signer, rng)?;
             let footer = Footer {
                 signers: vec![SignerInfo {
@@ -512,8 +510,8 @@ impl Encryptor<'_> {
             .encode();
             let start = out.len();
             out.extend_from_slice(&footer);
-            let mut gcm = Gcm::new((&*sae.footer_key).into(), &sae.footer_nonce);
-            gcm.encrypt(&mut out[start..]);
+            let mut gcm = Gcm::new(&sae.footer_key, &sae.footer_nonce);
+            gcm.encrypt(&mut out[start..]).map_err(too_large)?;
             out.extend_from_slice(&gcm.finish());
         }
         Ok(())
@@ -573,7 +571,7 @@ struct Body {
     held_plain: Vec<u8>,
     scratch: Vec<u8>,
     body_ct_len: u64,
-    hasher: Option<Hasher>,
+    hasher: Option<BodyHasher>,
 }
 
 enum State {
@@ -707,10 +705,11 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
                 if !bool::from(info.nonce.ct_eq(&keys.data_nonce)) {
                     return Err(Error::DecryptionFailed);
                 }
-                let mut gcm = Gcm::new((&*keys.data_key).into(), &keys.data_nonce);
+                let mut gcm = Gcm::new(&keys.data_key, &keys.data_nonce);
                 let digest = match &footer.signed_data_digest {
                     Some(d) => {
-                        gcm.set_aad(&FooterInfo::signed_data_info_der(d));
+                        gcm.set_aad(&FooterInfo::signed_data_info_der(d))
+                            .map_err(|_| Error::DecryptionFailed)?;
                         d.hash().unwrap_or(HashAlg::Sha512)
                     }
                     None => HashAlg::Sha512,
@@ -727,7 +726,7 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
                 (gcm, source)
             }
             None => {
-                let gcm = Gcm::new((&*secret).into(), &info.nonce);
+                let gcm = Gcm::new(&secret, &info.nonce);
                 let source = match info.param_data(DATA_SIGNATURE) {
                     Some(sig) => SignatureSource::Params {
                         signature: Some(VirgilSignature::decode(sig)?),
@@ -749,8 +748,10 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
                     signature: Some(s), ..
                 },
                 Some(_),
-            ) => Some(Hasher::new(s.hash())),
-            (SignatureSource::Footer { digest, .. }, Some(_)) => Some(Hasher::new(*digest)),
+            ) => Some(BodyHasher::new(Hasher::new(s.hash()))),
+            (SignatureSource::Footer { digest, .. }, Some(_)) => {
+                Some(BodyHasher::new(Hasher::new(*digest)))
+            }
             _ => None,
         };
         Ok(Body {
@@ -821,7 +822,14 @@ impl Body {
             let mut scratch = core::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(piece);
-            self.gcm.decrypt(&mut scratch);
+            let decrypted = self
+                .gcm
+                .decrypt(&mut scratch)
+                .map_err(|_| Error::DecryptionFailed);
+            if let Err(e) = decrypted {
+                self.scratch = scratch;
+                return Err(e);
+            }
             let result = self.emit_plain(&scratch, stage);
             self.scratch = scratch;
             result?;
@@ -863,7 +871,7 @@ impl Body {
                 (core::mem::take(&mut self.held_ct), None)
             }
         };
-        let gcm = core::mem::replace(&mut self.gcm, Gcm::new(&[0u8; 32].into(), &[0u8; 12]));
+        let gcm = core::mem::replace(&mut self.gcm, Gcm::new(&[0u8; 32], &[0u8; 12]));
         if !bool::from(gcm.finish().as_slice().ct_eq(&tag)) {
             return Err(Error::DecryptionFailed);
         }
@@ -875,7 +883,10 @@ impl Body {
             release(&mut self.hasher, &held[..keep], stage)?;
         }
 
-        let digest = self.hasher.take().map(Hasher::finish);
+        let digest = match self.hasher.take() {
+            Some(h) => Some(h.finish().ok_or_else(hash_thread_failed)?),
+            None => None,
+        };
         match core::mem::replace(&mut self.source, SignatureSource::None) {
             SignatureSource::None => {
                 if verify_with.is_some() {
@@ -906,8 +917,9 @@ impl Body {
                 let footer_ct = footer_ct.unwrap_or_default();
                 let (ct, footer_tag) = footer_ct.split_at(footer_ct.len() - TAG_LEN);
                 let mut footer = ct.to_vec();
-                let mut gcm = Gcm::new((&*key).into(), &nonce);
-                gcm.decrypt(&mut footer);
+                let mut gcm = Gcm::new(&key, &nonce);
+                gcm.decrypt(&mut footer)
+                    .map_err(|_| Error::DecryptionFailed)?;
                 if !bool::from(gcm.finish().as_slice().ct_eq(footer_tag)) {
                     return Err(Error::DecryptionFailed);
                 }
@@ -926,12 +938,20 @@ impl Body {
     }
 }
 
-fn release(hasher: &mut Option<Hasher>, plain: &[u8], stage: &mut impl Write) -> Result<()> {
+fn release(hasher: &mut Option<BodyHasher>, plain: &[u8], stage: &mut impl Write) -> Result<()> {
     if let Some(h) = hasher {
         h.update(plain);
     }
     stage.write_all(plain)?;
     Ok(())
+}
+
+fn too_large(_: crate::gcm::GcmUsageError) -> Error {
+    Error::InvalidArgument("plaintext too large for AES-GCM")
+}
+
+fn hash_thread_failed() -> Error {
+    Error::Io(io::Error::other("the thread hashing the body stopped"))
 }
 
 fn matches_id(key: &PublicKey, id: &[u8]) -> bool {
@@ -1114,6 +1134,46 @@ mod tests {
                     .and_then(|()| dec.update(&input[split..]));
                 assert!(r.is_err() || dec.finish().is_err());
             }
+        }
+    }
+
+    /// Bodies past `PIPELINE_AFTER` hash on a worker thread on both sides; the signature must
+    /// still cover exactly the plaintext, and a flipped byte must still be caught.
+    #[test]
+    fn long_signed_streams_hash_on_a_second_core_and_verify() {
+        let (a, b, _) = keys();
+        let to = [b.public_key().clone()];
+        let signer = [a.public_key().clone()];
+        let crypto = Crypto::new();
+        let len = 3 * crate::hash_pipe::PIPELINE_AFTER as usize + 1001;
+        let pt: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let signature = signature::sign(&pt, &a, &mut OsRng).unwrap_or_default();
+        for signing in [
+            Signing::SignAndEncrypt {
+                signer: &a,
+                plaintext_len: len as u64,
+            },
+            Signing::SignThenEncrypt {
+                signer: &a,
+                signature: &signature,
+            },
+        ] {
+            let mut msg = Vec::new();
+            let sent = crypto.encrypt_stream(&mut OsRng, &pt[..], &mut msg, &to, signing, true);
+            assert!(sent.is_ok(), "{sent:?}");
+            let back = crypto.decrypt_stream(&msg[..], &b, Some(&signer), Vec::new());
+            assert_eq!(back.ok().map(|(p, _)| p), Some(pt.clone()));
+            let other = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
+            let wrong = [other.public_key().clone()];
+            assert!(crypto
+                .decrypt_stream(&msg[..], &b, Some(&wrong), Vec::new())
+                .is_err());
+            let mut bad = msg.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(crypto
+                .decrypt_stream(&bad[..], &b, Some(&signer), Vec::new())
+                .is_err());
         }
     }
 

@@ -7,8 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::group::{GroupMessage, Header, Regular, Ticket, MAX_CIPHER_TEXT};
+use crate::gcm::AesGcmStream;
 use crate::keys::{PrivateKey, PublicKey};
-use aead_gcm_stream::AesGcm;
 use rand_core::CryptoRngCore;
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -199,9 +199,10 @@ impl GroupSession {
         body.extend_from_slice(&(plaintext.len() as u32).to_le_bytes());
 
         let (key, nonce) = derive(epoch_key, &salt);
-        let mut gcm = AesGcm::<aes::Aes256>::new((&*key).into(), &nonce);
-        gcm.set_aad(&header_bytes);
-        gcm.encrypt(&mut body);
+        let mut gcm = AesGcmStream::new(&key, &nonce);
+        gcm.set_aad(&header_bytes)
+            .and_then(|()| gcm.encrypt(&mut body))
+            .map_err(|_| Error::InvalidArgument("group message too large for AES-GCM"))?;
         body.extend_from_slice(&gcm.finish());
 
         use ed25519_dalek::Signer as _;
@@ -253,9 +254,10 @@ impl GroupSession {
             return Err(Error::DecryptionFailed);
         }
         let mut body = Zeroizing::new(ct.to_vec());
-        let mut gcm = AesGcm::<aes::Aes256>::new((&*key).into(), &nonce);
-        gcm.set_aad(&r.header_bytes);
-        gcm.decrypt(&mut body);
+        let mut gcm = AesGcmStream::new(&key, &nonce);
+        gcm.set_aad(&r.header_bytes)
+            .and_then(|()| gcm.decrypt(&mut body))
+            .map_err(|_| Error::DecryptionFailed)?;
         if !bool::from(gcm.finish().as_slice().ct_eq(tag)) {
             return Err(Error::DecryptionFailed);
         }

@@ -115,7 +115,7 @@ impl FromStr for KeyId {
 
     fn from_str(s: &str) -> Result<Self> {
         let invalid = || Error::InvalidArgument("a key id is 16 or 64 hex characters");
-        if !s.is_ascii() || s.len() % 2 != 0 {
+        if !s.is_ascii() || !s.len().is_multiple_of(2) {
             return Err(invalid());
         }
         let bytes = (0..s.len())

@@ -263,7 +263,7 @@ struct ChoppyReader<'a> {
 impl Read for ChoppyReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.calls += 1;
-        if self.calls % 3 == 0 {
+        if self.calls.is_multiple_of(3) {
             return Err(io::ErrorKind::Interrupted.into());
         }
         let want = [1usize, 7, 16, 4095, 70_000][self.calls % 5];
