@@ -126,7 +126,7 @@ impl ReceivedMessage {
     ///
     /// let message = Message { seq: 7, channel: "team".into(), sender: "bob".into(),
     ///     client_id: "9f2c".into(), sent_at: 1_700_000_000_000, member_version: 1,
-    ///     ciphertext: String::new(), kt_head: None };
+    ///     ciphertext: String::new(), kt_head: None, edited_at: None, deleted: None };
     /// let text = ReceivedMessage {
     ///     message,
     ///     body: Some(b"lunch at 1?".to_vec()),
