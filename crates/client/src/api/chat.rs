@@ -97,28 +97,26 @@ impl ApiClient {
     /// the channel as it is now is [`Posted::Stale`]; without the channel (a server older than
     /// the field) it stays an [`Error::Api`] with [`codes::STALE_MEMBERS`].
     pub(crate) async fn chat_post(&self, id: &str, message: &NewMessage) -> Result<Posted> {
-        let answer = self
-            .exchange(Method::Post, &paths::messages(id), Some(message), None)
-            .await?;
-        if answer.status == reqwest::StatusCode::CONFLICT {
-            if let Ok(stale) = serde_json::from_slice::<StaleMembersBody>(&answer.response.body) {
-                if stale.error.code == codes::STALE_MEMBERS {
-                    return Ok(Posted::Stale(stale.channel));
-                }
-            }
-        }
-        answer
-            .into_result()?
-            .json("chat message")
-            .map(Posted::Stored)
+        self.store_message(Method::Post, &paths::messages(id), message)
+            .await
     }
 
     /// `PUT /chat/v1/channels/{id}/messages/{seq}`: a refusal for a stale membership with the
     /// channel is [`Posted::Stale`], like a post's.
     pub(crate) async fn chat_edit(&self, id: &str, seq: i64, edit: &EditMessage) -> Result<Posted> {
-        let answer = self
-            .exchange(Method::Put, &paths::message(id, seq), Some(edit), None)
-            .await?;
+        self.store_message(Method::Put, &paths::message(id, seq), edit)
+            .await
+    }
+
+    /// Sends a message or an edit: the stored message, or [`Posted::Stale`] for a stale
+    /// membership refusal that carries the channel.
+    async fn store_message<B: serde::Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<Posted> {
+        let answer = self.exchange(method, path, Some(body), None).await?;
         if answer.status == reqwest::StatusCode::CONFLICT {
             if let Ok(stale) = serde_json::from_slice::<StaleMembersBody>(&answer.response.body) {
                 if stale.error.code == codes::STALE_MEMBERS {
