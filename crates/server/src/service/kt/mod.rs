@@ -764,4 +764,107 @@ mod tests {
         }
         Ok(())
     }
+
+    /// A card for `identity` straight into the store (which queues it for the next epoch).
+    async fn publish_card(
+        store: &dyn Store,
+        app_id: &str,
+        identity: &str,
+        n: u32,
+        previous: Option<&str>,
+    ) -> String {
+        let id = hex::encode(sha2::Sha256::digest(format!("{app_id} {identity} {n}")));
+        store
+            .publish_card(crate::store::NewCard {
+                id: id.clone(),
+                app_id: app_id.to_owned(),
+                identity: sealkit_proto::Identity::new(identity).expect("identity"),
+                previous_card_id: previous.map(str::to_owned),
+                raw: br#"{"content_snapshot":"","signatures":[]}"#.to_vec(),
+                created_at: 1_795_801_646,
+            })
+            .await
+            .expect("publish");
+        id
+    }
+
+    /// A proof made for epoch E while E + 1 and E + 2 were published reads nodes that hold no
+    /// state of E any more: `still_consistent` says so, and a lookup made now is right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proof_read_across_two_publishes_is_made_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::sqlite::SqliteStore::open(&dir.path().join("kt.db"))
+                .await
+                .expect("sqlite"),
+        );
+        let app = crate::admin::create_app(store.as_ref(), "kt-race", 1_795_801_646)
+            .await
+            .expect("app");
+        let app_id = app.app_id.as_str();
+        let kt = KtService::new(store.clone(), KtKeys::from_seed(&[7; 32]));
+        let mut cards = Vec::new();
+        for i in 0..16 {
+            cards.push(publish_card(store.as_ref(), app_id, &format!("u{i}"), 0, None).await);
+        }
+        assert_eq!(kt.publish_pending().await.expect("epoch 1").len(), 1);
+
+        // A request starts on epoch 1 ...
+        let handle = kt.directory(app_id, false).await.expect("directory");
+        let (stale_directory, storage) = handle.for_request().await.expect("request");
+        let epoch = azks_epoch(&storage).await.expect("epoch");
+        assert_eq!(epoch, 1);
+        assert!(still_consistent(&handle.database, epoch)
+            .await
+            .expect("read"));
+        // ... one epoch later its reads are still right ...
+        cards[0] = publish_card(store.as_ref(), app_id, "u0", 1, Some(&cards[0])).await;
+        kt.publish_pending().await.expect("epoch 2");
+        assert!(still_consistent(&handle.database, epoch)
+            .await
+            .expect("read"));
+        // ... two epochs later they are not.
+        cards[0] = publish_card(store.as_ref(), app_id, "u0", 2, Some(&cards[0])).await;
+        kt.publish_pending().await.expect("epoch 3");
+        assert!(!still_consistent(&handle.database, epoch)
+            .await
+            .expect("read"));
+
+        // What the stale request would answer either does not verify, or proves against a
+        // root that is not the one recorded for its epoch: a client would see a fork.
+        let pinned = kt.keys().public_key();
+        if let Ok((proof, akd::EpochHash(e, root))) =
+            stale_directory.lookup(identity_label("u0")).await
+        {
+            let stale = wire::LookupResponse {
+                head: kt.sign(app_id, e, root, handle.vrf_public),
+                identity: "u0".into(),
+                proof: sealkit_kt::encode_lookup_proof(&proof),
+                pending: None,
+            };
+            let recorded = store
+                .kt_roots(
+                    app_id,
+                    epoch_i64(e).expect("epoch"),
+                    epoch_i64(e).expect("epoch"),
+                )
+                .await
+                .expect("roots");
+            let verifies = sealkit_kt::verify_lookup(&pinned, app_id, "u0", &stale).is_ok();
+            assert!(
+                !verifies || recorded.first().map(|(_, r)| &r[..]) != Some(&root[..]),
+                "a proof for epoch {e} read across two publishes verified against its root"
+            );
+        }
+        // The service's lookup answers epoch 3, and it verifies with the newest card.
+        let caller = Caller {
+            app_id: sealkit_proto::AppId::new(app_id).expect("app id"),
+            identity: sealkit_proto::Identity::new("u1").expect("identity"),
+        };
+        let answer = kt.lookup(&caller, "u0").await.expect("lookup");
+        let (head, entry) =
+            sealkit_kt::verify_lookup(&pinned, app_id, "u0", &answer).expect("verifies");
+        assert_eq!(head.epoch, 3);
+        entry.check_cards([cards[0].as_str()]).expect("newest card");
+    }
 }
