@@ -716,6 +716,7 @@ fn valid_identity(identity: &str) -> Result<&str, ServiceError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
     use super::*;
     use akd::{AkdLabel, VersionFreshness};
     use sealkit_kt::KtConfiguration as Tc;
