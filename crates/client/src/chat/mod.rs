@@ -810,17 +810,12 @@ impl Chat {
                 }
             };
             let blobs = attachment.iter().map(|a| a.blob.clone()).collect();
-            let ciphertext = STANDARD.encode(self.ethree.auth_encrypt(&data, &recipients).await?);
+            let (ciphertext, kt_head) = self.encrypt_to(&recipients, &data).await?;
             let post = NewMessage {
                 client_id: client_id.clone(),
                 ciphertext,
                 member_version: info.member_version,
-                kt_head: self
-                    .ethree
-                    .inner
-                    .kt
-                    .gossip_head(&self.ethree.inner.local)
-                    .await,
+                kt_head,
                 blobs,
             };
             match self.post(channel, &post).await {
@@ -877,7 +872,17 @@ impl Chat {
     ) -> Result<(String, Option<sealkit_proto::kt::SignedHead>)> {
         let cards = self.member_cards(&info.members).await?;
         let recipients: Vec<&Card> = cards.iter().collect();
-        let ciphertext = self.ethree.auth_encrypt(data, &recipients).await?;
+        self.encrypt_to(&recipients, data).await
+    }
+
+    /// `data` signed by the user and encrypted for `recipients` (base64), with the
+    /// key-directory head to gossip.
+    async fn encrypt_to(
+        &self,
+        recipients: &[&Card],
+        data: &[u8],
+    ) -> Result<(String, Option<sealkit_proto::kt::SignedHead>)> {
+        let ciphertext = self.ethree.auth_encrypt(data, recipients).await?;
         let inner = &self.ethree.inner;
         let kt_head = inner.kt.gossip_head(&inner.local).await;
         Ok((STANDARD.encode(ciphertext), kt_head))

@@ -669,11 +669,18 @@ const PROOF_ATTEMPTS: usize = 4;
 
 /// The epoch of the AZKS record as `storage` reads it (for a request: the one it works on).
 async fn azks_epoch(storage: &StorageManager<KtDatabase>) -> Result<u64, ServiceError> {
-    match storage
-        .get::<akd::Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY)
-        .await
-        .map_err(|e| akd_error(e.into()))?
-    {
+    latest_epoch(
+        storage
+            .get::<akd::Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY)
+            .await,
+    )
+}
+
+/// The epoch of an AZKS record read by [`azks_epoch`] or [`still_consistent`].
+fn latest_epoch(
+    read: Result<akd::storage::types::DbRecord, akd::errors::StorageError>,
+) -> Result<u64, ServiceError> {
+    match read.map_err(|e| akd_error(e.into()))? {
         akd::storage::types::DbRecord::Azks(azks) => Ok(azks.latest_epoch),
         _ => Err(ServiceError::internal("the AZKS record is not an AZKS")),
     }
@@ -688,14 +695,12 @@ async fn azks_epoch(storage: &StorageManager<KtDatabase>) -> Result<u64, Service
 /// right for E.
 async fn still_consistent(database: &KtDatabase, epoch: u64) -> Result<bool, ServiceError> {
     use akd::storage::Database as _;
-    match database
-        .get::<akd::Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY)
-        .await
-        .map_err(|e| akd_error(e.into()))?
-    {
-        akd::storage::types::DbRecord::Azks(azks) => Ok(azks.latest_epoch <= epoch + 1),
-        _ => Err(ServiceError::internal("the AZKS record is not an AZKS")),
-    }
+    let now = latest_epoch(
+        database
+            .get::<akd::Azks>(&akd::append_only_zks::DEFAULT_AZKS_KEY)
+            .await,
+    )?;
+    Ok(now <= epoch + 1)
 }
 
 /// The directory value of a set of card ids.
