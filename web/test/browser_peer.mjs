@@ -131,7 +131,11 @@ const commands = {
   },
   async show({ page, channel }) {
     const p = get(page);
-    await p.click(`#channels button[data-channel="${channel}"]`);
+    // The channel list is redrawn when unread counts change, so a button found by one
+    // protocol call may be detached by the click: find and click it in one step in the page.
+    const selector = `#channels button[data-channel="${channel}"]`;
+    await until(p, 'return document.querySelector(a) !== null', selector);
+    await p.evaluate((s) => document.querySelector(s).click(), selector);
     await until(p, 'return document.body.dataset.channel === a', channel);
     return {};
   },
