@@ -203,7 +203,14 @@ mod tests {
     use proptest::prelude::*;
 
     /// Seals `plaintext` in pieces of `piece` bytes on `backend`; ciphertext then tag.
-    fn seal(backend: Backend, key: &[u8; 32], nonce: &[u8], aad: &[u8], pt: &[u8], piece: usize) -> Vec<u8> {
+    fn seal(
+        backend: Backend,
+        key: &[u8; 32],
+        nonce: &[u8],
+        aad: &[u8],
+        pt: &[u8],
+        piece: usize,
+    ) -> Vec<u8> {
         let mut gcm = BodyCipher::new(backend, Direction::Encrypt, key, nonce).unwrap();
         gcm.set_aad(aad).unwrap();
         let mut out = pt.to_vec();
@@ -215,7 +222,14 @@ mod tests {
     }
 
     /// Opens ciphertext-then-tag in pieces; the plaintext only if the tag verifies.
-    fn open(backend: Backend, key: &[u8; 32], nonce: &[u8], aad: &[u8], sealed: &[u8], piece: usize) -> Option<Vec<u8>> {
+    fn open(
+        backend: Backend,
+        key: &[u8; 32],
+        nonce: &[u8],
+        aad: &[u8],
+        sealed: &[u8],
+        piece: usize,
+    ) -> Option<Vec<u8>> {
         let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
         let mut gcm = BodyCipher::new(backend, Direction::Decrypt, key, nonce).unwrap();
         gcm.set_aad(aad).unwrap();
@@ -239,7 +253,8 @@ mod tests {
         for &backend in Backend::ALL {
             for (i, v) in vectors.iter().enumerate() {
                 let key: [u8; 32] = unhex(&v["key"]).try_into().unwrap();
-                let (nonce, aad, pt) = (unhex(&v["nonce"]), unhex(&v["aad"]), unhex(&v["plaintext"]));
+                let (nonce, aad, pt) =
+                    (unhex(&v["nonce"]), unhex(&v["aad"]), unhex(&v["plaintext"]));
                 let mut expected = unhex(&v["ciphertext"]);
                 expected.extend_from_slice(&unhex(&v["tag"]));
                 for piece in [1, 7, 16, 17, 1000] {
@@ -260,7 +275,8 @@ mod tests {
             "RustCrypto"
         };
         assert_eq!(format!("{:?}", Backend::default()), expected);
-        let gcm = BodyCipher::new(Backend::default(), Direction::Encrypt, &[1; 32], &[2; 12]).unwrap();
+        let gcm =
+            BodyCipher::new(Backend::default(), Direction::Encrypt, &[1; 32], &[2; 12]).unwrap();
         assert_eq!(gcm.backend(), Backend::default());
     }
 
@@ -274,11 +290,16 @@ mod tests {
                 for at in [0, 50, 99, 100, 115] {
                     let mut bad = sealed.clone();
                     bad[at] ^= 1;
-                    assert_eq!(open(backend, &[3; 32], &nonce, b"aad", &bad, 33), None, "{backend:?} byte {at}");
+                    assert_eq!(
+                        open(backend, &[3; 32], &nonce, b"aad", &bad, 33),
+                        None,
+                        "{backend:?} byte {at}"
+                    );
                 }
                 assert_eq!(open(backend, &[3; 32], &nonce, b"aaD", &sealed, 33), None);
                 // A short tag is no tag (OpenSSL would accept a truncated one if asked to).
-                let mut gcm = BodyCipher::new(backend, Direction::Decrypt, &[3; 32], &nonce).unwrap();
+                let mut gcm =
+                    BodyCipher::new(backend, Direction::Decrypt, &[3; 32], &nonce).unwrap();
                 gcm.set_aad(b"aad").unwrap();
                 let mut ct = sealed[..100].to_vec();
                 gcm.update(&mut ct).unwrap();
@@ -302,7 +323,10 @@ mod tests {
             assert_eq!(data, [7; 4]);
             // Directions are not interchangeable.
             let enc = BodyCipher::new(backend, Direction::Encrypt, &[1; 32], &[2; 12]).unwrap();
-            let tag = BodyCipher::new(backend, Direction::Encrypt, &[1; 32], &[2; 12]).unwrap().tag().unwrap();
+            let tag = BodyCipher::new(backend, Direction::Encrypt, &[1; 32], &[2; 12])
+                .unwrap()
+                .tag()
+                .unwrap();
             assert!(!enc.verify(&tag));
             let dec = BodyCipher::new(backend, Direction::Decrypt, &[1; 32], &[2; 12]).unwrap();
             assert_eq!(dec.tag(), Err(BodyCipherError::Usage));
@@ -315,10 +339,20 @@ mod tests {
             for len in [0, 129, 300] {
                 let nonce = vec![4u8; len];
                 let gcm = BodyCipher::new(backend, Direction::Encrypt, &[1; 32], &nonce).unwrap();
-                assert_eq!(gcm.backend(), Backend::RustCrypto, "{backend:?}, {len}-byte nonce");
+                assert_eq!(
+                    gcm.backend(),
+                    Backend::RustCrypto,
+                    "{backend:?}, {len}-byte nonce"
+                );
                 let sealed = seal(backend, &[1; 32], &nonce, b"", b"hello", 2);
-                assert_eq!(sealed, seal(Backend::RustCrypto, &[1; 32], &nonce, b"", b"hello", 5));
-                assert_eq!(open(backend, &[1; 32], &nonce, b"", &sealed, 3).as_deref(), Some(&b"hello"[..]));
+                assert_eq!(
+                    sealed,
+                    seal(Backend::RustCrypto, &[1; 32], &nonce, b"", b"hello", 5)
+                );
+                assert_eq!(
+                    open(backend, &[1; 32], &nonce, b"", &sealed, 3).as_deref(),
+                    Some(&b"hello"[..])
+                );
             }
         }
     }

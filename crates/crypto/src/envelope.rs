@@ -739,9 +739,13 @@ fn open(
                 if !bool::from(info.nonce.ct_eq(&keys.data_nonce)) {
                     return Err(Error::DecryptionFailed);
                 }
-                let mut gcm =
-                    BodyCipher::new(backend, Direction::Decrypt, &keys.data_key, &keys.data_nonce)
-                        .map_err(|_| Error::DecryptionFailed)?;
+                let mut gcm = BodyCipher::new(
+                    backend,
+                    Direction::Decrypt,
+                    &keys.data_key,
+                    &keys.data_nonce,
+                )
+                .map_err(|_| Error::DecryptionFailed)?;
                 let digest = match &footer.signed_data_digest {
                     Some(d) => {
                         gcm.set_aad(&FooterInfo::signed_data_info_der(d))
@@ -860,7 +864,9 @@ impl Body {
             scratch.clear();
             scratch.extend_from_slice(piece);
             let decrypted = match &mut self.gcm {
-                Some(gcm) => gcm.update(&mut scratch).map_err(|_| Error::DecryptionFailed),
+                Some(gcm) => gcm
+                    .update(&mut scratch)
+                    .map_err(|_| Error::DecryptionFailed),
                 None => Err(Error::DecryptionFailed),
             };
             if let Err(e) = decrypted {

@@ -238,7 +238,12 @@ mod tests {
     fn only_sha512_moves_to_openssl_and_every_hasher_agrees() {
         const ABC_SHA512: &str = "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
                                   2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f";
-        let algs = [HashAlg::Sha224, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
+        let algs = [
+            HashAlg::Sha224,
+            HashAlg::Sha256,
+            HashAlg::Sha384,
+            HashAlg::Sha512,
+        ];
         for &backend in Backend::ALL {
             for alg in algs {
                 let mut h = Hasher::on(backend, alg);

@@ -10,8 +10,8 @@
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealkit_crypto::{
-    Backend, Crypto, DecryptInfo, Decryptor, Error, FormatErrorKind, KeyType, MessageKind, PrivateKey,
-    PublicKey, Signing, Stage,
+    Backend, Crypto, DecryptInfo, Decryptor, Error, FormatErrorKind, KeyType, MessageKind,
+    PrivateKey, PublicKey, Signing, Stage,
 };
 use std::cell::Cell;
 use std::collections::BTreeMap;
