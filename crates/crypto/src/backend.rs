@@ -74,6 +74,9 @@ impl core::fmt::Display for BodyCipherError {
 
 impl std::error::Error for BodyCipherError {}
 
+// One per message body and never in a collection: boxing the RustCrypto state (AES round keys,
+// GHASH powers) would only add an allocation to every message.
+#[allow(clippy::large_enum_variant)]
 enum Engine {
     RustCrypto(AesGcmStream),
     #[cfg(feature = "openssl")]

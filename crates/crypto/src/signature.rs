@@ -139,7 +139,9 @@ impl Hasher {
         match (backend, alg) {
             #[cfg(feature = "openssl")]
             (Backend::OpenSsl, HashAlg::Sha512) => Self::OpenSslSha512(openssl::sha::Sha512::new()),
-            _ => Self::new(alg),
+            #[cfg(feature = "openssl")]
+            (Backend::OpenSsl, _) => Self::new(alg),
+            (Backend::RustCrypto, _) => Self::new(alg),
         }
     }
 
