@@ -289,7 +289,7 @@ fn streams(bench: &Bench, with_streams: bool) {
     if with_streams {
         for &backend in sealkit_crypto::Backend::ALL {
             let crypto = Crypto::new().with_backend(backend);
-            stream_ops(bench, &crypto, &alice, &bob, &source, &signing);
+            stream_ops(bench, &crypto, &alice, &bob, source, signing);
         }
     }
     bulk_primitives(bench, LEN);
