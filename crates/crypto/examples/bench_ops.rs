@@ -1,8 +1,11 @@
 //! Timings for `bench/compare`: Sealkit's operations and the primitives they are built from, as
 //! JSON lines `{"impl", "op", "ns_per_op"[, "bytes"]}`. `--quick` uses 4 MiB bulk payloads and
 //! shorter runs. `--streams` times only 256 MiB authEncrypt/authDecrypt streams (in memory, no
-//! files) next to their SHA-512 and AES-256-GCM primitives; `--bulk-primitives` only those
-//! primitives (64 MiB SHA-512, AES-256-GCM now and with the previous backend). The criterion benches (`cargo bench -p sealkit-crypto`) measure the same
+//! files) on every backend compiled in, next to their SHA-512 and AES-256-GCM primitives;
+//! `--bulk-primitives` only those primitives (64 MiB SHA-512 and AES-256-GCM on every backend,
+//! AES-256-GCM also with the previous RustCrypto code). Built with `--features
+//! sealkit-crypto/openssl`, the OpenSSL backend's lines carry an `_openssl` suffix
+//! (`bench/streams` reads them). The criterion benches (`cargo bench -p sealkit-crypto`) measure the same
 //! operations with statistics; this program exists to put them in one table with the Virgil
 //! libraries.
 
@@ -271,7 +274,6 @@ impl sealkit_crypto::Stage for Discard {
 /// primitives they run.
 fn streams(bench: &Bench, with_streams: bool) {
     const LEN: u64 = 256 << 20;
-    let crypto = Crypto::new();
     let alice = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
     let bob = PrivateKey::generate(KeyType::Ed25519, &mut OsRng);
     let mut block = vec![0u8; 1 << 20];
@@ -285,7 +287,10 @@ fn streams(bench: &Bench, with_streams: bool) {
         left: LEN,
     };
     if with_streams {
-        stream_ops(bench, &crypto, &alice, &bob, source, signing);
+        for &backend in sealkit_crypto::Backend::ALL {
+            let crypto = Crypto::new().with_backend(backend);
+            stream_ops(bench, &crypto, &alice, &bob, source, signing);
+        }
     }
     bulk_primitives(bench, LEN);
 }
@@ -299,6 +304,7 @@ fn stream_ops<'a, R: std::io::Read>(
     signing: impl Fn() -> sealkit_crypto::Signing<'a>,
 ) {
     const LEN: u64 = 256 << 20;
+    let imp = format!("sealkit{}", backend_suffix(crypto.backend()));
     let alice_pub = [alice.public_key().clone()];
     let bob_pub = [bob.public_key().clone()];
     let s = bench.time(|| {
@@ -313,7 +319,7 @@ fn stream_ops<'a, R: std::io::Read>(
             )
             .unwrap()
     });
-    bench.report("sealkit", "auth_stream_encrypt_256m", s, Some(LEN as usize));
+    bench.report(&imp, "auth_stream_encrypt_256m", s, Some(LEN as usize));
     let mut message = Vec::with_capacity(LEN as usize + 4096);
     crypto
         .encrypt_stream(
@@ -332,7 +338,16 @@ fn stream_ops<'a, R: std::io::Read>(
                 .unwrap(),
         )
     });
-    bench.report("sealkit", "auth_stream_decrypt_256m", s, Some(LEN as usize));
+    bench.report(&imp, "auth_stream_decrypt_256m", s, Some(LEN as usize));
+}
+
+/// `""` for RustCrypto, `"_openssl"` for OpenSSL: the suffix of the backend's benchmark names.
+fn backend_suffix(backend: sealkit_crypto::Backend) -> &'static str {
+    if backend == sealkit_crypto::Backend::RustCrypto {
+        ""
+    } else {
+        "_openssl"
+    }
 }
 
 /// SHA-512 and AES-256-GCM over 64 MiB, and the single-core floor of a `len`-byte auth stream.
@@ -354,6 +369,22 @@ fn bulk_primitives(bench: &Bench, len: u64) {
         black_box(c.finish());
     });
     bench.report("primitive", "aes256gcm_64m_prev", prev, Some(data.len()));
+    // The backends as the envelopes run them (RustCrypto's line is the one above, again).
+    for &backend in sealkit_crypto::Backend::ALL {
+        use sealkit_crypto::backend::{BodyCipher, Direction};
+        let t = bench.time(|| {
+            let mut c = BodyCipher::new(backend, Direction::Encrypt, &key, &[1u8; 12]).unwrap();
+            c.update(&mut data).unwrap();
+            black_box(c.tag().unwrap());
+        });
+        let op = format!("aes256gcm_64m{}", backend_suffix(backend));
+        bench.report("backend", &op, t, Some(data.len()));
+    }
+    #[cfg(feature = "openssl")]
+    {
+        let t = bench.time(|| sink(openssl::sha::sha512(black_box(&data))));
+        bench.report("backend", "sha512_64m_openssl", t, Some(data.len()));
+    }
     let scale = len as f64 / data.len() as f64;
     bench.report(
         "floor",

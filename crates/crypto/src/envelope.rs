@@ -16,6 +16,7 @@
 //! is deleted and nothing partial ever reaches the destination. Memory use stays constant: the
 //! decryptor holds back at most the 16-byte tag, a padding tail of 164 bytes and a bounded footer.
 
+use crate::backend::{Backend, BodyCipher, BodyCipherError, Direction};
 use crate::ecies;
 use crate::error::{Error, FormatError, FormatErrorKind, Result};
 use crate::format::algorithm::{AlgorithmId, HashAlg};
@@ -115,10 +116,11 @@ pub enum Signing<'a> {
 }
 
 /// The entry point for encryption and decryption, parameterised like virgil-crypto's
-/// `VirgilCrypto` (only the key id scheme is configurable).
+/// `VirgilCrypto` (the key id scheme), plus the [`Backend`] that runs message bodies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Crypto {
     key_ids: KeyIdScheme,
+    backend: Backend,
 }
 
 impl Crypto {
@@ -129,7 +131,21 @@ impl Crypto {
 
     /// Uses `scheme` for the key ids written into messages. Decryption matches either kind.
     pub fn with_key_ids(scheme: KeyIdScheme) -> Self {
-        Self { key_ids: scheme }
+        Self {
+            key_ids: scheme,
+            ..Self::default()
+        }
+    }
+
+    /// Runs the AES-256-GCM and SHA-512 of message bodies on `backend` (the default is
+    /// [`Backend::default`]). The bytes written and accepted are the same on every backend.
+    pub fn with_backend(self, backend: Backend) -> Self {
+        Self { backend, ..self }
+    }
+
+    /// The backend this configuration runs message bodies on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The id this configuration writes for `key`.
@@ -243,7 +259,8 @@ impl Crypto {
         key: &PrivateKey,
         verify_with: Option<&[PublicKey]>,
     ) -> Result<(Vec<u8>, DecryptInfo)> {
-        let mut dec = Decryptor::new(key, verify_with, Vec::with_capacity(message.len()))?;
+        let mut dec = Decryptor::new(key, verify_with, Vec::with_capacity(message.len()))?
+            .with_backend(self.backend);
         dec.update(message)?;
         dec.finish()
     }
@@ -288,7 +305,7 @@ impl Crypto {
                 let state = SaeEncrypt {
                     signer,
                     signer_id: self.key_id(signer.public_key()),
-                    hasher: BodyHasher::new(Hasher::new(HashAlg::Sha512)),
+                    hasher: BodyHasher::new(Hasher::on(self.backend, HashAlg::Sha512)),
                     expected_len: *plaintext_len,
                     footer_key: keys.footer_key,
                     footer_nonce: keys.footer_nonce,
@@ -316,7 +333,8 @@ impl Crypto {
                 ),
             ]);
         }
-        let mut gcm = Gcm::new(&data_key, &nonce);
+        let mut gcm = BodyCipher::new(self.backend, Direction::Encrypt, &data_key, &nonce)
+            .map_err(encrypt_error)?;
         if let Some((_, data_size)) = &sae {
             info.cipher_kdf = Some(AlgorithmId::bare(oid::HKDF_SHA512));
             info.footer_info = Some(FooterInfo {
@@ -379,7 +397,7 @@ impl Crypto {
         verify_with: Option<&[PublicKey]>,
         stage: S,
     ) -> Result<(S::Output, DecryptInfo)> {
-        let mut dec = Decryptor::new(key, verify_with, stage)?;
+        let mut dec = Decryptor::new(key, verify_with, stage)?.with_backend(self.backend);
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = read_some(&mut reader, &mut buf)?;
@@ -440,7 +458,7 @@ struct SaeEncrypt<'a> {
 /// Streaming encryption state machine; see [`Crypto::encryptor`].
 pub struct Encryptor<'a> {
     header: Vec<u8>,
-    gcm: Gcm,
+    gcm: BodyCipher,
     padding: bool,
     fed: u64,
     sae: Option<SaeEncrypt<'a>>,
@@ -478,7 +496,7 @@ impl Encryptor<'_> {
         }
         let start = out.len();
         out.extend_from_slice(plaintext);
-        self.gcm.encrypt(&mut out[start..]).map_err(too_large)?;
+        self.gcm.update(&mut out[start..]).map_err(encrypt_error)?;
         Ok(())
     }
 
@@ -494,9 +512,9 @@ impl Encryptor<'_> {
         if self.padding {
             let start = out.len();
             out.extend_from_slice(&padding::tail(self.fed, rng));
-            self.gcm.encrypt(&mut out[start..]).map_err(too_large)?;
+            self.gcm.update(&mut out[start..]).map_err(encrypt_error)?;
         }
-        out.extend_from_slice(&self.gcm.finish());
+        out.extend_from_slice(&self.gcm.tag().map_err(encrypt_error)?);
         if let Some(sae) = self.sae {
             let digest = sae.hasher.finish().ok_or_else(hash_thread_failed)?;
             let raw = signature::sign_digest(&digest, sae.signer, rng)?;
@@ -511,7 +529,8 @@ impl Encryptor<'_> {
             let start = out.len();
             out.extend_from_slice(&footer);
             let mut gcm = Gcm::new(&sae.footer_key, &sae.footer_nonce);
-            gcm.encrypt(&mut out[start..]).map_err(too_large)?;
+            gcm.encrypt(&mut out[start..])
+                .map_err(|_| encrypt_error(BodyCipherError::Usage))?;
             out.extend_from_slice(&gcm.finish());
         }
         Ok(())
@@ -562,7 +581,8 @@ enum SignatureSource {
 }
 
 struct Body {
-    gcm: Gcm,
+    /// `None` only once [`Body::finish`] has taken it.
+    gcm: Option<BodyCipher>,
     source: SignatureSource,
     padded: bool,
     /// Ciphertext not yet known to be body (the possible tag), or the tag and footer.
@@ -587,6 +607,7 @@ pub struct Decryptor<'a, S: Stage> {
     verify_with: Option<&'a [PublicKey]>,
     stage: S,
     state: State,
+    backend: Backend,
 }
 
 impl<S: Stage> core::fmt::Debug for Decryptor<'_, S> {
@@ -615,7 +636,15 @@ impl<'a, S: Stage> Decryptor<'a, S> {
             verify_with,
             stage,
             state: State::Header(Vec::new()),
+            backend: Backend::default(),
         })
+    }
+
+    /// Runs the body's AES-256-GCM and SHA-512 on `backend` instead of [`Backend::default`].
+    /// The body's cipher is set up once the message info has been read, so this counts only
+    /// before the first [`update`](Self::update) that completes the message info.
+    pub fn with_backend(self, backend: Backend) -> Self {
+        Self { backend, ..self }
     }
 
     /// Feeds the next piece of the message.
@@ -647,7 +676,7 @@ impl<'a, S: Stage> Decryptor<'a, S> {
             buf.extend_from_slice(&input[..take]);
             *input = &input[take..];
             if MessageInfo::encoded_len(buf)? == Some(buf.len()) {
-                let body = open(self.key, self.verify_with, buf)?;
+                let body = open(self.key, self.verify_with, self.backend, buf)?;
                 self.state = State::Body(Box::new(body));
             } else if input.is_empty() {
                 return Ok(());
@@ -671,7 +700,12 @@ fn der_header_len(prefix: &[u8]) -> usize {
 }
 
 /// Parses the message info, finds the recipient entry of `key` and sets up the body decryption.
-fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> Result<Body> {
+fn open(
+    key: &PrivateKey,
+    verify_with: Option<&[PublicKey]>,
+    backend: Backend,
+    header: &[u8],
+) -> Result<Body> {
     {
         let info = MessageInfo::decode(header)?;
         let public = key.public_key();
@@ -705,7 +739,13 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
                 if !bool::from(info.nonce.ct_eq(&keys.data_nonce)) {
                     return Err(Error::DecryptionFailed);
                 }
-                let mut gcm = Gcm::new(&keys.data_key, &keys.data_nonce);
+                let mut gcm = BodyCipher::new(
+                    backend,
+                    Direction::Decrypt,
+                    &keys.data_key,
+                    &keys.data_nonce,
+                )
+                .map_err(|_| Error::DecryptionFailed)?;
                 let digest = match &footer.signed_data_digest {
                     Some(d) => {
                         gcm.set_aad(&FooterInfo::signed_data_info_der(d))
@@ -726,7 +766,8 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
                 (gcm, source)
             }
             None => {
-                let gcm = Gcm::new(&secret, &info.nonce);
+                let gcm = BodyCipher::new(backend, Direction::Decrypt, &secret, &info.nonce)
+                    .map_err(|_| Error::DecryptionFailed)?;
                 let source = match info.param_data(DATA_SIGNATURE) {
                     Some(sig) => SignatureSource::Params {
                         signature: Some(VirgilSignature::decode(sig)?),
@@ -748,14 +789,14 @@ fn open(key: &PrivateKey, verify_with: Option<&[PublicKey]>, header: &[u8]) -> R
                     signature: Some(s), ..
                 },
                 Some(_),
-            ) => Some(BodyHasher::new(Hasher::new(s.hash()))),
+            ) => Some(BodyHasher::new(Hasher::on(backend, s.hash()))),
             (SignatureSource::Footer { digest, .. }, Some(_)) => {
-                Some(BodyHasher::new(Hasher::new(*digest)))
+                Some(BodyHasher::new(Hasher::on(backend, *digest)))
             }
             _ => None,
         };
         Ok(Body {
-            gcm,
+            gcm: Some(gcm),
             source,
             padded: info.padding.is_some(),
             held_ct: Vec::new(),
@@ -822,10 +863,12 @@ impl Body {
             let mut scratch = core::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(piece);
-            let decrypted = self
-                .gcm
-                .decrypt(&mut scratch)
-                .map_err(|_| Error::DecryptionFailed);
+            let decrypted = match &mut self.gcm {
+                Some(gcm) => gcm
+                    .update(&mut scratch)
+                    .map_err(|_| Error::DecryptionFailed),
+                None => Err(Error::DecryptionFailed),
+            };
             if let Err(e) = decrypted {
                 self.scratch = scratch;
                 return Err(e);
@@ -871,8 +914,7 @@ impl Body {
                 (core::mem::take(&mut self.held_ct), None)
             }
         };
-        let gcm = core::mem::replace(&mut self.gcm, Gcm::new(&[0u8; 32], &[0u8; 12]));
-        if !bool::from(gcm.finish().as_slice().ct_eq(&tag)) {
+        if !self.gcm.take().is_some_and(|gcm| gcm.verify(&tag)) {
             return Err(Error::DecryptionFailed);
         }
         if self.padded {
@@ -946,8 +988,11 @@ fn release(hasher: &mut Option<BodyHasher>, plain: &[u8], stage: &mut impl Write
     Ok(())
 }
 
-fn too_large(_: crate::gcm::GcmUsageError) -> Error {
-    Error::InvalidArgument("plaintext too large for AES-GCM")
+fn encrypt_error(e: BodyCipherError) -> Error {
+    match e {
+        BodyCipherError::Library => Error::Library("OpenSSL's AES-256-GCM failed"),
+        _ => Error::InvalidArgument("plaintext too large for AES-GCM"),
+    }
 }
 
 fn hash_thread_failed() -> Error {

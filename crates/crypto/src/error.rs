@@ -133,6 +133,10 @@ pub enum Error {
     /// A group message refers to a session or epoch that is not known.
     #[error("group session: {0}")]
     Group(&'static str),
+    /// The system crypto library of the `openssl` backend failed (out of memory, or a build of
+    /// it that lacks AES-256-GCM). Decryption reports [`Error::DecryptionFailed`] instead.
+    #[error("crypto library: {0}")]
+    Library(&'static str),
     /// Reading the input or writing the output failed (streaming APIs only).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -169,6 +169,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Backend;
     use crate::format::algorithm::HashAlg;
 
     #[test]
@@ -180,17 +181,24 @@ mod tests {
             let mut reference = Hasher::new(alg);
             reference.update(&data);
             let expected = reference.finish();
-            for piece in [1usize, 1000, PIECE - 1, PIECE, 3 * PIECE + 7, data.len()] {
-                let mut h = BodyHasher::new(Hasher::new(alg));
-                for c in data.chunks(piece) {
-                    h.update(c);
+            // Every backend (OpenSSL's SHA-512 with the `openssl` feature) against `sha2`.
+            for &backend in Backend::ALL {
+                for piece in [1usize, 1000, PIECE - 1, PIECE, 3 * PIECE + 7, data.len()] {
+                    let mut h = BodyHasher::new(Hasher::on(backend, alg));
+                    for c in data.chunks(piece) {
+                        h.update(c);
+                    }
+                    let went_to_thread = matches!(h.mode, Mode::Worker(_));
+                    assert!(
+                        went_to_thread,
+                        "piece {piece}: the hash never left the thread"
+                    );
+                    assert_eq!(
+                        h.finish(),
+                        Some(expected.clone()),
+                        "{alg:?} on {backend:?}, piece {piece}"
+                    );
                 }
-                let went_to_thread = matches!(h.mode, Mode::Worker(_));
-                assert!(
-                    went_to_thread,
-                    "piece {piece}: the hash never left the thread"
-                );
-                assert_eq!(h.finish(), Some(expected.clone()), "{alg:?}, piece {piece}");
             }
         }
     }

@@ -10,6 +10,10 @@
 //! The crate does no I/O beyond `std::io::Read`/`Write` in the streaming helpers, reads no clock,
 //! and takes its random number generator as a parameter.
 //!
+//! The cargo feature `openssl` (off by default) links the system's libcrypto and runs the
+//! AES-256-GCM and SHA-512 of message bodies on it, which makes large messages and streams
+//! faster; see [`backend`].
+//!
 //! ```
 //! use sealkit_crypto::{Crypto, KeyType, PrivateKey};
 //! use rand_core::OsRng;
@@ -35,11 +39,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 mod ecies;
 mod envelope;
 mod error;
 mod format;
 pub mod gcm;
+#[cfg(feature = "openssl")]
+mod gcm_openssl;
 mod group;
 mod hash_pipe;
 mod keys;
@@ -50,6 +57,7 @@ mod signature;
 #[cfg(test)]
 mod vector_tests;
 
+pub use backend::Backend;
 pub use envelope::{Crypto, DecryptInfo, Decryptor, Encryptor, MessageKind, Signing, Stage};
 pub use error::{Error, FormatError, FormatErrorKind, Result};
 pub use group::{GroupMessageInfo, GroupSession, MAX_EPOCHS, MAX_PLAINTEXT as MAX_GROUP_PLAINTEXT};

@@ -4,6 +4,7 @@
 //! (not Ed25519ph), or ECDSA P-256 over the digest (truncated to the curve order's size as ECDSA
 //! requires).
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::algorithm::{AlgorithmId, HashAlg};
 use crate::format::signature::VirgilSignature;
@@ -102,12 +103,24 @@ impl Verifier {
 }
 
 /// The SHA-2 family behind one type, for hashes named by messages.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) enum Hasher {
     Sha224(sha2::Sha224),
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
+    /// SHA-512 from the system's libcrypto ([`Backend::OpenSsl`]).
+    #[cfg(feature = "openssl")]
+    OpenSslSha512(openssl::sha::Sha512),
+}
+
+impl core::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("alg", &self.alg())
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Hasher {
@@ -120,13 +133,35 @@ impl Hasher {
         }
     }
 
+    /// A hasher for `alg` on `backend`. Only SHA-512, the hash every Virgil SDK signs with, has
+    /// an OpenSSL variant; the others stay on RustCrypto.
+    pub fn on(backend: Backend, alg: HashAlg) -> Self {
+        match (backend, alg) {
+            #[cfg(feature = "openssl")]
+            (Backend::OpenSsl, HashAlg::Sha512) => Self::OpenSslSha512(openssl::sha::Sha512::new()),
+            #[cfg(feature = "openssl")]
+            (Backend::OpenSsl, _) => Self::new(alg),
+            (Backend::RustCrypto, _) => Self::new(alg),
+        }
+    }
+
     pub fn alg(&self) -> HashAlg {
         match self {
             Self::Sha224(_) => HashAlg::Sha224,
             Self::Sha256(_) => HashAlg::Sha256,
             Self::Sha384(_) => HashAlg::Sha384,
             Self::Sha512(_) => HashAlg::Sha512,
+            #[cfg(feature = "openssl")]
+            Self::OpenSslSha512(_) => HashAlg::Sha512,
         }
+    }
+
+    pub fn backend(&self) -> Backend {
+        #[cfg(feature = "openssl")]
+        if matches!(self, Self::OpenSslSha512(_)) {
+            return Backend::OpenSsl;
+        }
+        Backend::RustCrypto
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -135,6 +170,8 @@ impl Hasher {
             Self::Sha256(h) => h.update(data),
             Self::Sha384(h) => h.update(data),
             Self::Sha512(h) => h.update(data),
+            #[cfg(feature = "openssl")]
+            Self::OpenSslSha512(h) => h.update(data),
         }
     }
 
@@ -144,6 +181,8 @@ impl Hasher {
             Self::Sha256(h) => h.finalize().to_vec(),
             Self::Sha384(h) => h.finalize().to_vec(),
             Self::Sha512(h) => h.finalize().to_vec(),
+            #[cfg(feature = "openssl")]
+            Self::OpenSslSha512(h) => h.finish().to_vec(),
         }
     }
 }
@@ -196,6 +235,39 @@ mod tests {
     use super::*;
     use crate::keys::KeyType;
     use rand_core::OsRng;
+
+    #[test]
+    fn only_sha512_moves_to_openssl_and_every_hasher_agrees() {
+        const ABC_SHA512: &str = "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+                                  2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f";
+        let algs = [
+            HashAlg::Sha224,
+            HashAlg::Sha256,
+            HashAlg::Sha384,
+            HashAlg::Sha512,
+        ];
+        for &backend in Backend::ALL {
+            for alg in algs {
+                let mut h = Hasher::on(backend, alg);
+                let expected_backend = if alg == HashAlg::Sha512 {
+                    backend
+                } else {
+                    Backend::RustCrypto
+                };
+                assert_eq!((h.alg(), h.backend()), (alg, expected_backend));
+                let mut reference = Hasher::new(alg);
+                let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+                for piece in data.chunks(999) {
+                    h.update(piece);
+                }
+                reference.update(&data);
+                assert_eq!(h.finish(), reference.finish(), "{alg:?} on {backend:?}");
+            }
+            let mut h = Hasher::on(backend, HashAlg::Sha512);
+            h.update(b"abc");
+            assert_eq!(hex::encode(h.finish()), ABC_SHA512, "{backend:?}");
+        }
+    }
 
     #[test]
     fn sign_verify_every_signing_type() {

@@ -1,15 +1,17 @@
 //! Edge cases of the streaming API (STYLE §6): sizes around the 64 KiB chunk and the GCM block,
 //! every feeding granularity, every truncation point, one flipped bit in each region of the
 //! message, decryptors fed after an error, and a 256 MiB stream in constant memory. On every
-//! failure the `Stage` must never be committed.
+//! failure the `Stage` must never be committed. The round trips, truncations and bit flips run on
+//! every backend compiled in (`sealkit_crypto::Backend::ALL`: RustCrypto, and OpenSSL with the
+//! `openssl` feature), and the backends must write identical bytes and open each other's messages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealkit_crypto::{
-    Crypto, DecryptInfo, Decryptor, Error, FormatErrorKind, KeyType, MessageKind, PrivateKey,
-    PublicKey, Signing, Stage,
+    Backend, Crypto, DecryptInfo, Decryptor, Error, FormatErrorKind, KeyType, MessageKind,
+    PrivateKey, PublicKey, Signing, Stage,
 };
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -90,13 +92,18 @@ struct Fixture {
 
 impl Fixture {
     fn new(seed: u64) -> Self {
+        Self::on(seed, Backend::default())
+    }
+
+    /// The same keys (for the same seed), with message bodies run on `backend`.
+    fn on(seed: u64, backend: Backend) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let recipient = PrivateKey::generate(KeyType::Ed25519, &mut rng);
         let signer = PrivateKey::generate(KeyType::Ed25519, &mut rng);
         let signers = vec![signer.public_key().clone()];
         let to = vec![recipient.public_key().clone()];
         Self {
-            crypto: Crypto::new(),
+            crypto: Crypto::new().with_backend(backend),
             recipient,
             signer,
             signers,
@@ -189,7 +196,8 @@ impl Fixture {
     ) -> (Result<(Vec<u8>, DecryptInfo), Error>, bool) {
         let (stage, flag) = FlagStage::new();
         let result = (|| {
-            let mut dec = Decryptor::new(&self.recipient, self.verify_with(kind), stage)?;
+            let mut dec = Decryptor::new(&self.recipient, self.verify_with(kind), stage)?
+                .with_backend(self.crypto.backend());
             for piece in msg.chunks(feed.max(1)) {
                 dec.update(piece)?;
             }
@@ -312,7 +320,13 @@ const SIZES: [usize; 9] = [0, 1, 15, 16, 17, 65_535, 65_536, 65_537, 1 << 20];
 const FEEDS: [usize; 5] = [1, 7, 16, 4096, 65_536];
 
 fn round_trips_at_every_size(kind: Kind) {
-    let fx = Fixture::new(1);
+    for &backend in Backend::ALL {
+        round_trips_at_every_size_on(kind, backend);
+    }
+}
+
+fn round_trips_at_every_size_on(kind: Kind, backend: Backend) {
+    let fx = Fixture::on(1, backend);
     let mut rng = ChaCha20Rng::seed_from_u64(0x2000 + kind as u64);
     for padding in [false, true] {
         for size in SIZES {
@@ -391,6 +405,67 @@ fn round_trips_at_every_size(kind: Kind) {
                 .decrypt_stream(choppy, &fx.recipient, fx.verify_with(kind), Vec::new())
                 .unwrap();
             assert!(plain == pt, "choppy decrypt_stream {kind:?} size={size}");
+        }
+    }
+    eprintln!("{kind:?}: round trips at every size and feed on {backend:?}");
+}
+
+/// Every backend writes the same bytes for the same random numbers, and every backend opens
+/// every other backend's messages, verified, in any feed size; sizes reach past the point where
+/// the signature's hash moves to its own thread.
+#[test]
+fn backends_write_identical_bytes_and_open_each_others_messages() {
+    assert_eq!(Crypto::new().backend(), Backend::default());
+    let expected_default = if cfg!(feature = "openssl") {
+        "OpenSsl"
+    } else {
+        "RustCrypto"
+    };
+    assert_eq!(format!("{:?}", Backend::default()), expected_default);
+    let sizes = [0, 1, 17, 65_537, (3 << 20) + 1001];
+    for kind in KINDS {
+        for padding in [false, true] {
+            for size in sizes {
+                let pt = pattern(size);
+                let seed = 0x3000 + size as u64 + kind as u64;
+                let messages: Vec<(Vec<u8>, usize)> = Backend::ALL
+                    .iter()
+                    .map(|&b| {
+                        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+                        Fixture::on(9, b).encrypt(&mut rng, kind, padding, &pt)
+                    })
+                    .collect();
+                let (message, h) = &messages[0];
+                let body = if padding { padded_len(size) } else { size };
+                for ((m, _), b) in messages.iter().zip(Backend::ALL) {
+                    assert!(
+                        m == message,
+                        "{kind:?} padding={padding} size={size}: {b:?} wrote other bytes than {:?}",
+                        Backend::ALL[0]
+                    );
+                }
+                for &b in Backend::ALL {
+                    let fx = Fixture::on(9, b);
+                    for feed in [4093, 1 << 20] {
+                        let (result, committed) = fx.decrypt_fed(kind, message, feed);
+                        let (plain, info) = result.unwrap_or_else(|e| {
+                            panic!("{kind:?} padding={padding} size={size} on {b:?}: {e}")
+                        });
+                        assert!(committed && plain == pt, "{kind:?} {size} on {b:?}");
+                        assert_eq!(info.kind, kind.message_kind());
+                    }
+                    // One flipped bit in the last body byte (or the tag of an empty body)
+                    // fails on every backend.
+                    let mut bad = message.clone();
+                    let at = if body > 0 { h + body - 1 } else { h + 3 };
+                    bad[at] ^= 0x80;
+                    let (result, committed) = fx.decrypt_fed(kind, &bad, 65_536);
+                    assert!(
+                        matches!(result, Err(Error::DecryptionFailed)) && !committed,
+                        "{kind:?} padding={padding} size={size} on {b:?}: flip at {at} gave {result:?}"
+                    );
+                }
+            }
         }
     }
 }
@@ -583,7 +658,13 @@ fn a_256_mib_stream_round_trips_in_constant_memory() {
 
 #[test]
 fn every_truncation_fails_and_commits_nothing() {
-    let fx = Fixture::new(4);
+    for &backend in Backend::ALL {
+        every_truncation_fails_and_commits_nothing_on(backend);
+    }
+}
+
+fn every_truncation_fails_and_commits_nothing_on(backend: Backend) {
+    let fx = Fixture::on(4, backend);
     let mut rng = ChaCha20Rng::seed_from_u64(0x1000 + 4);
     let pt = pattern(200);
     let mut seen: BTreeMap<(String, String, String), usize> = BTreeMap::new();
@@ -625,7 +706,7 @@ fn every_truncation_fails_and_commits_nothing() {
         }
     }
     for ((kind, region, v), n) in &seen {
-        eprintln!("truncation {kind:<16} {region:<20} {v} x{n}");
+        eprintln!("truncation on {backend:?}: {kind:<16} {region:<20} {v} x{n}");
     }
 }
 
@@ -679,7 +760,13 @@ fn coarse(e: &Error) -> String {
 
 #[test]
 fn one_flipped_bit_in_any_region_fails_and_commits_nothing() {
-    let fx = Fixture::new(5);
+    for &backend in Backend::ALL {
+        one_flipped_bit_in_any_region_fails_and_commits_nothing_on(backend);
+    }
+}
+
+fn one_flipped_bit_in_any_region_fails_and_commits_nothing_on(backend: Backend) {
+    let fx = Fixture::on(5, backend);
     let mut rng = ChaCha20Rng::seed_from_u64(0x1000 + 5);
     let pt = pattern(200);
     let mut seen: BTreeMap<(String, &str, String), usize> = BTreeMap::new();
@@ -732,7 +819,7 @@ fn one_flipped_bit_in_any_region_fails_and_commits_nothing() {
         }
     }
     for ((kind, region, v), n) in &seen {
-        eprintln!("flip {kind:<16} {region:<16} {v} x{n}");
+        eprintln!("flip on {backend:?}: {kind:<16} {region:<16} {v} x{n}");
     }
     let mut by_message: BTreeMap<(Kind, bool), Vec<usize>> = BTreeMap::new();
     for (kind, padding, pos) in accepted {
