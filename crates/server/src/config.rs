@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Largest `card_cache_ms`: other replicas must see a card change within a second.
 pub const MAX_CARD_CACHE_MS: u64 = 1000;
-/// `card_cache_ms` when unset.
+/// `card_cache_ms` when unset and no other process writes the database (SQLite).
 pub const DEFAULT_CARD_CACHE_MS: u64 = 500;
 
 /// Everything `sealkit serve` can be told.
@@ -85,7 +85,8 @@ pub struct Config {
     /// PostgreSQL every replica announces its changes to the others (`LISTEN`/`NOTIFY`, usually
     /// heard within milliseconds), and this is the longest a change made through another
     /// replica may stay unseen here, even when announcements are late or lost. At most 1000.
-    /// Unset: 500.
+    /// Unset: 500 on SQLite, 0 on PostgreSQL (a client that alternates replicas request by
+    /// request may ask the second one before the announcement of its change arrived).
     pub card_cache_ms: Option<u64>,
     /// Most identities whose search answers one process keeps in memory (about 0.8 KiB each
     /// with e3kit's cards); the cache starts over when full.

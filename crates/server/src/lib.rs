@@ -226,16 +226,18 @@ async fn card_cache(
     store: &dyn Store,
 ) -> Result<Arc<service::cards::SearchCache>, ServerError> {
     use service::cards::{ChangeSource, SearchCache};
-    let period = std::time::Duration::from_millis(
-        config
-            .card_cache_ms
-            .unwrap_or(config::DEFAULT_CARD_CACHE_MS),
-    );
     let source = if store.shared_with_other_processes() {
         ChangeSource::Announced
     } else {
         ChangeSource::ThisProcess
     };
+    // Off by default on replicas: a client alternating between them (e3kit-node's scenario)
+    // may ask the second before its announcement arrived.
+    let default_ms = match source {
+        ChangeSource::ThisProcess => config::DEFAULT_CARD_CACHE_MS,
+        ChangeSource::Announced => 0,
+    };
+    let period = std::time::Duration::from_millis(config.card_cache_ms.unwrap_or(default_ms));
     let cache = Arc::new(SearchCache::new(period, source, config.card_cache_entries));
     if cache.enabled() && source == ChangeSource::Announced {
         // Confirmed a few times per period, so a healthy stream vouches for every answer.

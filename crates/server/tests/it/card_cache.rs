@@ -257,8 +257,8 @@ async fn a_lost_announcement_connection_leaves_no_stale_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_cache_by_default_and_answer_at_once_after_their_own_changes() {
-    let r = Replicas::start(None).await;
+async fn replicas_taking_changes_in_turn_answer_at_once_after_their_own() {
+    let r = Replicas::start(Some(1000)).await;
     let (a, b) = (&r.a, &r.b);
     // Both replicas take changes in turn, as a client alternating between them would.
     let mut previous: Option<String> = None;
