@@ -88,8 +88,8 @@ pub struct Config {
     /// Unset: 500 on SQLite, 0 on PostgreSQL (a client that alternates replicas request by
     /// request may ask the second one before the announcement of its change arrived).
     pub card_cache_ms: Option<u64>,
-    /// Most identities whose search answers one process keeps in memory (about 0.8 KiB each
-    /// with e3kit's cards); the cache starts over when full.
+    /// Most identities whose search answers one process keeps in memory (about 1 to 1.4 KiB
+    /// each with e3kit's cards); the cache starts over when full.
     pub card_cache_entries: usize,
     /// Milliseconds between two looks at the push hook outbox when it had nothing due (see
     /// docs/chat.md, "Push hooks").
