@@ -18,6 +18,9 @@
 //!
 //! Phases (`--phases` selects, comma-separated, in this order):
 //! * `trivial`: `GET /trivial` on a separate bare axum router (small JSON), same process;
+//! * `warm`: searches every seeded identity once (500 per request, 4 connections), so the
+//!   server's search cache (`card_cache_ms`, `card_cache_entries`) holds the whole directory,
+//!   and reports the time and the growth of the process's resident memory;
 //! * `search1` / `search50`: `POST /card/v5/actions/search` of 1 / 50 random seeded identities,
 //!   one pre-minted token per connection (the server's token cache hits);
 //! * `search1-fresh`: as `search1` with a never-seen token on every request (full JWT
@@ -64,6 +67,7 @@ use tower::ServiceExt;
 
 const ALL_PHASES: &[&str] = &[
     "trivial",
+    "warm",
     "search1",
     "search50",
     "search1-fresh",
@@ -80,8 +84,11 @@ usage: load [--backend sqlite|postgres] [--cards N] [--seconds S] [--warmup S]
             [--connections C] [--database-url URL] [--data-dir DIR] [--keep]
             [--server-threads N] [--client-threads N] [--gen-threads N]
             [--token-pool N] [--publish-pool N] [--server-nodelay] [--phases a,b,...]
-phases: trivial,search1,search50,search1-fresh,router-search1,store-search1,
+            [--card-cache-ms MS] [--card-cache-entries N]
+phases: trivial,warm,search1,search50,search1-fresh,router-search1,store-search1,
         store-search50,store-search1-c1,publish,micro (default: all)
+--card-cache-ms and --card-cache-entries set the server's options of those names (default:
+the server's defaults; --card-cache-ms 0 measures without the search cache).
 --data-dir with SQLite keeps the seeded database; a later run with the same directory and
 --cards reuses it (bench-state.json) instead of seeding again.";
 
@@ -102,6 +109,8 @@ struct Args {
     publish_pool: usize,
     server_nodelay: bool,
     phases: Vec<String>,
+    card_cache_ms: Option<u64>,
+    card_cache_entries: Option<usize>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -122,6 +131,8 @@ fn parse_args() -> Res<Args> {
         publish_pool: 0,
         server_nodelay: false,
         phases: ALL_PHASES.iter().map(|p| (*p).to_owned()).collect(),
+        card_cache_ms: None,
+        card_cache_entries: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -144,6 +155,10 @@ fn parse_args() -> Res<Args> {
             "--token-pool" => args.token_pool = value()?.parse()?,
             "--publish-pool" => args.publish_pool = value()?.parse()?,
             "--server-nodelay" => args.server_nodelay = true,
+            "--card-cache-ms" => args.card_cache_ms = Some(value()?.parse()?),
+            "--card-cache-entries" => {
+                args.card_cache_entries = Some(value()?.replace('_', "").parse()?)
+            }
             "--phases" => {
                 let list = value()?;
                 args.phases = list.split(',').map(|p| p.trim().to_owned()).collect();
@@ -789,6 +804,64 @@ fn cpu_split(before: CpuTicks, after: CpuTicks, secs: f64) -> CpuSplit {
     }
 }
 
+/// This process's resident memory, MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Searches every seeded identity once, 500 per request on 4 connections; the cards found.
+async fn warm(addr: SocketAddr, identities: usize, token: HeaderValue) -> Res<usize> {
+    const PER_REQUEST: usize = 500;
+    const CONNECTIONS: usize = 4;
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let next = next.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await?;
+            let mut found = 0usize;
+            loop {
+                let start = next.fetch_add(PER_REQUEST, Ordering::Relaxed);
+                if start >= identities {
+                    return Ok::<_, BoxError>(found);
+                }
+                let list: Vec<String> = (start..(start + PER_REQUEST).min(identities))
+                    .map(identity)
+                    .collect();
+                let body = serde_json::to_vec(&serde_json::json!({ "identities": list }))?;
+                let request = Request::builder()
+                    .method(Method::POST)
+                    .uri(paths::SEARCH)
+                    .header(HOST, "127.0.0.1")
+                    .header(AUTHORIZATION, token.clone())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))?;
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let bytes = response.into_body().collect().await?.to_bytes();
+                let cards: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
+                    .map_err(|e| fail(format!("warm-up search answered {status}: {e}")))?;
+                found += cards.len();
+            }
+        }));
+    }
+    let mut found = 0;
+    for task in tasks {
+        found += task.await.map_err(|e| fail(e.to_string()))??;
+    }
+    Ok(found)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -823,6 +896,10 @@ fn main() -> Res<()> {
     // The real server and the trivial one, both on the server runtime.
     let mut config = Config::default();
     config.data_dir = env.data_dir.clone();
+    config.card_cache_ms = args.card_cache_ms;
+    if let Some(entries) = args.card_cache_entries {
+        config.card_cache_entries = entries;
+    }
     let router = server_rt.block_on(sealkit_server::app(config, env.store.clone()))?;
     let trivial = Router::new().route(
         "/trivial",
@@ -904,6 +981,23 @@ fn main() -> Res<()> {
         ))?;
         report(&p);
         phases.push(p);
+    }
+    let mut warm_note = None;
+    if want("warm") {
+        let rss_before = rss_mib();
+        let started = Instant::now();
+        let found = client_rt.block_on(warm(addr, identities, searcher_tokens[0].clone()))?;
+        let secs = started.elapsed().as_secs_f64();
+        let rss_after = rss_mib();
+        let note = format!(
+            "every identity searched once ({identities} identities, {found} cards, 500 per \
+             request, 4 connections) in {secs:.1} s; resident memory {rss_before:.0} -> \
+             {rss_after:.0} MiB (+{:.0} MiB, {:.0} bytes per card)",
+            rss_after - rss_before,
+            (rss_after - rss_before) * (1 << 20) as f64 / found.max(1) as f64
+        );
+        eprintln!("  warm: {note}   [load average {}]", loadavg());
+        warm_note = Some(note);
     }
     for (phase, k, bodies) in [("search1", 1, &bodies1), ("search50", 50, &bodies50)] {
         if !want(phase) {
@@ -1170,6 +1264,16 @@ fn main() -> Res<()> {
         args.cards, identities, conns, args.seconds, args.warmup
     );
     println!("Seeding: {}.\n", env.seed_note);
+    println!(
+        "Server search cache: card_cache_ms {}, card_cache_entries {}.\n",
+        args.card_cache_ms
+            .map_or_else(|| "unset (server default)".to_owned(), |ms| ms.to_string()),
+        args.card_cache_entries
+            .map_or_else(|| "unset (server default)".to_owned(), |n| n.to_string()),
+    );
+    if let Some(note) = &warm_note {
+        println!("Warm-up: {note}.\n");
+    }
     println!("{TABLE_HEADER}");
     for p in &phases {
         println!("{}", p.row());
@@ -1180,9 +1284,14 @@ fn main() -> Res<()> {
         .find(|p| p.via == "HTTP" && p.name == "search 1 (cached token)");
     if let (Some(t), Some(s)) = (trivial, search1) {
         let ratio = s.rate() / t.rate();
+        // Issue 16: 0.5x on SQLite, 0.3x on PostgreSQL.
+        let target = match args.backend {
+            Backend::Sqlite => 0.5,
+            Backend::Postgres => 0.3,
+        };
         println!(
-            "\nTargets: search 1 / trivial = {ratio:.2}x (target >= 0.5x: {}); search 1 p99 = {:.2} ms (target < 5 ms: {}).",
-            if ratio >= 0.5 { "met" } else { "missed" },
+            "\nTargets: search 1 / trivial = {ratio:.2}x (target >= {target}x: {}); search 1 p99 = {:.2} ms (target < 5 ms: {}).",
+            if ratio >= target { "met" } else { "missed" },
             s.p99_ms,
             if s.p99_ms < 5.0 { "met" } else { "missed" },
         );

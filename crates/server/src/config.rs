@@ -79,12 +79,18 @@ pub struct Config {
     /// The key-transparency signing key, 32 raw bytes (default: `kt.key` in `data_dir`,
     /// created on first start). Every replica must use the same file.
     pub kt_key_file: Option<PathBuf>,
-    /// Milliseconds a card search answer may be served from this process's memory (0: never).
-    /// A publish or revoke through this process clears its identity at once; changes made
-    /// through other replicas show within this time. At most 1000. Unset: 500 on SQLite (one
-    /// process owns the database), 0 on PostgreSQL (replicas would see each other's changes
-    /// up to that late, which clients that alternate replicas notice).
+    /// Card search answers are kept in this process's memory unless this is 0. A publish or
+    /// revoke through this process clears its identity before it is acknowledged. On SQLite
+    /// (one process owns the database) an answer is then good until its identity changes. On
+    /// PostgreSQL every replica announces its changes to the others (`LISTEN`/`NOTIFY`, usually
+    /// heard within milliseconds), and this is the longest a change made through another
+    /// replica may stay unseen here, even when announcements are late or lost. At most 1000.
+    /// Unset: 500 on SQLite, 0 on PostgreSQL (a client that alternates replicas request by
+    /// request may ask the second one before the announcement of its change arrived).
     pub card_cache_ms: Option<u64>,
+    /// Most identities whose search answers one process keeps in memory (about 1 to 1.4 KiB
+    /// each with e3kit's cards); the cache starts over when full.
+    pub card_cache_entries: usize,
     /// Milliseconds between two looks at the push hook outbox when it had nothing due (see
     /// docs/chat.md, "Push hooks").
     pub hook_poll_ms: u64,
@@ -127,6 +133,7 @@ impl Default for Config {
             kt_epoch_secs: 1.0,
             kt_key_file: None,
             card_cache_ms: None,
+            card_cache_entries: crate::service::cards::DEFAULT_CACHE_ENTRIES,
             hook_poll_ms: 1000,
             hook_retry_base_ms: 5_000,
             hook_retry_max_ms: 3_600_000,

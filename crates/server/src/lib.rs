@@ -200,16 +200,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
     );
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
-    let card_cache_ms = config
-        .card_cache_ms
-        .unwrap_or(if store.shared_with_other_processes() {
-            0
-        } else {
-            config::DEFAULT_CARD_CACHE_MS
-        });
-    let card_cache = Arc::new(service::cards::SearchCache::new(
-        std::time::Duration::from_millis(card_cache_ms),
-    ));
+    let card_cache = card_cache(&config, store.as_ref()).await?;
     let state = AppState {
         card_cache,
         chat_sockets: Arc::default(),
@@ -227,6 +218,41 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
     };
     Ok(http::router(state))
 }
+
+/// The card search cache, following the other replicas' card changes when the store is
+/// shared (see [`service::cards::ChangeSource`]).
+async fn card_cache(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<Arc<service::cards::SearchCache>, ServerError> {
+    use service::cards::{ChangeSource, SearchCache};
+    let source = if store.shared_with_other_processes() {
+        ChangeSource::Announced
+    } else {
+        ChangeSource::ThisProcess
+    };
+    // Off by default on replicas: a client alternating between them (e3kit-node's scenario)
+    // may ask the second before its announcement arrived.
+    let default_ms = match source {
+        ChangeSource::ThisProcess => config::DEFAULT_CARD_CACHE_MS,
+        ChangeSource::Announced => 0,
+    };
+    let period = std::time::Duration::from_millis(config.card_cache_ms.unwrap_or(default_ms));
+    let cache = Arc::new(SearchCache::new(period, source, config.card_cache_entries));
+    if cache.enabled() && source == ChangeSource::Announced {
+        // Confirmed a few times per period, so a healthy stream vouches for every answer.
+        if let Some(changes) = store
+            .card_changes(period / CARD_CONFIRMATIONS_PER_PERIOD)
+            .await?
+        {
+            cache.follow(changes);
+        }
+    }
+    Ok(cache)
+}
+
+/// How many times per `card_cache_ms` a replica confirms that it has heard every card change.
+const CARD_CONFIRMATIONS_PER_PERIOD: u32 = 4;
 
 /// How often idle rate-limit buckets are deleted.
 const RATE_LIMIT_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);

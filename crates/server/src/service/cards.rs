@@ -2,7 +2,8 @@
 
 use super::auth::Caller;
 use super::error::ServiceError;
-use crate::store::{NewCard, Store};
+use crate::store::{CardChange, CardChangeStream, NewCard, Store};
+use futures_util::StreamExt as _;
 use sealkit_crypto::PrivateKey;
 use sealkit_proto::cards::{CardId, RawSignedModel};
 use std::collections::HashMap;
@@ -111,8 +112,8 @@ pub async fn revoke(
 }
 
 /// Searches the cards of `identities` (deduplicated, validated) and returns the JSON array.
-/// Identities answered in the last [`SearchCache`] period come from memory; the others from
-/// the store in one query.
+/// Identities the [`SearchCache`] may answer come from memory; the others from the store in one
+/// query.
 pub async fn search(
     store: &dyn Store,
     cache: &SearchCache,
@@ -132,9 +133,10 @@ pub async fn search(
             .map_err(|why| ServiceError::BadRequest(format!("invalid identity: {why}")))?;
     }
     let mut found: Vec<Arc<[u8]>> = Vec::new();
+    let now = Instant::now();
     let missing: Vec<String> = unique
         .into_iter()
-        .filter(|identity| match cache.get(app_id, identity) {
+        .filter(|identity| match cache.get(app_id, identity, now) {
             Some(cards) => {
                 found.extend(cards.iter().cloned());
                 false
@@ -143,8 +145,10 @@ pub async fn search(
         })
         .collect();
     if !missing.is_empty() {
-        // Taken before the read: an answer older than a change this process made is not kept.
+        // Taken before the read: an answer older than a change this process made or heard of
+        // is not kept.
         let generation = cache.generation();
+        let read_at = Instant::now();
         let records = store.search_cards(app_id, &missing).await?;
         let mut by_identity: HashMap<&str, Vec<Arc<[u8]>>> =
             missing.iter().map(|m| (m.as_str(), Vec::new())).collect();
@@ -155,9 +159,7 @@ pub async fn search(
             }
             found.push(raw);
         }
-        for (identity, cards) in by_identity {
-            cache.put(generation, app_id, identity, cards);
-        }
+        cache.put_all(generation, read_at, app_id, by_identity);
     }
     Ok(json_array(&found))
 }
@@ -165,78 +167,222 @@ pub async fn search(
 /// One identity's answer: its cards' JSON, shared by every search that uses it.
 type CachedCards = Arc<[Arc<[u8]>]>;
 
-/// Most identities a [`SearchCache`] holds; it is emptied when full.
-const SEARCH_CACHE_MAX: usize = 100_000;
+/// Where a [`SearchCache`] learns of card changes, which decides how long it may trust an
+/// answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeSource {
+    /// Every change goes through this process (SQLite: one process owns the database), which
+    /// forgets the identity before acknowledging it. An answer is good until then.
+    ThisProcess,
+    /// Other processes change cards too (PostgreSQL replicas). Their changes reach the cache
+    /// through [`SearchCache::forget`] from an announcement stream
+    /// ([`CardStore::card_changes`](crate::store::CardStore::card_changes)), which also says how
+    /// far it is caught up ([`SearchCache::caught_up`]). An answer is served only while no
+    /// change committed more than the cache's period ago can be missing from it: either it was
+    /// read within the period, or the stream confirmed it was caught up within the period.
+    /// Without a stream, that makes each answer last the period after it was read.
+    Announced,
+}
 
-/// The search answers of recently asked identities (their cards' JSON), each kept for a short
-/// period. Correctness rests on two rules:
-/// * a publish or revoke through this process forgets its identity once the store has it, and
-///   an answer read while such a change was in progress is never stored, so this
-///   process never serves a card older than a change it acknowledged;
-/// * other replicas' changes are not announced here: an entry is served for at most the
-///   period (at most one second, see `Config::card_cache_ms`) after it was read.
+/// Most identities a [`SearchCache`] holds unless configured (`card_cache_entries`); it is
+/// emptied when full.
+pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
+
+/// The search answers of identities asked before (their cards' JSON, or "no cards"), in this
+/// process's memory. Correctness rests on three rules:
+/// * a publish or revoke through this process forgets its identity once the store has it and
+///   before it is acknowledged, and an answer read while any change was being forgotten is
+///   never stored (the generation), so this process never serves cards older than a change
+///   it acknowledged;
+/// * with [`ChangeSource::ThisProcess`], nothing else changes cards, so an answer stays good
+///   until forgotten;
+/// * with [`ChangeSource::Announced`], other processes' changes are forgotten as they are
+///   announced, and an answer is served only while every change committed more than the
+///   period ago is known to be either in it or forgotten: so every replica shows a change
+///   within the period (at most a second, see `Config::card_cache_ms`), even when
+///   announcements stall or are lost. After a loss the announcing stream says so and
+///   everything is forgotten ([`SearchCache::forget_all`]).
 ///
 /// Unknown identities are cached too (as no cards), so probing for absent users is as cheap as
 /// finding present ones.
 #[derive(Debug)]
 pub struct SearchCache {
-    ttl: Duration,
+    period: Duration,
+    source: ChangeSource,
+    max_entries: usize,
+    /// The origin of `caught_up`.
+    created: Instant,
+    /// Nanoseconds after `created` before which every announced change has been forgotten; 0
+    /// until the first confirmation.
+    caught_up: AtomicU64,
     generation: AtomicU64,
-    /// Per (application, identity): when the answer was read, and the answer.
-    entries: Mutex<HashMap<(String, String), (Instant, CachedCards)>>,
+    entries: Mutex<Entries>,
+}
+
+/// The answers, per application and identity (two levels, so a lookup borrows its keys).
+#[derive(Debug, Default)]
+struct Entries {
+    by_app: HashMap<String, HashMap<String, Entry>>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    read_at: Instant,
+    cards: CachedCards,
 }
 
 impl SearchCache {
-    /// A cache keeping each answer for `ttl`; a zero `ttl` keeps nothing.
-    pub fn new(ttl: Duration) -> Self {
+    /// A cache serving answers as `source` allows, for at most `period` beyond what it can
+    /// vouch for (see [`ChangeSource`]); a zero `period` keeps nothing. Holds at most
+    /// `max_entries` identities, and is emptied when full.
+    pub fn new(period: Duration, source: ChangeSource, max_entries: usize) -> Self {
         Self {
-            ttl,
+            period,
+            source,
+            max_entries: max_entries.max(1),
+            created: Instant::now(),
+            caught_up: AtomicU64::new(0),
             generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
-    fn get(&self, app_id: &str, identity: &str) -> Option<CachedCards> {
-        if self.ttl.is_zero() {
+    /// Whether this cache keeps anything.
+    pub fn enabled(&self) -> bool {
+        !self.period.is_zero()
+    }
+
+    /// The number of identities held.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len)
+    }
+
+    /// Whether no identity is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, app_id: &str, identity: &str, now: Instant) -> Option<CachedCards> {
+        if !self.enabled() {
             return None;
         }
         let entries = self.entries.lock().ok()?;
-        let (read_at, cards) = entries.get(&(app_id.to_owned(), identity.to_owned()))?;
-        (read_at.elapsed() < self.ttl).then(|| cards.clone())
+        let entry = entries.by_app.get(app_id)?.get(identity)?;
+        let good = match self.source {
+            ChangeSource::ThisProcess => true,
+            ChangeSource::Announced => {
+                let vouched_from = entry.read_at.max(self.caught_up_at());
+                now.saturating_duration_since(vouched_from) < self.period
+            }
+        };
+        good.then(|| entry.cards.clone())
     }
 
-    /// The number of changes forgotten so far; [`Self::put`] keeps an answer only when none
+    fn caught_up_at(&self) -> Instant {
+        self.created + Duration::from_nanos(self.caught_up.load(Ordering::SeqCst))
+    }
+
+    /// The number of changes forgotten so far; [`Self::put_all`] keeps answers only when none
     /// happened since this was taken.
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
-    fn put(&self, generation: u64, app_id: &str, identity: &str, cards: Vec<Arc<[u8]>>) {
-        if self.ttl.is_zero() {
+    /// Keeps the answers read from the store at `read_at`, unless a change was forgotten since
+    /// `generation` was taken.
+    fn put_all<'a>(
+        &self,
+        generation: u64,
+        read_at: Instant,
+        app_id: &str,
+        answers: impl IntoIterator<Item = (&'a str, Vec<Arc<[u8]>>)>,
+    ) {
+        if !self.enabled() {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else {
+        let Ok(mut guard) = self.entries.lock() else {
             return;
         };
         // Checked under the lock that `forget` bumps it under, so no change slips in between.
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        if entries.len() >= SEARCH_CACHE_MAX {
-            entries.clear();
+        let entries = &mut *guard;
+        for (identity, cards) in answers {
+            let held = entries
+                .by_app
+                .get(app_id)
+                .is_some_and(|app| app.contains_key(identity));
+            if !held && entries.len >= self.max_entries {
+                entries.by_app.clear();
+                entries.len = 0;
+            }
+            if !entries.by_app.contains_key(app_id) {
+                entries.by_app.insert(app_id.to_owned(), HashMap::new());
+            }
+            let Some(app) = entries.by_app.get_mut(app_id) else {
+                continue;
+            };
+            let entry = Entry {
+                read_at,
+                cards: cards.into(),
+            };
+            if app.insert(identity.to_owned(), entry).is_none() {
+                entries.len += 1;
+            }
         }
-        entries.insert(
-            (app_id.to_owned(), identity.to_owned()),
-            (Instant::now(), cards.into()),
-        );
     }
 
     /// Forgets `identity`'s answer, and every answer being read right now.
     pub fn forget(&self, app_id: &str, identity: &str) {
+        if let Ok(mut guard) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            let entries = &mut *guard;
+            let removed = entries
+                .by_app
+                .get_mut(app_id)
+                .and_then(|app| app.remove(identity));
+            if removed.is_some() {
+                entries.len -= 1;
+            }
+        }
+    }
+
+    /// Forgets every answer, and every answer being read right now: changes may have been
+    /// missed.
+    pub fn forget_all(&self) {
         if let Ok(mut entries) = self.entries.lock() {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            entries.remove(&(app_id.to_owned(), identity.to_owned()));
+            entries.by_app.clear();
+            entries.len = 0;
         }
+    }
+
+    /// Every change committed through another process before `at` has been forgotten (see
+    /// [`ChangeSource::Announced`]).
+    pub fn caught_up(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(self.created).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        self.caught_up.fetch_max(nanos, Ordering::SeqCst);
+    }
+
+    /// Applies `changes` (from [`CardStore::card_changes`](crate::store::CardStore::card_changes))
+    /// to this cache in a task of its own, which ends when the cache is dropped.
+    pub fn follow(self: &Arc<Self>, mut changes: CardChangeStream) {
+        let cache = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(change) = changes.next().await {
+                let Some(cache) = cache.upgrade() else {
+                    return;
+                };
+                match change {
+                    CardChange::Changed { app_id, identity } => cache.forget(&app_id, &identity),
+                    CardChange::Resync => cache.forget_all(),
+                    CardChange::CaughtUp(at) => cache.caught_up(at),
+                }
+            }
+        });
     }
 }
 
@@ -271,45 +417,92 @@ mod tests {
         })
     }
 
+    fn put(cache: &SearchCache, generation: u64, read_at: Instant, identity: &str, c: &[&str]) {
+        cache.put_all(generation, read_at, "app", [(identity, cards(c))]);
+    }
+
+    fn get(cache: &SearchCache, identity: &str, now: Instant) -> Option<Vec<String>> {
+        texts(cache.get("app", identity, now))
+    }
+
     #[test]
     fn answers_are_kept_per_app_and_identity_until_forgotten() {
-        let cache = SearchCache::new(Duration::from_secs(3600));
+        let cache = SearchCache::new(Duration::from_millis(1), ChangeSource::ThisProcess, 10);
+        let t0 = Instant::now();
         let generation = cache.generation();
-        cache.put(generation, "app", "alice", cards(&["a1", "a0"]));
-        cache.put(generation, "app", "nobody", Vec::new());
+        put(&cache, generation, t0, "alice", &["a1", "a0"]);
+        put(&cache, generation, t0, "nobody", &[]);
+        // Owned by this process: good however old.
+        let later = t0 + Duration::from_secs(3600);
         assert_eq!(
-            texts(cache.get("app", "alice")),
+            get(&cache, "alice", later),
             Some(vec!["a1".into(), "a0".into()])
         );
-        assert_eq!(texts(cache.get("app", "nobody")), Some(Vec::new()));
-        assert_eq!(texts(cache.get("other", "alice")), None);
+        assert_eq!(get(&cache, "nobody", later), Some(Vec::new()));
+        assert_eq!(texts(cache.get("other", "alice", later)), None);
         cache.forget("app", "alice");
-        assert_eq!(texts(cache.get("app", "alice")), None);
-        assert_eq!(texts(cache.get("app", "nobody")), Some(Vec::new()));
+        assert_eq!(get(&cache, "alice", later), None);
+        assert_eq!(get(&cache, "nobody", later), Some(Vec::new()));
+        assert_eq!(cache.len(), 1);
+        cache.forget_all();
+        assert!(cache.is_empty());
     }
 
     #[test]
     fn an_answer_read_before_a_change_is_not_kept() {
-        let cache = SearchCache::new(Duration::from_secs(3600));
+        let cache = SearchCache::new(Duration::from_secs(1), ChangeSource::ThisProcess, 10);
         let before = cache.generation();
         // A publish of someone else completes while this search reads the store.
         cache.forget("app", "bob");
-        cache.put(before, "app", "alice", cards(&["stale"]));
-        assert_eq!(texts(cache.get("app", "alice")), None);
+        put(&cache, before, Instant::now(), "alice", &["stale"]);
+        assert_eq!(get(&cache, "alice", Instant::now()), None);
         let after = cache.generation();
-        cache.put(after, "app", "alice", cards(&["fresh"]));
-        assert_eq!(texts(cache.get("app", "alice")), Some(vec!["fresh".into()]));
+        put(&cache, after, Instant::now(), "alice", &["fresh"]);
+        assert_eq!(
+            get(&cache, "alice", Instant::now()),
+            Some(vec!["fresh".into()])
+        );
+        // A lost announcement stream forgets everything, including answers being read.
+        let reading = cache.generation();
+        cache.forget_all();
+        put(&cache, reading, Instant::now(), "carol", &["c"]);
+        assert_eq!(get(&cache, "alice", Instant::now()), None);
+        assert_eq!(get(&cache, "carol", Instant::now()), None);
     }
 
     #[test]
-    fn answers_expire_and_a_zero_period_keeps_nothing() {
-        let cache = SearchCache::new(Duration::from_millis(30));
-        cache.put(cache.generation(), "app", "alice", cards(&["a"]));
-        assert!(cache.get("app", "alice").is_some());
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(cache.get("app", "alice").is_none());
-        let off = SearchCache::new(Duration::ZERO);
-        off.put(off.generation(), "app", "alice", cards(&["a"]));
-        assert!(off.get("app", "alice").is_none());
+    fn announced_answers_last_the_period_beyond_the_last_confirmation() {
+        let period = Duration::from_millis(500);
+        let cache = SearchCache::new(period, ChangeSource::Announced, 10);
+        let t0 = Instant::now();
+        put(&cache, cache.generation(), t0, "alice", &["a"]);
+        let just_before = t0 + period - Duration::from_millis(1);
+        assert!(get(&cache, "alice", just_before).is_some());
+        // Never confirmed: the answer lasts the period after it was read.
+        assert!(get(&cache, "alice", t0 + period).is_none());
+        // Confirmed caught up at t0 + 2 s: good until t0 + 2.5 s.
+        cache.caught_up(t0 + Duration::from_secs(2));
+        assert!(get(&cache, "alice", t0 + Duration::from_millis(2499)).is_some());
+        assert!(get(&cache, "alice", t0 + Duration::from_millis(2500)).is_none());
+        // A confirmation never moves back.
+        cache.caught_up(t0 + Duration::from_secs(1));
+        assert!(get(&cache, "alice", t0 + Duration::from_millis(2499)).is_some());
+    }
+
+    #[test]
+    fn a_zero_period_keeps_nothing_and_a_full_cache_starts_over() {
+        let off = SearchCache::new(Duration::ZERO, ChangeSource::ThisProcess, 10);
+        put(&off, off.generation(), Instant::now(), "alice", &["a"]);
+        assert!(get(&off, "alice", Instant::now()).is_none());
+        let small = SearchCache::new(Duration::from_secs(1), ChangeSource::ThisProcess, 2);
+        let g = small.generation();
+        put(&small, g, Instant::now(), "a", &["a"]);
+        put(&small, g, Instant::now(), "b", &["b"]);
+        put(&small, g, Instant::now(), "a", &["a2"]);
+        assert_eq!(small.len(), 2);
+        put(&small, g, Instant::now(), "c", &["c"]);
+        assert_eq!(small.len(), 1);
+        assert!(get(&small, "a", Instant::now()).is_none());
+        assert!(get(&small, "c", Instant::now()).is_some());
     }
 }

@@ -397,7 +397,43 @@ pub trait CardStore: Send + Sync {
     /// Revokes a card. `NotFound` if it is not a card of `app_id`; `Forbidden` if its identity is
     /// not `identity`. Revoking a revoked card succeeds again.
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()>;
+
+    /// The card changes committed through every process on this database, for a store that is
+    /// [shared with other processes](Self::shared_with_other_processes); `None` when this
+    /// backend cannot announce them (the default) or need not (SQLite: every change goes
+    /// through this process).
+    ///
+    /// The stream never ends. It yields [`CardChange::Resync`] first and again whenever changes
+    /// may have been lost (a lost connection, once listening again), and about every
+    /// `confirm_every` a [`CardChange::CaughtUp`] that bounds how far behind it is.
+    async fn card_changes(
+        &self,
+        confirm_every: std::time::Duration,
+    ) -> StoreResult<Option<CardChangeStream>> {
+        let _ = confirm_every;
+        Ok(None)
+    }
 }
+
+/// What [`CardStore::card_changes`] yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CardChange {
+    /// A publish or revoke of `identity` in `app_id` committed (through any process).
+    Changed {
+        /// The application.
+        app_id: String,
+        /// The identity whose cards changed.
+        identity: String,
+    },
+    /// Changes may have been missed until now (the stream is listening again): whatever was
+    /// read from the store before this may be out of date.
+    Resync,
+    /// Every change committed before this instant has been yielded already.
+    CaughtUp(std::time::Instant),
+}
+
+/// A stream of [`CardChange`]s.
+pub type CardChangeStream = futures_util::stream::BoxStream<'static, CardChange>;
 
 /// The hash of Keyknox storage that was never written (spec §4: a fixed "empty hash", here the
 /// base64 of SHA-256 of nothing). Clients echo it back as the previous hash of a first push.

@@ -1,8 +1,7 @@
 //! The in-process cache of card search answers (`card_cache_ms`): a publish or revoke is visible
-//! in the next search on the replica that acknowledged it, and on another replica once the
-//! cache period has passed, on SQLite and across two PostgreSQL replicas (which cache only when
-//! configured to: the e3kit-node scenario across two replicas in `crates/cli/tests/it` expects
-//! every change at once on both).
+//! in the next search on the replica that acknowledged it (SQLite and PostgreSQL), and on the
+//! other PostgreSQL replicas within a second: through their `LISTEN`/`NOTIFY` announcements,
+//! and also when the announcement connections are lost.
 
 use crate::common::*;
 use axum::http::StatusCode;
@@ -13,7 +12,7 @@ use sealkit_server::store::Store;
 use sealkit_server::Config;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The card ids a search for `identities` answers through `h`, sorted.
 async fn search(h: &Harness, identities: &[&str]) -> Vec<String> {
@@ -100,50 +99,182 @@ async fn a_change_shows_at_once_on_the_replica_that_took_it() {
     assert_eq!(search(&h, &["alice", "carol"]).await, vec![c1]);
 }
 
-#[tokio::test]
-async fn other_replicas_see_a_change_within_the_cache_period() {
-    let schema = schema_name("cardcache");
-    let store_a: Arc<dyn Store> = Arc::new(
-        PostgresStore::connect_fresh_schema(&pg_url(), &schema)
-            .await
-            .expect("PostgreSQL reachable at DATABASE_URL"),
-    );
-    let mut config = Config::default();
-    // Replicas cache nothing unless told to: here they are.
-    config.card_cache_ms = Some(500);
-    let a = harness_on(config.clone(), store_a).await;
-    let store_b: Arc<dyn Store> = Arc::new(
-        PostgresStore::connect_in_schema(&pg_url(), &schema)
-            .await
-            .unwrap(),
-    );
-    config.data_dir = a.dir.path().to_owned();
-    let b = Harness {
-        router: sealkit_server::app(config, store_b).await.unwrap(),
-        dir: tempfile::tempdir().unwrap(),
-        app: a.app.clone(),
-        other_app: a.other_app.clone(),
-    };
-    let period = Duration::from_millis(500);
+/// Two replicas (routers with stores of their own) on one fresh PostgreSQL schema, both
+/// caching with `card_cache_ms`; the schema is dropped by [`Replicas::drop`].
+struct Replicas {
+    a: Harness,
+    b: Harness,
+    schema: String,
+}
 
-    let a1 = publish(&a, "alice", None).await;
-    assert_eq!(search(&b, &["alice"]).await, vec![a1.clone()]);
-    let a2 = publish(&a, "alice", Some(&a1)).await;
-    assert_eq!(
-        search(&a, &["alice"]).await,
-        sorted(vec![a1.clone(), a2.clone()])
-    );
-    // B may still answer from its cache, but not once the period has passed.
-    tokio::time::sleep(period).await;
-    assert_eq!(search(&b, &["alice"]).await, sorted(vec![a1, a2.clone()]));
+impl Replicas {
+    async fn start(card_cache_ms: Option<u64>) -> Self {
+        let schema = schema_name("cardcache");
+        let store_a: Arc<dyn Store> = Arc::new(
+            PostgresStore::connect_fresh_schema(&pg_url(), &schema)
+                .await
+                .expect("PostgreSQL reachable at DATABASE_URL"),
+        );
+        let mut config = Config::default();
+        config.card_cache_ms = card_cache_ms;
+        let a = harness_on(config.clone(), store_a).await;
+        let store_b: Arc<dyn Store> = Arc::new(
+            PostgresStore::connect_in_schema(&pg_url(), &schema)
+                .await
+                .unwrap(),
+        );
+        config.data_dir = a.dir.path().to_owned();
+        let b = Harness {
+            router: sealkit_server::app(config, store_b).await.unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+            app: a.app.clone(),
+            other_app: a.other_app.clone(),
+        };
+        Self { a, b, schema }
+    }
 
-    revoke(&a, "alice", &a2).await;
-    assert_eq!(search(&a, &["alice"]).await, Vec::<String>::new());
-    tokio::time::sleep(period).await;
-    assert_eq!(search(&b, &["alice"]).await, Vec::<String>::new());
-    PostgresStore::drop_schema(&pg_url(), &schema)
+    /// Ends every `LISTEN` connection of this schema's card announcements (both replicas'),
+    /// as a network failure or a database restart would; the number ended.
+    async fn cut_announcements(&self) -> usize {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.schema.as_bytes());
+        let listen = format!(r#"LISTEN "sealkit_cards_{}""#, hex::encode(&digest[..8]));
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_url())
+            .await
+            .unwrap();
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+        )
+        .bind(listen)
+        .fetch_all(&mut conn)
         .await
         .unwrap();
+        ended.into_iter().filter(|ended| *ended).count()
+    }
+
+    async fn drop(self) {
+        drop(self.a);
+        drop(self.b);
+        PostgresStore::drop_schema(&pg_url(), &self.schema)
+            .await
+            .unwrap();
+    }
+}
+
+/// The longest a replica may show a change made through another one.
+const OTHERS_WITHIN: Duration = Duration::from_secs(1);
+
+/// Searches `identities` through `h` until the answer is `expected`, and fails if a search
+/// that started `OTHERS_WITHIN` or more after `acknowledged` still answers something else.
+async fn shows_within_a_second(
+    h: &Harness,
+    identities: &[&str],
+    expected: &[String],
+    acknowledged: Instant,
+) {
+    loop {
+        let started = Instant::now();
+        let found = search(h, identities).await;
+        if found == expected {
+            return;
+        }
+        assert!(
+            started.duration_since(acknowledged) < OTHERS_WITHIN,
+            "a search started {:?} after the change was acknowledged answered {found:?}, \
+             not {expected:?}",
+            started.duration_since(acknowledged)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_replicas_see_a_change_within_a_second() {
+    // The longest period: a replica relying on it alone would be late.
+    let r = Replicas::start(Some(1000)).await;
+    let (a, b) = (&r.a, &r.b);
+
+    // B caches "no cards" for alice, then alice registers through A.
+    assert_eq!(search(b, &["alice"]).await, Vec::<String>::new());
+    let a1 = publish(a, "alice", None).await;
+    let acknowledged = Instant::now();
+    assert_eq!(search(a, &["alice"]).await, vec![a1.clone()]);
+    shows_within_a_second(b, &["alice"], std::slice::from_ref(&a1), acknowledged).await;
+
+    // A rotation, with B holding the old answer.
+    assert_eq!(search(b, &["alice"]).await, vec![a1.clone()]);
+    let a2 = publish(a, "alice", Some(&a1)).await;
+    let acknowledged = Instant::now();
+    let both = sorted(vec![a1.clone(), a2.clone()]);
+    assert_eq!(search(a, &["alice"]).await, both);
+    shows_within_a_second(b, &["alice"], &both, acknowledged).await;
+
+    // A revocation through B, seen by A.
+    assert_eq!(search(a, &["alice"]).await, both);
+    revoke(b, "alice", &a2).await;
+    let acknowledged = Instant::now();
+    assert_eq!(search(b, &["alice"]).await, Vec::<String>::new());
+    shows_within_a_second(a, &["alice"], &[], acknowledged).await;
+    r.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_announcement_connection_leaves_no_stale_answer() {
+    let r = Replicas::start(Some(1000)).await;
+    let (a, b) = (&r.a, &r.b);
+    let a1 = publish(a, "alice", None).await;
+    let c1 = publish(a, "carol", None).await;
+    shows_within_a_second(
+        b,
+        &["alice", "carol"],
+        &sorted(vec![a1.clone(), c1.clone()]),
+        Instant::now(),
+    )
+    .await;
+    // Announcements heard from now on are confirmed; both replicas hold alice and carol.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(search(a, &["alice"]).await, vec![a1.clone()]);
+
+    // The announcement connections die; changes made meanwhile are never announced.
+    assert!(r.cut_announcements().await >= 2, "both replicas listen");
+    let a2 = publish(a, "alice", Some(&a1)).await;
+    let acknowledged = Instant::now();
+    revoke(a, "carol", &c1).await;
+    let both = sorted(vec![a1.clone(), a2.clone()]);
+    assert_eq!(search(a, &["alice", "carol"]).await, both);
+    shows_within_a_second(b, &["alice", "carol"], &both, acknowledged).await;
+
+    // Listening again, later changes are announced as before, and nothing old comes back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(search(b, &["alice", "carol"]).await, both);
+    let a3 = publish(a, "alice", Some(&a2)).await;
+    let acknowledged = Instant::now();
+    let three = sorted(vec![a1, a2, a3]);
+    shows_within_a_second(b, &["alice", "carol"], &three, acknowledged).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(search(b, &["alice", "carol"]).await, three);
+    r.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_taking_changes_in_turn_answer_at_once_after_their_own() {
+    let r = Replicas::start(Some(1000)).await;
+    let (a, b) = (&r.a, &r.b);
+    // Both replicas take changes in turn, as a client alternating between them would.
+    let mut previous: Option<String> = None;
+    let mut chain = Vec::new();
+    for round in 0..6 {
+        let (took, other) = if round % 2 == 0 { (a, b) } else { (b, a) };
+        let id = publish(took, "alice", previous.as_deref()).await;
+        let acknowledged = Instant::now();
+        chain.insert(0, id.clone());
+        chain.truncate(sealkit_server::store::MAX_CHAIN_CARDS);
+        let expected = sorted(chain.clone());
+        assert_eq!(search(took, &["alice"]).await, expected);
+        shows_within_a_second(other, &["alice"], &expected, acknowledged).await;
+        previous = Some(id);
+    }
+    r.drop().await;
 }
 
 #[tokio::test]

@@ -1,17 +1,21 @@
 //! Cards on PostgreSQL. Dialect: the search binds all identities as one array (`= ANY($2)`),
-//! and a failed insert names the violated constraint.
+//! a failed insert names the violated constraint, and every change is announced to the other
+//! replicas (`card_changes`).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::error::ErrorKind;
 use sqlx::FromRow;
 
+use super::card_changes;
 use super::sql::backend;
 use super::sql::cards::{self as sql, CARD_COLUMNS};
 use super::PostgresStore;
 use crate::store::{
-    CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult, MAX_CHAIN_CARDS,
+    CardChangeStream, CardRecord, CardStore, Conflict, NewCard, StoreError, StoreResult,
+    MAX_CHAIN_CARDS,
 };
 
 #[async_trait]
@@ -21,7 +25,10 @@ impl CardStore for PostgresStore {
     }
 
     async fn publish_card(&self, card: NewCard) -> StoreResult<()> {
-        sql::publish_card(self.begin().await?, card, publish_error).await
+        let mut tx = self.begin().await?;
+        // Delivered on commit only: the other replicas' search caches forget the identity.
+        card_changes::notify_change(&mut tx, self, &card.app_id, card.identity.as_str()).await?;
+        sql::publish_card(tx, card, publish_error).await
     }
 
     async fn search_cards(
@@ -68,7 +75,13 @@ impl CardStore for PostgresStore {
     }
 
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()> {
-        sql::revoke_card(self.begin().await?, app_id, card_id, identity).await
+        let mut tx = self.begin().await?;
+        card_changes::notify_change(&mut tx, self, app_id, identity).await?;
+        sql::revoke_card(tx, app_id, card_id, identity).await
+    }
+
+    async fn card_changes(&self, confirm_every: Duration) -> StoreResult<Option<CardChangeStream>> {
+        card_changes::changes(self, confirm_every).await.map(Some)
     }
 }
 

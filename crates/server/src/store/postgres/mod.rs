@@ -41,6 +41,7 @@ use super::{StoreError, StoreResult};
 
 mod apps;
 mod blobs;
+mod card_changes;
 mod cards;
 mod chat;
 mod hooks;
@@ -360,6 +361,103 @@ mod tests {
             next_event(&mut events, &app).await,
             message_event(&app, "g", 1)
         );
+    }
+
+    /// Card changes through one replica are announced to the other's stream, which confirms
+    /// it is caught up, and says `Resync` after losing its connection and goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn card_changes_reach_every_replica() {
+        use crate::store::{CardChange, CardChangeStream, CardStore, NewCard};
+        use futures_util::StreamExt as _;
+        use std::time::{Duration, Instant};
+
+        /// The next change or resync, passing confirmations (each must be recent).
+        async fn next_change(changes: &mut CardChangeStream) -> CardChange {
+            loop {
+                let change = tokio::time::timeout(Duration::from_secs(10), changes.next())
+                    .await
+                    .expect("an announcement within 10 s")
+                    .expect("the stream never ends");
+                match change {
+                    CardChange::CaughtUp(at) => assert!(at <= Instant::now()),
+                    other => return other,
+                }
+            }
+        }
+
+        fn new_card(app_id: &str, identity: &str, n: u32, previous: Option<&str>) -> NewCard {
+            NewCard {
+                id: format!("{n:064x}"),
+                app_id: app_id.to_owned(),
+                identity: sealkit_proto::Identity::new(identity).unwrap(),
+                previous_card_id: previous.map(str::to_owned),
+                raw: br#"{"content_snapshot":"","signatures":[]}"#.to_vec(),
+                created_at: 1_795_801_646,
+            }
+        }
+
+        let (a, guard) = fresh_store().await;
+        let b = PostgresStore::connect_in_schema(&guard.url, &guard.schema)
+            .await
+            .expect("second replica");
+        let app = conformance::app_id("announced");
+        let mut changes = b
+            .card_changes(Duration::from_millis(20))
+            .await
+            .unwrap()
+            .expect("PostgreSQL announces");
+        assert_eq!(next_change(&mut changes).await, CardChange::Resync);
+        let card = new_card(&app, "alice", 1, None);
+        let id = card.id.clone();
+        a.publish_card(card).await.unwrap();
+        let alice = CardChange::Changed {
+            app_id: app.clone(),
+            identity: "alice".to_owned(),
+        };
+        assert_eq!(next_change(&mut changes).await, alice);
+        // A failed write announces nothing: the next announcement is the revocation.
+        assert!(a
+            .publish_card(new_card(&app, "alice", 2, None))
+            .await
+            .is_err());
+        a.revoke_card(&app, &id, "alice").await.unwrap();
+        assert_eq!(next_change(&mut changes).await, alice);
+        // Confirmations keep coming, each later than the last write.
+        let written = Instant::now();
+        loop {
+            let change = tokio::time::timeout(Duration::from_secs(10), changes.next())
+                .await
+                .unwrap()
+                .unwrap();
+            if matches!(change, CardChange::CaughtUp(at) if at > written) {
+                break;
+            }
+        }
+
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+        )
+        .bind(format!(
+            r#"LISTEN "{}""#,
+            super::card_changes::cards_channel(&b)
+        ))
+        .fetch_all(&b.pool)
+        .await
+        .unwrap();
+        assert_eq!(ended, vec![true], "exactly the listener's backend");
+        assert_eq!(next_change(&mut changes).await, CardChange::Resync);
+        let bob = new_card(&app, "bob", 3, None);
+        a.publish_card(bob).await.unwrap();
+        assert_eq!(
+            next_change(&mut changes).await,
+            CardChange::Changed {
+                app_id: app.clone(),
+                identity: "bob".to_owned(),
+            }
+        );
+        drop(changes);
+        a.close().await;
+        b.close().await;
     }
 
     #[tokio::test]
