@@ -9,7 +9,7 @@
 //!    the start of the post to each client's receipt, p50 and p99.
 //! 3. Idle sockets (when `IDLE` and `SERVER_PID` are given; run first, on the fresh server):
 //!    `IDLE` raw WebSocket clients, each authenticated as its own identity and subscribed to a
-//!    channel (channels of 1000 members), then left idle. Reports the server process's resident
+//!    channel (channels of 100 members), then left idle. Reports the server process's resident
 //!    memory (`VmRSS` of `/proc/SERVER_PID/status`, so the server must run in its own process)
 //!    before and after, and the difference per socket.
 //!
@@ -130,10 +130,10 @@ async fn main() -> BoxResult<()> {
         idle_sockets(url, &backend, run, idle, server_pid).await?;
     }
     if messages > 0 {
-        end_to_end(url, &backend, run, dir.path(), messages).await?;
+        end_to_end(url, &backend, (run, server_pid), dir.path(), messages).await?;
     }
     if fanout > 0 {
-        fan_out(url, &backend, run, fanout, fanout_messages).await?;
+        fan_out(url, &backend, (run, server_pid), fanout, fanout_messages).await?;
     }
     println!(
         "load average at the end: {}",
@@ -215,11 +215,64 @@ impl Drop for Server {
     }
 }
 
+/// CPU time (user + system) of a process, from `/proc/PID/stat`.
+fn cpu_time(pid: usize) -> BoxResult<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name (which may hold spaces): state is field 3, utime and
+    // stime fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    let after_name = stat.rsplit_once(')').ok_or("no ')' in /proc/PID/stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> BoxResult<u64> { Ok(fields.get(i).ok_or("short /proc/PID/stat")?.parse()?) };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+/// The CPU time the server and this process spend on a part: on a shared machine the wall
+/// clock says how long a part waited for the cores, the CPU time what it cost.
+struct CpuMeter {
+    server: Option<(usize, Duration)>,
+    own: Duration,
+}
+
+impl CpuMeter {
+    fn start(server_pid: usize) -> Self {
+        let server = (server_pid != 0)
+            .then(|| cpu_time(server_pid).ok().map(|t| (server_pid, t)))
+            .flatten();
+        Self {
+            server,
+            own: cpu_time(std::process::id() as usize).unwrap_or_default(),
+        }
+    }
+
+    fn report(&self, part: &str, units: f64, unit: &str) -> BoxResult<()> {
+        let own = cpu_time(std::process::id() as usize)?.saturating_sub(self.own);
+        let per = |t: Duration| t.as_secs_f64() * 1e6 / units.max(1.0);
+        let server = match self.server {
+            Some((pid, start)) => {
+                let used = cpu_time(pid)?.saturating_sub(start);
+                format!(
+                    "server {:.2} s ({:.1} µs per {unit}), ",
+                    used.as_secs_f64(),
+                    per(used)
+                )
+            }
+            None => String::new(),
+        };
+        println!(
+            "{part}: CPU time: {server}benchmark process {:.2} s ({:.1} µs per {unit})",
+            own.as_secs_f64(),
+            per(own)
+        );
+        Ok(())
+    }
+}
+
 /// Part 1: SDK to SDK, 10 members.
 async fn end_to_end(
     url: &str,
     backend: &JwtGenerator,
-    run: u128,
+    (run, server_pid): (u128, usize),
     dir: &std::path::Path,
     messages: usize,
 ) -> BoxResult<()> {
@@ -263,6 +316,7 @@ async fn end_to_end(
     // Warm the member and card caches, as a chat that is already going would have them.
     chat.send_text(&channel, "0 warm-up").await?;
     let padding = "x".repeat(PAYLOAD);
+    let cpu = CpuMeter::start(server_pid);
     let began = Instant::now();
     for i in 1..messages {
         let at = Instant::now();
@@ -302,6 +356,7 @@ async fn end_to_end(
         latencies.len() as f64 / total.as_secs_f64(),
         latencies.len()
     );
+    cpu.report("end-to-end", timed as f64, "message")?;
     Ok(())
 }
 
@@ -309,7 +364,7 @@ async fn end_to_end(
 async fn fan_out(
     url: &str,
     backend: &JwtGenerator,
-    run: u128,
+    (run, server_pid): (u128, usize),
     clients: usize,
     messages: usize,
 ) -> BoxResult<()> {
@@ -368,6 +423,7 @@ async fn fan_out(
     let sender_auth = authorization(backend, &sender)?;
     let ciphertext = STANDARD.encode(vec![0x5a; 1024]);
     let mut posted: Vec<(i64, Instant)> = Vec::with_capacity(messages);
+    let cpu = CpuMeter::start(server_pid);
     let began = Instant::now();
     for i in 0..messages {
         let post = NewMessage {
@@ -409,6 +465,7 @@ async fn fan_out(
         total.as_secs_f64(),
         latencies.len() as f64 / total.as_secs_f64()
     );
+    cpu.report("fan-out", latencies.len() as f64, "delivery")?;
     Ok(())
 }
 
@@ -473,8 +530,8 @@ async fn fan_client(
     Ok(arrivals)
 }
 
-/// Channel size of the idle part: the channel maximum.
-const IDLE_CHANNEL: usize = 1000;
+/// Members per channel in the idle part: each socket is one member, subscribed to its channel.
+const IDLE_CHANNEL: usize = 100;
 
 /// A process's resident memory in bytes (`VmRSS`).
 fn resident(pid: usize) -> BoxResult<u64> {
