@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+use futures_util::SinkExt as _;
 use sealkit_proto::chat::{
     codes, paths, AddMember, ChannelList, ClientFrame, EditMessage, MarkRead, NewChannel,
     NewMessage, ServerFrame,
@@ -34,6 +35,16 @@ pub const MAX_CLIENT_FRAME: usize = 64 << 10;
 /// How long one write may take before the client counts as gone: a client that stops reading
 /// must not keep its socket (and its subscriptions) past its token's expiry.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes a WebSocket reads from the network at a time. tungstenite zero-fills this much of its
+/// read buffer before every read attempt, including the ones that find nothing (every time the
+/// connection's loop wakes to write), and the filled pages stay resident: at its default of
+/// 128 KiB that was 128 KiB of memory per idle socket and a 128 KiB memset per frame sent.
+/// Client frames are small JSON objects; a larger one (up to [`MAX_CLIENT_FRAME`]) still
+/// arrives, in several reads.
+const READ_CHUNK: usize = 4 << 10;
+/// Most frames written to a socket before one flush: a burst queued for a socket goes out in
+/// one system call instead of one per frame.
+const WRITE_BATCH: usize = 64;
 
 /// Live WebSockets per (application, identity) on this process.
 #[derive(Debug, Default)]
@@ -279,6 +290,7 @@ async fn websocket(
         _slot: slot,
     };
     Ok(upgrade
+        .read_buffer_size(READ_CHUNK)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| connection(socket, live)))
@@ -303,6 +315,24 @@ async fn send_bounded(socket: &mut WebSocket, message: WsMessage) -> bool {
         tokio::time::timeout(WRITE_TIMEOUT, socket.send(message)).await,
         Ok(Ok(()))
     )
+}
+
+/// Writes `first` and the frames queued behind it (up to [`WRITE_BATCH`] in all), then flushes
+/// once, within [`WRITE_TIMEOUT`]. False when the client is gone or too slow.
+async fn send_queued(
+    socket: &mut WebSocket,
+    first: Utf8Bytes,
+    queue: &mut mpsc::Receiver<Utf8Bytes>,
+) -> bool {
+    let write = async {
+        socket.feed(WsMessage::Text(first)).await?;
+        for _ in 1..WRITE_BATCH {
+            let Ok(next) = queue.try_recv() else { break };
+            socket.feed(WsMessage::Text(next)).await?;
+        }
+        socket.flush().await
+    };
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
 /// Closes with `code` and `reason` (bounded in time like every write).
@@ -388,7 +418,7 @@ async fn connection(mut socket: WebSocket, live: Live) {
                 }
             }
             Some(frame) = out_rx.recv() => {
-                if !send_bounded(&mut socket, WsMessage::Text(frame)).await {
+                if !send_queued(&mut socket, frame, &mut out_rx).await {
                     break;
                 }
             }

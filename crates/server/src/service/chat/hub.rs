@@ -324,7 +324,8 @@ impl<F: FrameText> ChatHub<F> {
             sent: after,
             member_version: record.member_version,
         };
-        if !sub.catch_up().await {
+        // The membership was read just above: the backlog needs no second read of it.
+        if !sub.catch_up(false).await {
             return Ok(());
         }
         loop {
@@ -336,7 +337,7 @@ impl<F: FrameText> ChatHub<F> {
                         sub.sent = seq;
                         out.send(frame).await.is_ok()
                     } else {
-                        sub.catch_up().await
+                        sub.catch_up(true).await
                     }
                 }
                 Ok(FeedItem::Members { version, members }) => {
@@ -372,7 +373,7 @@ impl<F: FrameText> ChatHub<F> {
                         out.send(frame).await.is_ok()
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => sub.catch_up().await,
+                Err(broadcast::error::RecvError::Lagged(_)) => sub.catch_up(true).await,
                 Err(broadcast::error::RecvError::Closed) => false,
             };
             if !alive {
@@ -423,8 +424,11 @@ impl<F: FrameText> Subscriber<'_, F> {
     /// have been dropped with the messages: so it checks the membership itself, first and again
     /// before any message posted for a newer membership than the subscriber was last told of. A
     /// removed member is told so and gets nothing posted after its removal.
-    async fn catch_up(&mut self) -> bool {
-        if !self.still_member().await {
+    ///
+    /// `check_membership` false skips the first check, for a subscription whose membership
+    /// was read at `member_version` just before (a channel of 1000 members is 1000 rows).
+    async fn catch_up(&mut self, check_membership: bool) -> bool {
+        if check_membership && !self.still_member().await {
             return false;
         }
         loop {
