@@ -92,18 +92,26 @@ fn main() {
     let fresh = AtomicU64::new(0);
 
     let bare = || {
-        black_box(Bls12_381::pairing(black_box(p), black_box(q)));
+        let _ = black_box(Bls12_381::pairing(black_box(p), black_box(q)));
     };
     let prepared = || {
         let ml = Bls12_381::multi_miller_loop([black_box(p)], [black_box(&q_prepared).clone()]);
         black_box(Bls12_381::final_exponentiation(ml));
     };
     let repeat_user = || {
-        black_box(server.transform(black_box(&blinded), "app", "alice").unwrap());
+        black_box(
+            server
+                .transform(black_box(&blinded), "app", "alice")
+                .unwrap(),
+        );
     };
     let new_user = || {
         let identity = format!("user-{}", fresh.fetch_add(1, Ordering::Relaxed));
-        black_box(server.transform(black_box(&blinded), "app", &identity).unwrap());
+        black_box(
+            server
+                .transform(black_box(&blinded), "app", &identity)
+                .unwrap(),
+        );
     };
 
     println!(
@@ -141,7 +149,7 @@ fn main() {
         black_box(G2Prepared::from(black_box(q)));
     });
     let t_miller = micros(part, &|| {
-        black_box(Bls12_381::multi_miller_loop(
+        let _ = black_box(Bls12_381::multi_miller_loop(
             [black_box(x_affine)],
             [black_box(&q_prepared).clone()],
         ));
@@ -163,7 +171,9 @@ fn main() {
     println!("| of which final exponentiation | {t_final:.0} |");
     println!("| transform, repeat user | {t_repeat:.0} |");
     println!("| of which decoding X (square root in Fp, subgroup check) | {t_decode:.0} |");
-    println!("| of which HMAC for kw, constant-time kw·X, cache, encoding (remainder) | {rest:.0} |");
+    println!(
+        "| of which HMAC for kw, constant-time kw·X, cache, encoding (remainder) | {rest:.0} |"
+    );
     println!("| a new user adds: hash to G2 | {t_hash:.0} |");
     println!("| a new user adds: line preparation | {t_prepare:.0} |");
     println!();
