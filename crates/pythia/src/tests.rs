@@ -378,7 +378,10 @@ fn cached_tweaks_give_the_uncached_transform() {
                 let got = server
                     .transform_with_brainkey_id(&blinded, app, id, bid.as_deref())
                     .unwrap();
-                assert_eq!(got, expected[j], "user {user:?}, generations {prepared}/{points}");
+                assert_eq!(
+                    got, expected[j],
+                    "user {user:?}, generations {prepared}/{points}"
+                );
             }
             let (hot, all) = server.cached_tweaks();
             assert!(hot <= 2 * prepared && all <= 2 * points);
