@@ -41,9 +41,12 @@ struct Proj {
     z: Fq,
 }
 
-/// `3·b = 12`.
-fn b3() -> Fq {
-    g1::Config::COEFF_B.double() + g1::Config::COEFF_B
+/// `3·b·x = 12·x` with three doublings and one addition instead of a multiplication by the
+/// constant (a full Montgomery multiplication in arkworks): 12x = 4·(2x + x).
+fn mul_by_b3(x: Fq) -> Fq {
+    debug_assert!(g1::Config::COEFF_B == Fq::from(4u64));
+    let x3 = x.double() + x;
+    x3.double().double()
 }
 
 impl Proj {
@@ -69,7 +72,6 @@ impl Proj {
 
     /// Renes–Costello–Batina 2015, Algorithm 7 (complete addition, a = 0).
     fn add(&self, o: &Self) -> Self {
-        let b3 = b3();
         let mut t0 = self.x * o.x;
         let mut t1 = self.y * o.y;
         let mut t2 = self.z * o.z;
@@ -90,10 +92,10 @@ impl Proj {
         y3 = x3 - y3;
         x3 = t0.double();
         t0 += x3;
-        t2 *= b3;
+        t2 = mul_by_b3(t2);
         let mut z3 = t1 + t2;
         t1 -= t2;
-        y3 *= b3;
+        y3 = mul_by_b3(y3);
         x3 = t4 * y3;
         t2 = t3 * t1;
         x3 = t2 - x3;
@@ -112,12 +114,10 @@ impl Proj {
 
     /// Renes–Costello–Batina 2015, Algorithm 9 (complete doubling, a = 0).
     fn double(&self) -> Self {
-        let b3 = b3();
         let mut t0 = self.y.square();
         let mut z3 = t0.double().double().double();
         let mut t1 = self.y * self.z;
-        let mut t2 = self.z.square();
-        t2 *= b3;
+        let mut t2 = mul_by_b3(self.z.square());
         let mut x3 = t2 * z3;
         let mut y3 = t0 + t2;
         z3 *= t1;

@@ -97,15 +97,77 @@ pub fn brainkey_tweak(app_id: &str, identity: &str, brainkey_id: Option<&str>) -
 /// The master secret is zeroized on drop and never printed.
 pub struct BrainkeyServer {
     master_secret: Zeroizing<Vec<u8>>,
-    /// `H2(tweak)` per user: public values (the tweak is derived from the app and identity), and
-    /// the hash to G2 costs about a third of a transform. Keyed by SHA-256 of the tweak, so an
-    /// entry has a fixed size however long the identity or brainkey id is.
-    tweak_points: std::sync::Mutex<std::collections::HashMap<[u8; 32], G2Affine>>,
+    /// `H2(tweak)` per user, see [`TweakCache`].
+    tweaks: std::sync::Mutex<TweakCache>,
 }
 
-/// Most cached tweak points; the cache is cleared when full. With fixed-size keys and values
-/// this bounds the cache to about 100k × (32 + 192) bytes plus the map's overhead (~25 MB).
-const TWEAK_CACHE_MAX: usize = 100_000;
+/// arkworks' precomputed Miller-loop lines of a G2 point.
+type G2Prepared = <Bls12_381 as Pairing>::G2Prepared;
+
+/// The tweak points of recent users: `H2(tweak)` costs about a third of a transform and
+/// depends only on the app and the identity (and the optional brainkey id), so it is cached.
+/// The points are public values (anyone can hash a tweak): nothing secret is kept here, and
+/// nothing derived from `kw` is.
+///
+/// Two tiers, both keyed by SHA-256 of the tweak (fixed-size keys however long the identity;
+/// the tweak's length-prefixed layout keeps apps, identities and brainkey ids apart, so two
+/// users never share an entry):
+/// * `prepared`: the point with its Miller-loop lines precomputed (arkworks' `G2Prepared`,
+///   about 20 KB each), so a transform for a user seen very recently does no G2 arithmetic at
+///   all; at most `2 × PREPARED_GENERATION` entries (~40 MB);
+/// * `points`: the affine point (192 bytes), for many more users; at most
+///   `2 × POINT_GENERATION` entries (~50 MB with the map's overhead).
+struct TweakCache {
+    prepared: Generations<std::sync::Arc<G2Prepared>>,
+    points: Generations<G2Affine>,
+}
+
+/// Prepared tweak points per generation of the hot tier.
+pub(crate) const PREPARED_GENERATION: usize = 1024;
+/// Affine tweak points per generation of the large tier.
+pub(crate) const POINT_GENERATION: usize = 100_000;
+
+/// A bounded map that forgets its least recently used entries in bulk (a two-generation
+/// approximation of LRU): a lookup searches the current generation, then the previous one,
+/// moving a hit there into the current one; when the current generation is full it becomes the
+/// previous one and the old previous one is dropped. Holds at most `2 × generation` entries,
+/// and an entry used at least once per `generation` insertions is never dropped.
+pub(crate) struct Generations<V> {
+    current: std::collections::HashMap<[u8; 32], V>,
+    previous: std::collections::HashMap<[u8; 32], V>,
+    generation: usize,
+}
+
+impl<V: Clone> Generations<V> {
+    pub(crate) fn new(generation: usize) -> Self {
+        Self {
+            current: std::collections::HashMap::new(),
+            previous: std::collections::HashMap::new(),
+            generation: generation.max(1),
+        }
+    }
+
+    pub(crate) fn get(&mut self, key: &[u8; 32]) -> Option<V> {
+        if let Some(v) = self.current.get(key) {
+            return Some(v.clone());
+        }
+        let v = self.previous.remove(key)?;
+        self.insert(*key, v.clone());
+        Some(v)
+    }
+
+    pub(crate) fn insert(&mut self, key: [u8; 32], value: V) {
+        if self.current.len() >= self.generation {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, value);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
 
 impl fmt::Debug for BrainkeyServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,6 +178,15 @@ impl fmt::Debug for BrainkeyServer {
 impl BrainkeyServer {
     /// A server with the deployment's master secret (32 to 128 uniformly random bytes).
     pub fn new(master_secret: &[u8]) -> Result<Self> {
+        Self::with_cache_generations(master_secret, PREPARED_GENERATION, POINT_GENERATION)
+    }
+
+    /// [`Self::new`] with the tweak cache's generation sizes (small ones in tests).
+    pub(crate) fn with_cache_generations(
+        master_secret: &[u8],
+        prepared: usize,
+        points: usize,
+    ) -> Result<Self> {
         if !(MASTER_SECRET_MIN_LEN..=MASTER_SECRET_MAX_LEN).contains(&master_secret.len()) {
             return Err(Error::InvalidArgument(
                 "the master secret must be 32 to 128 bytes long",
@@ -123,8 +194,20 @@ impl BrainkeyServer {
         }
         Ok(Self {
             master_secret: Zeroizing::new(master_secret.to_vec()),
-            tweak_points: std::sync::Mutex::new(std::collections::HashMap::new()),
+            tweaks: std::sync::Mutex::new(TweakCache {
+                prepared: Generations::new(prepared),
+                points: Generations::new(points),
+            }),
         })
+    }
+
+    /// Entries in the two tiers of the tweak cache.
+    #[cfg(test)]
+    pub(crate) fn cached_tweaks(&self) -> (usize, usize) {
+        self.tweaks
+            .lock()
+            .map(|c| (c.prepared.len(), c.points.len()))
+            .unwrap_or_default()
     }
 
     /// relic's `compute_kw`: `OS2IP(HMAC-SHA-384(master_secret, scope ‖ key_id)) mod r`.
@@ -158,25 +241,30 @@ impl BrainkeyServer {
         self.compute_kw(&scope, &key_id)
     }
 
-    /// `H2(tweak)`, from the cache when this user was seen before.
-    fn tweak_point(&self, tweak: Vec<u8>) -> Result<G2Affine> {
-        let key: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&tweak).into();
-        if let Some(t) = self
-            .tweak_points
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).copied())
-        {
-            return Ok(t);
-        }
-        let t = transformed_tweak(&tweak)?.0;
-        if let Ok(mut cache) = self.tweak_points.lock() {
-            if cache.len() >= TWEAK_CACHE_MAX {
-                cache.clear();
+    /// `H2(tweak)` with its Miller-loop lines precomputed, from the cache when this user was
+    /// seen before. The lock is never held while hashing or preparing a point.
+    fn tweak_prepared(&self, tweak: &[u8]) -> Result<std::sync::Arc<G2Prepared>> {
+        let key: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(tweak).into();
+        let point = match self.tweaks.lock() {
+            Ok(mut cache) => {
+                if let Some(prepared) = cache.prepared.get(&key) {
+                    return Ok(prepared);
+                }
+                cache.points.get(&key)
             }
-            cache.insert(key, t);
+            // A poisoned lock only costs the cache: the values are recomputed.
+            Err(_) => None,
+        };
+        let point = match point {
+            Some(p) => p,
+            None => transformed_tweak(tweak)?.0,
+        };
+        let prepared = std::sync::Arc::new(G2Prepared::from(point));
+        if let Ok(mut cache) = self.tweaks.lock() {
+            cache.points.insert(key, point);
+            cache.prepared.insert(key, prepared.clone());
         }
-        Ok(t)
+        Ok(prepared)
     }
 
     /// The `kw` of [`Self::brainkey_key`] without its public key (which the brainkey flow never
@@ -252,9 +340,14 @@ impl BrainkeyServer {
     ) -> Result<[u8; GT_LEN]> {
         let x = G1Point::from_relic(blinded_password)?;
         let kw = self.brainkey_kw(app_id, identity, brainkey_id)?;
-        let t = self.tweak_point(brainkey_tweak(app_id, identity, brainkey_id)?)?;
-        let y = pairing(&ct::g1_mul(&x.0, &kw), &t);
-        Ok(gt_to_relic(&y))
+        let t = self.tweak_prepared(&brainkey_tweak(app_id, identity, brainkey_id)?)?;
+        // The same optimal ate pairing as `Bls12_381::pairing`, with the G2 side's lines taken
+        // from the cache instead of being recomputed (arkworks consumes its argument, hence the
+        // copy of the public lines).
+        let miller = Bls12_381::multi_miller_loop([ct::g1_mul(&x.0, &kw)], [(*t).clone()]);
+        let y = Bls12_381::final_exponentiation(miller)
+            .ok_or(Error::InvalidArgument("the pairing is degenerate"))?;
+        Ok(gt_to_relic(&y.0))
     }
 }
 

@@ -7,6 +7,7 @@ use crate::codec::{bn_decode, bn_encode_be, g1_rhs, gt_to_relic, G1Point, G2Poin
 use crate::ct;
 use crate::field::{fq_srt, fq_to_be, mont_parity};
 use crate::hash::{hash_to_g1, hash_to_g2};
+use crate::server::{Generations, POINT_GENERATION, PREPARED_GENERATION};
 use crate::{
     blind, brainkey_from_deblinded, brainkey_tweak, deblind, verify_proof, BlindingSecret,
     BrainkeyServer, DecodeErrorKind, Encoding, Error, Proof, TransformationKey,
@@ -339,6 +340,72 @@ fn round_trip_is_independent_of_the_blinding() {
         k1.public_key(),
         brainkey_from_deblinded(&other_id).public_key()
     );
+}
+
+/// The transform through the tweak cache (prepared lines, affine points, evictions) equals the
+/// uncached `e(kw·X, H2(tweak))` for every user, and users that differ in any field never get
+/// each other's answer.
+#[test]
+fn cached_tweaks_give_the_uncached_transform() {
+    let mut rng = rng(11);
+    let (blinded, _) = blind(b"password", &mut rng).unwrap();
+    let users: Vec<(String, String, Option<String>)> = (0..12)
+        .map(|i| {
+            let app = if i % 2 == 0 { "app-a" } else { "app-b" };
+            let brainkey_id = (i % 3 == 1).then(|| "backup".to_owned());
+            (app.to_owned(), format!("user-{}", i / 2), brainkey_id)
+        })
+        .chain([
+            ("app-ida".to_owned(), "lice".to_owned(), None),
+            ("app-id".to_owned(), "alice".to_owned(), None),
+        ])
+        .collect();
+    let uncached = |server: &BrainkeyServer, (app, id, bid): &(String, String, Option<String>)| {
+        let key = server.brainkey_key(app, id, bid.as_deref()).unwrap();
+        let tweak = brainkey_tweak(app, id, bid.as_deref()).unwrap();
+        key.transform(&blinded, &tweak).unwrap()
+    };
+    // Tiny generations: most lookups miss or hit the previous generation and entries are
+    // evicted all the time; the default sizes: everything stays.
+    for (prepared, points) in [(1, 2), (2, 5), (PREPARED_GENERATION, POINT_GENERATION)] {
+        let server = BrainkeyServer::with_cache_generations(&[5; 32], prepared, points).unwrap();
+        let expected: Vec<_> = users.iter().map(|u| uncached(&server, u)).collect();
+        for round in 0..3 {
+            for (i, user) in users.iter().enumerate() {
+                // repeat users and a scan in a different order
+                let j = if round == 1 { users.len() - 1 - i } else { i };
+                let (app, id, bid) = &users[j];
+                let got = server
+                    .transform_with_brainkey_id(&blinded, app, id, bid.as_deref())
+                    .unwrap();
+                assert_eq!(
+                    got, expected[j],
+                    "user {user:?}, generations {prepared}/{points}"
+                );
+            }
+            let (hot, all) = server.cached_tweaks();
+            assert!(hot <= 2 * prepared && all <= 2 * points);
+        }
+        let mut distinct = expected.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), users.len());
+    }
+}
+
+#[test]
+fn generations_are_bounded_and_keep_what_is_used() {
+    let mut cache = Generations::new(3);
+    let key = |i: u8| [i; 32];
+    cache.insert(key(0), 0u32);
+    for i in 1..50u8 {
+        cache.insert(key(i), u32::from(i));
+        // used once per insertion: never dropped
+        assert_eq!(cache.get(&key(0)), Some(0));
+        assert!(cache.len() <= 6);
+    }
+    assert_eq!(cache.get(&key(49)), Some(49));
+    assert_eq!(cache.get(&key(1)), None);
 }
 
 /// The permanent derivation. The expected `kw` values were computed independently with Python's
