@@ -2,8 +2,11 @@
 //! `docs/chat.md`): a sender sends a file of `MIB` MiB with `Chat::send_file` (encrypted on
 //! the device while it is uploaded) and a receiver fetches it with `Chat::download` (streamed,
 //! decrypted, verified, then renamed into place), against a plain copy of the same file on the
-//! same machine in the same run (read, write, fsync, as the download's commit does). Prints
-//! each direction's throughput, the ratios to the copy, and this process's peak memory.
+//! same machine in the same run (read, write, fsync, as the download's commit does). Also in
+//! the same run, the on-device part alone: the same file encrypted into a local file and
+//! decrypted back with the SDK's file API (`auth_encrypt_file` / `auth_decrypt_file`), which is
+//! what an attachment costs before any network or server. Prints each direction's throughput,
+//! the ratios to the copy and to the local crypto, and this process's peak memory.
 //!
 //! ```text
 //! cargo run --release -p sealkit --example attachment_bench -- API_URL APP_JSON [MIB] [ROUNDS]
@@ -124,11 +127,30 @@ async fn main() -> BoxResult<()> {
         .download(&channel, warm.seq, &dir.path().join("small.out"))
         .await?;
 
+    let receiver_card = sender.find_user(receiver.identity()).await?;
+    let sender_card = receiver.find_user(sender.identity()).await?;
+
     let (mut copies, mut uploads, mut downloads) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut local_encrypts, mut local_decrypts) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let copy = dir.path().join(format!("copy-{round}.bin"));
         copies.push(plain_copy(&source, &copy)?);
         std::fs::remove_file(&copy)?;
+
+        let sealed = dir.path().join(format!("local-{round}.enc"));
+        let opened = dir.path().join(format!("local-{round}.out"));
+        let start = Instant::now();
+        sender
+            .auth_encrypt_file(&source, &sealed, &[&receiver_card], |_| ())
+            .await?;
+        local_encrypts.push(start.elapsed());
+        let start = Instant::now();
+        receiver
+            .auth_decrypt_file(&sealed, &opened, &sender_card, None, |_| ())
+            .await?;
+        local_decrypts.push(start.elapsed());
+        std::fs::remove_file(&sealed)?;
+        std::fs::remove_file(&opened)?;
 
         let start = Instant::now();
         let (message, _) = send_chat.send_file(&channel, &source).await?;
@@ -149,17 +171,30 @@ async fn main() -> BoxResult<()> {
         median(&mut uploads),
         median(&mut downloads),
     );
+    let (local_up, local_down) = (median(&mut local_encrypts), median(&mut local_decrypts));
     println!("{mib} MiB, median of {rounds} rounds");
     println!("plain copy (read, write, fsync): {:8.1} MiB/s", rate(copy));
     println!(
-        "send_file (encrypt + upload):    {:8.1} MiB/s  = {:.2}x the copy",
-        rate(up),
-        rate(up) / rate(copy)
+        "local encrypt (file to file):    {:8.1} MiB/s  = {:.2}x the copy",
+        rate(local_up),
+        rate(local_up) / rate(copy)
     );
     println!(
-        "download (fetch + decrypt):      {:8.1} MiB/s  = {:.2}x the copy",
+        "local decrypt (file to file):    {:8.1} MiB/s  = {:.2}x the copy",
+        rate(local_down),
+        rate(local_down) / rate(copy)
+    );
+    println!(
+        "send_file (encrypt + upload):    {:8.1} MiB/s  = {:.2}x the copy, {:.2}x local encrypt",
+        rate(up),
+        rate(up) / rate(copy),
+        rate(up) / rate(local_up)
+    );
+    println!(
+        "download (fetch + decrypt):      {:8.1} MiB/s  = {:.2}x the copy, {:.2}x local decrypt",
         rate(down),
-        rate(down) / rate(copy)
+        rate(down) / rate(copy),
+        rate(down) / rate(local_down)
     );
     println!(
         "round trip (upload + download):  {:8.1} MiB/s  = {:.2}x the copy",

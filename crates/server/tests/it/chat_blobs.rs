@@ -339,6 +339,62 @@ async fn blobs_limits_postgres() {
     blobs_limits(pg_store().await).await;
 }
 
+/// An upload of several chunks that fails part way, while earlier chunks are already stored
+/// (the quota runs out on its third chunk, or the connection breaks after two), answers the
+/// failure and leaves nothing: no blob, no quota taken. Chunks are stored while the next ones
+/// arrive, so this checks that a refusal stops the upload and that what was stored goes.
+async fn blobs_failing_part_way(store: Arc<dyn Store>) {
+    let mut config = Config::default();
+    config.chat_blob_quota = (2 << 20) + (1 << 19);
+    let h = harness_on(config, store.clone()).await;
+    let app = h.app.app_id.to_string();
+    let alice = token(&h.app, "alice");
+    group(&h, &alice, "team", &[]).await;
+
+    let (status, body) = upload(&h, &alice, "team", pattern(3 << 20, 5), None).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::BLOB_QUOTA_EXCEEDED,
+    );
+    assert_eq!(store.chat_blob_usage(&app).await.unwrap(), 0);
+
+    let mut pieces: Vec<Result<Vec<u8>, std::io::Error>> = pattern(2 << 20, 6)
+        .chunks(64 << 10)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    pieces.push(Err(std::io::Error::other("connection reset")));
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("{CHANNELS}/team/blobs"))
+        .header("Authorization", format!("Virgil {alice}"))
+        .body(Body::from_stream(futures_util::stream::iter(pieces)))
+        .unwrap();
+    let response = h.router.clone().oneshot(request).await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    assert_eq!(store.chat_blob_usage(&app).await.unwrap(), 0);
+
+    // The quota is whole again: an upload that fits is taken.
+    let (status, body) = upload(&h, &alice, "team", pattern(2 << 20, 7), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let blob = body["id"].as_str().unwrap().to_owned();
+    let (status, _, bytes) = download(&h, &alice, "team", &blob).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, pattern(2 << 20, 7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_failing_part_way_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    blobs_failing_part_way(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_failing_part_way_postgres() {
+    blobs_failing_part_way(pg_store().await).await;
+}
+
 /// A blob no message names is deleted once the grace period is over; a named one stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unposted_blobs_are_collected() {

@@ -101,12 +101,46 @@ where
     }
 }
 
-/// Copies the body into the blob, [`BLOB_CHUNK`] bytes per store call.
+/// Copies the body into the blob, [`BLOB_CHUNK`] bytes per store call. Receiving and storing
+/// overlap: while the store writes one chunk, the next is read from the connection (at most
+/// [`CHUNKS_IN_FLIGHT`] chunks wait for the store), so neither the network nor the database
+/// idles while the other works.
 async fn fill<S, B, E>(
     store: &dyn Store,
     (app_id, blob_id): (&str, &str),
-    mut body: S,
+    body: S,
     limits: BlobLimits,
+) -> Result<(), ServiceError>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let (chunks, mut to_store) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let receive = gather_chunks(body, chunks);
+    let write = async {
+        while let Some(chunk) = to_store.recv().await {
+            store
+                .chat_blob_append(app_id, blob_id, &chunk, limits)
+                .await
+                .map_err(blob_store_error)?;
+        }
+        Ok::<(), ServiceError>(())
+    };
+    let (received, written) = tokio::join!(receive, write);
+    // A refusal of the store (limit, quota) says more than the stop of the receiving it caused.
+    written?;
+    received
+}
+
+/// Chunks waiting for the store during an upload, besides the one being written.
+const CHUNKS_IN_FLIGHT: usize = 1;
+
+/// Reads the body into chunks of [`BLOB_CHUNK`] bytes (the last one shorter) and hands them
+/// on; stops early, without error, when the receiver is gone (the store refused a chunk).
+async fn gather_chunks<S, B, E>(
+    mut body: S,
+    chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ServiceError>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
@@ -123,19 +157,16 @@ where
             chunk.extend_from_slice(now);
             rest = later;
             if chunk.len() >= BLOB_CHUNK {
-                store
-                    .chat_blob_append(app_id, blob_id, &chunk, limits)
-                    .await
-                    .map_err(blob_store_error)?;
-                chunk.clear();
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(BLOB_CHUNK));
+                if chunks.send(full).await.is_err() {
+                    return Ok(());
+                }
             }
         }
     }
     if !chunk.is_empty() {
-        store
-            .chat_blob_append(app_id, blob_id, &chunk, limits)
-            .await
-            .map_err(blob_store_error)?;
+        // A closed receiver means the store refused an earlier chunk: its error is the answer.
+        let _ = chunks.send(chunk).await;
     }
     Ok(())
 }
@@ -166,31 +197,36 @@ pub async fn readable_blob(
     Ok(record)
 }
 
-/// The blob's chunks in order, read one at a time as the consumer asks for them. A chunk that
-/// vanished (the blob was deleted during the download) ends the stream with an error, so the
-/// client sees a truncated transfer, never a silently shorter file.
+/// The blob's chunks in order. The next chunk is read from the store while the current one is
+/// on the wire, so at most two chunks of a download are in memory. A chunk that vanished (the
+/// blob was deleted during the download) ends the stream with an error, so the client sees a
+/// truncated transfer, never a silently shorter file.
 pub fn chunks(
     store: Arc<dyn Store>,
     app_id: String,
     record: BlobRecord,
 ) -> impl Stream<Item = Result<Vec<u8>, ServiceError>> + Send + 'static {
-    futures_util::stream::try_unfold(0i64, move |index| {
-        let store = store.clone();
-        let app_id = app_id.clone();
-        let (blob_id, count) = (record.id.clone(), record.chunks);
-        async move {
-            if index >= count {
-                return Ok(None);
+    let blob_id = record.id;
+    futures_util::stream::iter(0..record.chunks)
+        .map(move |index| {
+            let (store, app_id, blob_id) = (store.clone(), app_id.clone(), blob_id.clone());
+            async move {
+                match store.chat_blob_chunk(&app_id, &blob_id, index).await {
+                    Ok(Some(data)) => Ok(data),
+                    Ok(None) => Err(ServiceError::internal(format!(
+                        "chunk {index} of blob {blob_id} vanished during a download"
+                    ))),
+                    Err(e) => Err(ServiceError::internal(e)),
+                }
             }
-            match store.chat_blob_chunk(&app_id, &blob_id, index).await {
-                Ok(Some(data)) => Ok(Some((data, index + 1))),
-                Ok(None) => Err(ServiceError::internal(format!(
-                    "chunk {index} of blob {blob_id} vanished during a download"
-                ))),
-                Err(e) => Err(ServiceError::internal(e)),
-            }
-        }
-    })
+        })
+        .buffered(2)
+        // After an error the rest is not read: the transfer is cut there.
+        .scan(false, |failed, chunk| {
+            let stop = *failed;
+            *failed = chunk.is_err();
+            std::future::ready((!stop).then_some(chunk))
+        })
 }
 
 /// Deletes, in every application, the blobs no message named within `grace_ms` of their

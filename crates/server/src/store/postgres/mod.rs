@@ -40,11 +40,9 @@ use sqlx::{Connection, Executor, PgConnection};
 use super::{StoreError, StoreResult};
 
 mod apps;
-mod blobs;
 mod card_changes;
 mod cards;
 mod chat;
-mod hooks;
 mod keyknox;
 mod kt;
 mod listen;
@@ -61,6 +59,11 @@ use sql::backend;
 
 /// The driver the shared SQL core (`store/sql/`) is compiled against here.
 type Db = sqlx::Postgres;
+
+/// The store the shared core's rooms that need nothing backend-specific implement directly
+/// (`sql/blobs.rs`, `sql/hooks.rs`): each write one transaction from `PostgresStore::begin`,
+/// each read on `PostgresStore::reads`.
+type ThisStore = PostgresStore;
 
 /// A connection of [`Db`].
 type Conn = PgConnection;
@@ -181,6 +184,11 @@ impl PostgresStore {
 
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
         self.pool.begin().await.map_err(backend)
+    }
+
+    /// The pool for reads (the same pool as for transactions).
+    fn reads(&self) -> &sqlx::Pool<Db> {
+        &self.pool
     }
 }
 

@@ -5,11 +5,15 @@
 //! numbered from 0, deleted with their blob by the foreign key's cascade) and
 //! `chat_blob_usage` (bytes per application, against its quota).
 
+use async_trait::async_trait;
 use sqlx::Executor;
 
+use super::super::ThisStore;
 use super::{backend, locked, Conn, Db, BYTE_ORDER};
 use crate::store::rules;
-use crate::store::{BlobLimits, BlobRecord, Conflict, Forbidden, NewBlob, StoreError, StoreResult};
+use crate::store::{
+    BlobLimits, BlobRecord, ChatBlobStore, Conflict, Forbidden, NewBlob, StoreError, StoreResult,
+};
 
 /// The columns of a [`BlobRecord`].
 const BLOB_COLUMNS: &str =
@@ -325,4 +329,87 @@ pub(crate) async fn attach(
         }
     }
     Ok(())
+}
+
+/// Each write is one transaction: on SQLite a `BEGIN IMMEDIATE` on the writer; on PostgreSQL an
+/// append locks its blob's row (`FOR UPDATE`), so chunks of one blob are numbered in order
+/// across replicas, and takes quota with one conditional update of the application's usage row.
+#[async_trait]
+impl ChatBlobStore for ThisStore {
+    async fn chat_blob_create(&self, blob: NewBlob) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        create(&mut tx, &blob).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn chat_blob_append(
+        &self,
+        app_id: &str,
+        blob_id: &str,
+        data: &[u8],
+        limits: BlobLimits,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let size = append(&mut tx, app_id, blob_id, data, limits).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(size)
+    }
+
+    async fn chat_blob_finish(&self, app_id: &str, blob_id: &str) -> StoreResult<BlobRecord> {
+        let mut tx = self.begin().await?;
+        let record = finish(&mut tx, app_id, blob_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+
+    async fn chat_blob(&self, app_id: &str, blob_id: &str) -> StoreResult<Option<BlobRecord>> {
+        get(self.reads(), app_id, blob_id).await
+    }
+
+    async fn chat_blob_chunk(
+        &self,
+        app_id: &str,
+        blob_id: &str,
+        index: i64,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        chunk(self.reads(), app_id, blob_id, index).await
+    }
+
+    async fn chat_blob_delete(&self, app_id: &str, blob_id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let deleted = delete(&mut tx, app_id, blob_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    async fn chat_delete_message_blobs(
+        &self,
+        app_id: &str,
+        channel_id: &str,
+        seq: i64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let deleted = delete_of_message(&mut tx, app_id, channel_id, seq).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    async fn chat_blob_gc(&self, created_before_ms: i64) -> StoreResult<u64> {
+        // Batches, each its own transaction, so other writers get SQLite's lock in between and
+        // no PostgreSQL transaction holds many row locks for long.
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            let deleted = gc_batch(&mut tx, created_before_ms).await?;
+            tx.commit().await.map_err(backend)?;
+            total += deleted;
+            if deleted < GC_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn chat_blob_usage(&self, app_id: &str) -> StoreResult<u64> {
+        usage(self.reads(), app_id).await
+    }
 }

@@ -2,12 +2,14 @@
 //! due rows with the backend's `SKIP_LOCKED` inside the caller's transaction, so concurrent
 //! claimers on PostgreSQL pass over each other's rows, then lease them.
 
+use async_trait::async_trait;
 use sealkit_proto::hooks::{HookEvent, HookKind};
 use sqlx::error::ErrorKind;
 use sqlx::Executor;
 
+use super::super::ThisStore;
 use super::{backend, error_kind, Conn, Db, SKIP_LOCKED};
-use crate::store::{HookBacklog, HookDelivery, HookRecord, StoreError, StoreResult};
+use crate::store::{HookBacklog, HookDelivery, HookRecord, HookStore, StoreError, StoreResult};
 
 /// An event of `kind` without its kind's fields (the caller adds them) and without an id (the
 /// outbox row's id becomes it at delivery).
@@ -219,4 +221,63 @@ pub(crate) async fn retry(
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+/// Each write is one transaction: on SQLite a `BEGIN IMMEDIATE` on the writer, so claims of one
+/// file run one after another; on PostgreSQL claims read with `FOR UPDATE SKIP LOCKED`, so
+/// replicas claiming at once take different rows.
+#[async_trait]
+impl HookStore for ThisStore {
+    async fn hook_set(&self, hook: HookRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        set(&mut tx, &hook).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn hook_get(&self, app_id: &str) -> StoreResult<Option<HookRecord>> {
+        get(self.reads(), app_id).await
+    }
+
+    async fn hook_remove(&self, app_id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let removed = remove(&mut tx, app_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(removed)
+    }
+
+    async fn hook_backlog(&self, app_id: &str) -> StoreResult<HookBacklog> {
+        backlog(self.reads(), app_id).await
+    }
+
+    async fn hook_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<HookDelivery>> {
+        if !any_due(self.reads(), now_ms).await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let claimed = claim(&mut tx, now_ms, lease_ms, limit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
+
+    async fn hook_ack(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        ack(&mut tx, id).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn hook_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        retry(&mut tx, id, next_attempt_ms, error).await?;
+        tx.commit().await.map_err(backend)
+    }
 }

@@ -30,10 +30,9 @@ use tokio::sync::broadcast;
 use super::{ChatEvent, StoreError, StoreResult};
 
 mod apps;
-mod blobs;
 mod cards;
 mod chat;
-mod hooks;
+mod checkpoint;
 mod keyknox;
 mod kt;
 mod pfs;
@@ -48,6 +47,11 @@ use sql::backend;
 
 /// The driver the shared SQL core (`store/sql/`) is compiled against here.
 type Db = sqlx::Sqlite;
+
+/// The store the shared core's rooms that need nothing backend-specific implement directly
+/// (`sql/blobs.rs`, `sql/hooks.rs`): each write one transaction from `SqliteStore::begin`,
+/// each read on `SqliteStore::reads`.
+type ThisStore = SqliteStore;
 
 /// A connection of [`Db`].
 type Conn = sqlx::SqliteConnection;
@@ -66,6 +70,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// How long a statement waits for another connection's (or process's) write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The WAL file's size kept after a checkpoint reset it (64 MiB), as the pragma's text.
+const WAL_KEEP_BYTES: &str = "67108864";
+
 /// Connections of the read pool.
 const READERS: u32 = 4;
 
@@ -83,6 +90,8 @@ pub struct SqliteStore {
     /// Chat events of this process (SQLite has no cross-process notification), sent after the
     /// writing transaction commits.
     events: broadcast::Sender<ChatEvent>,
+    /// Keeps the WAL checkpoint task running while any handle of the store lives.
+    checkpoints: std::sync::Arc<checkpoint::Checkpoints>,
 }
 
 impl SqliteStore {
@@ -104,6 +113,10 @@ impl SqliteStore {
             .foreign_keys(true)
             // Deleted chat messages: freed bytes are zeroed, not left in free pages.
             .pragma("secure_delete", "ON")
+            // Checkpoints run on a task of their own (`checkpoint.rs`), not inside commits.
+            .pragma("wal_autocheckpoint", "0")
+            // A WAL that grew under a burst of writes is cut back to this once it is reset.
+            .pragma("journal_size_limit", WAL_KEEP_BYTES)
             .busy_timeout(BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
             .min_connections(1)
@@ -117,19 +130,27 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migrating the SQLite schema: {e}")))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .connect_with(options.clone())
+            .await
+            .map_err(backend)?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(options)
             .await
             .map_err(backend)?;
+        let checkpoints = checkpoint::Checkpoints::start(checkpointer);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Self {
             writer,
             reader,
             events,
+            checkpoints,
         })
     }
 
     /// Closes both pools, waiting for the connections to finish (checkpointing the WAL).
     pub async fn close(&self) {
+        self.checkpoints.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -139,6 +160,11 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
+    }
+
+    /// The pool for reads: the reader connections (the writer is for transactions only).
+    fn reads(&self) -> &sqlx::Pool<Db> {
+        &self.reader
     }
 
     /// Publishes a committed change. Nobody listening is not an error.
@@ -169,6 +195,42 @@ mod tests {
     }
 
     crate::store_conformance_tests!(temp_store());
+
+    /// Commits never checkpoint (that stalled the one writer); the checkpoint task copies the
+    /// WAL into the database file soon after, and a closed store leaves no WAL behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_off_the_write_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sealkit.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(auto, 0);
+        sqlx::query("CREATE TABLE filler (data BLOB)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        for _ in 0..8 {
+            sqlx::query("INSERT INTO filler VALUES (zeroblob(1048576))")
+                .execute(&store.writer)
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() < before + (8 << 20) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was not copied into the database file"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        store.close().await;
+        let wal = dir.path().join("sealkit.db-wal");
+        assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+    }
 
     /// Two stores on one file behave like two server processes sharing it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
