@@ -9,7 +9,7 @@
 //! the ratios to the copy and to the local crypto, and this process's peak memory.
 //!
 //! ```text
-//! cargo run --release -p sealkit --example attachment_bench -- API_URL APP_JSON [MIB] [ROUNDS]
+//! cargo run --release -p sealkit --example attachment_bench -- API_URL APP_JSON [MIB] [ROUNDS] [PAUSE_MS]
 //! ```
 //!
 //! Defaults: 64 MiB, 3 rounds (the median is reported). Start the server with a
@@ -100,10 +100,16 @@ fn peak_rss_mib() -> Option<f64> {
 async fn main() -> BoxResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(url), Some(credentials)) = (args.first(), args.get(1)) else {
-        return Err("usage: attachment_bench API_URL APP_JSON [MIB] [ROUNDS]".into());
+        return Err("usage: attachment_bench API_URL APP_JSON [MIB] [ROUNDS] [PAUSE_MS]".into());
     };
     let mib: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let rounds: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    // A pause between each upload and its download (milliseconds): with one, the download does
+    // not share the disk with the server's WAL checkpoint of the upload.
+    let pause = args
+        .get(4)
+        .map(|s| s.parse().map(Duration::from_millis))
+        .transpose()?;
     let backend =
         AppCredentials::from_json(&std::fs::read_to_string(credentials)?)?.generator(3600)?;
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
@@ -157,6 +163,9 @@ async fn main() -> BoxResult<()> {
         uploads.push(start.elapsed());
 
         let out = dir.path().join(format!("download-{round}.bin"));
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
         let start = Instant::now();
         receive_chat.download(&channel, message.seq, &out).await?;
         downloads.push(start.elapsed());
