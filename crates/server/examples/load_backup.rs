@@ -34,6 +34,8 @@
 //! The blobs are `--blob-bytes` (default 1024) random bytes in base64, about what an encrypted
 //! Ed25519 private key backup is.
 
+#[path = "shared/cpu.rs"]
+mod cpu;
 #[path = "shared/seed.rs"]
 #[allow(dead_code)]
 mod seed;
@@ -49,6 +51,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
+use cpu::{cpu_watch, loadavg, CpuSplit};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
@@ -513,136 +516,6 @@ fn random_b64(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU accounting (as in load.rs)
-
-/// Samples CPU use over `[warm_end, end]` from a thread of its own.
-fn cpu_watch(warm_end: Instant, end: Instant) -> std::thread::JoinHandle<CpuSplit> {
-    std::thread::spawn(move || {
-        std::thread::sleep(warm_end.saturating_duration_since(Instant::now()));
-        let before = cpu_ticks();
-        let t0 = Instant::now();
-        std::thread::sleep(end.saturating_duration_since(Instant::now()));
-        cpu_split(before, cpu_ticks(), t0.elapsed().as_secs_f64())
-    })
-}
-
-/// CPU time (clock ticks) by kind of thread: this process's server threads (tokio workers and
-/// the blocking pool), sqlx's SQLite worker threads, the load generator, PostgreSQL's
-/// processes, and the whole machine.
-#[derive(Clone, Copy, Default)]
-struct CpuTicks {
-    server: u64,
-    sqlite: u64,
-    client: u64,
-    postgres: u64,
-    machine_busy: u64,
-    this_process: u64,
-}
-
-/// utime + stime of a `/proc/.../stat` line, with its `comm`.
-fn stat_ticks(text: &str) -> Option<(String, u64)> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text[open + 1..close].to_owned();
-    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
-}
-
-fn cpu_ticks() -> CpuTicks {
-    let mut t = CpuTicks::default();
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for task in tasks.flatten() {
-            let Ok(text) = std::fs::read_to_string(task.path().join("stat")) else {
-                continue;
-            };
-            let Some((comm, ticks)) = stat_ticks(&text) else {
-                continue;
-            };
-            if comm.starts_with("server") {
-                t.server += ticks;
-            } else if comm.starts_with("sqlx-sqlite") {
-                t.sqlite += ticks;
-            } else if comm.starts_with("client") {
-                t.client += ticks;
-            }
-        }
-    }
-    if let Some((_, ticks)) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| stat_ticks(&s))
-    {
-        t.this_process = ticks;
-    }
-    if let Ok(procs) = std::fs::read_dir("/proc") {
-        for p in procs.flatten() {
-            if !p
-                .file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-            {
-                continue;
-            }
-            if let Some((comm, ticks)) = std::fs::read_to_string(p.path().join("stat"))
-                .ok()
-                .and_then(|s| stat_ticks(&s))
-            {
-                if comm == "postgres" {
-                    t.postgres += ticks;
-                }
-            }
-        }
-    }
-    if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
-        if let Some(line) = stat.lines().next() {
-            let v: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            // user nice system idle iowait irq softirq steal
-            let total: u64 = v.iter().take(8).sum();
-            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-            t.machine_busy = total - idle;
-        }
-    }
-    t
-}
-
-/// Cores used during a phase by each kind of thread.
-#[derive(Clone, Copy, Default)]
-struct CpuSplit {
-    server: f64,
-    /// sqlx's SQLite worker threads, or PostgreSQL's processes.
-    db: f64,
-    client: f64,
-    /// Everything else on the machine (other processes).
-    others: f64,
-}
-
-fn cpu_split(before: CpuTicks, after: CpuTicks, secs: f64) -> CpuSplit {
-    let hz = 100.0; // USER_HZ
-    let cores = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / hz / secs;
-    let mine = cores(before.this_process, after.this_process);
-    let pg = cores(before.postgres, after.postgres);
-    let busy = cores(before.machine_busy, after.machine_busy);
-    CpuSplit {
-        server: cores(before.server, after.server),
-        db: cores(before.sqlite, after.sqlite) + pg,
-        client: cores(before.client, after.client),
-        others: (busy - mine - pg).max(0.0),
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
