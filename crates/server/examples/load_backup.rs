@@ -36,11 +36,13 @@
 
 #[path = "shared/cpu.rs"]
 mod cpu;
+#[path = "shared/measure.rs"]
+#[allow(dead_code)]
+mod measure;
 #[path = "shared/seed.rs"]
 #[allow(dead_code)]
 mod seed;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -51,11 +53,11 @@ use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
-use cpu::{cpu_watch, loadavg, CpuSplit};
+use cpu::{cpu_watch, loadavg};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use measure::{connect, run_inproc, Phase};
 use rand_core::{OsRng, RngCore};
 use sealkit_proto::brainkey::HARDEN_PATH;
 use sealkit_proto::jwt::JwtGenerator;
@@ -202,80 +204,6 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
-/// One measured phase.
-struct Phase {
-    name: String,
-    via: &'static str,
-    concurrency: usize,
-    requests: usize,
-    errors: usize,
-    secs: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    cpu: CpuSplit,
-    note: String,
-}
-
-impl Phase {
-    fn from_samples(
-        name: &str,
-        via: &'static str,
-        concurrency: usize,
-        mut samples: Vec<u64>,
-        errors: usize,
-        secs: f64,
-    ) -> Self {
-        samples.sort_unstable();
-        let pick = |q: f64| -> f64 {
-            if samples.is_empty() {
-                return f64::NAN;
-            }
-            let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
-            samples[rank - 1] as f64 / 1e6
-        };
-        Phase {
-            name: name.to_owned(),
-            via,
-            concurrency,
-            requests: samples.len(),
-            errors,
-            secs,
-            p50_ms: pick(0.50),
-            p99_ms: pick(0.99),
-            max_ms: pick(1.0),
-            cpu: CpuSplit::default(),
-            note: String::new(),
-        }
-    }
-
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.secs
-    }
-
-    fn row(&self, trivial: Option<f64>) -> String {
-        let per_req = |cores: f64| cores * 1e6 / self.rate();
-        let ratio = trivial.map_or(String::new(), |t| format!("{:.3}x", self.rate() / t));
-        format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {ratio} | {:.2} | {:.2} | {:.1} | {:.0} / {:.0} / {:.0} | {:.2} | {} |",
-            self.name,
-            self.via,
-            self.concurrency,
-            self.requests,
-            self.errors,
-            self.rate(),
-            self.p50_ms,
-            self.p99_ms,
-            self.max_ms,
-            per_req(self.cpu.server),
-            per_req(self.cpu.db),
-            per_req(self.cpu.client),
-            self.cpu.others,
-            self.note
-        )
-    }
-}
-
 const TABLE_HEADER: &str =
     "| phase | via | conc. | requests | errors | req/s | / trivial | p50 ms | p99 ms | max ms \
      | CPU us/req: server / db / client | other load (cores) | note |\n\
@@ -300,18 +228,6 @@ struct ConnResult {
     errors: usize,
     last: Instant,
     exhausted: bool,
-}
-
-async fn connect(addr: SocketAddr) -> Res<http1::SendRequest<Full<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            eprintln!("client connection: {e}");
-        }
-    });
-    Ok(sender)
 }
 
 /// Sends one request and reads the whole answer: status, the Keyknox hash header, the body.
@@ -424,72 +340,18 @@ async fn run_http(
         exhausted |= r.exhausted;
     }
     let secs = (last - warm_end).as_secs_f64();
-    let mut phase = Phase::from_samples(name, "HTTP", connections, samples, errors, secs);
+    let mut phase = Phase::from_samples(
+        name,
+        "HTTP",
+        connections,
+        samples,
+        errors,
+        secs,
+        String::new(),
+    );
     if exhausted {
         phase.note = format!("pool used up after {secs:.1} s");
     }
-    phase.cpu = watch.join().unwrap_or_default();
-    Ok(phase)
-}
-
-/// `concurrency` tasks calling `op(task, seq)` in a loop (no HTTP); `op` returns success.
-async fn run_inproc<F, Fut>(
-    name: &str,
-    via: &'static str,
-    concurrency: usize,
-    op: F,
-    warmup: Duration,
-    seconds: Duration,
-) -> Res<Phase>
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let start = Instant::now();
-    let warm_end = start + warmup;
-    let end = warm_end + seconds;
-    let watch = cpu_watch(warm_end, end);
-    let handles: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(16_384);
-                let mut errors = 0usize;
-                let mut last = warm_end;
-                let mut seq = 0u64;
-                while Instant::now() < end {
-                    let t0 = Instant::now();
-                    let ok = op(task, seq).await;
-                    let t1 = Instant::now();
-                    seq += 1;
-                    if t0 >= warm_end {
-                        samples.push((t1 - t0).as_nanos() as u64);
-                        last = t1;
-                        errors += usize::from(!ok);
-                    }
-                }
-                (samples, errors, last)
-            })
-        })
-        .collect();
-    let mut samples = Vec::new();
-    let mut errors = 0;
-    let mut last = warm_end;
-    for h in handles {
-        let (s, e, l) = h.await.map_err(|e| fail(e.to_string()))?;
-        samples.extend(s);
-        errors += e;
-        last = last.max(l);
-    }
-    let mut phase = Phase::from_samples(
-        name,
-        via,
-        concurrency,
-        samples,
-        errors,
-        (last - warm_end).as_secs_f64(),
-    );
     phase.cpu = watch.join().unwrap_or_default();
     Ok(phase)
 }
@@ -604,7 +466,7 @@ fn main() -> Res<()> {
     let v2_pull = json(serde_json::json!({ "root": "e3kit", "path": "backup", "key": "main" }))?;
 
     let mut phases: Vec<Phase> = Vec::new();
-    let report = |p: &Phase| eprintln!("{}   [load average {}]", p.row(None), loadavg());
+    let report = |p: &Phase| eprintln!("{}   [load average {}]", p.row_vs(None), loadavg());
     // Every phase with one token per connection and a fixed body per connection.
     let fixed = |method: Method,
                  path: &'static str,
@@ -792,7 +654,7 @@ fn main() -> Res<()> {
     );
     println!("{TABLE_HEADER}");
     for p in &phases {
-        println!("{}", p.row(trivial));
+        println!("{}", p.row_vs(trivial));
     }
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
