@@ -4,7 +4,9 @@
 use crate::error::{Error, Result};
 use sealkit_crypto::PublicKey;
 use sealkit_proto::{CardId, RawSignedModel};
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A user's card: identity, public key and, after key rotations, the cards it replaced.
@@ -431,10 +433,62 @@ pub(crate) fn from_search(
 }
 
 /// Rebuilds a chain stored newest first (see [`Card::raw_chain`]).
+/// Cards read from the local store that were parsed and checked before, by a digest of their
+/// exact signed bytes. A card never changes, so the same bytes always give the same card and the
+/// same verdict; without this, every received chat message parsed its sender's cards and
+/// checked their self-signatures again. Only cards that passed are kept; bounded, and emptied
+/// when full.
+static CHECKED_CARDS: Mutex<Option<HashMap<[u8; 32], Card>>> = Mutex::new(None);
+
+/// Most cards [`CHECKED_CARDS`] holds.
+const CHECKED_CARDS_MAX: usize = 4096;
+
+/// SHA-256 over every byte of `raw` that its checks read, each field length-prefixed so no
+/// two different models share an input.
+fn signed_bytes_digest(raw: &RawSignedModel) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(raw.content_snapshot.as_bytes());
+    for signature in &raw.signatures {
+        field(signature.signer.as_bytes());
+        field(signature.signature.as_bytes());
+        match &signature.snapshot {
+            Some(snapshot) => {
+                field(b"some");
+                field(snapshot.as_bytes());
+            }
+            None => field(b"none"),
+        }
+    }
+    hash.finalize().into()
+}
+
+/// [`Card::from_raw`], answered from [`CHECKED_CARDS`] when these exact bytes passed before.
+fn from_raw_checked(raw: RawSignedModel) -> std::result::Result<Card, sealkit_proto::CardError> {
+    let digest = signed_bytes_digest(&raw);
+    {
+        let cache = CHECKED_CARDS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(card) = cache.as_ref().and_then(|cards| cards.get(&digest)) {
+            return Ok(card.clone());
+        }
+    }
+    let card = Card::from_raw(raw)?;
+    let mut cache = CHECKED_CARDS.lock().unwrap_or_else(PoisonError::into_inner);
+    let cards = cache.get_or_insert_with(HashMap::new);
+    if cards.len() >= CHECKED_CARDS_MAX {
+        cards.clear();
+    }
+    cards.insert(digest, card.clone());
+    Ok(card)
+}
+
 pub(crate) fn from_chain(identity: &str, raw: Vec<RawSignedModel>) -> Result<Card> {
     let mut cards = Vec::with_capacity(raw.len());
     for model in raw {
-        let card = Card::from_raw(model).map_err(|source| Error::InvalidCard {
+        let card = from_raw_checked(model).map_err(|source| Error::InvalidCard {
             identity: identity.to_owned(),
             source,
         })?;
@@ -516,6 +570,51 @@ mod tests {
             from_chain("bob", alice.raw_chain()),
             Err(Error::Storage(_))
         ));
+    }
+
+    /// Cards read back from the local store are checked once per exact bytes: the same bytes
+    /// again give the same card, and any change of them (content or signature) is checked anew
+    /// and refused, even after the genuine card was remembered.
+    #[test]
+    fn checked_cards_are_remembered_by_their_exact_bytes() {
+        let key = PrivateKey::ed25519_from_seed(&[21; 32]);
+        let content = CardContent {
+            identity: "remembered".to_owned(),
+            previous_card_id: None,
+            created_at: 500,
+            version: "5.0".to_owned(),
+            public_key: key.public_key().to_base64(),
+        };
+        let raw = RawSignedModel::from_content(&content, &key).unwrap();
+        let first = from_chain("remembered", vec![raw.clone()]).unwrap();
+        let digest = signed_bytes_digest(&raw);
+        assert!(CHECKED_CARDS
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|cards| cards.contains_key(&digest)));
+        assert_eq!(from_chain("remembered", vec![raw.clone()]).unwrap(), first);
+
+        let mut forged_signature = raw.clone();
+        let signature = &mut forged_signature.signatures[0].signature;
+        let last = signature.pop().unwrap();
+        signature.push(if last == 'A' { 'B' } else { 'A' });
+        assert_ne!(signed_bytes_digest(&forged_signature), digest);
+        assert!(from_chain("remembered", vec![forged_signature]).is_err());
+
+        let other = CardContent {
+            created_at: 501,
+            ..content
+        };
+        let mut forged_content = raw.clone();
+        forged_content.content_snapshot = RawSignedModel::from_content(&other, &key)
+            .unwrap()
+            .content_snapshot;
+        assert!(from_chain("remembered", vec![forged_content]).is_err());
+        // Moving bytes between fields changes the digest too.
+        let mut shifted = raw;
+        shifted.signatures[0].snapshot = Some(String::new());
+        assert_ne!(signed_bytes_digest(&shifted), digest);
     }
 
     #[test]
