@@ -485,18 +485,15 @@ fn main() -> Res<()> {
         })
     };
 
+    // One HTTP phase at `at`, reported as soon as it is measured.
+    let measure = |name: &str, at: SocketAddr, make: ReqFn| -> Res<Phase> {
+        let p = client_rt.block_on(run_http(name, at, conns, make, warmup, seconds))?;
+        report(&p);
+        Ok(p)
+    };
     if want("trivial") {
         let make: ReqFn = fixed(Method::GET, "/trivial", None, false);
-        let p = client_rt.block_on(run_http(
-            "trivial GET (bare axum)",
-            trivial_addr,
-            conns,
-            make,
-            warmup,
-            seconds,
-        ))?;
-        report(&p);
-        phases.push(p);
+        phases.push(measure("trivial GET (bare axum)", trivial_addr, make)?);
     }
     if want("brainkey") {
         let make = fixed(
@@ -505,16 +502,7 @@ fn main() -> Res<()> {
             Some(brainkey_bodies.clone()),
             false,
         );
-        let p = client_rt.block_on(run_http(
-            "brainkey v1, repeat user",
-            addr,
-            conns,
-            make,
-            warmup,
-            seconds,
-        ))?;
-        report(&p);
-        phases.push(p);
+        phases.push(measure("brainkey v1, repeat user", addr, make)?);
     }
     if want("brainkey-new") {
         // A generous pool: the rate is bounded by the pairing (~1000/s on two cores).
@@ -535,16 +523,7 @@ fn main() -> Res<()> {
                 chain_hash: false,
             })
         });
-        let p = client_rt.block_on(run_http(
-            "brainkey v1, new user + token",
-            addr,
-            conns,
-            make,
-            warmup,
-            seconds,
-        ))?;
-        report(&p);
-        phases.push(p);
+        phases.push(measure("brainkey v1, new user + token", addr, make)?);
     }
     if want("harden-v3") {
         let make = fixed(
@@ -553,16 +532,7 @@ fn main() -> Res<()> {
             Some(harden_bodies.clone()),
             false,
         );
-        let p = client_rt.block_on(run_http(
-            "brainkey v3 harden, repeat user",
-            addr,
-            conns,
-            make,
-            warmup,
-            seconds,
-        ))?;
-        report(&p);
-        phases.push(p);
+        phases.push(measure("brainkey v3 harden, repeat user", addr, make)?);
     }
     let v1_bodies = Arc::new(vec![v1_push]);
     let v2_pull_bodies = Arc::new(vec![v2_pull]);
@@ -605,9 +575,7 @@ fn main() -> Res<()> {
             continue;
         }
         let make = fixed(method, path, bodies, chain);
-        let p = client_rt.block_on(run_http(name, addr, conns, make, warmup, seconds))?;
-        report(&p);
-        phases.push(p);
+        phases.push(measure(name, addr, make)?);
     }
     if want("ratelimit") {
         let store = env.store.clone();
