@@ -1516,6 +1516,22 @@ mod tests {
         assert!(matches!(outcome, Err(Error::Network(_))), "{outcome:?}");
     }
 
+    /// A caller cancelled while the search index opens (the terminal chat drops a message
+    /// being opened when a command is typed) leaves the index open for the next caller; before,
+    /// the next caller could find it still locked by the opening nobody waited for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_caller_leaves_the_index_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        for attempt in 0..40u64 {
+            let identity: &'static str = Box::leak(format!("user{attempt}").into_boxed_str());
+            let (user, _) = offline_user(dir.path(), identity, 1).await;
+            let chat = user.chat();
+            let cut = Duration::from_micros(attempt * 100);
+            let _ = tokio::time::timeout(cut, chat.indexed_count()).await;
+            assert_eq!(chat.indexed_count().await.unwrap(), 0, "cut after {cut:?}");
+        }
+    }
+
     /// What `open` hands out verified is searchable at once, once; edits and deletions reach
     /// the index; another key replaces the index; `cleanup` deletes it.
     #[tokio::test]

@@ -163,7 +163,7 @@ impl MessageIndex {
 /// The open index of one [`EThree`], opened at its first use.
 pub(crate) struct SearchSlot {
     root: PathBuf,
-    index: tokio::sync::Mutex<Option<Arc<SearchIndex>>>,
+    index: Arc<tokio::sync::Mutex<Option<Arc<SearchIndex>>>>,
 }
 
 impl SearchSlot {
@@ -175,36 +175,40 @@ impl SearchSlot {
             root: storage_dir
                 .join("search")
                 .join(hex::encode(digest.get(..16).unwrap_or_default())),
-            index: tokio::sync::Mutex::new(None),
+            index: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
     /// The open index; opens (or creates) it under `ethree`'s private key.
     async fn get(&self, ethree: &EThree) -> Result<Arc<SearchIndex>> {
-        let mut slot = self.index.lock().await;
+        let mut slot = self.index.clone().lock_owned().await;
         if let Some(index) = slot.as_ref() {
             return Ok(index.clone());
         }
         let private_key = ethree.private_key().await?;
         let identity = ethree.identity().to_owned();
         let root = self.root.clone();
-        let index = blocking(move || {
+        // The slot goes with the opening, which puts the index in it even when this caller
+        // is cancelled meanwhile (a terminal chat drops a message being opened when a command
+        // is typed): dropped unused instead, the index would still hold its lock while the
+        // next caller tried to open it, and find it busy.
+        blocking(move || {
             let key = || IndexKey::derive(&private_key.to_der(), &identity);
-            match SearchIndex::open(&root, key()) {
-                Ok(index) => Ok(index),
+            let index = match SearchIndex::open(&root, key()) {
+                Ok(index) => index,
                 // Sealed under a key this user no longer has, or damaged: what it held can be
                 // read again (from the server, while the key allows), so start over.
                 Err(OpenFailure::WrongKey | OpenFailure::Damaged(_)) => {
                     remove_dir(&root)?;
-                    SearchIndex::open(&root, key()).map_err(open_error)
+                    SearchIndex::open(&root, key()).map_err(open_error)?
                 }
-                Err(e) => Err(open_error(e)),
-            }
+                Err(e) => return Err(open_error(e)),
+            };
+            let index = Arc::new(index);
+            *slot = Some(index.clone());
+            Ok(index)
         })
-        .await?;
-        let index = Arc::new(index);
-        *slot = Some(index.clone());
-        Ok(index)
+        .await
     }
 
     /// Closes and deletes the index (with the private key: [`EThree::cleanup`]).
