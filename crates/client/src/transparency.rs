@@ -236,6 +236,17 @@ pub const MAX_KT_PROOF_REUSE: Duration = Duration::from_secs(60);
 /// Identities whose last successful check is remembered.
 const VERIFIED_CAPACITY: usize = 1024;
 
+/// Most gossiped heads remembered as checked (each set is emptied when full: forgetting only
+/// costs a check again). With an epoch a second, this is over an hour of heads.
+const GOSSIP_REMEMBERED: usize = 4096;
+
+/// How long [`Transparency::gossip_head`] reuses the head it read from the store.
+const GOSSIP_HEAD_REREAD: Duration = Duration::from_secs(1);
+
+fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Lookup answers asked for before the cards they are for arrived, by identity.
 pub(crate) type Prefetched = std::collections::HashMap<String, Result<wire::LookupResponse>>;
 
@@ -267,6 +278,15 @@ pub(crate) struct Transparency {
     heads: tokio::sync::Mutex<()>,
     /// Gossiped heads (epoch, root) already found to be in this client's history.
     gossip_seen: std::sync::Mutex<std::collections::HashSet<(u64, [u8; 32])>>,
+    /// The exact gossiped heads (every field as received) that passed
+    /// [`Transparency::check_gossip`]: the same bytes again would verify and compare the same
+    /// way, so they are not checked again. Every chat message carries its sender's head, and
+    /// in a busy channel that is one and the same head for a second or more.
+    gossip_passed: std::sync::Mutex<std::collections::HashSet<wire::SignedHead>>,
+    /// The head [`Transparency::gossip_head`] read from the store, and when: a chat sender
+    /// gossips with every post, and a head at most [`GOSSIP_HEAD_REREAD`] older than the
+    /// stored one is as good (a receiver compares it with its own history either way).
+    gossip_head: std::sync::Mutex<Option<(Instant, Option<wire::SignedHead>)>>,
     /// How long a successful card check is reused.
     proof_reuse: Duration,
     /// The last successful check per identity, for [`Transparency::proof_reuse`].
@@ -307,6 +327,8 @@ impl Transparency {
             directory: tokio::sync::Mutex::new(None),
             heads: tokio::sync::Mutex::new(()),
             gossip_seen: std::sync::Mutex::new(std::collections::HashSet::new()),
+            gossip_passed: std::sync::Mutex::new(std::collections::HashSet::new()),
+            gossip_head: std::sync::Mutex::new(None),
             proof_reuse: proof_reuse.min(MAX_KT_PROOF_REUSE),
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
@@ -393,11 +415,18 @@ impl Transparency {
         if self.mode == KtMode::Off {
             return None;
         }
-        local
+        if let Some((read_at, head)) = lock_std(&self.gossip_head).as_ref() {
+            if read_at.elapsed() < GOSSIP_HEAD_REREAD {
+                return head.clone();
+            }
+        }
+        let head = local
             .kt_head(&self.server, &self.app_id)
             .await
             .ok()
-            .flatten()
+            .flatten();
+        *lock_std(&self.gossip_head) = Some((Instant::now(), head.clone()));
+        head
     }
 
     /// Compares a head gossiped by `peer` (in a chat message) with this client's view: the
@@ -407,6 +436,26 @@ impl Transparency {
     /// under the pinned key (not the deployment's, or altered on the way) proves nothing and
     /// is ignored, as is everything on a server without key transparency.
     pub(crate) async fn check_gossip(
+        &self,
+        api: &ApiClient,
+        local: &LocalStore,
+        peer: &str,
+        gossiped: &wire::SignedHead,
+    ) -> Result<()> {
+        if lock_std(&self.gossip_passed).contains(gossiped) {
+            return Ok(());
+        }
+        self.compare_gossip(api, local, peer, gossiped).await?;
+        let mut passed = lock_std(&self.gossip_passed);
+        if passed.len() >= GOSSIP_REMEMBERED {
+            passed.clear();
+        }
+        passed.insert(gossiped.clone());
+        Ok(())
+    }
+
+    /// [`Transparency::check_gossip`] without its memory of heads that passed.
+    async fn compare_gossip(
         &self,
         api: &ApiClient,
         local: &LocalStore,
@@ -460,7 +509,7 @@ impl Transparency {
                 Ok(()) => {}
                 // The stored head moved past the gossiped one meanwhile: compare backwards.
                 Err(Error::KeyTransparency(KtFailure::Rollback { .. })) => {
-                    return Box::pin(self.check_gossip(api, local, peer, gossiped)).await;
+                    return Box::pin(self.compare_gossip(api, local, peer, gossiped)).await;
                 }
                 Err(e) => return Err(as_split(e)),
             }
@@ -476,9 +525,11 @@ impl Transparency {
     }
 
     fn seen_gossip(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(u64, [u8; 32])>> {
-        self.gossip_seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let mut seen = lock_std(&self.gossip_seen);
+        if seen.len() >= GOSSIP_REMEMBERED {
+            seen.clear();
+        }
+        seen
     }
 
     pub(crate) fn app_id(&self) -> &str {
@@ -664,7 +715,7 @@ impl Transparency {
     ) -> Result<()> {
         let _serial = self.heads.lock().await;
         let Some(stored) = local.kt_head(&self.server, &self.app_id).await? else {
-            return local.put_kt_head(&self.server, &head.to_wire()).await;
+            return self.store_head(local, head).await;
         };
         let trusted = SignedHead::verified_from_wire(&stored, key, &self.app_id).map_err(|e| {
             Error::Storage(format!(
@@ -676,8 +727,16 @@ impl Transparency {
         })
         .await?;
         if newest.epoch > trusted.epoch {
-            local.put_kt_head(&self.server, &newest.to_wire()).await?;
+            self.store_head(local, &newest).await?;
         }
+        Ok(())
+    }
+
+    /// Stores `head` as the newest accepted one, and gossips it from now on.
+    async fn store_head(&self, local: &LocalStore, head: &SignedHead) -> Result<()> {
+        let wire = head.to_wire();
+        local.put_kt_head(&self.server, &wire).await?;
+        *lock_std(&self.gossip_head) = Some((Instant::now(), Some(wire)));
         Ok(())
     }
 }

@@ -99,7 +99,7 @@ pub struct KeyResponse {
 
 /// The signed head of one epoch of one application's directory. The exact signed bytes are
 /// defined by `sealkit_kt::SignedHead::signed_message` (docs/key-transparency.md).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SignedHead {
     /// The application whose directory this is.
     pub app_id: String,
