@@ -2,7 +2,7 @@
 //! without the server. Cards are verified again when read, so a damaged row is an error and
 //! never a wrong key.
 
-use super::LocalStore;
+use super::{memo, LocalStore};
 use crate::card::{self, Card};
 use crate::error::{Error, Result};
 use sealkit_proto::RawSignedModel;
@@ -12,6 +12,31 @@ use std::collections::BTreeMap;
 impl LocalStore {
     /// The cached cards of `identities`; the ones not cached are absent from the map.
     pub(crate) async fn cards(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
+        let memo::Split {
+            known,
+            unread,
+            generation,
+        } = self.card_memo.split(identities);
+        let mut out: BTreeMap<String, Card> = known
+            .into_iter()
+            .filter_map(|(identity, card)| Some((identity.to_owned(), card?)))
+            .collect();
+        if unread.is_empty() {
+            return Ok(out);
+        }
+        let read = self.read_cards(&unread).await?;
+        self.card_memo.keep(
+            generation,
+            unread
+                .iter()
+                .map(|identity| (identity.to_string(), read.get(*identity).cloned())),
+        );
+        out.extend(read);
+        Ok(out)
+    }
+
+    /// [`LocalStore::cards`] from the file.
+    async fn read_cards(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
         let list = serde_json::to_string(identities)
             .map_err(|e| Error::storage("cannot encode identities", e))?;
         let rows = sqlx::query(
@@ -58,6 +83,7 @@ impl LocalStore {
     /// Stores every card as [`LocalStore::put_card`] does, in one transaction: a find of 50
     /// users is one commit (one fsync), not 50. Returns the previously cached card ids, in order.
     pub(crate) async fn put_cards(&self, cards: &[&Card], now: i64) -> Result<Vec<Option<String>>> {
+        let _written = self.card_memo.writing();
         let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
         // Take the write lock first (waiting for it, with the busy timeout): a transaction that
         // reads first and then writes fails at once with SQLITE_BUSY, without waiting, when
@@ -102,6 +128,7 @@ impl LocalStore {
 
     /// Forgets `identity`'s card; `true` when one was cached.
     pub(crate) async fn remove_card(&self, identity: &str) -> Result<bool> {
+        let _written = self.card_memo.writing();
         let done = sqlx::query("DELETE FROM cards WHERE owner = ?1 AND identity = ?2")
             .bind(&self.owner)
             .bind(identity)

@@ -35,6 +35,7 @@
 
 mod cards;
 mod groups;
+mod memo;
 mod pins;
 mod ratchet;
 mod transparency;
@@ -42,11 +43,14 @@ mod transparency;
 pub(crate) use groups::{SealedTicket, StoredGroup};
 pub(crate) use ratchet::{KeyChanges, NewRatchetKey, RatchetKeyKind, RotationState};
 
+use crate::card::Card;
 use crate::error::{Error, Result};
+use sealkit_crypto::PublicKey;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The file name of the store in the storage directory (the name predates the group tables).
@@ -73,6 +77,10 @@ pub(crate) struct LocalStore {
     pool: SqlitePool,
     owner: String,
     path: PathBuf,
+    /// Cards read recently (see [`memo`]).
+    card_memo: Arc<memo::ReadMemo<Card>>,
+    /// Pins read recently, and the identities without one.
+    pin_memo: Arc<memo::ReadMemo<Vec<PublicKey>>>,
 }
 
 impl LocalStore {
@@ -89,6 +97,9 @@ impl LocalStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
+            // A local file has no connection to lose: sqlx's ping before every query was a
+            // round trip to the connection's thread for nothing.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| unopenable(path, e))?;
@@ -96,6 +107,8 @@ impl LocalStore {
             pool,
             owner: owner.to_owned(),
             path: path.to_owned(),
+            card_memo: Arc::new(memo::ReadMemo::new()),
+            pin_memo: Arc::new(memo::ReadMemo::new()),
         };
         store.migrate().await?;
         Ok(store)
@@ -220,6 +233,7 @@ impl LocalStore {
     /// (e3kit deletes local groups with the private key), and the ratchet keys and sessions
     /// (sealed for that key). Pins stay.
     pub(crate) async fn clear(&self) -> Result<()> {
+        let _written = self.card_memo.writing();
         let mut tx = self.pool.begin().await.map_err(|e| self.failed(e))?;
         for table in TABLES {
             sqlx::query(&format!("DELETE FROM {table} WHERE owner = ?1"))

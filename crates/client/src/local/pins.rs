@@ -2,7 +2,7 @@
 //! safety numbers (or accepted after a change). Unlike the cards, a pin cannot be fetched
 //! again, so it survives [`LocalStore::clear`].
 
-use super::LocalStore;
+use super::{memo, LocalStore};
 use crate::error::{Error, Result};
 use sealkit_crypto::PublicKey;
 use sqlx::Row;
@@ -14,6 +14,31 @@ impl LocalStore {
         &self,
         identities: &[&str],
     ) -> Result<BTreeMap<String, Vec<PublicKey>>> {
+        let memo::Split {
+            known,
+            unread,
+            generation,
+        } = self.pin_memo.split(identities);
+        let mut out: BTreeMap<String, Vec<PublicKey>> = known
+            .into_iter()
+            .filter_map(|(identity, keys)| Some((identity.to_owned(), keys?)))
+            .collect();
+        if unread.is_empty() {
+            return Ok(out);
+        }
+        let read = self.read_pins(&unread).await?;
+        self.pin_memo.keep(
+            generation,
+            unread
+                .iter()
+                .map(|identity| (identity.to_string(), read.get(*identity).cloned())),
+        );
+        out.extend(read);
+        Ok(out)
+    }
+
+    /// [`LocalStore::pins`] from the file.
+    async fn read_pins(&self, identities: &[&str]) -> Result<BTreeMap<String, Vec<PublicKey>>> {
         let list = serde_json::to_string(identities)
             .map_err(|e| Error::storage("cannot encode identities", e))?;
         let rows = sqlx::query(
@@ -43,6 +68,7 @@ impl LocalStore {
 
     /// Pins `keys` as `identity`'s, replacing an earlier pin.
     pub(crate) async fn put_pin(&self, identity: &str, keys: &[PublicKey], now: i64) -> Result<()> {
+        let _written = self.pin_memo.writing();
         let encoded: Vec<String> = keys.iter().map(PublicKey::to_base64).collect();
         let encoded = serde_json::to_string(&encoded)
             .map_err(|e| Error::storage("cannot encode a pin", e))?;
@@ -63,6 +89,7 @@ impl LocalStore {
 
     /// Removes `identity`'s pin; `true` when there was one.
     pub(crate) async fn remove_pin(&self, identity: &str) -> Result<bool> {
+        let _written = self.pin_memo.writing();
         let done = sqlx::query("DELETE FROM pins WHERE owner = ?1 AND identity = ?2")
             .bind(&self.owner)
             .bind(identity)
