@@ -23,9 +23,12 @@ const WRITER_ARENA: usize = 20_000_000;
 
 /// Messages are committed (a new sealed segment, `meta.json` synced) once this many wait, once
 /// the oldest has waited [`COMMIT_AFTER`], before a search, and when the index closes: a commit
-/// per message would hold up every live message by a commit and an fsync.
+/// per message would hold up every live message by a commit and an fsync. A commit costs about
+/// 10 ms of CPU whatever it holds (a new segment, sealed files, the reader reloaded), so in a
+/// busy channel it is the interval that sets the index's cost; what a crash can lose is the
+/// messages of the last interval, which are indexed again when read again.
 const COMMIT_EVERY: usize = 500;
-const COMMIT_AFTER: Duration = Duration::from_secs(1);
+const COMMIT_AFTER: Duration = Duration::from_secs(5);
 
 /// The longest snippet, in characters.
 const SNIPPET_CHARS: usize = 160;
