@@ -14,7 +14,7 @@
 //!    before and after, and the difference per socket.
 //!
 //! ```text
-//! cargo run --release -p sealkit --example chat_bench -- API_URL APP_JSON [MESSAGES] [FANOUT] [FANOUT_MESSAGES] [IDLE SERVER_PID]
+//! cargo run --release -p sealkit --example chat_bench -- [--in-flight N] API_URL APP_JSON [MESSAGES] [FANOUT] [FANOUT_MESSAGES] [IDLE SERVER_PID]
 //! ```
 //!
 //! Defaults: 200 messages, 1000 fan-out clients, 20 fan-out messages, no idle part. The
@@ -79,12 +79,21 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-const USAGE: &str = "usage: chat_bench (--serve SEALKIT_BINARY | API_URL APP_JSON) [MESSAGES] \
-     [FANOUT] [FANOUT_MESSAGES] [IDLE [SERVER_PID]]";
+const USAGE: &str = "usage: chat_bench [--in-flight N] (--serve SEALKIT_BINARY | API_URL APP_JSON) \
+     [MESSAGES] [FANOUT] [FANOUT_MESSAGES] [IDLE [SERVER_PID]]";
 
 #[tokio::main]
 async fn main() -> BoxResult<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // `--in-flight N`: the end-to-end sender keeps up to N sends going at once (default 1).
+    let in_flight = match args.iter().position(|a| a == "--in-flight") {
+        Some(at) => {
+            let n: usize = args.get(at + 1).ok_or(USAGE)?.parse()?;
+            args.drain(at..at + 2);
+            n.max(1)
+        }
+        None => 1,
+    };
     let (Some(first), Some(second)) = (args.first(), args.get(1)) else {
         return Err(USAGE.into());
     };
@@ -130,7 +139,14 @@ async fn main() -> BoxResult<()> {
         idle_sockets(url, &backend, run, idle, server_pid).await?;
     }
     if messages > 0 {
-        end_to_end(url, &backend, (run, server_pid), dir.path(), messages).await?;
+        end_to_end(
+            url,
+            &backend,
+            (run, server_pid),
+            dir.path(),
+            (messages, in_flight),
+        )
+        .await?;
     }
     if fanout > 0 {
         fan_out(url, &backend, (run, server_pid), fanout, fanout_messages).await?;
@@ -274,7 +290,7 @@ async fn end_to_end(
     backend: &JwtGenerator,
     (run, server_pid): (u128, usize),
     dir: &std::path::Path,
-    messages: usize,
+    (messages, in_flight): (usize, usize),
 ) -> BoxResult<()> {
     let sender = user(url, backend, format!("bench-{run}-sender"), dir).await?;
     let mut receivers = Vec::new();
@@ -318,13 +334,24 @@ async fn end_to_end(
     let padding = "x".repeat(PAYLOAD);
     let cpu = CpuMeter::start(server_pid);
     let began = Instant::now();
-    for i in 1..messages {
-        let at = Instant::now();
-        if let Some(slot) = started.lock().map_err(|_| "poisoned")?.get_mut(i) {
-            *slot = Some(at);
-        }
-        chat.send_text(&channel, &format!("{i} {padding}")).await?;
+    // Up to `in_flight` sends at once; each notes its start when it begins.
+    let mut sends = futures_util::stream::iter(1..messages)
+        .map(|i| {
+            let (chat, channel, padding, started) = (&chat, &channel, &padding, &started);
+            async move {
+                let at = Instant::now();
+                if let Some(slot) = started.lock().map_err(|_| "poisoned")?.get_mut(i) {
+                    *slot = Some(at);
+                }
+                chat.send_text(channel, &format!("{i} {padding}")).await?;
+                BoxResult::Ok(())
+            }
+        })
+        .buffer_unordered(in_flight);
+    while let Some(sent) = sends.next().await {
+        sent?;
     }
+    drop(sends);
     let sent_in = began.elapsed();
     let mut latencies = Vec::new();
     let mut last = began;
@@ -346,8 +373,8 @@ async fn end_to_end(
     let timed = messages.saturating_sub(1);
     let (p50, p99) = percentiles(&mut latencies);
     println!(
-        "end-to-end: {timed} messages of {PAYLOAD} bytes to {RECEIVERS} receivers (10 members): \
-         sent in {:.2} s ({:.0} msg/s), all decrypted after {:.2} s: {:.0} msg/s, {:.0} \
+        "end-to-end: {timed} messages of {PAYLOAD} bytes to {RECEIVERS} receivers (10 members), \
+         {in_flight} in flight: sent in {:.2} s ({:.0} msg/s), all decrypted after {:.2} s: {:.0} msg/s, {:.0} \
          deliveries/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms ({} samples)",
         sent_in.as_secs_f64(),
         timed as f64 / sent_in.as_secs_f64(),
