@@ -2,7 +2,7 @@
 //! without the server. Cards are verified again when read, so a damaged row is an error and
 //! never a wrong key.
 
-use super::{memo, LocalStore};
+use super::LocalStore;
 use crate::card::{self, Card};
 use crate::error::{Error, Result};
 use sealkit_proto::RawSignedModel;
@@ -12,27 +12,12 @@ use std::collections::BTreeMap;
 impl LocalStore {
     /// The cached cards of `identities`; the ones not cached are absent from the map.
     pub(crate) async fn cards(&self, identities: &[&str]) -> Result<BTreeMap<String, Card>> {
-        let memo::Split {
-            known,
-            unread,
-            generation,
-        } = self.card_memo.split(identities);
-        let mut out: BTreeMap<String, Card> = known
-            .into_iter()
-            .filter_map(|(identity, card)| Some((identity.to_owned(), card?)))
-            .collect();
-        if unread.is_empty() {
-            return Ok(out);
-        }
-        let read = self.read_cards(&unread).await?;
-        self.card_memo.keep(
-            generation,
-            unread
-                .iter()
-                .map(|identity| (identity.to_string(), read.get(*identity).cloned())),
-        );
-        out.extend(read);
-        Ok(out)
+        self.card_memo
+            .get_or_read(identities, |unread| async move {
+                let unread: Vec<&str> = unread.iter().map(String::as_str).collect();
+                self.read_cards(&unread).await
+            })
+            .await
     }
 
     /// [`LocalStore::cards`] from the file.

@@ -6,7 +6,8 @@
 //! is seen once the entry is older than [`MEMO_AGE`]: the same second's delay as a card check
 //! reused under key transparency.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,13 +18,13 @@ pub(crate) const MEMO_AGE: Duration = Duration::from_secs(1);
 const MEMO_CAPACITY: usize = 4096;
 
 /// What [`ReadMemo::split`] found.
-pub(crate) struct Split<'a, V> {
+struct Split<'a, V> {
     /// The identities with a fresh entry, and their values.
-    pub(crate) known: Vec<(&'a str, Option<V>)>,
+    known: Vec<(&'a str, Option<V>)>,
     /// The identities to read from the file.
-    pub(crate) unread: Vec<&'a str>,
+    unread: Vec<&'a str>,
     /// To pass to [`ReadMemo::keep`] with what was read.
-    pub(crate) generation: u64,
+    generation: u64,
 }
 
 /// Entries of one table, by identity; `None` remembers that the table has no row for it.
@@ -55,7 +56,7 @@ impl<V: Clone> ReadMemo<V> {
 
     /// The entries of `identities` read less than [`MEMO_AGE`] ago, and the identities to read
     /// from the file.
-    pub(crate) fn split<'a>(&self, identities: &[&'a str]) -> Split<'a, V> {
+    fn split<'a>(&self, identities: &[&'a str]) -> Split<'a, V> {
         let entries = self.entries();
         let mut split = Split {
             known: Vec::new(),
@@ -73,13 +74,42 @@ impl<V: Clone> ReadMemo<V> {
         split
     }
 
+    /// The values of those of `identities` that have one: entries read less than [`MEMO_AGE`]
+    /// ago from the memo, the others from `read` (called with them, only when there are any),
+    /// and kept unless a write committed meanwhile.
+    pub(crate) async fn get_or_read<E, Fut>(
+        &self,
+        identities: &[&str],
+        read: impl FnOnce(Vec<String>) -> Fut,
+    ) -> Result<BTreeMap<String, V>, E>
+    where
+        Fut: Future<Output = Result<BTreeMap<String, V>, E>>,
+    {
+        let split = self.split(identities);
+        let mut out: BTreeMap<String, V> = split
+            .known
+            .into_iter()
+            .filter_map(|(identity, value)| Some((identity.to_owned(), value?)))
+            .collect();
+        if split.unread.is_empty() {
+            return Ok(out);
+        }
+        let unread: Vec<String> = split.unread.iter().map(|i| (*i).to_owned()).collect();
+        let found = read(unread.clone()).await?;
+        self.keep(
+            split.generation,
+            unread.into_iter().map(|identity| {
+                let value = found.get(&identity).cloned();
+                (identity, value)
+            }),
+        );
+        out.extend(found);
+        Ok(out)
+    }
+
     /// Keeps what was read for `identities` (a missing one as `None`), unless a write committed
     /// since `generation` was taken.
-    pub(crate) fn keep(
-        &self,
-        generation: u64,
-        read: impl IntoIterator<Item = (String, Option<V>)>,
-    ) {
+    fn keep(&self, generation: u64, read: impl IntoIterator<Item = (String, Option<V>)>) {
         let mut entries = self.entries();
         if entries.generation != generation {
             return;

@@ -2,7 +2,7 @@
 //! safety numbers (or accepted after a change). Unlike the cards, a pin cannot be fetched
 //! again, so it survives [`LocalStore::clear`].
 
-use super::{memo, LocalStore};
+use super::LocalStore;
 use crate::error::{Error, Result};
 use sealkit_crypto::PublicKey;
 use sqlx::Row;
@@ -14,27 +14,12 @@ impl LocalStore {
         &self,
         identities: &[&str],
     ) -> Result<BTreeMap<String, Vec<PublicKey>>> {
-        let memo::Split {
-            known,
-            unread,
-            generation,
-        } = self.pin_memo.split(identities);
-        let mut out: BTreeMap<String, Vec<PublicKey>> = known
-            .into_iter()
-            .filter_map(|(identity, keys)| Some((identity.to_owned(), keys?)))
-            .collect();
-        if unread.is_empty() {
-            return Ok(out);
-        }
-        let read = self.read_pins(&unread).await?;
-        self.pin_memo.keep(
-            generation,
-            unread
-                .iter()
-                .map(|identity| (identity.to_string(), read.get(*identity).cloned())),
-        );
-        out.extend(read);
-        Ok(out)
+        self.pin_memo
+            .get_or_read(identities, |unread| async move {
+                let unread: Vec<&str> = unread.iter().map(String::as_str).collect();
+                self.read_pins(&unread).await
+            })
+            .await
     }
 
     /// [`LocalStore::pins`] from the file.
