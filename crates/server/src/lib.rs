@@ -60,6 +60,12 @@ pub enum ServerError {
     /// The configuration contradicts itself.
     #[error("configuration: {0}")]
     Config(&'static str),
+    /// Another `sealkit serve` serves this SQLite data directory.
+    #[error(
+        "another sealkit serve is using the data directory {0}: one server per SQLite database \
+         (its caches assume no other writer); run several replicas on PostgreSQL"
+    )]
+    DataDirInUse(std::path::PathBuf),
 }
 
 /// The current time, Unix seconds. The only clock read of the server; cores take time as input.
@@ -91,6 +97,40 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> 
 
 /// The embedded database's file name inside the data directory.
 const SQLITE_FILE: &str = "sealkit.db";
+
+/// The file a server on SQLite keeps locked in the data directory while it serves.
+const SERVE_LOCK_FILE: &str = "sealkit-serve.lock";
+
+/// Locks `dir` for this server until the returned file is closed. On SQLite, the card search
+/// cache and the key-transparency publisher assume that no other server writes the database,
+/// so a second `serve` on the same directory is refused rather than left to serve stale cards.
+/// The lock goes with the process (a server killed with SIGKILL leaves none behind); other
+/// commands (`sealkit app ...`) do not take it.
+/// Elsewhere the file is created but not locked (README.md says on which systems it is).
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(SERVE_LOCK_FILE))?;
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios"
+    ))]
+    {
+        use rustix::fs::{flock, FlockOperation};
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(ServerError::DataDirInUse(dir.to_owned()))
+            }
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        }
+    }
+    Ok(file)
+}
 
 /// Makes the data directory 0700 and the database files 0600 (Unix), creating the directory
 /// if needed: the database holds the service's card-signing key and the brainkey secret lives
@@ -317,6 +357,10 @@ pub async fn serve(
         _ => return Err(ServerError::Config("tls_cert and tls_key go together")),
     };
     let store = open_store(&config).await?;
+    let _only_server = match config.database_url {
+        Some(_) => None,
+        None => Some(lock_data_dir(&config.data_dir)?),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let backend = if config.database_url.is_some() {
         "postgresql"

@@ -129,6 +129,54 @@ fn serves_https_and_reloads_the_certificate_on_sighup() {
     assert!(log.contains("TLS certificate and key reloaded"), "{log}");
 }
 
+/// One server per SQLite data directory: a second `serve` is refused with a clear error
+/// while the first runs, and starts once the first was killed (the lock goes with it).
+#[test]
+fn a_second_server_on_one_sqlite_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut first = serve(dir.path(), port, &[]);
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    eventually("the first server", || ureq::get(&health).call().is_ok());
+
+    let mut second = serve(dir.path(), free_port(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("a second server on the same directory kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("another sealkit serve is using the data directory"),
+        "{stderr}"
+    );
+    assert!(
+        ureq::get(&health).call().is_ok(),
+        "the first one still serves"
+    );
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let third = serve(dir.path(), port, &[]);
+    eventually("a server after the first was killed", || {
+        ureq::get(&health).call().is_ok()
+    });
+    terminate(third);
+}
+
 #[test]
 fn tls_options_go_together() {
     let dir = tempfile::tempdir().unwrap();
