@@ -175,7 +175,7 @@ fn read_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KtKeyError> {
 /// computed once: AKD's default methods would derive both again (SHA-512 and a base-point
 /// multiplication) for each of the six VRF evaluations of every lookup.
 ///
-/// It also remembers the VRF proofs it made ([`VrfMemo`]): a lookup asks for the node label
+/// It also remembers the VRF proofs it made (`VrfMemo`): a lookup asks for the node label
 /// and then the proof of the same three inputs, and a later epoch asks for the same ones again
 /// until the identity's entry changes.
 #[derive(Clone)]
@@ -227,9 +227,10 @@ impl AppVrf {
 /// memo, it makes three proofs, derives the labels from them, and answers the proofs from the
 /// memo; a later lookup of an unchanged entry makes none.
 ///
-/// Bounded to `capacity` entries of about 330 bytes each (the 32-byte key, the proof as
-/// points and scalars, 224 bytes, the 36-byte label, and the map's overhead); when full, an
-/// eighth of the entries goes (any eighth: a recomputed proof is the same proof).
+/// Bounded to `capacity` entries. A slot of the map is 297 bytes: the 32-byte key, the proof
+/// as akd keeps it (a point and two scalars, 224 bytes), the 36-byte label, padding and the
+/// map's control byte; the map keeps at least 1/8 of its slots free. When full, an eighth of
+/// the entries goes (any eighth: a proof made again is the same proof).
 struct VrfMemo {
     entries: std::sync::Mutex<HashMap<[u8; 32], (Proof, akd::NodeLabel)>>,
     capacity: usize,
@@ -369,10 +370,10 @@ pub type AppDirectory = Directory<KtConfiguration, KtDatabase, AppVrf>;
 /// levels, read by every lookup, are 131k).
 const NODE_CACHE_CAPACITY: usize = 200_000;
 
-/// VRF proofs remembered per application and process ([`VrfMemo`], about 330 bytes each, so
-/// about 22 MB at most per application): a lookup needs two or three, so this covers the
-/// entries of about 20,000 identities.
-pub const VRF_MEMO_CAPACITY: usize = 65_536;
+/// VRF proofs remembered per application and process (`VrfMemo`): a lookup needs two or
+/// three, so this covers the entries of 20,000 to 28,000 identities. 7/8 of a power of two,
+/// the most a hash map of 65,536 slots holds: about 19.5 MB per application when full.
+pub const VRF_MEMO_CAPACITY: usize = 57_344;
 
 /// Lookup answers kept for repeated lookups of an identity within one epoch (about 5 KB each).
 const PROOF_CACHE_CAPACITY: usize = 4_096;
@@ -977,6 +978,15 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// The memo's slot is the size its documentation (and `VRF_MEMO_CAPACITY`'s) states.
+    #[test]
+    fn a_memo_slot_is_296_bytes_plus_a_control_byte() {
+        assert_eq!(
+            std::mem::size_of::<([u8; 32], (Proof, akd::NodeLabel))>(),
+            296
+        );
     }
 
     /// Publishing neither makes proofs nor fills the memo, but takes remembered labels.
