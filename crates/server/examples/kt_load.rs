@@ -352,7 +352,9 @@ async fn lookups_in_turn(
             }
         }
         if answers[0] != answers[1] {
-            return Err(fail(format!("{who}: the two services answered differently")));
+            return Err(fail(format!(
+                "{who}: the two services answered differently"
+            )));
         }
         responses.push((who, answers.remove(0)));
     }
@@ -445,8 +447,7 @@ fn main() -> Res<()> {
     ));
     // The same as `reader` without the VRF memo.
     let plain = Arc::new(
-        KtService::new(env.store.clone(), KtKeys::from_seed(&seed_bytes))
-            .with_vrf_memo_capacity(0),
+        KtService::new(env.store.clone(), KtKeys::from_seed(&seed_bytes)).with_vrf_memo_capacity(0),
     );
     let all = pick(env.identities, (args.lookups * 3).min(env.identities), 1);
     let (first, rest) = all.split_at(all.len() / 3);

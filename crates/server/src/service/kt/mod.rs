@@ -343,7 +343,10 @@ impl VRFKeyStorage for AppVrf {
                     *version,
                 ),
             };
-            out.push(((label.clone(), *freshness, *version, value.clone()), node_label));
+            out.push((
+                (label.clone(), *freshness, *version, value.clone()),
+                node_label,
+            ));
         }
         Ok(out)
     }
@@ -918,8 +921,8 @@ mod tests {
             .vrf_secret("app")
             .map_err(|e| VrfError::SigningKey(e.to_string()))?;
         let reference = DefaultVrf(secret.to_vec());
-        let ours = AppVrf::new(secret, memo_capacity)
-            .map_err(|e| VrfError::SigningKey(e.to_string()))?;
+        let ours =
+            AppVrf::new(secret, memo_capacity).map_err(|e| VrfError::SigningKey(e.to_string()))?;
         Ok((reference, ours))
     }
 
@@ -994,7 +997,12 @@ mod tests {
     async fn publishing_labels_read_the_memo_without_filling_it() -> Result<(), VrfError> {
         let (reference, ours) = test_vrf(VRF_MEMO_CAPACITY)?;
         let value = akd::AkdValue::from("value");
-        let stale = (AkdLabel::from("alice"), VersionFreshness::Stale, 1, value.clone());
+        let stale = (
+            AkdLabel::from("alice"),
+            VersionFreshness::Stale,
+            1,
+            value.clone(),
+        );
         let fresh = (AkdLabel::from("alice"), VersionFreshness::Fresh, 2, value);
         let batch = [stale.clone(), fresh];
         assert_eq!(
