@@ -206,6 +206,9 @@ impl AppVrf {
             return found;
         }
         let proof = self.expanded.prove(&self.public, alpha);
+        self.memo
+            .made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The label is the VRF output, which the proof carries (its Gamma point): the same
         // bytes an evaluation gives, without a second hash to the curve and multiplication.
         let label = self.get_node_label_from_vrf_proof(proof).await;
@@ -234,6 +237,8 @@ impl AppVrf {
 struct VrfMemo {
     entries: std::sync::Mutex<HashMap<[u8; 32], (Proof, akd::NodeLabel)>>,
     capacity: usize,
+    /// Proofs made because the memo had none (for tests).
+    made: std::sync::atomic::AtomicU64,
 }
 
 impl VrfMemo {
@@ -241,6 +246,7 @@ impl VrfMemo {
         Self {
             entries: std::sync::Mutex::default(),
             capacity,
+            made: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -963,6 +969,13 @@ mod tests {
                     assert!(ours.memo.len() <= capacity);
                 }
             }
+            if capacity == VRF_MEMO_CAPACITY {
+                // One proof per input, made in the first round; later rounds only read.
+                assert_eq!(
+                    ours.memo.made.load(std::sync::atomic::Ordering::Relaxed),
+                    vrf_inputs().len() as u64
+                );
+            }
             // Publishing's batch: the same labels, remembered or evaluated.
             let batch: Vec<_> = vrf_inputs()
                 .into_iter()
@@ -1091,9 +1104,19 @@ mod tests {
                 entry.check_cards([card.as_str()]).expect("current card");
             }
         };
-        // Version 1: its marker is version 1 itself, so two VRF inputs (fresh 1, stale 1).
+        let made = || async {
+            let handle = kt.directory(app_id, false).await.expect("directory");
+            handle
+                .vrf
+                .memo
+                .made
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        // Version 1: its marker is version 1 itself, so two VRF inputs (fresh 1, stale 1),
+        // each proved once although akd asks for its label and its proof.
         lookup("u0", 1, cards[0].clone()).await;
         assert_eq!(kt.vrf_memo_len(app_id).await, Some(2));
+        assert_eq!(made().await, 2);
         assert_eq!(plain.vrf_memo_len(app_id).await, Some(0));
 
         // Another identity changes: a new epoch, so the proof cache cannot answer, but u0's
@@ -1102,9 +1125,11 @@ mod tests {
         assert_eq!(kt.publish_pending().await.expect("epoch 2").len(), 1);
         lookup("u0", 2, cards[0].clone()).await;
         assert_eq!(kt.vrf_memo_len(app_id).await, Some(2));
+        assert_eq!(made().await, 2);
         // u1 is at version 2 (marker 2): fresh 2 and stale 2 are new inputs.
         lookup("u1", 2, cards[1].clone()).await;
         assert_eq!(kt.vrf_memo_len(app_id).await, Some(4));
+        assert_eq!(made().await, 4);
     }
 
     /// A proof made for epoch E while E + 1 and E + 2 were published reads nodes that hold no
