@@ -19,10 +19,14 @@
 //! 3. Lookups: `KtService::lookup` by a second service over the same store (it did not publish,
 //!    so its node cache starts empty): `--lookups` random identities, then as many others (the
 //!    node cache now filled), then others with two tasks, then the first ones again (answered
-//!    from the proof cache); last, the first ones by the publishing service.
+//!    from the proof cache); last, the first ones by the publishing service. A third service,
+//!    its VRF memo off (every label and proof computed when AKD asks, as before the memo),
+//!    answers the same lookups as the second, one call each in turn, for the memo's ratio.
 //! 4. Proof size (protobuf bytes, JSON answer bytes) and `sealkit_kt::verify_lookup` time.
 //! 5. Rotation: 1% of the identities publish a new card through `Store::publish_card`
-//!    (untimed), then the epoch that takes them in is timed.
+//!    (untimed), then the epoch that takes them in is timed. Then identities looked up before
+//!    are looked up again in this next epoch (the proof cache cannot answer, the VRF memo can),
+//!    by the services with and without the memo in turn, and by the publishing service.
 
 #[path = "shared/seed.rs"]
 mod seed;
@@ -319,6 +323,59 @@ async fn lookups(
     Ok((responses, times, start.elapsed()))
 }
 
+/// Times `KtService::lookup` of each of `indices` by `with` and by `without`, one call each in
+/// turn (who goes first alternates), so that both see the same load; checks that both give the
+/// same answer. Returns the answers and the latencies of each.
+async fn lookups_in_turn(
+    with: &KtService,
+    without: &KtService,
+    app_id: &str,
+    indices: &[usize],
+) -> Res<(Vec<(String, LookupResponse)>, Vec<Duration>, Vec<Duration>)> {
+    let mut responses = Vec::with_capacity(indices.len());
+    let mut with_times = Vec::with_capacity(indices.len());
+    let mut without_times = Vec::with_capacity(indices.len());
+    for (n, &i) in indices.iter().enumerate() {
+        let who = identity(i);
+        let caller = caller(app_id, &who)?;
+        let mut answers = Vec::with_capacity(2);
+        for k in 0..2 {
+            let use_with = (n + k) % 2 == 0;
+            let kt = if use_with { with } else { without };
+            let t = Instant::now();
+            answers.push(kt.lookup(&caller, &who).await?);
+            let took = t.elapsed();
+            if use_with {
+                with_times.push(took);
+            } else {
+                without_times.push(took);
+            }
+        }
+        if answers[0] != answers[1] {
+            return Err(fail(format!(
+                "{who}: the two services answered differently"
+            )));
+        }
+        responses.push((who, answers.remove(0)));
+    }
+    Ok((responses, with_times, without_times))
+}
+
+/// p50s of the two sides of [`lookups_in_turn`] and their ratio, with p99 / max of each.
+fn in_turn_summary(with: Vec<Duration>, without: Vec<Duration>) -> String {
+    let p50 = |samples: &[Duration]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        quantile(&sorted, 0.5)
+    };
+    let ratio = p50(&with).as_secs_f64() / p50(&without).as_secs_f64();
+    format!(
+        "memo {} | no memo {} | p50 ratio {ratio:.2}",
+        summary(with),
+        summary(without)
+    )
+}
+
 /// The current card id of `who` (the one not superseded and not revoked).
 async fn current_card(store: &dyn Store, app_id: &str, who: &str) -> Res<String> {
     store
@@ -388,11 +445,16 @@ fn main() -> Res<()> {
         env.store.clone(),
         KtKeys::from_seed(&seed_bytes),
     ));
+    // The same as `reader` without the VRF memo.
+    let plain = Arc::new(
+        KtService::new(env.store.clone(), KtKeys::from_seed(&seed_bytes)).with_vrf_memo_capacity(0),
+    );
     let all = pick(env.identities, (args.lookups * 3).min(env.identities), 1);
     let (first, rest) = all.split_at(all.len() / 3);
     let (second, third) = rest.split_at(rest.len() / 2);
     // The directory handle is opened on the first call (one lookup, untimed).
     rt.block_on(lookups(&reader, &app_id, &all[..1], 1))?;
+    rt.block_on(lookups(&plain, &app_id, &all[..1], 1))?;
     let load_before = loadavg();
     let (_, times, _) = rt.block_on(lookups(&reader, &app_id, first, 1))?;
     row(
@@ -404,11 +466,18 @@ fn main() -> Res<()> {
             .map_or(0, |cache| cache.len())
     };
     row("nodes cached after it", format!("{}", cached(&reader)));
+    // The memo-less service's node cache gets the same identities (untimed).
+    rt.block_on(lookups(&plain, &app_id, first, 1))?;
     let load_before = loadavg();
-    let (responses, times, _) = rt.block_on(lookups(&reader, &app_id, second, 1))?;
+    let (responses, with, without) =
+        rt.block_on(lookups_in_turn(&reader, &plain, &app_id, second))?;
     row(
-        "lookup generation, node cache filled by the row above, new identities, 1 task: p50 / p99 / max",
-        format!("{} (load {load_before} → {})", summary(times), loadavg()),
+        "lookup generation, node cache filled by the row above, new identities, with and without the VRF memo in turn: p50 / p99 / max",
+        format!(
+            "{} (load {load_before} → {})",
+            in_turn_summary(with, without),
+            loadavg()
+        ),
     );
     let (_, times2, wall2) = rt.block_on(lookups(&reader, &app_id, third, 2))?;
     row(
@@ -499,6 +568,7 @@ fn main() -> Res<()> {
     let card_secs = publish_start.elapsed().as_secs_f64();
     let load_before = loadavg();
     let rotation = rt.block_on(drain(&kt, env.store.as_ref()))?;
+    let memo_len = rt.block_on(reader.vrf_memo_len(&app_id)).unwrap_or(0);
     row(
         "epoch rotating 1% (publish_pending)",
         format!(
@@ -509,6 +579,40 @@ fn main() -> Res<()> {
             rotation.iter().sum::<Duration>().as_secs_f64(),
             loadavg(),
             rotated.len()
+        ),
+    );
+
+    // 6. Identities looked up before, in the next epoch: the VRF memo answers (but for the few
+    // rotated ones), the node caches start empty again (the epoch moved).
+    let load_before = loadavg();
+    let (_, with, without) = rt.block_on(lookups_in_turn(&reader, &plain, &app_id, second))?;
+    row(
+        "next epoch, repeated identities, node caches emptied by the epoch, with and without the VRF memo in turn",
+        format!(
+            "{} ({memo_len} VRF proofs remembered before; load {load_before} → {})",
+            in_turn_summary(with, without),
+            loadavg()
+        ),
+    );
+    let load_before = loadavg();
+    let (_, with, without) = rt.block_on(lookups_in_turn(&reader, &plain, &app_id, first))?;
+    row(
+        "next epoch, other repeated identities, node caches filled by the row above, with and without the VRF memo in turn",
+        format!(
+            "{} (load {load_before} → {})",
+            in_turn_summary(with, without),
+            loadavg()
+        ),
+    );
+    let load_before = loadavg();
+    let (_, times, _) = rt.block_on(lookups(&kt, &app_id, first, 1))?;
+    row(
+        "next epoch, repeated identities, by the publishing service (node cache written through, VRF memo filled by its lookups before the epoch), 1 task",
+        format!(
+            "{} ({} nodes cached; load {load_before} → {})",
+            summary(times),
+            cached(&kt),
+            loadavg()
         ),
     );
 

@@ -174,22 +174,116 @@ fn read_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KtKeyError> {
 /// An application's VRF key, as AKD asks for it, with the expanded secret and the public key
 /// computed once: AKD's default methods would derive both again (SHA-512 and a base-point
 /// multiplication) for each of the six VRF evaluations of every lookup.
+///
+/// It also remembers the VRF proofs it made (`VrfMemo`): a lookup asks for the node label
+/// and then the proof of the same three inputs, and a later epoch asks for the same ones again
+/// until the identity's entry changes.
 #[derive(Clone)]
 pub struct AppVrf {
     secret: Arc<Zeroizing<Vec<u8>>>,
     expanded: Arc<VRFExpandedPrivateKey>,
     public: VRFPublicKey,
+    memo: Arc<VrfMemo>,
 }
 
 impl AppVrf {
-    fn new(secret: Zeroizing<Vec<u8>>) -> Result<Self, ServiceError> {
+    fn new(secret: Zeroizing<Vec<u8>>, memo_capacity: usize) -> Result<Self, ServiceError> {
         let private = VRFPrivateKey::try_from(&secret[..])
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         Ok(Self {
             expanded: Arc::new(VRFExpandedPrivateKey::from(&private)),
             public: VRFPublicKey::from(&private),
             secret: Arc::new(secret),
+            memo: Arc::new(VrfMemo::new(memo_capacity)),
         })
+    }
+
+    /// The proof and node label of VRF input `alpha`, from the memo or made now (and then
+    /// remembered).
+    async fn proof_and_label(&self, alpha: &[u8]) -> (Proof, akd::NodeLabel) {
+        let key: Option<[u8; 32]> = alpha.try_into().ok();
+        if let Some(found) = key.and_then(|key| self.memo.get(&key)) {
+            return found;
+        }
+        let proof = self.expanded.prove(&self.public, alpha);
+        self.memo
+            .made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The label is the VRF output, which the proof carries (its Gamma point): the same
+        // bytes an evaluation gives, without a second hash to the curve and multiplication.
+        let label = self.get_node_label_from_vrf_proof(proof).await;
+        if let Some(key) = key {
+            self.memo.put(key, proof, label);
+        }
+        (proof, label)
+    }
+}
+
+/// VRF proofs and node labels an [`AppVrf`] made, by VRF input: the 32-byte hash of (label,
+/// freshness, version) that AKD's configuration feeds the VRF, so an entry can only answer for
+/// exactly the input it was made from. A VRF is deterministic, so a remembered proof is the
+/// one a new evaluation would give; proofs and labels are public (every lookup answer carries
+/// them), so nothing secret is kept here.
+///
+/// A lookup evaluates the VRF three times for the node labels (`get_node_label`: existence,
+/// marker, freshness) and then proves the same three inputs (`get_label_proof`). With the
+/// memo, it makes three proofs, derives the labels from them, and answers the proofs from the
+/// memo; a later lookup of an unchanged entry makes none.
+///
+/// Bounded to `capacity` entries. A slot of the map is 297 bytes: the 32-byte key, the proof
+/// as akd keeps it (a point and two scalars, 224 bytes), the 36-byte label, padding and the
+/// map's control byte; the map keeps at least 1/8 of its slots free. When full, an eighth of
+/// the entries goes (any eighth: a proof made again is the same proof).
+struct VrfMemo {
+    entries: std::sync::Mutex<HashMap<[u8; 32], (Proof, akd::NodeLabel)>>,
+    capacity: usize,
+    /// Proofs made because the memo had none (for tests).
+    made: std::sync::atomic::AtomicU64,
+}
+
+impl VrfMemo {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: std::sync::Mutex::default(),
+            capacity,
+            made: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Proof, akd::NodeLabel)>> {
+        // Every statement leaves the map consistent, so a panic elsewhere leaves it usable.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, alpha: &[u8; 32]) -> Option<(Proof, akd::NodeLabel)> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.entries().get(alpha).copied()
+    }
+
+    fn put(&self, alpha: [u8; 32], proof: Proof, label: akd::NodeLabel) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries();
+        if entries.len() >= self.capacity && !entries.contains_key(&alpha) {
+            let victims: Vec<[u8; 32]> = entries
+                .keys()
+                .take((self.capacity / 8).max(1))
+                .copied()
+                .collect();
+            for victim in victims {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(alpha, (proof, label));
+    }
+
+    fn len(&self) -> usize {
+        self.entries().len()
     }
 }
 
@@ -203,19 +297,64 @@ impl VRFKeyStorage for AppVrf {
         Ok(self.public.clone())
     }
 
+    /// Lookups and history proofs: from a (remembered) proof, since the proof of the same input
+    /// is asked for next. With the memo off, an evaluation (what AKD's default does).
     async fn get_node_label<TC: akd::Configuration>(
         &self,
         label: &akd::AkdLabel,
         freshness: akd::VersionFreshness,
         version: u64,
     ) -> Result<akd::NodeLabel, VrfError> {
-        Ok(Self::get_node_label_with_expanded_key::<TC>(
-            &self.expanded,
-            &self.public,
-            label,
-            freshness,
-            version,
-        ))
+        if self.memo.capacity == 0 {
+            return Ok(Self::get_node_label_with_expanded_key::<TC>(
+                &self.expanded,
+                &self.public,
+                label,
+                freshness,
+                version,
+            ));
+        }
+        let input = TC::get_hash_from_label_input(label, freshness, version);
+        Ok(self.proof_and_label(&input).await.1)
+    }
+
+    /// Publishing: labels of the entries an epoch changes. A remembered proof answers for free
+    /// (the stale label of an identity's current version is one a lookup proved); otherwise an
+    /// evaluation, not a proof, and nothing is remembered: a proof costs about twice an
+    /// evaluation, and of the two labels an update needs only the new version's is ever asked
+    /// for by a lookup, of only the identities someone looks up, in the publishing process only.
+    async fn get_node_labels<TC: akd::Configuration>(
+        &self,
+        labels: &[(akd::AkdLabel, akd::VersionFreshness, u64, akd::AkdValue)],
+    ) -> Result<
+        Vec<(
+            (akd::AkdLabel, akd::VersionFreshness, u64, akd::AkdValue),
+            akd::NodeLabel,
+        )>,
+        VrfError,
+    > {
+        let mut out = Vec::with_capacity(labels.len());
+        for (label, freshness, version, value) in labels {
+            let input = TC::get_hash_from_label_input(label, *freshness, *version);
+            let remembered = <[u8; 32]>::try_from(&input[..])
+                .ok()
+                .and_then(|key| self.memo.get(&key));
+            let node_label = match remembered {
+                Some((_, node_label)) => node_label,
+                None => Self::get_node_label_with_expanded_key::<TC>(
+                    &self.expanded,
+                    &self.public,
+                    label,
+                    *freshness,
+                    *version,
+                ),
+            };
+            out.push((
+                (label.clone(), *freshness, *version, value.clone()),
+                node_label,
+            ));
+        }
+        Ok(out)
     }
 
     async fn get_label_proof<TC: akd::Configuration>(
@@ -225,7 +364,10 @@ impl VRFKeyStorage for AppVrf {
         version: u64,
     ) -> Result<Proof, VrfError> {
         let input = TC::get_hash_from_label_input(label, freshness, version);
-        Ok(self.expanded.prove(&self.public, &input))
+        if self.memo.capacity == 0 {
+            return Ok(self.expanded.prove(&self.public, &input));
+        }
+        Ok(self.proof_and_label(&input).await.0)
     }
 }
 
@@ -236,6 +378,11 @@ pub type AppDirectory = Directory<KtConfiguration, KtDatabase, AppVrf>;
 /// most per application; a directory of 1M identities has about 2M nodes, of which the top 17
 /// levels, read by every lookup, are 131k).
 const NODE_CACHE_CAPACITY: usize = 200_000;
+
+/// VRF proofs remembered per application and process (`VrfMemo`): a lookup needs two or
+/// three, so this covers the entries of 20,000 to 28,000 identities. 7/8 of a power of two,
+/// the most a hash map of 65,536 slots holds: about 19.5 MB per application when full.
+pub const VRF_MEMO_CAPACITY: usize = 57_344;
 
 /// Lookup answers kept for repeated lookups of an identity within one epoch (about 5 KB each).
 const PROOF_CACHE_CAPACITY: usize = 4_096;
@@ -323,6 +470,8 @@ pub struct KtService {
     /// Directories opened so far.
     directories: tokio::sync::Mutex<HashMap<String, AppHandle>>,
     proofs: std::sync::Mutex<ProofCache>,
+    /// Entries of each application's [`VrfMemo`].
+    vrf_memo_capacity: usize,
 }
 
 impl std::fmt::Debug for KtService {
@@ -350,7 +499,16 @@ impl KtService {
             keys,
             directories: tokio::sync::Mutex::default(),
             proofs: std::sync::Mutex::default(),
+            vrf_memo_capacity: VRF_MEMO_CAPACITY,
         }
+    }
+
+    /// The same service remembering at most `capacity` VRF proofs per application instead of
+    /// [`VRF_MEMO_CAPACITY`]; 0 turns the memo off, so every label and proof is computed when
+    /// AKD asks, as AKD's own key handling does (for measurements). Call before the first use.
+    pub fn with_vrf_memo_capacity(mut self, capacity: usize) -> Self {
+        self.vrf_memo_capacity = capacity;
+        self
     }
 
     /// The deployment's head-signing key.
@@ -371,7 +529,7 @@ impl KtService {
                 return Err(ServiceError::KtNoDirectory);
             }
         }
-        let vrf = AppVrf::new(self.keys.vrf_secret(app_id)?)?;
+        let vrf = AppVrf::new(self.keys.vrf_secret(app_id)?, self.vrf_memo_capacity)?;
         let database = KtDatabase::new(
             self.store.clone(),
             app_id,
@@ -412,6 +570,16 @@ impl KtService {
             .await
             .get(app_id)
             .map(|handle| handle.database.cache().clone())
+    }
+
+    /// The number of VRF proofs `app_id`'s directory remembers in this process, once opened
+    /// (for tests and measurements).
+    pub async fn vrf_memo_len(&self, app_id: &str) -> Option<usize> {
+        self.directories
+            .lock()
+            .await
+            .get(app_id)
+            .map(|handle| handle.vrf.memo.len())
     }
 
     fn sign(&self, app_id: &str, epoch: u64, root: [u8; 32], vrf: [u8; 32]) -> wire::SignedHead {
@@ -737,37 +905,134 @@ mod tests {
         }
     }
 
-    /// The precomputed keys give exactly what AKD's own key handling gives.
-    #[tokio::test]
-    async fn app_vrf_matches_akds_default_derivation() -> Result<(), VrfError> {
+    /// (label, freshness, version) triples a lookup and a publish ask about.
+    fn vrf_inputs() -> Vec<(AkdLabel, VersionFreshness, u64)> {
+        let mut inputs = Vec::new();
+        for name in ["alice", "bob", ""] {
+            for (freshness, version) in [
+                (VersionFreshness::Fresh, 1),
+                (VersionFreshness::Stale, 1),
+                (VersionFreshness::Fresh, 2),
+                (VersionFreshness::Stale, 7),
+                (VersionFreshness::Fresh, 8),
+            ] {
+                inputs.push((AkdLabel::from(name), freshness, version));
+            }
+        }
+        inputs
+    }
+
+    fn test_vrf(memo_capacity: usize) -> Result<(DefaultVrf, AppVrf), VrfError> {
         let secret = KtKeys::from_seed(&[5; 32])
             .vrf_secret("app")
             .map_err(|e| VrfError::SigningKey(e.to_string()))?;
         let reference = DefaultVrf(secret.to_vec());
-        let ours = AppVrf::new(secret).map_err(|e| VrfError::SigningKey(e.to_string()))?;
-        assert_eq!(
-            ours.get_vrf_public_key().await?,
-            reference.get_vrf_public_key().await?
-        );
-        let label = AkdLabel::from("alice");
-        for (freshness, version) in [(VersionFreshness::Fresh, 1), (VersionFreshness::Stale, 7)] {
+        let ours =
+            AppVrf::new(secret, memo_capacity).map_err(|e| VrfError::SigningKey(e.to_string()))?;
+        Ok((reference, ours))
+    }
+
+    /// The precomputed keys and the memo give exactly what AKD's own key handling gives, in
+    /// either order of asking (label first, as a lookup does, or proof first), the first time
+    /// and from the memo, with the memo off, and with a memo too small to hold them all.
+    #[tokio::test]
+    async fn app_vrf_matches_akds_default_derivation() -> Result<(), VrfError> {
+        for capacity in [VRF_MEMO_CAPACITY, 0, 4] {
+            let (reference, ours) = test_vrf(capacity)?;
             assert_eq!(
-                ours.get_label_proof::<Tc>(&label, freshness, version)
-                    .await?
-                    .to_bytes(),
-                reference
-                    .get_label_proof::<Tc>(&label, freshness, version)
-                    .await?
-                    .to_bytes()
+                ours.get_vrf_public_key().await?,
+                reference.get_vrf_public_key().await?
             );
+            for round in 0..3 {
+                for (i, (label, freshness, version)) in vrf_inputs().into_iter().enumerate() {
+                    let expected_label = reference
+                        .get_node_label::<Tc>(&label, freshness, version)
+                        .await?;
+                    let expected_proof = reference
+                        .get_label_proof::<Tc>(&label, freshness, version)
+                        .await?
+                        .to_bytes();
+                    let label_first = (i + round) % 2 == 0;
+                    let (node_label, proof) = if label_first {
+                        let node_label = ours.get_node_label::<Tc>(&label, freshness, version);
+                        let node_label = node_label.await?;
+                        let proof = ours.get_label_proof::<Tc>(&label, freshness, version);
+                        (node_label, proof.await?)
+                    } else {
+                        let proof = ours.get_label_proof::<Tc>(&label, freshness, version);
+                        let proof = proof.await?;
+                        let node_label = ours.get_node_label::<Tc>(&label, freshness, version);
+                        (node_label.await?, proof)
+                    };
+                    assert_eq!(node_label, expected_label, "{capacity} {round} {i}");
+                    assert_eq!(proof.to_bytes(), expected_proof, "{capacity} {round} {i}");
+                    assert!(ours.memo.len() <= capacity);
+                }
+            }
+            if capacity == VRF_MEMO_CAPACITY {
+                // One proof per input, made in the first round; later rounds only read.
+                assert_eq!(
+                    ours.memo.made.load(std::sync::atomic::Ordering::Relaxed),
+                    vrf_inputs().len() as u64
+                );
+            }
+            // Publishing's batch: the same labels, remembered or evaluated.
+            let batch: Vec<_> = vrf_inputs()
+                .into_iter()
+                .map(|(l, f, v)| (l, f, v, akd::AkdValue::from("value")))
+                .collect();
             assert_eq!(
-                ours.get_node_label::<Tc>(&label, freshness, version)
-                    .await?,
-                reference
-                    .get_node_label::<Tc>(&label, freshness, version)
-                    .await?
+                ours.get_node_labels::<Tc>(&batch).await?,
+                reference.get_node_labels::<Tc>(&batch).await?
             );
+            // A full-size memo holds one entry per input asked about; a small one stays in
+            // bounds; an empty one holds nothing.
+            match capacity {
+                VRF_MEMO_CAPACITY => assert_eq!(ours.memo.len(), vrf_inputs().len()),
+                0 => assert_eq!(ours.memo.len(), 0),
+                _ => assert!((1..=capacity).contains(&ours.memo.len())),
+            }
         }
+        Ok(())
+    }
+
+    /// The memo's slot is the size its documentation (and `VRF_MEMO_CAPACITY`'s) states.
+    #[test]
+    fn a_memo_slot_is_296_bytes_plus_a_control_byte() {
+        assert_eq!(
+            std::mem::size_of::<([u8; 32], (Proof, akd::NodeLabel))>(),
+            296
+        );
+    }
+
+    /// Publishing neither makes proofs nor fills the memo, but takes remembered labels.
+    #[tokio::test]
+    async fn publishing_labels_read_the_memo_without_filling_it() -> Result<(), VrfError> {
+        let (reference, ours) = test_vrf(VRF_MEMO_CAPACITY)?;
+        let value = akd::AkdValue::from("value");
+        let stale = (
+            AkdLabel::from("alice"),
+            VersionFreshness::Stale,
+            1,
+            value.clone(),
+        );
+        let fresh = (AkdLabel::from("alice"), VersionFreshness::Fresh, 2, value);
+        let batch = [stale.clone(), fresh];
+        assert_eq!(
+            ours.get_node_labels::<Tc>(&batch).await?,
+            reference.get_node_labels::<Tc>(&batch).await?
+        );
+        assert_eq!(ours.memo.len(), 0);
+        // A lookup of version 1 proved the stale label of version 1 ...
+        ours.get_label_proof::<Tc>(&stale.0, stale.1, stale.2)
+            .await?;
+        assert_eq!(ours.memo.len(), 1);
+        // ... which the next publish takes from the memo (the same bytes), adding nothing.
+        assert_eq!(
+            ours.get_node_labels::<Tc>(&batch).await?,
+            reference.get_node_labels::<Tc>(&batch).await?
+        );
+        assert_eq!(ours.memo.len(), 1);
         Ok(())
     }
 
@@ -792,6 +1057,79 @@ mod tests {
             .await
             .expect("publish");
         id
+    }
+
+    /// Lookups answered with the VRF memo verify and are byte for byte the answers of a
+    /// service without it; a repeated identity in a later epoch needs no new VRF proof.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_with_the_vrf_memo_verify_and_match_lookups_without_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::sqlite::SqliteStore::open(&dir.path().join("kt.db"))
+                .await
+                .expect("sqlite"),
+        );
+        let app = crate::admin::create_app(store.as_ref(), "kt-memo", 1_795_801_646)
+            .await
+            .expect("app");
+        let app_id = app.app_id.as_str();
+        let kt = KtService::new(store.clone(), KtKeys::from_seed(&[9; 32]));
+        let plain =
+            KtService::new(store.clone(), KtKeys::from_seed(&[9; 32])).with_vrf_memo_capacity(0);
+        let mut cards = Vec::new();
+        for i in 0..16 {
+            cards.push(publish_card(store.as_ref(), app_id, &format!("u{i}"), 0, None).await);
+        }
+        assert_eq!(kt.publish_pending().await.expect("epoch 1").len(), 1);
+        // Publishing evaluated labels and remembered no proof.
+        assert_eq!(kt.vrf_memo_len(app_id).await, Some(0));
+
+        let pinned = kt.keys().public_key();
+        let caller = Caller {
+            app_id: sealkit_proto::AppId::new(app_id).expect("app id"),
+            identity: sealkit_proto::Identity::new("u15").expect("identity"),
+        };
+        let lookup = |identity: &'static str, epoch: u64, card: String| {
+            let (kt, plain, caller) = (&kt, &plain, &caller);
+            async move {
+                let answer = kt.lookup(caller, identity).await.expect("lookup");
+                assert_eq!(
+                    answer,
+                    plain.lookup(caller, identity).await.expect("lookup"),
+                    "{identity} in epoch {epoch}"
+                );
+                let (head, entry) = sealkit_kt::verify_lookup(&pinned, app_id, identity, &answer)
+                    .expect("verifies");
+                assert_eq!(head.epoch, epoch);
+                entry.check_cards([card.as_str()]).expect("current card");
+            }
+        };
+        let made = || async {
+            let handle = kt.directory(app_id, false).await.expect("directory");
+            handle
+                .vrf
+                .memo
+                .made
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        // Version 1: its marker is version 1 itself, so two VRF inputs (fresh 1, stale 1),
+        // each proved once although akd asks for its label and its proof.
+        lookup("u0", 1, cards[0].clone()).await;
+        assert_eq!(kt.vrf_memo_len(app_id).await, Some(2));
+        assert_eq!(made().await, 2);
+        assert_eq!(plain.vrf_memo_len(app_id).await, Some(0));
+
+        // Another identity changes: a new epoch, so the proof cache cannot answer, but u0's
+        // entry is the same and its VRF proofs come from the memo.
+        cards[1] = publish_card(store.as_ref(), app_id, "u1", 1, Some(&cards[1])).await;
+        assert_eq!(kt.publish_pending().await.expect("epoch 2").len(), 1);
+        lookup("u0", 2, cards[0].clone()).await;
+        assert_eq!(kt.vrf_memo_len(app_id).await, Some(2));
+        assert_eq!(made().await, 2);
+        // u1 is at version 2 (marker 2): fresh 2 and stale 2 are new inputs.
+        lookup("u1", 2, cards[1].clone()).await;
+        assert_eq!(kt.vrf_memo_len(app_id).await, Some(4));
+        assert_eq!(made().await, 4);
     }
 
     /// A proof made for epoch E while E + 1 and E + 2 were published reads nodes that hold no
