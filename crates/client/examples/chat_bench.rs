@@ -79,7 +79,8 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-const USAGE: &str = "usage: chat_bench [--in-flight N] (--serve SEALKIT_BINARY | API_URL APP_JSON) \
+const USAGE: &str =
+    "usage: chat_bench [--in-flight N] (--serve SEALKIT_BINARY | API_URL APP_JSON) \
      [MESSAGES] [FANOUT] [FANOUT_MESSAGES] [IDLE [SERVER_PID]]";
 
 #[tokio::main]
