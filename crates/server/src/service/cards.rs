@@ -573,6 +573,7 @@ fn json_array(cards: &[Arc<[u8]>]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn cards(texts: &[&str]) -> Vec<Arc<[u8]>> {
