@@ -2,11 +2,14 @@
 //! transaction (delivered on commit only, in commit order) and one `LISTEN` connection per
 //! stream, which says [`CardChange::Resync`] whenever it is listening anew.
 //!
-//! Every change is numbered: the transaction adds one to the one-row table `card_changes` just
-//! before it commits and announces the new number. The row lock orders the numbers as the
-//! commits, so a stream that yielded number n has yielded every change up to n, and a reader
-//! of the committed number ([`committed`]) learns how far a stream must have got to have
-//! yielded every change committed before the read (the search cache's read barrier).
+//! Every change is numbered: just before it commits, the transaction takes the schema's
+//! advisory lock [`LockClass::CardChanges`] (held until the commit), takes the next number of
+//! the sequence `card_changes_seq` and announces it. The lock orders the numbers of committed
+//! changes as the commits, so a stream that yielded number n has yielded every change up to n,
+//! and a reader of the last number taken ([`committed`]) learns how far a stream must have got
+//! to have yielded every change committed before the read (the search cache's read barrier).
+//! That number may belong to a change still committing or rolled back: a barrier then waits
+//! for more than it needs, never for less.
 //!
 //! How far behind a stream is in time cannot be read off the notifications themselves: a
 //! replica that hears nothing may simply have nothing to hear. So the stream also confirms
@@ -27,7 +30,7 @@ use sqlx::PgConnection;
 
 use super::listen::EVENTS_CHANNEL;
 use super::sql::backend;
-use super::PostgresStore;
+use super::{LockClass, PostgresStore};
 use crate::store::{CardChange, CardChangeStream, StoreError, StoreResult};
 
 /// Prefix of the card channel's name; the rest is the chat channel's per-schema suffix.
@@ -66,23 +69,28 @@ enum Notice {
     },
 }
 
+/// Takes the schema's card change lock (`$1`: the card channel, `$2`: the lock class); the
+/// lock is released when the transaction ends.
+const LOCK_CARD_CHANGES: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1), $2))";
+
 /// Numbers the change to `identity`'s cards and queues its notice in the caller's transaction,
 /// which the caller commits next. PostgreSQL delivers the notice on commit only, so a write
-/// that fails announces nothing; the counter's row stays locked until the commit, so numbers
-/// are taken in commit order (and called last, it is locked only for the commit).
+/// that fails announces nothing; the lock is held until the commit, so numbers are taken in
+/// commit order (and called last, it is held only for the commit).
 pub(super) async fn notify_change(
     conn: &mut PgConnection,
     store: &PostgresStore,
     app_id: &str,
     identity: &str,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "WITH n AS (UPDATE card_changes SET seq = seq + 1 RETURNING seq) \
-         SELECT pg_notify($1, json_build_object('app', $2::text, 'identity', $3::text, \
-                                                'seq', n.seq)::text) \
-         FROM n",
-    )
+    // One round trip: the lock (in FROM, so first) and then the number and the notice.
+    sqlx::query(&format!(
+        "SELECT pg_notify($1, json_build_object('app', $3::text, 'identity', $4::text, \
+                                               'seq', nextval('card_changes_seq'))::text) \
+         FROM ({LOCK_CARD_CHANGES}) AS locked"
+    ))
     .bind(cards_channel(store))
+    .bind(LockClass::CardChanges as i64)
     .bind(app_id)
     .bind(identity)
     .fetch_one(&mut *conn)
@@ -91,12 +99,36 @@ pub(super) async fn notify_change(
     Ok(())
 }
 
-/// The number of the last card change committed (see the module's documentation).
+/// The last card change number taken; every change committed before this read has a number
+/// up to it (see the module's documentation).
 pub(super) async fn committed(pool: &PgPool) -> StoreResult<u64> {
-    let seq: i64 = sqlx::query_scalar("SELECT seq FROM card_changes")
-        .fetch_one(pool)
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card_changes_seq",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(backend)?;
+    u64::try_from(seq).map_err(|_| StoreError::Backend(format!("card change number {seq}")))
+}
+
+/// The last card change number taken once every change that took one has committed or rolled
+/// back: read under the lock, so no change is between its number and its commit. A stream
+/// that listens anew vouches for this number, so it must not be one still committing.
+async fn settled(pool: &PgPool, channel: &str) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(backend)?;
+    sqlx::query(LOCK_CARD_CHANGES)
+        .bind(channel)
+        .bind(LockClass::CardChanges as i64)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card_changes_seq",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
+    tx.commit().await.map_err(backend)?;
     u64::try_from(seq).map_err(|_| StoreError::Backend(format!("card change number {seq}")))
 }
 
@@ -164,7 +196,7 @@ async fn next_change(state: Listening) -> Option<(CardChange, Listening)> {
 /// What a stream that listens anew yields: nothing it heard before is a gap any more, and every
 /// change up to the number committed now (read after listening) will not be heard again.
 async fn resync(state: &mut Listening) -> Option<CardChange> {
-    match committed(&state.pool).await {
+    match settled(&state.pool, &state.channel).await {
         Ok(seq) => Some(CardChange::Resync { seq }),
         Err(e) => {
             // Without the number the stream cannot vouch for anything: listen anew, later.

@@ -212,6 +212,8 @@ enum LockClass {
     KeyknoxOwner = 7,
     /// Channel creations of one identity (the per-creator cap counts the ones before).
     ChannelCreator = 11,
+    /// Card changes of one schema, numbered in commit order (`card_changes.rs`).
+    CardChanges = 13,
 }
 
 /// Takes the transaction-scoped advisory lock of `(class, a, b)`: concurrent transactions on
