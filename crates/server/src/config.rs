@@ -86,7 +86,7 @@ pub struct Config {
     /// heard within milliseconds), and this is the longest a change made through another
     /// replica may stay unseen here, even when announcements are late or lost. A search answers
     /// from the cache only once this replica has heard every change committed before the
-    /// search began (a read of PostgreSQL's change counter, shared by concurrent searches), so a
+    /// search began (a read of PostgreSQL's card change number, shared by concurrent searches), so a
     /// client alternating replicas sees its changes at once. At most 1000; unset: 500.
     pub card_cache_ms: Option<u64>,
     /// Most identities whose search answers one process keeps in memory (about 1 to 1.4 KiB
