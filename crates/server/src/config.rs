@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Largest `card_cache_ms`: other replicas must see a card change within a second.
 pub const MAX_CARD_CACHE_MS: u64 = 1000;
-/// `card_cache_ms` when unset and no other process writes the database (SQLite).
+/// `card_cache_ms` when unset.
 pub const DEFAULT_CARD_CACHE_MS: u64 = 500;
 
 /// Everything `sealkit serve` can be told.
@@ -84,9 +84,10 @@ pub struct Config {
     /// (one process owns the database) an answer is then good until its identity changes. On
     /// PostgreSQL every replica announces its changes to the others (`LISTEN`/`NOTIFY`, usually
     /// heard within milliseconds), and this is the longest a change made through another
-    /// replica may stay unseen here, even when announcements are late or lost. At most 1000.
-    /// Unset: 500 on SQLite, 0 on PostgreSQL (a client that alternates replicas request by
-    /// request may ask the second one before the announcement of its change arrived).
+    /// replica may stay unseen here, even when announcements are late or lost. A search answers
+    /// from the cache only once this replica has heard every change committed before the
+    /// search began (a read of PostgreSQL's card change number, shared by concurrent searches), so a
+    /// client alternating replicas sees its changes at once. At most 1000; unset: 500.
     pub card_cache_ms: Option<u64>,
     /// Most identities whose search answers one process keeps in memory (about 1 to 1.4 KiB
     /// each with e3kit's cards); the cache starts over when full.

@@ -240,7 +240,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
     );
     let events = store.chat_events().await?;
     let chat = service::chat::ChatHub::start(store.clone(), events, config.chat_feed_capacity);
-    let card_cache = card_cache(&config, store.as_ref()).await?;
+    let card_cache = card_cache(&config, &store).await?;
     let state = AppState {
         card_cache,
         chat_sockets: Arc::default(),
@@ -263,7 +263,7 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
 /// shared (see [`service::cards::ChangeSource`]).
 async fn card_cache(
     config: &Config,
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
 ) -> Result<Arc<service::cards::SearchCache>, ServerError> {
     use service::cards::{ChangeSource, SearchCache};
     let source = if store.shared_with_other_processes() {
@@ -271,13 +271,11 @@ async fn card_cache(
     } else {
         ChangeSource::ThisProcess
     };
-    // Off by default on replicas: a client alternating between them (e3kit-node's scenario)
-    // may ask the second before its announcement arrived.
-    let default_ms = match source {
-        ChangeSource::ThisProcess => config::DEFAULT_CARD_CACHE_MS,
-        ChangeSource::Announced => 0,
-    };
-    let period = std::time::Duration::from_millis(config.card_cache_ms.unwrap_or(default_ms));
+    let period = std::time::Duration::from_millis(
+        config
+            .card_cache_ms
+            .unwrap_or(config::DEFAULT_CARD_CACHE_MS),
+    );
     let cache = Arc::new(SearchCache::new(period, source, config.card_cache_entries));
     if cache.enabled() && source == ChangeSource::Announced {
         // Confirmed a few times per period, so a healthy stream vouches for every answer.
@@ -285,7 +283,14 @@ async fn card_cache(
             .card_changes(period / CARD_CONFIRMATIONS_PER_PERIOD)
             .await?
         {
-            cache.follow(changes);
+            // The read barrier: a search answers from the cache only once this replica has
+            // heard every change committed before the search began.
+            let store = store.clone();
+            let read: service::cards::ReadLastChange = Arc::new(move || {
+                let store = store.clone();
+                Box::pin(async move { store.last_card_change().await })
+            });
+            cache.follow(changes, Some(read));
         }
     }
     Ok(cache)

@@ -2,14 +2,16 @@
 
 use super::auth::Caller;
 use super::error::ServiceError;
-use crate::store::{CardChange, CardChangeStream, NewCard, Store};
+use crate::store::{CardChange, CardChangeStream, NewCard, Store, StoreResult};
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt as _;
 use sealkit_crypto::PrivateKey;
 use sealkit_proto::cards::{CardId, RawSignedModel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
 
 /// The signer name of the service's own card signature.
 pub const SERVICE_SIGNER: &str = "virgil";
@@ -133,15 +135,19 @@ pub async fn search(
             .map_err(|why| ServiceError::BadRequest(format!("invalid identity: {why}")))?;
     }
     let mut found: Vec<Arc<[u8]>> = Vec::new();
+    let answer_from_cache = cache.may_answer(app_id, &unique).await;
     let now = Instant::now();
     let missing: Vec<String> = unique
         .into_iter()
-        .filter(|identity| match cache.get(app_id, identity, now) {
-            Some(cards) => {
-                found.extend(cards.iter().cloned());
-                false
-            }
-            None => true,
+        .filter(|identity| {
+            !answer_from_cache
+                || match cache.get(app_id, identity, now) {
+                    Some(cards) => {
+                        found.extend(cards.iter().cloned());
+                        false
+                    }
+                    None => true,
+                }
         })
         .collect();
     if !missing.is_empty() {
@@ -181,12 +187,76 @@ pub enum ChangeSource {
     /// change committed more than the cache's period ago can be missing from it: either it was
     /// read within the period, or the stream confirmed it was caught up within the period.
     /// Without a stream, that makes each answer last the period after it was read.
+    ///
+    /// With a stream that numbers the changes, a search also passes a read barrier before the
+    /// cache may answer it: it reads the number of the last change committed
+    /// ([`CardStore::last_card_change`](crate::store::CardStore::last_card_change)), and the
+    /// cache answers only once the stream has applied that number, within [`BARRIER_WAIT`];
+    /// otherwise the store answers. So a change acknowledged by any replica before a search
+    /// began is never missing from its answer. Searches that arrive while a read of the number
+    /// is under way share the next one, so under load one read serves many searches.
     Announced,
 }
 
 /// Most identities a [`SearchCache`] holds unless configured (`card_cache_entries`); it is
 /// emptied when full.
 pub const DEFAULT_CACHE_ENTRIES: usize = 100_000;
+
+/// The longest a search waits at the read barrier (see [`ChangeSource::Announced`]) before it
+/// asks the store instead: announcements normally arrive within milliseconds, and a replica
+/// whose announcements are late must not stall its searches.
+pub const BARRIER_WAIT: Duration = Duration::from_millis(100);
+
+/// Reads the number of the last card change committed
+/// ([`CardStore::last_card_change`](crate::store::CardStore::last_card_change)).
+pub type ReadLastChange = Arc<dyn Fn() -> BoxFuture<'static, StoreResult<u64>> + Send + Sync>;
+
+/// The read barrier of a cache that follows numbered changes.
+#[derive(Debug)]
+struct Barrier {
+    /// The highest change number applied: every change up to it has been forgotten.
+    applied: watch::Sender<u64>,
+    /// Tickets handed out to searches waiting for a read of the committed number.
+    asked: AtomicU64,
+    /// Wakes the reading task (one pending wake is enough: it reads `asked` when it wakes).
+    wake: mpsc::Sender<()>,
+    /// The last read: the highest ticket taken before it started, and the number it read
+    /// (`None` if it failed).
+    reads: watch::Sender<(u64, Option<u64>)>,
+}
+
+impl Barrier {
+    /// Whether every change committed before this call has been applied: waits for a read of
+    /// the committed number that starts after this call, then for the stream to apply it.
+    async fn pass(&self) -> bool {
+        let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        // Full means a wake is pending, and the read it starts covers this ticket too.
+        let _ = self.wake.try_send(());
+        let mut reads = self.reads.subscribe();
+        let committed = match reads.wait_for(|(covers, _)| *covers >= ticket).await {
+            Ok(read) => read.1,
+            Err(_) => None,
+        };
+        let Some(committed) = committed else {
+            return false;
+        };
+        let mut applied = self.applied.subscribe();
+        let passed = applied
+            .wait_for(|applied| *applied >= committed)
+            .await
+            .is_ok();
+        passed
+    }
+
+    /// Notes that every change up to `seq` has been applied.
+    fn applied(&self, seq: u64) {
+        self.applied.send_if_modified(|applied| {
+            let later = seq > *applied;
+            *applied = (*applied).max(seq);
+            later
+        });
+    }
+}
 
 /// The search answers of identities asked before (their cards' JSON, or "no cards"), in this
 /// process's memory. Correctness rests on three rules:
@@ -217,6 +287,8 @@ pub struct SearchCache {
     caught_up: AtomicU64,
     generation: AtomicU64,
     entries: Mutex<Entries>,
+    /// Set by [`Self::follow`] when the changes are numbered.
+    barrier: OnceLock<Barrier>,
 }
 
 /// The answers, per application and identity (two levels, so a lookup borrows its keys).
@@ -245,7 +317,36 @@ impl SearchCache {
             caught_up: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             entries: Mutex::new(Entries::default()),
+            barrier: OnceLock::new(),
         }
+    }
+
+    /// Whether a search of `identities` may take answers from this cache (the read barrier of
+    /// [`ChangeSource::Announced`]). A search holding none of them skips the barrier: the
+    /// store answers it anyway.
+    async fn may_answer(&self, app_id: &str, identities: &[String]) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let Some(barrier) = self.barrier.get() else {
+            return true;
+        };
+        if !self.holds_any(app_id, identities) {
+            return false;
+        }
+        tokio::time::timeout(BARRIER_WAIT, barrier.pass())
+            .await
+            .unwrap_or(false)
+    }
+
+    fn holds_any(&self, app_id: &str, identities: &[String]) -> bool {
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        entries
+            .by_app
+            .get(app_id)
+            .is_some_and(|app| identities.iter().any(|i| app.contains_key(i)))
     }
 
     /// Whether this cache keeps anything.
@@ -368,22 +469,92 @@ impl SearchCache {
     }
 
     /// Applies `changes` (from [`CardStore::card_changes`](crate::store::CardStore::card_changes))
-    /// to this cache in a task of its own, which ends when the cache is dropped.
-    pub fn follow(self: &Arc<Self>, mut changes: CardChangeStream) {
+    /// to this cache in a task of its own, which ends when the cache is dropped. With
+    /// `read_last_change`, the changes are numbered and searches pass the read barrier (see
+    /// [`ChangeSource::Announced`]); call this once.
+    pub fn follow(
+        self: &Arc<Self>,
+        mut changes: CardChangeStream,
+        read_last_change: Option<ReadLastChange>,
+    ) {
+        if let Some(read) = read_last_change {
+            let (wake, woken) = mpsc::channel(1);
+            let barrier = Barrier {
+                applied: watch::Sender::new(0),
+                asked: AtomicU64::new(0),
+                wake,
+                reads: watch::Sender::new((0, None)),
+            };
+            if self.barrier.set(barrier).is_ok() {
+                spawn_barrier_reads(Arc::downgrade(self), woken, read);
+            }
+        }
         let cache = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(change) = changes.next().await {
                 let Some(cache) = cache.upgrade() else {
                     return;
                 };
-                match change {
-                    CardChange::Changed { app_id, identity } => cache.forget(&app_id, &identity),
-                    CardChange::Resync => cache.forget_all(),
-                    CardChange::CaughtUp(at) => cache.caught_up(at),
+                // Forgotten first, then noted as applied: a search that passes the barrier
+                // finds the identity gone.
+                let applied = match change {
+                    CardChange::Changed {
+                        app_id,
+                        identity,
+                        seq,
+                    } => {
+                        cache.forget(&app_id, &identity);
+                        seq
+                    }
+                    CardChange::Resync { seq } => {
+                        cache.forget_all();
+                        Some(seq)
+                    }
+                    CardChange::CaughtUp(at) => {
+                        cache.caught_up(at);
+                        None
+                    }
+                };
+                if let (Some(seq), Some(barrier)) = (applied, cache.barrier.get()) {
+                    barrier.applied(seq);
                 }
             }
         });
     }
+}
+
+/// Reads the committed change number for the searches waiting at `cache`'s barrier, one read at
+/// a time, each covering every search that asked before it started; ends with the cache.
+fn spawn_barrier_reads(
+    cache: Weak<SearchCache>,
+    mut woken: mpsc::Receiver<()>,
+    read: ReadLastChange,
+) {
+    tokio::spawn(async move {
+        let mut covered = 0;
+        while woken.recv().await.is_some() {
+            let Some(cache) = cache.upgrade() else {
+                return;
+            };
+            let Some(barrier) = cache.barrier.get() else {
+                return;
+            };
+            // Every ticket up to this one was taken before the read starts.
+            let asked = barrier.asked.load(Ordering::SeqCst);
+            if asked <= covered {
+                continue;
+            }
+            let committed = match read().await {
+                Ok(seq) => Some(seq),
+                Err(e) => {
+                    tracing::warn!(error = %e, "card search: reading the change number failed");
+                    None
+                }
+            };
+            covered = asked;
+            barrier.reads.send_replace((asked, committed));
+        }
+    });
 }
 
 /// Joins stored card JSON into an array without re-serializing any card.
@@ -402,6 +573,7 @@ fn json_array(cards: &[Arc<[u8]>]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn cards(texts: &[&str]) -> Vec<Arc<[u8]>> {
@@ -504,5 +676,137 @@ mod tests {
         assert_eq!(small.len(), 1);
         assert!(get(&small, "a", Instant::now()).is_none());
         assert!(get(&small, "c", Instant::now()).is_some());
+    }
+
+    /// A stand-in for the database's change counter: its reads wait for a permit each.
+    struct Counter {
+        committed: AtomicU64,
+        reads: AtomicU64,
+        permits: tokio::sync::Semaphore,
+    }
+
+    impl Default for Counter {
+        fn default() -> Self {
+            Self {
+                committed: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
+                permits: tokio::sync::Semaphore::new(0),
+            }
+        }
+    }
+
+    /// A cache following numbered changes sent through the returned channel.
+    fn following(counter: &Arc<Counter>) -> (Arc<SearchCache>, mpsc::UnboundedSender<CardChange>) {
+        let cache = Arc::new(SearchCache::new(
+            Duration::from_secs(1),
+            ChangeSource::Announced,
+            10,
+        ));
+        let (send, receive) = mpsc::unbounded_channel();
+        let changes = futures_util::stream::unfold(receive, |mut receive| async move {
+            receive.recv().await.map(|change| (change, receive))
+        })
+        .boxed();
+        let counter = counter.clone();
+        let read: ReadLastChange = Arc::new(move || {
+            let counter = counter.clone();
+            Box::pin(async move {
+                counter.reads.fetch_add(1, Ordering::SeqCst);
+                counter.permits.acquire().await.unwrap().forget();
+                Ok(counter.committed.load(Ordering::SeqCst))
+            })
+        });
+        cache.follow(changes, Some(read));
+        (cache, send)
+    }
+
+    async fn applied(cache: &SearchCache, seq: u64) {
+        let barrier = cache.barrier.get().unwrap();
+        barrier
+            .applied
+            .subscribe()
+            .wait_for(|a| *a >= seq)
+            .await
+            .unwrap();
+    }
+
+    fn alice() -> Vec<String> {
+        vec!["alice".to_owned()]
+    }
+
+    #[tokio::test]
+    async fn the_cache_answers_only_once_every_committed_change_was_applied() {
+        let counter = Arc::new(Counter::default());
+        counter.permits.add_permits(1000);
+        let (cache, changes) = following(&counter);
+        counter.committed.store(5, Ordering::SeqCst);
+        changes.send(CardChange::Resync { seq: 5 }).unwrap();
+        applied(&cache, 5).await;
+        put(&cache, cache.generation(), Instant::now(), "alice", &["a1"]);
+        assert!(cache.may_answer("app", &alice()).await);
+        // Another replica committed change 6, not heard yet: the store must answer.
+        counter.committed.store(6, Ordering::SeqCst);
+        let started = Instant::now();
+        assert!(!cache.may_answer("app", &alice()).await);
+        assert!(started.elapsed() >= BARRIER_WAIT, "{:?}", started.elapsed());
+        // Heard: alice is forgotten, and the next answer read is served again.
+        changes
+            .send(CardChange::Changed {
+                app_id: "app".into(),
+                identity: "alice".into(),
+                seq: Some(6),
+            })
+            .unwrap();
+        applied(&cache, 6).await;
+        assert_eq!(get(&cache, "alice", Instant::now()), None);
+        put(&cache, cache.generation(), Instant::now(), "alice", &["a2"]);
+        assert!(cache.may_answer("app", &alice()).await);
+        // A search holding none of its identities needs no read.
+        let reads = counter.reads.load(Ordering::SeqCst);
+        assert!(!cache.may_answer("app", &["bob".to_owned()]).await);
+        assert!(!cache.may_answer("other", &alice()).await);
+        assert_eq!(counter.reads.load(Ordering::SeqCst), reads);
+        // Changes 7 and 8 were lost with a connection; the resync forgets everything and
+        // vouches for them.
+        counter.committed.store(8, Ordering::SeqCst);
+        assert!(!cache.may_answer("app", &alice()).await);
+        changes.send(CardChange::Resync { seq: 8 }).unwrap();
+        applied(&cache, 8).await;
+        assert!(cache.is_empty());
+        put(&cache, cache.generation(), Instant::now(), "alice", &["a3"]);
+        assert!(cache.may_answer("app", &alice()).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn searches_arriving_during_a_read_share_the_next_one() {
+        let counter = Arc::new(Counter::default());
+        let (cache, changes) = following(&counter);
+        changes.send(CardChange::Resync { seq: 1 }).unwrap();
+        applied(&cache, 1).await;
+        put(&cache, cache.generation(), Instant::now(), "alice", &["a1"]);
+        let search = |cache: &Arc<SearchCache>| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.may_answer("app", &alice()).await })
+        };
+        let first = search(&cache);
+        while counter.reads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The first read has started; these arrive while it is under way.
+        let later: Vec<_> = (0..20).map(|_| search(&cache)).collect();
+        let barrier = cache.barrier.get().unwrap();
+        while barrier.asked.load(Ordering::SeqCst) < 21 {
+            tokio::task::yield_now().await;
+        }
+        counter.permits.add_permits(1);
+        assert!(first.await.unwrap());
+        // The first read started before they arrived, so it does not let them through.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(later.iter().all(|search| !search.is_finished()));
+        counter.permits.add_permits(1);
+        for search in later {
+            assert!(search.await.unwrap());
+        }
+        assert_eq!(counter.reads.load(Ordering::SeqCst), 2);
     }
 }

@@ -405,13 +405,22 @@ pub trait CardStore: Send + Sync {
     ///
     /// The stream never ends. It yields [`CardChange::Resync`] first and again whenever changes
     /// may have been lost (a lost connection, once listening again), and about every
-    /// `confirm_every` a [`CardChange::CaughtUp`] that bounds how far behind it is.
+    /// `confirm_every` a [`CardChange::CaughtUp`] that bounds how far behind it is. Changes
+    /// are numbered in commit order (see [`Self::last_card_change`]).
     async fn card_changes(
         &self,
         confirm_every: std::time::Duration,
     ) -> StoreResult<Option<CardChangeStream>> {
         let _ = confirm_every;
         Ok(None)
+    }
+
+    /// The number of the last card change committed through any process, where
+    /// [`Self::card_changes`] numbers them (0 otherwise). A stream that yielded a change (or a
+    /// [`CardChange::Resync`]) numbered at least this has yielded every change committed before
+    /// this read began.
+    async fn last_card_change(&self) -> StoreResult<u64> {
+        Ok(0)
     }
 }
 
@@ -424,10 +433,17 @@ pub enum CardChange {
         app_id: String,
         /// The identity whose cards changed.
         identity: String,
+        /// The change's number ([`CardStore::last_card_change`]); `None` from a process that
+        /// does not number its changes.
+        seq: Option<u64>,
     },
     /// Changes may have been missed until now (the stream is listening again): whatever was
-    /// read from the store before this may be out of date.
-    Resync,
+    /// read from the store before this may be out of date. Every change numbered above `seq`
+    /// will be yielded.
+    Resync {
+        /// [`CardStore::last_card_change`] read after listening again.
+        seq: u64,
+    },
     /// Every change committed before this instant has been yielded already.
     CaughtUp(std::time::Instant),
 }

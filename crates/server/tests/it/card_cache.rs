@@ -1,7 +1,7 @@
 //! The in-process cache of card search answers (`card_cache_ms`): a publish or revoke is visible
 //! in the next search on the replica that acknowledged it (SQLite and PostgreSQL), and on the
-//! other PostgreSQL replicas within a second: through their `LISTEN`/`NOTIFY` announcements,
-//! and also when the announcement connections are lost.
+//! other PostgreSQL replicas in the next search too (the read barrier), also when their
+//! announcements are late; and within a second when the announcement connections are lost.
 
 use crate::common::*;
 use axum::http::StatusCode;
@@ -104,6 +104,8 @@ async fn a_change_shows_at_once_on_the_replica_that_took_it() {
 struct Replicas {
     a: Harness,
     b: Harness,
+    /// B's store, for holding back its announcements.
+    b_store: PostgresStore,
     schema: String,
 }
 
@@ -118,11 +120,10 @@ impl Replicas {
         let mut config = Config::default();
         config.card_cache_ms = card_cache_ms;
         let a = harness_on(config.clone(), store_a).await;
-        let store_b: Arc<dyn Store> = Arc::new(
-            PostgresStore::connect_in_schema(&pg_url(), &schema)
-                .await
-                .unwrap(),
-        );
+        let b_store = PostgresStore::connect_in_schema(&pg_url(), &schema)
+            .await
+            .unwrap();
+        let store_b: Arc<dyn Store> = Arc::new(b_store.clone());
         config.data_dir = a.dir.path().to_owned();
         let b = Harness {
             router: sealkit_server::app(config, store_b).await.unwrap(),
@@ -130,7 +131,29 @@ impl Replicas {
             app: a.app.clone(),
             other_app: a.other_app.clone(),
         };
-        Self { a, b, schema }
+        Self {
+            a,
+            b,
+            b_store,
+            schema,
+        }
+    }
+
+    /// Revokes every card of `identity` straight in the database, announcing nothing: what a
+    /// replica's cache answers afterwards shows whether it read the store.
+    async fn revoke_unannounced(&self, identity: &str) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_url())
+            .await
+            .unwrap();
+        let revoked = sqlx::query(&format!(
+            r#"UPDATE "{}".cards SET revoked = TRUE WHERE identity = $1"#,
+            self.schema
+        ))
+        .bind(identity)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert!(revoked.rows_affected() > 0);
     }
 
     /// Ends every `LISTEN` connection of this schema's card announcements (both replicas'),
@@ -274,6 +297,54 @@ async fn replicas_taking_changes_in_turn_answer_at_once_after_their_own() {
         shows_within_a_second(other, &["alice"], &expected, acknowledged).await;
         previous = Some(id);
     }
+    r.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_search_on_another_replica_shows_a_change() {
+    // The default settings: the cache is on.
+    let r = Replicas::start(None).await;
+    let (a, b) = (&r.a, &r.b);
+    // B holds "no cards" for alice; she registers, rotates and revokes through A, and B's
+    // first search after each acknowledgement shows it.
+    assert_eq!(search(b, &["alice", "bob"]).await, Vec::<String>::new());
+    let a1 = publish(a, "alice", None).await;
+    assert_eq!(search(b, &["alice", "bob"]).await, vec![a1.clone()]);
+    let a2 = publish(a, "alice", Some(&a1)).await;
+    let both = sorted(vec![a1.clone(), a2.clone()]);
+    assert_eq!(search(b, &["alice", "bob"]).await, both);
+    revoke(a, "alice", &a2).await;
+    assert_eq!(search(b, &["alice", "bob"]).await, Vec::<String>::new());
+    // And the other way round, with A holding bob's answer.
+    assert_eq!(search(a, &["bob"]).await, Vec::<String>::new());
+    let b1 = publish(b, "bob", None).await;
+    assert_eq!(search(a, &["bob"]).await, vec![b1]);
+    r.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_announcements_are_late_asks_the_store() {
+    let r = Replicas::start(None).await;
+    let (a, b) = (&r.a, &r.b);
+    let a1 = publish(a, "alice", None).await;
+    assert_eq!(search(b, &["alice"]).await, vec![a1.clone()]);
+    // B hears nothing from now on, while holding alice's answer.
+    let held = r.b_store.hold_card_changes().await;
+    let a2 = publish(a, "alice", Some(&a1)).await;
+    let both = sorted(vec![a1.clone(), a2.clone()]);
+    assert_eq!(search(b, &["alice"]).await, both);
+    assert_eq!(search(b, &["alice"]).await, both);
+    revoke(a, "alice", &a2).await;
+    assert_eq!(search(b, &["alice"]).await, Vec::<String>::new());
+    // Caught up again, B answers from its cache: a change made behind every replica's back
+    // (announcing nothing) does not show.
+    drop(held);
+    let c1 = publish(a, "carol", None).await;
+    // Settled first: an answer read while B applies what it held back is not kept.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(search(b, &["carol"]).await, vec![c1.clone()]);
+    r.revoke_unannounced("carol").await;
+    assert_eq!(search(b, &["carol"]).await, vec![c1]);
     r.drop().await;
 }
 

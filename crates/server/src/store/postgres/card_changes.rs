@@ -2,14 +2,23 @@
 //! transaction (delivered on commit only, in commit order) and one `LISTEN` connection per
 //! stream, which says [`CardChange::Resync`] whenever it is listening anew.
 //!
-//! How far behind a stream is cannot be read off the notifications themselves: a replica that
-//! hears nothing may simply have nothing to hear. So the stream confirms itself: a task of its
-//! own sends a *ping*, a notification on the same channel, every `confirm_every`, noting when it
-//! sent it. PostgreSQL delivers the notifications of different transactions in the order they
-//! committed, so once the ping comes back, every change committed before it was sent has come
-//! back too: [`CardChange::CaughtUp`] with the ping's sending time. A stalled or dead
-//! connection stops the pings coming back, and the caches relying on it stop trusting what they
-//! hold (see `service::cards::SearchCache`).
+//! Every change is numbered: just before it commits, the transaction takes the schema's
+//! advisory lock [`LockClass::CardChanges`] (held until the commit), takes the next number of
+//! the sequence `card_changes_seq` and announces it. The lock orders the numbers of committed
+//! changes as the commits, so a stream that yielded number n has yielded every change up to n,
+//! and a reader of the last number taken ([`committed`]) learns how far a stream must have got
+//! to have yielded every change committed before the read (the search cache's read barrier).
+//! That number may belong to a change still committing or rolled back: a barrier then waits
+//! for more than it needs, never for less.
+//!
+//! How far behind a stream is in time cannot be read off the notifications themselves: a
+//! replica that hears nothing may simply have nothing to hear. So the stream also confirms
+//! itself: a task of its own sends a *ping*, a notification on the same channel, every
+//! `confirm_every`, noting when it sent it. PostgreSQL delivers the notifications of different
+//! transactions in the order they committed, so once the ping comes back, every change
+//! committed before it was sent has come back too: [`CardChange::CaughtUp`] with the ping's
+//! sending time. A stalled or dead connection stops the pings coming back, and the caches
+//! relying on it stop trusting what they hold (see `service::cards::SearchCache`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
@@ -21,7 +30,7 @@ use sqlx::PgConnection;
 
 use super::listen::EVENTS_CHANNEL;
 use super::sql::backend;
-use super::PostgresStore;
+use super::{LockClass, PostgresStore};
 use crate::store::{CardChange, CardChangeStream, StoreError, StoreResult};
 
 /// Prefix of the card channel's name; the rest is the chat channel's per-schema suffix.
@@ -44,35 +53,83 @@ pub(super) fn cards_channel(store: &PostgresStore) -> String {
     format!("{CARDS_CHANNEL}{suffix}")
 }
 
-/// A notification's payload: a change, or a stream's ping (`"<stream>:<n>"`).
+/// A notification's payload: a numbered change, or a stream's ping (`"<stream>:<n>"`).
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum Notice {
-    Changed { app: String, identity: String },
-    Ping { ping: String },
+    Changed {
+        app: String,
+        identity: String,
+        /// Absent from the notices of replicas that did not number changes yet.
+        #[serde(default)]
+        seq: Option<u64>,
+    },
+    Ping {
+        ping: String,
+    },
 }
 
-/// Queues the notice of a change to `identity`'s cards in the caller's transaction: PostgreSQL
-/// delivers it on commit only, so a write that fails announces nothing.
+/// Takes the schema's card change lock (`$1`: the card channel, `$2`: the lock class); the
+/// lock is released when the transaction ends.
+const LOCK_CARD_CHANGES: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1), $2))";
+
+/// Numbers the change to `identity`'s cards and queues its notice in the caller's transaction,
+/// which the caller commits next. PostgreSQL delivers the notice on commit only, so a write
+/// that fails announces nothing; the lock is held until the commit, so numbers are taken in
+/// commit order (and called last, it is held only for the commit).
 pub(super) async fn notify_change(
     conn: &mut PgConnection,
     store: &PostgresStore,
     app_id: &str,
     identity: &str,
 ) -> StoreResult<()> {
-    let notice = Notice::Changed {
-        app: app_id.to_owned(),
-        identity: identity.to_owned(),
-    };
-    let payload = serde_json::to_string(&notice)
-        .map_err(|e| StoreError::Backend(format!("encoding a card notice: {e}")))?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(cards_channel(store))
-        .bind(payload)
-        .execute(&mut *conn)
+    // One round trip: the lock (in FROM, so first) and then the number and the notice.
+    sqlx::query(&format!(
+        "SELECT pg_notify($1, json_build_object('app', $3::text, 'identity', $4::text, \
+                                               'seq', nextval('card_changes_seq'))::text) \
+         FROM ({LOCK_CARD_CHANGES}) AS locked"
+    ))
+    .bind(cards_channel(store))
+    .bind(LockClass::CardChanges as i64)
+    .bind(app_id)
+    .bind(identity)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The last card change number taken; every change committed before this read has a number
+/// up to it (see the module's documentation).
+pub(super) async fn committed(pool: &PgPool) -> StoreResult<u64> {
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card_changes_seq",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(backend)?;
+    u64::try_from(seq).map_err(|_| StoreError::Backend(format!("card change number {seq}")))
+}
+
+/// The last card change number taken once every change that took one has committed or rolled
+/// back: read under the lock, so no change is between its number and its commit. A stream
+/// that listens anew vouches for this number, so it must not be one still committing.
+async fn settled(pool: &PgPool, channel: &str) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(backend)?;
+    sqlx::query(LOCK_CARD_CHANGES)
+        .bind(channel)
+        .bind(LockClass::CardChanges as i64)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    Ok(())
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card_changes_seq",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
+    tx.commit().await.map_err(backend)?;
+    u64::try_from(seq).map_err(|_| StoreError::Backend(format!("card change number {seq}")))
 }
 
 /// A listener on its own one-connection pool (it must not hold one of the store's connections).
@@ -93,6 +150,10 @@ type InFlight = Mutex<VecDeque<(u64, Instant)>>;
 /// The state of a [`changes`] stream.
 struct Listening {
     options: PgConnectOptions,
+    /// For reading the committed number when listening anew.
+    pool: PgPool,
+    /// Taken for reading before an item is yielded (`PostgresStore::hold_card_changes`).
+    held: Arc<tokio::sync::RwLock<()>>,
     channel: String,
     /// Tells this stream's pings from other replicas' streams' pings.
     stream_id: String,
@@ -125,10 +186,34 @@ impl Listening {
 }
 
 /// The next item of a card change stream; never ends.
-async fn next_change(mut state: Listening) -> Option<(CardChange, Listening)> {
+async fn next_change(state: Listening) -> Option<(CardChange, Listening)> {
+    let (change, state) = hear(state).await;
+    let held = state.held.clone();
+    let _held = held.read().await;
+    Some((change, state))
+}
+
+/// What a stream that listens anew yields: nothing it heard before is a gap any more, and every
+/// change up to the number committed now (read after listening) will not be heard again.
+async fn resync(state: &mut Listening) -> Option<CardChange> {
+    match settled(&state.pool, &state.channel).await {
+        Ok(seq) => Some(CardChange::Resync { seq }),
+        Err(e) => {
+            // Without the number the stream cannot vouch for anything: listen anew, later.
+            tracing::warn!(error = %e, "card changes: reading the change number failed");
+            state.listener = None;
+            None
+        }
+    }
+}
+
+/// The next thing the stream hears.
+async fn hear(mut state: Listening) -> (CardChange, Listening) {
     if !state.started {
         state.started = true;
-        return Some((CardChange::Resync, state));
+        if let Some(change) = resync(&mut state).await {
+            return (change, state);
+        }
     }
     loop {
         let Some(listener) = state.listener.as_mut() else {
@@ -139,7 +224,10 @@ async fn next_change(mut state: Listening) -> Option<(CardChange, Listening)> {
                     Ok(listener) => {
                         state.listener = Some(listener);
                         // Whatever was notified while disconnected is lost.
-                        return Some((CardChange::Resync, state));
+                        match resync(&mut state).await {
+                            Some(change) => return (change, state),
+                            None => delay = (delay * 2).min(LISTEN_RETRY_MAX),
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "card changes: reconnecting LISTEN failed");
@@ -150,18 +238,19 @@ async fn next_change(mut state: Listening) -> Option<(CardChange, Listening)> {
         };
         match listener.try_recv().await {
             Ok(Some(notification)) => match serde_json::from_str(notification.payload()) {
-                Ok(Notice::Changed { app, identity }) => {
-                    return Some((
+                Ok(Notice::Changed { app, identity, seq }) => {
+                    return (
                         CardChange::Changed {
                             app_id: app,
                             identity,
+                            seq,
                         },
                         state,
-                    ))
+                    )
                 }
                 Ok(Notice::Ping { ping }) => {
                     if let Some(sent) = state.ping_back(&ping) {
-                        return Some((CardChange::CaughtUp(sent), state));
+                        return (CardChange::CaughtUp(sent), state);
                     }
                     // Another replica's ping, or one of ours overtaken by a later one.
                 }
@@ -171,7 +260,11 @@ async fn next_change(mut state: Listening) -> Option<(CardChange, Listening)> {
                 ),
             },
             // The listener lost its connection and has already listened again on a new one.
-            Ok(None) => return Some((CardChange::Resync, state)),
+            Ok(None) => {
+                if let Some(change) = resync(&mut state).await {
+                    return (change, state);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "card changes: LISTEN connection failed");
                 state.listener = None;
@@ -246,6 +339,8 @@ pub(super) async fn changes(
     );
     let state = Listening {
         options,
+        pool: store.pool.clone(),
+        held: store.card_changes_held.clone(),
         channel,
         stream_id,
         listener: Some(listener),

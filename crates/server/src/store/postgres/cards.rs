@@ -25,10 +25,12 @@ impl CardStore for PostgresStore {
     }
 
     async fn publish_card(&self, card: NewCard) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let (app_id, identity) = (card.app_id.clone(), card.identity.clone());
+        let mut tx = sql::publish_card(self.begin().await?, card, publish_error).await?;
         // Delivered on commit only: the other replicas' search caches forget the identity.
-        card_changes::notify_change(&mut tx, self, &card.app_id, card.identity.as_str()).await?;
-        sql::publish_card(tx, card, publish_error).await
+        // Last, so the change counter's row is locked only for the commit.
+        card_changes::notify_change(&mut tx, self, &app_id, identity.as_str()).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn search_cards(
@@ -75,13 +77,17 @@ impl CardStore for PostgresStore {
     }
 
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = sql::revoke_card(self.begin().await?, app_id, card_id, identity).await?;
         card_changes::notify_change(&mut tx, self, app_id, identity).await?;
-        sql::revoke_card(tx, app_id, card_id, identity).await
+        tx.commit().await.map_err(backend)
     }
 
     async fn card_changes(&self, confirm_every: Duration) -> StoreResult<Option<CardChangeStream>> {
         card_changes::changes(self, confirm_every).await.map(Some)
+    }
+
+    async fn last_card_change(&self) -> StoreResult<u64> {
+        card_changes::committed(&self.pool).await
     }
 }
 

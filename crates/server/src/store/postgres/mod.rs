@@ -98,6 +98,9 @@ pub struct PostgresStore {
     /// The session that holds the key-transparency publisher lock, if this process won it
     /// (`kt.rs`).
     kt_leader: std::sync::Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+    /// Taken for writing by [`Self::hold_card_changes`]; each card change stream takes it for
+    /// reading before it yields what it heard.
+    card_changes_held: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl PostgresStore {
@@ -179,7 +182,15 @@ impl PostgresStore {
             pool,
             events_channel,
             kt_leader: std::sync::Arc::default(),
+            card_changes_held: std::sync::Arc::default(),
         })
+    }
+
+    /// A test hook: until the guard is dropped, the card change streams of this store (and of
+    /// its clones) hold back what they hear, as a replica whose announcements are late would.
+    #[doc(hidden)]
+    pub async fn hold_card_changes(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.card_changes_held.clone().write_owned().await
     }
 
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
@@ -201,6 +212,8 @@ enum LockClass {
     KeyknoxOwner = 7,
     /// Channel creations of one identity (the per-creator cap counts the ones before).
     ChannelCreator = 11,
+    /// Card changes of one schema, numbered in commit order (`card_changes.rs`).
+    CardChanges = 13,
 }
 
 /// Takes the transaction-scoped advisory lock of `(class, a, b)`: concurrent transactions on
@@ -371,8 +384,9 @@ mod tests {
         );
     }
 
-    /// Card changes through one replica are announced to the other's stream, which confirms
-    /// it is caught up, and says `Resync` after losing its connection and goes on.
+    /// Card changes through one replica are announced to the other's stream, numbered in commit
+    /// order, which confirms it is caught up, and says `Resync` with the committed number after
+    /// losing its connection and goes on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn card_changes_reach_every_replica() {
         use crate::store::{CardChange, CardChangeStream, CardStore, NewCard};
@@ -414,22 +428,29 @@ mod tests {
             .await
             .unwrap()
             .expect("PostgreSQL announces");
-        assert_eq!(next_change(&mut changes).await, CardChange::Resync);
+        assert_eq!(
+            next_change(&mut changes).await,
+            CardChange::Resync { seq: 0 }
+        );
         let card = new_card(&app, "alice", 1, None);
         let id = card.id.clone();
         a.publish_card(card).await.unwrap();
-        let alice = CardChange::Changed {
+        let alice = |seq| CardChange::Changed {
             app_id: app.clone(),
             identity: "alice".to_owned(),
+            seq: Some(seq),
         };
-        assert_eq!(next_change(&mut changes).await, alice);
-        // A failed write announces nothing: the next announcement is the revocation.
+        assert_eq!(next_change(&mut changes).await, alice(1));
+        // A failed write announces nothing and takes no number: the next announcement is the
+        // revocation.
         assert!(a
             .publish_card(new_card(&app, "alice", 2, None))
             .await
             .is_err());
+        assert!(a.revoke_card(&app, &"f".repeat(64), "alice").await.is_err());
         a.revoke_card(&app, &id, "alice").await.unwrap();
-        assert_eq!(next_change(&mut changes).await, alice);
+        assert_eq!(next_change(&mut changes).await, alice(2));
+        assert_eq!(b.last_card_change().await.unwrap(), 2);
         // Confirmations keep coming, each later than the last write.
         let written = Instant::now();
         loop {
@@ -453,7 +474,13 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(ended, vec![true], "exactly the listener's backend");
-        assert_eq!(next_change(&mut changes).await, CardChange::Resync);
+        // A change made while nobody listens is covered by the resync's number.
+        let carol = new_card(&app, "carol", 4, None);
+        a.publish_card(carol).await.unwrap();
+        assert_eq!(
+            next_change(&mut changes).await,
+            CardChange::Resync { seq: 3 }
+        );
         let bob = new_card(&app, "bob", 3, None);
         a.publish_card(bob).await.unwrap();
         assert_eq!(
@@ -461,6 +488,7 @@ mod tests {
             CardChange::Changed {
                 app_id: app.clone(),
                 identity: "bob".to_owned(),
+                seq: Some(4),
             }
         );
         drop(changes);

@@ -26,16 +26,17 @@ pub(crate) async fn get_card<'c>(
     .map_err(backend)
 }
 
-/// Publishes a card in `tx` and commits (see [`CardStore::publish_card`]). The unique indexes
-/// back the checks up against concurrent publishes; `insert_error` says which rule a failed
-/// insert broke (each database names the violated index its own way).
+/// Publishes a card in `tx` (see [`CardStore::publish_card`]) and hands the transaction back
+/// for the caller to commit (PostgreSQL announces the change last, just before the commit).
+/// The unique indexes back the checks up against concurrent publishes; `insert_error` says
+/// which rule a failed insert broke (each database names the violated index its own way).
 ///
 /// [`CardStore::publish_card`]: crate::store::CardStore::publish_card
 pub(crate) async fn publish_card(
     mut tx: sqlx::Transaction<'static, Db>,
     card: NewCard,
     insert_error: fn(sqlx::Error) -> StoreError,
-) -> StoreResult<()> {
+) -> StoreResult<sqlx::Transaction<'static, Db>> {
     // Only for the precise message: a concurrent publish of the same id is still caught by the
     // primary key below.
     let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cards WHERE id = $1")
@@ -81,10 +82,11 @@ pub(crate) async fn publish_card(
     .map_err(insert_error)?;
     // In the same transaction: the key-transparency directory learns of every card change.
     super::kt::mark_pending(&mut *tx, &card.app_id, card.identity.as_str()).await?;
-    tx.commit().await.map_err(backend)
+    Ok(tx)
 }
 
-/// Revokes a card in `tx` (see [`CardStore::revoke_card`]) and commits. Identity and app of a
+/// Revokes a card in `tx` (see [`CardStore::revoke_card`]) and hands the transaction back for
+/// the caller to commit. Identity and app of a
 /// card never change and revocation is final, so one conditional `UPDATE` decides; the `SELECT`
 /// after a miss only tells which error it is.
 ///
@@ -94,7 +96,7 @@ pub(crate) async fn revoke_card(
     app_id: &str,
     card_id: &str,
     identity: &str,
-) -> StoreResult<()> {
+) -> StoreResult<sqlx::Transaction<'static, Db>> {
     let done = sqlx::query(
         "UPDATE cards SET revoked = TRUE WHERE id = $1 AND app_id = $2 AND identity = $3",
     )
@@ -107,7 +109,7 @@ pub(crate) async fn revoke_card(
     if done.rows_affected() == 1 {
         // In the same transaction: the key-transparency directory learns of every card change.
         super::kt::mark_pending(&mut *tx, app_id, identity).await?;
-        return tx.commit().await.map_err(backend);
+        return Ok(tx);
     }
     let exists: Option<i32> =
         sqlx::query_scalar("SELECT 1 FROM cards WHERE id = $1 AND app_id = $2")

@@ -24,7 +24,8 @@ impl CardStore for SqliteStore {
     }
 
     async fn publish_card(&self, card: NewCard) -> StoreResult<()> {
-        sql::publish_card(self.begin().await?, card, publish_error).await
+        let tx = sql::publish_card(self.begin().await?, card, publish_error).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn search_cards(
@@ -79,7 +80,8 @@ impl CardStore for SqliteStore {
     }
 
     async fn revoke_card(&self, app_id: &str, card_id: &str, identity: &str) -> StoreResult<()> {
-        sql::revoke_card(self.begin().await?, app_id, card_id, identity).await
+        let tx = sql::revoke_card(self.begin().await?, app_id, card_id, identity).await?;
+        tx.commit().await.map_err(backend)
     }
 }
 
