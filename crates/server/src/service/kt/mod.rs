@@ -1059,20 +1059,27 @@ mod tests {
         id
     }
 
-    /// Lookups answered with the VRF memo verify and are byte for byte the answers of a
-    /// service without it; a repeated identity in a later epoch needs no new VRF proof.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn lookups_with_the_vrf_memo_verify_and_match_lookups_without_it() {
+    /// A SQLite store in a temporary directory (kept while the first value lives) with one
+    /// application named `name`, and that application's id.
+    async fn sqlite_app(name: &str) -> (tempfile::TempDir, Arc<dyn Store>, String) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(
             crate::store::sqlite::SqliteStore::open(&dir.path().join("kt.db"))
                 .await
                 .expect("sqlite"),
         );
-        let app = crate::admin::create_app(store.as_ref(), "kt-memo", 1_795_801_646)
+        let app = crate::admin::create_app(store.as_ref(), name, 1_795_801_646)
             .await
             .expect("app");
-        let app_id = app.app_id.as_str();
+        (dir, store, app.app_id.to_string())
+    }
+
+    /// Lookups answered with the VRF memo verify and are byte for byte the answers of a
+    /// service without it; a repeated identity in a later epoch needs no new VRF proof.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_with_the_vrf_memo_verify_and_match_lookups_without_it() {
+        let (_dir, store, app_id) = sqlite_app("kt-memo").await;
+        let app_id = app_id.as_str();
         let kt = KtService::new(store.clone(), KtKeys::from_seed(&[9; 32]));
         let plain =
             KtService::new(store.clone(), KtKeys::from_seed(&[9; 32])).with_vrf_memo_capacity(0);
@@ -1136,16 +1143,8 @@ mod tests {
     /// state of E any more: `still_consistent` says so, and a lookup made now is right.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_proof_read_across_two_publishes_is_made_again() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store: Arc<dyn Store> = Arc::new(
-            crate::store::sqlite::SqliteStore::open(&dir.path().join("kt.db"))
-                .await
-                .expect("sqlite"),
-        );
-        let app = crate::admin::create_app(store.as_ref(), "kt-race", 1_795_801_646)
-            .await
-            .expect("app");
-        let app_id = app.app_id.as_str();
+        let (_dir, store, app_id) = sqlite_app("kt-race").await;
+        let app_id = app_id.as_str();
         let kt = KtService::new(store.clone(), KtKeys::from_seed(&[7; 32]));
         let mut cards = Vec::new();
         for i in 0..16 {
