@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::PgConnection;
 
-use super::listen::EVENTS_CHANNEL;
+use super::listen::{listen, EVENTS_CHANNEL};
 use super::sql::backend;
 use super::{LockClass, PostgresStore};
 use crate::store::{CardChange, CardChangeStream, StoreError, StoreResult};
@@ -130,18 +130,6 @@ async fn settled(pool: &PgPool, channel: &str) -> StoreResult<u64> {
     .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
     u64::try_from(seq).map_err(|_| StoreError::Backend(format!("card change number {seq}")))
-}
-
-/// A listener on its own one-connection pool (it must not hold one of the store's connections).
-async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener, sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .connect_lazy_with(options.clone());
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(channel).await?;
-    Ok(listener)
 }
 
 /// The pings of one stream that were sent and have not come back: number and sending time.

@@ -137,11 +137,12 @@ pub(super) async fn notify_event(
     Ok(())
 }
 
-/// A listener on its own one-connection pool: it must not hold one of the store's connections
-/// (closing the store waits for those) and it lives as long as the event stream.
-async fn listen(
+/// A listener on `channel` on its own one-connection pool: it must not hold one of the store's
+/// connections (closing the store waits for those) and it lives as long as its stream (the
+/// chat event stream here, the card change stream of `card_changes`).
+pub(super) async fn listen(
     options: &PgConnectOptions,
-    events_channel: &str,
+    channel: &str,
 ) -> Result<PgListener, sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
@@ -149,7 +150,7 @@ async fn listen(
         .idle_timeout(None)
         .connect_lazy_with(options.clone());
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(events_channel).await?;
+    listener.listen(channel).await?;
     Ok(listener)
 }
 
