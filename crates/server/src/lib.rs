@@ -85,12 +85,32 @@ pub fn now_ms() -> i64 {
 /// Opens the configured store: PostgreSQL when `database_url` is set, else SQLite in `data_dir`.
 /// Runs the schema migrations.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(open_store_as(config, false).await?.0)
+}
+
+/// [`open_store`]; for a server (`serving`) on SQLite, also the data directory's lock
+/// ([`lock_data_dir`]), taken before the database is opened: a refused second server must not
+/// even migrate the database under the running one.
+async fn open_store_as(
+    config: &Config,
+    serving: bool,
+) -> Result<(Arc<dyn Store>, Option<std::fs::File>), ServerError> {
     Ok(match &config.database_url {
-        Some(url) => Arc::new(store::postgres::PostgresStore::connect(url).await?),
+        Some(url) => (
+            Arc::new(store::postgres::PostgresStore::connect(url).await?),
+            None,
+        ),
         None => {
             let path = config.data_dir.join(SQLITE_FILE);
             private_data_dir(&config.data_dir, &path)?;
-            Arc::new(store::sqlite::SqliteStore::open(&path).await?)
+            let lock = match serving {
+                true => Some(lock_data_dir(&config.data_dir)?),
+                false => None,
+            };
+            (
+                Arc::new(store::sqlite::SqliteStore::open(&path).await?),
+                lock,
+            )
         }
     })
 }
@@ -361,11 +381,7 @@ pub async fn serve(
         (None, None) => None,
         _ => return Err(ServerError::Config("tls_cert and tls_key go together")),
     };
-    let store = open_store(&config).await?;
-    let _only_server = match config.database_url {
-        Some(_) => None,
-        None => Some(lock_data_dir(&config.data_dir)?),
-    };
+    let (store, _only_server) = open_store_as(&config, true).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let backend = if config.database_url.is_some() {
         "postgresql"
