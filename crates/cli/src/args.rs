@@ -576,11 +576,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) kt_key_file: Option<PathBuf>,
     /// TOML configuration file (keys: listen, data_dir, database_url, body_limit,
-    /// jwt_leeway_secs, pythia_secret_file, kt_key_file, kt_epoch_secs, card_cache_ms, brainkey_burst,
-    /// brainkey_per_second, keyknox_quota_bytes, chat_message_limit, chat_feed_capacity,
-    /// chat_channels_per_creator, chat_sockets_per_identity, chat_token_recheck_secs,
-    /// hook_poll_ms, hook_retry_base_ms, hook_retry_max_ms, hook_timeout_secs, tls_cert,
-    /// tls_key, max_connections, header_read_timeout_secs, request_timeout_secs,
+    /// jwt_leeway_secs, pythia_secret_file, kt_key_file, kt_epoch_secs, kt_node_cache_nodes,
+    /// card_cache_ms, card_cache_entries, brainkey_burst, brainkey_per_second,
+    /// keyknox_quota_bytes, chat_message_limit, chat_feed_capacity, chat_channels_per_creator,
+    /// chat_sockets_per_identity, chat_token_recheck_secs, hook_poll_ms, hook_retry_base_ms,
+    /// hook_retry_max_ms, hook_timeout_secs, tls_cert, tls_key, max_connections,
+    /// header_read_timeout_secs, request_timeout_secs,
     /// idle_timeout_secs, drain_timeout_secs; docs/security.md lists them); command-line
     /// options win.
     #[arg(long, value_name = "FILE")]

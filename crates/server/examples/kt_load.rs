@@ -8,7 +8,14 @@
 //! target/release/examples/kt_load --backend sqlite --identities 100000
 //! target/release/examples/kt_load --backend postgres --identities 100000 \
 //!     --database-url postgres://postgres@127.0.0.1:5432/test
+//! target/release/examples/kt_load --backend sqlite --identities 1000000 \
+//!     --node-cache 2500000 --data-dir kt-1m
 //! ```
+//!
+//! `--node-cache N` sets every service's node cache (`kt_node_cache_nodes`; default 200,000).
+//! `--data-dir DIR` (SQLite) keeps the database in DIR: a second run on the same DIR skips
+//! seeding and the initial directory (it continues from where the first left off, its 1%
+//! rotation included).
 //!
 //! Steps:
 //! 1. Seeding: real cards inserted straight into `cards` (as `load.rs` does; every tenth identity
@@ -22,6 +29,8 @@
 //!    from the proof cache); last, the first ones by the publishing service. A third service,
 //!    its VRF memo off (every label and proof computed when AKD asks, as before the memo),
 //!    answers the same lookups as the second, one call each in turn, for the memo's ratio.
+//!    Then a fourth service fills its node cache from the database (`fill_node_cache`, what
+//!    `sealkit serve` does at start) and answers identities nobody looked up before.
 //! 4. Proof size (protobuf bytes, JSON answer bytes) and `sealkit_kt::verify_lookup` time.
 //! 5. Rotation: 1% of the identities publish a new card through `Store::publish_card`
 //!    (untimed), then the epoch that takes them in is timed. Then identities looked up before
@@ -49,8 +58,13 @@ use sqlx::{ConnectOptions, Connection, Executor};
 
 const USAGE: &str = "\
 usage: kt_load [--backend sqlite|postgres] [--identities N] [--database-url URL]
-               [--lookups N] [--gen-threads N] [--keep]
---keep leaves the PostgreSQL schema (and prints its name) instead of dropping it.";
+               [--lookups N] [--gen-threads N] [--keep] [--node-cache N] [--data-dir DIR]
+--keep leaves the PostgreSQL schema (and prints its name) instead of dropping it.
+--node-cache N: tree nodes each service caches (default: the server's default).
+--data-dir DIR (SQLite): keep the database there; a later run on DIR reuses its directory.";
+
+/// What a run with `--data-dir` leaves beside the database for the next run.
+const REUSE_FILE: &str = "kt-load.json";
 
 /// The statement that queues every seeded identity for the directory (the same as migration
 /// 0005's backfill; a card publish queues its identity in its own transaction).
@@ -64,6 +78,8 @@ struct Args {
     lookups: usize,
     gen_threads: usize,
     keep: bool,
+    node_cache: Option<usize>,
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -74,6 +90,8 @@ fn parse_args() -> Res<Args> {
         lookups: 1000,
         gen_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         keep: false,
+        node_cache: None,
+        data_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -88,6 +106,8 @@ fn parse_args() -> Res<Args> {
             "--lookups" => args.lookups = value()?.parse()?,
             "--gen-threads" => args.gen_threads = value()?.parse()?,
             "--keep" => args.keep = true,
+            "--node-cache" => args.node_cache = Some(value()?.replace('_', "").parse()?),
+            "--data-dir" => args.data_dir = Some(value()?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -108,6 +128,8 @@ struct Env {
     identities: usize,
     service_key: sealkit_crypto::PrivateKey,
     seed_secs: f64,
+    /// The KT key seed of a directory reused from `--data-dir`, if any.
+    reused_seed: Option<[u8; 32]>,
     /// PostgreSQL: the URL and schema to drop at the end.
     cleanup: Option<(String, String, PostgresStore)>,
     _tempdir: Option<tempfile::TempDir>,
@@ -119,10 +141,49 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
     let identities = counts.len();
     match args.backend {
         Backend::Sqlite => {
-            let tempdir = tempfile::Builder::new()
-                .prefix("sealkit-kt-load")
-                .tempdir()?;
-            let db = tempdir.path().join("sealkit.db");
+            let (tempdir, dir) = match &args.data_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)?;
+                    (None, dir.clone())
+                }
+                None => {
+                    let tempdir = tempfile::Builder::new()
+                        .prefix("sealkit-kt-load")
+                        .tempdir()?;
+                    let dir = tempdir.path().to_owned();
+                    (Some(tempdir), dir)
+                }
+            };
+            let db = dir.join("sealkit.db");
+            if let Ok(text) = std::fs::read_to_string(dir.join(REUSE_FILE)) {
+                let saved: serde_json::Value = serde_json::from_str(&text)?;
+                let field = |name: &str| {
+                    saved[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| fail(format!("{REUSE_FILE}: no {name}")))
+                };
+                let seed_hex = field("kt_seed")?;
+                let mut kt_seed = [0u8; 32];
+                for (byte, pair) in kt_seed.iter_mut().zip(seed_hex.as_bytes().chunks(2)) {
+                    *byte = u8::from_str_radix(std::str::from_utf8(pair)?, 16)?;
+                }
+                let store = rt.block_on(SqliteStore::open(&db))?;
+                let keys = rt.block_on(sealkit_server::service_keys(&store))?;
+                return Ok(Env {
+                    store: Arc::new(store),
+                    app_id: field("app_id")?,
+                    identities: saved["identities"]
+                        .as_u64()
+                        .ok_or_else(|| fail(format!("{REUSE_FILE}: no identities")))?
+                        as usize,
+                    service_key: keys.card_signer,
+                    seed_secs: 0.0,
+                    reused_seed: Some(kt_seed),
+                    cleanup: None,
+                    _tempdir: tempdir,
+                });
+            }
             let store = rt.block_on(SqliteStore::open(&db))?;
             let creds = rt.block_on(sealkit_server::admin::create_app(
                 &store,
@@ -152,8 +213,9 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
                 identities,
                 service_key: keys.card_signer,
                 seed_secs,
+                reused_seed: None,
                 cleanup: None,
-                _tempdir: Some(tempdir),
+                _tempdir: tempdir,
             })
         }
         Backend::Postgres => {
@@ -199,6 +261,7 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
                 identities,
                 service_key: keys.card_signer,
                 seed_secs,
+                reused_seed: None,
                 cleanup: (!args.keep).then_some((url, schema, store)),
                 _tempdir: None,
             })
@@ -412,11 +475,21 @@ fn main() -> Res<()> {
         format!("{:.1} s", env.seed_secs),
     );
 
-    let mut seed_bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut seed_bytes);
+    let seed_bytes = env.reused_seed.unwrap_or_else(|| {
+        let mut fresh = [0u8; 32];
+        OsRng.fill_bytes(&mut fresh);
+        fresh
+    });
+    let service = |keys: KtKeys| {
+        let kt = KtService::new(env.store.clone(), keys);
+        match args.node_cache {
+            Some(capacity) => kt.with_node_cache_capacity(capacity),
+            None => kt,
+        }
+    };
     let keys = KtKeys::from_seed(&seed_bytes);
     let signing_key = keys.public_key();
-    let kt = Arc::new(KtService::new(env.store.clone(), keys));
+    let kt = Arc::new(service(keys));
     let app_id = env.app_id.clone();
 
     // 2. The initial directory.
@@ -425,33 +498,51 @@ fn main() -> Res<()> {
     let total: Duration = epochs.iter().sum();
     let mut sorted = epochs.clone();
     sorted.sort_unstable();
-    row(
-        "initial directory: epochs / total / per epoch min–max",
-        format!(
-            "{} epochs / {:.1} s / {:.1}–{:.1} s (load {} → {})",
-            epochs.len(),
-            total.as_secs_f64(),
-            sorted[0].as_secs_f64(),
-            sorted[sorted.len() - 1].as_secs_f64(),
-            load_start,
-            loadavg()
+    match (env.reused_seed, sorted.first(), sorted.last()) {
+        (Some(_), _, _) => row(
+            "initial directory",
+            format!(
+                "reused from --data-dir ({} epoch(s) of leftover changes published first)",
+                epochs.len()
+            ),
         ),
-    );
+        (None, Some(fastest), Some(slowest)) => row(
+            "initial directory: epochs / total / per epoch min–max",
+            format!(
+                "{} epochs / {:.1} s / {:.1}–{:.1} s (load {} → {})",
+                epochs.len(),
+                total.as_secs_f64(),
+                fastest.as_secs_f64(),
+                slowest.as_secs_f64(),
+                load_start,
+                loadavg()
+            ),
+        ),
+        (None, _, _) => return Err(fail("the initial directory published no epoch")),
+    }
+    if let (Some(dir), None) = (&args.data_dir, env.reused_seed) {
+        let seed_hex: String = seed_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(
+            dir.join(REUSE_FILE),
+            serde_json::json!({
+                "app_id": app_id,
+                "identities": env.identities,
+                "kt_seed": seed_hex,
+            })
+            .to_string(),
+        )?;
+    }
 
     // 3. Lookups, by a service that did not publish (a replica, or the process after a
     // restart): its node cache starts empty. Disjoint sets of identities, so only the "repeat"
     // row is answered from the proof cache.
-    let reader = Arc::new(KtService::new(
-        env.store.clone(),
-        KtKeys::from_seed(&seed_bytes),
-    ));
+    let reader = Arc::new(service(KtKeys::from_seed(&seed_bytes)));
     // The same as `reader` without the VRF memo.
-    let plain = Arc::new(
-        KtService::new(env.store.clone(), KtKeys::from_seed(&seed_bytes)).with_vrf_memo_capacity(0),
-    );
-    let all = pick(env.identities, (args.lookups * 3).min(env.identities), 1);
-    let (first, rest) = all.split_at(all.len() / 3);
-    let (second, third) = rest.split_at(rest.len() / 2);
+    let plain = Arc::new(service(KtKeys::from_seed(&seed_bytes)).with_vrf_memo_capacity(0));
+    let all = pick(env.identities, (args.lookups * 4).min(env.identities), 1);
+    let (first, rest) = all.split_at(all.len() / 4);
+    let (second, rest) = rest.split_at(rest.len() / 3);
+    let (third, fourth) = rest.split_at(rest.len() / 2);
     // The directory handle is opened on the first call (one lookup, untimed).
     rt.block_on(lookups(&reader, &app_id, &all[..1], 1))?;
     rt.block_on(lookups(&plain, &app_id, &all[..1], 1))?;
@@ -503,6 +594,27 @@ fn main() -> Res<()> {
             cached(&kt),
             loadavg()
         ),
+    );
+
+    // A service that fills its node cache from the database first, as `sealkit serve` does
+    // at start, then answers identities nobody looked up before.
+    let filled = Arc::new(service(KtKeys::from_seed(&seed_bytes)));
+    let load_before = loadavg();
+    let t = Instant::now();
+    let nodes = rt.block_on(filled.fill_node_cache(&app_id))?;
+    row(
+        "node cache filled from the database (fill_node_cache): nodes, time",
+        format!(
+            "{nodes} nodes, {:.1} s (load {load_before} → {})",
+            t.elapsed().as_secs_f64(),
+            loadavg()
+        ),
+    );
+    let load_before = loadavg();
+    let (_, times, _) = rt.block_on(lookups(&filled, &app_id, fourth, 1))?;
+    row(
+        "lookup generation after the fill, new identities, 1 task: p50 / p99 / max",
+        format!("{} (load {load_before} → {})", summary(times), loadavg()),
     );
 
     // 4. Sizes and verification.

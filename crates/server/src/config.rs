@@ -79,6 +79,11 @@ pub struct Config {
     /// The key-transparency signing key, 32 raw bytes (default: `kt.key` in `data_dir`,
     /// created on first start). Every replica must use the same file.
     pub kt_key_file: Option<PathBuf>,
+    /// Most key-transparency tree nodes one process keeps in memory per application (about 400
+    /// bytes each). The default holds every node a lookup reads near the root of a directory of
+    /// a million identities; twice the number of identities holds a whole directory, so a
+    /// lookup reads nothing from the database but the entry's versions. 0: no cache.
+    pub kt_node_cache_nodes: usize,
     /// Card search answers are kept in this process's memory unless this is 0. A publish or
     /// revoke through this process clears its identity before it is acknowledged. On SQLite
     /// (one process owns the database) an answer is then good until its identity changes. On
@@ -133,6 +138,7 @@ impl Default for Config {
             drain_timeout_secs: 30,
             kt_epoch_secs: 1.0,
             kt_key_file: None,
+            kt_node_cache_nodes: crate::service::kt::NODE_CACHE_CAPACITY,
             card_cache_ms: None,
             card_cache_entries: crate::service::cards::DEFAULT_CACHE_ENTRIES,
             hook_poll_ms: 1000,
@@ -204,8 +210,12 @@ mod tests {
         let defaults = Config::from_toml("")?;
         assert_eq!(defaults.kt_epoch_secs, 1.0);
         assert_eq!(defaults.kt_key_file, None);
-        let set = Config::from_toml("kt_epoch_secs = 0.25\nkt_key_file = \"/etc/kt.key\"")?;
+        assert_eq!(defaults.kt_node_cache_nodes, 200_000);
+        let set = Config::from_toml(
+            "kt_epoch_secs = 0.25\nkt_key_file = \"/etc/kt.key\"\nkt_node_cache_nodes = 2000000",
+        )?;
         assert_eq!(set.kt_epoch_secs, 0.25);
+        assert_eq!(set.kt_node_cache_nodes, 2_000_000);
         assert_eq!(set.kt_key_file, Some("/etc/kt.key".into()));
         Ok(())
     }

@@ -251,9 +251,13 @@ pub async fn app(config: Config, store: Arc<dyn Store>) -> Result<axum::Router, 
         kt_signing_key = %kt_keys.public_key_base64(),
         "key-transparency signing key (served at /kt/v1/key)"
     );
-    let kt = Arc::new(service::kt::KtService::new(store.clone(), kt_keys));
+    let kt = Arc::new(
+        service::kt::KtService::new(store.clone(), kt_keys)
+            .with_node_cache_capacity(config.kt_node_cache_nodes),
+    );
     kt.clone()
         .spawn_publisher(std::time::Duration::from_secs_f64(config.kt_epoch_secs));
+    kt.clone().spawn_cache_filling();
     service::hooks::spawn_delivery(
         store.clone(),
         service::hooks::HookSettings::from_config(&config),

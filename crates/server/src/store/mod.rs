@@ -1113,18 +1113,43 @@ pub trait KtStore: Send + Sync {
         ids: &[Vec<u8>],
     ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
 
+    /// Up to `limit` records of `app_id`'s directory whose ids sort after `after` (bytewise),
+    /// as `(id, data)` in ascending id order: paging through the whole directory (the server
+    /// fills its node cache this way, near the root first, since AKD's node ids begin with the
+    /// label's length).
+    async fn kt_records_after(
+        &self,
+        app_id: &str,
+        after: &[u8],
+        limit: u32,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+
     /// Every version of one label's entry in `app_id`'s directory, oldest epoch first.
     async fn kt_values(&self, app_id: &str, label: &[u8]) -> StoreResult<Vec<KtValueRecord>>;
 
     /// Writes records (inserted or replaced by id) and value versions (inserted or replaced by
     /// label and epoch) of `app_id`'s directory, all in one transaction: readers on any replica
-    /// see all of an epoch's writes or none.
+    /// see all of an epoch's writes or none. `epoch` is the epoch the write publishes (`None`
+    /// for a write that is not a whole epoch); each record remembers it, for
+    /// [`KtStore::kt_changed_ids`].
     async fn kt_write(
         &self,
         app_id: &str,
+        epoch: Option<i64>,
         records: &[(Vec<u8>, Vec<u8>)],
         values: &[KtValueRecord],
     ) -> StoreResult<()>;
+
+    /// The ids of `app_id`'s records last written by one of the epochs `after + 1 ..= upto`,
+    /// at most `limit` of them, in no particular order. A record rewritten by an epoch after
+    /// `upto` is left out, and so is one written without an epoch.
+    async fn kt_changed_ids(
+        &self,
+        app_id: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Vec<u8>>>;
 
     /// Stores the root hash of a published epoch. The first write of an epoch wins; writing
     /// the same epoch again is not an error.

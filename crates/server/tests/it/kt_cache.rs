@@ -118,11 +118,20 @@ async fn caches_follow_epochs(store: Arc<dyn Store>) {
         let epoch = 2 + round as u64;
         assert_eq!(published, vec![(app_id.to_owned(), epoch)]);
         // The publisher wrote its epoch through (its cache survives); the replica sees the
-        // epoch move on its next request and drops what it cached.
+        // epoch move on its next request and drops the nodes the epoch wrote, and only those.
         assert_eq!(
             publisher.node_cache(app_id).await.unwrap().epoch(),
             Some(epoch)
         );
+        replica.head(app_id).await.unwrap();
+        assert_eq!(replica_cache.epoch(), Some(epoch));
+        let mut kept = replica_cache.encoded_nodes();
+        assert!(!kept.is_empty(), "the replica dropped every node");
+        let ids: Vec<Vec<u8>> = kept.iter().map(|(id, _)| id.clone()).collect();
+        let mut stored = store.kt_records(app_id, &ids).await.unwrap();
+        kept.sort();
+        stored.sort();
+        assert_eq!(kept, stored, "the replica kept a node the epoch changed");
         check_all(&replica, store.as_ref(), app_id, &cards, epoch, 2).await;
         check_all(&publisher, store.as_ref(), app_id, &cards, epoch, 1).await;
         assert_eq!(replica_cache.epoch(), Some(epoch));

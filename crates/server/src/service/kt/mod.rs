@@ -374,10 +374,11 @@ impl VRFKeyStorage for AppVrf {
 /// One application's directory.
 pub type AppDirectory = Directory<KtConfiguration, KtDatabase, AppVrf>;
 
-/// Tree nodes cached per application and process (about 400 bytes each, so about 80 MB at
-/// most per application; a directory of 1M identities has about 2M nodes, of which the top 17
-/// levels, read by every lookup, are 131k).
-const NODE_CACHE_CAPACITY: usize = 200_000;
+/// Tree nodes cached per application and process unless configured (`kt_node_cache_nodes`):
+/// about 400 bytes each, so about 80 MB at most per application. A directory of 1M identities
+/// has about 2M nodes, of which the top 17 levels, read by every lookup, are 131k; a full
+/// cache drops the deepest nodes first, so it keeps those.
+pub const NODE_CACHE_CAPACITY: usize = 200_000;
 
 /// VRF proofs remembered per application and process (`VrfMemo`): a lookup needs two or
 /// three, so this covers the entries of 20,000 to 28,000 identities. 7/8 of a power of two,
@@ -472,6 +473,8 @@ pub struct KtService {
     proofs: std::sync::Mutex<ProofCache>,
     /// Entries of each application's [`VrfMemo`].
     vrf_memo_capacity: usize,
+    /// Tree nodes in each application's [`NodeCache`].
+    node_cache_capacity: usize,
 }
 
 impl std::fmt::Debug for KtService {
@@ -500,7 +503,16 @@ impl KtService {
             directories: tokio::sync::Mutex::default(),
             proofs: std::sync::Mutex::default(),
             vrf_memo_capacity: VRF_MEMO_CAPACITY,
+            node_cache_capacity: NODE_CACHE_CAPACITY,
         }
+    }
+
+    /// The same service caching at most `capacity` tree nodes per application instead of
+    /// [`NODE_CACHE_CAPACITY`] (about 400 bytes each; twice the number of identities holds a
+    /// whole directory). 0 turns the cache off. Call before the first use.
+    pub fn with_node_cache_capacity(mut self, capacity: usize) -> Self {
+        self.node_cache_capacity = capacity;
+        self
     }
 
     /// The same service remembering at most `capacity` VRF proofs per application instead of
@@ -533,7 +545,7 @@ impl KtService {
         let database = KtDatabase::new(
             self.store.clone(),
             app_id,
-            Arc::new(NodeCache::new(NODE_CACHE_CAPACITY)),
+            Arc::new(NodeCache::new(self.node_cache_capacity)),
         );
         let publisher = AppDirectory::new(
             StorageManager::new_no_cache(database.clone()),
@@ -570,6 +582,52 @@ impl KtService {
             .await
             .get(app_id)
             .map(|handle| handle.database.cache().clone())
+    }
+
+    /// Fills the node cache of `app_id`'s directory from the database, nearest the root first,
+    /// until it is full or holds the whole tree ([`KtDatabase::fill_cache`]); the number of
+    /// nodes cached then. [`ServiceError::KtNoDirectory`] when the application has none yet.
+    pub async fn fill_node_cache(&self, app_id: &str) -> Result<usize, ServiceError> {
+        let handle = self.directory(app_id, false).await?;
+        handle
+            .database
+            .fill_cache()
+            .await
+            .map_err(|e| akd_error(e.into()))
+    }
+
+    /// Fills every application's node cache in the background, one after the other, so the
+    /// first lookups after a start do not each read the top of the tree from the database.
+    pub fn spawn_cache_filling(self: Arc<Self>) {
+        if self.node_cache_capacity == 0 {
+            return;
+        }
+        tokio::spawn(async move {
+            let apps = match self.store.list_apps().await {
+                Ok(apps) => apps,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing applications to fill the KT node cache");
+                    return;
+                }
+            };
+            for app in apps {
+                let started = std::time::Instant::now();
+                match self.fill_node_cache(&app.app_id).await {
+                    Ok(nodes) => tracing::info!(
+                        app_id = app.app_id,
+                        nodes,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "key-transparency node cache filled"
+                    ),
+                    Err(ServiceError::KtNoDirectory) => {}
+                    Err(e) => tracing::warn!(
+                        app_id = app.app_id,
+                        error = %e,
+                        "filling the key-transparency node cache"
+                    ),
+                }
+            }
+        });
     }
 
     /// The number of VRF proofs `app_id`'s directory remembers in this process, once opened

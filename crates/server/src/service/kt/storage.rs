@@ -85,6 +85,16 @@ impl NodeCache {
         self.len() == 0
     }
 
+    /// Every cached node as `(id, data)` in the database's encoding, in no particular order
+    /// (for tests: each must equal the database's record of the same id).
+    pub fn encoded_nodes(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.state()
+            .nodes
+            .iter()
+            .filter_map(|(id, record)| Some((id.clone(), encode(record)?)))
+            .collect()
+    }
+
     /// The newest epoch seen in the database, if any.
     pub fn epoch(&self) -> Option<u64> {
         self.state().epoch
@@ -98,6 +108,25 @@ impl NodeCache {
             state.generation += 1;
             state.nodes.clear();
         }
+    }
+
+    /// The database moved from epoch `from` to `epoch`, and `changed` names every record the
+    /// epochs in between wrote (`None`: they are not known). When the cache is at `from`, it
+    /// keeps every other node (they are the same at `epoch`); otherwise, or without the list,
+    /// it forgets everything. Either way reads begun before are fenced.
+    fn advance(&self, from: u64, epoch: u64, changed: Option<&[Vec<u8>]>) {
+        let mut state = self.state();
+        match (state.epoch, changed) {
+            (Some(seen), _) if seen >= epoch => return,
+            (Some(seen), Some(changed)) if seen == from => {
+                for id in changed {
+                    state.nodes.remove(id);
+                }
+            }
+            _ => state.nodes.clear(),
+        }
+        state.epoch = Some(epoch);
+        state.generation += 1;
     }
 
     /// Something was written that is not a whole epoch: forget everything.
@@ -121,6 +150,26 @@ impl NodeCache {
         if state.generation == generation {
             self.insert(&mut state, records);
         }
+    }
+
+    /// Keeps as many of `records` (read under `generation`) as fit without evicting anything,
+    /// unless a flush came since; whether there is room for more.
+    fn fill(&self, generation: u64, records: &[DbRecord]) -> bool {
+        let mut state = self.state();
+        if state.generation != generation {
+            return state.nodes.len() < self.capacity;
+        }
+        for record in records {
+            if state.nodes.len() >= self.capacity {
+                return false;
+            }
+            if matches!(record, DbRecord::TreeNode(_)) {
+                state
+                    .nodes
+                    .insert(record.get_full_binary_id(), record.clone());
+            }
+        }
+        state.nodes.len() < self.capacity
     }
 
     /// This process committed `records`, the whole of epoch `epoch` (ending with its AZKS).
@@ -147,17 +196,7 @@ impl NodeCache {
                 continue;
             }
             if state.nodes.len() >= self.capacity {
-                // Drop an arbitrary eighth: no bookkeeping per read, and the nodes near the
-                // root, read by every lookup, come back at the next one.
-                let victims: Vec<Vec<u8>> = state
-                    .nodes
-                    .keys()
-                    .take((self.capacity / 8).max(1))
-                    .cloned()
-                    .collect();
-                for victim in victims {
-                    state.nodes.remove(&victim);
-                }
+                evict_deepest(&mut state.nodes, (self.capacity / 8).max(1));
             }
             if self.capacity > 0 {
                 state
@@ -167,6 +206,58 @@ impl NodeCache {
         }
     }
 }
+
+/// The depth (label length in bits) of the tree node cached under `id`, AKD's binary id of a
+/// tree node: its storage type, then the label's length (big-endian u32), then its value.
+fn node_depth(id: &[u8]) -> u32 {
+    id.get(1..5)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(u32::MAX, u32::from_be_bytes)
+}
+
+/// Removes `count` of the deepest nodes.
+///
+/// Why deepest: every lookup reads the few nodes near the root, and a lookup of a random
+/// identity almost never reads the same deep node twice. When the tree outgrows the cache (a
+/// directory of 1M identities has about 2M nodes), keeping the top levels leaves each lookup
+/// only its last few levels to read, where dropping arbitrary nodes made it read the top
+/// levels again after every eviction. Two passes over the keys, once per `count` inserts.
+fn evict_deepest(nodes: &mut HashMap<Vec<u8>, DbRecord>, count: usize) {
+    let mut per_depth: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+    for id in nodes.keys() {
+        *per_depth.entry(node_depth(id)).or_default() += 1;
+    }
+    // The shallowest depth to evict from: everything deeper goes, and as many at this depth
+    // as are still needed.
+    let mut deeper = 0;
+    let mut threshold = 0;
+    for (&depth, &at_depth) in per_depth.iter().rev() {
+        threshold = depth;
+        if deeper + at_depth >= count {
+            break;
+        }
+        deeper += at_depth;
+    }
+    let mut at_threshold = count.saturating_sub(deeper);
+    nodes.retain(|id, _| {
+        let depth = node_depth(id);
+        if depth > threshold {
+            return false;
+        }
+        if depth == threshold && at_threshold > 0 {
+            at_threshold -= 1;
+            return false;
+        }
+        true
+    });
+}
+
+/// Most epochs a cache follows change by change; further behind, it starts over.
+const MAX_EPOCHS_FOLLOWED: u64 = 64;
+
+/// Most changed records a cache drops one by one; more, and it starts over (as many nodes as
+/// an epoch of about 5,000 new identities writes in a directory of a million).
+const MAX_CHANGES_FOLLOWED: u32 = 100_000;
 
 /// One application's directory storage.
 #[derive(Clone)]
@@ -190,6 +281,41 @@ impl KtDatabase {
     /// The node cache.
     pub fn cache(&self) -> &Arc<NodeCache> {
         &self.cache
+    }
+
+    /// Fills the node cache from the database, the nodes nearest the root first, until it is
+    /// full or holds the whole tree; returns the number of nodes cached then.
+    ///
+    /// AKD's node ids begin with the label's length, so the database's id order is the tree's
+    /// level order. Each page is fenced like any read ([`NodeCache`]): an epoch published
+    /// while it was read keeps it out, so the filled cache is as correct as one filled by
+    /// lookups. Filling never evicts: when the cache is full, it stops.
+    pub async fn fill_cache(&self) -> Result<usize, StorageError> {
+        const PAGE: u32 = 2_000;
+        // The cache's epoch first: every node read after it is at that epoch or later.
+        let azks = akd::Azks::get_full_binary_key_id(&akd::append_only_zks::DEFAULT_AZKS_KEY);
+        self.get_binary(azks).await?;
+        let mut after = vec![StorageType::TreeNode as u8];
+        loop {
+            let generation = self.cache.generation();
+            let page = self
+                .store
+                .kt_records_after(&self.app_id, &after, PAGE)
+                .await
+                .map_err(backend)?;
+            let Some((last, _)) = page.last() else { break };
+            after.clone_from(last);
+            let nodes = page
+                .iter()
+                .take_while(|(id, _)| id.first() == Some(&(StorageType::TreeNode as u8)))
+                .map(|(id, data)| decode(id, data))
+                .collect::<Result<Vec<_>, _>>()?;
+            let past_the_nodes = nodes.len() < page.len();
+            if !self.cache.fill(generation, &nodes) || past_the_nodes {
+                break;
+            }
+        }
+        Ok(self.cache.len())
     }
 }
 
@@ -435,19 +561,50 @@ impl KtDatabase {
             Some((id, data)) => decode(id, data)?,
             None => return Err(StorageError::NotFound("record".into())),
         };
-        self.remember(generation, std::slice::from_ref(&record));
+        self.remember(generation, std::slice::from_ref(&record))
+            .await;
         Ok(record)
     }
 
     /// Feeds what was read from the database (under `generation`) to the cache: an AZKS
     /// record moves the cache's epoch, tree nodes are kept.
-    fn remember(&self, generation: u64, records: &[DbRecord]) {
+    async fn remember(&self, generation: u64, records: &[DbRecord]) {
         for record in records {
             if let DbRecord::Azks(azks) = record {
-                self.cache.observe_epoch(azks.latest_epoch);
+                self.follow_epoch(azks.latest_epoch).await;
             }
         }
         self.cache.insert_read(generation, records);
+    }
+
+    /// The database is at `epoch`: brings the cache there. From a known older epoch, only
+    /// the nodes the epochs in between wrote are dropped (the database names them); when it
+    /// cannot name them all, everything is.
+    ///
+    /// "All" is checked through the root: every epoch rewrites it (its hash changes with any
+    /// change below), so a list of changes without the root was written by a process that
+    /// does not record its epochs (an older Sealkit during a rolling upgrade), and the list is
+    /// not trusted.
+    async fn follow_epoch(&self, epoch: u64) {
+        let Some(seen) = self.cache.epoch().filter(|seen| epoch > *seen) else {
+            // The first epoch seen (nothing cached yet), or no move.
+            self.cache.observe_epoch(epoch);
+            return;
+        };
+        let changed = match (i64::try_from(seen), i64::try_from(epoch)) {
+            (Ok(after), Ok(upto)) if epoch - seen <= MAX_EPOCHS_FOLLOWED => self
+                .store
+                .kt_changed_ids(&self.app_id, after, upto, MAX_CHANGES_FOLLOWED)
+                .await
+                .ok(),
+            _ => None,
+        };
+        let root = TreeNodeWithPreviousValue::get_full_binary_key_id(&akd::tree_node::NodeKey(
+            NodeLabel::root(),
+        ));
+        let complete =
+            changed.filter(|ids| ids.len() < MAX_CHANGES_FOLLOWED as usize && ids.contains(&root));
+        self.cache.advance(seen, epoch, complete.as_deref());
     }
 }
 
@@ -471,8 +628,16 @@ impl Database for KtDatabase {
                 (_, None) => return Err(corrupt("unencodable record")),
             }
         }
-        let written = self.store.kt_write(&self.app_id, &rows, &values).await;
-        // AKD commits an epoch as one batch whose last record is the new AZKS.
+        // AKD commits an epoch as one batch whose last record is the new AZKS; each record
+        // remembers that epoch, so other processes drop just these nodes from their caches.
+        let epoch = match records.last() {
+            Some(DbRecord::Azks(azks)) => i64::try_from(azks.latest_epoch).ok(),
+            _ => None,
+        };
+        let written = self
+            .store
+            .kt_write(&self.app_id, epoch, &rows, &values)
+            .await;
         match (written, records.last()) {
             (Ok(()), Some(DbRecord::Azks(azks))) => {
                 self.cache.published(azks.latest_epoch, &records);
@@ -526,7 +691,7 @@ impl Database for KtDatabase {
             .iter()
             .map(|(id, data)| decode(id, data))
             .collect::<Result<Vec<_>, _>>()?;
-        self.remember(generation, &read);
+        self.remember(generation, &read).await;
         found.extend(read);
         Ok(found)
     }
@@ -692,6 +857,101 @@ mod tests {
             "{} nodes",
             cache.len()
         );
+    }
+
+    fn node_at_depth(value: u8, depth: u32) -> DbRecord {
+        let DbRecord::TreeNode(mut node) = node(value, 1) else {
+            unreachable!("node() builds tree nodes");
+        };
+        node.label = NodeLabel::new([value; 32], depth);
+        DbRecord::TreeNode(node)
+    }
+
+    #[test]
+    fn a_full_cache_drops_its_deepest_nodes_first() {
+        let cache = NodeCache::new(64);
+        cache.observe_epoch(1);
+        let generation = cache.generation();
+        // 8 nodes near the root, then deep ones until the cache overflows twice.
+        let top: Vec<DbRecord> = (0..8).map(|i| node_at_depth(i, 1 + u32::from(i))).collect();
+        cache.insert_read(generation, &top);
+        let deep: Vec<DbRecord> = (0..120u8)
+            .map(|i| node_at_depth(i, 200 + u32::from(i % 40)))
+            .collect();
+        cache.insert_read(generation, &deep);
+        assert!(cache.len() <= 64, "{} nodes", cache.len());
+        for node in &top {
+            assert!(
+                cache.get(&node.get_full_binary_id()).is_some(),
+                "a node at depth {} was evicted",
+                node_depth(&node.get_full_binary_id())
+            );
+        }
+        // The newest insert is always kept.
+        let newest = deep.last().map(DbRecord::get_full_binary_id);
+        assert!(newest.is_some_and(|id| cache.get(&id).is_some()));
+    }
+
+    #[test]
+    fn eviction_takes_the_deepest_and_only_as_many_as_asked() {
+        let mut nodes: HashMap<Vec<u8>, DbRecord> = (0..30u8)
+            .map(|i| node_at_depth(i, u32::from(i % 3) + 1))
+            .map(|node| (node.get_full_binary_id(), node))
+            .collect();
+        // 10 nodes at each of depths 1, 2, 3: taking 14 takes all of depth 3 and 4 of depth 2.
+        evict_deepest(&mut nodes, 14);
+        let depths: Vec<u32> = nodes.keys().map(|id| node_depth(id)).collect();
+        assert_eq!(depths.len(), 16);
+        assert_eq!(depths.iter().filter(|d| **d == 1).count(), 10);
+        assert_eq!(depths.iter().filter(|d| **d == 2).count(), 6);
+        assert_eq!(node_depth(&[]), u32::MAX);
+    }
+
+    #[test]
+    fn filling_never_evicts_and_is_fenced() {
+        let cache = NodeCache::new(4);
+        cache.observe_epoch(1);
+        let generation = cache.generation();
+        let nodes: Vec<DbRecord> = (0..3).map(|i| node_at_depth(i, u32::from(i))).collect();
+        assert!(cache.fill(generation, &nodes), "room for one more");
+        let more: Vec<DbRecord> = (3..6).map(|i| node_at_depth(i, u32::from(i))).collect();
+        assert!(!cache.fill(generation, &more), "full");
+        assert_eq!(cache.len(), 4);
+        for kept in nodes.iter().chain(&more[..1]) {
+            assert!(cache.get(&kept.get_full_binary_id()).is_some());
+        }
+        // A page read before an epoch moved is not kept.
+        cache.observe_epoch(2);
+        assert!(cache.fill(generation, &nodes));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_followed_epoch_drops_only_what_it_changed() {
+        let cache = NodeCache::new(100);
+        cache.observe_epoch(3);
+        let generation = cache.generation();
+        let kept = node(1, 2);
+        let changed = node(2, 3);
+        cache.insert_read(generation, &[kept.clone(), changed.clone()]);
+        cache.advance(3, 5, Some(&[changed.get_full_binary_id()]));
+        assert_eq!(cache.epoch(), Some(5));
+        assert_eq!(cache.get(&kept.get_full_binary_id()), Some(kept.clone()));
+        assert!(cache.get(&changed.get_full_binary_id()).is_none());
+        // A read begun before the move may hold the old state of what changed: fenced.
+        cache.insert_read(generation, std::slice::from_ref(&changed));
+        assert!(cache.get(&changed.get_full_binary_id()).is_none());
+        // Moving to an older or the same epoch changes nothing.
+        cache.advance(3, 4, None);
+        cache.advance(5, 5, None);
+        assert_eq!((cache.epoch(), cache.len()), (Some(5), 1));
+        // A list of changes from another epoch than the cache's, or none: everything goes.
+        cache.advance(4, 6, Some(&[]));
+        assert_eq!((cache.epoch(), cache.len()), (Some(6), 0));
+        let generation = cache.generation();
+        cache.insert_read(generation, std::slice::from_ref(&kept));
+        cache.advance(6, 7, None);
+        assert_eq!((cache.epoch(), cache.len()), (Some(7), 0));
     }
 
     #[test]

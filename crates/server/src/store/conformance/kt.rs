@@ -124,6 +124,7 @@ pub async fn kt_records_and_values(store: &dyn Store) {
         store
             .kt_write(
                 app,
+                Some(1),
                 &records,
                 &[
                     value("alice", 2, 2, 2),
@@ -142,17 +143,59 @@ pub async fn kt_records_and_values(store: &dyn Store) {
     assert!(ok("other app", store.kt_records(other, &ids).await).is_empty());
     assert!(ok("none", store.kt_records(app, &[]).await).is_empty());
 
+    // Paging: ascending bytewise id order (a shorter id before its extensions), after the given
+    // id, at most `limit`, this application only.
+    let mut paged = Vec::new();
+    let mut after = Vec::new();
+    loop {
+        let page = ok("page", store.kt_records_after(app, &after, 256).await);
+        assert!(page.len() <= 256);
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected, "pages out of order or incomplete");
+    let from_middle = ok(
+        "page",
+        store.kt_records_after(app, &[0, 0, 2, 0x80], 3).await,
+    );
+    let page_ids: Vec<u32> = from_middle
+        .iter()
+        .map(|(id, _)| u32::from_be_bytes(id.as_slice().try_into().unwrap_or_default()))
+        .collect();
+    assert_eq!(page_ids, [0x281, 0x282, 0x283]);
+    assert!(ok("page", store.kt_records_after(other, &[], 10).await).is_empty());
+    assert!(ok("page", store.kt_records_after(app, &[0xff], 10).await).is_empty());
+
     // Replace one record and one version, in one write.
     ok(
         "rewrite",
         store
             .kt_write(
                 app,
+                Some(3),
                 &[(0u32.to_be_bytes().to_vec(), b"new".to_vec())],
                 &[value("alice", 2, 2, 7)],
             )
             .await,
     );
+    // Which epoch last wrote each record: epoch 3 took record 0 from epoch 1.
+    let changed = |after, upto, limit| store.kt_changed_ids(app, after, upto, limit);
+    let mut by_first = ok("changed", changed(0, 1, 1000).await);
+    by_first.sort();
+    assert_eq!(by_first, ids[1..700].to_vec());
+    assert_eq!(ok("changed", changed(1, 3, 1000).await), [ids[0].clone()]);
+    assert_eq!(ok("changed", changed(0, 3, 10).await).len(), 10);
+    assert!(ok("changed", changed(3, 9, 1000).await).is_empty());
+    assert!(ok("changed", store.kt_changed_ids(other, 0, 9, 1000).await).is_empty());
+    // A write outside an epoch is nobody's change.
+    ok(
+        "write without epoch",
+        store
+            .kt_write(app, None, &[(ids[1].clone(), b"loose".to_vec())], &[])
+            .await,
+    );
+    assert_eq!(ok("changed", changed(0, 9, 1000).await).len(), 699);
     assert_eq!(
         ok(
             "read",

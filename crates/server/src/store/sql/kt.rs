@@ -35,6 +35,45 @@ pub(crate) async fn records<'c>(
     Ok(found)
 }
 
+/// Up to `limit` records of `app_id` with ids after `after`, in id order (the primary key's).
+pub(crate) async fn records_after<'c>(
+    db: impl Executor<'c, Database = Db>,
+    app_id: &str,
+    after: &[u8],
+    limit: u32,
+) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    sqlx::query_as(
+        "SELECT id, data FROM kt_records WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(app_id)
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(backend)
+}
+
+/// Ids of records last written by epochs `after + 1 ..= upto`.
+pub(crate) async fn changed_ids<'c>(
+    db: impl Executor<'c, Database = Db>,
+    app_id: &str,
+    after: i64,
+    upto: i64,
+    limit: u32,
+) -> StoreResult<Vec<Vec<u8>>> {
+    sqlx::query_scalar(
+        "SELECT id FROM kt_records WHERE app_id = $1 AND written_epoch > $2 \
+         AND written_epoch <= $3 LIMIT $4",
+    )
+    .bind(app_id)
+    .bind(after)
+    .bind(upto)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await
+    .map_err(backend)
+}
+
 /// Every version of one label, oldest first.
 pub(crate) async fn values<'c>(
     db: impl Executor<'c, Database = Db>,
@@ -56,17 +95,23 @@ pub(crate) async fn values<'c>(
 pub(crate) async fn write(
     mut tx: sqlx::Transaction<'static, Db>,
     app_id: &str,
+    epoch: Option<i64>,
     records: &[(Vec<u8>, Vec<u8>)],
     values: &[KtValueRecord],
 ) -> StoreResult<()> {
     for chunk in records.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Db>::new("INSERT INTO kt_records (app_id, id, data) ");
+        let mut query =
+            QueryBuilder::<Db>::new("INSERT INTO kt_records (app_id, id, data, written_epoch) ");
         query.push_values(chunk, |mut row, (id, data)| {
             row.push_bind(app_id)
                 .push_bind(id.as_slice())
-                .push_bind(data.as_slice());
+                .push_bind(data.as_slice())
+                .push_bind(epoch);
         });
-        query.push(" ON CONFLICT (app_id, id) DO UPDATE SET data = excluded.data");
+        query.push(
+            " ON CONFLICT (app_id, id) DO UPDATE SET data = excluded.data, \
+             written_epoch = excluded.written_epoch",
+        );
         query.build().execute(&mut *tx).await.map_err(backend)?;
     }
     for chunk in values.chunks(CHUNK / 2) {

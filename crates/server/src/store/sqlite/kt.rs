@@ -17,6 +17,15 @@ impl KtStore for SqliteStore {
         sql::records(&self.reader, app_id, ids).await
     }
 
+    async fn kt_records_after(
+        &self,
+        app_id: &str,
+        after: &[u8],
+        limit: u32,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        sql::records_after(&self.reader, app_id, after, limit).await
+    }
+
     async fn kt_values(&self, app_id: &str, label: &[u8]) -> StoreResult<Vec<KtValueRecord>> {
         sql::values(&self.reader, app_id, label).await
     }
@@ -24,10 +33,21 @@ impl KtStore for SqliteStore {
     async fn kt_write(
         &self,
         app_id: &str,
+        epoch: Option<i64>,
         records: &[(Vec<u8>, Vec<u8>)],
         values: &[KtValueRecord],
     ) -> StoreResult<()> {
-        sql::write(self.begin().await?, app_id, records, values).await
+        sql::write(self.begin().await?, app_id, epoch, records, values).await
+    }
+
+    async fn kt_changed_ids(
+        &self,
+        app_id: &str,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Vec<u8>>> {
+        sql::changed_ids(&self.reader, app_id, after, upto, limit).await
     }
 
     async fn kt_put_root(&self, app_id: &str, epoch: i64, root_hash: &[u8]) -> StoreResult<()> {
