@@ -798,11 +798,17 @@ impl KtService {
         let handle = self.directory(app_id, false).await?;
         let (directory, _) = handle.for_request().await?;
         let vrf = handle.vrf_public;
-        let roots = self
+        let expected = (end - start + 1) as usize;
+        let mut roots = self
             .store
             .kt_roots(app_id, epoch_i64(start)?, epoch_i64(end)?)
             .await?;
-        let expected = (end - start + 1) as usize;
+        if roots.len() + 1 == expected && self.record_newest_root(&directory, app_id, end).await? {
+            roots = self
+                .store
+                .kt_roots(app_id, epoch_i64(start)?, epoch_i64(end)?)
+                .await?;
+        }
         if roots.len() != expected {
             return Err(ServiceError::KtNoSuchEpoch);
         }
@@ -818,6 +824,31 @@ impl KtService {
             heads,
             proof: sealkit_kt::encode_append_only_proof(&proof),
         })
+    }
+
+    /// Records the root of epoch `epoch` when it is the directory's newest and has none; whether
+    /// it was recorded.
+    ///
+    /// A publisher that dies between committing an epoch and recording its root (killed, or its
+    /// database connection lost) leaves the newest epoch without one. The next publisher round
+    /// records it before its own epoch, but only once some card changes; until then, clients
+    /// that saw the new head in a lookup could not audit up to it. The root is the database's
+    /// (akd computes it from the committed tree), so any process may record it, and the first
+    /// write wins.
+    async fn record_newest_root(
+        &self,
+        directory: &AppDirectory,
+        app_id: &str,
+        epoch: u64,
+    ) -> Result<bool, ServiceError> {
+        let akd::EpochHash(newest, root) = directory.get_epoch_hash().await.map_err(akd_error)?;
+        if newest != epoch {
+            return Ok(false);
+        }
+        self.store
+            .kt_put_root(app_id, epoch_i64(epoch)?, &root)
+            .await?;
+        Ok(true)
     }
 
     /// One publisher round: if this process leads, publishes every queued change as one epoch
@@ -1195,6 +1226,46 @@ mod tests {
         lookup("u1", 2, cards[1].clone()).await;
         assert_eq!(kt.vrf_memo_len(app_id).await, Some(4));
         assert_eq!(made().await, 4);
+    }
+
+    /// A publisher that died between an epoch and its root: an audit up to that epoch records
+    /// the root from the directory instead of failing until the next card change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_audit_records_the_root_a_dead_publisher_left_out() {
+        let (_dir, store, app_id) = sqlite_app("kt-root-gap").await;
+        let app_id = app_id.as_str();
+        let kt = KtService::new(store.clone(), KtKeys::from_seed(&[7; 32]));
+        let card = publish_card(store.as_ref(), app_id, "u0", 0, None).await;
+        assert_eq!(kt.publish_pending().await.expect("epoch 1").len(), 1);
+        // Epoch 2 committed the way `publish_pending` does, but the process stops before
+        // recording its root.
+        publish_card(store.as_ref(), app_id, "u0", 1, Some(&card)).await;
+        let handle = kt.directory(app_id, false).await.expect("directory");
+        let value = kt.current_commitment(app_id, "u0").await.expect("value");
+        let akd::EpochHash(epoch, root) = handle
+            .publisher
+            .publish(vec![(identity_label("u0"), akd::AkdValue(value))])
+            .await
+            .expect("epoch 2");
+        assert_eq!(epoch, 2);
+        assert_eq!(store.kt_roots(app_id, 2, 2).await.expect("roots"), []);
+
+        let audit = kt.audit(app_id, 1, 2).await.expect("audit across the gap");
+        let pinned = kt.keys().public_key();
+        let trusted = SignedHead::verified_from_wire(&audit.heads[0], &pinned, app_id)
+            .expect("head of epoch 1");
+        let newest = sealkit_kt::verify_append_only(&pinned, &trusted, &audit)
+            .await
+            .expect("the append-only proof verifies");
+        assert_eq!((newest.epoch, newest.root_hash), (2, root));
+        let recorded = store.kt_roots(app_id, 2, 2).await.expect("roots");
+        assert_eq!(recorded, [(2, root.to_vec())]);
+
+        // An epoch that is not the newest is not invented.
+        assert!(matches!(
+            kt.audit(app_id, 1, 3).await,
+            Err(ServiceError::KtNoSuchEpoch)
+        ));
     }
 
     /// A proof made for epoch E while E + 1 and E + 2 were published reads nodes that hold no
