@@ -163,11 +163,8 @@ fn setup(rt: &tokio::runtime::Runtime, args: &Args) -> Res<Env> {
                         .map(str::to_owned)
                         .ok_or_else(|| fail(format!("{REUSE_FILE}: no {name}")))
                 };
-                let seed_hex = field("kt_seed")?;
                 let mut kt_seed = [0u8; 32];
-                for (byte, pair) in kt_seed.iter_mut().zip(seed_hex.as_bytes().chunks(2)) {
-                    *byte = u8::from_str_radix(std::str::from_utf8(pair)?, 16)?;
-                }
+                hex::decode_to_slice(field("kt_seed")?, &mut kt_seed)?;
                 let store = rt.block_on(SqliteStore::open(&db))?;
                 let keys = rt.block_on(sealkit_server::service_keys(&store))?;
                 return Ok(Env {
@@ -521,13 +518,12 @@ fn main() -> Res<()> {
         (None, _, _) => return Err(fail("the initial directory published no epoch")),
     }
     if let (Some(dir), None) = (&args.data_dir, env.reused_seed) {
-        let seed_hex: String = seed_bytes.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(
             dir.join(REUSE_FILE),
             serde_json::json!({
                 "app_id": app_id,
                 "identities": env.identities,
-                "kt_seed": seed_hex,
+                "kt_seed": hex::encode(seed_bytes),
             })
             .to_string(),
         )?;

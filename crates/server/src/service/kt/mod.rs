@@ -803,7 +803,8 @@ impl KtService {
             .store
             .kt_roots(app_id, epoch_i64(start)?, epoch_i64(end)?)
             .await?;
-        if roots.len() + 1 == expected && self.record_newest_root(&directory, app_id, end).await? {
+        if roots.len() + 1 == expected && self.record_newest_root(&directory, app_id).await? == end
+        {
             roots = self
                 .store
                 .kt_roots(app_id, epoch_i64(start)?, epoch_i64(end)?)
@@ -826,29 +827,25 @@ impl KtService {
         })
     }
 
-    /// Records the root of epoch `epoch` when it is the directory's newest and has none; whether
-    /// it was recorded.
+    /// Records the root of the directory's newest epoch (a no-op when it is recorded already:
+    /// the first write wins); the newest epoch.
     ///
     /// A publisher that dies between committing an epoch and recording its root (killed, or its
     /// database connection lost) leaves the newest epoch without one. The next publisher round
     /// records it before its own epoch, but only once some card changes; until then, clients
-    /// that saw the new head in a lookup could not audit up to it. The root is the database's
-    /// (akd computes it from the committed tree), so any process may record it, and the first
-    /// write wins.
+    /// that saw the new head in a lookup could not audit up to it, so an audit records it too.
+    /// The root is the database's (akd computes it from the committed tree), so any process may
+    /// record it.
     async fn record_newest_root(
         &self,
         directory: &AppDirectory,
         app_id: &str,
-        epoch: u64,
-    ) -> Result<bool, ServiceError> {
+    ) -> Result<u64, ServiceError> {
         let akd::EpochHash(newest, root) = directory.get_epoch_hash().await.map_err(akd_error)?;
-        if newest != epoch {
-            return Ok(false);
-        }
         self.store
-            .kt_put_root(app_id, epoch_i64(epoch)?, &root)
+            .kt_put_root(app_id, epoch_i64(newest)?, &root)
             .await?;
-        Ok(true)
+        Ok(newest)
     }
 
     /// One publisher round: if this process leads, publishes every queued change as one epoch
@@ -868,11 +865,7 @@ impl KtService {
             let directory = self.directory(&app_id, true).await?.publisher;
             // A crash between an epoch and its root leaves the root unwritten: write it now,
             // before the next epoch. Epoch 0 (the empty directory) is recorded the same way.
-            let akd::EpochHash(epoch, root) =
-                directory.get_epoch_hash().await.map_err(akd_error)?;
-            self.store
-                .kt_put_root(&app_id, epoch_i64(epoch)?, &root)
-                .await?;
+            self.record_newest_root(&directory, &app_id).await?;
             let mut updates = Vec::with_capacity(items.len());
             for item in &items {
                 let value = self.current_commitment(&app_id, &item.identity).await?;

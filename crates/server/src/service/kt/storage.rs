@@ -102,23 +102,19 @@ impl NodeCache {
 
     /// The database is at `epoch` (or later): forget everything older.
     fn observe_epoch(&self, epoch: u64) {
-        let mut state = self.state();
-        if state.epoch.is_none_or(|seen| epoch > seen) {
-            state.epoch = Some(epoch);
-            state.generation += 1;
-            state.nodes.clear();
-        }
+        self.advance(epoch, None);
     }
 
-    /// The database moved from epoch `from` to `epoch`, and `changed` names every record the
-    /// epochs in between wrote (`None`: they are not known). When the cache is at `from`, it
-    /// keeps every other node (they are the same at `epoch`); otherwise, or without the list,
-    /// it forgets everything. Either way reads begun before are fenced.
-    fn advance(&self, from: u64, epoch: u64, changed: Option<&[Vec<u8>]>) {
+    /// The database moved to `epoch`; `changes`, when known, are `(from, changed)`: `changed`
+    /// names every record the epochs after `from` up to `epoch` wrote. When the cache is at
+    /// `from`, it keeps every other node (they are the same at `epoch`); otherwise, or without
+    /// the list, it forgets everything. Either way reads begun before are fenced. Nothing
+    /// changes when the cache is already at `epoch` or later.
+    fn advance(&self, epoch: u64, changes: Option<(u64, &[Vec<u8>])>) {
         let mut state = self.state();
-        match (state.epoch, changed) {
+        match (state.epoch, changes) {
             (Some(seen), _) if seen >= epoch => return,
-            (Some(seen), Some(changed)) if seen == from => {
+            (Some(seen), Some((from, changed))) if seen == from => {
                 for id in changed {
                     state.nodes.remove(id);
                 }
@@ -604,7 +600,8 @@ impl KtDatabase {
         ));
         let complete =
             changed.filter(|ids| ids.len() < MAX_CHANGES_FOLLOWED as usize && ids.contains(&root));
-        self.cache.advance(seen, epoch, complete.as_deref());
+        self.cache
+            .advance(epoch, complete.as_deref().map(|changed| (seen, changed)));
     }
 }
 
@@ -934,7 +931,7 @@ mod tests {
         let kept = node(1, 2);
         let changed = node(2, 3);
         cache.insert_read(generation, &[kept.clone(), changed.clone()]);
-        cache.advance(3, 5, Some(&[changed.get_full_binary_id()]));
+        cache.advance(5, Some((3, &[changed.get_full_binary_id()])));
         assert_eq!(cache.epoch(), Some(5));
         assert_eq!(cache.get(&kept.get_full_binary_id()), Some(kept.clone()));
         assert!(cache.get(&changed.get_full_binary_id()).is_none());
@@ -942,15 +939,15 @@ mod tests {
         cache.insert_read(generation, std::slice::from_ref(&changed));
         assert!(cache.get(&changed.get_full_binary_id()).is_none());
         // Moving to an older or the same epoch changes nothing.
-        cache.advance(3, 4, None);
-        cache.advance(5, 5, None);
+        cache.advance(4, None);
+        cache.advance(5, None);
         assert_eq!((cache.epoch(), cache.len()), (Some(5), 1));
         // A list of changes from another epoch than the cache's, or none: everything goes.
-        cache.advance(4, 6, Some(&[]));
+        cache.advance(6, Some((4, &[])));
         assert_eq!((cache.epoch(), cache.len()), (Some(6), 0));
         let generation = cache.generation();
         cache.insert_read(generation, std::slice::from_ref(&kept));
-        cache.advance(6, 7, None);
+        cache.advance(7, None);
         assert_eq!((cache.epoch(), cache.len()), (Some(7), 0));
     }
 
